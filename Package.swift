@@ -1,0 +1,25 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The module graph mirrors the layers of DESIGN.md:
+//   CSodium → Sodium → Noise ─┐
+//                             ├→ Swarm (sans-I/O) → SwarmNIO (the one module that owns sockets)
+//   CSQLite → Books ──────────┴→ Replication → Vault/Messenger → bookswarm
+let package = Package(
+    name: "Bookswarm",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Sodium", targets: ["Sodium"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Sodium", dependencies: ["CSodium"]),
+        .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
