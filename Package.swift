@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Sodium", targets: ["Sodium"]),
+        .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -19,6 +20,9 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
+        .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
+
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,28 @@
+/// One UDP datagram and the endpoint it came from or goes to.
+public struct Datagram: Sendable, Equatable {
+    public var remote: Endpoint
+    public var payload: [UInt8]
+
+    public init(remote: Endpoint, payload: [UInt8]) {
+        self.remote = remote
+        self.payload = payload
+    }
+}
+
+/// The seam between protocol logic and sockets, in the manner of wireguard-go's `conn.Bind`:
+/// the UDP implementation lives in SwarmNIO (the one module that owns sockets), an in-memory
+/// implementation lives beside the tests, and the same scenarios run over both.
+public protocol DatagramTransport: Sendable {
+    /// Where this transport receives unicast datagrams.
+    var localEndpoint: Endpoint { get }
+
+    /// Queues datagrams for sending. Never blocks and never throws: a datagram that cannot be
+    /// sent is dropped and counted, as UDP would lose it anyway.
+    func send(_ datagrams: [Datagram])
+
+    /// Incoming datagrams, in the batches the socket delivers them. Exactly one consumer.
+    var incoming: AsyncStream<[Datagram]> { get }
+
+    /// Stops receiving and sending; `incoming` finishes.
+    func close() async
+}
