@@ -21,9 +21,11 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )

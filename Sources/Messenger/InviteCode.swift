@@ -1,0 +1,126 @@
+import Foundation
+import Sodium
+import Swarm
+
+/// A task's random 128-bit id.
+public struct TaskID: Hashable, Sendable, CustomStringConvertible {
+    public static let length = 16
+    public let bytes: [UInt8]
+
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == TaskID.length else { return nil }
+        self.bytes = bytes
+    }
+
+    public static func random() -> TaskID { TaskID(bytes: SecureRandom.bytes(length))! }
+
+    /// 32 lower-case hex digits.
+    public var hex: String { bytes.hexString }
+    public var description: String { hex }
+
+    public init?(hex: String) {
+        guard let bytes = [UInt8](hex: hex) else { return nil }
+        self.init(bytes: bytes)
+    }
+}
+
+/// The invite code of a task: the creator's peer id and the task id (DESIGN decision 3).
+///
+/// Anyone in a task shares the same code: it names the task's creator, whom a newcomer
+/// dials first, and the topic that every member announces. Text form (PROTOCOL.md §10):
+/// `bsw1-` followed by Crockford base32 of `version ‖ creator ‖ task ‖ checksum`, grouped by
+/// dashes. The 4-byte keyed-BLAKE2b checksum turns any typo into an error, never a silent
+/// join of another task.
+public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
+    public let creator: PeerID
+    public let task: TaskID
+
+    /// Text prefix: the project and the format version a person can see.
+    static let prefix = "bsw1-"
+    static let formatVersion: UInt8 = 1
+    static let checksumLength = 4
+    static let checksumKey = Array("bookswarm/invite/checksum/v1....".utf8)  // 32 bytes
+    static let topicDomain = Array("bookswarm/topic/v1".utf8)
+    static let groupSize = 6
+    static let payloadLength = 1 + 32 + TaskID.length
+
+    public init(creator: PeerID, task: TaskID) {
+        self.creator = creator
+        self.task = task
+    }
+
+    /// The task's topic: BLAKE2b-256 keyed with the task id (the secret part) over the domain
+    /// tag and the creator's id. Never sent anywhere; beacons and capabilities derive from it.
+    public var topic: Topic {
+        var data = InviteCode.topicDomain
+        data += creator.bytes
+        return Topic(bytes: BLAKE2b.hash(data, outputLength: 32, key: task.bytes))!
+    }
+
+    var payload: [UInt8] { [InviteCode.formatVersion] + creator.bytes + task.bytes }
+
+    static func checksum(_ payload: [UInt8]) -> [UInt8] {
+        BLAKE2b.hash(payload, outputLength: 16, key: checksumKey).prefix(checksumLength).map { $0 }
+    }
+
+    public var text: String {
+        let body = Base32.encode(payload + InviteCode.checksum(payload))
+        var groups: [Substring] = []
+        var rest = Substring(body)
+        while !rest.isEmpty {
+            groups.append(rest.prefix(InviteCode.groupSize))
+            rest = rest.dropFirst(InviteCode.groupSize)
+        }
+        return InviteCode.prefix + groups.joined(separator: "-")
+    }
+
+    public var description: String { text }
+
+    /// Why a pasted code was refused. Each case reads as a one-line message.
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case missingPrefix
+        case invalidCharacter(Character)
+        case wrongLength(Int)
+        case checksumMismatch
+        case unsupportedVersion(UInt8)
+        case invalidCreator
+
+        public var description: String {
+            switch self {
+            case .missingPrefix: return "not a Bookswarm invite code: it should start with \"bsw1-\""
+            case let .invalidCharacter(c): return "invite code contains \"\(c)\", which no invite code has: check for a typo"
+            case let .wrongLength(n): return "invite code has \(n) bytes instead of \(InviteCode.payloadLength + InviteCode.checksumLength): part of it is missing or repeated"
+            case .checksumMismatch: return "invite code checksum does not match: a character was mistyped"
+            case let .unsupportedVersion(v): return "invite code version \(v) is newer than this program understands"
+            case .invalidCreator: return "invite code names an invalid peer id"
+            }
+        }
+    }
+
+    public init(parsing raw: String) throws(ParseError) {
+        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.lowercased().hasPrefix(InviteCode.prefix) else { throw .missingPrefix }
+        let body = trimmed.dropFirst(InviteCode.prefix.count)
+        let bytes: [UInt8]
+        do {
+            bytes = try Base32.decode(body, strictPadding: false)
+        } catch let Base32.DecodeError.invalidCharacter(c) {
+            throw .invalidCharacter(c)
+        } catch {
+            throw .checksumMismatch
+        }
+        guard bytes.count == InviteCode.payloadLength + InviteCode.checksumLength else { throw .wrongLength(bytes.count) }
+        // Right length but stray bits after the last byte: the last symbol was mistyped.
+        guard (try? Base32.decode(body)) != nil else { throw .checksumMismatch }
+        let payload = Array(bytes.prefix(InviteCode.payloadLength))
+        guard constantTimeEquals(InviteCode.checksum(payload), Array(bytes.suffix(InviteCode.checksumLength))) else {
+            throw .checksumMismatch
+        }
+        guard payload[0] == InviteCode.formatVersion else { throw .unsupportedVersion(payload[0]) }
+        guard let creator = try? PeerID(bytes: Array(payload[1..<33])), (try? creator.publicKey.x25519()) != nil else {
+            throw .invalidCreator
+        }
+        self.creator = creator
+        task = TaskID(bytes: Array(payload[33...]))!
+    }
+}

@@ -1,0 +1,76 @@
+import Testing
+import Sodium
+import Swarm
+@testable import Messenger
+
+@Suite struct InviteCodeTests {
+    let creator = PeerID(Ed25519.KeyPair.generate().publicKey)
+
+    @Test func roundTrip() throws {
+        let code = InviteCode(creator: creator, task: .random())
+        #expect(code.text.hasPrefix("bsw1-"))
+        #expect(try InviteCode(parsing: code.text) == code)
+        #expect(try InviteCode(parsing: "  \(code.text)\n") == code)
+    }
+
+    @Test func forgivesCaseSeparatorsAndLookalikes() throws {
+        let code = InviteCode(creator: creator, task: .random())
+        let body = code.text.dropFirst(5)
+        #expect(try InviteCode(parsing: "BSW1-" + body.uppercased()) == code)
+        #expect(try InviteCode(parsing: "bsw1-" + body.replacingOccurrences(of: "-", with: " ")) == code)
+        #expect(try InviteCode(parsing: "bsw1-" + body.replacingOccurrences(of: "-", with: "")) == code)
+        #expect(try InviteCode(parsing: "bsw1-" + body.replacingOccurrences(of: "0", with: "O").replacingOccurrences(of: "1", with: "l")) == code)
+    }
+
+    @Test func everySingleSubstitutionIsCaught() {
+        let code = InviteCode(creator: creator, task: .random())
+        let chars = Array(code.text)
+        var checked = 0
+        for i in 5..<chars.count where chars[i] != "-" {
+            for replacement in "0123456789abcdefghjkmnpqrstvwxyz" where replacement != chars[i] {
+                var mutated = chars
+                mutated[i] = replacement
+                let result = Result { try InviteCode(parsing: String(mutated)) }
+                // A substitution in the final symbol's padding bits may decode to the same
+                // bytes only if it is an alias; every other change must be refused.
+                if case let .success(parsed) = result { #expect(parsed != code) ; Issue.record("accepted a typo at \(i)") }
+                checked += 1
+            }
+        }
+        #expect(checked > 2000)
+    }
+
+    @Test func clearErrors() {
+        #expect(throws: InviteCode.ParseError.missingPrefix) { try InviteCode(parsing: "hello") }
+        #expect(throws: InviteCode.ParseError.invalidCharacter("u")) { try InviteCode(parsing: "bsw1-abcu") }
+        let text = InviteCode(creator: creator, task: .random()).text
+        do {
+            _ = try InviteCode(parsing: String(text.dropLast(11)))
+            Issue.record("a truncated code was accepted")
+        } catch {
+            guard case .wrongLength = error else { Issue.record("expected wrongLength, got \(error)"); return }
+        }
+        #expect(throws: InviteCode.ParseError.self) { try InviteCode(parsing: text + "aa") }
+        for error in [InviteCode.ParseError.checksumMismatch, .missingPrefix, .wrongLength(3), .unsupportedVersion(9), .invalidCreator] {
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test func topicIsStableAndSeparatesTasksAndCreators() {
+        let task = TaskID.random()
+        let a = InviteCode(creator: creator, task: task)
+        #expect(a.topic == InviteCode(creator: creator, task: task).topic)
+        #expect(a.topic != InviteCode(creator: creator, task: .random()).topic)
+        #expect(a.topic != InviteCode(creator: PeerID(Ed25519.KeyPair.generate().publicKey), task: task).topic)
+        // The topic is not the task id or the creator in disguise.
+        #expect(a.topic.bytes != creator.bytes)
+    }
+
+    @Test func base32KnownAnswers() throws {
+        #expect(Base32.encode([]) == "")
+        #expect(Base32.encode([0xff]) == "zw")
+        #expect(Base32.encode(Array("hello".utf8)) == "d1jprv3f")
+        #expect(try Base32.decode("d1jprv3f") == Array("hello".utf8))
+        #expect(throws: Base32.DecodeError.nonZeroPadding) { try Base32.decode("zz") }
+    }
+}
