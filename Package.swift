@@ -22,9 +22,11 @@ let package = Package(
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
+        .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Where a peer keeps its identity, its book store and its lock.
+///
+/// Resolution order: an explicit path (`--dir`), `BOOKSWARM_DIR`, `$XDG_DATA_HOME/bookswarm`,
+/// `~/.local/share/bookswarm` (the XDG base directory default).
+public struct VaultDirectory: Sendable, Hashable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = (path as NSString).standardizingPath
+    }
+
+    public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> VaultDirectory {
+        if let explicit, !explicit.isEmpty { return VaultDirectory(path: explicit) }
+        if let dir = environment["BOOKSWARM_DIR"], !dir.isEmpty { return VaultDirectory(path: dir) }
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return VaultDirectory(path: xdg + "/bookswarm") }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return VaultDirectory(path: home + "/.local/share/bookswarm")
+    }
+
+    public var identityFile: String { path + "/identity.key" }
+    public var lockFile: String { path + "/lock" }
+    public var storeDirectory: String { path + "/store" }
+    public var controlSocket: String { path + "/control.sock" }
+
+    /// Creates the directory (mode 0700) if needed and checks that this process can use it.
+    public func prepare() throws(VaultError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw VaultError(.directoryUnusable, "\(path) is not a directory")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw VaultError(.directoryUnusable, "cannot create \(path): \(Self.reason(errno))")
+            }
+        }
+        guard access(path, R_OK | W_OK | X_OK) == 0 else {
+            throw VaultError(.directoryUnusable, "cannot use \(path): \(Self.reason(errno))")
+        }
+    }
+
+    static func reason(_ code: Int32) -> String { String(cString: strerror(code)) }
+}

@@ -1,0 +1,24 @@
+/// The one error type of the Vault module. Every case reads as a one-line message for a
+/// person, naming the file or directory concerned.
+public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        case directoryUnusable
+        case identityUnreadable
+        case identityCorrupt
+        case identityTooOpen
+        case locked
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
