@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .library(name: "Noise", targets: ["Noise"]),
+        .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
     ],
     dependencies: [
@@ -25,6 +26,7 @@ let package = Package(
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
         .target(name: "Noise", dependencies: ["Sodium"]),
+        .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
