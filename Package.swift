@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
+        .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -23,10 +24,16 @@ let package = Package(
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
+        .target(name: "SwarmNIO", dependencies: [
+            "Swarm",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
