@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
+        .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -29,6 +30,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
