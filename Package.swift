@@ -12,8 +12,10 @@ let package = Package(
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .library(name: "Noise", targets: ["Noise"]),
+        .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
         .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
+        .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -27,13 +29,20 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
+        .target(name: "SwarmNIO", dependencies: [
+            "Swarm",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "SwarmNIO", "Noise"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
