@@ -23,6 +23,13 @@ func LLVMFuzzerRunDriver(
     _ userCallback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
 
+// libFuzzer's own main (linked in, though unused) refers to this symbol.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    NoiseReaders.fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
 var argc = CommandLine.argc
 var argv = CommandLine.unsafeArgv
 exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
