@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
+        .library(name: "Noise", targets: ["Noise"]),
+        .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -21,11 +23,14 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
+        .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
