@@ -22,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
-        .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Swarm", dependencies: ["Sodium", "Noise", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )
