@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .library(name: "Noise", targets: ["Noise"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
+        .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
+        .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,12 +30,18 @@ let package = Package(
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
+        .target(name: "SwarmNIO", dependencies: [
+            "Swarm",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
-        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,79 @@
+// discovery-probe: one LAN discovery participant as its own process, for the multi-process
+// and namespace tests (and for looking at a LAN by hand).
+//
+//   discovery-probe --interface lo|NAME|A.B.C.D --port P --topic HEX64 [--seconds S]
+//                   [--session-port N] [--lookup-only | --announce-only]
+//
+// Prints `peer <hex>` first, `flushed` when the first lookup round is over, then
+// `sighting <peer hex> <endpoint>` once per peer and endpoint, and `counters …` on exit.
+// Runs for S seconds (default 5, at most 120) and exits by itself.
+import Foundation
+import Sodium
+import Swarm
+import SwarmNIO
+
+/// One line on stdout, unbuffered, so a test reading the pipe sees it at once.
+func say(_ line: String) {
+    FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("discovery-probe: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}
+
+var options: [String: String] = [:]
+var flags: Set<String> = []
+var args = CommandLine.arguments.dropFirst()
+while let arg = args.popFirst() {
+    switch arg {
+    case "--lookup-only", "--announce-only": flags.insert(arg)
+    case "--interface", "--port", "--topic", "--seconds", "--session-port":
+        guard let value = args.popFirst() else { fail("\(arg) needs a value") }
+        options[arg] = value
+    default: fail("unknown argument \(arg)")
+    }
+}
+guard let interfaceText = options["--interface"] else { fail("--interface is required (never a default)") }
+guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port is required") }
+guard let topicHex = options["--topic"], let topic = Topic(bytes: [UInt8](hex: topicHex) ?? []) else {
+    fail("--topic must be 64 hex digits")
+}
+let seconds = min(120, Double(options["--seconds"] ?? "5") ?? 5)
+let sessionPort = options["--session-port"].flatMap(UInt16.init) ?? UInt16.random(in: 40_000...49_999)
+let interface: InterfaceSpec
+if interfaceText == "lo" {
+    interface = .loopback
+} else if let endpoint = Endpoint(interfaceText, defaultPort: 0) {
+    interface = .address(endpoint.address)
+} else {
+    interface = .named(interfaceText)
+}
+
+let identity = Ed25519.KeyPair.generate()
+let peer = PeerID(identity.publicKey)
+say("peer \(peer)")
+
+do {
+    let discovery = try await LANDiscovery.start(
+        peer: peer, sessionPort: sessionPort, configuration: .init(interfaces: [interface], port: port))
+    let reader = Task {
+        var seen = Set<String>()
+        for await sighting in discovery.sightings {
+            let line = "sighting \(sighting.peer) \(sighting.endpoint)"
+            if seen.insert(line).inserted {
+                say(line)
+            }
+        }
+    }
+    await discovery.join(topic, announce: !flags.contains("--lookup-only"), lookup: !flags.contains("--announce-only"))
+    await discovery.flushed(topic)
+    say("flushed")
+    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+    let c = await discovery.counters
+    await discovery.close()
+    await reader.value
+    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors)")
+} catch {
+    fail("\(error)")
+}

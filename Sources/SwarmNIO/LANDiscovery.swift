@@ -1,0 +1,237 @@
+import NIOCore
+import NIOPosix
+import Swarm
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// LAN discovery on real sockets: drives a `LANDiscoveryMachine` (PROTOCOL.md §6).
+///
+/// Sockets, all on one event loop so the machine needs no lock:
+/// * per interface, a multicast socket bound to the group and the shared discovery port with
+///   `SO_REUSEADDR` (several processes on one host each get every datagram), a membership on
+///   that interface's address, `IP_MULTICAST_IF` to it, TTL 0 on loopback and 1 elsewhere,
+///   and `IP_MULTICAST_ALL` off so it hears only the memberships it made itself. Options are
+///   set directly: NIO's `joinGroup` refuses `lo`, which lacks the MULTICAST flag
+///   (MACHINE.md);
+/// * one unicast socket of our own for answers (the port our queries advertise), since
+///   unicast to a shared port would be split between its sockets.
+///
+/// `start` opens the sockets and begins; `close` stops all traffic and finishes `sightings`.
+public final class LANDiscovery: DiscoverySource {
+    public struct Configuration: Sendable {
+        /// Where to run: explicit, never a default (see `InterfaceSpec`).
+        public var interfaces: [InterfaceSpec]
+        /// The shared discovery port: the project's (`DiscoveryGroup.port`) in real use, a
+        /// test's own one in tests so they never meet a real run.
+        public var port: UInt16
+        /// The IPv4 group; the project's unless a test isolates itself further.
+        public var group: Endpoint.Address
+        public var machine: LANDiscoveryMachine.Configuration
+        /// Sightings buffered for a slow consumer; beyond it the oldest are dropped (a peer
+        /// that matters announces again).
+        public var sightingBuffer: Int = 1024
+
+        public init(interfaces: [InterfaceSpec], port: UInt16 = DiscoveryGroup.port,
+                    group: Endpoint.Address = DiscoveryGroup.ipv4.address,
+                    machine: LANDiscoveryMachine.Configuration = .init()) {
+            self.interfaces = interfaces
+            self.port = port
+            self.group = group
+            self.machine = machine
+        }
+    }
+
+    /// The machine's counters plus what the sockets refused.
+    public struct Counters: Sendable, Equatable {
+        public var machine: LANDiscoveryMachine.Counters
+        public var sendErrors: Int
+        public var sightingsDropped: Int
+    }
+
+    public let sightings: AsyncStream<PeerSighting>
+    /// Where answers to our queries arrive.
+    public let replyEndpoint: Endpoint
+    public let peer: PeerID
+    private let core: Core
+
+    /// Opens the sockets on every interface of `configuration` and starts discovery for
+    /// `peer`, whose sessions listen on `sessionPort`.
+    public static func start(
+        peer: PeerID, sessionPort: UInt16, configuration: Configuration,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> LANDiscovery {
+        guard !configuration.interfaces.isEmpty else {
+            throw SwarmNIOError(.invalidAddress, "LAN discovery needs at least one interface")
+        }
+        guard case let .v4(g0, _, _, _) = configuration.group, (224...239).contains(g0) else {
+            throw SwarmNIOError(.invalidAddress, "discovery group must be an IPv4 multicast address")
+        }
+        let interfaces = try configuration.interfaces.map { try $0.resolve() }
+        let loop = group.next()
+        let (stream, continuation) = AsyncStream<PeerSighting>.makeStream(
+            bufferingPolicy: .bufferingNewest(configuration.sightingBuffer))
+        let core = Core(loop: loop, continuation: continuation)
+
+        // The unicast socket listens where peers can reach us: the interface's own address
+        // when there is one interface, every address otherwise.
+        let unicastBind: Endpoint = interfaces.count == 1
+            ? Endpoint(addressBytes: interfaces[0].ipv4, port: 0)!
+            : .v4(0, 0, 0, 0, port: 0)
+        var channels: [Channel] = []
+        do {
+            let unicast = try await DatagramBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .unicast))
+                    }
+                }
+                .bind(to: unicastBind.socketAddress).get()
+            channels.append(unicast)
+            var multicast: [Channel] = []
+            for interface in interfaces {
+                let channel = try await openMulticast(
+                    on: interface, group: configuration.group, port: configuration.port, core: core, loop: loop)
+                channels.append(channel)
+                multicast.append(channel)
+            }
+            guard let reply = unicast.localAddress.flatMap(Endpoint.init) else {
+                throw SwarmNIOError(.socketSetupFailed, "unicast socket has no local address")
+            }
+            let machine = LANDiscoveryMachine(peer: peer, sessionPort: sessionPort, replyPort: reply.port,
+                                              configuration: configuration.machine)
+            let groupEndpoint = Endpoint(address: configuration.group, port: configuration.port)
+            let multicastChannels = multicast
+            try await loop.submit {
+                core.attach(machine: machine, unicast: unicast, multicast: multicastChannels, group: groupEndpoint.socketAddress)
+            }.get()
+            return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
+        } catch {
+            for channel in channels { try? await channel.close() }
+            continuation.finish()
+            if let error = error as? SwarmNIOError { throw error }
+            throw SwarmNIOError(.socketSetupFailed, "LAN discovery on \(configuration.interfaces): \(error)")
+        }
+    }
+
+    private init(sightings: AsyncStream<PeerSighting>, replyEndpoint: Endpoint, peer: PeerID, core: Core) {
+        self.sightings = sightings
+        self.replyEndpoint = replyEndpoint
+        self.peer = peer
+        self.core = core
+    }
+
+    public func join(_ topic: Topic, announce: Bool, lookup: Bool) async {
+        let core = self.core
+        try? await core.loop.submit { core.join(topic, announce: announce, lookup: lookup) }.get()
+    }
+
+    public func leave(_ topic: Topic) async {
+        let core = self.core
+        try? await core.loop.submit { core.leave(topic) }.get()
+    }
+
+    public func flushed(_ topic: Topic) async {
+        let core = self.core
+        let future = try? await core.loop.submit { core.flushedFuture(topic) }.get()
+        try? await future?.get()
+    }
+
+    public func close() async {
+        let core = self.core
+        let channels = (try? await core.loop.submit { core.shutdown() }.get()) ?? []
+        for channel in channels { try? await channel.close() }
+    }
+
+    public var counters: Counters {
+        get async {
+            let core = self.core
+            return (try? await core.loop.submit { core.counters }.get())
+                ?? Counters(machine: .init(), sendErrors: 0, sightingsDropped: 0)
+        }
+    }
+
+    // MARK: - Sockets
+
+    private static func openMulticast(
+        on interface: InterfaceSpec.Resolved, group: Endpoint.Address, port: UInt16, core: Core, loop: EventLoop
+    ) async throws -> Channel {
+        let groupBytes = Endpoint(address: group, port: 0).addressBytes
+        let channel = try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .multicast))
+                }
+            }
+            // Bound to the group address, the socket only hears datagrams sent to the group.
+            .bind(to: Endpoint(address: group, port: port).socketAddress).get()
+        do {
+            guard let options = channel as? SocketOptionProvider else {
+                throw SwarmNIOError(.socketSetupFailed, "channel offers no socket options")
+            }
+            try await MulticastOptions.apply(to: options, group: groupBytes, interface: interface)
+        } catch {
+            try? await channel.close()
+            throw SwarmNIOError(.socketSetupFailed, "multicast on \(interface.name): \(error)")
+        }
+        return channel
+    }
+
+    /// Reads datagrams on one of the sockets and hands them to the core, on the loop.
+    final class ReceiveHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let core: Core
+        let socket: LANDiscoveryMachine.Socket
+
+        init(core: Core, socket: LANDiscoveryMachine.Socket) {
+            self.core = core
+            self.socket = socket
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let source = Endpoint(envelope.remoteAddress) else { return }
+            var buffer = envelope.data
+            // Anything longer than the largest valid datagram is garbage; read one byte more
+            // so the decoder still sees it as malformed.
+            let payload = buffer.readBytes(length: min(buffer.readableBytes, DiscoveryMessage.maxLength + 1)) ?? []
+            core.receive(payload, from: source, on: socket)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            core.countSendError()
+        }
+    }
+}
+
+/// Socket options NIO offers no safe wrapper for. Per NIO's own guidance, the unsafe
+/// setters are called from non-public, non-inlinable code.
+enum MulticastOptions {
+    /// Linux `IP_MULTICAST_ALL` (linux/in.h): 0 makes a socket hear only its own memberships.
+    static let ipMulticastAll: Int32 = 49
+
+    static func apply(to options: SocketOptionProvider, group: [UInt8], interface: InterfaceSpec.Resolved) async throws {
+        var membership = ip_mreq()
+        withUnsafeMutableBytes(of: &membership.imr_multiaddr) { raw in for i in 0..<4 { raw[i] = group[i] } }
+        withUnsafeMutableBytes(of: &membership.imr_interface) { raw in for i in 0..<4 { raw[i] = interface.ipv4[i] } }
+        var outgoing = in_addr()
+        withUnsafeMutableBytes(of: &outgoing) { raw in for i in 0..<4 { raw[i] = interface.ipv4[i] } }
+
+        #if os(Linux)
+        try await options.unsafeSetSocketOption(
+            level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(ipMulticastAll), value: CInt(0)).get()
+        #endif
+        try await options.unsafeSetSocketOption(
+            level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(IP_ADD_MEMBERSHIP), value: membership).get()
+        try await options.setIPMulticastIF(outgoing).get()
+        // TTL 0 keeps loopback datagrams on the host; TTL 1 keeps the rest on the link.
+        try await options.setIPMulticastTTL(interface.isLoopback ? 0 : 1).get()
+        // Loop stays on: other processes on this host are peers too. Our own datagrams come
+        // back and are filtered by peer id (IP_MULTICAST_LOOP=0 has no effect on lo anyway).
+        try await options.setIPMulticastLoop(1).get()
+    }
+}

@@ -1,0 +1,124 @@
+import NIOCore
+import NIOPosix
+import Swarm
+import Synchronization
+
+/// The floor that the swarm's throughput is compared against: two plain SwiftNIO UDP sockets
+/// on loopback, one blasting fixed-size datagrams at the other, with the same socket options
+/// as `UDPTransport` and nothing else — no crypto, no copies into arrays, no async streams.
+public enum RawUDPFloor {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var datagramsSent: Int
+        public var datagramsReceived: Int
+        public var seconds: Double
+        public var datagramSize: Int
+
+        public var datagramsPerSecond: Double { Double(datagramsReceived) / seconds }
+        public var bytesPerSecond: Double { datagramsPerSecond * Double(datagramSize) }
+        public var description: String {
+            "\(Int(datagramsPerSecond)) datagrams/s (\(Int(bytesPerSecond / 1e6)) MB/s), \(datagramsReceived)/\(datagramsSent) received in \(seconds) s"
+        }
+    }
+
+    /// Sends `datagramSize`-byte datagrams from one loopback socket to another for `duration`
+    /// (bounded: the loop stops itself), and counts what arrives during that window.
+    /// `address` is the loopback address to use (127.0.0.1 or ::1).
+    public static func measure(
+        datagramSize: Int = 1200,
+        duration: Duration = .seconds(1),
+        address: Endpoint = .v4(127, 0, 0, 1, port: 0),
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> Result {
+        precondition(datagramSize > 0 && datagramSize <= 65_000, "datagram size")
+        let configuration = UDPTransport.Configuration()
+        let counter = CountingHandler()
+        func bootstrap() -> DatagramBootstrap {
+            DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
+                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
+                .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
+                    capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
+        }
+        let receiver = try await bootstrap()
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(counter) }
+            }
+            .bind(to: address.socketAddress).get()
+        let sender: Channel
+        do {
+            sender = try await bootstrap().bind(to: address.socketAddress).get()
+        } catch {
+            try? await receiver.close()
+            throw error
+        }
+        guard let target = receiver.localAddress else {
+            try? await receiver.close(); try? await sender.close()
+            throw SwarmNIOError(.invalidAddress, "receiver has no local address")
+        }
+
+        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        let blaster = Blaster(channel: sender, target: target, size: datagramSize,
+                              stopAt: .now() + .nanoseconds(nanoseconds))
+        let start = NIODeadline.now()
+        let sent = try await blaster.run()
+        // Let datagrams already in the receiver's buffer drain before the count is read.
+        try await Task.sleep(for: .milliseconds(50))
+        let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        let result = Result(datagramsSent: sent, datagramsReceived: counter.received.load(ordering: .relaxed),
+                            seconds: elapsed, datagramSize: datagramSize)
+        try? await sender.close()
+        try? await receiver.close()
+        return result
+    }
+
+    final class CountingHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let received = Atomic<Int>(0)
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Writes batches of datagrams, each batch after the previous one's flush completed, so
+    /// the socket is always busy but NIO's queue stays short; stops at `stopAt`.
+    final class Blaster: Sendable {
+        let channel: Channel
+        let target: SocketAddress
+        let size: Int
+        let stopAt: NIODeadline
+        static let batch = 64
+
+        init(channel: Channel, target: SocketAddress, size: Int, stopAt: NIODeadline) {
+            self.channel = channel
+            self.target = target
+            self.size = size
+            self.stopAt = stopAt
+        }
+
+        func run() async throws -> Int {
+            let done = channel.eventLoop.makePromise(of: Int.self)
+            let payload = channel.allocator.buffer(repeating: 0xB5, count: size)
+            channel.eventLoop.execute { self.step(sent: 0, payload: payload, done: done) }
+            return try await done.futureResult.get()
+        }
+
+        private func step(sent: Int, payload: ByteBuffer, done: EventLoopPromise<Int>) {
+            guard NIODeadline.now() < stopAt, channel.isActive else {
+                done.succeed(sent)
+                return
+            }
+            let flushed = channel.eventLoop.makePromise(of: Void.self)
+            for i in 0..<Blaster.batch {
+                let envelope = AddressedEnvelope(remoteAddress: target, data: payload)
+                channel.write(envelope, promise: i == Blaster.batch - 1 ? flushed : nil)
+            }
+            channel.flush()
+            // Re-enter through the loop's task queue: a future that completed during `flush`
+            // would otherwise run the next step inline and recurse without bound.
+            flushed.futureResult.whenComplete { _ in
+                self.channel.eventLoop.execute { self.step(sent: sent + Blaster.batch, payload: payload, done: done) }
+            }
+        }
+    }
+}

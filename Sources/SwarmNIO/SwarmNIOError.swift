@@ -1,0 +1,26 @@
+/// The one public error of SwarmNIO: what went wrong while opening or configuring a socket.
+/// Network garbage never becomes an error here; it is dropped and counted by the owners of
+/// the sockets.
+public struct SwarmNIOError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        /// The address or interface given cannot be used (wrong family, not configured here).
+        case invalidAddress
+        /// `bind`, `setsockopt` or joining a multicast group failed.
+        case socketSetupFailed
+        /// The transport or discovery instance was already closed.
+        case closed
+    }
+
+    public var code: Code
+    public var detail: String
+
+    public init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public static func == (lhs: SwarmNIOError, rhs: SwarmNIOError) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+
+    public var description: String { "\(code): \(detail)" }
+}

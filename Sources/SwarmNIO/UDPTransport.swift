@@ -1,0 +1,188 @@
+import NIOCore
+import NIOPosix
+import Swarm
+import Synchronization
+
+/// `DatagramTransport` over a SwiftNIO UDP socket: the sessions' path to the network.
+///
+/// Reads arrive in batches (`datagramVectorReadMessageCount`: one `recvmmsg` per batch) and are
+/// handed to `incoming` as one `[Datagram]` per read burst. `send` only enqueues onto the
+/// channel's event loop; when the socket's send queue is above its high-water mark the
+/// datagram is dropped and counted, as a full network queue would drop it, so a slow kernel
+/// never blocks the caller.
+public final class UDPTransport: DatagramTransport {
+    public struct Configuration: Sendable {
+        /// Kernel receive buffer. 4 MiB absorbs a burst of ~3,500 full-size datagrams while
+        /// the consumer is busy (MACHINE.md: it measurably raises the loopback rate).
+        public var receiveBufferBytes: Int = 4 << 20
+        /// Kernel send buffer, for the same reason on the sending side.
+        public var sendBufferBytes: Int = 4 << 20
+        /// Datagrams per `recvmmsg`: 32 amortises the syscall without holding memory for
+        /// long batches.
+        public var vectorReadCount: Int = 32
+        /// Largest datagram received intact; bigger ones are truncated by the kernel and
+        /// left for the protocol layer to reject. Payloads are ≤ 1200 bytes by design
+        /// (DESIGN decision 5), so 2048 leaves room for any header growth.
+        public var maxDatagramBytes: Int = 2048
+        /// Batches buffered for a slow consumer before new ones are dropped and counted.
+        public var incomingBufferBatches: Int = 4096
+        /// Bytes queued in NIO above which `send` drops instead of queueing.
+        public var sendQueueHighWaterBytes: Int = 4 << 20
+
+        public init() {}
+    }
+
+    /// What the transport dropped, and why. Read at any time from any thread.
+    public struct Counters: Sendable, Equatable {
+        public var datagramsSent: Int
+        public var datagramsReceived: Int
+        /// `send` found the queue full (or the transport closed).
+        public var sendDropped: Int
+        /// The kernel refused a datagram (e.g. no route).
+        public var sendErrors: Int
+        /// `incoming`'s consumer fell behind by more than `incomingBufferBatches`.
+        public var receiveDropped: Int
+    }
+
+    public let localEndpoint: Endpoint
+    public let incoming: AsyncStream<[Datagram]>
+    private let channel: Channel
+    private let stats: Stats
+
+    /// Binds a UDP socket to `endpoint` (port 0: an ephemeral port; the bound one is
+    /// `localEndpoint`). IPv4 or IPv6 according to the address.
+    public static func bind(
+        _ endpoint: Endpoint,
+        configuration: Configuration = Configuration(),
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> UDPTransport {
+        let stats = Stats()
+        let (stream, continuation) = AsyncStream<[Datagram]>.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.incomingBufferBatches))
+        let handler = ReceiveHandler(continuation: continuation, stats: stats)
+        let channel: Channel
+        do {
+            channel = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
+                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
+                .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
+                    capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
+                .channelOption(.writeBufferWaterMark, value: .init(
+                    low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                }
+                .bind(to: endpoint.socketAddress)
+                .get()
+        } catch {
+            continuation.finish()
+            throw SwarmNIOError(.socketSetupFailed, "bind \(endpoint): \(error)")
+        }
+        guard let local = channel.localAddress.flatMap(Endpoint.init) else {
+            try? await channel.close()
+            throw SwarmNIOError(.invalidAddress, "no local address after bind to \(endpoint)")
+        }
+        return UDPTransport(channel: channel, localEndpoint: local, incoming: stream, stats: stats)
+    }
+
+    private init(channel: Channel, localEndpoint: Endpoint, incoming: AsyncStream<[Datagram]>, stats: Stats) {
+        self.channel = channel
+        self.localEndpoint = localEndpoint
+        self.incoming = incoming
+        self.stats = stats
+    }
+
+    public func send(_ datagrams: [Datagram]) {
+        guard !datagrams.isEmpty else { return }
+        let channel = self.channel
+        let stats = self.stats
+        channel.eventLoop.execute {
+            var written = 0
+            for datagram in datagrams {
+                // Over the high-water mark the channel turns unwritable: drop rather than
+                // let memory grow without bound.
+                guard channel.isActive, channel.isWritable else {
+                    stats.sendDropped.add(1, ordering: .relaxed)
+                    continue
+                }
+                let buffer = channel.allocator.buffer(bytes: datagram.payload)
+                let envelope = AddressedEnvelope(remoteAddress: datagram.remote.socketAddress, data: buffer)
+                channel.write(envelope, promise: nil)
+                written += 1
+            }
+            if written > 0 {
+                channel.flush()
+                stats.datagramsSent.add(written, ordering: .relaxed)
+            }
+        }
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    public var counters: Counters {
+        Counters(
+            datagramsSent: stats.datagramsSent.load(ordering: .relaxed),
+            datagramsReceived: stats.datagramsReceived.load(ordering: .relaxed),
+            sendDropped: stats.sendDropped.load(ordering: .relaxed),
+            sendErrors: stats.sendErrors.load(ordering: .relaxed),
+            receiveDropped: stats.receiveDropped.load(ordering: .relaxed))
+    }
+}
+
+extension UDPTransport {
+    final class Stats: Sendable {
+        let datagramsSent = Atomic<Int>(0)
+        let datagramsReceived = Atomic<Int>(0)
+        let sendDropped = Atomic<Int>(0)
+        let sendErrors = Atomic<Int>(0)
+        let receiveDropped = Atomic<Int>(0)
+    }
+
+    /// Collects one read burst into a batch and yields it when NIO says the burst is over.
+    final class ReceiveHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+        private let continuation: AsyncStream<[Datagram]>.Continuation
+        private let stats: Stats
+        // Touched only on the channel's event loop.
+        nonisolated(unsafe) private var batch: [Datagram] = []
+
+        init(continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats) {
+            self.continuation = continuation
+            self.stats = stats
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let remote = Endpoint(envelope.remoteAddress) else { return }
+            var buffer = envelope.data
+            let payload = buffer.readBytes(length: buffer.readableBytes) ?? []
+            batch.append(Datagram(remote: remote, payload: payload))
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            guard !batch.isEmpty else { return }
+            let count = batch.count
+            stats.datagramsReceived.add(count, ordering: .relaxed)
+            if case .dropped = continuation.yield(batch) {
+                stats.receiveDropped.add(count, ordering: .relaxed)
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            // UDP errors (ICMP unreachable reported on a later call, ENETUNREACH on send)
+            // concern one datagram, never the socket: count and carry on.
+            stats.sendErrors.add(1, ordering: .relaxed)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if !batch.isEmpty { continuation.yield(batch); batch.removeAll() }
+            continuation.finish()
+            context.fireChannelInactive()
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Sodium
+import Testing
+@testable import Swarm
+@testable import SwarmNIO
+
+/// LAN discovery over real sockets on loopback only (TTL 0), each test on its own port so
+/// parallel tests and a real run on the project's port never meet.
+@Suite("LAN discovery on loopback")
+struct DiscoveryLoopbackTests {
+    static func newPeer() -> PeerID { PeerID(Ed25519.KeyPair.generate().publicKey) }
+    static func randomTopic() -> Topic { Topic(bytes: SecureRandom.bytes(32))! }
+
+    static func start(port: UInt16, sessionPort: UInt16) async throws -> LANDiscovery {
+        var machine = LANDiscoveryMachine.Configuration()
+        machine.announceInterval = .milliseconds(500)
+        return try await LANDiscovery.start(peer: newPeer(), sessionPort: sessionPort,
+                                            configuration: .init(interfaces: [.loopback], port: port, machine: machine))
+    }
+
+    /// Sightings of `discovery` until every peer of `expected` was seen, or `timeout`.
+    static func collect(_ discovery: LANDiscovery, expecting expected: Set<PeerID>, timeout: Duration = .seconds(5)) async -> [PeerSighting] {
+        await withTaskGroup(of: [PeerSighting]?.self) { group in
+            group.addTask {
+                var got: [PeerSighting] = []
+                for await s in discovery.sightings {
+                    got.append(s)
+                    if expected.isSubset(of: Set(got.map(\.peer))) { break }
+                }
+                return got
+            }
+            group.addTask { try? await Task.sleep(for: timeout); return nil }
+            var result: [PeerSighting] = []
+            if let first = await group.next(), let got = first { result = got }
+            group.cancelAll()
+            return result
+        }
+    }
+
+    @Test func twoInstancesInOneProcessFindEachOther() async throws {
+        let a = try await Self.start(port: 31_801, sessionPort: 41_001)
+        let b = try await Self.start(port: 31_801, sessionPort: 41_002)
+        let topic = Self.randomTopic()
+        await a.join(topic, announce: true, lookup: true)
+        await b.join(topic, announce: true, lookup: true)
+        async let seenByA = Self.collect(a, expecting: [b.peer])
+        async let seenByB = Self.collect(b, expecting: [a.peer])
+        let (sa, sb) = await (seenByA, seenByB)
+        #expect(sa.contains(PeerSighting(peer: b.peer, topic: topic, endpoint: .v4(127, 0, 0, 1, port: 41_002))))
+        #expect(sb.contains(PeerSighting(peer: a.peer, topic: topic, endpoint: .v4(127, 0, 0, 1, port: 41_001))))
+        #expect(!sa.contains { $0.peer == a.peer })
+        let counters = await a.counters
+        #expect(counters.machine.own > 0, "own multicast looped back and was filtered")
+        #expect(counters.sendErrors == 0)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func threeInstancesAllFindEachOther() async throws {
+        let nodes = [try await Self.start(port: 31_802, sessionPort: 41_011),
+                     try await Self.start(port: 31_802, sessionPort: 41_012),
+                     try await Self.start(port: 31_802, sessionPort: 41_013)]
+        let topic = Self.randomTopic()
+        for n in nodes { await n.join(topic, announce: true, lookup: true) }
+        for n in nodes {
+            let others = Set(nodes.map(\.peer)).subtracting([n.peer])
+            let seen = await Self.collect(n, expecting: others)
+            #expect(others.isSubset(of: Set(seen.map(\.peer))))
+        }
+        for n in nodes { await n.close() }
+    }
+
+    @Test func flushedReturnsAfterTheFirstRound() async throws {
+        let a = try await Self.start(port: 31_803, sessionPort: 41_021)
+        let topic = Self.randomTopic()
+        let start = ContinuousClock.now
+        await a.join(topic, announce: false, lookup: true)
+        await a.flushed(topic)
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(3), "flushed after \(elapsed)")
+        // Not looked up: flushed at once.
+        await a.flushed(Self.randomTopic())
+        await a.close()
+    }
+
+    @Test func differentTopicsDoNotMeet() async throws {
+        let a = try await Self.start(port: 31_804, sessionPort: 41_031)
+        let b = try await Self.start(port: 31_804, sessionPort: 41_032)
+        await a.join(Self.randomTopic(), announce: true, lookup: true)
+        await b.join(Self.randomTopic(), announce: true, lookup: true)
+        let seen = await Self.collect(a, expecting: [b.peer], timeout: .seconds(1.5))
+        #expect(seen.isEmpty)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func garbageOnTheDiscoveryPortIsCountedAndDiscoveryGoesOn() async throws {
+        let a = try await Self.start(port: 31_805, sessionPort: 41_041)
+        let b = try await Self.start(port: 31_805, sessionPort: 41_042)
+        // A stranger sends junk to a's unicast port and a bogus query to the group.
+        let junk = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        junk.send((0..<50).map { i in Datagram(remote: a.replyEndpoint, payload: SecureRandom.bytes(i * 20)) })
+        let topic = Self.randomTopic()
+        await a.join(topic, announce: true, lookup: true)
+        await b.join(topic, announce: true, lookup: true)
+        let seen = await Self.collect(a, expecting: [b.peer])
+        #expect(seen.contains { $0.peer == b.peer })
+        let c = await a.counters.machine
+        #expect(c.badMagic + c.malformed >= 49, "garbage counted: \(c)")
+        await junk.close()
+        await a.close()
+        await b.close()
+    }
+
+    @Test func closeFinishesSightingsAndFlushedWaiters() async throws {
+        let a = try await Self.start(port: 31_806, sessionPort: 41_051)
+        let topic = Self.randomTopic()
+        await a.join(topic, announce: true, lookup: true)
+        async let waiter: Void = a.flushed(topic)
+        await a.close()
+        await waiter
+        for await _ in a.sightings {}
+    }
+
+    @Test func interfaceMustBeGivenAndResolvable() async throws {
+        await #expect(throws: SwarmNIOError(.invalidAddress, "")) {
+            _ = try await LANDiscovery.start(peer: Self.newPeer(), sessionPort: 1, configuration: .init(interfaces: [], port: 31_807))
+        }
+        await #expect(throws: SwarmNIOError(.invalidAddress, "")) {
+            _ = try await LANDiscovery.start(peer: Self.newPeer(), sessionPort: 1,
+                                             configuration: .init(interfaces: [.named("no-such-if0")], port: 31_807))
+        }
+    }
+
+    @Test func separateProcessesShareTheDiscoveryPort() async throws {
+        guard let probe = Probe.binary else {
+            Issue.record("discovery-probe not built: run `swift build` (Tools/test builds it)")
+            return
+        }
+        let topic = Self.randomTopic().bytes.hexString
+        let outputs = try await withThrowingTaskGroup(of: Probe.Output.self) { group in
+            for i in 0..<3 {
+                group.addTask {
+                    Probe.Output(try await Probe.run(
+                        [probe.path, "--interface", "lo", "--port", "31808", "--topic", topic,
+                         "--seconds", "1.5", "--session-port", "\(41_060 + i)"], timeout: 10))
+                }
+            }
+            var all: [Probe.Output] = []
+            for try await o in group { all.append(o) }
+            return all
+        }
+        let peers = outputs.compactMap(\.peer)
+        #expect(peers.count == 3, "\(outputs.map(\.lines))")
+        for o in outputs {
+            #expect(o.flushed)
+            let seen = Set(o.sightings.map(\.peer))
+            #expect(seen == Set(peers).subtracting([o.peer!]), "\(o.lines)")
+            #expect(o.sightings.allSatisfy { $0.endpoint.hasPrefix("127.0.0.1:4106") })
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+import NIOPosix
+import Testing
+@testable import Swarm
+@testable import SwarmNIO
+
+@Suite("UDPTransport over loopback")
+struct UDPTransportTests {
+    /// Collects datagrams from `transport.incoming` until `count` arrived or `timeout` passed.
+    static func receive(_ count: Int, from transport: UDPTransport, timeout: Duration = .seconds(5)) async -> [Datagram] {
+        await withTaskGroup(of: [Datagram]?.self) { group in
+            group.addTask {
+                var got: [Datagram] = []
+                for await batch in transport.incoming {
+                    got += batch
+                    if got.count >= count { break }
+                }
+                return got
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            var result: [Datagram] = []
+            for await r in group {
+                if let r { result = r }
+                group.cancelAll()
+                break
+            }
+            return result
+        }
+    }
+
+    @Test func bindsAnEphemeralPortOnIPv4Loopback() async throws {
+        let t = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        #expect(t.localEndpoint.isLoopback)
+        #expect(t.localEndpoint.port != 0)
+        await t.close()
+    }
+
+    @Test func sendsAndReceivesABatchOverIPv4() async throws {
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let datagrams = (0..<200).map { i in
+            Datagram(remote: b.localEndpoint, payload: [UInt8(i & 0xff), UInt8(i >> 8)] + [UInt8](repeating: 7, count: 1198))
+        }
+        a.send(datagrams)
+        let got = await Self.receive(200, from: b)
+        #expect(got.count == 200)
+        #expect(got.allSatisfy { $0.remote == a.localEndpoint && $0.payload.count == 1200 })
+        #expect(Set(got.map { Int($0.payload[0]) | Int($0.payload[1]) << 8 }) == Set(0..<200))
+        #expect(a.counters.datagramsSent == 200)
+        #expect(b.counters.datagramsReceived == 200)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func deliversReadBurstsAsBatches() async throws {
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        // Fill the receiver's kernel buffer before it is read: the vector read then hands
+        // over several datagrams at once.
+        a.send((0..<64).map { _ in Datagram(remote: b.localEndpoint, payload: [1, 2, 3]) })
+        var batches: [[Datagram]] = []
+        var total = 0
+        for await batch in b.incoming {
+            batches.append(batch)
+            total += batch.count
+            if total >= 64 { break }
+        }
+        #expect(total == 64)
+        #expect(batches.contains { $0.count > 1 }, "batch sizes \(batches.map(\.count))")
+        await a.close()
+        await b.close()
+    }
+
+    @Test func sendsAndReceivesOverIPv6WhenAvailable() async throws {
+        let loopback6 = Endpoint(address: .v6([UInt8](repeating: 0, count: 15) + [1]), port: 0)
+        guard let a = try? await UDPTransport.bind(loopback6) else {
+            print("skipped: IPv6 loopback ::1 not available here")
+            return
+        }
+        let b = try await UDPTransport.bind(loopback6)
+        #expect(b.localEndpoint.isLoopback)
+        a.send((0..<10).map { Datagram(remote: b.localEndpoint, payload: [UInt8($0)]) })
+        let got = await Self.receive(10, from: b)
+        #expect(got.count == 10)
+        #expect(got.first?.remote == a.localEndpoint)
+        await a.close()
+        await b.close()
+    }
+
+    @Test func closeFinishesIncomingAndLaterSendsAreDropped() async throws {
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        await a.close()
+        for await _ in a.incoming {}
+        a.send([Datagram(remote: .v4(127, 0, 0, 1, port: 9), payload: [0])])
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(a.counters.sendDropped == 1)
+        #expect(a.counters.datagramsSent == 0)
+    }
+
+    @Test func bindingAForeignAddressIsAClearError() async throws {
+        // 192.0.2.1 (TEST-NET-1) is never configured here; nothing is sent.
+        await #expect(throws: SwarmNIOError(.socketSetupFailed, "")) {
+            _ = try await UDPTransport.bind(.v4(192, 0, 2, 1, port: 0))
+        }
+    }
+
+    @Test func endpointRoundTripsThroughSocketAddress() {
+        let e4 = Endpoint.v4(10, 77, 0, 3, port: 24771)
+        #expect(Endpoint(e4.socketAddress) == e4)
+        let e6 = Endpoint(address: .v6([0xfe, 0x80] + [UInt8](repeating: 0, count: 13) + [9]), port: 1)
+        #expect(Endpoint(e6.socketAddress) == e6)
+    }
+
+    @Test func rawFloorMeasuresLoopbackThroughput() async throws {
+        let r = try await RawUDPFloor.measure(datagramSize: 1200, duration: .milliseconds(200))
+        #expect(r.datagramsReceived > 0)
+        #expect(r.datagramsReceived <= r.datagramsSent)
+        print("raw NIO UDP floor (debug build): \(r)")
+    }
+}
