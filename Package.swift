@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "Sodium", targets: ["Sodium"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
+        .library(name: "Books", targets: ["Books"]),
+        .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -21,9 +23,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Books", "CSQLite"]),
+        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
