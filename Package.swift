@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
         .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
+        .library(name: "Books", targets: ["Books"]),
+        .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,7 +30,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise", "Books", "CSQLite"]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .target(name: "SwarmNIO", dependencies: [
             "Swarm",
@@ -37,11 +39,15 @@ let package = Package(
         ]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
 
+        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
+
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
