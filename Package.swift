@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .library(name: "Books", targets: ["Books"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
+        .library(name: "Replication", targets: ["Replication"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -41,12 +42,14 @@ let package = Package(
 
         .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
+        .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
