@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
         .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
+        .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,7 +29,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise", "SwarmNIO"]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .target(name: "SwarmNIO", dependencies: [
             "Swarm",
@@ -36,6 +37,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "SwarmPeer", dependencies: [
+            "Swarm", "SwarmNIO", "Sodium", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
