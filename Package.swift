@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Books", targets: ["Books"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
         .library(name: "Replication", targets: ["Replication"]),
+        .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -31,7 +32,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise", "Books", "CSQLite"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise", "Books", "CSQLite", "SwarmNIO"]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .target(name: "SwarmNIO", dependencies: [
             "Swarm",
@@ -39,6 +40,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "SwarmPeer", dependencies: [
+            "Swarm", "SwarmNIO", "Sodium", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
 
         .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),

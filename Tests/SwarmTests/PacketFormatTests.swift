@@ -84,6 +84,7 @@ struct PacketFormatTests {
         let cap = [UInt8](repeating: 0xAB, count: 32)
         #expect(ControlMessage(ControlMessage.capability(cap).encoded()) == .capability(cap))
         #expect(ControlMessage([1] + cap.dropLast()) == nil)
-        #expect(ControlMessage([2] + cap) == nil)
+        #expect(ControlMessage([2] + cap) == .capabilityAck(cap))
+        #expect(ControlMessage([3] + cap) == nil)
     }
 }

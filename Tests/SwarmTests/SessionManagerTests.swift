@@ -113,8 +113,22 @@ struct SessionManagerTests {
         let cap = [UInt8](repeating: 0x5A, count: 32)
         net.nodes[0].manager.sendCapability(cap, to: net.peer(1), now: net.now)
         net.settle()
-        let hashes = net.nodes[0].events.compactMap { if case let .established(_, _, _, h) = $0 { h } else { nil } }
+        let hashes = net.nodes[0].events.compactMap { if case let .established(_, _, _, h, _) = $0 { h } else { nil } }
         #expect(net.nodes[1].events.contains(.capability(net.peer(0), capability: cap, handshakeHash: hashes[0])))
+    }
+
+    @Test func aLostCapabilityIsRetransmittedUntilAcknowledged() {
+        var net = Self.pair()
+        var lostOne = false
+        net.filter = { sender, _ in
+            if sender == 0 && !lostOne { lostOne = true; return false }
+            return true
+        }
+        let cap = [UInt8](repeating: 0x11, count: 32)
+        net.nodes[0].manager.sendCapability(cap, to: net.peer(1), now: net.now)
+        net.advance(.seconds(2))
+        let received = net.nodes[1].events.filter { if case .capability = $0 { true } else { false } }
+        #expect(lostOne && received.count == 1)
     }
 
     @Test func garbageIsDroppedAndCountedAndTheSessionGoesOn() {

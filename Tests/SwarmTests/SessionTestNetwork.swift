@@ -87,7 +87,7 @@ struct SessionTestNetwork {
     }
 
     func established(_ i: Int) -> [PeerID] {
-        nodes[i].events.compactMap { if case let .established(p, _, _, _) = $0 { p } else { nil } }
+        nodes[i].events.compactMap { if case let .established(p, _, _, _, _) = $0 { p } else { nil } }
     }
 
     func lost(_ i: Int) -> [(PeerID, CloseReason)] {

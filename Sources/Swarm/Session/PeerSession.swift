@@ -36,6 +36,8 @@ struct PeerSession {
     /// a replay (WireGuard uses a timestamp for this; the ephemeral is unique per attempt).
     var lastAnsweredEphemeral: [UInt8] = []
     var channels: ChannelTable
+    /// Capabilities sent and not yet acknowledged: next retransmission and attempts so far.
+    var unackedCapabilities: [[UInt8]: (next: Timestamp, attempts: Int)] = [:]
     /// Frames waiting for usable keys.
     var queued: [SessionFrame] = []
     var establishedAt: Timestamp?

@@ -20,8 +20,9 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 
 /// What the session layer reports; the runtime turns these into the public API.
 public enum SessionEvent: Sendable, Equatable {
-    /// A new session with `peer`: the handshake is complete and confirmed.
-    case established(PeerID, SessionID, endpoint: Endpoint, handshakeHash: [UInt8])
+    /// A new session with `peer`: the handshake is complete and confirmed. `initiator` is our
+    /// role in that handshake (capabilities are bound to the role of their sender).
+    case established(PeerID, SessionID, endpoint: Endpoint, handshakeHash: [UInt8], initiator: Bool)
     /// The session's keys were renewed; `handshakeHash` is the new one.
     case rekeyed(PeerID, SessionID, handshakeHash: [UInt8])
     /// The session ended. The peer has no session afterwards until a new `established`.

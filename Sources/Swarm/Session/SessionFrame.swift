@@ -97,22 +97,32 @@ enum SessionFrame: Equatable {
     }
 }
 
-/// §8.3: messages on the control channel. One today: a topic capability.
+/// §8.3: messages on the control channel: a topic capability, and its acknowledgement
+/// (capabilities are retransmitted until acknowledged, since a lost one would leave the peer
+/// out of a topic for the whole session).
 enum ControlMessage: Equatable {
-    /// A keyed hash of a topic and the handshake hash of the keys that carry it.
+    /// A keyed hash of a topic and the session's handshake hash.
     case capability([UInt8])
+    /// "Received" (not "verified": the answer must not tell a non-member anything).
+    case capabilityAck([UInt8])
 
     static let capabilityType: UInt8 = 1
+    static let capabilityAckType: UInt8 = 2
     static let capabilityLength = 32
 
     func encoded() -> [UInt8] {
         switch self {
         case let .capability(bytes): return [ControlMessage.capabilityType] + bytes
+        case let .capabilityAck(bytes): return [ControlMessage.capabilityAckType] + bytes
         }
     }
 
     init?(_ bytes: [UInt8]) {
-        guard bytes.count == 1 + ControlMessage.capabilityLength, bytes[0] == ControlMessage.capabilityType else { return nil }
-        self = .capability(Array(bytes[1...]))
+        guard bytes.count == 1 + ControlMessage.capabilityLength else { return nil }
+        switch bytes[0] {
+        case ControlMessage.capabilityType: self = .capability(Array(bytes[1...]))
+        case ControlMessage.capabilityAckType: self = .capabilityAck(Array(bytes[1...]))
+        default: return nil
+        }
     }
 }

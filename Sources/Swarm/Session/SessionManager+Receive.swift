@@ -216,7 +216,9 @@ extension SessionManager {
         s.establishedAt = now
         s.rekeys = 0
         s.channels = ChannelTable(localIsLower: localPeer < s.peer)
-        events.append(.established(s.peer, id, endpoint: s.endpoint, handshakeHash: keys.handshakeHash))
+        s.unackedCapabilities = [:]
+        events.append(.established(s.peer, id, endpoint: s.endpoint, handshakeHash: keys.handshakeHash,
+                                   initiator: keys.isInitiator))
     }
 
     // MARK: Transport
@@ -318,7 +320,11 @@ extension SessionManager {
                 }
                 switch control {
                 case let .capability(capability):
+                    send(.channelData(ChannelLimits.controlChannel, ControlMessage.capabilityAck(capability).encoded()),
+                         in: &s, now: now)
                     events.append(.capability(peer, capability: capability, handshakeHash: s.sessionHandshakeHash))
+                case let .capabilityAck(capability):
+                    s.unackedCapabilities[capability] = nil
                 }
             } else if s.channels.open.contains(id) {
                 // Data on a channel we opened means the remote has it: as good as an accept.

@@ -76,6 +76,15 @@ extension SessionManager {
                 send(.channelOpen(id, label: open.label), in: &s, now: now)
             }
         }
+        for (capability, pending) in s.unackedCapabilities where now >= pending.next {
+            if pending.attempts >= configuration.channelOpenAttempts {
+                s.unackedCapabilities[capability] = nil
+            } else {
+                s.unackedCapabilities[capability] = (now + configuration.channelOpenRetransmit, pending.attempts + 1)
+                send(.channelData(ChannelLimits.controlChannel, ControlMessage.capability(capability).encoded()),
+                     in: &s, now: now)
+            }
+        }
         return true
     }
 
@@ -102,6 +111,7 @@ extension SessionManager {
                 if s.handshake == nil { consider(current.createdAt + rekeyDue(current)) }
             }
             consider(s.channels.nextDeadline)
+            for pending in s.unackedCapabilities.values { consider(pending.next) }
         }
         for dial in xxDials.values { consider(dial.nextRetransmit) }
         for responder in xxResponders.values { consider(responder.createdAt + handshakeLifetime) }

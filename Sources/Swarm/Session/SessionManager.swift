@@ -140,10 +140,11 @@ public struct SessionManager {
         return true
     }
 
-    /// Sends a capability on the control channel (§8.3).
+    /// Sends a capability on the control channel (§8.3), retransmitted until acknowledged.
     public mutating func sendCapability(_ capability: [UInt8], to peer: PeerID, now: Timestamp) {
         precondition(capability.count == ControlMessage.capabilityLength, "capabilities are 32 bytes")
         guard var s = sessions.removeValue(forKey: peer) else { return }
+        s.unackedCapabilities[capability] = (now + configuration.channelOpenRetransmit, 1)
         send(.channelData(ChannelLimits.controlChannel, ControlMessage.capability(capability).encoded()), in: &s, now: now)
         sessions[peer] = s
     }
