@@ -2,10 +2,11 @@
 // and namespace tests (and for looking at a LAN by hand).
 //
 //   discovery-probe --interface lo|NAME|A.B.C.D --port P --topic HEX64 [--seconds S]
-//                   [--session-port N] [--lookup-only | --announce-only]
+//                   [--session-port N] [--announce-interval MS] [--lookup-only | --announce-only]
 //
 // Prints `peer <hex>` first, `flushed` when the first lookup round is over, then
-// `sighting <peer hex> <endpoint>` once per peer and endpoint, and `counters …` on exit.
+// `sighting <peer hex> <endpoint> <ms since join>` once per peer and endpoint, and
+// `counters …` on exit.
 // Runs for S seconds (default 5, at most 120) and exits by itself.
 import Foundation
 import Sodium
@@ -28,7 +29,7 @@ var args = CommandLine.arguments.dropFirst()
 while let arg = args.popFirst() {
     switch arg {
     case "--lookup-only", "--announce-only": flags.insert(arg)
-    case "--interface", "--port", "--topic", "--seconds", "--session-port":
+    case "--interface", "--port", "--topic", "--seconds", "--session-port", "--announce-interval":
         guard let value = args.popFirst() else { fail("\(arg) needs a value") }
         options[arg] = value
     default: fail("unknown argument \(arg)")
@@ -41,6 +42,11 @@ guard let topicHex = options["--topic"], let topic = Topic(bytes: [UInt8](hex: t
 }
 let seconds = min(120, Double(options["--seconds"] ?? "5") ?? 5)
 let sessionPort = options["--session-port"].flatMap(UInt16.init) ?? UInt16.random(in: 40_000...49_999)
+var machine = LANDiscoveryMachine.Configuration()
+if let text = options["--announce-interval"] {
+    guard let ms = Int64(text), (100...60_000).contains(ms) else { fail("--announce-interval is 100…60000 ms") }
+    machine.announceInterval = .milliseconds(ms)
+}
 let interface: InterfaceSpec
 if interfaceText == "lo" {
     interface = .loopback
@@ -56,13 +62,15 @@ say("peer \(peer)")
 
 do {
     let discovery = try await LANDiscovery.start(
-        peer: peer, sessionPort: sessionPort, configuration: .init(interfaces: [interface], port: port))
+        peer: peer, sessionPort: sessionPort, configuration: .init(interfaces: [interface], port: port, machine: machine))
+    let joined = ContinuousClock.now
     let reader = Task {
         var seen = Set<String>()
         for await sighting in discovery.sightings {
-            let line = "sighting \(sighting.peer) \(sighting.endpoint)"
-            if seen.insert(line).inserted {
-                say(line)
+            let key = "\(sighting.peer) \(sighting.endpoint)"
+            if seen.insert(key).inserted {
+                let ms = (ContinuousClock.now - joined) / .milliseconds(1)
+                say("sighting \(key) \(String(format: "%.1f", ms))")
             }
         }
     }

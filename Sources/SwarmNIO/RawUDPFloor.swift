@@ -22,32 +22,36 @@ public enum RawUDPFloor {
 
     /// Sends `datagramSize`-byte datagrams from one loopback socket to another for `duration`
     /// (bounded: the loop stops itself), and counts what arrives during that window.
-    /// `address` is the loopback address to use (127.0.0.1 or ::1).
+    /// `address` is the loopback address to use (127.0.0.1 or ::1). Sender and receiver get
+    /// an event loop thread each, from a group of their own, so neither starves the other
+    /// and nothing else running in the process shares their threads.
     public static func measure(
         datagramSize: Int = 1200,
         duration: Duration = .seconds(1),
-        address: Endpoint = .v4(127, 0, 0, 1, port: 0),
-        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        address: Endpoint = .v4(127, 0, 0, 1, port: 0)
     ) async throws -> Result {
         precondition(datagramSize > 0 && datagramSize <= 65_000, "datagram size")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { group.shutdownGracefully { _ in } }
+        let loops = Array(group.makeIterator())
         let configuration = UDPTransport.Configuration()
         let counter = CountingHandler()
-        func bootstrap() -> DatagramBootstrap {
-            DatagramBootstrap(group: group)
+        func bootstrap(_ loop: EventLoop) -> DatagramBootstrap {
+            DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
                 .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
                 .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
                     capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
         }
-        let receiver = try await bootstrap()
+        let receiver = try await bootstrap(loops[0])
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(counter) }
             }
             .bind(to: address.socketAddress).get()
         let sender: Channel
         do {
-            sender = try await bootstrap().bind(to: address.socketAddress).get()
+            sender = try await bootstrap(loops[1]).bind(to: address.socketAddress).get()
         } catch {
             try? await receiver.close()
             throw error

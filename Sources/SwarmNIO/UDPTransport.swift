@@ -99,10 +99,19 @@ public final class UDPTransport: DatagramTransport {
         let stats = self.stats
         channel.eventLoop.execute {
             var written = 0
+            var unflushed = 0
             for datagram in datagrams {
-                // Over the high-water mark the channel turns unwritable: drop rather than
-                // let memory grow without bound.
-                guard channel.isActive, channel.isWritable else {
+                guard channel.isActive else {
+                    stats.sendDropped.add(1, ordering: .relaxed)
+                    continue
+                }
+                // Above the high-water mark, first try to hand what is queued to the kernel;
+                // if it still will not take it, drop rather than let memory grow.
+                if !channel.isWritable && unflushed > 0 {
+                    channel.flush()
+                    unflushed = 0
+                }
+                guard channel.isWritable else {
                     stats.sendDropped.add(1, ordering: .relaxed)
                     continue
                 }
@@ -110,11 +119,10 @@ public final class UDPTransport: DatagramTransport {
                 let envelope = AddressedEnvelope(remoteAddress: datagram.remote.socketAddress, data: buffer)
                 channel.write(envelope, promise: nil)
                 written += 1
+                unflushed += 1
             }
-            if written > 0 {
-                channel.flush()
-                stats.datagramsSent.add(written, ordering: .relaxed)
-            }
+            if unflushed > 0 { channel.flush() }
+            if written > 0 { stats.datagramsSent.add(written, ordering: .relaxed) }
         }
     }
 

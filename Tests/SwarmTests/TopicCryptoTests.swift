@@ -29,6 +29,18 @@ struct TopicCryptoTests {
         #expect(Beacon(topic: topic, epoch: e).bytes == expected)
     }
 
+    @Test func knownAnswersFromAnIndependentBLAKE2b() {
+        // Computed with Python's hashlib.blake2b from PROTOCOL.md §5 alone:
+        // topic = 00 01 … 1f, handshake hash = 40 41 … 7f, epoch 5880000.
+        let t = Topic(bytes: Array(0..<32))!
+        let h: [UInt8] = Array(64..<128)
+        #expect(Beacon(topic: t, epoch: BeaconEpoch(index: 5_880_000)).bytes.hexString == "f80ee9dd8681029941e525f397d6142b")
+        #expect(Capability.make(topic: t, handshakeHash: h, sender: .initiator).hexString
+            == "9986cd28bbe6c9a34f305438a44d8ebee0f2687171763619e070d119ea4db38f")
+        #expect(Capability.make(topic: t, handshakeHash: h, sender: .responder).hexString
+            == "b1d9713141181039d6c7ef4ca62c4e09f06c9b19b537577297d908380781beec")
+    }
+
     @Test func epochRotationIsUnlinkable() {
         // Consecutive epochs share no visible structure: about half the bits differ, and no
         // two of 1000 epochs collide; different topics in the same epoch differ the same way.

@@ -90,6 +90,28 @@ struct UDPTransportTests {
         await b.close()
     }
 
+    @Test func aHugeBurstNeverBlocksAndEveryDatagramIsSentOrCounted() async throws {
+        var config = UDPTransport.Configuration()
+        config.sendQueueHighWaterBytes = 64 << 10
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0), configuration: config)
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let burst = [Datagram](repeating: Datagram(remote: b.localEndpoint, payload: [UInt8](repeating: 1, count: 1200)), count: 20_000)
+        let start = ContinuousClock.now
+        a.send(burst)
+        #expect(ContinuousClock.now - start < .milliseconds(100), "send only enqueues")
+        // b never reads: the kernel drops what overflows its buffer; the sender's own queue
+        // never exceeds its high-water mark, and every datagram is accounted for.
+        var counters = a.counters
+        for _ in 0..<100 where counters.datagramsSent + counters.sendDropped < 20_000 {
+            try await Task.sleep(for: .milliseconds(20))
+            counters = a.counters
+        }
+        #expect(counters.datagramsSent + counters.sendDropped == 20_000)
+        #expect(counters.datagramsSent > 0)
+        await a.close()
+        await b.close()
+    }
+
     @Test func closeFinishesIncomingAndLaterSendsAreDropped() async throws {
         let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
         await a.close()

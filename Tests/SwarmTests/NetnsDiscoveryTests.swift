@@ -1,0 +1,67 @@
+import Foundation
+import Sodium
+import Testing
+@testable import Swarm
+
+/// LAN discovery between real processes on a bridge LAN of network namespaces: multicast
+/// with TTL 1 on each host's eth0, never on the machine's own interfaces.
+@Suite("LAN discovery in the namespace test bed", .serialized,
+       .enabled(if: Netns.available, "\(Netns.unavailableReason ?? "")"))
+struct NetnsDiscoveryTests {
+    /// Runs one probe per host, all at once, and returns their outputs in host order.
+    static func runProbes(bed: String, hosts: Int, seconds: Double, announceMs: Int) async throws -> [Probe.Output] {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let topic = SecureRandom.bytes(32).hexString
+        return try await withThrowingTaskGroup(of: (Int, Probe.Output).self) { group in
+            for host in 1...hosts {
+                group.addTask {
+                    let argv = Netns.inHost(bed, host, [
+                        probe.path, "--interface", "eth0", "--port", "31890", "--topic", topic,
+                        "--seconds", "\(seconds)", "--announce-interval", "\(announceMs)", "--session-port", "\(42_000 + host)",
+                    ])
+                    return (host, Probe.Output(try await Probe.run(argv, timeout: seconds + 10)))
+                }
+            }
+            var outputs: [(Int, Probe.Output)] = []
+            for try await o in group { outputs.append(o) }
+            return outputs.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// Every host saw every other host at its bed address and session port.
+    static func expectFullMesh(_ outputs: [Probe.Output]) {
+        let peers = outputs.map(\.peer)
+        #expect(peers.allSatisfy { $0 != nil }, "\(outputs.map(\.lines))")
+        for (i, o) in outputs.enumerated() {
+            for (j, other) in outputs.enumerated() where i != j {
+                let endpoint = "\(Netns.address(host: j + 1)):\(42_000 + j + 1)"
+                #expect(o.sightings.contains { $0.peer == other.peer && $0.endpoint == endpoint },
+                        "host \(i + 1) did not see host \(j + 1): \(o.lines)")
+            }
+        }
+    }
+
+    @Test func threeHostsFindEachOtherByMulticast() async throws {
+        let bed = Netns.bedName("mc")
+        let outputs = try await Netns.withBed(bed, hosts: 3) {
+            try await Self.runProbes(bed: bed, hosts: 3, seconds: 1.5, announceMs: 1000)
+        }
+        Self.expectFullMesh(outputs)
+        #expect(outputs.allSatisfy { $0.flushed })
+    }
+
+    @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
+        let bed = Netns.bedName("loss")
+        let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {
+            try Netns.loss(bed, percent: 20)
+            let outputs = try await Self.runProbes(bed: bed, hosts: 3, seconds: 4, announceMs: 500)
+            return (outputs, Netns.status(bed))
+        }
+        Self.expectFullMesh(outputs)
+        // The loss rule really dropped datagrams (its counters are non-zero on some host).
+        #expect(status.contains("counter packets") && !status.split(separator: "\n")
+            .filter { $0.contains("counter packets") }.allSatisfy { $0.contains("packets 0 ") }, "\(status)")
+    }
+}
