@@ -31,7 +31,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "SwarmNIO"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
