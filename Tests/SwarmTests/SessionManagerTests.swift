@@ -331,6 +331,18 @@ struct SessionManagerTests {
         #expect(net.nodes[1].manager.drops[.refused] == 2)
     }
 
+    @Test func theSessionTableIsBounded() {
+        var c = SessionTestNetwork.fastConfiguration
+        c.maxSessions = 2
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1, configuration: c)
+        for seed: UInt8 in 2...4 { net.addNode(seed: seed) }
+        for i in 1...3 { net.nodes[i].manager.connect(to: net.peer(0), at: net.nodes[0].endpoint, now: net.now) }
+        net.settle()
+        #expect(net.established(0).count == 2)
+        #expect(net.nodes[0].manager.drops[.refused] == 1)
+    }
+
     @Test func closeIsExplicitOnBothSides() {
         var net = Self.pair()
         let (a, b) = (net.peer(0), net.peer(1))

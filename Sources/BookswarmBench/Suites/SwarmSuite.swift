@@ -24,7 +24,9 @@ enum SwarmBench {
     static func handshakes() async throws {
         let initiations = 6000
         let transport = try await UDPTransport.bind(loopback)
-        let responder = try Swarm(identity: .generate(), transport: transport)
+        var configuration = SwarmConfiguration()
+        configuration.session.maxSessions = 2 * initiations
+        let responder = try Swarm(identity: .generate(), transport: transport, configuration: configuration)
         let running = Task { try await responder.run() }
         defer { running.cancel() }
 

@@ -43,6 +43,7 @@ extension SessionManager {
               let remote = authenticatedPeer(payload, remoteStatic: noise.remoteStatic)
         else { return drop(.authFailure) }
         guard remote != localPeer, !firewall(remote) else { return drop(.refused) }
+        guard sessions[remote] != nil || sessions.count < configuration.maxSessions else { return drop(.refused) }
 
         var s = sessions.removeValue(forKey: remote)
             ?? PeerSession(peer: remote, endpoint: endpoint, localIsLower: localPeer < remote, now: now)
@@ -168,6 +169,7 @@ extension SessionManager {
         else { return drop(.authFailure) }
         xxResponders[packet.receiverIndex] = nil
         guard remote != localPeer, !firewall(remote) else { return drop(.refused) }
+        guard sessions[remote] != nil || sessions.count < configuration.maxSessions else { return drop(.refused) }
         var s = sessions.removeValue(forKey: remote)
             ?? PeerSession(peer: remote, endpoint: endpoint, localIsLower: localPeer < remote, now: now)
         if let own = s.handshake {
