@@ -100,6 +100,8 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
                 // Wake at the machine's deadline, and at least every 250 ms for the epoch.
                 var wake = now + .milliseconds(250)
                 if let deadline, deadline < wake { wake = deadline }
+                // Never spin: a deadline already due is served on the next pass.
+                if wake < now + .milliseconds(1) { wake = now + .milliseconds(1) }
                 do { try await clock.sleep(until: wake) } catch { return }
             }
         }

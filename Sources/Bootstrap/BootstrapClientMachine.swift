@@ -161,7 +161,7 @@ public struct BootstrapClientMachine: Sendable {
         func consider(_ t: Timestamp?) { if let t, next.map({ t < $0 }) ?? true { next = t } }
         for node in nodes.values {
             consider(node.nextRegister)
-            if topics.values.contains(where: \.lookup) { consider(node.nextLookup) }
+            if node.cookie != nil && topics.values.contains(where: \.lookup) { consider(node.nextLookup) }
         }
         for path in paths.values { consider(path.nextDeadline(configuration)) }
         return next
