@@ -24,9 +24,12 @@ public struct BootstrapNode: Sendable {
         /// Proven requests (register, lookup, connect) per source address.
         public var requestsPerSecond = 50.0
         public var requestBurst = 100.0
-        /// Cookie replies per second in all: under a flood of spoofed requests the node
-        /// answers at most this many (each no larger than its request) and drops the rest.
-        public var cookieRepliesPerSecond = 20_000.0
+        /// Cookie replies per second per source address, and in all: under a flood of
+        /// spoofed requests the node answers at most this many (each no larger than its
+        /// request) and drops the rest. Per address first, so a flood from some addresses
+        /// cannot use up the replies that a legitimate peer's first request needs.
+        public var cookieRepliesPerSecondPerAddress = 20.0
+        public var cookieRepliesPerSecond = 50_000.0
         /// Relayed bytes per second per peer, with a burst, and in all.
         public var relayBytesPerSecond = 8.0 * 1024 * 1024
         public var relayBurstBytes = 2.0 * 1024 * 1024
@@ -73,6 +76,7 @@ public struct BootstrapNode: Sendable {
     var registry: NodeRegistry
     var cookies: CookieMinter
     var limiter: AddressLimiter
+    var cookieLimiter: AddressLimiter
     var cookieBudget: Bucket
     var relayBudget: Bucket
     var rng: any RandomNumberGenerator & Sendable
@@ -87,6 +91,8 @@ public struct BootstrapNode: Sendable {
         cookies = CookieMinter(now: now, random: &random)
         limiter = AddressLimiter(slots: configuration.limiterSlots, perSecond: configuration.requestsPerSecond,
                                  burst: configuration.requestBurst, now: now, random: &random)
+        cookieLimiter = AddressLimiter(slots: configuration.limiterSlots, perSecond: configuration.cookieRepliesPerSecondPerAddress,
+                                       burst: 2 * configuration.cookieRepliesPerSecondPerAddress, now: now, random: &random)
         cookieBudget = Bucket(burst: configuration.cookieRepliesPerSecond, now: now)
         relayBudget = Bucket(burst: configuration.globalRelayBytesPerSecond, now: now)
         rng = random
@@ -148,7 +154,8 @@ public struct BootstrapNode: Sendable {
         let source = datagram.remote
         guard cookies.verify(cookie, for: source) else {
             let reply = BootstrapMessage.cookie(observed: source, cookie: cookies.mint(for: source)).encoded()
-            if cookieBudget.take(perSecond: configuration.cookieRepliesPerSecond, burst: configuration.cookieRepliesPerSecond, now: now),
+            if cookieLimiter.take(source.address, now: now),
+               cookieBudget.take(perSecond: configuration.cookieRepliesPerSecond, burst: configuration.cookieRepliesPerSecond, now: now),
                answerUnproven(reply, to: datagram) {
                 counters.cookieReplies += 1
             } else {

@@ -152,7 +152,10 @@ extension BootstrapClientMachine {
     /// unless `force`d (the node said it forgot the pair).
     mutating func requestIntroduction(_ peer: PeerID, now: Timestamp, force: Bool) {
         guard var path = paths[peer] else { return }
-        if !force, let last = path.lastConnect, now - last < configuration.introductionInterval { return }
+        // Until a first introduction arrives, ask again soon (a lost request or answer);
+        // after one, only every `introductionInterval`.
+        let interval = path.tokens.isEmpty ? configuration.requestRetransmit * 2 : configuration.introductionInterval
+        if !force, let last = path.lastConnect, now - last < interval { return }
         if force, let last = path.lastConnect, now - last < configuration.requestRetransmit { return }
         path.lastConnect = now
         paths[peer] = path
