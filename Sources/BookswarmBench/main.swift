@@ -5,6 +5,7 @@ let suites: [Suite] = [
     noiseSuite,
     netSuite,
     SwarmBench.suite,
+    BootstrapBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
