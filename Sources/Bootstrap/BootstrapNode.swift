@@ -124,6 +124,14 @@ public struct BootstrapNode: Sendable {
 
     public mutating func receive(_ datagram: Datagram, now: Timestamp) {
         counters.received += 1
+        let bytes = datagram.payload
+        // The relay hot path reads its 34-byte header in place: no message value, no copy
+        // of the payload before the one into the forwarded datagram.
+        if bytes.count > BootstrapWire.relayHeaderLength, bytes.count <= BootstrapWire.relayHeaderLength + BootstrapWire.maxRelayPayload,
+           bytes[0] == BootstrapWire.marker, bytes[1] == BootstrapWire.Kind.relay.rawValue {
+            relay(datagram, target: PeerKey(bytes, at: 2), now: now)
+            return
+        }
         guard let message = BootstrapMessage(decoding: datagram.payload) else {
             counters.malformed += 1
             return
@@ -139,8 +147,9 @@ public struct BootstrapNode: Sendable {
         case let .connect(cookie, target):
             guard prove(cookie, datagram, now: now) else { return }
             connect(target, from: source, now: now)
-        case let .relay(target, payload):
-            relay(payload, to: target, datagram, now: now)
+        case .relay:
+            // Only a relay with an empty or oversized payload gets here, and does not decode.
+            counters.malformed += 1
         case .cookie, .registered, .lookupReply, .introduction, .relayed, .refused, .punch:
             counters.unexpected += 1
         }
@@ -230,7 +239,7 @@ public struct BootstrapNode: Sendable {
 
     /// §11.7: the hot path. The sender proved its address when it registered from it, so
     /// the registration stands in for a cookie here.
-    private mutating func relay(_ payload: [UInt8], to target: PeerID, _ datagram: Datagram, now: Timestamp) {
+    private mutating func relay(_ datagram: Datagram, target targetKey: PeerKey, now: Timestamp) {
         let source = datagram.remote
         let request = BootstrapWire.Kind.relay.rawValue
         guard let (key, sender) = registry.registration(at: source, now: now) else {
@@ -240,29 +249,40 @@ public struct BootstrapNode: Sendable {
             counters.relayDropped += 1
             return
         }
-        let targetKey = PeerKey(target)
-        guard let receiver = registry.registration(of: target, now: now) else {
+        guard let receiver = registry.registration(of: targetKey, now: now) else {
             counters.relayDropped += 1
-            if registry.mayRefuseRelay(key, now: now) { refuse(.unknownPeer, request: request, subject: target, to: source) }
+            if registry.mayRefuseRelay(key, now: now) {
+                refuse(.unknownPeer, request: request, subject: try? PeerID(bytes: Array(datagram.payload[2..<34])), to: source)
+            }
             return
         }
-        guard registry.arePaired(key, targetKey, now: now) else {
+        guard let until = registry.pairedUntil(key, targetKey, now: now) else {
             counters.relayDropped += 1
-            if registry.mayRefuseRelay(key, now: now) { refuse(.notIntroduced, request: request, subject: target, to: source) }
+            if registry.mayRefuseRelay(key, now: now) { refuse(.notIntroduced, request: request, subject: receiver.peer, to: source) }
             return
         }
-        let bytes = payload.count
+        // A pair in use stays paired: renewed once half its lifetime is gone (rarely, so the
+        // hot path seldom writes the table).
+        if until - now < configuration.pairLifetime / 2 { registry.pair(key, targetKey, until: now + configuration.pairLifetime) }
+        let bytes = datagram.payload.count - BootstrapWire.relayHeaderLength
         guard registry.spendRelay(key, bytes: bytes, perSecond: configuration.relayBytesPerSecond,
                                   burst: configuration.relayBurstBytes, now: now),
               relayBudget.take(Double(bytes), perSecond: configuration.globalRelayBytesPerSecond,
                                burst: configuration.globalRelayBytesPerSecond, now: now) else {
             counters.relayDropped += 1
-            if registry.mayRefuseRelay(key, now: now) { refuse(.relayLimit, request: request, subject: target, to: source) }
+            if registry.mayRefuseRelay(key, now: now) { refuse(.relayLimit, request: request, subject: receiver.peer, to: source) }
             return
         }
         counters.relayedDatagrams += 1
         counters.relayedBytes += bytes
-        outbox.append(Datagram(remote: receiver.endpoint, payload: BootstrapMessage.relayed(source: sender.peer, payload: payload).encoded()))
+        // `relayed` has the same layout as `relay`, with the source in place of the target.
+        var out = [UInt8]()
+        out.reserveCapacity(datagram.payload.count)
+        out.append(BootstrapWire.marker)
+        out.append(BootstrapWire.Kind.relayed.rawValue)
+        out.append(contentsOf: sender.peer.bytes)
+        out.append(contentsOf: datagram.payload[BootstrapWire.relayHeaderLength...])
+        outbox.append(Datagram(remote: receiver.endpoint, payload: out))
     }
 
     // MARK: Answers

@@ -16,6 +16,16 @@ struct PeerKey: Hashable {
     }
 
     init(_ peer: PeerID) { self.init(peer.bytes) }
+
+    /// The 32 bytes at `offset` of `bytes` (the caller checked the length).
+    init(_ bytes: [UInt8], at offset: Int) {
+        func word(_ i: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(bytes[offset + i + k]) << (8 * UInt64(k)) }
+            return v
+        }
+        a = word(0); b = word(8); c = word(16); d = word(24)
+    }
 }
 
 /// A beacon as two words, for the same reason.
@@ -113,8 +123,10 @@ struct NodeRegistry {
         return (key, r)
     }
 
-    func registration(of peer: PeerID, now: Timestamp) -> Registration? {
-        guard let r = byPeer[PeerKey(peer)], r.expires > now else { return nil }
+    func registration(of peer: PeerID, now: Timestamp) -> Registration? { registration(of: PeerKey(peer), now: now) }
+
+    func registration(of key: PeerKey, now: Timestamp) -> Registration? {
+        guard let r = byPeer[key], r.expires > now else { return nil }
         return r
     }
 
@@ -143,9 +155,10 @@ struct NodeRegistry {
         }
     }
 
-    func arePaired(_ a: PeerKey, _ b: PeerKey, now: Timestamp) -> Bool {
-        guard let until = byPeer[a]?.pairs[b] else { return false }
-        return until > now
+    /// Until when `a` and `b` are paired, if they are now.
+    func pairedUntil(_ a: PeerKey, _ b: PeerKey, now: Timestamp) -> Timestamp? {
+        guard let until = byPeer[a]?.pairs[b], until > now else { return nil }
+        return until
     }
 
     /// Takes `bytes` from the peer's relay budget.

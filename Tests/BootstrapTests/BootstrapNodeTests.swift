@@ -161,4 +161,26 @@ struct BootstrapNodeTests {
         }
         #expect(refused >= 5)
     }
+
+    @Test func aPairInUseStaysPairedAndAnEmptyRelayIsMalformed() {
+        var node = BootstrapNode(now: .zero)
+        let pa = PeerID(Self.keys(1).publicKey), pb = PeerID(Self.keys(2).publicKey)
+        Self.register(&node, Self.keys(1), at: a)
+        let cookie = Self.register(&node, Self.keys(2), at: b)
+        _ = Self.answer(&node, .connect(cookie: cookie, target: pa), from: b)
+        // Both keep registering (every 50 s) and relaying; the pair outlives its 600 s.
+        var t = Timestamp.zero
+        for _ in 0..<20 {
+            t = t + .seconds(50)
+            node.tick(now: t)
+            Self.register(&node, Self.keys(1), at: a, now: t)
+            Self.register(&node, Self.keys(2), at: b, now: t)
+            node.receive(Datagram(remote: b, payload: BootstrapMessage.relay(target: pa, payload: [7]).encoded()), now: t)
+            #expect(node.takeDatagrams().first.flatMap { BootstrapMessage(decoding: $0.payload) } == .relayed(source: pb, payload: [7]))
+        }
+        let malformed = node.counters.malformed
+        node.receive(Datagram(remote: b, payload: [BootstrapWire.marker, 0x04] + pa.bytes), now: t)
+        #expect(node.takeDatagrams().isEmpty)
+        #expect(node.counters.malformed == malformed + 1)
+    }
 }
