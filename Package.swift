@@ -50,7 +50,7 @@ let package = Package(
         // Bootstrap: rendezvous, hole punching and relay (sans-I/O), and its glue to UDPTransport
         // (no socket code of its own: SwarmNIO stays the one module with sockets).
         .target(name: "Bootstrap", dependencies: ["Swarm", "Sodium"]),
-        .target(name: "BootstrapNIO", dependencies: ["Bootstrap", "Swarm", "SwarmNIO", nioCore, nioPosix]),
+        .target(name: "BootstrapNIO", dependencies: ["Bootstrap", "Swarm", "SwarmNIO", "Sodium", nioCore, nioPosix]),
 
         // Replication, and the messenger on top.
         .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),

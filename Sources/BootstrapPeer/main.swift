@@ -84,7 +84,7 @@ let ms: @Sendable () -> String = {
 
 do {
     let udp = try await UDPTransport.bind(bind)
-    let client = BootstrapClient.start(identity: identity, transport: udp, nodes: nodes)
+    let client = BootstrapClient.start(identity: identity, udp: udp, nodes: nodes)
     var discovery: [any DiscoverySource] = [client]
     if let lan = options["--lan"] {
         discovery.append(try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: udp.localEndpoint.port,

@@ -23,10 +23,14 @@ final class BootstrapSwarmPeer: Sendable {
         return c
     }
 
-    init(seed: UInt8, node: Endpoint, topic: Topic, configuration: BootstrapClientMachine.Configuration = .init()) async throws {
+    convenience init(seed: UInt8, node: Endpoint, topic: Topic, configuration: BootstrapClientMachine.Configuration = .init()) async throws {
+        try await self.init(seed: seed, nodes: [node], topic: topic, configuration: configuration)
+    }
+
+    init(seed: UInt8, nodes: [Endpoint], topic: Topic, configuration: BootstrapClientMachine.Configuration = .init()) async throws {
         let identity = try Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: seed, count: 32)))
         let udp = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
-        client = BootstrapClient.start(identity: identity, transport: udp, nodes: [node], configuration: configuration)
+        client = BootstrapClient.start(identity: identity, udp: udp, nodes: nodes, configuration: configuration)
         swarm = try Swarm(identity: identity, transport: client, discovery: [client], configuration: Self.swarmConfiguration)
         let swarm = self.swarm
         let run = Task { do { try await swarm.run() } catch {} }
@@ -164,6 +168,31 @@ struct BootstrapLoopbackTests {
         await a.stop()
         await b.stop()
         await server.stop()
+        serving.cancel()
+    }
+}
+
+extension BootstrapLoopbackTests {
+    /// Several nodes are used side by side: one that never answers costs nothing but its
+    /// retransmissions, and peers registered only at different live nodes still meet where
+    /// they overlap.
+    @Test func severalNodesSideBySideOneOfThemDead() async throws {
+        let live = try await BootstrapServer.start(bind: .v4(127, 0, 0, 1, port: 0))
+        let serving = Task { await live.run() }
+        // A port nobody listens on (bound, then closed).
+        let gone = try await BootstrapServer.start(bind: .v4(127, 0, 0, 1, port: 0))
+        let dead = gone.localEndpoint
+        await gone.stop()
+        let topic = Self.topic()
+        let a = try await BootstrapSwarmPeer(seed: 7, nodes: [dead, live.localEndpoint], topic: topic)
+        let b = try await BootstrapSwarmPeer(seed: 8, nodes: [live.localEndpoint, dead], topic: topic)
+        let ca = await a.waitForConnection(.seconds(5))
+        let cb = await b.waitForConnection(.seconds(5))
+        #expect(ca != nil && cb != nil && ca?.sessionID == cb?.sessionID)
+        #expect(a.client.isRegistered(at: live.localEndpoint) && !a.client.isRegistered(at: dead))
+        await a.stop()
+        await b.stop()
+        await live.stop()
         serving.cancel()
     }
 }
