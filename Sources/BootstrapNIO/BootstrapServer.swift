@@ -25,7 +25,7 @@ public final class BootstrapServer: Sendable {
     /// Binds `0.0.0.0:port` (and nothing else) and serves until the calling task is cancelled.
     public static func run(port: UInt16, configuration: BootstrapNode.Configuration = .init()) async throws {
         let server = try await start(bind: .v4(0, 0, 0, 0, port: port), configuration: configuration)
-        try await withTaskCancellationHandler {
+        await withTaskCancellationHandler {
             await server.run()
         } onCancel: {
             Task { await server.stop() }
@@ -103,8 +103,7 @@ public final class BootstrapServer: Sendable {
         private let handle: Mutex<FileHandle?>
 
         init(path: String) throws {
-            FileManager.default.createFile(atPath: path, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: path) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
                 throw SwarmNIOError(.socketSetupFailed, "cannot write capture file \(path)")
             }
             handle = Mutex(h)
