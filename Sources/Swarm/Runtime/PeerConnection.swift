@@ -6,7 +6,8 @@ import Synchronization
 public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     public let remotePeer: PeerID
     public let sessionID: SessionID
-    /// Channels the remote opens, in order. Finishes when the connection closes.
+    /// Channels the remote opens, in order (up to 1024 unread). Finishes when the connection
+    /// closes.
     public let incomingChannels: AsyncStream<SessionChannel>
 
     private struct State {
@@ -25,7 +26,8 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
         remotePeer = peer
         self.sessionID = sessionID
         state = Mutex(State(endpoint: endpoint))
-        (incomingChannels, incomingContinuation) = AsyncStream<SessionChannel>.makeStream()
+        // Bounded, so a peer cannot make us hold channels nobody reads.
+        (incomingChannels, incomingContinuation) = AsyncStream<SessionChannel>.makeStream(bufferingPolicy: .bufferingOldest(1024))
     }
 
     /// Topics the remote proved with a capability in this session (grows while it lasts).

@@ -77,7 +77,7 @@ extension Swarm {
         case let .handshakeFailed(peer, endpoint):
             emit(.handshakeFailed(peer, endpoint))
             if let peer, var c = candidates[peer] {
-                c.nextAttempt = now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
+                c.nextAttempt = retryTime(for: c, now: now)
                 c.failures += 1
                 candidates[peer] = c
             }
@@ -112,7 +112,7 @@ extension Swarm {
     /// Hands the connection to the application, once.
     func surface(_ peer: PeerID) {
         guard let binding = sessions[peer], !binding.surfaced else { return }
-        sessions[peer]?.surfaced = true
+        binding.surfaced = true
         connectionsContinuation.yield(binding.connection)
     }
 
@@ -130,17 +130,25 @@ extension Swarm {
         guard var c = candidates[peer] else { return }
         switch reason {
         case .timeout, .replaced, .handshakeFailed:
-            c.nextAttempt = now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
+            c.nextAttempt = retryTime(for: c, now: now)
             c.failures += 1
         case .closedByRemote:
             // The peer left cleanly: wait for discovery to see it again, unless we asked
             // for it explicitly.
-            c.nextAttempt = c.explicit ? now + configuration.retry.delay(afterFailures: c.failures, using: &rng) : nil
+            c.nextAttempt = c.explicit ? retryTime(for: c, now: now) : nil
             c.failures += 1
         case .shutdown, .refused:
             c.nextAttempt = nil
         }
         candidates[peer] = c
+    }
+
+    /// When to redial a candidate after its latest failure. Peers given to `joinPeer` are
+    /// redialled for as long as the swarm runs; peers only seen by discovery are given up
+    /// after one round of the policy's delays, until discovery sees them again.
+    private func retryTime(for c: Candidate, now: Timestamp) -> Timestamp? {
+        guard c.explicit || c.failures < configuration.retry.delays.count else { return nil }
+        return now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
     }
 
     // MARK: Capabilities (PROTOCOL.md §5.3, §8.3)
@@ -161,7 +169,7 @@ extension Swarm {
         }
         // Bounded: a peer cannot make us keep more than a few unknown capabilities.
         if binding.unverified.count < 64 && !binding.unverified.contains(capability) {
-            sessions[peer]?.unverified.append(capability)
+            binding.unverified.append(capability)
         }
     }
 
@@ -172,7 +180,7 @@ extension Swarm {
             Capability.verify($0, topic: topic, handshakeHash: binding.handshakeHash, sender: senderRole)
         }
         guard !matched.isEmpty else { return }
-        sessions[peer]?.unverified.removeAll { matched.contains($0) }
+        binding.unverified.removeAll { matched.contains($0) }
         prove(topic, for: peer)
     }
 

@@ -58,16 +58,24 @@ public actor Swarm {
         var nextAttempt: Timestamp?
     }
 
-    struct SessionBinding {
-        var connection: PeerConnection
-        var handshakeHash: [UInt8]
-        var localRole: Capability.Role
+    /// A class, so the per-message lookups on the hot path retain one reference instead of
+    /// copying every field.
+    final class SessionBinding {
+        let connection: PeerConnection
+        let handshakeHash: [UInt8]
+        let localRole: Capability.Role
         /// Whether the connection was handed to the application yet.
         var surfaced = false
         /// Capabilities that matched no joined topic yet (we may join it later).
         var unverified: [[UInt8]] = []
         var channels: [UInt16: SessionChannel] = [:]
         var pendingOpens: [UInt16: (label: [UInt8], continuation: CheckedContinuation<SessionChannel, any Error>)] = [:]
+
+        init(connection: PeerConnection, handshakeHash: [UInt8], localRole: Capability.Role) {
+            self.connection = connection
+            self.handshakeHash = handshakeHash
+            self.localRole = localRole
+        }
     }
 
     /// - Parameters:

@@ -55,7 +55,15 @@ extension SessionManager {
         // the other's initiation and waits for the answer to its own; the higher side drops
         // its own and answers. Both end with the one handshake the lower side started.
         if let own = s.handshake {
-            if localPeer < remote { return drop(.simultaneousDial) }
+            if localPeer < remote {
+                // The initiation authenticated the peer at this endpoint: if ours went
+                // elsewhere, send it again there rather than wait for our retries to fail.
+                if endpoint != s.endpoint && !s.isEstablished {
+                    s.endpoint = endpoint
+                    startInitiation(&s, attempts: own.attempts, now: now)
+                }
+                return drop(.simultaneousDial)
+            }
             indexTable[own.localIndex] = nil
             s.handshake = nil
         }
