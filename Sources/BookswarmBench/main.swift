@@ -2,6 +2,8 @@ import Foundation
 
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
+    noiseSuite,
+    netSuite,
     SwarmBench.suite,
 ]
 
