@@ -16,6 +16,7 @@ struct SwarmScenarioTests {
         let ab = try #require(a.connection(to: b))
         let ba = try #require(b.connection(to: a))
         #expect(ab.sessionID == ba.sessionID)
+        #expect(ab.handshakeHash == ba.handshakeHash && ab.localRole == ba.localRole.peer)
         #expect(ab.topics == [bed.topic] && ba.topics == [bed.topic])
         #expect(a.connections.count == 1 && b.connections.count == 1)
         await a.stop()

@@ -6,6 +6,11 @@ import Synchronization
 public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     public let remotePeer: PeerID
     public let sessionID: SessionID
+    /// The Noise handshake hash of the handshake that started the session, and this side's
+    /// role in it: what capabilities inside the session bind to (PROTOCOL.md §5.3), e.g. a
+    /// replication channel's read capability.
+    public let handshakeHash: [UInt8]
+    public let localRole: Capability.Role
     /// Channels the remote opens, in order (up to 1024 unread). Finishes when the connection
     /// closes.
     public let incomingChannels: AsyncStream<SessionChannel>
@@ -21,10 +26,13 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     private let incomingContinuation: AsyncStream<SessionChannel>.Continuation
     let swarm: Swarm
 
-    init(swarm: Swarm, peer: PeerID, sessionID: SessionID, endpoint: Endpoint) {
+    init(swarm: Swarm, peer: PeerID, sessionID: SessionID, handshakeHash: [UInt8], localRole: Capability.Role,
+         endpoint: Endpoint) {
         self.swarm = swarm
         remotePeer = peer
         self.sessionID = sessionID
+        self.handshakeHash = handshakeHash
+        self.localRole = localRole
         state = Mutex(State(endpoint: endpoint))
         // Bounded, so a peer cannot make us hold channels nobody reads.
         (incomingChannels, incomingContinuation) = AsyncStream<SessionChannel>.makeStream(bufferingPolicy: .bufferingOldest(1024))

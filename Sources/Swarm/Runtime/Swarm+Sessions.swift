@@ -58,9 +58,10 @@ extension Swarm {
         let now = clock.now()
         switch event {
         case let .established(peer, id, endpoint, hash, initiator):
-            let connection = PeerConnection(swarm: self, peer: peer, sessionID: id, endpoint: endpoint)
-            sessions[peer] = SessionBinding(connection: connection, handshakeHash: hash,
-                                            localRole: initiator ? .initiator : .responder)
+            let role: Capability.Role = initiator ? .initiator : .responder
+            let connection = PeerConnection(swarm: self, peer: peer, sessionID: id, handshakeHash: hash,
+                                            localRole: role, endpoint: endpoint)
+            sessions[peer] = SessionBinding(connection: connection, handshakeHash: hash, localRole: role)
             candidates[peer]?.failures = 0
             candidates[peer]?.nextAttempt = nil
             if candidates[peer]?.endpoint == nil { candidates[peer]?.endpoint = endpoint }
