@@ -40,6 +40,9 @@ enum SwarmBench {
             initiator.connect(to: responder.localPeer, at: transport.localEndpoint, now: .zero)
             packets.append(initiator.takeDatagrams()[0].payload)
         }
+        let x1 = X25519.KeyPair.generate()
+        let x2 = X25519.KeyPair.generate()
+        let floorBefore = try measureRate(seconds: 0.6) { _ = try x1.sharedSecret(with: x2.publicKey) }
         let driver = try await UDPTransport.bind(loopback)
         let target = transport.localEndpoint
         // A window of outstanding initiations keeps the responder busy without overflowing
@@ -65,9 +68,9 @@ enum SwarmBench {
         let rate = Double(answered) / (lastAnswer - start)
         // Floor: the responder does five X25519 scalar multiplications per IK handshake
         // (its ephemeral key, es, ss, ee, se), so X25519's rate / 5 is the most it could do.
-        let a = X25519.KeyPair.generate()
-        let b = X25519.KeyPair.generate()
-        let x25519 = try measureRate(seconds: 0.6) { _ = try a.sharedSecret(with: b.publicKey) }
+        // Measured before and after the handshakes (best kept): load from other processes
+        // then falls on both.
+        let x25519 = max(floorBefore, try measureRate(seconds: 0.6) { _ = try x1.sharedSecret(with: x2.publicKey) })
         Report.result("swarm.handshakes_per_s", rate, "handshakes/s", floor: x25519 / 5)
         Report.note("\(answered)/\(initiations) IK initiations answered; floor = X25519 rate / 5")
         await driver.close()
@@ -98,17 +101,23 @@ enum SwarmBench {
         _ = b.takeEvents()
         let message = [UInt8](repeating: 0xB5, count: ChannelLimits.maxMessage)
         let batch = 64
-        let rate = measureRate(seconds: 1.2, operationsPerCall: batch) {
-            for _ in 0..<batch { a.send(message, on: channel, to: b.localPeer, now: .zero) }
-            for d in a.takeDatagrams() { b.receive(Datagram(remote: ea, payload: d.payload), now: .zero) }
-            _ = b.takeEvents()
-        }
         let key = SecretBytes(randomCount: 32)
         let plaintext = [UInt8](repeating: 1, count: 3 + ChannelLimits.maxMessage)
         let header = [UInt8](repeating: 0, count: 16)
-        let floor = try measureRate(seconds: 1.2) {
-            let sealed = ChaChaPoly.seal(key: key, counter: 1, associatedData: header, plaintext: plaintext)
-            _ = try ChaChaPoly.open(key: key, counter: 1, associatedData: header, ciphertext: sealed)
+        // Value and floor in alternating short rounds, best of each, so load from other
+        // processes falls on both.
+        var rate = 0.0
+        var floor = 0.0
+        for _ in 0..<6 {
+            rate = max(rate, measureRate(seconds: 0.2, rounds: 1, operationsPerCall: batch) {
+                for _ in 0..<batch { a.send(message, on: channel, to: b.localPeer, now: .zero) }
+                for d in a.takeDatagrams() { b.receive(Datagram(remote: ea, payload: d.payload), now: .zero) }
+                _ = b.takeEvents()
+            })
+            floor = max(floor, try measureRate(seconds: 0.2, rounds: 1) {
+                let sealed = ChaChaPoly.seal(key: key, counter: 1, associatedData: header, plaintext: plaintext)
+                _ = try ChaChaPoly.open(key: key, counter: 1, associatedData: header, ciphertext: sealed)
+            })
         }
         Report.result("swarm.session_core_datagrams_per_s", rate, "datagrams/s", floor: floor)
     }
@@ -160,6 +169,8 @@ enum SwarmBench {
         let datagramSize = PacketFormat.minTransportLength + 3 + ChannelLimits.maxMessage
         let rate = Double(got) / elapsed
 
+        let drops = await b.dropCounters
+        Report.note("losses: sender transport \(ta.counters), receiver transport \(tb.counters), receiver session drops [\(drops)]")
         let raw = try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(2))
         Report.result("swarm.session_datagrams_per_s", rate, "datagrams/s", floor: raw.datagramsPerSecond)
         Report.result("swarm.session_payload_MB_per_s", rate * Double(ChannelLimits.maxMessage) / 1e6, "MB/s",

@@ -104,10 +104,11 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     public let label: [UInt8]
     public let remotePeer: PeerID
     /// Messages from the remote. Finishes when the channel or its session closes. A reader
-    /// that falls more than `SwarmConfiguration.channelBuffer` messages behind loses the newest.
-    public let messages: AsyncStream<[UInt8]>
+    /// that falls more than `SwarmConfiguration.channelBuffer` deliveries behind loses the
+    /// newest (a delivery is what one received batch of datagrams carried for the channel).
+    public let messages: ChannelMessages
 
-    private let continuation: AsyncStream<[UInt8]>.Continuation
+    private let continuation: AsyncStream<[[UInt8]]>.Continuation
     private let swarm: Swarm
     private let isClosed = Atomic<Bool>(false)
 
@@ -116,7 +117,9 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
         remotePeer = peer
         self.id = id
         self.label = label
-        (messages, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let (batches, continuation) = AsyncStream<[[UInt8]]>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        messages = ChannelMessages(batches: batches)
+        self.continuation = continuation
     }
 
     public var isOpen: Bool { !isClosed.load(ordering: .relaxed) }
@@ -138,7 +141,7 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
         await swarm.closeChannel(self)
     }
 
-    func deliver(_ message: [UInt8]) { continuation.yield(message) }
+    func deliver(_ batch: [[UInt8]]) { continuation.yield(batch) }
 
     func finish() {
         isClosed.store(true, ordering: .relaxed)
@@ -146,4 +149,29 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "SessionChannel(\(id) with \(remotePeer.short))" }
+}
+
+/// The messages of a channel, one at a time. Underneath they arrive in batches (what one
+/// read from the socket carried), so a reader wakes once per batch, not once per message.
+public struct ChannelMessages: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    let batches: AsyncStream<[[UInt8]]>
+
+    public func makeAsyncIterator() -> Iterator { Iterator(batches: batches.makeAsyncIterator()) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var batches: AsyncStream<[[UInt8]]>.AsyncIterator
+        var pending: [[UInt8]] = []
+        var position = 0
+
+        public mutating func next() async -> [UInt8]? {
+            while position == pending.count {
+                guard let batch = await batches.next() else { return nil }
+                pending = batch
+                position = 0
+            }
+            defer { position += 1 }
+            return pending[position]
+        }
+    }
 }

@@ -50,6 +50,10 @@ extension Swarm {
             if !datagrams.isEmpty { transport.send(datagrams) }
             for event in manager.takeEvents() { handle(event) }
         }
+        if !staged.isEmpty {
+            for (channel, messages) in staged.values { channel.deliver(messages) }
+            staged.removeAll(keepingCapacity: true)
+        }
     }
 
     // MARK: Session events
@@ -102,9 +106,12 @@ extension Swarm {
             sessions[peer]?.pendingOpens.removeValue(forKey: id)?.continuation
                 .resume(throwing: SwarmError(.channelOpenFailed, "peer \(peer.short) never accepted channel \(id)"))
         case let .channelMessage(peer, id, message):
-            sessions[peer]?.channels[id]?.deliver(message)
+            guard let channel = sessions[peer]?.channels[id] else { return }
+            staged[ObjectIdentifier(channel), default: (channel, [])].messages.append(message)
         case let .channelClosed(peer, id):
-            sessions[peer]?.channels.removeValue(forKey: id)?.finish()
+            guard let channel = sessions[peer]?.channels.removeValue(forKey: id) else { return }
+            deliverStaged(channel)
+            channel.finish()
         }
     }
 
@@ -117,9 +124,17 @@ extension Swarm {
         connectionsContinuation.yield(binding.connection)
     }
 
+    /// Hands over what was gathered for a channel before it finishes.
+    private func deliverStaged(_ channel: SessionChannel) {
+        if let entry = staged.removeValue(forKey: ObjectIdentifier(channel)) { channel.deliver(entry.messages) }
+    }
+
     private func closeBinding(_ peer: PeerID, reason: CloseReason) {
         guard let binding = sessions.removeValue(forKey: peer) else { return }
-        for channel in binding.channels.values { channel.finish() }
+        for channel in binding.channels.values {
+            deliverStaged(channel)
+            channel.finish()
+        }
         for pending in binding.pendingOpens.values {
             pending.continuation.resume(throwing: SwarmError(.sessionClosed, "session with \(peer.short) ended: \(reason)"))
         }
@@ -234,6 +249,7 @@ extension Swarm {
         let peer = channel.remotePeer
         guard sessions[peer]?.channels[channel.id] === channel else { return }
         sessions[peer]?.channels[channel.id] = nil
+        deliverStaged(channel)
         channel.finish()
         manager.closeChannel(channel.id, with: peer, now: clock.now())
         pump()

@@ -49,6 +49,9 @@ public actor Swarm {
     /// Peers we had a session with, to tell "restored" from "established".
     var everConnected: Set<PeerID> = []
     var userFirewall: @Sendable (PeerID) -> Bool = { _ in false }
+    /// Channel messages gathered while one batch of datagrams is processed, handed to each
+    /// channel in one piece at the end of the batch.
+    var staged: [ObjectIdentifier: (channel: SessionChannel, messages: [[UInt8]])] = [:]
 
     struct Candidate {
         var endpoint: Endpoint?
@@ -106,14 +109,9 @@ public actor Swarm {
         lifecycle = .running
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
-                let transport = self.transport
-                group.addTask {
-                    for await batch in transport.incoming { await self.receive(batch) }
-                }
+                group.addTask { await self.receiveLoop() }
                 for source in discovery {
-                    group.addTask {
-                        for await sighting in source.sightings { await self.sighted(sighting) }
-                    }
+                    group.addTask { await self.sightingLoop(source) }
                 }
                 group.addTask { await self.timerLoop() }
                 await self.waitForStop()
@@ -142,6 +140,16 @@ public actor Swarm {
     private func waitForStop() async {
         guard lifecycle != .stopped else { return }
         await withCheckedContinuation { stopWaiters.append($0) }
+    }
+
+    /// Runs on the actor: each batch resumes the loop directly on the actor's executor
+    /// (SE-0421), one hop per batch rather than two.
+    private func receiveLoop() async {
+        for await batch in transport.incoming { receive(batch) }
+    }
+
+    private func sightingLoop(_ source: any DiscoverySource) async {
+        for await sighting in source.sightings { sighted(sighting) }
     }
 
     private func timerLoop() async {
