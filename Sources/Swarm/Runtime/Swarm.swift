@@ -158,6 +158,8 @@ public actor Swarm {
             var wake = now + configuration.timerGranularity
             if let d = manager.nextDeadline, d < wake { wake = d }
             for c in candidates.values { if let t = c.nextAttempt, t < wake { wake = t } }
+            // A timer that stays due (nothing it can do yet) must not turn this into a spin.
+            wake = max(wake, now + .milliseconds(1))
             do { try await clock.sleep(until: wake) } catch { return }
             fireTimers()
         }
