@@ -4,10 +4,10 @@ extension SessionManager {
     public mutating func tick(now: Timestamp) {
         // Only sessions with a timer due are taken out of the table: with thousands of
         // sessions most ticks touch none.
-        let due = sessions.compactMap { peer, s in deadline(of: s).map { $0 <= now } == true ? peer : nil }
+        let due = deadlines.compactMap { peer, deadline in deadline <= now ? peer : nil }
         for peer in due {
-            guard var s = sessions.removeValue(forKey: peer) else { continue }
-            if tick(&s, now: now) { sessions[peer] = s }
+            guard var s = sessions.removeValue(forKey: peer) else { deadlines[peer] = nil; continue }
+            if tick(&s, now: now) { store(s) }
         }
         for (index, dial) in xxDials where now >= dial.nextRetransmit {
             xxDials[index] = nil
@@ -103,14 +103,14 @@ extension SessionManager {
             guard let t else { return }
             if earliest == nil || t < earliest! { earliest = t }
         }
-        for s in sessions.values { consider(deadline(of: s)) }
+        for deadline in deadlines.values { consider(deadline) }
         for dial in xxDials.values { consider(dial.nextRetransmit) }
         for responder in xxResponders.values { consider(responder.createdAt + handshakeLifetime) }
         return earliest
     }
 
     /// The earliest timer of one session.
-    private func deadline(of s: PeerSession) -> Timestamp? {
+    func deadline(of s: PeerSession) -> Timestamp? {
         var earliest: Timestamp?
         func consider(_ t: Timestamp?) {
             guard let t else { return }
