@@ -166,6 +166,32 @@ struct SwarmScenarioTests {
         await a.stop()
     }
 
+    @Test func flushedReturnsOnceTheFirstRoundsDialsAreDone() async throws {
+        let bed = SwarmBed(.memory)
+        let a = try await bed.node(1)
+        let b = try await bed.node(2)
+        await b.swarm.flushed()
+        #expect(await b.swarm.sessionStats(for: a.peer)?.isEstablished == true)
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func cancellingRunShutsDownCleanly() async throws {
+        let bed = SwarmBed(.memory)
+        let a = try await bed.node(1)
+        let identity = SwarmBed.identity(2)
+        let transport = bed.network.makeTransport()
+        let discovery = bed.hub.makeSource(peer: PeerID(identity.publicKey), endpoint: transport.localEndpoint)
+        let b = try Swarm(identity: identity, transport: transport, discovery: [discovery], configuration: SwarmBed.configuration)
+        let running = Task { try await b.run() }
+        await b.join(bed.topic)
+        #expect(await eventually { a.openConnections.count == 1 })
+        running.cancel()
+        _ = await running.result
+        #expect(await eventually(.milliseconds(500)) { a.connections.first?.closeReason == .closedByRemote })
+        await a.stop()
+    }
+
     @Test func joinPeerSurfacesAConnectionWithoutATopic() async throws {
         let bed = SwarmBed(.memory)
         let a = try await bed.node(1, topics: [])

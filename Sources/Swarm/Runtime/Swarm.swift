@@ -241,8 +241,9 @@ public actor Swarm {
         for topic in topics.keys {
             for source in discovery { await source.flushed(topic) }
         }
-        // Let sightings that arrived with the round reach us, then wait out their dials
-        // (bounded by the handshake schedule).
+        // Let sightings that arrived with the round reach us through the sighting loops,
+        // then wait out the dials they started (bounded by the handshake schedule).
+        try? await clock.sleep(until: clock.now() + .milliseconds(20))
         let limit = clock.now() + manager.handshakeLifetime
         while clock.now() < limit {
             let pending = candidates.keys.contains { manager.isKnown($0) && !manager.isEstablished(with: $0) }
