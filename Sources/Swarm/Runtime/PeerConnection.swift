@@ -130,6 +130,7 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     }
 
     /// Sends several messages with one hop into the swarm and one write to the transport.
+    /// Throws `messageTooLarge`, sending none, if any exceeds `ChannelLimits.maxMessage`.
     public func send(_ messages: [[UInt8]]) async throws {
         try await swarm.send(messages, on: self)
     }

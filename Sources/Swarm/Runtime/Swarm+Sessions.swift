@@ -234,14 +234,10 @@ extension Swarm {
         guard let binding = sessions[peer], binding.channels[channel.id] === channel else {
             throw SwarmError(.channelClosed, "channel \(channel.id) with \(peer.short) is closed")
         }
-        let now = clock.now()
-        for message in messages {
-            guard message.count <= ChannelLimits.maxMessage else {
-                pump()
-                throw SwarmError(.messageTooLarge, "message of \(message.count) bytes")
-            }
-            manager.send(message, on: channel.id, to: peer, now: now)
+        if let big = messages.first(where: { $0.count > ChannelLimits.maxMessage }) {
+            throw SwarmError(.messageTooLarge, "message of \(big.count) bytes (none of the batch was sent)")
         }
+        manager.send(messages, on: channel.id, to: peer, now: clock.now())
         pump()
     }
 

@@ -143,6 +143,22 @@ public struct SessionManager {
         return true
     }
 
+    /// Sends several messages on an open channel with one lookup of the session. Returns
+    /// how many were sent: all, or none when there is no such channel or session; oversized
+    /// messages are skipped.
+    @discardableResult
+    public mutating func send(_ messages: [[UInt8]], on channel: UInt16, to peer: PeerID, now: Timestamp) -> Int {
+        guard channel != ChannelLimits.controlChannel, var s = sessions.removeValue(forKey: peer) else { return 0 }
+        defer { store(s) }
+        guard s.channels.open.contains(channel) else { return 0 }
+        var sent = 0
+        for message in messages where message.count <= ChannelLimits.maxMessage {
+            send(.channelData(channel, message), in: &s, now: now)
+            sent += 1
+        }
+        return sent
+    }
+
     /// Sends a capability on the control channel (§8.3), retransmitted until acknowledged.
     public mutating func sendCapability(_ capability: [UInt8], to peer: PeerID, now: Timestamp) {
         precondition(capability.count == ControlMessage.capabilityLength, "capabilities are 32 bytes")
