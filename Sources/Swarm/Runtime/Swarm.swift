@@ -85,8 +85,11 @@ public actor Swarm {
     ///   - identity: the peer's Ed25519 key pair; its public key is the peer id.
     ///   - transport: where session datagrams go (UDP, or an in-memory network in tests).
     ///   - discovery: sources of peers for joined topics (LAN multicast, bootstrap nodes).
+    ///   - firewall: return true to refuse a peer (see `setFirewall`).
+    ///   - clock, random: time and randomness (jitter, indices); tests inject their own.
     public init(identity: Ed25519.KeyPair, transport: any DatagramTransport, discovery: [any DiscoverySource] = [],
                 configuration: SwarmConfiguration = SwarmConfiguration(),
+                firewall: @escaping @Sendable (PeerID) -> Bool = { _ in false },
                 clock: any SwarmClock = SystemSwarmClock(),
                 random: some RandomNumberGenerator & Sendable = SodiumRandomNumberGenerator()) throws {
         localPeer = PeerID(identity.publicKey)
@@ -96,6 +99,8 @@ public actor Swarm {
         self.clock = clock
         rng = random
         manager = try SessionManager(identity: identity, configuration: configuration.session, random: random)
+        manager.firewall = firewall
+        userFirewall = firewall
         (connections, connectionsContinuation) = AsyncStream<PeerConnection>.makeStream()
         (events, eventsContinuation) = AsyncStream<SwarmEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
     }
