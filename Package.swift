@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Swarm", dependencies: ["Sodium", .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Books", "CSQLite"]),
-        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),

@@ -140,9 +140,11 @@ extension Book {
                 tree.removeAll(keepingCapacity: true)
                 // A verified page completes the same nodes as at the author's: all of them
                 // lie on its path to a peak, so the walk established every one.
-                for node in FlatTree.completed(byPage: index) {
-                    guard let hash = byIndex[node] else { break }
-                    tree += hash.bytes
+                for node in FlatTree.completed(byPage: index) where node != FlatTree.leaf(index) || page.count > Book.storedLeafThreshold {
+                    guard let hash = byIndex[node] else {
+                        throw BooksError(.invalidProof, "the proof did not establish tree node \(node) of page \(index)", file: store.file)
+                    }
+                    hash.withUnsafeBytes { tree += $0 }
                 }
                 try tree.withUnsafeBytes { t in
                     try page.withUnsafeBytes { d in

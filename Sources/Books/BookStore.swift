@@ -75,11 +75,9 @@ public final class BookStore: @unchecked Sendable {
             // that is not a store is never written to.
             try database.execute("PRAGMA locking_mode = EXCLUSIVE")
             _ = try database.pragmaInteger("user_version")
-            let mode = try database.statement("PRAGMA journal_mode = WAL")
-            guard try mode.step(), mode.text(0)?.lowercased() == "wal" else {
+            guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
             }
-            mode.reset()
             // FULL: the WAL is synced at every commit, so an append that returned survives
             // power loss too, not only a killed process.
             try database.execute("PRAGMA synchronous = FULL")

@@ -2,6 +2,7 @@ import Foundation
 
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
+    booksSuite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
