@@ -28,7 +28,7 @@ let package = Package(
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
-        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
