@@ -124,7 +124,8 @@ public final class Book: Sendable, CustomStringConvertible {
             var peaks = state.peaks
             let end = start + UInt64(pages.count)
             let signed: SignedRoot = try db.transaction {
-                try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
+                let insert = try db.appendPageStatement()
+                return try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
                     var signed: SignedRoot?
                     for (offset, page) in pages.enumerated() {
                         let index = start + UInt64(offset)
@@ -132,7 +133,7 @@ public final class Book: Sendable, CustomStringConvertible {
                             let count = Book.extend(&peaks, with: data, at: index, tree: tree)
                             let nodes = UnsafeRawBufferPointer(rebasing: tree[..<count])
                             if index + 1 < end {
-                                try db.insertPage(book: state.number, index: index, tree: nodes, data: data, ignoreExisting: false)
+                                try db.insertPage(insert, book: state.number, index: index, tree: nodes, data: data)
                             } else {
                                 // One signature per batch, over the tree with every page in it.
                                 let root = SignedRoot(signing: PageHash.root(peaks: peaks), length: end, with: keyPair)

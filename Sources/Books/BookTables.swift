@@ -68,10 +68,20 @@ extension SQLiteDatabase {
         let s = try ignoreExisting
             ? statement("INSERT OR IGNORE INTO page (key, tree, data) VALUES (?, ?, ?)")
             : statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
+        try insertPage(s, book: book, index: index, tree: tree, data: data)
+    }
+
+    /// The author's append loop fetches the statement once per batch and calls this per
+    /// page: every binding is set again, so no reset of the bindings is needed.
+    func insertPage(_ s: SQLiteStatement, book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) throws {
         s.bind(1, PageKey.key(book: book, page: index))
         s.bindBorrowed(2, tree)
         s.bindBorrowed(3, data)
         try s.run()
+    }
+
+    func appendPageStatement() throws -> SQLiteStatement {
+        try statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
     }
 
     /// The last page of an author's batch carries the batch's signed root in its row

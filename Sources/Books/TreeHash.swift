@@ -59,6 +59,19 @@ public struct PageHash: Hashable, Sendable, CustomStringConvertible {
     /// The leaf hash of a page: BLAKE2b-256(0x00 ‖ u64 byte length ‖ page).
     public static func leaf(_ page: UnsafeRawBufferPointer) -> PageHash {
         Sodium.initialize()
+        if page.count <= 1024 {
+            // Small pages: one contiguous message on the stack and a one-shot hash, which
+            // costs less than the streaming calls.
+            return withUnsafeTemporaryAllocation(byteCount: 9 + page.count, alignment: 8) { message in
+                message[0] = leafTag
+                message.storeBytes(of: UInt64(page.count).littleEndian, toByteOffset: 1, as: UInt64.self)
+                if page.count > 0 { UnsafeMutableRawBufferPointer(rebasing: message[9...]).copyMemory(from: page) }
+                return PageHash { out in
+                    _ = crypto_generichash(out.baseAddress!.assumingMemoryBound(to: UInt8.self), length,
+                                           message.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(message.count), nil, 0)
+                }
+            }
+        }
         // libsodium's streaming state lives on the stack: no allocation per page.
         return withUnsafeTemporaryAllocation(byteCount: stateSize + 9, alignment: 64) { memory in
             let state = OpaquePointer(memory.baseAddress!)
