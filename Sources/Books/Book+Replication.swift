@@ -121,8 +121,11 @@ extension Book {
                 let first = try db.root(book: state.number, id: id, length: proof.fromLength) ?? state.latest!
                 try recordFork(ForkProof(first: first, second: signedRoot), state: &state, db: db)
             }
-            try commit(outcome, trusted: trusted, range: proof.pages, pages: pages, signedRoot: signedRoot, state: &state, db: db)
-            store.notify(state)
+            // Nothing new (pages held, root not longer): verified, but no write, no event.
+            if target > verified || !state.held.containsAll(proof.pages) {
+                try commit(outcome, trusted: trusted, range: proof.pages, pages: pages, signedRoot: signedRoot, state: &state, db: db)
+                store.notify(state)
+            }
             return BookLength(book: id, length: state.length, contiguousLength: state.held.contiguousCount, signedRoot: state.latest)
         }
     }

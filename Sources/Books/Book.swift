@@ -158,7 +158,7 @@ public final class Book: Sendable, CustomStringConvertible {
 
     /// Pages up to this size (1 KiB) do not store their leaf hash in their row: it is
     /// recomputed from the page when a proof needs it, which costs less than the 32 bytes
-    /// per row cost on every append (PROTOCOL.md §4).
+    /// per row cost on every append (PROTOCOL.md §4.4).
     public static let storedLeafThreshold = 1024
 
     /// Adds page `index` to a tree given by its peaks, and writes to `tree` the page row's

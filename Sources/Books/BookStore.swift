@@ -132,8 +132,11 @@ public final class BookStore: @unchecked Sendable {
                 state.latest = latest
                 state.peaks = peaks
             }
-            // An author holds every page, so its set needs no scan of the page table.
-            state.held = keyPair != nil ? PageRanges([0..<state.length]) : try db.heldPages(book: row.number)
+            // An author holds every page it signed, so its set needs no scan of the page
+            // table — unless the book was a reader's copy before this peer took up its key
+            // (it then has signed roots in the `root` table, and may hold pages sparsely).
+            let authoredOnly = try keyPair != nil && db.hasReceivedRoots(book: row.number) == false
+            state.held = authoredOnly ? PageRanges([0..<state.length]) : try db.heldPages(book: row.number)
             states[id] = state
         }
     }

@@ -105,6 +105,13 @@ extension SQLiteDatabase {
         try s.run()
     }
 
+    func hasReceivedRoots(book: Int64) throws -> Bool {
+        let s = try statement("SELECT 1 FROM root WHERE book = ? LIMIT 1")
+        defer { s.reset() }
+        s.bind(1, book)
+        return try s.step()
+    }
+
     func insertRoot(book: Int64, root: SignedRoot) throws {
         let s = try statement("INSERT OR IGNORE INTO root (book, length, hash, signature) VALUES (?, ?, ?, ?)")
         s.bind(1, book)

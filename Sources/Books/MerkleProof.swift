@@ -1,5 +1,5 @@
 /// The tree nodes that tie a range of pages — and, optionally, a reader's verified length —
-/// to the root of a longer tree (PROTOCOL.md §3.4).
+/// to the root of a longer tree (PROTOCOL.md §3.5).
 ///
 /// One walk defines every proof: visit the peaks of the tree of `length` pages, left to
 /// right, depth first. A node is

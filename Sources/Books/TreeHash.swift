@@ -2,7 +2,7 @@ import CSodium
 import Sodium
 
 /// A 32-byte BLAKE2b hash of a node of a book's Merkle tree: a page's leaf, a parent, or
-/// the root over the peaks (PROTOCOL.md §3.2).
+/// the root over the peaks (PROTOCOL.md §3.3).
 ///
 /// Stored inline (four words, no heap allocation): a tree is hashed and compared millions
 /// of times, and an array per hash would cost more than the hashing.
@@ -49,7 +49,7 @@ public struct PageHash: Hashable, Sendable, CustomStringConvertible {
     }
 
     // Domain separation: the first byte of every hashed message says what the hash is of,
-    // so a leaf can never be passed off as a parent or a root (PROTOCOL.md §3.2).
+    // so a leaf can never be passed off as a parent or a root (PROTOCOL.md §3.3).
     static let leafTag: UInt8 = 0x00
     static let parentTag: UInt8 = 0x01
     static let rootTag: UInt8 = 0x02

@@ -101,6 +101,30 @@ import Testing
         store.close()
     }
 
+    @Test func aReadCopyOfOurOwnBookBecomesWritableAndKeepsItsSparsePages() throws {
+        let deviceA = TemporaryDirectory("device-a")
+        let deviceB = TemporaryDirectory("device-b")
+        defer { deviceA.remove(); deviceB.remove() }
+        // Two stores with the same master secret: the same named book, the same key.
+        let a = try openStore(deviceA, secret: 1)
+        let original = try a.createOrOpen(name: "ana-bob-t")
+        try original.append(contentsOf: (0..<8).map { testPage($0) })
+        var b = try openStore(deviceB, secret: 1)
+        let copy = try b.open(id: original.id)
+        try copy.apply(signedRoot: #require(original.signedRoot), proof: original.proof(for: 5..<7), pages: original.pages(in: 5..<7))
+        let writable = try b.createOrOpen(name: "ana-bob-t")
+        #expect(writable.id == original.id && writable.isWritable)
+        #expect(try writable.append(testPage(8)) == 8)
+        b.close()
+        b = try openStore(deviceB, secret: 1)
+        let reopened = try #require(try b.book(named: "ana-bob-t"))
+        #expect(reopened.heldRanges().ranges == [5..<7, 8..<9])
+        #expect(reopened.length == 9)
+        try reopened.verify()
+        b.close()
+        a.close()
+    }
+
     @Test func aSecondStoreOnTheSameDirectoryIsRefused() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
