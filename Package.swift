@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
 
         // Books: the DB.
-        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
 
         // Swarm: sessions and discovery (sans-I/O), and the one module with sockets.
         .target(name: "Swarm", dependencies: ["Sodium", "Noise", nioCore]),
@@ -58,7 +58,7 @@ let package = Package(
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
-        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
