@@ -33,15 +33,26 @@ private func measureTransport(seconds: Double) async throws -> Double {
     let batch = [Datagram](repeating: Datagram(remote: b.localEndpoint, payload: [UInt8](repeating: 0xB5, count: 1200)), count: 64)
     let deadline = now() + seconds
     let sender = Task {
-        // Keep a bounded number of datagrams in flight: send never blocks, so pace on what
-        // the receiver has seen rather than let the queue drop.
+        // Keep about 2048 datagrams in flight: send never blocks, so pace on what the
+        // receiver has seen rather than let the queue drop. Datagrams the kernel dropped are
+        // never seen, so a gap that stops shrinking for 2 ms is treated as lost, not pending.
+        var lastReceived = 0
+        var lastProgress = now()
         while now() < deadline {
-            if a.counters.datagramsSent - b.counters.datagramsReceived < 2048 {
+            let received = b.counters.datagramsReceived
+            if received != lastReceived { lastReceived = received; lastProgress = now() }
+            if a.counters.datagramsSent - received < 2048 || now() - lastProgress > 0.002 {
                 a.send(batch)
+                lastProgress = now()
             } else {
                 await Task.yield()
             }
         }
+    }
+    // Ends the receiving loop even if the last datagrams were lost.
+    let watchdog = Task {
+        try? await Task.sleep(for: .seconds(seconds + 0.5))
+        await b.close()
     }
     let start = now()
     var received = 0
@@ -50,6 +61,7 @@ private func measureTransport(seconds: Double) async throws -> Double {
         if now() >= deadline { break }
     }
     let elapsed = now() - start
+    watchdog.cancel()
     await sender.value
     await a.close()
     await b.close()
