@@ -2,7 +2,9 @@ import Foundation
 
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
+    noiseSuite,
     netSuite,
+    SwarmBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

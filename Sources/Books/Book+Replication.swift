@@ -1,0 +1,175 @@
+/// The holder's and the reader's halves of replication (DESIGN.md decision 9).
+///
+/// Holder (author or any reader holding the pages): push `signedRoot` whenever
+/// `lengthUpdates` yields; answer a request with `signedRoot(atLength:)`,
+/// `proof(for:atLength:upgradingFrom:)` and `pages(in:)`.
+///
+/// Reader: ask for what `missing(in:)` reports, passing its own `length` as
+/// `upgradingFrom` when the pushed root is longer; feed the answer to `apply`, which
+/// verifies everything before storing anything. The rules `apply` enforces:
+/// * a proof for a longer tree than the reader's verified length must upgrade from that
+///   length exactly (else `.staleProof`: ask again), which proves the new tree extends the
+///   verified one;
+/// * a proof at the verified length or below is checked against the signed root already
+///   held at that length (an unknown older root gives `.staleProof`);
+/// * two roots of one length that differ, or an upgrade that does not extend the verified
+///   tree although validly signed, store a `ForkProof` and throw `.forked`.
+extension Book {
+    /// The signed root at `length`, if this peer holds it (every length it appended or
+    /// verified).
+    public func signedRoot(atLength length: UInt64) throws -> SignedRoot? {
+        try store.withState(id) { state, db in
+            if let latest = state.latest, latest.length == length { return latest }
+            return try db.root(book: state.number, id: id, length: length)
+        }
+    }
+
+    /// A proof for `pages` against the tree of `length` pages (default: this peer's
+    /// length), upgrading the reader from `fromLength` (0: the reader holds nothing
+    /// verified). Any holder of the needed nodes can make it; `.notHeld` otherwise.
+    public func proof(for pages: Range<UInt64>, atLength length: UInt64? = nil, upgradingFrom fromLength: UInt64 = 0) throws -> MerkleProof {
+        try store.withState(id) { state, db in
+            guard state.forks.isEmpty else {
+                throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
+            }
+            let length = length ?? state.length
+            guard length <= state.length,
+                  MerkleProof.isWellFormed(pages: pages, length: length, fromLength: fromLength) else {
+                throw BooksError(.outOfRange, "no proof of pages \(pages) at length \(length) from \(fromLength): this peer's length is \(state.length)", file: store.file)
+            }
+            let indices = MerkleProof.nodeIndices(pages: pages, length: length, fromLength: fromLength)
+            let nodes = try indices.map { index in
+                guard let hash = try db.node(book: state.number, index: index) else {
+                    throw BooksError(.notHeld, "tree node \(index) is not held", file: store.file)
+                }
+                return TreeNode(index: index, hash: hash)
+            }
+            return MerkleProof(pages: pages, length: length, fromLength: fromLength, nodes: nodes)
+        }
+    }
+
+    /// A proof for one page.
+    public func proof(for index: UInt64, atLength length: UInt64? = nil, upgradingFrom fromLength: UInt64 = 0) throws -> MerkleProof {
+        try proof(for: index..<(index + 1), atLength: length, upgradingFrom: fromLength)
+    }
+
+    /// The nodes a reader at verified length `from` needs to accept the signed root at
+    /// `to` (default: this peer's length): a proof of no pages.
+    public func upgradeProof(from: UInt64, to: UInt64? = nil) throws -> MerkleProof {
+        let to = try to ?? store.withState(id) { state, _ in state.length }
+        return try proof(for: to..<to, atLength: to, upgradingFrom: from)
+    }
+
+    /// Verifies `pages` (the pages of `proof.pages`, in order) and the proof against
+    /// `signedRoot`, then stores the pages, the tree nodes they establish and the root in
+    /// one transaction, and notifies `lengthUpdates`. Nothing is stored unless all of it
+    /// verifies. Returns the book's new state.
+    @discardableResult
+    public func apply(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws -> BookLength {
+        guard signedRoot.book == id else {
+            throw BooksError(.invalidSignature, "the signed root belongs to book \(signedRoot.book.hex.prefix(16))…, not \(id.hex.prefix(16))…")
+        }
+        guard proof.length == signedRoot.length, pages.count == proof.pages.count,
+              MerkleProof.isWellFormed(pages: proof.pages, length: proof.length, fromLength: proof.fromLength) else {
+            throw BooksError(.invalidProof, "\(proof) does not fit \(signedRoot) with \(pages.count) pages")
+        }
+        for page in pages where page.count > Book.maximumPageSize {
+            throw BooksError(.pageTooLarge, "a page of \(page.count) bytes exceeds the maximum page size of \(Book.maximumPageSize) bytes",
+                             limit: Book.maximumPageSize)
+        }
+        guard signedRoot.isValid else {
+            throw BooksError(.invalidSignature, "the signature of \(signedRoot) does not verify")
+        }
+        // Hashing outside the lock: the expensive part for large pages.
+        let pageHashes = pages.map { PageHash.leaf($0) }
+        return try store.withState(id) { state, db in
+            guard state.forks.isEmpty else {
+                throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
+            }
+            let verified = state.length
+            let target = signedRoot.length
+            if target > verified {
+                guard verified == 0 || proof.fromLength == verified else {
+                    throw BooksError(.staleProof, "the proof upgrades from length \(proof.fromLength) but the verified length is \(verified)", file: store.file)
+                }
+            } else {
+                guard let held = try db.root(book: state.number, id: id, length: target) else {
+                    throw BooksError(.staleProof, "no signed root of length \(target) is held to check the proof against", file: store.file)
+                }
+                if held.rootHash != signedRoot.rootHash {
+                    try recordFork(ForkProof(first: held, second: signedRoot), state: &state, db: db)
+                }
+            }
+            guard proof.fromLength <= verified else {
+                throw BooksError(.staleProof, "the proof upgrades from length \(proof.fromLength), beyond the verified length \(verified)", file: store.file)
+            }
+            var trusted: [UInt64: PageHash] = [:]
+            if proof.fromLength > 0 {
+                for index in FlatTree.roots(length: proof.fromLength) {
+                    guard let hash = try db.node(book: state.number, index: index) else {
+                        throw BooksError(.notHeld, "tree node \(index) of verified length \(proof.fromLength) is not held", file: store.file)
+                    }
+                    trusted[index] = hash
+                }
+            }
+            let outcome = try proof.evaluate(pageHashes: pageHashes, trusted: trusted)
+            guard outcome.rootHash == signedRoot.rootHash else {
+                throw BooksError(.invalidProof, "\(proof) does not lead to the root of \(signedRoot)", file: store.file)
+            }
+            if !outcome.conflicts.isEmpty {
+                // Validly signed, yet not an extension of the tree this peer verified.
+                let first = try db.root(book: state.number, id: id, length: proof.fromLength) ?? state.latest!
+                try recordFork(ForkProof(first: first, second: signedRoot), state: &state, db: db)
+            }
+            try commit(outcome, trusted: trusted, range: proof.pages, pages: pages, signedRoot: signedRoot, state: &state, db: db)
+            store.notify(state)
+            return BookLength(book: id, length: state.length, contiguousLength: state.held.contiguousCount, signedRoot: state.latest)
+        }
+    }
+
+    private func commit(_ outcome: MerkleProof.Outcome, trusted: [UInt64: PageHash], range: Range<UInt64>, pages: [[UInt8]],
+                       signedRoot: SignedRoot, state: inout BookStore.BookState, db: SQLiteDatabase) throws {
+        var byIndex = trusted
+        byIndex.reserveCapacity(trusted.count + outcome.nodes.count)
+        for node in outcome.nodes { byIndex[node.index] = node.hash }
+        try db.transaction {
+            var tree: [UInt8] = []
+            for (offset, page) in pages.enumerated() {
+                let index = range.lowerBound + UInt64(offset)
+                guard !state.held.contains(index) else { continue }
+                tree.removeAll(keepingCapacity: true)
+                // A verified page completes the same nodes as at the author's: all of them
+                // lie on its path to a peak, so the walk established every one.
+                for node in FlatTree.completed(byPage: index) {
+                    guard let hash = byIndex[node] else { break }
+                    tree += hash.bytes
+                }
+                try tree.withUnsafeBytes { t in
+                    try page.withUnsafeBytes { d in
+                        try db.insertPage(book: state.number, index: index, tree: t, data: d, ignoreExisting: true)
+                    }
+                }
+            }
+            for node in outcome.nodes {
+                let owner = FlatTree.rightSpan(node.index) >> 1
+                // Nodes a held or arriving page completes live in that page's row.
+                if range.contains(owner) || state.held.contains(owner) { continue }
+                try db.insertNode(book: state.number, node: node)
+            }
+            if signedRoot.length > state.length {
+                try db.insertRoot(book: state.number, root: signedRoot)
+            }
+        }
+        state.held.insert(range)
+        if signedRoot.length > state.length {
+            state.latest = signedRoot
+            state.peaks = FlatTree.roots(length: signedRoot.length).map { TreeNode(index: $0, hash: byIndex[$0]!) }
+        }
+    }
+
+    private func recordFork(_ fork: ForkProof, state: inout BookStore.BookState, db: SQLiteDatabase) throws -> Never {
+        try db.transaction { try db.insertFork(book: state.number, proof: fork) }
+        state.forks.append(fork)
+        throw BooksError(.forked, "the author of book \(id.hex.prefix(16))… signed two different trees: \(fork)", file: store.file)
+    }
+}

@@ -1,0 +1,163 @@
+import Sodium
+
+/// One book of a `BookStore`: an append-only list of pages, signed by its author.
+///
+/// A `Book` is a cheap handle (the id and the store); any number may exist for one book
+/// and every call goes through the store's lock. The author's side is `append`; the
+/// reader's side is `apply` (in `Book+Replication.swift`), which verifies before storing.
+/// A reader may hold pages sparsely: `get` returns nil for a page not held.
+public final class Book: Sendable, CustomStringConvertible {
+    /// The largest page accepted, in bytes (4 MiB): large enough for attachments a
+    /// messenger sends whole, small enough that a page fits in memory several times over.
+    public static let maximumPageSize = 4 * 1024 * 1024
+
+    public let id: BookID
+    public let store: BookStore
+
+    init(id: BookID, store: BookStore) {
+        self.id = id
+        self.store = store
+    }
+
+    public var description: String { "Book(\(id.hex.prefix(16))…)" }
+
+    // MARK: - State (from memory; valid after the store closes too)
+
+    private func state<T>(_ body: (BookStore.BookState) -> T) -> T {
+        store.lock.lock()
+        defer { store.lock.unlock() }
+        // A handle exists only for a book in the store's map, and books are never removed.
+        return body(store.states[id]!)
+    }
+
+    /// The name (title) of the book in this store, if any.
+    public var name: String? { state { $0.name } }
+
+    /// True when this peer holds the book's secret key and may append.
+    public var isWritable: Bool { state { $0.keyPair != nil } }
+
+    /// The length of the latest verified signed root: the author's length as far as this
+    /// peer knows. A reader may hold fewer pages (see `contiguousLength`, `has`).
+    public var length: UInt64 { state { $0.length } }
+
+    /// The latest signed root, nil while the book is empty. Replication pushes it to
+    /// readers whenever it changes.
+    public var signedRoot: SignedRoot? { state { $0.latest } }
+
+    /// The number of pages held from page 0 without a gap.
+    public var contiguousLength: UInt64 { state { $0.held.contiguousCount } }
+
+    /// True when page `index` is held.
+    public func has(_ index: UInt64) -> Bool { state { $0.held.contains(index) } }
+
+    /// The held pages as sorted, disjoint ranges.
+    public func heldRanges() -> PageRanges { state { $0.held } }
+
+    /// The pages of `range` not held, as ranges: what a reader asks its peers for.
+    public func missing(in range: Range<UInt64>) -> [Range<UInt64>] { state { $0.held.missing(in: range) } }
+
+    /// The proof that the author signed two trees, if one was seen. A forked book is
+    /// refused: appends, proofs and `apply` throw `.forked`.
+    public var forkProof: ForkProof? { state { $0.forks.first } }
+
+    /// Length changes of this book: one element after every append by the author and
+    /// every verified arrival from a peer. Each call makes a new subscriber; the stream
+    /// keeps only the newest value for a slow consumer and finishes when the store closes.
+    public var lengthUpdates: AsyncStream<BookLength> { store.lengthUpdates(of: id) }
+
+    // MARK: - Reading
+
+    /// Page `index`, or nil when it is not held (beyond the length, or a sparse reader
+    /// lacks it). The page was verified when it was stored; `verify()` re-checks.
+    public func get(_ index: UInt64) throws -> [UInt8]? {
+        try store.withState(id) { state, db in
+            guard state.held.contains(index) else { return nil }
+            return try db.page(book: state.number, index: index)
+        }
+    }
+
+    /// The pages of `range`, all of which must be held (`.notHeld` otherwise).
+    public func pages(in range: Range<UInt64>) throws -> [[UInt8]] {
+        try store.withState(id) { state, db in
+            guard state.held.containsAll(range) else {
+                throw BooksError(.notHeld, "pages \(range) are not all held", file: store.file)
+            }
+            var result: [[UInt8]] = []
+            result.reserveCapacity(range.count)
+            try db.forEachPage(book: state.number, in: range) { _, _, data in result.append(Array(data)) }
+            guard result.count == range.count else {
+                throw BooksError(.corruptDatabase, "pages \(range) are marked held but \(range.count - result.count) are missing", file: store.file)
+            }
+            return result
+        }
+    }
+
+    // MARK: - Appending (the author)
+
+    /// Appends one page and returns its index. Durable when it returns.
+    @discardableResult
+    public func append(_ page: [UInt8]) throws -> UInt64 {
+        try append(contentsOf: [page]).lowerBound
+    }
+
+    /// Appends pages as one batch: one transaction holding the pages, their tree nodes
+    /// and one signed root, so after a crash either all of them are there or none.
+    /// Durable when it returns (the WAL is synced). Returns the indices given.
+    @discardableResult
+    public func append(contentsOf pages: [[UInt8]]) throws -> Range<UInt64> {
+        for (i, page) in pages.enumerated() where page.count > Book.maximumPageSize {
+            throw BooksError(.pageTooLarge, "page \(i) of the batch has \(page.count) bytes; the maximum page size is \(Book.maximumPageSize) bytes",
+                             limit: Book.maximumPageSize)
+        }
+        return try store.withState(id) { state, db in
+            guard let keyPair = state.keyPair else {
+                throw BooksError(.readOnly, "book \(id.hex.prefix(16))… was opened without its secret key", file: store.file)
+            }
+            guard state.forks.isEmpty else {
+                throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
+            }
+            let start = state.length
+            guard !pages.isEmpty else { return start..<start }
+            var peaks = state.peaks
+            var tree: [UInt8] = []
+            tree.reserveCapacity(64 * PageHash.length)
+            let signed: SignedRoot = try db.transaction {
+                for (offset, page) in pages.enumerated() {
+                    let index = start + UInt64(offset)
+                    tree.removeAll(keepingCapacity: true)
+                    Book.extend(&peaks, with: page, at: index, tree: &tree)
+                    try tree.withUnsafeBytes { t in
+                        try page.withUnsafeBytes { d in
+                            try db.insertPage(book: state.number, index: index, tree: t, data: d, ignoreExisting: false)
+                        }
+                    }
+                }
+                let end = start + UInt64(pages.count)
+                let signed = SignedRoot(signing: PageHash.root(peaks: peaks), length: end, with: keyPair)
+                try db.insertRoot(book: state.number, root: signed)
+                return signed
+            }
+            state.latest = signed
+            state.peaks = peaks
+            state.held.insert(start..<signed.length)
+            store.notify(state)
+            return start..<signed.length
+        }
+    }
+
+    /// Adds page `index` to a tree given by its peaks, and appends to `tree` the hashes of
+    /// the nodes the page completes (its leaf, then parents bottom up).
+    static func extend(_ peaks: inout [TreeNode], with page: [UInt8], at index: UInt64, tree: inout [UInt8]) {
+        var node = FlatTree.leaf(index)
+        var hash = PageHash.leaf(page)
+        tree += hash.bytes
+        // While the new node is a right child its left sibling is the last peak: merge.
+        while FlatTree.offset(node) & 1 == 1 {
+            let left = peaks.removeLast()
+            hash = PageHash.parent(left.hash, hash)
+            node = FlatTree.parent(node)
+            tree += hash.bytes
+        }
+        peaks.append(TreeNode(index: node, hash: hash))
+    }
+}

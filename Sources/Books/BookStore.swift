@@ -1,0 +1,298 @@
+import CSQLite
+import Foundation
+import Sodium
+
+/// All books of one peer (the DB, modelled on corestore): one SQLite database,
+/// `<directory>/books.sqlite`, in WAL mode with `synchronous=FULL`.
+///
+/// * **Titles** map a name to a book id; **keys** map a book id to its key pair, or to
+///   none for a book this peer only reads. A named book's key pair is derived from the
+///   master secret and the name (`BookName.keyPair`), so only names are stored and
+///   reopening with the same secret recovers the same keys. The store never generates or
+///   stores the master secret: the vault owns it.
+/// * Thread safety: every call takes one lock around one SQLite connection, so the store
+///   and its `Book` handles can be used from any thread or task. Calls are synchronous and
+///   short; a durable append waits for one fsync of the WAL.
+/// * The file is opened with an exclusive lock: a second store (or process) on the same
+///   directory gets `.storeLocked`.
+public final class BookStore: @unchecked Sendable {
+    public static let fileName = "books.sqlite"
+
+    public let directory: String
+    /// The database file.
+    public let file: String
+    private let masterSecret: SecretBytes
+
+    // Everything below is guarded by `lock`.
+    let lock = NSLock()
+    private var database: SQLiteDatabase?
+    var states: [BookID: BookState] = [:]
+    private var subscribers: [BookID: [Int: AsyncStream<BookLength>.Continuation]] = [:]
+    private var nextSubscriber = 0
+
+    /// What the store knows of one book, kept in memory while the store is open.
+    struct BookState {
+        let number: Int64
+        let id: BookID
+        var name: String?
+        var keyPair: Ed25519.KeyPair?
+        var latest: SignedRoot?
+        /// The peaks of the tree at `latest.length`, left to right.
+        var peaks: [TreeNode]
+        /// Held pages (an author holds 0..<length; a reader's are read at open).
+        var held: PageRanges
+        var forks: [ForkProof]
+
+        var length: UInt64 { latest?.length ?? 0 }
+    }
+
+    private init(directory: String, file: String, masterSecret: SecretBytes, database: SQLiteDatabase) {
+        self.directory = directory
+        self.file = file
+        self.masterSecret = masterSecret
+        self.database = database
+    }
+
+    /// Opens (or creates) the store in `directory`. `masterSecret` (32 bytes) derives the
+    /// key pairs of named books. Checks the schema (a newer version is refused), the
+    /// master secret against every named book, and every book's latest signed root
+    /// against its signature and stored tree. A damaged file gives `.corruptDatabase`
+    /// naming it; nothing is repaired or deleted.
+    public static func open(directory: String, masterSecret: SecretBytes) throws -> BookStore {
+        guard masterSecret.count == 32 else {
+            throw BooksError(.wrongMasterSecret, "the master secret must be 32 bytes, got \(masterSecret.count)", limit: 32)
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw BooksError(.storage, "cannot create the store directory: \(error)", file: directory)
+        }
+        let file = (directory as NSString).appendingPathComponent(fileName)
+        let database = try SQLiteDatabase(path: file)
+        do {
+            // The lock mode comes first so that the first read takes the exclusive lock;
+            // the schema is read before the journal mode changes anything, so a file
+            // that is not a store is never written to.
+            try database.execute("PRAGMA locking_mode = EXCLUSIVE")
+            _ = try database.pragmaInteger("user_version")
+            let mode = try database.statement("PRAGMA journal_mode = WAL")
+            guard try mode.step(), mode.text(0)?.lowercased() == "wal" else {
+                throw BooksError(.storage, "the database cannot use WAL mode", file: file)
+            }
+            mode.reset()
+            // FULL: the WAL is synced at every commit, so an append that returned survives
+            // power loss too, not only a killed process.
+            try database.execute("PRAGMA synchronous = FULL")
+            try Schema.prepare(database)
+            let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database)
+            try store.loadBooks(database)
+            return store
+        } catch {
+            database.close()
+            throw error
+        }
+    }
+
+    /// Closes the database. Later calls throw `.closed`; length subscribers finish.
+    public func close() {
+        lock.lock()
+        database?.close()
+        database = nil
+        let finishing = subscribers.values.flatMap(\.values)
+        subscribers = [:]
+        lock.unlock()
+        // Outside the lock: finishing a stream runs its termination handler, which locks.
+        for continuation in finishing { continuation.finish() }
+    }
+
+    deinit { database?.close() }
+
+    private func loadBooks(_ db: SQLiteDatabase) throws {
+        for row in try db.bookRows() {
+            let id = try BookID(bytes: row.key)
+            var keyPair: Ed25519.KeyPair?
+            if row.writable {
+                guard let name = row.name else {
+                    throw BooksError(.corruptDatabase, "writable book \(id.hex.prefix(16))… has no name", file: file)
+                }
+                let derived = try BookName.keyPair(masterSecret: masterSecret, name: name)
+                guard derived.publicKey == id.publicKey else {
+                    throw BooksError(.wrongMasterSecret, "the master secret does not derive the key of book \"\(name)\"", file: file)
+                }
+                keyPair = derived
+            }
+            var state = BookState(number: row.number, id: id, name: row.name, keyPair: keyPair, latest: nil,
+                                  peaks: [], held: PageRanges(), forks: try db.forks(book: row.number, id: id))
+            if let latest = try db.latestRoot(book: row.number, id: id) {
+                guard latest.isValid else {
+                    throw BooksError(.corruptDatabase, "the latest signed root (length \(latest.length)) of book \(id.hex.prefix(16))… does not verify", file: file)
+                }
+                let peaks = try loadPeaks(db, state: state, length: latest.length)
+                guard PageHash.root(peaks: peaks) == latest.rootHash else {
+                    throw BooksError(.corruptDatabase, "the stored tree of book \(id.hex.prefix(16))… does not match its signed root at length \(latest.length)", file: file)
+                }
+                state.latest = latest
+                state.peaks = peaks
+            }
+            // An author holds every page, so its set needs no scan of the page table.
+            state.held = keyPair != nil ? PageRanges([0..<state.length]) : try db.heldPages(book: row.number)
+            states[id] = state
+        }
+    }
+
+    func loadPeaks(_ db: SQLiteDatabase, state: BookState, length: UInt64) throws -> [TreeNode] {
+        try FlatTree.roots(length: length).map { index in
+            guard let hash = try db.node(book: state.number, index: index) else {
+                throw BooksError(.corruptDatabase, "tree node \(index) of book \(state.id.hex.prefix(16))… is missing", file: file)
+            }
+            return TreeNode(index: index, hash: hash)
+        }
+    }
+
+    // MARK: - Books
+
+    /// The book this peer writes under `name`, created if new. Its key pair is derived
+    /// from the master secret and the name.
+    public func createOrOpen(name: String) throws -> Book {
+        let keyPair = try BookName.keyPair(masterSecret: masterSecret, name: name)
+        let id = BookID(keyPair.publicKey)
+        return try locked { db in
+            if let existing = states.values.first(where: { $0.name == name }), existing.id != id {
+                throw BooksError(.invalidName, "the name \"\(name)\" already titles the read-only book \(existing.id.hex.prefix(16))…", file: file)
+            }
+            if var state = states[id] {
+                if state.keyPair == nil {
+                    // Someone sent us our own book id first: we hold its key after all.
+                    try db.updateBook(number: state.number, name: name, writable: true)
+                    state.name = name
+                    state.keyPair = keyPair
+                    states[id] = state
+                }
+            } else {
+                let number = try db.insertBook(key: id.bytes, name: name, writable: true)
+                states[id] = BookState(number: number, id: id, name: name, keyPair: keyPair, latest: nil,
+                                       peaks: [], held: PageRanges(), forks: [])
+            }
+            return Book(id: id, store: self)
+        }
+    }
+
+    /// The book `id`, to read (or to write, if it is one of this peer's named books). An
+    /// unknown id gets a local, read-only record; `title` names it, if given.
+    public func open(id: BookID, title: String? = nil) throws -> Book {
+        if let title { try BookName.validate(title) }
+        return try locked { db in
+            if let title, let other = states.values.first(where: { $0.name == title }), other.id != id {
+                throw BooksError(.invalidName, "the name \"\(title)\" already titles book \(other.id.hex.prefix(16))…", file: file)
+            }
+            if var state = states[id] {
+                if let title, state.name != title {
+                    guard state.keyPair == nil else {
+                        throw BooksError(.invalidName, "book \(id.hex.prefix(16))… is this peer's book \"\(state.name ?? "")\"; its name is fixed", file: file)
+                    }
+                    try db.updateBook(number: state.number, name: title, writable: false)
+                    state.name = title
+                    states[id] = state
+                }
+            } else {
+                let number = try db.insertBook(key: id.bytes, name: title, writable: false)
+                states[id] = BookState(number: number, id: id, name: title, keyPair: nil, latest: nil,
+                                       peaks: [], held: PageRanges(), forks: [])
+            }
+            return Book(id: id, store: self)
+        }
+    }
+
+    /// The book titled `name`, if the store has one.
+    public func book(named name: String) throws -> Book? {
+        try locked { _ in states.values.first { $0.name == name }.map { Book(id: $0.id, store: self) } }
+    }
+
+    /// The id of the book titled `name`.
+    public func id(named name: String) throws -> BookID? {
+        try locked { _ in states.values.first { $0.name == name }?.id }
+    }
+
+    /// One line of `list()`.
+    public struct Entry: Hashable, Sendable {
+        public let id: BookID
+        public let name: String?
+        /// True when this peer holds the book's secret key.
+        public let isWritable: Bool
+        public let length: UInt64
+        public let isForked: Bool
+    }
+
+    /// Every book in the store, by name then id.
+    public func list() throws -> [Entry] {
+        try locked { _ in
+            states.values.map { Entry(id: $0.id, name: $0.name, isWritable: $0.keyPair != nil, length: $0.length, isForked: !$0.forks.isEmpty) }
+                .sorted { ($0.name ?? "\u{10FFFF}", $0.id) < ($1.name ?? "\u{10FFFF}", $1.id) }
+        }
+    }
+
+    // MARK: - Internals shared with Book
+
+    /// Runs `body` under the lock with the open connection.
+    func locked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let database else { throw BooksError(.closed, "the book store is closed", file: file) }
+        return try body(database)
+    }
+
+    /// Runs `body` under the lock with the state of book `id`, then stores the state back.
+    func withState<T>(_ id: BookID, _ body: (inout BookState, SQLiteDatabase) throws -> T) throws -> T {
+        try locked { db in
+            guard var state = states[id] else {
+                throw BooksError(.unknownBook, "book \(id.hex.prefix(16))… is not in the store", file: file)
+            }
+            defer { states[id] = state }
+            return try body(&state, db)
+        }
+    }
+
+    /// Subscribes to length changes of book `id` (caller holds no lock).
+    func lengthUpdates(of id: BookID) -> AsyncStream<BookLength> {
+        // Newest-only buffering: a length is state, not an event, so a slow consumer only
+        // needs the latest one.
+        let (stream, continuation) = AsyncStream<BookLength>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        lock.lock()
+        guard database != nil else {
+            lock.unlock()
+            continuation.finish()
+            return stream
+        }
+        let key = nextSubscriber
+        nextSubscriber += 1
+        subscribers[id, default: [:]][key] = continuation
+        lock.unlock()
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.lock.lock()
+            self.subscribers[id]?[key] = nil
+            self.lock.unlock()
+        }
+        return stream
+    }
+
+    /// Tells every subscriber of the book its new length (called under the lock).
+    func notify(_ state: BookState) {
+        guard let continuations = subscribers[state.id], !continuations.isEmpty else { return }
+        let update = BookLength(book: state.id, length: state.length,
+                                contiguousLength: state.held.contiguousCount, signedRoot: state.latest)
+        for c in continuations.values { c.yield(update) }
+    }
+}
+
+/// A book's length as its readers see it: what `Book.lengthUpdates` yields after every
+/// append and every verified arrival, and what replication pushes to remote readers.
+public struct BookLength: Hashable, Sendable {
+    public let book: BookID
+    /// The length of the latest verified signed root.
+    public let length: UInt64
+    /// The pages held from page 0 without a gap.
+    public let contiguousLength: UInt64
+    /// The latest signed root (nil while the book is empty).
+    public let signedRoot: SignedRoot?
+}

@@ -1,0 +1,66 @@
+/// The one error type of the Books module, compared by code. `file` names the database
+/// file when the error concerns it; `limit` carries the limit that was exceeded.
+public struct BooksError: Error, Hashable, CustomStringConvertible, Sendable {
+    public enum Code: Hashable, Sendable {
+        /// A page is larger than `Book.maximumPageSize` (`limit` holds it).
+        case pageTooLarge
+        /// The book was opened without its secret key (the peer only reads it).
+        case readOnly
+        /// A signature does not verify, or a signed root belongs to another book.
+        case invalidSignature
+        /// A proof does not lead to the signed root, or does not fit the request.
+        case invalidProof
+        /// The proof upgrades from a length other than the reader's verified length
+        /// (the reader moved on meanwhile): request it again.
+        case staleProof
+        /// The author signed two different trees: a `ForkProof` is stored and the book
+        /// is refused.
+        case forked
+        /// An index or range lies beyond what is held or beyond the length.
+        case outOfRange
+        /// A page or tree node needed to answer is not held (sparse reader).
+        case notHeld
+        /// The database file is not a database, or is damaged or truncated.
+        case corruptDatabase
+        /// The database has a schema version newer than this code knows.
+        case unsupportedSchemaVersion
+        /// The file is an SQLite database but not a book store.
+        case notABookStore
+        /// Another process (or another `BookStore`) holds the database open.
+        case storeLocked
+        /// The master secret is not 32 bytes, or does not derive the keys of the
+        /// named books in the store.
+        case wrongMasterSecret
+        /// A book name or name part is empty, too long, or contains a separator.
+        case invalidName
+        /// No book with this name or id is in the store.
+        case unknownBook
+        /// The store was closed.
+        case closed
+        /// Any other SQLite failure (I/O error, disk full…).
+        case storage
+    }
+
+    public let code: Code
+    public let detail: String
+    /// The database file concerned, if any.
+    public let file: String?
+    /// The limit that was exceeded, if any.
+    public let limit: Int?
+
+    public init(_ code: Code, _ detail: String, file: String? = nil, limit: Int? = nil) {
+        self.code = code
+        self.detail = detail
+        self.file = file
+        self.limit = limit
+    }
+
+    public var description: String {
+        var text = "\(code): \(detail)"
+        if let file { text += " (file: \(file))" }
+        return text
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}

@@ -1,0 +1,190 @@
+import CSQLite
+
+/// A thin layer over one SQLite connection: prepared statements cached by their text,
+/// transactions, and every failure turned into a `BooksError` that names the file.
+/// Not thread-safe by itself: `BookStore` serialises every call under its lock.
+final class SQLiteDatabase {
+    let path: String
+    private var handle: OpaquePointer?
+    private var statements: [String: SQLiteStatement] = [:]
+
+    init(path: String) throws {
+        self.path = path
+        var db: OpaquePointer?
+        // NOMUTEX: the store's lock already serialises access to the connection.
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        handle = db
+        if rc != SQLITE_OK {
+            let error = SQLiteDatabase.error(rc, db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open", path: path)
+            sqlite3_close_v2(db)
+            handle = nil
+            throw error
+        }
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { close() }
+
+    func close() {
+        statements.removeAll()  // finalises them before the connection closes
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    var isOpen: Bool { handle != nil }
+
+    private func connection() throws -> OpaquePointer {
+        guard let handle else { throw BooksError(.closed, "the book store is closed", file: path) }
+        return handle
+    }
+
+    /// Runs SQL without results (several statements allowed).
+    func execute(_ sql: String) throws {
+        let db = try connection()
+        let rc = sqlite3_exec(db, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw failure(rc) }
+    }
+
+    /// A cached prepared statement, reset and with bindings cleared.
+    func statement(_ sql: String) throws -> SQLiteStatement {
+        if let cached = statements[sql] {
+            cached.reset()
+            return cached
+        }
+        let db = try connection()
+        var raw: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &raw, nil)
+        guard rc == SQLITE_OK, let raw else { throw failure(rc) }
+        let statement = SQLiteStatement(raw, database: self)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// The value of a pragma that returns one integer.
+    func pragmaInteger(_ name: String) throws -> Int64 {
+        let s = try statement("PRAGMA \(name)")
+        defer { s.reset() }
+        guard try s.step() else { return 0 }
+        return s.int64(0)
+    }
+
+    /// Runs `body` in one IMMEDIATE transaction: committed when it returns, rolled back
+    /// when it throws. With `synchronous=FULL` the commit returns after the WAL is synced.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try statement("BEGIN IMMEDIATE").run()
+        do {
+            let result = try body()
+            try statement("COMMIT").run()
+            return result
+        } catch {
+            if let db = handle, sqlite3_get_autocommit(db) == 0 {
+                _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+            }
+            throw error
+        }
+    }
+
+    func failure(_ rc: Int32) -> BooksError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no connection"
+        return SQLiteDatabase.error(rc, message, path: path)
+    }
+
+    static func error(_ rc: Int32, _ message: String, path: String) -> BooksError {
+        switch rc & 0xff {
+        case SQLITE_CORRUPT, SQLITE_NOTADB:
+            return BooksError(.corruptDatabase, "the database is damaged or not a database: \(message)", file: path)
+        case SQLITE_BUSY, SQLITE_LOCKED:
+            return BooksError(.storeLocked, "the database is in use by another process or store: \(message)", file: path)
+        default:
+            return BooksError(.storage, "SQLite error \(rc): \(message)", file: path)
+        }
+    }
+}
+
+/// One prepared statement. Bind parameters are 1-based, columns 0-based (SQLite's rule).
+final class SQLiteStatement {
+    private let raw: OpaquePointer
+    private unowned let database: SQLiteDatabase
+
+    init(_ raw: OpaquePointer, database: SQLiteDatabase) {
+        self.raw = raw
+        self.database = database
+    }
+
+    deinit { sqlite3_finalize(raw) }
+
+    func reset() {
+        sqlite3_reset(raw)
+        sqlite3_clear_bindings(raw)
+    }
+
+    func bind(_ position: Int32, _ value: Int64) {
+        sqlite3_bind_int64(raw, position, value)
+    }
+
+    func bind(_ position: Int32, _ value: UInt64) {
+        // Lengths and indices stay below 2^63 (PROTOCOL.md §4): stored as SQLite integers.
+        sqlite3_bind_int64(raw, position, Int64(bitPattern: value))
+    }
+
+    func bind(_ position: Int32, _ value: String?) {
+        if let value {
+            sqlite3_bind_text(raw, position, value, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+        } else {
+            sqlite3_bind_null(raw, position)
+        }
+    }
+
+    func bind(_ position: Int32, _ bytes: UnsafeRawBufferPointer) {
+        // A zero-length blob, not NULL, for an empty page: SQLite needs a non-nil pointer.
+        sqlite3_bind_blob(raw, position, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR)
+    }
+
+    func bind(_ position: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { bind(position, $0) }
+    }
+
+    /// Steps once: true when a row is available, false when done.
+    @discardableResult
+    func step() throws -> Bool {
+        let rc = sqlite3_step(raw)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default: throw database.failure(rc)
+        }
+    }
+
+    /// Steps to completion (a statement without results), then resets.
+    func run() throws {
+        defer { sqlite3_reset(raw) }
+        while try step() {}
+    }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(raw, column) }
+    func uint64(_ column: Int32) -> UInt64 { UInt64(bitPattern: sqlite3_column_int64(raw, column)) }
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(raw, column) == SQLITE_NULL }
+
+    func text(_ column: Int32) -> String? {
+        guard let pointer = sqlite3_column_text(raw, column) else { return nil }
+        return String(cString: pointer)
+    }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(raw, column))
+        guard count > 0, let pointer = sqlite3_column_blob(raw, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// The blob of a column, borrowed for the duration of `body` (no copy).
+    func withBlob<R>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let count = Int(sqlite3_column_bytes(raw, column))
+        let pointer = sqlite3_column_blob(raw, column)
+        return try body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
+    }
+}
+
+// SQLite's SQLITE_TRANSIENT is a macro Swift cannot import: the destructor value -1,
+// which tells SQLite to copy the bound bytes before the call returns.
+nonisolated(unsafe) let SQLITE_TRANSIENT_DESTRUCTOR = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

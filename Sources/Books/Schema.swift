@@ -1,0 +1,83 @@
+/// The store's SQLite schema and its migrations (PROTOCOL.md §4).
+///
+/// `PRAGMA user_version` holds the schema version and `PRAGMA application_id` marks the
+/// file as a book store. Each migration runs in its own transaction and bumps the version,
+/// so an interrupted upgrade leaves the file at the last complete version.
+enum Schema {
+    /// 'Book' in ASCII: tells a book store from any other SQLite file.
+    static let applicationID: Int64 = 0x426F_6F6B
+    /// The version this code writes.
+    static let currentVersion: Int64 = 1
+
+    /// Migration `i` moves a database from version `i` to `i + 1`.
+    static let migrations: [String] = [
+        // 0 → 1: the first schema.
+        """
+        CREATE TABLE book (
+            id       INTEGER PRIMARY KEY,
+            key      BLOB NOT NULL UNIQUE,
+            name     TEXT UNIQUE,
+            writable INTEGER NOT NULL
+        );
+        CREATE TABLE page (
+            book INTEGER NOT NULL,
+            idx  INTEGER NOT NULL,
+            tree BLOB NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (book, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE node (
+            book INTEGER NOT NULL,
+            idx  INTEGER NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (book, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE root (
+            book      INTEGER NOT NULL,
+            length    INTEGER NOT NULL,
+            hash      BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            PRIMARY KEY (book, length)
+        ) WITHOUT ROWID;
+        CREATE TABLE fork (
+            book             INTEGER NOT NULL,
+            first_length     INTEGER NOT NULL,
+            first_hash       BLOB NOT NULL,
+            first_signature  BLOB NOT NULL,
+            second_length    INTEGER NOT NULL,
+            second_hash      BLOB NOT NULL,
+            second_signature BLOB NOT NULL
+        );
+        """,
+    ]
+
+    /// Checks the file is a book store this code can read, and brings it to the current
+    /// version. A new, empty file becomes a store; anything else unknown is refused
+    /// without being written to.
+    static func prepare(_ db: SQLiteDatabase) throws {
+        let version = try db.pragmaInteger("user_version")
+        let application = try db.pragmaInteger("application_id")
+        if version > currentVersion {
+            throw BooksError(.unsupportedSchemaVersion,
+                             "the store has schema version \(version); this code reads up to \(currentVersion)",
+                             file: db.path, limit: Int(currentVersion))
+        }
+        if version == 0 {
+            let tables = try db.statement("SELECT count(*) FROM sqlite_master")
+            _ = try tables.step()
+            let count = tables.int64(0)
+            tables.reset()
+            guard count == 0, application == 0 || application == applicationID else {
+                throw BooksError(.notABookStore, "the file is an SQLite database but not a book store", file: db.path)
+            }
+        } else if application != applicationID {
+            throw BooksError(.notABookStore, "the file is an SQLite database but not a book store (application id \(application))", file: db.path)
+        }
+        for target in (version + 1)...max(version + 1, currentVersion) where target <= currentVersion {
+            try db.transaction {
+                try db.execute(migrations[Int(target - 1)])
+                try db.execute("PRAGMA application_id = \(applicationID); PRAGMA user_version = \(target);")
+            }
+        }
+    }
+}

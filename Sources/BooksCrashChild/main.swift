@@ -1,0 +1,58 @@
+import Books
+import Foundation
+import Sodium
+
+// The process the crash test kills with SIGKILL at random moments.
+//
+//   books-crash-child DIRECTORY MASTER_SECRET_HEX single
+//       appends one page at a time, printing each index as its append returns
+//   books-crash-child DIRECTORY MASTER_SECRET_HEX batch SIZE
+//       appends batches of SIZE pages, printing "batch END" as each returns
+//
+// Page i's bytes are `CrashPage.bytes(i)`, so the test can check every page it finds.
+// Runs until killed (or 1 000 000 pages, so a lost child cannot fill the disk).
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("books-crash-child: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}
+
+/// Deterministic page contents: the index and a filler whose length depends on it.
+func pageBytes(_ index: UInt64) -> [UInt8] {
+    var bytes = Array("page \(index) ".utf8)
+    bytes += [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: Int(index % 300))
+    return bytes
+}
+
+/// One line on stdout with one write(2), so the test sees it as soon as the append returned.
+func report(_ line: String) {
+    FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 4, let secretBytes = [UInt8](hex: arguments[2]), secretBytes.count == 32 else {
+    fail("usage: books-crash-child DIRECTORY MASTER_SECRET_HEX single|batch SIZE")
+}
+let limit: UInt64 = 1_000_000
+do {
+    let store = try BookStore.open(directory: arguments[1], masterSecret: SecretBytes(copying: secretBytes))
+    let book = try store.createOrOpen(name: "crash-test-book")
+    switch arguments[3] {
+    case "single":
+        while book.length < limit {
+            let index = try book.append(pageBytes(book.length))
+            report("\(index)")
+        }
+    case "batch":
+        guard arguments.count == 5, let size = UInt64(arguments[4]), size > 0 else { fail("batch needs a SIZE") }
+        while book.length < limit {
+            let start = book.length
+            let range = try book.append(contentsOf: (start..<(start + size)).map(pageBytes))
+            report("batch \(range.upperBound)")
+        }
+    default:
+        fail("unknown mode \(arguments[3])")
+    }
+} catch {
+    fail("\(error)")
+}

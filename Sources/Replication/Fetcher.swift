@@ -1,0 +1,318 @@
+import Books
+import Swarm
+
+/// Which pages of a book a reader wants from its peers.
+public enum Interest: Sendable, Equatable {
+    /// None: this side only serves (an author's interest).
+    case none
+    /// Every page, following the book as it grows.
+    case all
+    /// These pages (sparse reading), as far as they exist.
+    case pages(PageRanges)
+    /// The last `n` pages of the longest length known (e.g. 1: just the newest page).
+    case latest(UInt64)
+
+    func wanted(length: UInt64) -> [Range<UInt64>] {
+        guard length > 0 else { return [] }
+        switch self {
+        case .none: return []
+        case .all: return [0..<length]
+        case let .pages(ranges): return PageSpans.intersect(ranges.ranges, [0..<length])
+        case let .latest(n): return n == 0 ? [] : [(length > n ? length - n : 0)..<length]
+        }
+    }
+}
+
+/// The reader's half of one book's replication with one peer (PROTOCOL.md §9.6): it knows
+/// what the remote holds from its status, asks for what this side lacks and wants within
+/// a window of bytes, reassembles the fragments of each answer, re-asks for the missing
+/// ones on timeout, and hands complete answers to the book, which verifies before storing.
+///
+/// Lengths: a request for pages below the verified length is proven against the root
+/// held at that length. Pages beyond it need an *upgrade* — a proof from the verified
+/// length to the remote's signed root — and only one upgrade is in flight at a time, so
+/// every other answer stays valid whatever order they arrive in.
+struct Fetcher {
+    /// What the remote said it holds, its root checked.
+    struct RemoteView {
+        var length: UInt64
+        var root: SignedRoot?
+        var held: [Range<UInt64>]
+    }
+
+    struct InFlight {
+        var request: ReplicationMessage.Request
+        /// The root the answer is checked against.
+        var root: SignedRoot
+        var isUpgrade: Bool
+        var firstSent: Timestamp
+        var deadline: Timestamp
+        var retries: Int
+        var assembly: FragmentAssembly?
+    }
+
+    /// What an input led to, for the machine to act on.
+    enum Outcome: Equatable {
+        case nothing
+        /// Pages were verified and stored.
+        case stored(pages: Int)
+        /// The remote broke the protocol or sent data that does not verify.
+        case refuse(RefuseReason, String, ForkProof?)
+        /// The local store failed (disk, closed): not the remote's fault.
+        case localFailure(String)
+    }
+
+    var interest: Interest
+    let configuration: ReplicationConfiguration
+    private(set) var remote: RemoteView?
+    private(set) var inFlight: [UInt32: InFlight] = [:]
+    private var nextID: UInt32 = 1
+    private var rtt: RoundTripEstimator
+    /// Mean page size seen, to size requests in pages. Starts at 1 KiB, a chat page.
+    private var pageSizeEstimate = 1024.0
+    private var staleInARow = 0
+    /// After `busy` or `notAuthorized`, no new request before this time.
+    private var backoffUntil: Timestamp?
+    /// Roots the remote announced, by length, to catch it announcing two at one length.
+    private var remoteRoots: [UInt64: SignedRoot] = [:]
+    private(set) var stats = ReplicationStats()
+
+    init(interest: Interest, configuration: ReplicationConfiguration) {
+        self.interest = interest
+        self.configuration = configuration
+        rtt = RoundTripEstimator(initial: configuration.initialRetransmit, minimum: configuration.minRetransmit,
+                                 maximum: configuration.maxRetransmit)
+    }
+
+    var smoothedRoundTrip: Duration? { rtt.smoothedRoundTrip }
+
+    var nextDeadline: Timestamp? {
+        let earliest = inFlight.values.lazy.map(\.deadline).min()
+        guard let backoffUntil else { return earliest }
+        return min(earliest ?? backoffUntil, backoffUntil)
+    }
+
+    // MARK: - The remote's status
+
+    /// Takes in a newer status of the remote. Its root must be validly signed by the
+    /// book's author and agree with every root held or seen at the same length.
+    mutating func remoteStatus(_ status: ReplicationMessage.Status, book: any ReplicatedBook) -> Outcome {
+        guard let announced = status.root else {
+            remote = RemoteView(length: 0, root: nil, held: [])
+            return .nothing
+        }
+        let root = SignedRoot(book: book.id, length: status.length, rootHash: announced.hash, signature: announced.signature)
+        if remote?.root != root {
+            guard root.isValid else {
+                return .refuse(.invalidData, "the status root at length \(root.length) is not signed by the book's author", nil)
+            }
+            if let seen = remoteRoots[root.length], seen.rootHash != root.rootHash {
+                return .refuse(.forked, "the remote announced two roots at length \(root.length)", ForkProof(first: seen, second: root))
+            }
+            do {
+                try book.check(signedRoot: root)
+            } catch let error as BooksError where error.code == .forked {
+                return .refuse(.forked, error.detail, book.forkProof)
+            } catch {
+                return .localFailure("checking a root: \(error)")
+            }
+            if remoteRoots.count >= 16, let oldest = remoteRoots.keys.min() { remoteRoots[oldest] = nil }
+            remoteRoots[root.length] = root
+        }
+        remote = RemoteView(length: root.length, root: root, held: status.held)
+        return .nothing
+    }
+
+    // MARK: - Requests
+
+    /// Sends requests until the window is full or nothing more is wanted from this remote.
+    mutating func fill(book: any ReplicatedBook, now: Timestamp, into out: inout [[UInt8]]) {
+        guard windowHasRoom, let remote, remote.length > 0, !book.isWritable else { return }
+        if let backoffUntil {
+            guard now >= backoffUntil else { return }
+            self.backoffUntil = nil
+        }
+        let wanted = interest.wanted(length: remote.length)
+        guard !wanted.isEmpty else { return }
+        var missing = PageSpans.intersect(wanted, remote.held)
+        missing = PageSpans.subtract(missing, book.heldRanges().ranges)
+        missing = PageSpans.subtract(missing, PageSpans.normalized(inFlight.values.map(\.request.pages)))
+        guard !missing.isEmpty else { return }
+
+        let latest = book.signedRoot
+        let verified = latest?.length ?? 0
+        var upgrading = inFlight.values.contains { $0.isUpgrade }
+        // Below the verified length, answers are checked against a root held here: the
+        // verified one, or the remote's shorter one if this side verified it once.
+        var base: (length: UInt64, root: SignedRoot)?
+        if let latest, remote.length >= verified {
+            base = (verified, latest)
+        } else if remote.length < verified, let held = try? book.signedRoot(atLength: remote.length) {
+            base = (remote.length, held)
+        }
+
+        while windowHasRoom {
+            if remote.length > verified, !upgrading, let root = remote.root {
+                // New pages first: they are what a reader following the book waits for.
+                let beyond = PageSpans.intersect(missing, [verified..<remote.length])
+                if let chunk = nextChunk(beyond.isEmpty ? missing : beyond) {
+                    issue(chunk, atLength: remote.length, fromLength: verified, root: root, isUpgrade: true, now: now, into: &out)
+                    missing = PageSpans.subtract(missing, [chunk])
+                    upgrading = true
+                    continue
+                }
+            }
+            guard let base, let chunk = nextChunk(PageSpans.intersect(missing, [0..<base.length])) else { return }
+            issue(chunk, atLength: base.length, fromLength: 0, root: base.root, isUpgrade: false, now: now, into: &out)
+            missing = PageSpans.subtract(missing, [chunk])
+        }
+    }
+
+    private var windowHasRoom: Bool {
+        inFlight.count * configuration.requestBytes + configuration.requestBytes <= configuration.windowBytes
+            || inFlight.isEmpty
+    }
+
+    /// The first run of at most one request's worth of pages.
+    private func nextChunk(_ ranges: [Range<UInt64>]) -> Range<UInt64>? {
+        guard let first = ranges.first else { return nil }
+        let pages = UInt64(max(1, min(Double(configuration.maxPagesPerRequest),
+                                      Double(configuration.requestBytes) / max(1, pageSizeEstimate))))
+        return first.lowerBound..<min(first.upperBound, first.lowerBound + pages)
+    }
+
+    private mutating func issue(_ pages: Range<UInt64>, atLength: UInt64, fromLength: UInt64, root: SignedRoot,
+                                isUpgrade: Bool, now: Timestamp, into out: inout [[UInt8]]) {
+        let id = nextID
+        nextID &+= 1
+        if nextID == 0 { nextID = 1 }
+        let request = ReplicationMessage.Request(id: id, pages: pages, atLength: atLength, fromLength: fromLength,
+                                                 maxBytes: UInt32(configuration.requestBytes), fragments: [])
+        inFlight[id] = InFlight(request: request, root: root, isUpgrade: isUpgrade, firstSent: now,
+                                deadline: now + rtt.timeout(retries: 0), retries: 0, assembly: nil)
+        stats.requestsSent += 1
+        out.append(ReplicationMessage.request(request).encoded())
+    }
+
+    /// Re-asks for what timed out: only the missing fragments when some arrived. A request
+    /// whose pages arrived meanwhile (from another peer) is cancelled instead.
+    mutating func timeouts(book: any ReplicatedBook, now: Timestamp, into out: inout [[UInt8]]) {
+        for (id, var flight) in inFlight where flight.deadline <= now {
+            if book.heldRanges().containsAll(flight.request.pages), !flight.request.pages.isEmpty {
+                inFlight[id] = nil
+                out.append(ReplicationMessage.cancel(requestID: id).encoded())
+                continue
+            }
+            flight.retries += 1
+            var request = flight.request
+            request.fragments = flight.assembly?.missing(limit: ReplicationWire.maxFragmentRanges) ?? []
+            flight.deadline = now + rtt.timeout(retries: flight.retries)
+            inFlight[id] = flight
+            stats.retransmissions += 1
+            out.append(ReplicationMessage.request(request).encoded())
+        }
+    }
+
+    // MARK: - Answers
+
+    mutating func receive(_ fragment: ReplicationMessage.DataFragment, book: any ReplicatedBook, now: Timestamp) -> Outcome {
+        guard var flight = inFlight[fragment.requestID] else {
+            stats.lateFragments += 1
+            return .nothing
+        }
+        if flight.assembly == nil {
+            // The answer may exceed the requested bytes by one whole page, a full proof and
+            // the framing of every page.
+            let pages = Int(flight.request.pages.count)
+            let bound = Int(flight.request.maxBytes) + Book.maximumPageSize + 18
+                + ResponseBody.maxNodes * ResponseBody.nodeSize + 4 * pages
+            guard let assembly = FragmentAssembly(count: Int(fragment.count), maxBytes: bound) else {
+                return .refuse(.malformed, "an answer of \(fragment.count) fragments exceeds its request", nil)
+            }
+            flight.assembly = assembly
+        }
+        guard flight.assembly!.count == Int(fragment.count) else {
+            return .refuse(.malformed, "fragments of one answer disagree on their count", nil)
+        }
+        guard flight.assembly!.insert(fragment) else {
+            stats.duplicateFragments += 1
+            inFlight[fragment.requestID] = flight
+            return .nothing
+        }
+        stats.fragmentsReceived += 1
+        guard flight.assembly!.isComplete else {
+            inFlight[fragment.requestID] = flight
+            return .nothing
+        }
+        inFlight[fragment.requestID] = nil
+        let bytes = flight.assembly!.take()
+        guard let body = ResponseBody.decode(bytes, for: flight.request) else {
+            return .refuse(.malformed, "an answer to request \(fragment.requestID) does not parse", nil)
+        }
+        let proof = MerkleProof(pages: body.pages, length: flight.request.atLength,
+                                fromLength: flight.request.fromLength, nodes: body.nodes)
+        do {
+            try book.applyAnswer(signedRoot: flight.root, proof: proof, pages: body.pageData)
+        } catch let error as BooksError {
+            return verdict(error, book: book)
+        } catch {
+            return .localFailure("storing pages: \(error)")
+        }
+        staleInARow = 0
+        if flight.retries == 0 { rtt.sample(now - flight.firstSent) }
+        if !body.pageData.isEmpty {
+            let bytes = body.pageData.reduce(0) { $0 + $1.count }
+            pageSizeEstimate = Double(bytes) / Double(body.pageData.count)
+            stats.bytesStored += UInt64(bytes)
+        }
+        stats.pagesStored += UInt64(body.pageData.count)
+        return .stored(pages: body.pageData.count)
+    }
+
+    /// Sorts a store error into the remote's fault, a benign race, or a local failure.
+    private mutating func verdict(_ error: BooksError, book: any ReplicatedBook) -> Outcome {
+        switch error.code {
+        case .invalidProof, .invalidSignature, .pageTooLarge:
+            return .refuse(.invalidData, error.detail, nil)
+        case .forked:
+            return .refuse(.forked, error.detail, book.forkProof)
+        case .staleProof:
+            // This side moved on (another answer upgraded it) while the answer travelled:
+            // the pages are missing again and will be asked for at the new length.
+            stats.staleAnswers += 1
+            staleInARow += 1
+            if staleInARow > configuration.maxStaleInARow {
+                return .refuse(.invalidData, "\(staleInARow) answers in a row did not fit the verified length", nil)
+            }
+            return .nothing
+        case .notHeld, .outOfRange:
+            return .localFailure(error.description)
+        case .corruptDatabase, .unsupportedSchemaVersion, .notABookStore, .storeLocked, .wrongMasterSecret,
+             .invalidName, .unknownBook, .closed, .storage, .readOnly:
+            return .localFailure(error.description)
+        }
+    }
+
+    /// The remote cannot answer a request.
+    mutating func noData(requestID: UInt32, reason: NoDataReason, now: Timestamp) {
+        guard let flight = inFlight.removeValue(forKey: requestID) else { return }
+        switch reason {
+        case .notHeld, .outOfRange:
+            // Its status overstated what it holds; believe it again at its next status.
+            if var view = remote {
+                view.held = PageSpans.subtract(view.held, [flight.request.pages])
+                remote = view
+            }
+        case .busy, .notAuthorized:
+            backoffUntil = now + rtt.timeout(retries: 1)
+        case .forked:
+            remote?.held = []
+        }
+    }
+
+    /// Cancels every request (the channel closes or nothing is wanted any more).
+    mutating func cancelAll(into out: inout [[UInt8]]) {
+        for id in inFlight.keys.sorted() { out.append(ReplicationMessage.cancel(requestID: id).encoded()) }
+        inFlight = [:]
+    }
+}

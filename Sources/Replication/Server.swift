@@ -1,0 +1,173 @@
+import Books
+
+/// The holder's half of one book's replication with one peer (PROTOCOL.md §9.7): requests
+/// are checked, queued (a bounded queue: beyond it the answer is `busy`, and a peer that
+/// keeps pushing is reported for a flood), and answered in order when the driver asks for
+/// output, so one peer's requests cannot starve the others' or grow memory without bound.
+/// Answers are rebuilt from the store on demand and cached briefly, so a request for a few
+/// missing fragments does not read the pages again.
+struct Server {
+    private struct Key: Hashable {
+        var pages: Range<UInt64>
+        var atLength: UInt64
+        var fromLength: UInt64
+        var maxBytes: UInt32
+    }
+
+    enum Outcome: Equatable {
+        case nothing
+        case refuse(RefuseReason, String)
+    }
+
+    let configuration: ReplicationConfiguration
+    private var queue: [ReplicationMessage.Request] = []
+    private var cache: [Key: [UInt8]] = [:]
+    private var cacheOrder: [Key] = []
+    /// Requests refused as busy or unauthorized, against `floodLimit`.
+    private var refused = 0
+    private(set) var stats = ReplicationStats()
+
+    /// Answers kept for re-requests of fragments: the window's worth of a reader (16) and
+    /// some reordering slack.
+    private static let cacheSize = 32
+
+    init(configuration: ReplicationConfiguration) {
+        self.configuration = configuration
+    }
+
+    var hasWork: Bool { !queue.isEmpty }
+
+    /// Takes in a request; answers at once only when it cannot be served.
+    mutating func receive(_ request: ReplicationMessage.Request, authorized: Bool, localLength: UInt64,
+                          into out: inout [[UInt8]]) -> Outcome {
+        guard authorized else {
+            out.append(ReplicationMessage.noData(requestID: request.id, reason: .notAuthorized).encoded())
+            return countRefusal(.notAuthorized, "requests before proving the right to read")
+        }
+        guard request.atLength > 0, request.atLength <= localLength, request.pages.upperBound <= request.atLength,
+              request.fromLength <= request.atLength,
+              UInt64(request.pages.count) <= configuration.maxPagesPerRequest else {
+            stats.requestsRejected += 1
+            out.append(ReplicationMessage.noData(requestID: request.id, reason: .outOfRange).encoded())
+            return .nothing
+        }
+        if let i = queue.firstIndex(where: { $0.id == request.id }) {
+            // A re-request while the first is still queued: serve the union once.
+            if queue[i].pages == request.pages, queue[i].atLength == request.atLength, queue[i].fromLength == request.fromLength {
+                queue[i].fragments = queue[i].fragments.isEmpty || request.fragments.isEmpty ? [] : queue[i].fragments + request.fragments
+            }
+            return .nothing
+        }
+        guard queue.count < configuration.maxQueuedServes else {
+            out.append(ReplicationMessage.noData(requestID: request.id, reason: .busy).encoded())
+            return countRefusal(.flood, "more than \(configuration.maxQueuedServes) requests queued")
+        }
+        queue.append(request)
+        return .nothing
+    }
+
+    private mutating func countRefusal(_ reason: RefuseReason, _ detail: String) -> Outcome {
+        refused += 1
+        stats.requestsRejected += 1
+        return refused > configuration.floodLimit ? .refuse(reason, "\(refused) requests refused: \(detail)") : .nothing
+    }
+
+    /// Drops a queued request the reader no longer needs.
+    mutating func cancel(_ id: UInt32) {
+        queue.removeAll { $0.id == id }
+    }
+
+    /// Answers queued requests until about `limit` messages were produced.
+    mutating func produce(book: any ReplicatedBook, limit: Int, into out: inout [[UInt8]]) {
+        var produced = 0
+        while produced < limit, !queue.isEmpty {
+            let request = queue.removeFirst()
+            let key = Key(pages: request.pages, atLength: request.atLength, fromLength: request.fromLength, maxBytes: request.maxBytes)
+            let body: [UInt8]
+            if let cached = cache[key] {
+                body = cached
+            } else {
+                switch build(request, book: book) {
+                case let .success(built):
+                    body = built
+                    remember(key, built)
+                case let .failure(reason):
+                    out.append(ReplicationMessage.noData(requestID: request.id, reason: reason).encoded())
+                    produced += 1
+                    continue
+                }
+            }
+            let fragments = ResponseBody.fragments(of: body, requestID: request.id, only: request.fragments)
+            produced += fragments.count
+            stats.fragmentsSent += UInt64(fragments.count)
+            if request.fragments.isEmpty { stats.requestsServed += 1 } else { stats.retransmissions += 1 }
+            out.append(contentsOf: fragments)
+        }
+    }
+
+    private func build(_ request: ReplicationMessage.Request, book: any ReplicatedBook) -> Result<[UInt8], NoDataReason> {
+        let maxBytes = Int(min(UInt32(configuration.maxServeBytes), max(1, request.maxBytes)))
+        do {
+            let answer = try book.answer(pages: request.pages, atLength: request.atLength,
+                                         upgradingFrom: request.fromLength, maxBytes: maxBytes)
+            let served = request.pages.lowerBound..<(request.pages.lowerBound + UInt64(answer.pages.count))
+            return .success(ResponseBody(pages: served, nodes: answer.proof.nodes, pageData: answer.pages).encoded())
+        } catch let error as BooksError {
+            switch error.code {
+            case .forked: return .failure(.forked)
+            case .outOfRange: return .failure(.outOfRange)
+            case .notHeld, .invalidProof, .staleProof, .invalidSignature, .pageTooLarge, .corruptDatabase,
+                 .unsupportedSchemaVersion, .notABookStore, .storeLocked, .wrongMasterSecret, .invalidName,
+                 .unknownBook, .closed, .storage, .readOnly:
+                return .failure(.notHeld)
+            }
+        } catch {
+            return .failure(.notHeld)
+        }
+    }
+
+    private mutating func remember(_ key: Key, _ body: [UInt8]) {
+        if cacheOrder.count >= Server.cacheSize {
+            cache[cacheOrder.removeFirst()] = nil
+        }
+        cache[key] = body
+        cacheOrder.append(key)
+    }
+}
+
+/// Counters of one book's replication with one peer, for devtools and tests.
+public struct ReplicationStats: Sendable, Equatable {
+    public var requestsSent: UInt64 = 0
+    public var retransmissions: UInt64 = 0
+    public var fragmentsReceived: UInt64 = 0
+    public var duplicateFragments: UInt64 = 0
+    /// Fragments of requests already answered or cancelled.
+    public var lateFragments: UInt64 = 0
+    public var staleAnswers: UInt64 = 0
+    public var pagesStored: UInt64 = 0
+    public var bytesStored: UInt64 = 0
+    public var requestsServed: UInt64 = 0
+    public var requestsRejected: UInt64 = 0
+    public var fragmentsSent: UInt64 = 0
+    /// Messages of a type or version this side does not know, ignored.
+    public var unknownMessages: UInt64 = 0
+
+    public init() {}
+
+    static func + (a: ReplicationStats, b: ReplicationStats) -> ReplicationStats {
+        var s = a
+        s.requestsSent += b.requestsSent
+        s.retransmissions += b.retransmissions
+        s.fragmentsReceived += b.fragmentsReceived
+        s.duplicateFragments += b.duplicateFragments
+        s.lateFragments += b.lateFragments
+        s.staleAnswers += b.staleAnswers
+        s.pagesStored += b.pagesStored
+        s.bytesStored += b.bytesStored
+        s.requestsServed += b.requestsServed
+        s.requestsRejected += b.requestsRejected
+        s.fragmentsSent += b.fragmentsSent
+        s.unknownMessages += b.unknownMessages
+        return s
+    }
+}

@@ -1,0 +1,120 @@
+/// Timer events, in the manner of wireguard-go's `timers.go`: `tick(now:)` performs every
+/// timer that is due; `nextDeadline` says when to call it again.
+extension SessionManager {
+    public mutating func tick(now: Timestamp) {
+        for peer in Array(sessions.keys) {
+            guard var s = sessions.removeValue(forKey: peer) else { continue }
+            if tick(&s, now: now) { sessions[peer] = s }
+        }
+        for (index, dial) in xxDials where now >= dial.nextRetransmit {
+            xxDials[index] = nil
+            if let peer = dial.completedWith, sessions[peer]?.isEstablished == true { continue }
+            if dial.attempts >= configuration.handshakeAttempts {
+                events.append(.handshakeFailed(nil, dial.endpoint))
+            } else {
+                startXXDial(to: dial.endpoint, attempts: dial.attempts + 1, now: now)
+            }
+        }
+        for (index, responder) in xxResponders where now - responder.createdAt >= handshakeLifetime {
+            xxResponders[index] = nil
+        }
+    }
+
+    /// How long an unanswered or unconfirmed handshake is kept: the whole retransmission
+    /// schedule of the initiator.
+    var handshakeLifetime: Duration {
+        configuration.handshakeRetransmitMax * configuration.handshakeAttempts
+    }
+
+    /// Runs the timers of one session; returns false when it ended.
+    private mutating func tick(_ s: inout PeerSession, now: Timestamp) -> Bool {
+        // Should be called when a handshake retransmission is due: try again with a fresh
+        // initiation, or give up after the configured attempts.
+        if let own = s.handshake, now >= own.nextRetransmit {
+            if own.attempts >= configuration.handshakeAttempts {
+                indexTable[own.localIndex] = nil
+                s.handshake = nil
+                events.append(.handshakeFailed(s.peer, s.endpoint))
+            } else {
+                startInitiation(&s, attempts: own.attempts + 1, now: now)
+            }
+        }
+        // Dead peer: nothing authenticated for the timeout.
+        if s.sessionID != nil, now - s.lastReceived >= configuration.deadPeerTimeout {
+            discard(s, reason: .timeout)
+            return false
+        }
+        if let next = s.next, now - next.keys.createdAt >= handshakeLifetime {
+            indexTable[next.keys.localIndex] = nil
+            s.next = nil
+        }
+        // A peer we answered but never heard from again, or dialled in vain: forget it.
+        if s.sessionID == nil && s.handshake == nil && s.next == nil {
+            discard(s, reason: .handshakeFailed)
+            return false
+        }
+        if let old = s.previous, let current = s.current, now - current.createdAt >= configuration.previousKeysLinger {
+            indexTable[old.localIndex] = nil
+            s.previous = nil
+        }
+        // Rekey by age: the initiator of the current keys does it on time; the responder
+        // a keepalive later, in case the initiator went quiet (avoids both rekeying at once).
+        if let current = s.current, s.handshake == nil, s.next == nil {
+            let age = now - current.createdAt
+            if age >= rekeyDue(current) { startInitiation(&s, attempts: 1, now: now) }
+        }
+        // Keepalive: nothing sent for the interval.
+        if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval {
+            send(.ping(echo: now.nanoseconds), in: &s, now: now)
+        }
+        for (id, open) in s.channels.pending where now >= open.nextRetransmit {
+            if open.attempts >= configuration.channelOpenAttempts {
+                _ = s.channels.close(id)
+                events.append(.channelOpenFailed(s.peer, channel: id))
+            } else {
+                s.channels.rescheduleOpen(id, at: now + configuration.channelOpenRetransmit)
+                send(.channelOpen(id, label: open.label), in: &s, now: now)
+            }
+        }
+        for (capability, pending) in s.unackedCapabilities where now >= pending.next {
+            if pending.attempts >= configuration.channelOpenAttempts {
+                s.unackedCapabilities[capability] = nil
+            } else {
+                s.unackedCapabilities[capability] = (now + configuration.channelOpenRetransmit, pending.attempts + 1)
+                send(.channelData(ChannelLimits.controlChannel, ControlMessage.capability(capability).encoded()),
+                     in: &s, now: now)
+            }
+        }
+        return true
+    }
+
+    private func rekeyDue(_ keys: TransportKeypair) -> Duration {
+        keys.isInitiator ? configuration.rekeyAfterTime : configuration.rekeyAfterTime + configuration.keepaliveInterval
+    }
+
+    /// When `tick(now:)` next has something to do, or nil when nothing is pending.
+    public var nextDeadline: Timestamp? {
+        var earliest: Timestamp?
+        func consider(_ t: Timestamp?) {
+            guard let t else { return }
+            if earliest == nil || t < earliest! { earliest = t }
+        }
+        for s in sessions.values {
+            consider(s.handshake?.nextRetransmit)
+            if let next = s.next { consider(next.keys.createdAt + handshakeLifetime) }
+            if s.isEstablished {
+                consider(s.lastReceived + configuration.deadPeerTimeout)
+                consider(s.lastSent + configuration.keepaliveInterval)
+            }
+            if let current = s.current {
+                if s.previous != nil { consider(current.createdAt + configuration.previousKeysLinger) }
+                if s.handshake == nil { consider(current.createdAt + rekeyDue(current)) }
+            }
+            consider(s.channels.nextDeadline)
+            for pending in s.unackedCapabilities.values { consider(pending.next) }
+        }
+        for dial in xxDials.values { consider(dial.nextRetransmit) }
+        for responder in xxResponders.values { consider(responder.createdAt + handshakeLifetime) }
+        return earliest
+    }
+}

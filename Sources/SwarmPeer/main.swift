@@ -1,0 +1,166 @@
+// swarm-peer: one swarm node as its own process, for the multi-process and namespace tests
+// and the join-to-session benchmark (and for looking at a LAN by hand).
+//
+//   swarm-peer --interface lo|NAME|A.B.C.D --port P --seed N|HEX64 --topic HEX64
+//              [--discovery-port P] [--seconds S] [--dead-peer-timeout S]
+//              [--keepalive S] [--announce-interval MS]
+//
+// Binds the session socket to the interface's IPv4 address and port P, runs LAN discovery
+// on that interface only, joins the topic, and prints one JSON object per line:
+//   {"event":"ready","peer":HEX,"endpoint":"A.B.C.D:P"}
+//   {"event":"connection","peer":HEX,"session":HEX,"topics":N,"ms":T}   T: ms since join
+//   {"event":"established"|"restored","peer":HEX,"session":HEX,"ms":T}
+//   {"event":"lost","peer":HEX,"session":HEX,"reason":R,"ms":T}
+//   {"event":"exit","drops":{…},"sessions":N}
+// Exits by itself after S seconds (default 10, at most 300) with a clean shutdown, or on
+// SIGTERM/SIGINT.
+import Foundation
+import NIOCore
+import Sodium
+import Swarm
+import SwarmNIO
+
+func say(_ object: [String: Any]) {
+    var fields: [String] = []
+    for (key, value) in object.sorted(by: { $0.key == "event" || ($1.key != "event" && $0.key < $1.key) }) {
+        switch value {
+        case let s as String: fields.append("\"\(key)\":\"\(s)\"")
+        case let d as Double: fields.append("\"\(key)\":\(String(format: "%.3f", d))")
+        case let i as Int: fields.append("\"\(key)\":\(i)")
+        case let u as UInt64: fields.append("\"\(key)\":\(u)")
+        case let o as [String: UInt64]:
+            fields.append("\"\(key)\":{" + o.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
+        default: fields.append("\"\(key)\":\"\(value)\"")
+        }
+    }
+    FileHandle.standardOutput.write(("{" + fields.joined(separator: ",") + "}\n").data(using: .utf8)!)
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("swarm-peer: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}
+
+var options: [String: String] = [:]
+var args = CommandLine.arguments.dropFirst()
+while let arg = args.popFirst() {
+    switch arg {
+    case "--interface", "--port", "--seed", "--topic", "--discovery-port", "--seconds", "--dead-peer-timeout",
+         "--keepalive", "--announce-interval":
+        guard let value = args.popFirst() else { fail("\(arg) needs a value") }
+        options[arg] = value
+    case "--help", "-h":
+        print("usage: swarm-peer --interface lo|NAME|A.B.C.D --port P --seed N|HEX64 --topic HEX64 [--discovery-port P] [--seconds S] [--dead-peer-timeout S] [--keepalive S] [--announce-interval MS]")
+        exit(0)
+    default: fail("unknown argument \(arg)")
+    }
+}
+guard let interfaceText = options["--interface"] else { fail("--interface is required (never a default)") }
+guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port is required") }
+guard let seedText = options["--seed"] else { fail("--seed is required") }
+let seedBytes: [UInt8]
+if let n = UInt8(seedText) {
+    seedBytes = [UInt8](repeating: n, count: 32)
+} else if let hex = [UInt8](hex: seedText), hex.count == 32 {
+    seedBytes = hex
+} else {
+    fail("--seed is a number 0…255 or 64 hex digits")
+}
+guard let topicHex = options["--topic"], let topic = Topic(bytes: [UInt8](hex: topicHex) ?? []) else {
+    fail("--topic must be 64 hex digits")
+}
+let seconds = min(300, Double(options["--seconds"] ?? "10") ?? 10)
+
+var configuration = SwarmConfiguration()
+if let s = options["--dead-peer-timeout"].flatMap(Double.init) { configuration.session.deadPeerTimeout = .milliseconds(Int64(s * 1000)) }
+if let s = options["--keepalive"].flatMap(Double.init) { configuration.session.keepaliveInterval = .milliseconds(Int64(s * 1000)) }
+// Quick redials: the tests restart peers and measure how soon sessions come back.
+configuration.retry = RetryPolicy(delays: [.milliseconds(200), .seconds(1), .seconds(2)], jitter: 0.25)
+var machine = LANDiscoveryMachine.Configuration()
+if let text = options["--announce-interval"] {
+    guard let ms = Int64(text), (100...60_000).contains(ms) else { fail("--announce-interval is 100…60000 ms") }
+    machine.announceInterval = .milliseconds(ms)
+}
+
+/// The interface's IPv4 address: where the session socket binds.
+func interfaceAddress(_ text: String) -> (InterfaceSpec, Endpoint.Address) {
+    if text == "lo" { return (.loopback, .v4(127, 0, 0, 1)) }
+    if let endpoint = Endpoint(text, defaultPort: 0) { return (.address(endpoint.address), endpoint.address) }
+    guard let devices = try? System.enumerateDevices() else { fail("cannot list interfaces") }
+    for device in devices where device.name == text {
+        if let address = device.address, address.protocol == .inet, let endpoint = Endpoint(address.ipAddress ?? "", defaultPort: 0) {
+            return (.named(text), endpoint.address)
+        }
+    }
+    fail("interface \(text) has no IPv4 address here")
+}
+
+let (interface, address) = interfaceAddress(interfaceText)
+let identity: Ed25519.KeyPair
+do { identity = try Ed25519.KeyPair(seed: SecretBytes(copying: seedBytes)) } catch { fail("bad seed: \(error)") }
+
+do {
+    let transport = try await UDPTransport.bind(Endpoint(address: address, port: port))
+    var discoveryConfiguration = LANDiscovery.Configuration(interfaces: [interface], machine: machine)
+    if let p = options["--discovery-port"].flatMap(UInt16.init) { discoveryConfiguration.port = p }
+    let discovery = try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: transport.localEndpoint.port,
+                                                 configuration: discoveryConfiguration)
+    let swarm = try Swarm(identity: identity, transport: transport, discovery: [discovery], configuration: configuration)
+    say(["event": "ready", "peer": swarm.localPeer.description, "endpoint": transport.localEndpoint.description])
+
+    let joined = ContinuousClock.now
+    let ms: @Sendable () -> Double = { Double((ContinuousClock.now - joined).nanosecondsForOutput) / 1e6 }
+
+    for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+    let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
+    for source in signals {
+        source.setEventHandler { Task { await swarm.shutdown() } }
+        source.resume()
+    }
+
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await swarm.run() }
+        group.addTask {
+            for await connection in swarm.connections {
+                say(["event": "connection", "peer": connection.remotePeer.description,
+                     "session": connection.sessionID.description, "topics": connection.topics.count, "ms": ms()])
+            }
+        }
+        group.addTask {
+            for await event in swarm.events {
+                switch event {
+                case let .sessionEstablished(peer, id):
+                    say(["event": "established", "peer": peer.description, "session": id.description, "ms": ms()])
+                case let .sessionRestored(peer, id):
+                    say(["event": "restored", "peer": peer.description, "session": id.description, "ms": ms()])
+                case let .sessionLost(peer, id, reason):
+                    say(["event": "lost", "peer": peer.description, "session": id.description,
+                         "reason": "\(reason)", "ms": ms()])
+                case .topicProven, .endpointChanged, .handshakeFailed:
+                    break
+                }
+            }
+        }
+        await swarm.join(topic)
+        group.addTask {
+            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            await swarm.shutdown()
+        }
+        try await group.next()
+        await swarm.shutdown()
+        group.cancelAll()
+    }
+    let drops = await swarm.dropCounters
+    var dropFields: [String: UInt64] = [:]
+    for reason in DropReason.allCases { dropFields[reason.rawValue] = drops[reason] }
+    say(["event": "exit", "drops": dropFields, "sessions": await swarm.allSessionStats.count])
+} catch {
+    fail("\(error)")
+}
+
+extension Duration {
+    var nanosecondsForOutput: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}

@@ -1,0 +1,208 @@
+import Books
+import Sodium
+import Testing
+
+/// Two stores, an author and a reader, exchanging signed roots, proofs and pages the way
+/// replication will.
+@Suite("Book replication") struct BookReplicationTests {
+    final class Pair {
+        let authorDir = TemporaryDirectory("author")
+        let readerDir = TemporaryDirectory("reader")
+        let authorStore: BookStore
+        let readerStore: BookStore
+        let author: Book
+        let reader: Book
+
+        init(pages: Int, batch: Int = 7) throws {
+            authorStore = try openStore(authorDir, secret: 1)
+            readerStore = try openStore(readerDir, secret: 2)
+            author = try authorStore.createOrOpen(name: "bob-ana-task")
+            var next: UInt64 = 0
+            while next < UInt64(pages) {
+                let end = min(UInt64(pages), next + UInt64(batch))
+                try author.append(contentsOf: (next..<end).map { testPage($0) })
+                next = end
+            }
+            reader = try readerStore.open(id: author.id, title: "bob-ana-task")
+        }
+
+        /// Sends pages `range` at the author's length, upgrading the reader from its length.
+        func send(_ range: Range<UInt64>) throws {
+            let root = try #require(author.signedRoot)
+            let proof = try author.proof(for: range, atLength: root.length, upgradingFrom: reader.length)
+            try reader.apply(signedRoot: root, proof: proof, pages: author.pages(in: range))
+        }
+
+        deinit {
+            authorStore.close()
+            readerStore.close()
+            authorDir.remove()
+            readerDir.remove()
+        }
+    }
+
+    @Test func everyRangeProofVerifiesAtEveryLength() throws {
+        let pair = try Pair(pages: 0)
+        // One page per batch so that a signed root exists at every length.
+        for i in UInt64(0)..<33 { try pair.author.append(testPage(i)) }
+        for length in UInt64(1)...33 {
+            let root = try #require(try pair.author.signedRoot(atLength: length))
+            for start in UInt64(0)..<length {
+                for end in (start + 1)...length {
+                    let proof = try pair.author.proof(for: start..<end, atLength: length)
+                    #expect(proof.verifies(pages: try pair.author.pages(in: start..<end), against: root))
+                }
+            }
+        }
+        // And through a store, for a sample.
+        for (length, range) in [(UInt64(1), UInt64(0)..<1), (13, 5..<9), (32, 31..<32), (33, 0..<33), (33, 32..<33)] {
+            let dir = TemporaryDirectory("fresh")
+            defer { dir.remove() }
+            let fresh = try openStore(dir, secret: 3)
+            let book = try fresh.open(id: pair.author.id)
+            let root = try #require(try pair.author.signedRoot(atLength: length))
+            try book.apply(signedRoot: root, proof: pair.author.proof(for: range, atLength: length), pages: pair.author.pages(in: range))
+            #expect(book.length == length)
+            for i in range { #expect(try book.get(i) == testPage(i)) }
+            try book.verify()
+            fresh.close()
+        }
+    }
+
+    @Test func sparseReaderHoldsPage900WithoutTheOthers() throws {
+        let pair = try Pair(pages: 1000, batch: 100)
+        try pair.send(900..<901)
+        #expect(pair.reader.length == 1000)
+        #expect(pair.reader.has(900))
+        #expect(!pair.reader.has(899) && !pair.reader.has(0))
+        #expect(pair.reader.contiguousLength == 0)
+        #expect(try pair.reader.get(900) == testPage(900))
+        #expect(try pair.reader.get(899) == nil)
+        #expect(pair.reader.missing(in: 0..<1000) == [0..<900, 901..<1000])
+        try pair.reader.verify()
+        // The sparse reader can prove its page to a third peer.
+        let proof = try pair.reader.proof(for: 900)
+        let thirdDir = TemporaryDirectory("third")
+        defer { thirdDir.remove() }
+        let third = try openStore(thirdDir, secret: 4)
+        let copy = try third.open(id: pair.author.id)
+        try copy.apply(signedRoot: #require(pair.reader.signedRoot), proof: proof, pages: [testPage(900)])
+        #expect(try copy.get(900) == testPage(900))
+        third.close()
+        // More pages arrive, out of order; the reader fills in.
+        try pair.send(0..<10)
+        try pair.send(500..<600)
+        #expect(pair.reader.contiguousLength == 10)
+        #expect(pair.reader.heldRanges().ranges == [0..<10, 500..<600, 900..<901])
+        try pair.reader.verify()
+    }
+
+    @Test func readerFollowsTheAuthorWithUpgradeProofs() async throws {
+        let pair = try Pair(pages: 5)
+        var updates = pair.reader.lengthUpdates.makeAsyncIterator()
+        try pair.send(0..<5)
+        #expect(await updates.next()?.length == 5)
+        for round in 0..<12 {
+            let start = pair.author.length
+            try pair.author.append(contentsOf: (start..<(start + UInt64(round % 4 + 1))).map { testPage($0) })
+            // Upgrade alone, then the pages against the new length.
+            let root = try #require(pair.author.signedRoot)
+            try pair.reader.apply(signedRoot: root, proof: pair.author.upgradeProof(from: pair.reader.length), pages: [])
+            #expect(pair.reader.length == root.length)
+            try pair.send(start..<root.length)
+            let update = await updates.next()
+            #expect(update?.length == root.length)
+            #expect(update?.contiguousLength == root.length)
+        }
+        try pair.reader.verify()
+        #expect(try pair.reader.pages(in: 0..<pair.reader.length) == pair.author.pages(in: 0..<pair.author.length))
+    }
+
+    @Test func proofMustUpgradeFromTheVerifiedLength() throws {
+        let pair = try Pair(pages: 10)
+        try pair.send(0..<3)
+        try pair.author.append(testPage(10))
+        let root = try #require(pair.author.signedRoot)
+        // A proof for the longer tree that ignores what the reader verified is refused.
+        let unlinked = try pair.author.proof(for: 10..<11, atLength: root.length, upgradingFrom: 0)
+        let error = #expect(throws: BooksError.self) { try pair.reader.apply(signedRoot: root, proof: unlinked, pages: [testPage(10)]) }
+        #expect(error?.code == .staleProof)
+        #expect(pair.reader.length == 10)
+    }
+
+    @Test func rootsSignedByAnotherKeyAreRejected() throws {
+        let pair = try Pair(pages: 4)
+        let root = try #require(pair.author.signedRoot)
+        let proof = try pair.author.proof(for: 0..<4)
+        let impostor = Ed25519.KeyPair.generate()
+        let signable = SignedRoot.signable(book: root.book, length: root.length, rootHash: root.rootHash)
+        let forged = SignedRoot(book: root.book, length: root.length, rootHash: root.rootHash, signature: impostor.sign(signable))
+        let error = #expect(throws: BooksError.self) { try pair.reader.apply(signedRoot: forged, proof: proof, pages: pair.author.pages(in: 0..<4)) }
+        #expect(error?.code == .invalidSignature)
+        // A root of another book (validly signed by that book) is not this book's.
+        let otherDir = TemporaryDirectory("other")
+        defer { otherDir.remove() }
+        let otherStore = try openStore(otherDir, secret: 9)
+        let other = try otherStore.createOrOpen(name: "other")
+        try other.append(contentsOf: (0..<4).map { testPage($0) })
+        let otherError = #expect(throws: BooksError.self) {
+            try pair.reader.apply(signedRoot: #require(other.signedRoot), proof: other.proof(for: 0..<4), pages: other.pages(in: 0..<4))
+        }
+        #expect(otherError?.code == .invalidSignature)
+        otherStore.close()
+        #expect(pair.reader.length == 0)
+        #expect(!pair.reader.has(0))
+    }
+
+    @Test func twoRootsAtOneLengthAreAForkThatIsKeptAndRefused() throws {
+        let pair = try Pair(pages: 6)
+        try pair.send(0..<6)
+        // The author's key signs a second, different tree of the same length.
+        let secondDir = TemporaryDirectory("fork")
+        defer { secondDir.remove() }
+        let twin = try openStore(secondDir, secret: 1)  // same master secret, same name: same key
+        let twinBook = try twin.createOrOpen(name: "bob-ana-task")
+        #expect(twinBook.id == pair.author.id)
+        try twinBook.append(contentsOf: (0..<6).map { testPage($0 + 100) })
+        let forkedRoot = try #require(twinBook.signedRoot)
+        let error = #expect(throws: BooksError.self) {
+            try pair.reader.apply(signedRoot: forkedRoot, proof: twinBook.proof(for: 0..<1), pages: [testPage(100)])
+        }
+        #expect(error?.code == .forked)
+        let fork = try #require(pair.reader.forkProof)
+        #expect(fork.isSelfEvident)
+        #expect(fork.first == pair.author.signedRoot)
+        #expect(fork.second == forkedRoot)
+        // The fork is persisted and the book stays refused after reopening.
+        pair.readerStore.close()
+        let reopened = try openStore(pair.readerDir, secret: 2)
+        let again = try reopened.open(id: pair.author.id)
+        #expect(again.forkProof == fork)
+        #expect(try reopened.list().first?.isForked == true)
+        #expect(throws: BooksError(.forked, "")) { try again.proof(for: 0..<1) }
+        #expect(throws: BooksError(.forked, "")) {
+            try again.apply(signedRoot: pair.author.signedRoot!, proof: pair.author.proof(for: 0..<1), pages: [testPage(0)])
+        }
+        #expect(try again.get(0) == testPage(0))  // what was verified stays readable
+        reopened.close()
+        twin.close()
+    }
+
+    @Test func anUpgradeThatDoesNotExtendTheVerifiedTreeIsAFork() throws {
+        let pair = try Pair(pages: 5)
+        try pair.send(0..<5)
+        let twinDir = TemporaryDirectory("twin")
+        defer { twinDir.remove() }
+        let twin = try openStore(twinDir, secret: 1)
+        let twinBook = try twin.createOrOpen(name: "bob-ana-task")
+        // Same first 3 pages, then a different history, longer than the reader's.
+        try twinBook.append(contentsOf: (0..<3).map { testPage($0) } + (3..<9).map { testPage($0 + 50) })
+        let error = #expect(throws: BooksError.self) {
+            try pair.reader.apply(signedRoot: #require(twinBook.signedRoot), proof: twinBook.upgradeProof(from: 5), pages: [])
+        }
+        #expect(error?.code == .forked)
+        #expect(pair.reader.forkProof?.second == twinBook.signedRoot)
+        #expect(pair.reader.length == 5)
+        twin.close()
+    }
+}

@@ -1,0 +1,212 @@
+import Books
+import Foundation
+import Swarm
+import Testing
+@testable import Replication
+
+/// The sans-I/O machine, two of them against each other in memory with a virtual clock,
+/// over real book stores.
+@Suite("ReplicationMachine")
+struct ReplicationMachineTests {
+    let dir = TemporaryDirectory("repl-machine")
+
+    func pair(author: any ReplicatedBook, reader: any ReplicatedBook, interest: Interest = .all,
+              conditions: Simulation.Conditions = .init(), configuration: ReplicationConfiguration = .init(),
+              readerPolicy: ReplicationPolicy = Fixtures.policy, seed: UInt64 = 1) -> Simulation {
+        let (ba, bb) = Fixtures.bindings()
+        let a = ReplicationMachine(book: author, binding: ba, policy: Fixtures.policy, interest: .none, configuration: configuration)
+        let b = ReplicationMachine(book: reader, binding: bb, policy: readerPolicy, interest: interest, configuration: configuration)
+        var sim = Simulation(a: a, b: b, conditions: conditions, seed: seed)
+        sim.start()
+        return sim
+    }
+
+    @Test("a whole book travels, identical and verified")
+    func wholeBook() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 3000)
+        let readerStore = try Fixtures.store(dir.sub("b"), seed: 2)
+        let reader = try readerStore.open(id: author.id)
+        var sim = pair(author: author, reader: reader)
+        let done1 = sim.run { _ in reader.contiguousLength == 3000 }
+        #expect(done1)
+        #expect(try Fixtures.checkIdentical(reader, count: 3000))
+        #expect(sim.b.stats.pagesStored == 3000)
+        #expect(sim.b.stats.retransmissions == 0)
+    }
+
+    @Test("20 % loss, reordering and duplication: complete, nothing stored twice", arguments: [1024, 16 * 1024])
+    func lossyPath(pageSize: Int) throws {
+        let count: UInt64 = pageSize > 4096 ? 300 : 2000
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: count, size: pageSize)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        let conditions = Simulation.Conditions(latency: .milliseconds(2), jitter: .milliseconds(3), loss: 0.2, duplication: 0.05)
+        var sim = pair(author: author, reader: reader, conditions: conditions, seed: UInt64(pageSize))
+        let done2 = sim.run { _ in reader.contiguousLength == count }
+        #expect(done2)
+        #expect(try Fixtures.checkIdentical(reader, count: count, size: pageSize))
+        #expect(sim.b.stats.pagesStored == count)
+        #expect(sim.b.stats.retransmissions > 0)
+        #expect(sim.actionsB.allSatisfy { if case .refused = $0 { false } else { true } })
+    }
+
+    @Test("sparse: just the newest page, or any one page, without the history")
+    func sparse() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 5000)
+        let store = try Fixtures.store(dir.sub("b"), seed: 2)
+        let reader = try store.open(id: author.id)
+        var sim = pair(author: author, reader: reader, interest: .latest(1))
+        let done3 = sim.run { _ in reader.has(4999) }
+        #expect(done3)
+        sim.advance(.seconds(2))
+        #expect(reader.heldRanges().ranges == [4999..<5000])
+        #expect(reader.length == 5000)
+        #expect(try reader.get(4999) == Fixtures.page(4999))
+
+        sim.b.setInterest(.pages(PageRanges([1234..<1235])), now: sim.now)
+        let done4 = sim.run { _ in reader.has(1234) }
+        #expect(done4)
+        sim.advance(.seconds(2))
+        #expect(reader.heldRanges().ranges == [1234..<1235, 4999..<5000])
+        #expect(sim.b.stats.pagesStored == 2)
+    }
+
+    @Test("the reader follows appends: each new length is pushed and fetched")
+    func followsAppends() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        var sim = pair(author: author, reader: reader)
+        let done5 = sim.run { _ in reader.contiguousLength == 100 }
+        #expect(done5)
+        for i in UInt64(100)..<UInt64(150) {
+            try author.append(Fixtures.page(i))
+            sim.authorChanged()
+            let done6 = sim.run(for: .seconds(1)) { _ in reader.contiguousLength == i + 1 }
+            #expect(done6)
+        }
+        #expect(try Fixtures.checkIdentical(reader, count: 150))
+        #expect(sim.b.stats.pagesStored == 150)
+    }
+
+    @Test("resume after a reconnect: no gap, no duplicate, no re-download")
+    func resume() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 4000)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        var first = pair(author: author, reader: reader, conditions: .init(loss: 0.1))
+        first.run { _ in reader.heldRanges().count >= 1500 }
+        let held = reader.heldRanges().count
+        #expect(held >= 1500 && held < 4000)
+        // The session is lost: new machines, in a new session, from what the store holds.
+        var second = pair(author: author, reader: reader, conditions: .init(loss: 0.1), seed: 9)
+        let done7 = second.run { _ in reader.contiguousLength == 4000 }
+        #expect(done7)
+        #expect(second.b.stats.pagesStored == 4000 - held)
+        #expect(try Fixtures.checkIdentical(reader, count: 4000))
+    }
+
+    @Test("any holder serves: C gets A's book from B while A is away, and verifies it")
+    func anyHolderServes() throws {
+        let a = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 1000)
+        let b = try Fixtures.store(dir.sub("b"), seed: 2).open(id: a.id)
+        var ab = pair(author: a, reader: b)
+        let done8 = ab.run { _ in b.contiguousLength == 1000 }
+        #expect(done8)
+        let c = try Fixtures.store(dir.sub("c"), seed: 3).open(id: a.id)
+        // B is not the author: it serves as a holder and wants nothing more.
+        var bc = pair(author: b, reader: c)
+        let done9 = bc.run { _ in c.contiguousLength == 1000 }
+        #expect(done9)
+        #expect(try Fixtures.checkIdentical(c, count: 1000))
+    }
+
+    @Test("forged pages, wrong proofs, a forged root: refused, nothing stored",
+          arguments: [TamperingBook.Lie.forgedPage, .wrongProof, .forgedRoot])
+    func liars(lie: TamperingBook.Lie) throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 500)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        var sim = pair(author: TamperingBook(author, lie: lie), reader: reader)
+        sim.run(for: .seconds(10)) { $0.a.isClosed && $0.b.isClosed }
+        #expect(sim.b.isClosed)
+        #expect(sim.actionsB.contains { if case .refused(.invalidData, _, _) = $0 { true } else { false } })
+        #expect(sim.actionsA.contains(.refusedByRemote(.invalidData)))
+        #expect(reader.length == 0)
+        #expect(reader.heldRanges().isEmpty)
+    }
+
+    @Test("a forked root (two valid signatures, one length): refused, the fork proof kept")
+    func forkedRoot() throws {
+        // The same master secret and name in two stores: one key pair, two different trees.
+        let honest = try Fixtures.authorBook(Fixtures.store(dir.sub("a1"), seed: 1), count: 50)
+        let forkStore = try Fixtures.store(dir.sub("a2"), seed: 1)
+        let forked = try forkStore.createOrOpen(name: "ana-bob-task")
+        try forked.append(contentsOf: (0..<50).map { Fixtures.page($0 + 1_000_000) })
+        #expect(forked.id == honest.id)
+
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: honest.id)
+        var first = pair(author: honest, reader: reader)
+        let done10 = first.run { _ in reader.contiguousLength == 50 }
+        #expect(done10)
+        let before = try reader.pages(in: 0..<50)
+
+        var second = pair(author: forked, reader: reader)
+        second.run(for: .seconds(10)) { $0.b.isClosed }
+        #expect(second.actionsB.contains { if case .refused(.forked, _, .some) = $0 { true } else { false } })
+        #expect(reader.forkProof?.isSelfEvident == true)
+        #expect(reader.length == 50)
+        #expect(try reader.pages(in: 0..<50) == before)
+    }
+
+    @Test("a reader without the right secret is refused")
+    func notAuthorized() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 10)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        let wrong = ReplicationPolicy.sharedSecret([UInt8](repeating: 9, count: 32))
+        var sim = pair(author: author, reader: reader, readerPolicy: wrong)
+        sim.run(for: .seconds(10)) { $0.a.isClosed && $0.b.isClosed }
+        // Each side checks the other's capability: whichever checks first refuses.
+        let refusals = (sim.actionsA + sim.actionsB).filter { if case .refused(.notAuthorized, _, _) = $0 { true } else { false } }
+        #expect(!refusals.isEmpty)
+        #expect(sim.a.isClosed && sim.b.isClosed)
+        #expect(reader.heldRanges().isEmpty)
+    }
+
+    @Test("a request flood is bounded, then refused")
+    func flood() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
+        var configuration = ReplicationConfiguration()
+        configuration.maxQueuedServes = 8
+        configuration.floodLimit = 100
+        let (binding, _) = Fixtures.bindings()
+        var machine = ReplicationMachine(book: author, binding: binding, policy: Fixtures.policy, interest: .none,
+                                         configuration: configuration)
+        let now = Timestamp(nanoseconds: 1)
+        machine.start(now: now)
+        let capability = ReadCapability.make(secret: Fixtures.secret, book: author.id, handshakeHash: Fixtures.handshakeHash,
+                                             sender: .responder)
+        machine.receive(ReplicationMessage.open(.init(book: author.id, capability: capability)).encoded(), now: now)
+        _ = machine.takeMessages(serveLimit: 0)
+        var sent = 0
+        while !machine.isClosed, sent < 1000 {
+            let request = ReplicationMessage.Request(id: UInt32(sent + 1), pages: 0..<10, atLength: 100, fromLength: 0,
+                                                     maxBytes: 1 << 20, fragments: [])
+            machine.receive(ReplicationMessage.request(request).encoded(), now: now)
+            sent += 1
+        }
+        #expect(machine.isClosed)
+        #expect(sent == 8 + 101)
+        #expect(machine.takeActions().contains { if case .refused(.flood, _, _) = $0 { true } else { false } })
+    }
+
+    @Test("garbage on the channel closes it; an unknown message type is ignored")
+    func garbage() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 1)
+        let (binding, _) = Fixtures.bindings()
+        var machine = ReplicationMachine(book: author, binding: binding, policy: Fixtures.policy, interest: .none)
+        let now = Timestamp(nanoseconds: 1)
+        machine.start(now: now)
+        machine.receive([ReplicationWire.version, 0xEE, 1, 2, 3], now: now)
+        #expect(!machine.isClosed)
+        machine.receive([ReplicationWire.version, ReplicationWire.MessageType.status.rawValue, 1], now: now)
+        #expect(machine.isClosed)
+        #expect(machine.takeActions().contains { if case .refused(.malformed, _, _) = $0 { true } else { false } })
+    }
+}

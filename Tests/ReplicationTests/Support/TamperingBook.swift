@@ -1,0 +1,67 @@
+import Books
+@testable import Replication
+
+/// A holder that lies: wraps a real book and corrupts what it serves, to test that a
+/// reader refuses it and stores nothing.
+final class TamperingBook: ReplicatedBook, @unchecked Sendable {
+    enum Lie {
+        /// Flips a bit in the first page of every answer.
+        case forgedPage
+        /// Flips a bit in the first proof node of every answer.
+        case wrongProof
+        /// Announces its root with a corrupted signature.
+        case forgedRoot
+    }
+
+    let inner: Book
+    let lie: Lie
+
+    init(_ inner: Book, lie: Lie) {
+        self.inner = inner
+        self.lie = lie
+    }
+
+    var id: BookID { inner.id }
+    var isWritable: Bool { inner.isWritable }
+    var forkProof: ForkProof? { inner.forkProof }
+
+    var signedRoot: SignedRoot? {
+        guard let root = inner.signedRoot else { return nil }
+        switch lie {
+        case .forgedPage, .wrongProof:
+            return root
+        case .forgedRoot:
+            var signature = root.signature
+            signature[5] ^= 1
+            return SignedRoot(book: root.book, length: root.length, rootHash: root.rootHash, signature: signature)
+        }
+    }
+
+    func signedRoot(atLength length: UInt64) throws -> SignedRoot? { try inner.signedRoot(atLength: length) }
+    func heldRanges() -> PageRanges { inner.heldRanges() }
+    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws {
+        try inner.applyAnswer(signedRoot: signedRoot, proof: proof, pages: pages)
+    }
+    func check(signedRoot: SignedRoot) throws { try inner.check(signedRoot: signedRoot) }
+
+    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int) throws
+        -> (proof: MerkleProof, pages: [[UInt8]])
+    {
+        var (proof, data) = try inner.answer(pages: pages, atLength: atLength, upgradingFrom: fromLength, maxBytes: maxBytes)
+        switch lie {
+        case .forgedPage:
+            if !data.isEmpty, !data[0].isEmpty { data[0][0] ^= 0x80 }
+        case .wrongProof:
+            var nodes = proof.nodes
+            if !nodes.isEmpty {
+                var bytes = nodes[0].hash.bytes
+                bytes[0] ^= 0x80
+                nodes[0] = TreeNode(index: nodes[0].index, hash: try PageHash(bytes: bytes))
+            }
+            proof = MerkleProof(pages: proof.pages, length: proof.length, fromLength: proof.fromLength, nodes: nodes)
+        case .forgedRoot:
+            break
+        }
+        return (proof, data)
+    }
+}
