@@ -18,7 +18,13 @@ var netSuite: Suite { Suite(name: "net", summary: "raw NIO UDP floor, UDPTranspo
     // 3. The discovery machine's cost per datagram (what a flood costs us in CPU).
     Report.result("net.discovery_machine_receive", discoveryMachineRate(), "datagrams/s")
 
-    // 4. Join-to-sighting over loopback: b joins after a; time until b sees a (query → answer).
+    // 4. A spoofed query flood: 10,000 queries from 1,000 source addresses within one second.
+    let flood = queryFlood()
+    Report.result("net.discovery_flood_answers", Double(flood.answers), "answers/10k queries")
+    Report.result("net.discovery_flood_bytes_out_per_byte_in", flood.bytesOut / flood.bytesIn, "ratio")
+    Report.result("net.discovery_answer_to_query_max", flood.maxAnswerToQuery, "ratio")
+
+    // 5. Join-to-sighting over loopback: b joins after a; time until b sees a (query → answer).
     var latencies: [Double] = []
     for run in 0..<20 {
         latencies.append(try await joinToSighting(port: UInt16(31_950 + run % 10)))
@@ -80,6 +86,35 @@ private func discoveryMachineRate() -> Double {
             _ = machine.receive(announcement, from: .v4(10, 0, 0, 1, port: 24771), on: .multicast, at: time)
         }
     }
+}
+
+private func queryFlood() -> (answers: Int, bytesIn: Double, bytesOut: Double, maxAnswerToQuery: Double) {
+    var rng = SystemRandomNumberGenerator()
+    let unix = UInt64(Date().timeIntervalSince1970)
+    let epoch = BeaconEpoch(unixSeconds: unix)
+    let topics = (0..<64).map { _ in Topic(bytes: SecureRandom.bytes(32))! }
+    var machine = LANDiscoveryMachine(peer: PeerID(Ed25519.KeyPair.generate().publicKey), sessionPort: 1, replyPort: 2)
+    let start = NIODeadline.now()
+    for t in topics { _ = machine.join(t, announce: true, lookup: false, at: .init(monotonic: start, unixSeconds: unix), rng: &rng) }
+    let attacker = PeerID(Ed25519.KeyPair.generate().publicKey)
+    var answers = 0
+    var bytesIn = 0.0
+    var bytesOut = 0.0
+    var maxRatio = 0.0
+    for i in 0..<10_000 {
+        // Queries of 1…64 beacons, all matching: the worst case for the answerer.
+        let beacons = Array(topics.prefix(1 + i % 64)).map { Beacon(topic: $0, epoch: epoch) }
+        let query = DiscoveryMessage(kind: .query, sender: attacker, port: 9, beacons: beacons).encoded()
+        let time = LANDiscoveryMachine.Time(monotonic: start + .microseconds(Int64(i) * 100), unixSeconds: unix)
+        let source = Endpoint.v4(10, 1, UInt8((i % 1000) >> 8), UInt8(i % 1000 & 0xff), port: 24771)
+        bytesIn += Double(query.count)
+        for case let .unicast(answer, _) in machine.receive(query, from: source, on: .multicast, at: time) {
+            answers += 1
+            bytesOut += Double(answer.count)
+            maxRatio = max(maxRatio, Double(answer.count) / Double(query.count))
+        }
+    }
+    return (answers, bytesIn, bytesOut, maxRatio)
 }
 
 private func joinToSighting(port: UInt16) async throws -> Double {
