@@ -45,7 +45,7 @@ public enum ReplicationAction: Sendable, Equatable {
 /// Inputs: `start`, `receive`, `localBookChanged`, `setInterest`, `tick`, each with `now`.
 /// Outputs: `takeMessages`, `takeActions`, `nextDeadline`. The book is the only other
 /// party, through the synchronous `ReplicatedBook` calls.
-public struct ReplicationMachine {
+public struct ReplicationMachine: Sendable {
     public let book: any ReplicatedBook
     public let binding: SessionBinding
     let policy: ReplicationPolicy
@@ -237,7 +237,7 @@ public struct ReplicationMachine {
                 case let .refuse(reason, detail): return refuse(reason, detail, fork: nil, active)
                 }
             case let .data(fragment):
-                switch active.fetcher.receive(fragment, book: book, now: now) {
+                switch active.fetcher.receive(fragment, book: book, now: now, into: &outbox) {
                 case .nothing:
                     // Most fragments complete nothing: no need to look for more to request.
                     state = .active(active)

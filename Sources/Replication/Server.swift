@@ -6,7 +6,7 @@ import Books
 /// output, so one peer's requests cannot starve the others' or grow memory without bound.
 /// Answers are rebuilt from the store on demand and cached briefly, so a request for a few
 /// missing fragments does not read the pages again.
-struct Server {
+struct Server: Sendable {
     private struct Key: Hashable {
         var pages: Range<UInt64>
         var atLength: UInt64
