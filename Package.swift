@@ -44,7 +44,7 @@ let package = Package(
             "Swarm", "SwarmNIO", "Sodium", .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
-        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
         .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
 
@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

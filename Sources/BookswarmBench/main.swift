@@ -3,6 +3,7 @@ import Foundation
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
     SwarmBench.suite,
+    booksSuite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
