@@ -5,56 +5,66 @@ import PackageDescription
 //   CSodium → Sodium → Noise ─┐
 //                             ├→ Swarm (sans-I/O) → SwarmNIO (the one module that owns sockets)
 //   CSQLite → Books ──────────┴→ Replication → Vault/Messenger → bookswarm
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+
 let package = Package(
     name: "Bookswarm",
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Sodium", targets: ["Sodium"]),
-        .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .library(name: "Noise", targets: ["Noise"]),
-        .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
-        .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
-        .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .library(name: "Books", targets: ["Books"]),
-        .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
+        .library(name: "Swarm", targets: ["Swarm"]),
+        .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
         .library(name: "Replication", targets: ["Replication"]),
+        .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
+        .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
+        .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
+        .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
+        .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
+        .executable(name: "replication-peer", targets: ["ReplicationPeer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
+        // Foundation: system libraries and crypto.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Sodium", dependencies: ["CSodium"]),
-        .target(name: "Swarm", dependencies: ["Sodium", "Noise", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "Noise", dependencies: ["Sodium"]),
+
+        // Books: the DB.
+        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
+
+        // Swarm: sessions and discovery (sans-I/O), and the one module with sockets.
+        .target(name: "Swarm", dependencies: ["Sodium", "Noise", nioCore]),
+        .target(name: "SwarmNIO", dependencies: ["Swarm", nioCore, nioPosix]),
+
+        // Replication, and the messenger on top.
+        .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Swarm", "Noise", "Books", "CSQLite", "SwarmNIO"]),
-        .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
-        .target(name: "SwarmNIO", dependencies: [
-            "Swarm",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-        ]),
-        .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
-        .executableTarget(name: "SwarmPeer", dependencies: [
-            "Swarm", "SwarmNIO", "Sodium", .product(name: "NIOCore", package: "swift-nio"),
-        ]),
 
-        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
+        // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication"]),
+        .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
+        .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
+        .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "SwarmPeer", dependencies: ["Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
-        .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
+        .executableTarget(name: "ReplicationPeer", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
-        .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], exclude: ["Fixtures"]),
+        .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
+        .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,10 @@ import Foundation
 
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
-    SwarmBench.suite,
+    noiseSuite,
     booksSuite,
+    netSuite,
+    SwarmBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -4,10 +4,10 @@
 // control to libFuzzer's driver: SwiftPM links executables with `--defsym main=…_main`,
 // which hides libFuzzer's own `main` (../shared/MACHINE.md). A plain build replays the
 // files named on the command line instead, so crash inputs can be debugged normally.
-// With FUZZ_NOISE_WRITE_SEEDS=DIR it writes the seed corpus to DIR and exits.
+// With FUZZ_WRITE_SEEDS=DIR it writes the seed corpus to DIR and exits.
 import Foundation
 
-if let directory = ProcessInfo.processInfo.environment["FUZZ_NOISE_WRITE_SEEDS"] {
+if let directory = ProcessInfo.processInfo.environment["FUZZ_WRITE_SEEDS"] {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     for seed in NoiseReaders.seeds {
         try Data(seed.bytes).write(to: URL(fileURLWithPath: directory).appendingPathComponent("seed-\(seed.name)"))
@@ -22,6 +22,13 @@ func LLVMFuzzerRunDriver(
     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
     _ userCallback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
 ) -> Int32
+
+// libFuzzer's own main (linked in, though unused) refers to this symbol.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    NoiseReaders.fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
 
 var argc = CommandLine.argc
 var argv = CommandLine.unsafeArgv

@@ -7,10 +7,20 @@ import Synchronization
 /// changes, and a timer at the machine's next deadline — under one lock, so no input
 /// waits for a hop through another task or actor; the messages each input produces are
 /// sent from the task that produced them, a batch per send.
-final class ChannelDriver: Sendable {
+/// The face of a driver that the replicator keeps, whatever its channel type.
+protocol ChannelDriving: AnyObject, Sendable {
+    var peer: PeerID { get }
+    var bookID: BookID { get }
+    var stats: ReplicationStats { get }
+    var remoteLength: UInt64? { get }
+    func setInterest(_ interest: Interest) async
+    func finish() async
+}
+
+final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     let peer: PeerID
     let bookID: BookID
-    let channel: any ReplicationChannel
+    let channel: Channel
     private let machine: Mutex<ReplicationMachine>
     private let clock: any SwarmClock
     /// The machine's next deadline in nanoseconds (0: none), read by the timer task.
@@ -21,18 +31,18 @@ final class ChannelDriver: Sendable {
     /// produced them (the reader's loss detection relies on answers arriving in order);
     /// a task finding a send under way leaves its output to that task.
     private let sending = Mutex<(running: Bool, again: Bool)>((false, false))
-    private let report: @Sendable (ChannelDriver, [ReplicationAction]) -> Void
-    private let onFinish: @Sendable (ChannelDriver) -> Void
+    private let report: @Sendable (any ChannelDriving, [ReplicationAction]) -> Void
+    private let onFinish: @Sendable (any ChannelDriving) -> Void
 
     /// Output fragments taken per send: a batch per hop into the session, small enough to
     /// interleave with the other channels' traffic.
-    private static let sendBatch = 64
+    private var sendBatch: Int { 64 }
     /// The timer's longest sleep: the machine's deadlines are never missed by more.
-    private static let idleTick: Duration = .milliseconds(10)
+    private var idleTick: Duration { .milliseconds(10) }
 
-    init(machine: consuming ReplicationMachine, peer: PeerID, channel: any ReplicationChannel, clock: any SwarmClock,
-         report: @escaping @Sendable (ChannelDriver, [ReplicationAction]) -> Void,
-         onFinish: @escaping @Sendable (ChannelDriver) -> Void) {
+    init(machine: consuming ReplicationMachine, peer: PeerID, channel: Channel, clock: any SwarmClock,
+         report: @escaping @Sendable (any ChannelDriving, [ReplicationAction]) -> Void,
+         onFinish: @escaping @Sendable (any ChannelDriving) -> Void) {
         self.peer = peer
         bookID = machine.book.id
         self.channel = channel
@@ -78,8 +88,8 @@ final class ChannelDriver: Sendable {
                     await flush()
                     continue
                 }
-                let wait = due == 0 ? ChannelDriver.idleTick
-                    : min(ChannelDriver.idleTick, .nanoseconds(Int64(due - now.nanoseconds)))
+                let wait = due == 0 ? idleTick
+                    : min(idleTick, .nanoseconds(Int64(due - now.nanoseconds)))
                 try? await Task.sleep(for: max(wait, .microseconds(500)))
             }
         }
@@ -118,7 +128,7 @@ final class ChannelDriver: Sendable {
     private func drain() async -> Bool {
         while true {
             let (messages, actions, more, closed) = machine.withLock { m in
-                (m.takeMessages(serveLimit: ChannelDriver.sendBatch), m.takeActions(), m.hasPendingOutput, m.isClosed)
+                (m.takeMessages(serveLimit: sendBatch), m.takeActions(), m.hasPendingOutput, m.isClosed)
             }
             if !actions.isEmpty { report(self, actions) }
             if !messages.isEmpty {

@@ -4,9 +4,10 @@ import Swarm
 /// A channel as replication uses it: datagram-sized messages, unreliable and unordered.
 /// `Swarm.SessionChannel` conforms; tests also use an in-memory lossy pair.
 public protocol ReplicationChannel: AnyObject, Sendable {
+    associatedtype Messages: AsyncSequence, Sendable where Messages.Element == [UInt8], Messages.Failure == Never
     var label: [UInt8] { get }
     /// Messages from the remote; finishes when the channel or its session closes.
-    var messages: AsyncStream<[UInt8]> { get }
+    var messages: Messages { get }
     func send(_ messages: [[UInt8]]) async throws
     func close() async
 }
@@ -39,12 +40,9 @@ enum ChannelLabel {
 extension SessionChannel: ReplicationChannel {}
 
 extension PeerConnection: ReplicationConnection {
-    /// Bound to the session id — the first 16 bytes of the session's Noise handshake hash,
-    /// the same on both sides and unique to the session — and to a role both sides agree
-    /// on without being told: the peer with the lower id speaks as the initiator.
+    /// Bound to the session's Noise handshake hash and this side's role in the handshake.
     public func replicationBinding(localPeer: PeerID) -> SessionBinding {
-        SessionBinding(remote: remotePeer, handshakeHash: sessionID.bytes,
-                       localRole: localPeer < remotePeer ? .initiator : .responder)
+        SessionBinding(remote: remotePeer, handshakeHash: handshakeHash, localRole: localRole)
     }
 
     public func openReplicationChannel(label: [UInt8]) async throws -> any ReplicationChannel {

@@ -36,7 +36,7 @@ public final class Replicator: Sendable {
 
     private struct State {
         var connections: [PeerID: any ReplicationConnection] = [:]
-        var drivers: [ObjectIdentifier: ChannelDriver] = [:]
+        var drivers: [ObjectIdentifier: any ChannelDriving] = [:]
         /// Books to fetch: from one peer, or (key nil) from every peer.
         var wanted: [BookID: (interest: Interest, peer: PeerID?)] = [:]
         var banned: Set<Key> = []
@@ -98,7 +98,7 @@ public final class Replicator: Sendable {
     /// Stops every channel of `connection` (the session was lost or is being closed).
     public func detach(_ connection: any ReplicationConnection) async {
         let peer = connection.remotePeer
-        let drivers = state.withLock { s -> [ChannelDriver] in
+        let drivers = state.withLock { s -> [any ChannelDriving] in
             guard s.connections[peer] === connection else { return [] }
             s.connections[peer] = nil
             for task in s.tasks.removeValue(forKey: peer) ?? [] { task.cancel() }
@@ -223,7 +223,7 @@ public final class Replicator: Sendable {
         start(bookID, channel: channel, on: connection)
     }
 
-    private func start(_ bookID: BookID, channel: any ReplicationChannel, on connection: any ReplicationConnection) {
+    private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection) {
         guard let book = try? store.open(id: bookID) else {
             Task { await channel.close() }
             return
@@ -249,7 +249,7 @@ public final class Replicator: Sendable {
         driver.start(lengthUpdates: book.lengthUpdates)
     }
 
-    private func perform(_ actions: [ReplicationAction], of driver: ChannelDriver) {
+    private func perform(_ actions: [ReplicationAction], of driver: any ChannelDriving) {
         var progressed = false
         for action in actions {
             switch action {

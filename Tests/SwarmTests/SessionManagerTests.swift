@@ -80,6 +80,10 @@ struct SessionManagerTests {
         net.settle()
         #expect(net.messages(1) == [[1, 2, 3]])
         #expect(net.messages(0) == [[4, 5]])
+        #expect(net.nodes[0].manager.send([[6], [7], [UInt8](repeating: 0, count: ChannelLimits.maxMessage + 1)],
+                                          on: id, to: b, now: net.now) == 2)
+        net.settle()
+        #expect(net.messages(1).suffix(2) == [[6], [7]])
         // The other side allocates from the other half of the id space.
         let other = net.nodes[1].manager.openChannel(to: a, label: [], now: net.now)!
         #expect(other % 2 != id % 2)
@@ -329,6 +333,18 @@ struct SessionManagerTests {
         net.settle()
         #expect(net.established(0).isEmpty && net.established(1).isEmpty)
         #expect(net.nodes[1].manager.drops[.refused] == 2)
+    }
+
+    @Test func theSessionTableIsBounded() {
+        var c = SessionTestNetwork.fastConfiguration
+        c.maxSessions = 2
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1, configuration: c)
+        for seed: UInt8 in 2...4 { net.addNode(seed: seed) }
+        for i in 1...3 { net.nodes[i].manager.connect(to: net.peer(0), at: net.nodes[0].endpoint, now: net.now) }
+        net.settle()
+        #expect(net.established(0).count == 2)
+        #expect(net.nodes[0].manager.drops[.refused] == 1)
     }
 
     @Test func closeIsExplicitOnBothSides() {

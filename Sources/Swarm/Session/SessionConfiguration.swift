@@ -31,8 +31,11 @@ public struct SessionConfiguration: Sendable {
     public var channelOpenRetransmit: Duration = .milliseconds(500)
     public var channelOpenAttempts: Int = 10
 
-    /// Bounds on state an unauthenticated sender can make us hold.
+    /// Bounds on state an unauthenticated sender can make us hold: XX handshakes answered
+    /// and awaiting their third message, and sessions in all (anyone can mint identities,
+    /// so valid IK initiations alone must not grow the table without bound).
     public var maxPendingResponders: Int = 1024
+    public var maxSessions: Int = 4096
     /// Messages queued for a peer while its handshake is in progress.
     public var maxQueuedMessages: Int = 256
 

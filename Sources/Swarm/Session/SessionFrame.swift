@@ -82,7 +82,9 @@ enum SessionFrame: Equatable {
             let echo = plaintext.readUInt64(at: 1)
             self = kind == .ping ? .ping(echo: echo) : .pong(echo: echo)
         case .close:
-            guard count == 2, let reason = CloseReason(rawValue: plaintext[1]) else { return nil }
+            // §8.1: only these two reasons go on the wire.
+            guard count == 2, plaintext[1] <= CloseReason.replaced.rawValue,
+                  let reason = CloseReason(rawValue: plaintext[1]) else { return nil }
             self = .close(reason)
         case .channelOpen, .channelData:
             guard count >= 3, count - 3 <= ChannelLimits.maxMessage else { return nil }

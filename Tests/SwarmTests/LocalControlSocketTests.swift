@@ -1,0 +1,66 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+@testable import SwarmNIO
+
+@Suite("Local control socket")
+struct LocalControlSocketTests {
+    /// The client blocks in read(2), as a CLI may; in tests it must not hold one of the few
+    /// cooperative threads the server needs, so it runs on a dispatch thread.
+    func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    func socketPath() -> String { NSTemporaryDirectory() + "bsw-ctl-\(UInt32.random(in: 0...UInt32.max)).sock" }
+
+    @Test func oneRequestManyLinesThenClose() async throws {
+        let path = socketPath()
+        let server = try await LocalControlServer.start(path: path) { request, reply in
+            for i in 0..<3 { try? await reply.send(request + Array(" \(i)".utf8)) }
+        }
+        let lines: [String] = try await offPool {
+            guard let client = LocalControlClient.connect(path: path) else { return [] }
+            try client.send(Array("hello".utf8))
+            var lines: [String] = []
+            while let line = try client.readLine() { lines.append(String(decoding: line, as: UTF8.self)) }
+            return lines
+        }
+        #expect(lines == ["hello 0", "hello 1", "hello 2"])
+        await server.close()
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(LocalControlClient.connect(path: path) == nil)
+    }
+
+    @Test func clientClosingEndsAStreamingHandler() async throws {
+        let path = socketPath()
+        let ended = Mutex(false)
+        let server = try await LocalControlServer.start(path: path) { _, reply in
+            var i = 0
+            while !Task.isCancelled {
+                guard (try? await reply.send(Array("tick \(i)".utf8))) != nil else { break }
+                i += 1
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            ended.withLock { $0 = true }
+        }
+        let first: [[UInt8]?] = try await offPool {
+            guard let client = LocalControlClient.connect(path: path) else { return [] }
+            try client.send(Array("follow".utf8))
+            let lines = [try client.readLine(), try client.readLine()]
+            client.finish()
+            return lines
+        }
+        #expect(first == [Array("tick 0".utf8), Array("tick 1".utf8)])
+        let deadline = Date().addingTimeInterval(5)
+        while !ended.withLock({ $0 }) && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(ended.withLock { $0 })
+        await server.close()
+    }
+
+    @Test func noDaemonMeansNoClient() {
+        #expect(LocalControlClient.connect(path: socketPath()) == nil)
+    }
+}
