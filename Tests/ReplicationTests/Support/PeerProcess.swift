@@ -35,8 +35,12 @@ final class PeerProcess: Sendable {
         func int(_ key: String) -> Int { Int(fields[key] ?? "") ?? -1 }
     }
 
+    private final class Buffer: Sendable {
+        let state = Mutex<(lines: [Line], partial: String)>(([], ""))
+    }
+
     private let process: Process
-    private let state = Mutex<(lines: [Line], partial: String)>(([], ""))
+    private let buffer = Buffer()
 
     init(_ argv: [String]) throws {
         let process = Process()
@@ -46,10 +50,10 @@ final class PeerProcess: Sendable {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         self.process = process
-        out.fileHandleForReading.readabilityHandler = { [state] handle in
+        out.fileHandleForReading.readabilityHandler = { [buffer] handle in
             let data = handle.availableData
             guard !data.isEmpty else { handle.readabilityHandler = nil; return }
-            state.withLock { s in
+            buffer.state.withLock { s in
                 s.partial += String(decoding: data, as: UTF8.self)
                 while let newline = s.partial.firstIndex(of: "\n") {
                     if let line = Line(String(s.partial[..<newline])) { s.lines.append(line) }
@@ -60,7 +64,7 @@ final class PeerProcess: Sendable {
         try process.run()
     }
 
-    var lines: [Line] { state.withLock { $0.lines } }
+    var lines: [Line] { buffer.state.withLock { $0.lines } }
 
     func waitFor(_ timeout: Duration, _ match: (Line) -> Bool) async -> Line? {
         let clock = ContinuousClock()
