@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
+        .executable(name: "replication-peer", targets: ["ReplicationPeer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -49,12 +50,13 @@ let package = Package(
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
 
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
+        .executableTarget(name: "ReplicationPeer", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),

@@ -6,6 +6,7 @@ let suites: [Suite] = [
     booksSuite,
     netSuite,
     SwarmBench.suite,
+    ReplicationBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
