@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
+        .executable(name: "replication-peer", targets: ["ReplicationPeer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -41,7 +42,7 @@ let package = Package(
         .target(name: "Noise", dependencies: ["Sodium"]),
 
         // Books: the DB.
-        .target(name: "Books", dependencies: ["Sodium", "CSQLite"]),
+        .target(name: "Books", dependencies: ["Sodium", "CSodium", "CSQLite"]),
 
         // Swarm: sessions and discovery (sans-I/O), and the one module with sockets.
         .target(name: "Swarm", dependencies: ["Sodium", "Noise", nioCore]),
@@ -58,18 +59,19 @@ let package = Package(
         .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
 
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
+        .executableTarget(name: "ReplicationPeer", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "BootstrapNode", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm"]),
         .executableTarget(name: "BootstrapPeer", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
-        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"]),
+        .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),

@@ -121,8 +121,11 @@ extension Book {
                 let first = try db.root(book: state.number, id: id, length: proof.fromLength) ?? state.latest!
                 try recordFork(ForkProof(first: first, second: signedRoot), state: &state, db: db)
             }
-            try commit(outcome, trusted: trusted, range: proof.pages, pages: pages, signedRoot: signedRoot, state: &state, db: db)
-            store.notify(state)
+            // Nothing new (pages held, root not longer): verified, but no write, no event.
+            if target > verified || !state.held.containsAll(proof.pages) {
+                try commit(outcome, trusted: trusted, range: proof.pages, pages: pages, signedRoot: signedRoot, state: &state, db: db)
+                store.notify(state)
+            }
             return BookLength(book: id, length: state.length, contiguousLength: state.held.contiguousCount, signedRoot: state.latest)
         }
     }
@@ -140,9 +143,11 @@ extension Book {
                 tree.removeAll(keepingCapacity: true)
                 // A verified page completes the same nodes as at the author's: all of them
                 // lie on its path to a peak, so the walk established every one.
-                for node in FlatTree.completed(byPage: index) {
-                    guard let hash = byIndex[node] else { break }
-                    tree += hash.bytes
+                for node in FlatTree.completed(byPage: index) where node != FlatTree.leaf(index) || page.count > Book.storedLeafThreshold {
+                    guard let hash = byIndex[node] else {
+                        throw BooksError(.invalidProof, "the proof did not establish tree node \(node) of page \(index)", file: store.file)
+                    }
+                    hash.withUnsafeBytes { tree += $0 }
                 }
                 try tree.withUnsafeBytes { t in
                     try page.withUnsafeBytes { d in

@@ -35,15 +35,16 @@ extension Book {
     /// page row's stored nodes with the recomputed ones.
     private func rebuildWhole(length: UInt64, state: BookStore.BookState, db: SQLiteDatabase) throws -> [TreeNode] {
         var peaks: [TreeNode] = []
-        var tree: [UInt8] = []
         var expected: UInt64 = 0
-        try db.forEachPage(book: state.number, in: 0..<length) { index, stored, data in
-            guard index == expected else { throw corrupt("page \(expected) is missing") }
-            expected += 1
-            tree.removeAll(keepingCapacity: true)
-            Book.extend(&peaks, with: Array(data), at: index, tree: &tree)
-            let matches = tree.withUnsafeBytes { $0.elementsEqual(stored) }
-            guard matches else { throw corrupt("page \(index) or its tree nodes do not match") }
+        try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
+            try db.forEachPage(book: state.number, in: 0..<length) { index, stored, data in
+                guard index == expected else { throw corrupt("page \(expected) is missing") }
+                expected += 1
+                let count = Book.extend(&peaks, with: data, at: index, tree: tree)
+                guard UnsafeRawBufferPointer(rebasing: tree[..<count]).elementsEqual(stored) else {
+                    throw corrupt("page \(index) or its tree nodes do not match")
+                }
+            }
         }
         guard expected == length else { throw corrupt("pages \(expected)..<\(length) are missing") }
         return peaks

@@ -118,24 +118,32 @@ public final class Book: Sendable, CustomStringConvertible {
             }
             let start = state.length
             guard !pages.isEmpty else { return start..<start }
+            guard start + UInt64(pages.count) <= PageKey.maximumPages else {
+                throw BooksError(.outOfRange, "a book holds at most \(PageKey.maximumPages) pages", file: store.file)
+            }
             var peaks = state.peaks
-            var tree: [UInt8] = []
-            tree.reserveCapacity(64 * PageHash.length)
+            let end = start + UInt64(pages.count)
             let signed: SignedRoot = try db.transaction {
-                for (offset, page) in pages.enumerated() {
-                    let index = start + UInt64(offset)
-                    tree.removeAll(keepingCapacity: true)
-                    Book.extend(&peaks, with: page, at: index, tree: &tree)
-                    try tree.withUnsafeBytes { t in
-                        try page.withUnsafeBytes { d in
-                            try db.insertPage(book: state.number, index: index, tree: t, data: d, ignoreExisting: false)
+                let insert = try db.appendPageStatement()
+                return try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
+                    var signed: SignedRoot?
+                    for (offset, page) in pages.enumerated() {
+                        let index = start + UInt64(offset)
+                        try page.withUnsafeBytes { data in
+                            let count = Book.extend(&peaks, with: data, at: index, tree: tree)
+                            let nodes = UnsafeRawBufferPointer(rebasing: tree[..<count])
+                            if index + 1 < end {
+                                try db.insertPage(insert, book: state.number, index: index, tree: nodes, data: data)
+                            } else {
+                                // One signature per batch, over the tree with every page in it.
+                                let root = SignedRoot(signing: PageHash.root(peaks: peaks), length: end, with: keyPair)
+                                try db.insertPage(book: state.number, index: index, tree: nodes, data: data, signedRoot: root)
+                                signed = root
+                            }
                         }
                     }
+                    return signed!
                 }
-                let end = start + UInt64(pages.count)
-                let signed = SignedRoot(signing: PageHash.root(peaks: peaks), length: end, with: keyPair)
-                try db.insertRoot(book: state.number, root: signed)
-                return signed
             }
             state.latest = signed
             state.peaks = peaks
@@ -145,19 +153,35 @@ public final class Book: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Adds page `index` to a tree given by its peaks, and appends to `tree` the hashes of
-    /// the nodes the page completes (its leaf, then parents bottom up).
-    static func extend(_ peaks: inout [TreeNode], with page: [UInt8], at index: UInt64, tree: inout [UInt8]) {
+    /// Room for the nodes one page completes: at most 1 + 40 (a book's pages < 2^40).
+    static let treeBufferSize = 64 * PageHash.length
+
+    /// Pages up to this size (1 KiB) do not store their leaf hash in their row: it is
+    /// recomputed from the page when a proof needs it, which costs less than the 32 bytes
+    /// per row cost on every append (PROTOCOL.md §4.4).
+    public static let storedLeafThreshold = 1024
+
+    /// Adds page `index` to a tree given by its peaks, and writes to `tree` the page row's
+    /// tree column: the leaf hash (only for a page over `storedLeafThreshold` bytes), then
+    /// the parents the page completes, bottom up. Returns the number of bytes written.
+    static func extend(_ peaks: inout [TreeNode], with page: UnsafeRawBufferPointer, at index: UInt64,
+                       tree: UnsafeMutableRawBufferPointer) -> Int {
         var node = FlatTree.leaf(index)
         var hash = PageHash.leaf(page)
-        tree += hash.bytes
+        var written = 0
+        func write(_ hash: PageHash) {
+            hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: tree[written..<(written + PageHash.length)]).copyMemory(from: $0) }
+            written += PageHash.length
+        }
+        if page.count > storedLeafThreshold { write(hash) }
         // While the new node is a right child its left sibling is the last peak: merge.
         while FlatTree.offset(node) & 1 == 1 {
             let left = peaks.removeLast()
             hash = PageHash.parent(left.hash, hash)
             node = FlatTree.parent(node)
-            tree += hash.bytes
+            write(hash)
         }
         peaks.append(TreeNode(index: node, hash: hash))
+        return written
     }
 }

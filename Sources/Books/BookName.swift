@@ -1,6 +1,6 @@
 import Sodium
 
-/// Book names and the key pairs derived from them (PROTOCOL.md §3.6).
+/// Book names and the key pairs derived from them (PROTOCOL.md §3.7).
 public enum BookName {
     /// Longest name accepted, in UTF-8 bytes: long enough for three 64-hex-digit parts.
     public static let maximumLength = 255

@@ -75,11 +75,9 @@ public final class BookStore: @unchecked Sendable {
             // that is not a store is never written to.
             try database.execute("PRAGMA locking_mode = EXCLUSIVE")
             _ = try database.pragmaInteger("user_version")
-            let mode = try database.statement("PRAGMA journal_mode = WAL")
-            guard try mode.step(), mode.text(0)?.lowercased() == "wal" else {
+            guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
             }
-            mode.reset()
             // FULL: the WAL is synced at every commit, so an append that returned survives
             // power loss too, not only a killed process.
             try database.execute("PRAGMA synchronous = FULL")
@@ -134,8 +132,11 @@ public final class BookStore: @unchecked Sendable {
                 state.latest = latest
                 state.peaks = peaks
             }
-            // An author holds every page, so its set needs no scan of the page table.
-            state.held = keyPair != nil ? PageRanges([0..<state.length]) : try db.heldPages(book: row.number)
+            // An author holds every page it signed, so its set needs no scan of the page
+            // table — unless the book was a reader's copy before this peer took up its key
+            // (it then has signed roots in the `root` table, and may hold pages sparsely).
+            let authoredOnly = try keyPair != nil && db.hasReceivedRoots(book: row.number) == false
+            state.held = authoredOnly ? PageRanges([0..<state.length]) : try db.heldPages(book: row.number)
             states[id] = state
         }
     }

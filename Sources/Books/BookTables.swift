@@ -1,5 +1,23 @@
 /// Reads and writes of the store's tables (PROTOCOL.md §4). Every function runs inside the
 /// store's lock; the ones that write are called inside a transaction.
+///
+/// A page row's key is `book number << 40 | page index`: one integer primary key, so a
+/// page is one insert into one B-tree, as in the plain-SQLite floor of the benchmark, and
+/// the pages of a book are one key range.
+enum PageKey {
+    static let indexBits: UInt64 = 40
+    /// Pages per book: 2^40, about 10^12.
+    static let maximumPages: UInt64 = 1 << indexBits
+    /// Book numbers (SQLite rowids of `book`) stay below 2^23 so that keys fit in 63 bits.
+    static let maximumBooks: Int64 = 1 << 23
+
+    static func key(book: Int64, page: UInt64) -> Int64 {
+        Int64(bitPattern: (UInt64(book) << indexBits) | page)
+    }
+
+    static func page(ofKey key: Int64) -> UInt64 { UInt64(key) & (maximumPages - 1) }
+}
+
 extension SQLiteDatabase {
     func insertBook(key: [UInt8], name: String?, writable: Bool) throws -> Int64 {
         let s = try statement("INSERT INTO book (key, name, writable) VALUES (?, ?, ?)")
@@ -11,7 +29,11 @@ extension SQLiteDatabase {
         defer { find.reset() }
         find.bind(1, key)
         guard try find.step() else { throw BooksError(.storage, "book row vanished after insert", file: path) }
-        return find.int64(0)
+        let number = find.int64(0)
+        guard number < PageKey.maximumBooks else {
+            throw BooksError(.storage, "a store holds fewer than \(PageKey.maximumBooks) books", file: path, limit: Int(PageKey.maximumBooks))
+        }
+        return number
     }
 
     func updateBook(number: Int64, name: String?, writable: Bool) throws {
@@ -43,13 +65,34 @@ extension SQLiteDatabase {
     /// (`FlatTree.completed(byPage:)`), 32 bytes each, leaf first. An author stores no
     /// other tree node: every node is completed by exactly one page.
     func insertPage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, ignoreExisting: Bool) throws {
-        let s = try statement(ignoreExisting
-            ? "INSERT OR IGNORE INTO page (book, idx, tree, data) VALUES (?, ?, ?, ?)"
-            : "INSERT INTO page (book, idx, tree, data) VALUES (?, ?, ?, ?)")
-        s.bind(1, book)
-        s.bind(2, index)
-        s.bind(3, tree)
-        s.bind(4, data)
+        let s = try ignoreExisting
+            ? statement("INSERT OR IGNORE INTO page (key, tree, data) VALUES (?, ?, ?)")
+            : statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
+        try insertPage(s, book: book, index: index, tree: tree, data: data)
+    }
+
+    /// The author's append loop fetches the statement once per batch and calls this per
+    /// page: every binding is set again, so no reset of the bindings is needed.
+    func insertPage(_ s: SQLiteStatement, book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) throws {
+        s.bind(1, PageKey.key(book: book, page: index))
+        s.bindBorrowed(2, tree)
+        s.bindBorrowed(3, data)
+        try s.run()
+    }
+
+    func appendPageStatement() throws -> SQLiteStatement {
+        try statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
+    }
+
+    /// The last page of an author's batch carries the batch's signed root in its row
+    /// (`root` = root hash ‖ signature): a single-page append then writes one row of one
+    /// table, which keeps a durable append close to a plain insert.
+    func insertPage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, signedRoot: SignedRoot) throws {
+        let s = try statement("INSERT INTO page (key, tree, data, root) VALUES (?, ?, ?, ?)")
+        s.bind(1, PageKey.key(book: book, page: index))
+        s.bindBorrowed(2, tree)
+        s.bindBorrowed(3, data)
+        s.bind(4, signedRoot.rootHash.bytes + signedRoot.signature)
         try s.run()
     }
 
@@ -58,15 +101,22 @@ extension SQLiteDatabase {
         let s = try statement("INSERT OR IGNORE INTO node (book, idx, hash) VALUES (?, ?, ?)")
         s.bind(1, book)
         s.bind(2, node.index)
-        s.bind(3, node.hash.bytes)
+        node.hash.withUnsafeBytes { s.bind(3, $0) }
         try s.run()
+    }
+
+    func hasReceivedRoots(book: Int64) throws -> Bool {
+        let s = try statement("SELECT 1 FROM root WHERE book = ? LIMIT 1")
+        defer { s.reset() }
+        s.bind(1, book)
+        return try s.step()
     }
 
     func insertRoot(book: Int64, root: SignedRoot) throws {
         let s = try statement("INSERT OR IGNORE INTO root (book, length, hash, signature) VALUES (?, ?, ?, ?)")
         s.bind(1, book)
         s.bind(2, root.length)
-        s.bind(3, root.rootHash.bytes)
+        root.rootHash.withUnsafeBytes { s.bind(3, $0) }
         s.bind(4, root.signature)
         try s.run()
     }
@@ -75,36 +125,41 @@ extension SQLiteDatabase {
     /// node table; nil when not held.
     func node(book: Int64, index: UInt64) throws -> PageHash? {
         let page = FlatTree.rightSpan(index) >> 1
-        let slot = FlatTree.depth(index)
-        let s = try statement("SELECT tree FROM page WHERE book = ? AND idx = ?")
+        let depth = FlatTree.depth(index)
+        let s = try statement("SELECT tree, data FROM page WHERE key = ?")
         defer { s.reset() }
-        s.bind(1, book)
-        s.bind(2, page)
+        s.bind(1, PageKey.key(book: book, page: page))
         if try s.step() {
-            let found: [UInt8]? = s.withBlob(0) { tree in
-                let start = slot * PageHash.length
-                guard tree.count >= start + PageHash.length else { return nil }
-                return Array(tree[start..<(start + PageHash.length)])
+            let parents = FlatTree.completed(byPage: page).count - 1
+            let found: PageHash? = try s.withBlob(0) { tree in
+                let hasLeaf = tree.count == (parents + 1) * PageHash.length
+                guard hasLeaf || tree.count == parents * PageHash.length else {
+                    throw BooksError(.corruptDatabase, "page \(page) has a tree column of \(tree.count) bytes", file: path)
+                }
+                if depth == 0 && !hasLeaf { return nil }
+                let start = (hasLeaf ? depth : depth - 1) * PageHash.length
+                return PageHash(copying: UnsafeRawBufferPointer(rebasing: tree[start..<(start + PageHash.length)]))
             }
-            if let found { return PageHash(unchecked: found) }
+            // A small page's leaf is not stored: hashing the page is cheaper than storing it.
+            return found ?? s.withBlob(1) { PageHash.leaf($0) }
         }
         let n = try statement("SELECT hash FROM node WHERE book = ? AND idx = ?")
         defer { n.reset() }
         n.bind(1, book)
         n.bind(2, index)
         guard try n.step() else { return nil }
-        let bytes = n.blob(0)
-        guard bytes.count == PageHash.length else {
-            throw BooksError(.corruptDatabase, "tree node \(index) has \(bytes.count) bytes", file: path)
+        return try n.withBlob(0) { bytes in
+            guard bytes.count == PageHash.length else {
+                throw BooksError(.corruptDatabase, "tree node \(index) has \(bytes.count) bytes", file: path)
+            }
+            return PageHash(copying: bytes)
         }
-        return PageHash(unchecked: bytes)
     }
 
     func page(book: Int64, index: UInt64) throws -> [UInt8]? {
-        let s = try statement("SELECT data FROM page WHERE book = ? AND idx = ?")
+        let s = try statement("SELECT data FROM page WHERE key = ?")
         defer { s.reset() }
-        s.bind(1, book)
-        s.bind(2, index)
+        s.bind(1, PageKey.key(book: book, page: index))
         guard try s.step() else { return nil }
         return s.blob(0)
     }
@@ -112,24 +167,24 @@ extension SQLiteDatabase {
     /// Visits the held pages of `range` in order with their tree column and bytes.
     func forEachPage(book: Int64, in range: Range<UInt64>,
                      _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
-        let s = try statement("SELECT idx, tree, data FROM page WHERE book = ? AND idx >= ? AND idx < ? ORDER BY idx")
+        let s = try statement("SELECT key, tree, data FROM page WHERE key >= ? AND key < ? ORDER BY key")
         defer { s.reset() }
-        s.bind(1, book)
-        s.bind(2, range.lowerBound)
-        s.bind(3, range.upperBound)
+        s.bind(1, PageKey.key(book: book, page: range.lowerBound))
+        s.bind(2, PageKey.key(book: book, page: range.upperBound))
         while try s.step() {
-            let index = s.uint64(0)
+            let index = PageKey.page(ofKey: s.int64(0))
             try s.withBlob(1) { tree in try s.withBlob(2) { data in try body(index, tree, data) } }
         }
     }
 
     func heldPages(book: Int64) throws -> PageRanges {
-        let s = try statement("SELECT idx FROM page WHERE book = ? ORDER BY idx")
+        let s = try statement("SELECT key FROM page WHERE key >= ? AND key < ? ORDER BY key")
         defer { s.reset() }
-        s.bind(1, book)
+        s.bind(1, PageKey.key(book: book, page: 0))
+        s.bind(2, PageKey.key(book: book + 1, page: 0))
         var ranges: [Range<UInt64>] = []
         while try s.step() {
-            let index = s.uint64(0)
+            let index = PageKey.page(ofKey: s.int64(0))
             if let last = ranges.last, last.upperBound == index {
                 ranges[ranges.count - 1] = last.lowerBound..<(index + 1)
             } else {
@@ -140,28 +195,58 @@ extension SQLiteDatabase {
     }
 
     private func signedRoot(from s: SQLiteStatement, id: BookID, lengthColumn: Int32) throws -> SignedRoot {
-        let hash = s.blob(lengthColumn + 1)
-        guard hash.count == PageHash.length else {
-            throw BooksError(.corruptDatabase, "a signed root of book \(id.hex.prefix(16))… has a \(hash.count)-byte hash", file: path)
+        let hash: PageHash = try s.withBlob(lengthColumn + 1) { hash in
+            guard hash.count == PageHash.length else {
+                throw BooksError(.corruptDatabase, "a signed root of book \(id.hex.prefix(16))… has a \(hash.count)-byte hash", file: path)
+            }
+            return PageHash(copying: hash)
         }
-        return SignedRoot(book: id, length: s.uint64(lengthColumn), rootHash: PageHash(unchecked: hash), signature: s.blob(lengthColumn + 2))
+        return SignedRoot(book: id, length: s.uint64(lengthColumn), rootHash: hash, signature: s.blob(lengthColumn + 2))
     }
 
+    /// The signed root of the longest length held: from the root table (roots a reader
+    /// verified) or from the book's last page row (roots its author signed).
     func latestRoot(book: Int64, id: BookID) throws -> SignedRoot? {
         let s = try statement("SELECT length, hash, signature FROM root WHERE book = ? ORDER BY length DESC LIMIT 1")
         defer { s.reset() }
         s.bind(1, book)
-        guard try s.step() else { return nil }
-        return try signedRoot(from: s, id: id, lengthColumn: 0)
+        let received = try s.step() ? try signedRoot(from: s, id: id, lengthColumn: 0) : nil
+        let last = try statement("SELECT key, root FROM page WHERE key >= ? AND key < ? ORDER BY key DESC LIMIT 1")
+        defer { last.reset() }
+        last.bind(1, PageKey.key(book: book, page: 0))
+        last.bind(2, PageKey.key(book: book + 1, page: 0))
+        var signed: SignedRoot?
+        if try last.step(), !last.isNull(1) {
+            signed = try pageRowRoot(last.blob(1), id: id, length: PageKey.page(ofKey: last.int64(0)) + 1)
+        }
+        guard let signed else { return received }
+        guard let received else { return signed }
+        return signed.length >= received.length ? signed : received
     }
 
     func root(book: Int64, id: BookID, length: UInt64) throws -> SignedRoot? {
+        if length > 0 {
+            let row = try statement("SELECT root FROM page WHERE key = ?")
+            defer { row.reset() }
+            row.bind(1, PageKey.key(book: book, page: length - 1))
+            if try row.step(), !row.isNull(0) {
+                return try pageRowRoot(row.blob(0), id: id, length: length)
+            }
+        }
         let s = try statement("SELECT length, hash, signature FROM root WHERE book = ? AND length = ?")
         defer { s.reset() }
         s.bind(1, book)
         s.bind(2, length)
         guard try s.step() else { return nil }
         return try signedRoot(from: s, id: id, lengthColumn: 0)
+    }
+
+    private func pageRowRoot(_ blob: [UInt8], id: BookID, length: UInt64) throws -> SignedRoot {
+        guard blob.count == PageHash.length + 64 else {
+            throw BooksError(.corruptDatabase, "the signed root in page \(length - 1) of book \(id.hex.prefix(16))… has \(blob.count) bytes", file: path)
+        }
+        return SignedRoot(book: id, length: length, rootHash: try PageHash(bytes: Array(blob[..<PageHash.length])),
+                          signature: Array(blob[PageHash.length...]))
     }
 
     func insertFork(book: Int64, proof: ForkProof) throws {

@@ -1,5 +1,5 @@
 /// Index arithmetic of a flat tree, the layout hypercore uses for its Merkle tree
-/// (PROTOCOL.md §3.1): the nodes of a binary tree over pages numbered in-order, so that
+/// (PROTOCOL.md §3.2): the nodes of a binary tree over pages numbered in-order, so that
 /// page `i` is the leaf at index `2i` (even), and parent nodes sit at odd indices between
 /// their children. Depth = the number of trailing one bits. A node of depth `d` covers
 /// `2^d` pages. The tree for `n` pages is a list of perfect subtrees ("peaks", `roots`).

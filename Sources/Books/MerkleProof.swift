@@ -1,5 +1,5 @@
 /// The tree nodes that tie a range of pages — and, optionally, a reader's verified length —
-/// to the root of a longer tree (PROTOCOL.md §3.4).
+/// to the root of a longer tree (PROTOCOL.md §3.5).
 ///
 /// One walk defines every proof: visit the peaks of the tree of `length` pages, left to
 /// right, depth first. A node is
@@ -55,7 +55,7 @@ public struct MerkleProof: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The indices of the nodes a proof for this request carries, in walk order.
-    public static func nodeIndices(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> [UInt64] {
+    static func nodeIndices(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> [UInt64] {
         precondition(isWellFormed(pages: pages, length: length, fromLength: fromLength), "malformed proof request")
         let oldPeaks = fromLength > 0 ? FlatTree.roots(length: fromLength) : []
         var result: [UInt64] = []

@@ -6,7 +6,9 @@ import CSQLite
 final class SQLiteDatabase {
     let path: String
     private var handle: OpaquePointer?
-    private var statements: [String: SQLiteStatement] = [:]
+    // Keyed by the address of the static SQL text: cheaper than hashing the text on every
+    // call, which shows on the append path.
+    private var statements: [UnsafeRawPointer: SQLiteStatement] = [:]
 
     init(path: String) throws {
         self.path = path
@@ -47,26 +49,37 @@ final class SQLiteDatabase {
     }
 
     /// A cached prepared statement, reset and with bindings cleared.
-    func statement(_ sql: String) throws -> SQLiteStatement {
-        if let cached = statements[sql] {
+    func statement(_ sql: StaticString) throws -> SQLiteStatement {
+        let key = UnsafeRawPointer(sql.utf8Start)
+        if let cached = statements[key] {
             cached.reset()
             return cached
         }
+        let statement = try prepare(sql.description, persistent: true)
+        statements[key] = statement
+        return statement
+    }
+
+    private func prepare(_ sql: String, persistent: Bool) throws -> SQLiteStatement {
         let db = try connection()
         var raw: OpaquePointer?
-        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &raw, nil)
+        let rc = sqlite3_prepare_v3(db, sql, -1, persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0, &raw, nil)
         guard rc == SQLITE_OK, let raw else { throw failure(rc) }
-        let statement = SQLiteStatement(raw, database: self)
-        statements[sql] = statement
-        return statement
+        return SQLiteStatement(raw, database: self)
     }
 
     /// The value of a pragma that returns one integer.
     func pragmaInteger(_ name: String) throws -> Int64 {
-        let s = try statement("PRAGMA \(name)")
-        defer { s.reset() }
+        let s = try prepare("PRAGMA \(name)", persistent: false)
         guard try s.step() else { return 0 }
         return s.int64(0)
+    }
+
+    /// The text a pragma returns (e.g. the journal mode it set).
+    func pragmaText(_ statement: String) throws -> String? {
+        let s = try prepare("PRAGMA \(statement)", persistent: false)
+        guard try s.step() else { return nil }
+        return s.text(0)
     }
 
     /// Runs `body` in one IMMEDIATE transaction: committed when it returns, rolled back
@@ -143,6 +156,12 @@ final class SQLiteStatement {
 
     func bind(_ position: Int32, _ bytes: [UInt8]) {
         bytes.withUnsafeBytes { bind(position, $0) }
+    }
+
+    /// Binds without a copy: `bytes` must stay valid until the statement is stepped and
+    /// reset (the append path binds and steps inside one `withUnsafeBytes`).
+    func bindBorrowed(_ position: Int32, _ bytes: UnsafeRawBufferPointer) {
+        sqlite3_bind_blob(raw, position, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(bytes.count), nil)
     }
 
     /// Steps once: true when a row is available, false when done.

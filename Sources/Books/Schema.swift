@@ -20,12 +20,11 @@ enum Schema {
             writable INTEGER NOT NULL
         );
         CREATE TABLE page (
-            book INTEGER NOT NULL,
-            idx  INTEGER NOT NULL,
+            key  INTEGER PRIMARY KEY,
             tree BLOB NOT NULL,
             data BLOB NOT NULL,
-            PRIMARY KEY (book, idx)
-        ) WITHOUT ROWID;
+            root BLOB
+        );
         CREATE TABLE node (
             book INTEGER NOT NULL,
             idx  INTEGER NOT NULL,

@@ -1,6 +1,6 @@
 import Sodium
 
-/// The author's signature over a book's tree at one length (PROTOCOL.md §3.3): what a
+/// The author's signature over a book's tree at one length (PROTOCOL.md §3.4): what a
 /// holder pushes to its readers whenever the book grows, and what every proof is checked
 /// against. One is made per append batch, not per page.
 public struct SignedRoot: Hashable, Sendable, CustomStringConvertible {
@@ -53,7 +53,7 @@ public struct SignedRoot: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "SignedRoot(\(book.hex.prefix(8))… length \(length) root \(rootHash.hex.prefix(16))…)" }
 }
 
-/// Evidence that a book's author signed two different trees (PROTOCOL.md §3.5). When both
+/// Evidence that a book's author signed two different trees (PROTOCOL.md §3.6). When both
 /// roots have the same length the proof stands on its own: anyone can check the two
 /// signatures. When the lengths differ, the newer tree did not extend the older one; the
 /// two roots are kept and the conflict is checked with an upgrade proof between them.

@@ -3,8 +3,10 @@ import Foundation
 // Each suite lives in its own file under Suites/ and is listed here once.
 let suites: [Suite] = [
     noiseSuite,
+    booksSuite,
     netSuite,
     SwarmBench.suite,
+    ReplicationBench.suite,
     BootstrapBench.suite,
 ]
 

@@ -1,28 +1,6 @@
 import Books
 import Swarm
 
-/// Which pages of a book a reader wants from its peers.
-public enum Interest: Sendable, Equatable {
-    /// None: this side only serves (an author's interest).
-    case none
-    /// Every page, following the book as it grows.
-    case all
-    /// These pages (sparse reading), as far as they exist.
-    case pages(PageRanges)
-    /// The last `n` pages of the longest length known (e.g. 1: just the newest page).
-    case latest(UInt64)
-
-    func wanted(length: UInt64) -> [Range<UInt64>] {
-        guard length > 0 else { return [] }
-        switch self {
-        case .none: return []
-        case .all: return [0..<length]
-        case let .pages(ranges): return PageSpans.intersect(ranges.ranges, [0..<length])
-        case let .latest(n): return n == 0 ? [] : [(length > n ? length - n : 0)..<length]
-        }
-    }
-}
-
 /// The reader's half of one book's replication with one peer (PROTOCOL.md §9.6): it knows
 /// what the remote holds from its status, asks for what this side lacks and wants within
 /// a window of bytes, reassembles the fragments of each answer, re-asks for the missing
@@ -32,7 +10,7 @@ public enum Interest: Sendable, Equatable {
 /// held at that length. Pages beyond it need an *upgrade* — a proof from the verified
 /// length to the remote's signed root — and only one upgrade is in flight at a time, so
 /// every other answer stays valid whatever order they arrive in.
-struct Fetcher {
+struct Fetcher: Sendable {
     /// What the remote said it holds, its root checked.
     struct RemoteView {
         var length: UInt64
@@ -49,6 +27,9 @@ struct Fetcher {
         var deadline: Timestamp
         var retries: Int
         var assembly: FragmentAssembly?
+        /// The order of its latest (re)transmission among all requests sent.
+        var sendOrder: UInt64
+        var lastSent: Timestamp
     }
 
     /// What an input led to, for the machine to act on.
@@ -75,6 +56,11 @@ struct Fetcher {
     private var backoffUntil: Timestamp?
     /// Roots the remote announced, by length, to catch it announcing two at one length.
     private var remoteRoots: [UInt64: SignedRoot] = [:]
+    /// Counts (re)transmissions of requests, to order them.
+    private var sendCounter: UInt64 = 0
+    /// When the last fragment arrived: while answers flow, a request is not given up on
+    /// merely for taking long (the reader or the holder is busy, not the path lossy).
+    private var lastArrival: Timestamp?
     private(set) var stats = ReplicationStats()
 
     init(interest: Interest, configuration: ReplicationConfiguration) {
@@ -87,7 +73,9 @@ struct Fetcher {
     var smoothedRoundTrip: Duration? { rtt.smoothedRoundTrip }
 
     var nextDeadline: Timestamp? {
-        let earliest = inFlight.values.lazy.map(\.deadline).min()
+        var earliest = inFlight.values.lazy.map(\.deadline).min()
+        // `timeouts` waits while answers flow: its deadline moves with the last arrival.
+        if let due = earliest, let lastArrival { earliest = max(due, lastArrival + rtt.timeout(retries: 0)) }
         guard let backoffUntil else { return earliest }
         return min(earliest ?? backoffUntil, backoffUntil)
     }
@@ -188,8 +176,10 @@ struct Fetcher {
         if nextID == 0 { nextID = 1 }
         let request = ReplicationMessage.Request(id: id, pages: pages, atLength: atLength, fromLength: fromLength,
                                                  maxBytes: UInt32(configuration.requestBytes), fragments: [])
+        sendCounter += 1
         inFlight[id] = InFlight(request: request, root: root, isUpgrade: isUpgrade, firstSent: now,
-                                deadline: now + rtt.timeout(retries: 0), retries: 0, assembly: nil)
+                                deadline: now + rtt.timeout(retries: 0), retries: 0, assembly: nil, sendOrder: sendCounter,
+                                lastSent: now)
         stats.requestsSent += 1
         out.append(ReplicationMessage.request(request).encoded())
     }
@@ -197,29 +187,57 @@ struct Fetcher {
     /// Re-asks for what timed out: only the missing fragments when some arrived. A request
     /// whose pages arrived meanwhile (from another peer) is cancelled instead.
     mutating func timeouts(book: any ReplicatedBook, now: Timestamp, into out: inout [[UInt8]]) {
-        for (id, var flight) in inFlight where flight.deadline <= now {
+        if let lastArrival, now < lastArrival + rtt.timeout(retries: 0) { return }
+        for (id, flight) in inFlight where flight.deadline <= now {
             if book.heldRanges().containsAll(flight.request.pages), !flight.request.pages.isEmpty {
                 inFlight[id] = nil
                 out.append(ReplicationMessage.cancel(requestID: id).encoded())
                 continue
             }
-            flight.retries += 1
-            var request = flight.request
-            request.fragments = flight.assembly?.missing(limit: ReplicationWire.maxFragmentRanges) ?? []
-            flight.deadline = now + rtt.timeout(retries: flight.retries)
-            inFlight[id] = flight
-            stats.retransmissions += 1
-            out.append(ReplicationMessage.request(request).encoded())
+            retransmit(id, now: now, into: &out)
         }
+    }
+
+    /// Asks again for what request `id` lacks: the missing fragments, or all of it when
+    /// none arrived.
+    private mutating func retransmit(_ id: UInt32, now: Timestamp, into out: inout [[UInt8]]) {
+        guard var flight = inFlight[id] else { return }
+        flight.retries += 1
+        var request = flight.request
+        request.fragments = flight.assembly?.missing(limit: ReplicationWire.maxFragmentRanges) ?? []
+        flight.deadline = now + rtt.timeout(retries: flight.retries)
+        sendCounter += 1
+        flight.sendOrder = sendCounter
+        flight.lastSent = now
+        inFlight[id] = flight
+        stats.retransmissions += 1
+        out.append(ReplicationMessage.request(request).encoded())
+    }
+
+    /// A holder answers requests in the order they arrive, each answer whole before the
+    /// next. So when a fragment answering a later (re)transmission arrives, whatever an
+    /// earlier one still lacks was lost: ask again at once instead of waiting for the
+    /// timeout — with 20 % loss nearly every answer of many fragments loses one.
+    /// A fragment cannot tell which transmission of its request it answers, so a request
+    /// is asked again this way at most once per smoothed round trip: a late fragment of an
+    /// earlier answer then cannot set off a cascade of re-requests.
+    private mutating func fastRetransmit(after order: UInt64, now: Timestamp, into out: inout [[UInt8]]) {
+        let grace = rtt.smoothedRoundTrip.map { max($0, rtt.minimum) } ?? rtt.initial
+        let lagging = inFlight.filter { $0.value.sendOrder < order && now >= $0.value.lastSent + grace }
+            .sorted { $0.value.sendOrder < $1.value.sendOrder }
+        for (id, _) in lagging { retransmit(id, now: now, into: &out) }
     }
 
     // MARK: - Answers
 
-    mutating func receive(_ fragment: ReplicationMessage.DataFragment, book: any ReplicatedBook, now: Timestamp) -> Outcome {
-        guard var flight = inFlight[fragment.requestID] else {
+    mutating func receive(_ fragment: ReplicationMessage.DataFragment, book: any ReplicatedBook, now: Timestamp,
+                          into out: inout [[UInt8]]) -> Outcome {
+        // Moved out, not copied: the answer's buffer must have one owner to grow in place.
+        guard var flight = inFlight.removeValue(forKey: fragment.requestID) else {
             stats.lateFragments += 1
             return .nothing
         }
+        lastArrival = now
         if flight.assembly == nil {
             // The answer may exceed the requested bytes by one whole page, a full proof and
             // the framing of every page.
@@ -240,6 +258,9 @@ struct Fetcher {
             return .nothing
         }
         stats.fragmentsReceived += 1
+        if flight.sendOrder > 1, inFlight.values.contains(where: { $0.sendOrder < flight.sendOrder }) {
+            fastRetransmit(after: flight.sendOrder, now: now, into: &out)
+        }
         guard flight.assembly!.isComplete else {
             inFlight[fragment.requestID] = flight
             return .nothing

@@ -91,7 +91,7 @@ struct ResponseBody: Equatable {
 
 /// Collects the fragments of one answer in place (one buffer, no copy per fragment kept)
 /// and says which are still missing.
-struct FragmentAssembly {
+struct FragmentAssembly: Sendable {
     let count: Int
     private var buffer: [UInt8]
     private var received: [Bool]

@@ -2,7 +2,7 @@ import Swarm
 
 /// Smoothed round-trip time and retransmission timeout after RFC 6298 §2, with bounds from
 /// the configuration. Only answers to requests sent once are sampled (Karn's rule).
-struct RoundTripEstimator {
+struct RoundTripEstimator: Sendable {
     private var smoothed: Duration?
     private var variation: Duration = .zero
     let initial: Duration

@@ -6,7 +6,7 @@ import Books
 /// output, so one peer's requests cannot starve the others' or grow memory without bound.
 /// Answers are rebuilt from the store on demand and cached briefly, so a request for a few
 /// missing fragments does not read the pages again.
-struct Server {
+struct Server: Sendable {
     private struct Key: Hashable {
         var pages: Range<UInt64>
         var atLength: UInt64
@@ -132,42 +132,5 @@ struct Server {
         }
         cache[key] = body
         cacheOrder.append(key)
-    }
-}
-
-/// Counters of one book's replication with one peer, for devtools and tests.
-public struct ReplicationStats: Sendable, Equatable {
-    public var requestsSent: UInt64 = 0
-    public var retransmissions: UInt64 = 0
-    public var fragmentsReceived: UInt64 = 0
-    public var duplicateFragments: UInt64 = 0
-    /// Fragments of requests already answered or cancelled.
-    public var lateFragments: UInt64 = 0
-    public var staleAnswers: UInt64 = 0
-    public var pagesStored: UInt64 = 0
-    public var bytesStored: UInt64 = 0
-    public var requestsServed: UInt64 = 0
-    public var requestsRejected: UInt64 = 0
-    public var fragmentsSent: UInt64 = 0
-    /// Messages of a type or version this side does not know, ignored.
-    public var unknownMessages: UInt64 = 0
-
-    public init() {}
-
-    static func + (a: ReplicationStats, b: ReplicationStats) -> ReplicationStats {
-        var s = a
-        s.requestsSent += b.requestsSent
-        s.retransmissions += b.retransmissions
-        s.fragmentsReceived += b.fragmentsReceived
-        s.duplicateFragments += b.duplicateFragments
-        s.lateFragments += b.lateFragments
-        s.staleAnswers += b.staleAnswers
-        s.pagesStored += b.pagesStored
-        s.bytesStored += b.bytesStored
-        s.requestsServed += b.requestsServed
-        s.requestsRejected += b.requestsRejected
-        s.fragmentsSent += b.fragmentsSent
-        s.unknownMessages += b.unknownMessages
-        return s
     }
 }

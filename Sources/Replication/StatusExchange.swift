@@ -7,7 +7,7 @@ import Swarm
 /// acknowledges it. A change of length goes out at once (it is how readers learn of new
 /// pages); a change of held pages alone waits for `heldStatusInterval`, because a reader
 /// receiving at full speed changes them with every answer.
-struct StatusExchange {
+struct StatusExchange: Sendable {
     struct Content: Equatable {
         var length: UInt64
         var root: SignedRoot?

@@ -80,6 +80,10 @@ struct SessionManagerTests {
         net.settle()
         #expect(net.messages(1) == [[1, 2, 3]])
         #expect(net.messages(0) == [[4, 5]])
+        #expect(net.nodes[0].manager.send([[6], [7], [UInt8](repeating: 0, count: ChannelLimits.maxMessage + 1)],
+                                          on: id, to: b, now: net.now) == 2)
+        net.settle()
+        #expect(net.messages(1).suffix(2) == [[6], [7]])
         // The other side allocates from the other half of the id space.
         let other = net.nodes[1].manager.openChannel(to: a, label: [], now: net.now)!
         #expect(other % 2 != id % 2)

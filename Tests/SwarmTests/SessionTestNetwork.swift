@@ -1,4 +1,5 @@
 import Sodium
+import Testing
 @testable import Swarm
 
 /// Drives several `SessionManager`s against each other on a fake clock: datagrams go from
@@ -68,6 +69,15 @@ struct SessionTestNetwork {
             if !moved { break }
         }
         for i in nodes.indices { for event in nodes[i].manager.takeEvents() { nodes[i].events.append(event) } }
+        // Invariant: the timer cache names exactly the sessions with a pending timer.
+        for node in nodes {
+            let m = node.manager
+            let expected = Set(m.sessions.compactMap { peer, s in m.deadline(of: s) == nil ? nil : peer })
+            if Set(m.deadlines.keys) != expected { Issue.record("deadline cache out of step with the session table") }
+            for (peer, t) in m.deadlines where m.sessions[peer].flatMap({ m.deadline(of: $0) }) != t {
+                Issue.record("stale deadline for \(peer.short)")
+            }
+        }
     }
 
     /// Moves time forward in steps of at most `step`, running timers and delivering.

@@ -16,6 +16,7 @@ struct SwarmScenarioTests {
         let ab = try #require(a.connection(to: b))
         let ba = try #require(b.connection(to: a))
         #expect(ab.sessionID == ba.sessionID)
+        #expect(ab.handshakeHash == ba.handshakeHash && ab.localRole == ba.localRole.peer)
         #expect(ab.topics == [bed.topic] && ba.topics == [bed.topic])
         #expect(a.connections.count == 1 && b.connections.count == 1)
         await a.stop()
@@ -161,7 +162,33 @@ struct SwarmScenarioTests {
         #expect(await eventually { a.connection(to: b) != nil && b.connection(to: a) != nil })
         let ab = try #require(a.connection(to: b))
         await b.stop()
-        #expect(await eventually(.milliseconds(500)) { ab.closeReason == .closedByRemote })
+        #expect(await eventually(.seconds(5)) { ab.closeReason == .closedByRemote })
+        await a.stop()
+    }
+
+    @Test func flushedReturnsOnceTheFirstRoundsDialsAreDone() async throws {
+        let bed = SwarmBed(.memory)
+        let a = try await bed.node(1)
+        let b = try await bed.node(2)
+        await b.swarm.flushed()
+        #expect(await b.swarm.sessionStats(for: a.peer)?.isEstablished == true)
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func cancellingRunShutsDownCleanly() async throws {
+        let bed = SwarmBed(.memory)
+        let a = try await bed.node(1)
+        let identity = SwarmBed.identity(2)
+        let transport = bed.network.makeTransport()
+        let discovery = bed.hub.makeSource(peer: PeerID(identity.publicKey), endpoint: transport.localEndpoint)
+        let b = try Swarm(identity: identity, transport: transport, discovery: [discovery], configuration: SwarmBed.configuration)
+        let running = Task { try await b.run() }
+        await b.join(bed.topic)
+        #expect(await eventually { a.openConnections.count == 1 })
+        running.cancel()
+        _ = await running.result
+        #expect(await eventually(.seconds(5)) { a.connections.first?.closeReason == .closedByRemote })
         await a.stop()
     }
 
@@ -194,7 +221,7 @@ struct SwarmScenarioTests {
         let bed = SwarmBed(.memory)
         bed.network.conditions = InMemoryNetwork.Conditions(lossRate: 0.2)
         let nodes = [try await bed.node(1), try await bed.node(2), try await bed.node(3)]
-        #expect(await eventually(.seconds(10)) { nodes.allSatisfy { $0.openConnections.count == 2 } })
+        #expect(await eventually(.seconds(30)) { nodes.allSatisfy { $0.openConnections.count == 2 } })
         for n in nodes { await n.stop() }
     }
 }

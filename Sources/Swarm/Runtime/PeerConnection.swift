@@ -6,7 +6,13 @@ import Synchronization
 public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     public let remotePeer: PeerID
     public let sessionID: SessionID
-    /// Channels the remote opens, in order. Finishes when the connection closes.
+    /// The Noise handshake hash of the handshake that started the session, and this side's
+    /// role in it: what capabilities inside the session bind to (PROTOCOL.md §5.3), e.g. a
+    /// replication channel's read capability.
+    public let handshakeHash: [UInt8]
+    public let localRole: Capability.Role
+    /// Channels the remote opens, in order (up to 1024 unread). Finishes when the connection
+    /// closes.
     public let incomingChannels: AsyncStream<SessionChannel>
 
     private struct State {
@@ -20,12 +26,16 @@ public final class PeerConnection: Sendable, Hashable, CustomStringConvertible {
     private let incomingContinuation: AsyncStream<SessionChannel>.Continuation
     let swarm: Swarm
 
-    init(swarm: Swarm, peer: PeerID, sessionID: SessionID, endpoint: Endpoint) {
+    init(swarm: Swarm, peer: PeerID, sessionID: SessionID, handshakeHash: [UInt8], localRole: Capability.Role,
+         endpoint: Endpoint) {
         self.swarm = swarm
         remotePeer = peer
         self.sessionID = sessionID
+        self.handshakeHash = handshakeHash
+        self.localRole = localRole
         state = Mutex(State(endpoint: endpoint))
-        (incomingChannels, incomingContinuation) = AsyncStream<SessionChannel>.makeStream()
+        // Bounded, so a peer cannot make us hold channels nobody reads.
+        (incomingChannels, incomingContinuation) = AsyncStream<SessionChannel>.makeStream(bufferingPolicy: .bufferingOldest(1024))
     }
 
     /// Topics the remote proved with a capability in this session (grows while it lasts).
@@ -94,10 +104,11 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     public let label: [UInt8]
     public let remotePeer: PeerID
     /// Messages from the remote. Finishes when the channel or its session closes. A reader
-    /// that falls more than `SwarmConfiguration.channelBuffer` messages behind loses the newest.
-    public let messages: AsyncStream<[UInt8]>
+    /// that falls more than `SwarmConfiguration.channelBuffer` deliveries behind loses the
+    /// newest (a delivery is what one received batch of datagrams carried for the channel).
+    public let messages: ChannelMessages
 
-    private let continuation: AsyncStream<[UInt8]>.Continuation
+    private let continuation: AsyncStream<[[UInt8]]>.Continuation
     private let swarm: Swarm
     private let isClosed = Atomic<Bool>(false)
 
@@ -106,7 +117,9 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
         remotePeer = peer
         self.id = id
         self.label = label
-        (messages, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        let (batches, continuation) = AsyncStream<[[UInt8]]>.makeStream(bufferingPolicy: .bufferingOldest(buffer))
+        messages = ChannelMessages(batches: batches)
+        self.continuation = continuation
     }
 
     public var isOpen: Bool { !isClosed.load(ordering: .relaxed) }
@@ -117,6 +130,7 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     }
 
     /// Sends several messages with one hop into the swarm and one write to the transport.
+    /// Throws `messageTooLarge`, sending none, if any exceeds `ChannelLimits.maxMessage`.
     public func send(_ messages: [[UInt8]]) async throws {
         try await swarm.send(messages, on: self)
     }
@@ -128,7 +142,7 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
         await swarm.closeChannel(self)
     }
 
-    func deliver(_ message: [UInt8]) { continuation.yield(message) }
+    func deliver(_ batch: [[UInt8]]) { continuation.yield(batch) }
 
     func finish() {
         isClosed.store(true, ordering: .relaxed)
@@ -136,4 +150,29 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "SessionChannel(\(id) with \(remotePeer.short))" }
+}
+
+/// The messages of a channel, one at a time. Underneath they arrive in batches (what one
+/// read from the socket carried), so a reader wakes once per batch, not once per message.
+public struct ChannelMessages: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    let batches: AsyncStream<[[UInt8]]>
+
+    public func makeAsyncIterator() -> Iterator { Iterator(batches: batches.makeAsyncIterator()) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var batches: AsyncStream<[[UInt8]]>.AsyncIterator
+        var pending: [[UInt8]] = []
+        var position = 0
+
+        public mutating func next() async -> [UInt8]? {
+            while position == pending.count {
+                guard let batch = await batches.next() else { return nil }
+                pending = batch
+                position = 0
+            }
+            defer { position += 1 }
+            return pending[position]
+        }
+    }
 }

@@ -50,6 +50,10 @@ extension Swarm {
             if !datagrams.isEmpty { transport.send(datagrams) }
             for event in manager.takeEvents() { handle(event) }
         }
+        if !staged.isEmpty {
+            for (channel, messages) in staged.values { channel.deliver(messages) }
+            staged.removeAll(keepingCapacity: true)
+        }
     }
 
     // MARK: Session events
@@ -58,9 +62,10 @@ extension Swarm {
         let now = clock.now()
         switch event {
         case let .established(peer, id, endpoint, hash, initiator):
-            let connection = PeerConnection(swarm: self, peer: peer, sessionID: id, endpoint: endpoint)
-            sessions[peer] = SessionBinding(connection: connection, handshakeHash: hash,
-                                            localRole: initiator ? .initiator : .responder)
+            let role: Capability.Role = initiator ? .initiator : .responder
+            let connection = PeerConnection(swarm: self, peer: peer, sessionID: id, handshakeHash: hash,
+                                            localRole: role, endpoint: endpoint)
+            sessions[peer] = SessionBinding(connection: connection, handshakeHash: hash, localRole: role)
             candidates[peer]?.failures = 0
             candidates[peer]?.nextAttempt = nil
             if candidates[peer]?.endpoint == nil { candidates[peer]?.endpoint = endpoint }
@@ -77,7 +82,7 @@ extension Swarm {
         case let .handshakeFailed(peer, endpoint):
             emit(.handshakeFailed(peer, endpoint))
             if let peer, var c = candidates[peer] {
-                c.nextAttempt = now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
+                c.nextAttempt = retryTime(for: c, now: now)
                 c.failures += 1
                 candidates[peer] = c
             }
@@ -101,9 +106,12 @@ extension Swarm {
             sessions[peer]?.pendingOpens.removeValue(forKey: id)?.continuation
                 .resume(throwing: SwarmError(.channelOpenFailed, "peer \(peer.short) never accepted channel \(id)"))
         case let .channelMessage(peer, id, message):
-            sessions[peer]?.channels[id]?.deliver(message)
+            guard let channel = sessions[peer]?.channels[id] else { return }
+            staged[ObjectIdentifier(channel), default: (channel, [])].messages.append(message)
         case let .channelClosed(peer, id):
-            sessions[peer]?.channels.removeValue(forKey: id)?.finish()
+            guard let channel = sessions[peer]?.channels.removeValue(forKey: id) else { return }
+            deliverStaged(channel)
+            channel.finish()
         }
     }
 
@@ -112,13 +120,21 @@ extension Swarm {
     /// Hands the connection to the application, once.
     func surface(_ peer: PeerID) {
         guard let binding = sessions[peer], !binding.surfaced else { return }
-        sessions[peer]?.surfaced = true
+        binding.surfaced = true
         connectionsContinuation.yield(binding.connection)
+    }
+
+    /// Hands over what was gathered for a channel before it finishes.
+    private func deliverStaged(_ channel: SessionChannel) {
+        if let entry = staged.removeValue(forKey: ObjectIdentifier(channel)) { channel.deliver(entry.messages) }
     }
 
     private func closeBinding(_ peer: PeerID, reason: CloseReason) {
         guard let binding = sessions.removeValue(forKey: peer) else { return }
-        for channel in binding.channels.values { channel.finish() }
+        for channel in binding.channels.values {
+            deliverStaged(channel)
+            channel.finish()
+        }
         for pending in binding.pendingOpens.values {
             pending.continuation.resume(throwing: SwarmError(.sessionClosed, "session with \(peer.short) ended: \(reason)"))
         }
@@ -130,17 +146,25 @@ extension Swarm {
         guard var c = candidates[peer] else { return }
         switch reason {
         case .timeout, .replaced, .handshakeFailed:
-            c.nextAttempt = now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
+            c.nextAttempt = retryTime(for: c, now: now)
             c.failures += 1
         case .closedByRemote:
             // The peer left cleanly: wait for discovery to see it again, unless we asked
             // for it explicitly.
-            c.nextAttempt = c.explicit ? now + configuration.retry.delay(afterFailures: c.failures, using: &rng) : nil
+            c.nextAttempt = c.explicit ? retryTime(for: c, now: now) : nil
             c.failures += 1
         case .shutdown, .refused:
             c.nextAttempt = nil
         }
         candidates[peer] = c
+    }
+
+    /// When to redial a candidate after its latest failure. Peers given to `joinPeer` are
+    /// redialled for as long as the swarm runs; peers only seen by discovery are given up
+    /// after one round of the policy's delays, until discovery sees them again.
+    private func retryTime(for c: Candidate, now: Timestamp) -> Timestamp? {
+        guard c.explicit || c.failures < configuration.retry.delays.count else { return nil }
+        return now + configuration.retry.delay(afterFailures: c.failures, using: &rng)
     }
 
     // MARK: Capabilities (PROTOCOL.md §5.3, §8.3)
@@ -161,7 +185,7 @@ extension Swarm {
         }
         // Bounded: a peer cannot make us keep more than a few unknown capabilities.
         if binding.unverified.count < 64 && !binding.unverified.contains(capability) {
-            sessions[peer]?.unverified.append(capability)
+            binding.unverified.append(capability)
         }
     }
 
@@ -172,7 +196,7 @@ extension Swarm {
             Capability.verify($0, topic: topic, handshakeHash: binding.handshakeHash, sender: senderRole)
         }
         guard !matched.isEmpty else { return }
-        sessions[peer]?.unverified.removeAll { matched.contains($0) }
+        binding.unverified.removeAll { matched.contains($0) }
         prove(topic, for: peer)
     }
 
@@ -210,14 +234,10 @@ extension Swarm {
         guard let binding = sessions[peer], binding.channels[channel.id] === channel else {
             throw SwarmError(.channelClosed, "channel \(channel.id) with \(peer.short) is closed")
         }
-        let now = clock.now()
-        for message in messages {
-            guard message.count <= ChannelLimits.maxMessage else {
-                pump()
-                throw SwarmError(.messageTooLarge, "message of \(message.count) bytes")
-            }
-            manager.send(message, on: channel.id, to: peer, now: now)
+        if let big = messages.first(where: { $0.count > ChannelLimits.maxMessage }) {
+            throw SwarmError(.messageTooLarge, "message of \(big.count) bytes (none of the batch was sent)")
         }
+        manager.send(messages, on: channel.id, to: peer, now: clock.now())
         pump()
     }
 
@@ -225,6 +245,7 @@ extension Swarm {
         let peer = channel.remotePeer
         guard sessions[peer]?.channels[channel.id] === channel else { return }
         sessions[peer]?.channels[channel.id] = nil
+        deliverStaged(channel)
         channel.finish()
         manager.closeChannel(channel.id, with: peer, now: clock.now())
         pump()

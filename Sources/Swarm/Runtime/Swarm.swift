@@ -49,6 +49,9 @@ public actor Swarm {
     /// Peers we had a session with, to tell "restored" from "established".
     var everConnected: Set<PeerID> = []
     var userFirewall: @Sendable (PeerID) -> Bool = { _ in false }
+    /// Channel messages gathered while one batch of datagrams is processed, handed to each
+    /// channel in one piece at the end of the batch.
+    var staged: [ObjectIdentifier: (channel: SessionChannel, messages: [[UInt8]])] = [:]
 
     struct Candidate {
         var endpoint: Endpoint?
@@ -58,24 +61,35 @@ public actor Swarm {
         var nextAttempt: Timestamp?
     }
 
-    struct SessionBinding {
-        var connection: PeerConnection
-        var handshakeHash: [UInt8]
-        var localRole: Capability.Role
+    /// A class, so the per-message lookups on the hot path retain one reference instead of
+    /// copying every field.
+    final class SessionBinding {
+        let connection: PeerConnection
+        let handshakeHash: [UInt8]
+        let localRole: Capability.Role
         /// Whether the connection was handed to the application yet.
         var surfaced = false
         /// Capabilities that matched no joined topic yet (we may join it later).
         var unverified: [[UInt8]] = []
         var channels: [UInt16: SessionChannel] = [:]
         var pendingOpens: [UInt16: (label: [UInt8], continuation: CheckedContinuation<SessionChannel, any Error>)] = [:]
+
+        init(connection: PeerConnection, handshakeHash: [UInt8], localRole: Capability.Role) {
+            self.connection = connection
+            self.handshakeHash = handshakeHash
+            self.localRole = localRole
+        }
     }
 
     /// - Parameters:
     ///   - identity: the peer's Ed25519 key pair; its public key is the peer id.
     ///   - transport: where session datagrams go (UDP, or an in-memory network in tests).
     ///   - discovery: sources of peers for joined topics (LAN multicast, bootstrap nodes).
+    ///   - firewall: return true to refuse a peer (see `setFirewall`).
+    ///   - clock, random: time and randomness (jitter, indices); tests inject their own.
     public init(identity: Ed25519.KeyPair, transport: any DatagramTransport, discovery: [any DiscoverySource] = [],
                 configuration: SwarmConfiguration = SwarmConfiguration(),
+                firewall: @escaping @Sendable (PeerID) -> Bool = { _ in false },
                 clock: any SwarmClock = SystemSwarmClock(),
                 random: some RandomNumberGenerator & Sendable = SodiumRandomNumberGenerator()) throws {
         localPeer = PeerID(identity.publicKey)
@@ -85,6 +99,8 @@ public actor Swarm {
         self.clock = clock
         rng = random
         manager = try SessionManager(identity: identity, configuration: configuration.session, random: random)
+        manager.firewall = firewall
+        userFirewall = firewall
         (connections, connectionsContinuation) = AsyncStream<PeerConnection>.makeStream()
         (events, eventsContinuation) = AsyncStream<SwarmEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
     }
@@ -98,14 +114,9 @@ public actor Swarm {
         lifecycle = .running
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
-                let transport = self.transport
-                group.addTask {
-                    for await batch in transport.incoming { await self.receive(batch) }
-                }
+                group.addTask { await self.receiveLoop() }
                 for source in discovery {
-                    group.addTask {
-                        for await sighting in source.sightings { await self.sighted(sighting) }
-                    }
+                    group.addTask { await self.sightingLoop(source) }
                 }
                 group.addTask { await self.timerLoop() }
                 await self.waitForStop()
@@ -136,12 +147,24 @@ public actor Swarm {
         await withCheckedContinuation { stopWaiters.append($0) }
     }
 
+    /// Runs on the actor: each batch resumes the loop directly on the actor's executor
+    /// (SE-0421), one hop per batch rather than two.
+    private func receiveLoop() async {
+        for await batch in transport.incoming { receive(batch) }
+    }
+
+    private func sightingLoop(_ source: any DiscoverySource) async {
+        for await sighting in source.sightings { sighted(sighting) }
+    }
+
     private func timerLoop() async {
         while !Task.isCancelled && lifecycle == .running {
             let now = clock.now()
             var wake = now + configuration.timerGranularity
             if let d = manager.nextDeadline, d < wake { wake = d }
             for c in candidates.values { if let t = c.nextAttempt, t < wake { wake = t } }
+            // A timer that stays due (nothing it can do yet) must not turn this into a spin.
+            wake = max(wake, now + .milliseconds(1))
             do { try await clock.sleep(until: wake) } catch { return }
             fireTimers()
         }
@@ -223,8 +246,9 @@ public actor Swarm {
         for topic in topics.keys {
             for source in discovery { await source.flushed(topic) }
         }
-        // Let sightings that arrived with the round reach us, then wait out their dials
-        // (bounded by the handshake schedule).
+        // Let sightings that arrived with the round reach us through the sighting loops,
+        // then wait out the dials they started (bounded by the handshake schedule).
+        try? await clock.sleep(until: clock.now() + .milliseconds(20))
         let limit = clock.now() + manager.handshakeLifetime
         while clock.now() < limit {
             let pending = candidates.keys.contains { manager.isKnown($0) && !manager.isEstablished(with: $0) }

@@ -31,9 +31,9 @@ public struct SwarmConfiguration: Sendable {
     /// The longest the runtime sleeps between timer checks, so a deadline that appears
     /// while it sleeps is late by at most this.
     public var timerGranularity: Duration = .milliseconds(25)
-    /// Channel messages buffered per channel for a slow reader; further ones are dropped
-    /// (as UDP would), never blocking the session.
-    public var channelBuffer = 4096
+    /// Deliveries (batches of messages, one per socket read) buffered per channel for a
+    /// slow reader; further ones are dropped (as UDP would), never blocking the session.
+    public var channelBuffer = 1024
 
     public init() {}
 }

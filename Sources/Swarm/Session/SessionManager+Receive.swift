@@ -47,7 +47,7 @@ extension SessionManager {
 
         var s = sessions.removeValue(forKey: remote)
             ?? PeerSession(peer: remote, endpoint: endpoint, localIsLower: localPeer < remote, now: now)
-        defer { sessions[remote] = s }
+        defer { store(s) }
         let ephemeral = Array(packet.noise[0..<PacketFormat.keyLength])
         guard ephemeral != s.lastAnsweredEphemeral else { return drop(.replay) }
 
@@ -55,7 +55,15 @@ extension SessionManager {
         // the other's initiation and waits for the answer to its own; the higher side drops
         // its own and answers. Both end with the one handshake the lower side started.
         if let own = s.handshake {
-            if localPeer < remote { return drop(.simultaneousDial) }
+            if localPeer < remote {
+                // The initiation authenticated the peer at this endpoint: if ours went
+                // elsewhere, send it again there rather than wait for our retries to fail.
+                if endpoint != s.endpoint && !s.isEstablished {
+                    s.endpoint = endpoint
+                    startInitiation(&s, attempts: own.attempts, now: now)
+                }
+                return drop(.simultaneousDial)
+            }
             indexTable[own.localIndex] = nil
             s.handshake = nil
         }
@@ -82,7 +90,7 @@ extension SessionManager {
         guard let peer = indexTable[packet.receiverIndex], var s = sessions.removeValue(forKey: peer) else {
             return drop(.unknownIndex)
         }
-        defer { sessions[peer] = s }
+        defer { store(s) }
         guard let own = s.handshake, own.localIndex == packet.receiverIndex else { return drop(.unknownIndex) }
         var noise = own.noise
         guard let payload = try? noise.read(packet.noise),
@@ -156,7 +164,7 @@ extension SessionManager {
         indexTable[packet.receiverIndex] = remote
         s.recordRTT(now - dial.sentAt)
         if !s.isEstablished { s.endpoint = endpoint }
-        sessions[remote] = s
+        store(s)
     }
 
     mutating func receiveXXFinish(_ packet: HandshakePacket, from endpoint: Endpoint, now: Timestamp) {
@@ -185,7 +193,7 @@ extension SessionManager {
         // Our first transport packet tells the initiator we accepted it.
         send(.ping(echo: now.nanoseconds), in: &s, now: now)
         flushQueued(&s, now: now)
-        sessions[remote] = s
+        store(s)
     }
 
     // MARK: Keys
@@ -231,7 +239,7 @@ extension SessionManager {
             return drop(.unknownIndex)
         }
         guard let plaintext = authenticate(bytes, header: header, in: &s, now: now) else {
-            sessions[peer] = s
+            store(s)
             return
         }
         s.lastReceived = now
@@ -242,10 +250,10 @@ extension SessionManager {
             events.append(.endpointChanged(peer, endpoint))
         }
         guard let frame = SessionFrame(plaintext: plaintext) else {
-            sessions[peer] = s
+            store(s)
             return drop(.malformed)
         }
-        if handle(frame, in: &s, now: now) { sessions[peer] = s }
+        if handle(frame, in: &s, now: now) { store(s) }
     }
 
     /// Finds the keys for the index, decrypts and checks the replay window; confirms unconfirmed

@@ -2,9 +2,12 @@
 /// timer that is due; `nextDeadline` says when to call it again.
 extension SessionManager {
     public mutating func tick(now: Timestamp) {
-        for peer in Array(sessions.keys) {
-            guard var s = sessions.removeValue(forKey: peer) else { continue }
-            if tick(&s, now: now) { sessions[peer] = s }
+        // Only sessions with a timer due are taken out of the table: with thousands of
+        // sessions most ticks touch none.
+        let due = deadlines.compactMap { peer, deadline in deadline <= now ? peer : nil }
+        for peer in due {
+            guard var s = sessions.removeValue(forKey: peer) else { deadlines[peer] = nil; continue }
+            if tick(&s, now: now) { store(s) }
         }
         for (index, dial) in xxDials where now >= dial.nextRetransmit {
             xxDials[index] = nil
@@ -64,7 +67,8 @@ extension SessionManager {
             if age >= rekeyDue(current) { startInitiation(&s, attempts: 1, now: now) }
         }
         // Keepalive: nothing sent for the interval.
-        if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval {
+        if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval,
+           s.current?.canSend(now: now, configuration: configuration) == true {
             send(.ping(echo: now.nanoseconds), in: &s, now: now)
         }
         for (id, open) in s.channels.pending where now >= open.nextRetransmit {
@@ -99,22 +103,39 @@ extension SessionManager {
             guard let t else { return }
             if earliest == nil || t < earliest! { earliest = t }
         }
-        for s in sessions.values {
-            consider(s.handshake?.nextRetransmit)
-            if let next = s.next { consider(next.keys.createdAt + handshakeLifetime) }
-            if s.isEstablished {
-                consider(s.lastReceived + configuration.deadPeerTimeout)
-                consider(s.lastSent + configuration.keepaliveInterval)
-            }
-            if let current = s.current {
-                if s.previous != nil { consider(current.createdAt + configuration.previousKeysLinger) }
-                if s.handshake == nil { consider(current.createdAt + rekeyDue(current)) }
-            }
-            consider(s.channels.nextDeadline)
-            for pending in s.unackedCapabilities.values { consider(pending.next) }
-        }
+        for deadline in deadlines.values { consider(deadline) }
         for dial in xxDials.values { consider(dial.nextRetransmit) }
         for responder in xxResponders.values { consider(responder.createdAt + handshakeLifetime) }
+        return earliest
+    }
+
+    /// The earliest timer of one session.
+    func deadline(of s: PeerSession) -> Timestamp? {
+        var earliest: Timestamp?
+        func consider(_ t: Timestamp?) {
+            guard let t else { return }
+            if earliest == nil || t < earliest! { earliest = t }
+        }
+        consider(s.handshake?.nextRetransmit)
+        if let next = s.next { consider(next.keys.createdAt + handshakeLifetime) }
+        if s.isEstablished {
+            consider(s.lastReceived + configuration.deadPeerTimeout)
+            // Keys past their reject limits cannot carry a keepalive; the rekey (or the dead-
+            // peer timeout) is what comes next.
+            let keepalive = s.lastSent + configuration.keepaliveInterval
+            if let current = s.current, current.sendCounter < configuration.rejectAfterMessages,
+               keepalive < current.createdAt + configuration.rejectAfterTime {
+                consider(keepalive)
+            }
+        }
+        if let current = s.current {
+            if s.previous != nil { consider(current.createdAt + configuration.previousKeysLinger) }
+            if s.handshake == nil && s.next == nil { consider(current.createdAt + rekeyDue(current)) }
+        }
+        consider(s.channels.nextDeadline)
+        for pending in s.unackedCapabilities.values { consider(pending.next) }
+        // A session that is neither established nor being set up is forgotten at once.
+        if s.sessionID == nil && s.handshake == nil && s.next == nil { consider(.zero) }
         return earliest
     }
 }

@@ -21,6 +21,9 @@ public struct SessionManager {
 
     let staticKey: X25519.KeyPair
     var sessions: [PeerID: PeerSession] = [:]
+    /// Each session's earliest timer, kept beside the table so timers are found without
+    /// copying sessions out of it. Every write to `sessions` goes through `store`.
+    var deadlines: [PeerID: Timestamp] = [:]
     /// Local index → the peer whose handshake or keys own it.
     var indexTable: [UInt32: PeerID] = [:]
     var xxDials: [UInt32: XXDial] = [:]
@@ -101,12 +104,12 @@ public struct SessionManager {
         if var s = sessions.removeValue(forKey: peer) {
             if !s.isEstablished { s.endpoint = endpoint }
             if !s.isEstablished && s.handshake == nil && s.next == nil { startInitiation(&s, attempts: 1, now: now) }
-            sessions[peer] = s
+            store(s)
             return
         }
         var s = PeerSession(peer: peer, endpoint: endpoint, localIsLower: localPeer < peer, now: now)
         startInitiation(&s, attempts: 1, now: now)
-        if s.handshake != nil { sessions[peer] = s }
+        if s.handshake != nil { store(s) }
     }
 
     /// Dials a bare endpoint with XX; the remote's id is learned from the handshake.
@@ -121,7 +124,7 @@ public struct SessionManager {
     /// with an oversized label. The open is retransmitted until the remote accepts.
     public mutating func openChannel(to peer: PeerID, label: [UInt8], now: Timestamp) -> UInt16? {
         guard label.count <= ChannelLimits.maxMessage, var s = sessions.removeValue(forKey: peer) else { return nil }
-        defer { sessions[peer] = s }
+        defer { store(s) }
         guard s.isEstablished,
               let id = s.channels.allocate(label: label, now: now, retransmit: configuration.channelOpenRetransmit) else { return nil }
         send(.channelOpen(id, label: label), in: &s, now: now)
@@ -134,10 +137,26 @@ public struct SessionManager {
     public mutating func send(_ message: [UInt8], on channel: UInt16, to peer: PeerID, now: Timestamp) -> Bool {
         guard message.count <= ChannelLimits.maxMessage, channel != ChannelLimits.controlChannel,
               var s = sessions.removeValue(forKey: peer) else { return false }
-        defer { sessions[peer] = s }
+        defer { store(s) }
         guard s.channels.open.contains(channel) else { return false }
         send(.channelData(channel, message), in: &s, now: now)
         return true
+    }
+
+    /// Sends several messages on an open channel with one lookup of the session. Returns
+    /// how many were sent: all, or none when there is no such channel or session; oversized
+    /// messages are skipped.
+    @discardableResult
+    public mutating func send(_ messages: [[UInt8]], on channel: UInt16, to peer: PeerID, now: Timestamp) -> Int {
+        guard channel != ChannelLimits.controlChannel, var s = sessions.removeValue(forKey: peer) else { return 0 }
+        defer { store(s) }
+        guard s.channels.open.contains(channel) else { return 0 }
+        var sent = 0
+        for message in messages where message.count <= ChannelLimits.maxMessage {
+            send(.channelData(channel, message), in: &s, now: now)
+            sent += 1
+        }
+        return sent
     }
 
     /// Sends a capability on the control channel (§8.3), retransmitted until acknowledged.
@@ -146,13 +165,13 @@ public struct SessionManager {
         guard var s = sessions.removeValue(forKey: peer) else { return }
         s.unackedCapabilities[capability] = (now + configuration.channelOpenRetransmit, 1)
         send(.channelData(ChannelLimits.controlChannel, ControlMessage.capability(capability).encoded()), in: &s, now: now)
-        sessions[peer] = s
+        store(s)
     }
 
     public mutating func closeChannel(_ channel: UInt16, with peer: PeerID, now: Timestamp) {
         guard var s = sessions.removeValue(forKey: peer) else { return }
         if s.channels.close(channel) { send(.channelClose(channel), in: &s, now: now) }
-        sessions[peer] = s
+        store(s)
     }
 
     /// Ends the session with `peer`, telling it so; reports `lost(.shutdown)`.
@@ -248,8 +267,15 @@ public struct SessionManager {
         }
     }
 
+    /// Puts a session (back) into the table, with its next timer.
+    mutating func store(_ s: PeerSession) {
+        sessions[s.peer] = s
+        deadlines[s.peer] = deadline(of: s)
+    }
+
     /// Forgets a session and its indices, reporting the loss if it was established.
     mutating func discard(_ s: PeerSession, reason: CloseReason) {
+        deadlines[s.peer] = nil
         for index in s.localIndices { indexTable[index] = nil }
         if let id = s.sessionID { events.append(.lost(s.peer, id, reason)) }
     }

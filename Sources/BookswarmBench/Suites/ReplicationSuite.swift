@@ -1,0 +1,153 @@
+import Books
+import Foundation
+import Replication
+import Sodium
+import Swarm
+import SwarmNIO
+
+/// `Tools/bench replication`: book replication between two peers (store, swarm, replicator
+/// each) in this process over UDP loopback —
+/// (a) throughput, pages/s and MB/s of page bytes, for 1 KiB and 16 KiB pages, against raw
+///     SwiftNIO UDP (1200-byte datagrams, `RawUDPFloor`) measured in the same run;
+/// (b) latency from the author's `append` returning to the page verified and stored at a
+///     connected reader (median and p99 over 1000 appends);
+/// (c) peak resident memory during the 100 000-page run.
+enum ReplicationBench {
+    static var suite: Suite {
+        Suite(name: "replication", summary: "pages/s and MB/s vs raw UDP (1 KiB, 16 KiB), append-to-reader latency, peak memory") {
+            try await run()
+        }
+    }
+
+    /// Two peers joined over UDP loopback, found through an in-memory discovery hub.
+    final class Pair: Sendable {
+        let author: Peer
+        let reader: Peer
+        let directory: String
+
+        init() async throws {
+            directory = NSTemporaryDirectory() + "bench-replication-\(UUID().uuidString)"
+            let hub = InMemoryDiscoveryHub()
+            let topic = Topic(bytes: [UInt8](repeating: 0x42, count: 32))!
+            author = try await Peer(seed: 1, directory: directory, hub: hub, topic: topic)
+            reader = try await Peer(seed: 2, directory: directory, hub: hub, topic: topic)
+        }
+
+        func stop() async {
+            await reader.stop()
+            await author.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    final class Peer: Sendable {
+        let swarm: Swarm
+        let store: BookStore
+        let replicator: Replicator
+        let tasks: [Task<Void, Never>]
+
+        init(seed: UInt8, directory: String, hub: InMemoryDiscoveryHub, topic: Topic) async throws {
+            let secret = SecretBytes(copying: [UInt8](repeating: seed, count: 32))
+            let identity = try Ed25519.KeyPair(seed: secret)
+            let transport = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+            var configuration = SwarmConfiguration()
+            configuration.channelBuffer = 16384
+            swarm = try Swarm(identity: identity, transport: transport,
+                              discovery: [hub.makeSource(peer: PeerID(identity.publicKey), endpoint: transport.localEndpoint)],
+                              configuration: configuration)
+            store = try BookStore.open(directory: directory + "/peer\(seed)", masterSecret: secret)
+            replicator = Replicator(store: store, localPeer: swarm.localPeer, policy: .sharedSecret(topic.bytes))
+            let swarm = swarm, replicator = replicator
+            tasks = [Task { try? await swarm.run() }, Task { await replicator.attachAll(swarm.connections) }]
+            await swarm.join(topic)
+        }
+
+        func stop() async {
+            await replicator.shutdown()
+            await swarm.shutdown()
+            for task in tasks { task.cancel() }
+            store.close()
+        }
+    }
+
+    static func page(_ i: UInt64, size: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: size)
+        withUnsafeBytes(of: i.littleEndian) { for (j, b) in $0.enumerated() { bytes[j] = b } }
+        return bytes
+    }
+
+    /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader and
+    /// returns (pages/s, page bytes/s, seconds).
+    static func throughput(count: UInt64, size: Int) async throws -> (pages: Double, bytes: Double, seconds: Double) {
+        let pair = try await Pair()
+        defer { Task { await pair.stop() } }
+        let book = try pair.author.store.createOrOpen(name: "ana-bob-bench\(size)")
+        var i: UInt64 = 0
+        while i < count {
+            let end = min(count, i + 2000)
+            try book.append(contentsOf: (i..<end).map { page($0, size: size) })
+            i = end
+        }
+        let copy = try pair.reader.store.open(id: book.id)
+        let start = ContinuousClock.now
+        try await pair.reader.replicator.replicate(book.id)
+        let deadline = start + .seconds(300)
+        while copy.contiguousLength < count {
+            guard ContinuousClock.now < deadline else { throw BenchFailure("replication of \(count) pages stalled at \(copy.contiguousLength)") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        try copy.verify()
+        let stats = pair.reader.replicator.stats(of: book.id)
+        Report.note("\(count) × \(size) B: \(String(format: "%.2f", seconds)) s, \(stats.requestsSent) requests, \(stats.retransmissions) retransmissions")
+        await pair.stop()
+        return (Double(count) / seconds, Double(count) * Double(size) / seconds, seconds)
+    }
+
+    struct BenchFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    static func run() async throws {
+        let floor = try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(2))
+        Report.note("raw SwiftNIO UDP floor: \(floor)")
+        let rssBefore = peakResidentBytes()
+        let small = try await throughput(count: 100_000, size: 1024)
+        let rssAfter = peakResidentBytes()
+        Report.result("replication.pages_per_s_1KiB", small.pages, "pages/s")
+        Report.result("replication.MBps_1KiB", small.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
+        Report.result("replication.seconds_100k_1KiB", small.seconds, "s")
+        Report.result("replication.peak_rss_100k_run", Double(rssAfter) / 1e6, "MB")
+        Report.note("peak RSS before the 100k run \(rssBefore / 1_000_000) MB (author and reader share this process)")
+        let large = try await throughput(count: 6000, size: 16 * 1024)
+        Report.result("replication.pages_per_s_16KiB", large.pages, "pages/s")
+        Report.result("replication.MBps_16KiB", large.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
+        try await latency(appends: 1000)
+    }
+
+    /// Append-to-stored latency at a connected, caught-up reader.
+    static func latency(appends: Int) async throws {
+        let pair = try await Pair()
+        let book = try pair.author.store.createOrOpen(name: "ana-bob-latency")
+        try book.append(page(0, size: 1024))
+        let copy = try pair.reader.store.open(id: book.id)
+        try await pair.reader.replicator.replicate(book.id)
+        while copy.contiguousLength < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        var samples: [Double] = []
+        samples.reserveCapacity(appends)
+        let updates = copy.lengthUpdates
+        var iterator = updates.makeAsyncIterator()
+        for n in 1...appends {
+            try book.append(page(UInt64(n), size: 1024))
+            let appended = ContinuousClock.now
+            while copy.contiguousLength <= UInt64(n) {
+                guard await iterator.next() != nil else { throw BenchFailure("length updates ended") }
+            }
+            samples.append((ContinuousClock.now - appended) / .milliseconds(1))
+        }
+        Report.result("replication.append_to_reader_median", percentile(samples, 0.5), "ms")
+        Report.result("replication.append_to_reader_p99", percentile(samples, 0.99), "ms")
+        await pair.stop()
+    }
+}

@@ -1,0 +1,285 @@
+import Books
+import Foundation
+import Swarm
+import Synchronization
+
+/// Replication for one peer's book store over its sessions: the small API the messenger
+/// uses (issue 5, DESIGN decision 9).
+///
+/// * `attach(_:)` a connection (a `PeerConnection` as the swarm hands it out): the remote
+///   may then open a channel for any book of the store that the policy lets it read, and
+///   this side opens a channel for every book it `replicate`s from that peer.
+/// * `replicate(_:interest:from:)` a book: fetched from every attached peer (or one), now
+///   and after every reconnect, resuming from what the store holds.
+/// * `progress(of:)` and `progressUpdates(of:)` for a progress bar; `refusals` for
+///   devtools: every peer refused (forged data, forks, floods, no right to read) and why.
+///
+/// A refused peer gets no channel for that book again from this replicator. When a
+/// session ends, its channels stop; the next session with the peer resumes.
+public final class Replicator: Sendable {
+    public let store: BookStore
+    public let localPeer: PeerID
+    public let policy: ReplicationPolicy
+    public let configuration: ReplicationConfiguration
+    /// Every refusal, as it happens.
+    public let refusals: AsyncStream<Refusal>
+
+    private let clock: any SwarmClock
+    private let refusalContinuation: AsyncStream<Refusal>.Continuation
+    private let otherChannel: (@Sendable (PeerID, any ReplicationChannel) -> Void)?
+    private let state = Mutex(State())
+
+    private struct Key: Hashable {
+        var peer: PeerID
+        var book: BookID
+    }
+
+    private struct State {
+        var connections: [PeerID: any ReplicationConnection] = [:]
+        var drivers: [ObjectIdentifier: any ChannelDriving] = [:]
+        /// Books to fetch: from one peer, or (key nil) from every peer.
+        var wanted: [BookID: (interest: Interest, peer: PeerID?)] = [:]
+        var banned: Set<Key> = []
+        var refusalLog: [Refusal] = []
+        var subscribers: [BookID: [Int: AsyncStream<ReplicationProgress>.Continuation]] = [:]
+        var nextSubscriber = 0
+        var tasks: [PeerID: [Task<Void, Never>]] = [:]
+        /// Counters of channels that ended, by book.
+        var finishedStats: [BookID: ReplicationStats] = [:]
+    }
+
+    /// - Parameters:
+    ///   - otherChannel: receives channels the remote opens that are not replication's
+    ///     (another protocol on the same session); they are closed when it is nil.
+    public init(store: BookStore, localPeer: PeerID, policy: ReplicationPolicy,
+                configuration: ReplicationConfiguration = ReplicationConfiguration(),
+                clock: any SwarmClock = SystemSwarmClock(),
+                otherChannel: (@Sendable (PeerID, any ReplicationChannel) -> Void)? = nil) {
+        self.store = store
+        self.localPeer = localPeer
+        self.policy = policy
+        self.configuration = configuration
+        self.clock = clock
+        self.otherChannel = otherChannel
+        (refusals, refusalContinuation) = AsyncStream<Refusal>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    }
+
+    // MARK: - Connections
+
+    /// Serves and fetches over `connection` until it closes.
+    public func attach(_ connection: any ReplicationConnection) {
+        let peer = connection.remotePeer
+        let previous = state.withLock { s -> [Task<Void, Never>] in
+            s.connections[peer] = connection
+            return s.tasks.removeValue(forKey: peer) ?? []
+        }
+        for task in previous { task.cancel() }
+        let incoming = Task { [self] in
+            for await channel in connection.incomingReplicationChannels() {
+                accept(channel, on: connection)
+            }
+        }
+        let opener = Task { [self] in
+            for book in booksWanted(from: peer) { await open(book, on: connection) }
+        }
+        let watcher = Task { [self] in
+            await connection.waitUntilClosed()
+            await detach(connection)
+        }
+        state.withLock { $0.tasks[peer] = [incoming, opener, watcher] }
+    }
+
+    /// Attaches every connection of `connections` as it comes (e.g. `swarm.connections`),
+    /// until the sequence ends.
+    public func attachAll(_ connections: AsyncStream<PeerConnection>) async {
+        for await connection in connections { attach(connection) }
+    }
+
+    /// Stops every channel of `connection` (the session was lost or is being closed).
+    public func detach(_ connection: any ReplicationConnection) async {
+        let peer = connection.remotePeer
+        let drivers = state.withLock { s -> [any ChannelDriving] in
+            guard s.connections[peer] === connection else { return [] }
+            s.connections[peer] = nil
+            for task in s.tasks.removeValue(forKey: peer) ?? [] { task.cancel() }
+            return s.drivers.values.filter { $0.peer == peer }
+        }
+        for driver in drivers { await driver.finish() }
+    }
+
+    /// Stops every channel and forgets every connection.
+    public func shutdown() async {
+        let (drivers, tasks) = state.withLock { s in
+            defer { s.connections = [:]; s.tasks = [:] }
+            return (Array(s.drivers.values), s.tasks.values.flatMap { $0 })
+        }
+        for task in tasks { task.cancel() }
+        for driver in drivers { await driver.finish() }
+        refusalContinuation.finish()
+        let subscribers = state.withLock { s in defer { s.subscribers = [:] }; return s.subscribers.values.flatMap(\.values) }
+        for c in subscribers { c.finish() }
+    }
+
+    // MARK: - Books
+
+    /// Fetches `book` — from `peer` only, or from every attached peer — now and whenever a
+    /// session comes back. The book is opened in the store as a reader if new.
+    public func replicate(_ book: BookID, interest: Interest = .all, from peer: PeerID? = nil) async throws {
+        _ = try store.open(id: book)
+        let (connections, drivers) = state.withLock { s in
+            s.wanted[book] = (interest, peer)
+            let connections = s.connections.values.filter { peer == nil || $0.remotePeer == peer }
+            return (connections, s.drivers.values.filter { $0.bookID == book })
+        }
+        for driver in drivers where peer == nil || driver.peer == peer { await driver.setInterest(interest) }
+        for connection in connections where !drivers.contains(where: { $0.peer == connection.remotePeer }) {
+            await open(book, on: connection)
+        }
+    }
+
+    /// Stops fetching `book` (channels stay open: this side still serves it).
+    public func stopReplicating(_ book: BookID) async {
+        let drivers = state.withLock { s in
+            s.wanted[book] = nil
+            return s.drivers.values.filter { $0.bookID == book }
+        }
+        for driver in drivers { await driver.setInterest(.none) }
+    }
+
+    /// Pages held of the length known, for `book`.
+    public func progress(of book: BookID) throws -> ReplicationProgress {
+        let handle = try store.open(id: book)
+        let peers = state.withLock { s in
+            s.drivers.values.filter { $0.bookID == book }.compactMap { d in d.remoteLength.map { (d.peer, $0) } }
+        }
+        var lengths: [PeerID: UInt64] = [:]
+        for (peer, length) in peers { lengths[peer] = max(lengths[peer] ?? 0, length) }
+        let verified = handle.length
+        return ReplicationProgress(book: book, heldPages: handle.heldRanges().count, contiguousPages: handle.contiguousLength,
+                                   verifiedLength: verified, knownLength: max(verified, lengths.values.max() ?? 0), peers: lengths)
+    }
+
+    /// Progress of `book` whenever pages arrive or a peer announces a new length (newest
+    /// only, for a slow consumer). Finishes at `shutdown`.
+    public func progressUpdates(of book: BookID) -> AsyncStream<ReplicationProgress> {
+        let (stream, continuation) = AsyncStream<ReplicationProgress>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let key = state.withLock { s in
+            defer { s.nextSubscriber += 1 }
+            s.subscribers[book, default: [:]][s.nextSubscriber] = continuation
+            return s.nextSubscriber
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { s in _ = s.subscribers[book]?.removeValue(forKey: key) }
+        }
+        if let progress = try? progress(of: book) { continuation.yield(progress) }
+        return stream
+    }
+
+    /// Every refusal so far, oldest first.
+    public var refusalLog: [Refusal] { state.withLock { $0.refusalLog } }
+
+    /// Counters of every channel of `book` since this replicator started, summed.
+    public func stats(of book: BookID) -> ReplicationStats {
+        state.withLock { s in
+            s.drivers.values.filter { $0.bookID == book }.reduce(s.finishedStats[book] ?? ReplicationStats()) { $0 + $1.stats }
+        }
+    }
+
+    /// The peers with an open channel for `book`.
+    public func peers(of book: BookID) -> [PeerID] {
+        state.withLock { s in Array(Set(s.drivers.values.filter { $0.bookID == book }.map(\.peer))) }
+    }
+
+    // MARK: - Channels
+
+    private func booksWanted(from peer: PeerID) -> [BookID] {
+        state.withLock { s in
+            s.wanted.compactMap { book, entry in
+                (entry.peer == nil || entry.peer == peer) && !s.banned.contains(Key(peer: peer, book: book)) ? book : nil
+            }
+        }
+    }
+
+    private func open(_ bookID: BookID, on connection: any ReplicationConnection) async {
+        let peer = connection.remotePeer
+        let banned = state.withLock { $0.banned.contains(Key(peer: peer, book: bookID)) }
+        guard !banned, let channel = try? await connection.openReplicationChannel(label: ChannelLabel.make(bookID)) else { return }
+        start(bookID, channel: channel, on: connection)
+    }
+
+    private func accept(_ channel: any ReplicationChannel, on connection: any ReplicationConnection) {
+        let peer = connection.remotePeer
+        guard let bookID = ChannelLabel.book(in: channel.label) else {
+            if let otherChannel { otherChannel(peer, channel) } else { Task { await channel.close() } }
+            return
+        }
+        let known = (try? store.list().contains { $0.id == bookID }) ?? false
+        let banned = state.withLock { $0.banned.contains(Key(peer: peer, book: bookID)) }
+        guard known, !banned else {
+            // Nothing to serve, or a peer refused before: the channel ends here.
+            Task { await channel.close() }
+            return
+        }
+        start(bookID, channel: channel, on: connection)
+    }
+
+    private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection) {
+        guard let book = try? store.open(id: bookID) else {
+            Task { await channel.close() }
+            return
+        }
+        let peer = connection.remotePeer
+        let interest: Interest = state.withLock { s in
+            guard let entry = s.wanted[bookID], entry.peer == nil || entry.peer == peer else { return .none }
+            return entry.interest
+        }
+        let machine = ReplicationMachine(book: book, binding: connection.replicationBinding(localPeer: localPeer),
+                                         policy: policy, interest: interest, configuration: configuration)
+        let driver = ChannelDriver(
+            machine: machine, peer: peer, channel: channel, clock: clock,
+            report: { [weak self] driver, actions in self?.perform(actions, of: driver) },
+            onFinish: { [weak self] driver in
+                self?.state.withLock { s in
+                    guard s.drivers.removeValue(forKey: ObjectIdentifier(driver)) != nil else { return }
+                    s.finishedStats[driver.bookID] = (s.finishedStats[driver.bookID] ?? ReplicationStats()) + driver.stats
+                }
+                self?.publishProgress(driver.bookID)
+            })
+        state.withLock { $0.drivers[ObjectIdentifier(driver)] = driver }
+        driver.start(lengthUpdates: book.lengthUpdates)
+    }
+
+    private func perform(_ actions: [ReplicationAction], of driver: any ChannelDriving) {
+        var progressed = false
+        for action in actions {
+            switch action {
+            case .stored, .remoteLength:
+                progressed = true
+            case let .refused(reason, detail, fork):
+                record(Refusal(peer: driver.peer, book: driver.bookID, reason: reason, detail: detail, fork: fork,
+                               byRemote: false, time: Date()), ban: true)
+            case let .refusedByRemote(reason):
+                record(Refusal(peer: driver.peer, book: driver.bookID, reason: reason, detail: "the remote closed the channel",
+                               fork: nil, byRemote: true, time: Date()), ban: false)
+            case .localFailure:
+                break
+            }
+        }
+        if progressed { publishProgress(driver.bookID) }
+    }
+
+    private func record(_ refusal: Refusal, ban: Bool) {
+        state.withLock { s in
+            s.refusalLog.append(refusal)
+            if s.refusalLog.count > 1000 { s.refusalLog.removeFirst() }
+            if ban { s.banned.insert(Key(peer: refusal.peer, book: refusal.book)) }
+        }
+        refusalContinuation.yield(refusal)
+    }
+
+    private func publishProgress(_ book: BookID) {
+        let subscribers = state.withLock { Array(($0.subscribers[book] ?? [:]).values) }
+        guard !subscribers.isEmpty, let progress = try? progress(of: book) else { return }
+        for c in subscribers { c.yield(progress) }
+    }
+}

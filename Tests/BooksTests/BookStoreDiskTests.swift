@@ -1,0 +1,155 @@
+import Books
+import Foundation
+import Testing
+
+/// Damaged, foreign and future database files: a clear error naming the file, and
+/// nothing of what is stored lost or rewritten.
+@Suite("BookStore on disk") struct BookStoreDiskTests {
+    /// The page-table key of page `index` of the store's first book (PROTOCOL.md §4).
+    func pageKey(_ index: UInt64, book: Int64 = 1) -> Int64 { (book << 40) | Int64(index) }
+
+    /// A closed store with one book of `pages` pages (batches of 5), plus its id.
+    func makeStore(pages: UInt64 = 40, size: Int = 40) throws -> (TemporaryDirectory, BookID) {
+        let dir = TemporaryDirectory("disk")
+        let store = try openStore(dir)
+        let book = try store.createOrOpen(name: "disk")
+        var next: UInt64 = 0
+        while next < pages {
+            try book.append(contentsOf: (next..<min(pages, next + 5)).map { testPage($0, size: size) })
+            next += 5
+        }
+        store.close()
+        return (dir, book.id)
+    }
+
+    @Test func garbageFileIsACorruptDatabaseAndIsLeftAlone() throws {
+        let dir = TemporaryDirectory("garbage")
+        defer { dir.remove() }
+        let garbage = (0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: Data(garbage))
+        let error = #expect(throws: BooksError.self) { try openStore(dir) }
+        #expect(error?.code == .corruptDatabase)
+        #expect(error?.file == dir.databaseFile)
+        #expect(error?.description.contains(dir.databaseFile) == true)
+        #expect(RawSQLite.fileBytes(dir.databaseFile) == garbage)
+    }
+
+    @Test func truncatedFileIsACorruptDatabaseAndIsLeftAlone() throws {
+        let (dir, _) = try makeStore(pages: 400, size: 1000)
+        defer { dir.remove() }
+        let original = RawSQLite.fileBytes(dir.databaseFile)
+        #expect(original.count > 100_000)
+        let truncated = Array(original.prefix(original.count / 2))
+        _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: Data(truncated))
+        let error = #expect(throws: BooksError.self) { try openStore(dir) }
+        #expect(error?.code == .corruptDatabase)
+        #expect(error?.file == dir.databaseFile)
+        #expect(RawSQLite.fileBytes(dir.databaseFile) == truncated)
+        // Put the bytes back: everything is there.
+        _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: Data(original))
+        let store = try openStore(dir)
+        let book = try #require(try store.book(named: "disk"))
+        #expect(book.length == 400)
+        try book.verify()
+        store.close()
+    }
+
+    @Test func newerSchemaVersionIsRefusedNamingTheFile() throws {
+        let (dir, _) = try makeStore()
+        defer { dir.remove() }
+        try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 99")
+        let before = RawSQLite.fileBytes(dir.databaseFile)
+        let error = #expect(throws: BooksError.self) { try openStore(dir) }
+        #expect(error?.code == .unsupportedSchemaVersion)
+        #expect(error?.file == dir.databaseFile)
+        #expect(error?.description.contains("99") == true)
+        #expect(RawSQLite.fileBytes(dir.databaseFile) == before)
+        // An older code refusing a newer file loses nothing: back to version 1, it opens.
+        try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 1")
+        let store = try openStore(dir)
+        #expect(try store.book(named: "disk")?.length == 40)
+        store.close()
+    }
+
+    @Test func anotherProgramsDatabaseIsNotABookStore() throws {
+        let dir = TemporaryDirectory("foreign")
+        defer { dir.remove() }
+        _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: nil)
+        try RawSQLite.execute(dir.databaseFile, "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me')")
+        let error = #expect(throws: BooksError.self) { try openStore(dir) }
+        #expect(error?.code == .notABookStore)
+        #expect(error?.file == dir.databaseFile)
+        #expect(try RawSQLite.blob(dir.databaseFile, "SELECT CAST(text AS BLOB) FROM notes") == Array("keep me".utf8))
+    }
+
+    @Test func aFlippedBitInAPageOrATreeNodeFailsVerify() throws {
+        let (dir, _) = try makeStore(pages: 40, size: 2000)  // pages > 1 KiB store their leaf
+        defer { dir.remove() }
+        let file = dir.databaseFile
+        // (select, update, bits) for: page bytes, a leaf hash, a parent hash.
+        let targets: [(String, String, [Int])] = [
+            ("SELECT data FROM page WHERE key = \(pageKey(17))", "UPDATE page SET data = ?1 WHERE key = \(pageKey(17))", [0, 7, 8 * 999, 8 * 2000 - 1]),
+            ("SELECT tree FROM page WHERE key = \(pageKey(20))", "UPDATE page SET tree = ?1 WHERE key = \(pageKey(20))", [0, 255]),
+            ("SELECT tree FROM page WHERE key = \(pageKey(23))", "UPDATE page SET tree = ?1 WHERE key = \(pageKey(23))", [32 * 8, 32 * 8 + 200, 95 * 8]),
+            ("SELECT tree FROM page WHERE key = \(pageKey(39))", "UPDATE page SET tree = ?1 WHERE key = \(pageKey(39))", [0, 40 * 8]),
+        ]
+        for (select, update, bits) in targets {
+            for bit in bits {
+                try RawSQLite.flipBit(file, select: select, update: update, bit: bit)
+                let store = try openStore(dir)
+                let book = try #require(try store.book(named: "disk"))
+                let error = #expect(throws: BooksError.self) { try book.verify() }
+                #expect(error?.code == .corruptDatabase)
+                #expect(error?.file == file)
+                store.close()
+                try RawSQLite.flipBit(file, select: select, update: update, bit: bit)  // restore
+            }
+        }
+        let store = try openStore(dir)
+        try #require(try store.book(named: "disk")).verify()
+        store.close()
+    }
+
+    @Test func aFlippedBitInTheLatestRootOrSignatureIsCaughtAtOpen() throws {
+        let (dir, _) = try makeStore(pages: 40)
+        defer { dir.remove() }
+        let file = dir.databaseFile
+        let select = "SELECT root FROM page WHERE key = \(pageKey(39))"
+        let update = "UPDATE page SET root = ?1 WHERE key = \(pageKey(39))"
+        for bit in [0, 100, 255, 256, 600, 767] {  // root hash bits 0–255, signature 256–767
+            try RawSQLite.flipBit(file, select: select, update: update, bit: bit)
+            let error = #expect(throws: BooksError.self) { try openStore(dir) }
+            #expect(error?.code == .corruptDatabase)
+            #expect(error?.file == file)
+            try RawSQLite.flipBit(file, select: select, update: update, bit: bit)
+        }
+        let store = try openStore(dir)
+        try #require(try store.book(named: "disk")).verify()
+        store.close()
+    }
+
+    @Test func aSparseReadersStoredNodesAreCheckedToo() throws {
+        let (authorDir, _) = try makeStore(pages: 40)
+        let readerDir = TemporaryDirectory("sparse-reader")
+        defer { authorDir.remove(); readerDir.remove() }
+        let author = try openStore(authorDir)
+        let source = try #require(try author.book(named: "disk"))
+        let readerStore = try openStore(readerDir, secret: 3)
+        let reader = try readerStore.open(id: source.id)
+        try reader.apply(signedRoot: #require(source.signedRoot), proof: source.proof(for: 9..<11), pages: source.pages(in: 9..<11))
+        try reader.verify()
+        readerStore.close()
+        author.close()
+        // The reader keeps the proof's other nodes in the node table: damage one.
+        let file = readerDir.databaseFile
+        let select = "SELECT hash FROM node WHERE book = 1 ORDER BY idx LIMIT 1"
+        let update = "UPDATE node SET hash = ?1 WHERE book = 1 AND idx = (SELECT min(idx) FROM node WHERE book = 1)"
+        try RawSQLite.flipBit(file, select: select, update: update, bit: 3)
+        let error = #expect(throws: BooksError.self) {
+            let store = try openStore(readerDir, secret: 3)
+            defer { store.close() }
+            try store.open(id: source.id).verify()
+        }
+        #expect(error?.code == .corruptDatabase)
+    }
+}

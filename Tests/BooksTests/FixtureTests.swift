@@ -1,0 +1,86 @@
+import Books
+import Foundation
+import Sodium
+import Testing
+
+/// The disk-format fixture: a store written by schema version 1, committed under
+/// Fixtures/, opened by the current code. Regenerate (only when adding a new version's
+/// fixture, never to "fix" a failing test) with
+/// `BOOKSWARM_WRITE_FIXTURES=1 swift test --filter FixtureTests`.
+@Suite("Disk-format fixtures") struct FixtureTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let secret: UInt8 = 42
+
+    /// What the v1 fixture holds: an author's book, a sparse copy of another author's
+    /// book, and an empty book.
+    static let authorName = "ana-bob-fixture"
+    static let readName = "bob-ana-fixture"
+    static let emptyName = "ana-carl-fixture"
+    static let authorPages: [[UInt8]] = (0..<10).map { testPage($0, size: 20 + Int($0) * 150) }
+    static let readPages: [[UInt8]] = (0..<9).map { testPage($0 + 1000, size: 60) }
+    static let readHeld: [Range<UInt64>] = [2..<4, 7..<8]
+
+    /// Copies a committed fixture to a temporary directory (opening a store may write to it).
+    func copyFixture(_ name: String) throws -> TemporaryDirectory {
+        let dir = TemporaryDirectory("fixture")
+        try FileManager.default.removeItem(atPath: dir.path)
+        try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent(name).path, toPath: dir.path)
+        return dir
+    }
+
+    @Test func schemaVersion1StoreOpensWithTheCurrentCode() throws {
+        let dir = try copyFixture("store-v1")
+        defer { dir.remove() }
+        let store = try openStore(dir, secret: Self.secret)
+        let entries = try store.list()
+        #expect(entries.map(\.name) == [Self.authorName, Self.emptyName, Self.readName])
+        #expect(entries.map(\.isWritable) == [true, true, false])
+
+        let author = try #require(try store.book(named: Self.authorName))
+        #expect(author.id == (try BookName.keyPair(masterSecret: masterSecret(Self.secret), name: Self.authorName)).publicKey.bookID)
+        #expect(author.length == 10)
+        #expect(try author.pages(in: 0..<10) == Self.authorPages)
+        try author.verify()
+
+        let read = try #require(try store.book(named: Self.readName))
+        #expect(read.length == 9)
+        #expect(read.heldRanges().ranges == Self.readHeld)
+        for range in Self.readHeld { #expect(try read.pages(in: range) == Array(Self.readPages[Int(range.lowerBound)..<Int(range.upperBound)])) }
+        try read.verify()
+        #expect(try store.book(named: Self.emptyName)?.length == 0)
+
+        // The current code keeps writing to a v1 store.
+        try author.append(testPage(10))
+        try author.verify()
+        store.close()
+    }
+
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["BOOKSWARM_WRITE_FIXTURES"] == "1"))
+    func writeSchemaVersion1Fixture() throws {
+        let target = Self.fixtures.appendingPathComponent("store-v1").path
+        try? FileManager.default.removeItem(atPath: target)
+        let otherDir = TemporaryDirectory("fixture-other")
+        defer { otherDir.remove() }
+        let other = try openStore(otherDir, secret: Self.secret &+ 1)
+        let source = try other.createOrOpen(name: Self.readName)
+        try source.append(contentsOf: Array(Self.readPages[0..<5]))
+        try source.append(contentsOf: Array(Self.readPages[5...]))
+
+        let store = try BookStore.open(directory: target, masterSecret: masterSecret(Self.secret))
+        let author = try store.createOrOpen(name: Self.authorName)
+        try author.append(contentsOf: Array(Self.authorPages[0..<3]))
+        for page in Self.authorPages[3...] { try author.append(page) }
+        _ = try store.createOrOpen(name: Self.emptyName)
+        let read = try store.open(id: source.id, title: Self.readName)
+        let root = try #require(source.signedRoot)
+        for range in Self.readHeld {
+            try read.apply(signedRoot: root, proof: source.proof(for: range), pages: source.pages(in: range))
+        }
+        store.close()
+        other.close()
+    }
+}
+
+extension Ed25519.PublicKey {
+    var bookID: BookID { BookID(self) }
+}

@@ -1,0 +1,110 @@
+import Books
+import Foundation
+import Swarm
+import Testing
+@testable import Replication
+
+/// The replicator over real swarms: in-memory network and UDP on loopback.
+@Suite("Replicator", .serialized)
+struct ReplicatorTests {
+    @Test("100 000 pages of 1 KiB, author to reader over UDP loopback: identical, verified", .timeLimit(.minutes(2)))
+    func hundredThousandOverUDP() async throws {
+        let bed = ReplicationBed(.udp)
+        let author = try await bed.peer(1)
+        let reader = try await bed.peer(2)
+        let book = try Fixtures.authorBook(author.store, count: 100_000, batch: 10_000)
+        let start = ContinuousClock.now
+        try await reader.replicator.replicate(book.id, from: author.id)
+        let copy = try reader.store.open(id: book.id)
+        let done = await eventually(.seconds(90)) { copy.contiguousLength == 100_000 }
+        let elapsed = ContinuousClock.now - start
+        print("100k × 1 KiB over UDP loopback: \(elapsed), stats \(reader.replicator.stats(of: book.id))")
+        #expect(done)
+        #expect(try Fixtures.checkIdentical(copy, count: 100_000))
+        #expect(reader.replicator.stats(of: book.id).pagesStored == 100_000)
+        await reader.stop()
+        await author.stop()
+    }
+
+    @Test("appends reach a connected reader; progress reports held of known")
+    func follow() async throws {
+        let bed = ReplicationBed(.memory)
+        let author = try await bed.peer(1)
+        let reader = try await bed.peer(2)
+        let book = try Fixtures.authorBook(author.store, count: 10)
+        let updates = reader.replicator.progressUpdates(of: book.id)
+        try await reader.replicator.replicate(book.id)
+        let copy = try reader.store.open(id: book.id)
+        #expect(await eventually { copy.contiguousLength == 10 })
+        for i in UInt64(10)..<UInt64(30) {
+            try book.append(Fixtures.page(i))
+            #expect(await eventually(.seconds(5)) { copy.contiguousLength == i + 1 })
+        }
+        let progress = try reader.replicator.progress(of: book.id)
+        #expect(progress.heldPages == 30 && progress.knownLength == 30 && progress.peers[author.id] == 30)
+        var last: ReplicationProgress?
+        for await p in updates {
+            last = p
+            if p.heldPages == 30 { break }
+        }
+        #expect(last?.heldPages == 30)
+        await reader.stop()
+        await author.stop()
+    }
+
+    @Test("three peers: C gets A's book from B while A is offline, and verifies it")
+    func threePeers() async throws {
+        let bed = ReplicationBed(.memory)
+        let a = try await bed.peer(1)
+        let b = try await bed.peer(2)
+        let book = try Fixtures.authorBook(a.store, count: 2000)
+        try await b.replicator.replicate(book.id)
+        let atB = try b.store.open(id: book.id)
+        #expect(await eventually { atB.contiguousLength == 2000 })
+        await a.stop()
+        let c = try await bed.peer(3)
+        try await c.replicator.replicate(book.id)
+        let atC = try c.store.open(id: book.id)
+        #expect(await eventually { atC.contiguousLength == 2000 })
+        #expect(try Fixtures.checkIdentical(atC, count: 2000))
+        #expect(c.replicator.peers(of: book.id).allSatisfy { $0 == b.id })
+        await c.stop()
+        await b.stop()
+    }
+
+    @Test("the author crashes mid-way and restarts: the reader completes, no gap, no duplicate")
+    func authorCrashResume() async throws {
+        let bed = ReplicationBed(.memory, loss: 0.05)
+        var author = try await bed.peer(1)
+        let reader = try await bed.peer(2)
+        let book = try Fixtures.authorBook(author.store, count: 20_000, batch: 5000)
+        try await reader.replicator.replicate(book.id)
+        let copy = try reader.store.open(id: book.id)
+        #expect(await eventually(.seconds(30)) { copy.heldRanges().count >= 3000 })
+        await author.crash()
+        let heldAtCrash = copy.heldRanges().count
+        #expect(heldAtCrash < 20_000)
+        author = try await bed.peer(1)
+        #expect(await eventually(.seconds(60)) { copy.contiguousLength == 20_000 })
+        #expect(try Fixtures.checkIdentical(copy, count: 20_000))
+        #expect(reader.replicator.stats(of: book.id).pagesStored == 20_000)
+        await reader.stop()
+        await author.stop()
+    }
+
+    @Test("a peer without the topic is refused and reported; nothing is stored")
+    func unauthorizedReader() async throws {
+        let bed = ReplicationBed(.memory)
+        let author = try await bed.peer(1)
+        let book = try Fixtures.authorBook(author.store, count: 10)
+        // The intruder joins the topic (so a session forms) but proves a different secret.
+        let intruderBed = bed
+        let reader = try await intruderBed.peer(2, policyOverride: .sharedSecret([UInt8](repeating: 1, count: 32)))
+        try await reader.replicator.replicate(book.id)
+        #expect(await eventually { !author.replicator.refusalLog.isEmpty })
+        #expect(author.replicator.refusalLog.first?.reason == .notAuthorized)
+        #expect(try reader.store.open(id: book.id).heldRanges().isEmpty)
+        await reader.stop()
+        await author.stop()
+    }
+}
