@@ -27,11 +27,15 @@ final class BootstrapSwarmPeer: Sendable {
         try await self.init(seed: seed, nodes: [node], topic: topic, configuration: configuration)
     }
 
-    init(seed: UInt8, nodes: [Endpoint], topic: Topic, configuration: BootstrapClientMachine.Configuration = .init()) async throws {
+    /// - Parameter lan: a LAN discovery stand-in to run beside the bootstrap client.
+    init(seed: UInt8, nodes: [Endpoint], topic: Topic, configuration: BootstrapClientMachine.Configuration = .init(),
+         lan: InMemoryDiscoveryHub? = nil) async throws {
         let identity = try Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: seed, count: 32)))
         let udp = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
         client = BootstrapClient.start(identity: identity, udp: udp, nodes: nodes, configuration: configuration)
-        swarm = try Swarm(identity: identity, transport: client, discovery: [client], configuration: Self.swarmConfiguration)
+        var discovery: [any DiscoverySource] = [client]
+        if let lan { discovery.append(lan.makeSource(peer: PeerID(identity.publicKey), endpoint: udp.localEndpoint)) }
+        swarm = try Swarm(identity: identity, transport: client, discovery: discovery, configuration: Self.swarmConfiguration)
         let swarm = self.swarm
         let run = Task { do { try await swarm.run() } catch {} }
         let seen = self.seen
@@ -193,6 +197,34 @@ extension BootstrapLoopbackTests {
         await a.stop()
         await b.stop()
         await live.stop()
+        serving.cancel()
+    }
+}
+
+extension BootstrapLoopbackTests {
+    /// LAN discovery and a bootstrap node side by side: one session per peer, never on the
+    /// relay — a LAN sighting dials the real endpoint, a bootstrap sighting ends on the
+    /// peer's local endpoint.
+    @Test func lanDiscoveryAndABootstrapNodeSideBySide() async throws {
+        let server = try await BootstrapServer.start(bind: .v4(127, 0, 0, 1, port: 0))
+        let serving = Task { await server.run() }
+        let hub = InMemoryDiscoveryHub()
+        let topic = Self.topic()
+        let a = try await BootstrapSwarmPeer(seed: 9, nodes: [server.localEndpoint], topic: topic, lan: hub)
+        let b = try await BootstrapSwarmPeer(seed: 10, nodes: [server.localEndpoint], topic: topic, lan: hub)
+        guard let ca = await a.waitForConnection(.seconds(5)), let cb = await b.waitForConnection(.seconds(5)) else {
+            Issue.record("no connection")
+            return
+        }
+        #expect(ca.sessionID == cb.sessionID)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(["direct", "lan"].contains(a.client.path(for: ca.endpoint).name), "\(a.client.path(for: ca.endpoint))")
+        #expect(try await exchange("side by side", from: ca, to: cb) == "side by side")
+        #expect(a.connections.count == 1 && b.connections.count == 1)
+        #expect(server.counters.relayedDatagrams == 0)
+        await a.stop()
+        await b.stop()
+        await server.stop()
         serving.cancel()
     }
 }
