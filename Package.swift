@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
+        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
     ],
