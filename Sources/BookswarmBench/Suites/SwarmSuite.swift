@@ -124,7 +124,6 @@ enum SwarmBench {
     }
 
     static func throughput() async throws {
-        let duration = 2.0
         let ta = try await UDPTransport.bind(loopback)
         let tb = try await UDPTransport.bind(loopback)
         let a = try Swarm(identity: .generate(), transport: ta)
@@ -149,34 +148,51 @@ enum SwarmBench {
         }
         let message = [UInt8](repeating: 0xB5, count: ChannelLimits.maxMessage)
         let batch = [[UInt8]](repeating: message, count: 64)
-        // Closed loop: at most `window` messages in flight, so the sender does not spend the
-        // shared cores on datagrams the receiver would drop (open loop, most are lost in the
-        // receiver's socket buffer); a full window sleeps rather than spins.
-        let window = 4096
-        var sent = 0
-        let start = now()
-        while now() - start < duration {
-            if sent - received.load(ordering: .relaxed) > window {
-                try await Task.sleep(for: .microseconds(200))
-                continue
-            }
-            try await out.send(batch)
-            sent += batch.count
-        }
-        try await Task.sleep(for: .milliseconds(50))
-        let elapsed = now() - start
-        let got = received.load(ordering: .relaxed)
-        counter.cancel()
         let datagramSize = PacketFormat.minTransportLength + 3 + ChannelLimits.maxMessage
-        let rate = Double(got) / elapsed
+        // Session and raw floor in alternating rounds, best of each: the machine is shared,
+        // and load from other processes then falls on both alike. The floor sends datagrams
+        // of the session's size, counted where they arrive, as the session's are.
+        let rounds = 3
+        let roundSeconds = 1.0
+        var rate = 0.0
+        var raw: RawUDPFloor.Result?
+        var totals = (sent: 0, got: 0)
+        for _ in 0..<rounds {
+            // Closed loop: at most `window` messages in flight, so the sender does not spend
+            // the shared cores on datagrams the receiver would drop (open loop, most are
+            // lost in the receiver's socket buffer); a full window sleeps rather than spins.
+            let window = 4096
+            let base = received.load(ordering: .relaxed)
+            var sent = 0
+            let start = now()
+            while now() - start < roundSeconds {
+                if sent - (received.load(ordering: .relaxed) - base) > window {
+                    try await Task.sleep(for: .microseconds(200))
+                    continue
+                }
+                try await out.send(batch)
+                sent += batch.count
+            }
+            // As the floor does: let what is in flight arrive before the count is read.
+            try await Task.sleep(for: .milliseconds(50))
+            let got = received.load(ordering: .relaxed) - base
+            rate = max(rate, Double(got) / (now() - start))
+            totals.sent += sent
+            totals.got += got
+            // The window's stragglers must not count in the next round.
+            try await Task.sleep(for: .milliseconds(20))
+            let floor = try await RawUDPFloor.measure(datagramSize: datagramSize, duration: .seconds(roundSeconds))
+            if raw.map({ floor.datagramsPerSecond > $0.datagramsPerSecond }) ?? true { raw = floor }
+        }
+        counter.cancel()
+        guard let raw else { return }
 
         let drops = await b.dropCounters
         Report.note("losses: sender transport \(ta.counters), receiver transport \(tb.counters), receiver session drops [\(drops)]")
-        let raw = try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(2))
         Report.result("swarm.session_datagrams_per_s", rate, "datagrams/s", floor: raw.datagramsPerSecond)
         Report.result("swarm.session_payload_MB_per_s", rate * Double(ChannelLimits.maxMessage) / 1e6, "MB/s",
-                      floor: raw.bytesPerSecond / 1e6)
-        Report.note("session: \(got)/\(sent) messages of \(ChannelLimits.maxMessage) B in \(datagramSize)-byte datagrams; raw NIO UDP floor (1200-byte datagrams): \(raw)")
+                      floor: raw.datagramsPerSecond * Double(ChannelLimits.maxMessage) / 1e6)
+        Report.note("session: \(totals.got)/\(totals.sent) messages of \(ChannelLimits.maxMessage) B in \(datagramSize)-byte datagrams over \(rounds) rounds of \(roundSeconds) s, best round kept; raw NIO UDP floor (\(datagramSize)-byte datagrams, best of \(rounds) interleaved rounds): \(raw); MB/s counts the \(ChannelLimits.maxMessage)-byte payload per datagram on both sides")
         await a.shutdown()
         await b.shutdown()
     }
