@@ -1,0 +1,17 @@
+import Messenger
+import SwarmNIO
+
+/// The daemon's control server, answering with the messenger.
+struct LocalControlServerBox: Sendable {
+    let server: LocalControlServer
+    var path: String { server.path }
+
+    static func start(path: String, messenger: Messenger) async throws -> LocalControlServerBox {
+        let server = try await LocalControlServer.start(path: path) { line, reply in
+            await Control.serve(line, reply: reply, messenger: messenger)
+        }
+        return LocalControlServerBox(server: server)
+    }
+
+    func close() async { await server.close() }
+}
