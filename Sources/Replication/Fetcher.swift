@@ -254,7 +254,8 @@ struct Fetcher: Sendable {
 
     mutating func receive(_ fragment: ReplicationMessage.DataFragment, book: any ReplicatedBook, now: Timestamp,
                           into out: inout [[UInt8]]) -> Outcome {
-        guard var flight = inFlight[fragment.requestID] else {
+        // Moved out, not copied: the answer's buffer must have one owner to grow in place.
+        guard var flight = inFlight.removeValue(forKey: fragment.requestID) else {
             stats.lateFragments += 1
             return .nothing
         }

@@ -132,7 +132,9 @@ public struct ReplicationMachine: Sendable {
     /// Messages to send, in order: control messages first, then answers to queued
     /// requests up to about `serveLimit` fragments (call again while `hasPendingOutput`).
     public mutating func takeMessages(serveLimit: Int = 256) -> [[UInt8]] {
-        if case var .active(active) = state, active.server.hasWork {
+        var hasWork = false
+        if case let .active(active) = state { hasWork = active.server.hasWork }
+        if hasWork, var active = takeActive() {
             active.server.produce(book: book, limit: serveLimit, into: &outbox)
             state = .active(active)
         }
@@ -150,7 +152,7 @@ public struct ReplicationMachine: Sendable {
     /// Call once when the channel is open: sends `open` (when this side has a secret for
     /// the book) and takes in the book's state.
     public mutating func start(now: Timestamp) {
-        guard case var .active(active) = state else { return }
+        guard var active = takeActive() else { return }
         if let secret = policy.secret(book.id) {
             active.ownCapability = ReadCapability.make(secret: secret, book: book.id,
                                                        handshakeHash: binding.handshakeHash, sender: binding.localRole)
@@ -162,7 +164,7 @@ public struct ReplicationMachine: Sendable {
 
     /// The book changed here (an append, or pages stored from any peer).
     public mutating func localBookChanged(now: Timestamp) {
-        guard case var .active(active) = state else { return }
+        guard var active = takeActive() else { return }
         active.status.update(StatusExchange.Content(book: book), now: now, configuration: configuration)
         if active.remoteAuthorized, active.status.isDue(now) { sendStatus(&active, now: now) }
         active.fetcher.fill(book: book, now: now, into: &outbox)
@@ -171,7 +173,7 @@ public struct ReplicationMachine: Sendable {
 
     /// What this side wants of the book from this peer.
     public mutating func setInterest(_ interest: Interest, now: Timestamp) {
-        guard case var .active(active) = state, !book.isWritable else { return }
+        guard !book.isWritable, var active = takeActive() else { return }
         active.fetcher.interest = interest
         active.fetcher.fill(book: book, now: now, into: &outbox)
         state = .active(active)
@@ -179,7 +181,7 @@ public struct ReplicationMachine: Sendable {
 
     /// Timers: repeats `open` and `status` until acknowledged, re-requests what timed out.
     public mutating func tick(now: Timestamp) {
-        guard case var .active(active) = state else { return }
+        guard var active = takeActive() else { return }
         if let next = active.nextOpen, next <= now { sendOpen(&active, now: now) }
         if active.remoteAuthorized, active.status.isDue(now) { sendStatus(&active, now: now) }
         active.fetcher.timeouts(book: book, now: now, into: &outbox)
@@ -189,10 +191,11 @@ public struct ReplicationMachine: Sendable {
 
     /// One message from the channel.
     public mutating func receive(_ bytes: [UInt8], now: Timestamp) {
-        guard case var .active(active) = state else { return }
+        guard var active = takeActive() else { return }
         switch ReplicationMessage.decode(bytes) {
         case .failure(.unknown):
             // A newer peer's message: ignored, as PROTOCOL.md §9.1 requires.
+            state = .active(active)
             return
         case .failure(.malformed):
             return refuse(.malformed, "a message of \(bytes.count) bytes does not parse", fork: nil, active)
@@ -267,12 +270,22 @@ public struct ReplicationMachine: Sendable {
 
     /// Ends the channel from this side (detach, shutdown): cancels what is in flight.
     public mutating func close() {
-        guard case var .active(active) = state else { return }
+        guard var active = takeActive() else { return }
         active.fetcher.cancelAll(into: &outbox)
         state = .closed(Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length))
     }
 
     // MARK: - Helpers
+
+    /// Moves the active state out, leaving a placeholder: the answers being reassembled and
+    /// the queues then have a single owner and are mutated in place, not copied (an enum
+    /// payload taken out by `case var` is a second reference to every buffer in it). Every
+    /// caller puts a state back.
+    private mutating func takeActive() -> Active? {
+        guard case let .active(active) = state else { return nil }
+        state = .closed(Closed(stats: ReplicationStats(), remoteLength: nil))
+        return active
+    }
 
     private mutating func sendOpen(_ active: inout Active, now: Timestamp) {
         guard let capability = active.ownCapability, !active.heardStatus else {

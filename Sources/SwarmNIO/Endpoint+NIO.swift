@@ -38,10 +38,12 @@ extension Endpoint {
     init?(_ socketAddress: SocketAddress) {
         switch socketAddress {
         case let .v4(v4):
-            var sin = v4.address
-            let port = UInt16(bigEndian: sin.sin_port)
-            let bytes = withUnsafeBytes(of: &sin.sin_addr) { Array($0.prefix(4)) }
-            self.init(address: .v4(bytes[0], bytes[1], bytes[2], bytes[3]), port: port)
+            let sin = v4.address
+            // s_addr holds the bytes in network order; read as big-endian it is a.b.c.d
+            // from the top byte down, with no allocation on this per-datagram path.
+            let a = UInt32(bigEndian: sin.sin_addr.s_addr)
+            self.init(address: .v4(UInt8(a >> 24), UInt8((a >> 16) & 0xff), UInt8((a >> 8) & 0xff), UInt8(a & 0xff)),
+                      port: UInt16(bigEndian: sin.sin_port))
         case let .v6(v6):
             var sin6 = v6.address
             let port = UInt16(bigEndian: sin6.sin6_port)

@@ -100,6 +100,7 @@ public final class UDPTransport: DatagramTransport {
         channel.eventLoop.execute {
             var written = 0
             var unflushed = 0
+            var lastRemote: (endpoint: Endpoint, address: SocketAddress)?
             for datagram in datagrams {
                 guard channel.isActive else {
                     stats.sendDropped.add(1, ordering: .relaxed)
@@ -115,8 +116,12 @@ public final class UDPTransport: DatagramTransport {
                     stats.sendDropped.add(1, ordering: .relaxed)
                     continue
                 }
+                // Batches usually go to one peer: build its socket address once.
+                if datagram.remote != lastRemote?.endpoint {
+                    lastRemote = (datagram.remote, datagram.remote.socketAddress)
+                }
                 let buffer = channel.allocator.buffer(bytes: datagram.payload)
-                let envelope = AddressedEnvelope(remoteAddress: datagram.remote.socketAddress, data: buffer)
+                let envelope = AddressedEnvelope(remoteAddress: lastRemote!.address, data: buffer)
                 channel.write(envelope, promise: nil)
                 written += 1
                 unflushed += 1

@@ -6,17 +6,20 @@ import Testing
 @Suite("Replication processes", .serialized)
 struct ReplicationProcessTests {
     static let topic = String(repeating: "42", count: 32)
+    /// Ports from the process id, so parallel runs on one host do not collide on loopback.
+    static let authorPort = 40_000 + Int(getpid() % 10_000) * 2
+    static let readerPort = authorPort + 1
 
     static func author(_ dir: String, bind: String, pages: Int, host: (String, Int)?) throws -> PeerProcess {
-        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "1", "--bind", bind, "--port", "47100",
+        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "1", "--bind", bind, "--port", "\(authorPort)",
                     "--topic", topic, "--author", "ana-bob-task", "--pages", "\(pages)", "--seconds", "120"]
         return try PeerProcess(host.map { TestBed.inHost($0.0, $0.1, argv) } ?? argv)
     }
 
     static func reader(_ dir: String, bind: String, author: (peer: String, address: String), book: String, pages: Int,
                        host: (String, Int)?) throws -> PeerProcess {
-        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "2", "--bind", bind, "--port", "47101",
-                    "--topic", topic, "--connect", "\(author.peer)@\(author.address):47100", "--read", book,
+        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "2", "--bind", bind, "--port", "\(readerPort)",
+                    "--topic", topic, "--connect", "\(author.peer)@\(author.address):\(authorPort)", "--read", book,
                     "--expect", "\(pages)", "--exit-when-complete", "--seconds", "120"]
         return try PeerProcess(host.map { TestBed.inHost($0.0, $0.1, argv) } ?? argv)
     }

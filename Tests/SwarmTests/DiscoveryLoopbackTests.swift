@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Sodium
 import Testing
 @testable import Swarm
@@ -125,6 +127,21 @@ struct DiscoveryLoopbackTests {
         await a.close()
         await waiter
         for await _ in a.sightings {}
+    }
+
+    @Test func loopbackMulticastUsesTTLZeroAndTheLoopbackAddress() async throws {
+        // The options LANDiscovery sets, read back from a socket: TTL 0 keeps datagrams on
+        // the host, and the outgoing interface is 127.0.0.1, never the default route.
+        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "239.255.66.83", port: 31_809).get()
+        let options = try #require(channel as? SocketOptionProvider)
+        try await MulticastOptions.apply(to: options, group: [239, 255, 66, 83], interface: InterfaceSpec.loopback.resolve())
+        #expect(try await options.getIPMulticastTTL().get() == 0)
+        var outgoing = try await options.getIPMulticastIF().get()
+        #expect(withUnsafeBytes(of: &outgoing) { Array($0) } == [127, 0, 0, 1])
+        #expect(try await options.getIPMulticastLoop().get() == 1)
+        try await channel.close()
     }
 
     @Test func interfaceMustBeGivenAndResolvable() async throws {

@@ -144,6 +144,19 @@ struct DiscoveryMachineTests {
         #expect(lan.nodes[0].machine.counters.queriesSent == 3)
     }
 
+    @Test func laterQueriesFollowTheFlushAsASafetyNetForLoss() {
+        var lan = SimulatedLAN()
+        lan.add()
+        lan.join(0, topic, announce: false, lookup: true)
+        lan.run(for: .seconds(1))
+        #expect(lan.nodes[0].flushed == [topic])
+        #expect(lan.nodes[0].machine.counters.queriesSent == 3)
+        lan.run(for: .seconds(3))
+        #expect(lan.nodes[0].machine.counters.queriesSent == 5)
+        #expect(lan.nodes[0].flushed == [topic], "flushed once per round")
+        #expect(lan.nodes[0].machine.nextDeadline == nil, "lookup-only: idle after the round")
+    }
+
     @Test func leaveDuringTheBurstReportsFlushedAndStopsTraffic() {
         var lan = SimulatedLAN()
         lan.add()

@@ -18,7 +18,13 @@ var netSuite: Suite { Suite(name: "net", summary: "raw NIO UDP floor, UDPTranspo
     // 3. The discovery machine's cost per datagram (what a flood costs us in CPU).
     Report.result("net.discovery_machine_receive", discoveryMachineRate(), "datagrams/s")
 
-    // 4. Join-to-sighting over loopback: b joins after a; time until b sees a (query → answer).
+    // 4. A spoofed query flood: 10,000 queries from 1,000 source addresses within one second.
+    let flood = queryFlood()
+    Report.result("net.discovery_flood_answers", Double(flood.answers), "answers/10k queries")
+    Report.result("net.discovery_flood_bytes_out_per_byte_in", flood.bytesOut / flood.bytesIn, "ratio")
+    Report.result("net.discovery_answer_to_query_max", flood.maxAnswerToQuery, "ratio")
+
+    // 5. Join-to-sighting over loopback: b joins after a; time until b sees a (query → answer).
     var latencies: [Double] = []
     for run in 0..<20 {
         latencies.append(try await joinToSighting(port: UInt16(31_950 + run % 10)))
@@ -32,25 +38,31 @@ private func measureTransport(seconds: Double) async throws -> Double {
     let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
     let batch = [Datagram](repeating: Datagram(remote: b.localEndpoint, payload: [UInt8](repeating: 0xB5, count: 1200)), count: 64)
     let deadline = now() + seconds
-    let sender = Task {
-        // Keep a bounded number of datagrams in flight: send never blocks, so pace on what
-        // the receiver has seen rather than let the queue drop.
+    // A window of 2048 datagrams in flight, refilled by what arrives (send never blocks, so
+    // the bench paces itself like a protocol with a window would). Lost datagrams shrink the
+    // window; a slow timer tops it up when nothing arrived for 5 ms.
+    for _ in 0..<32 { a.send(batch) }
+    let topUp = Task {
+        var seen = 0
         while now() < deadline {
-            if a.counters.datagramsSent - b.counters.datagramsReceived < 2048 {
-                a.send(batch)
-            } else {
-                await Task.yield()
-            }
+            try? await Task.sleep(for: .milliseconds(5))
+            let received = b.counters.datagramsReceived
+            if received == seen { for _ in 0..<8 { a.send(batch) } }
+            seen = received
         }
+        // Ends the receiving loop even if the last datagrams were lost.
+        try? await Task.sleep(for: .milliseconds(500))
+        await b.close()
     }
     let start = now()
     var received = 0
     for await got in b.incoming {
         received += got.count
         if now() >= deadline { break }
+        a.send(Array(batch.prefix(got.count)))
     }
     let elapsed = now() - start
-    await sender.value
+    topUp.cancel()
     await a.close()
     await b.close()
     return Double(received) / elapsed
@@ -74,6 +86,35 @@ private func discoveryMachineRate() -> Double {
             _ = machine.receive(announcement, from: .v4(10, 0, 0, 1, port: 24771), on: .multicast, at: time)
         }
     }
+}
+
+private func queryFlood() -> (answers: Int, bytesIn: Double, bytesOut: Double, maxAnswerToQuery: Double) {
+    var rng = SystemRandomNumberGenerator()
+    let unix = UInt64(Date().timeIntervalSince1970)
+    let epoch = BeaconEpoch(unixSeconds: unix)
+    let topics = (0..<64).map { _ in Topic(bytes: SecureRandom.bytes(32))! }
+    var machine = LANDiscoveryMachine(peer: PeerID(Ed25519.KeyPair.generate().publicKey), sessionPort: 1, replyPort: 2)
+    let start = NIODeadline.now()
+    for t in topics { _ = machine.join(t, announce: true, lookup: false, at: .init(monotonic: start, unixSeconds: unix), rng: &rng) }
+    let attacker = PeerID(Ed25519.KeyPair.generate().publicKey)
+    var answers = 0
+    var bytesIn = 0.0
+    var bytesOut = 0.0
+    var maxRatio = 0.0
+    for i in 0..<10_000 {
+        // Queries of 1…64 beacons, all matching: the worst case for the answerer.
+        let beacons = Array(topics.prefix(1 + i % 64)).map { Beacon(topic: $0, epoch: epoch) }
+        let query = DiscoveryMessage(kind: .query, sender: attacker, port: 9, beacons: beacons).encoded()
+        let time = LANDiscoveryMachine.Time(monotonic: start + .microseconds(Int64(i) * 100), unixSeconds: unix)
+        let source = Endpoint.v4(10, 1, UInt8((i % 1000) >> 8), UInt8(i % 1000 & 0xff), port: 24771)
+        bytesIn += Double(query.count)
+        for case let .unicast(answer, _) in machine.receive(query, from: source, on: .multicast, at: time) {
+            answers += 1
+            bytesOut += Double(answer.count)
+            maxRatio = max(maxRatio, Double(answer.count) / Double(query.count))
+        }
+    }
+    return (answers, bytesIn, bytesOut, maxRatio)
 }
 
 private func joinToSighting(port: UInt16) async throws -> Double {

@@ -5,7 +5,7 @@ import NIOCore
 /// The flow:
 /// 1. `join` with `lookup` multicasts a **query** carrying the beacons of the topic, our peer
 ///    id and our *reply port*; it is repeated a few times early on (`queryOffsets`) because
-///    UDP loses datagrams, and `flushed` is emitted shortly after the last repetition.
+///    UDP loses datagrams, and `flushed` is emitted shortly after the third one.
 ///    `join` with `announce` multicasts an **announcement** at once.
 /// 2. A node that announces one of the queried beacons **answers** by unicast to the
 ///    querier's source address and reply port, echoing the matching beacons: never more than
@@ -59,9 +59,13 @@ public struct LANDiscoveryMachine: Sendable {
         /// Each period is drawn from interval × [1 − j, 1 + j], so hosts that started together
         /// drift apart instead of announcing in lockstep.
         public var announceJitter: Double = 0.2
-        /// When the query of a join is sent, relative to the join: three tries cover a 20 %
-        /// loss rate (all three lost: 0.8 %) within the first second.
-        public var queryOffsets: [TimeAmount] = [.zero, .milliseconds(150), .milliseconds(600)]
+        /// When the query of a join is sent, relative to the join. With 20 % loss each way a
+        /// query-and-answer pair fails 36 % of the time: three tries in the first second
+        /// leave 4.7 %, five tries within 3 s leave 0.6 %, before the next announcement.
+        public var queryOffsets: [TimeAmount] = [.zero, .milliseconds(150), .milliseconds(600), .milliseconds(1500), .seconds(3)]
+        /// `flushed` follows this many queries (the later ones are a safety net for loss and
+        /// do not hold up the application's first round).
+        public var flushAfterQueries: Int = 3
         /// Random extra delay of each repetition (not of the first query), up to this.
         public var queryJitter: TimeAmount = .milliseconds(50)
         /// How long after the last query of a join `flushed` is reported: answers on a LAN
@@ -127,7 +131,11 @@ public struct LANDiscoveryMachine: Sendable {
         var lookup: Bool
         /// Remaining query times of the join's burst, earliest first.
         var pendingQueries: [NIODeadline]
+        /// Queries sent in the current lookup round.
+        var queriesSent: Int
         var flushAt: NIODeadline?
+        /// A lookup round whose `flushed` has not been reported yet.
+        var roundOpen: Bool
     }
 
     public init(peer: PeerID, sessionPort: UInt16, replyPort: UInt16, configuration: Configuration = Configuration()) {
@@ -163,7 +171,7 @@ public struct LANDiscoveryMachine: Sendable {
     ) -> [Action] {
         let now = time.monotonic
         let previous = topics[topic]
-        var state = previous ?? TopicState(announce: false, lookup: false, pendingQueries: [], flushAt: nil)
+        var state = previous ?? TopicState(announce: false, lookup: false, pendingQueries: [], queriesSent: 0, flushAt: nil, roundOpen: false)
         let startsLookup = lookup && !(previous?.lookup ?? false)
         let startsAnnouncing = announce && !(previous?.announce ?? false)
         state.announce = announce
@@ -173,12 +181,15 @@ public struct LANDiscoveryMachine: Sendable {
             state.pendingQueries = configuration.queryOffsets.enumerated().map { i, offset in
                 now + offset + (i == 0 ? .zero : jitter(upTo: configuration.queryJitter, rng: &rng))
             }.sorted()
+            state.queriesSent = 0
             state.flushAt = nil
+            state.roundOpen = true
         } else if !lookup {
             // A lookup switched off mid-round ends the round: report it so no waiter hangs.
-            if state.flushAt != nil || !state.pendingQueries.isEmpty { actions.append(.flushed(topic)) }
+            if state.roundOpen { actions.append(.flushed(topic)) }
             state.pendingQueries = []
             state.flushAt = nil
+            state.roundOpen = false
         }
         topics[topic] = state
         indexedEpoch = nil
@@ -199,7 +210,7 @@ public struct LANDiscoveryMachine: Sendable {
         guard let state = topics.removeValue(forKey: topic) else { return [] }
         indexedEpoch = nil
         if !topics.values.contains(where: \.announce) { nextAnnouncement = nil }
-        return state.flushAt != nil || !state.pendingQueries.isEmpty ? [.flushed(topic)] : []
+        return state.roundOpen ? [.flushed(topic)] : []
     }
 
     /// Runs what is due at `time`: query repetitions, flushes, periodic announcements.
@@ -213,10 +224,15 @@ public struct LANDiscoveryMachine: Sendable {
             if let due = state.pendingQueries.first, due <= now {
                 state.pendingQueries.removeAll { $0 <= now }
                 queryBeacons.append(Beacon(topic: topic, epoch: epoch))
-                if state.pendingQueries.isEmpty { state.flushAt = now + configuration.flushDelay }
+                state.queriesSent += 1
+                if state.roundOpen, state.flushAt == nil,
+                   state.queriesSent >= configuration.flushAfterQueries || state.pendingQueries.isEmpty {
+                    state.flushAt = now + configuration.flushDelay
+                }
             }
-            if let flushAt = state.flushAt, flushAt <= now, state.pendingQueries.isEmpty {
+            if let flushAt = state.flushAt, flushAt <= now {
                 state.flushAt = nil
+                state.roundOpen = false
                 actions.append(.flushed(topic))
             }
             topics[topic] = state
