@@ -97,6 +97,12 @@ public final class UDPTransport: DatagramTransport {
         guard !datagrams.isEmpty else { return }
         let channel = self.channel
         let stats = self.stats
+        // After close() the drop is counted here and now, not after a hop to a loop that
+        // may be busy: a caller reading the counters right after sees it.
+        guard !stats.closed.load(ordering: .acquiring) else {
+            stats.sendDropped.add(datagrams.count, ordering: .relaxed)
+            return
+        }
         channel.eventLoop.execute {
             var written = 0
             var unflushed = 0
@@ -132,6 +138,7 @@ public final class UDPTransport: DatagramTransport {
     }
 
     public func close() async {
+        stats.closed.store(true, ordering: .releasing)
         try? await channel.close()
     }
 
@@ -152,6 +159,7 @@ extension UDPTransport {
         let sendDropped = Atomic<Int>(0)
         let sendErrors = Atomic<Int>(0)
         let receiveDropped = Atomic<Int>(0)
+        let closed = Atomic<Bool>(false)
     }
 
     /// Collects one read burst into a batch and yields it when NIO says the burst is over.

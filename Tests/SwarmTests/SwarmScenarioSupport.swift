@@ -95,7 +95,9 @@ final class Node: Sendable {
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+/// Generous by default: it returns as soon as the condition holds, and a suite running in
+/// parallel on two loaded cores can starve a scenario for seconds.
+func eventually(_ timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let end = clock.now + timeout
     while clock.now < end {
