@@ -58,6 +58,11 @@ struct CLIProcessTests {
             #expect(books.count == 5, "\(m.name): \(books.map { $0["name"] ?? "" })")
             #expect(try await m.run(["inspect", "verify"]).ok)
         }
+        // Bookkeeping: Carol compiles the conversation; every copy verifies against its author.
+        let compiled = try #require(try await carol.run(["task", "compile", task.id, "minutes", "--json"]).json as? [String: Any])
+        #expect(compiled["copied"] as? Int == everything.count, "\(compiled)")
+        let checks = try #require(try await carol.run(["task", "check", "minutes", "--json"]).json as? [[String: Any]])
+        #expect(checks.count == everything.count && checks.allSatisfy { $0["authentic"] as? Bool == true })
         for m in [bob, ana, carol] { await m.stop() }
     }
 
