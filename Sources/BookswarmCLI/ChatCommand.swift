@@ -52,7 +52,7 @@ struct DaemonCommand: AsyncParsableCommand {
             let server: LocalControlServerBox
             do {
                 try await peer.goOnline(vault.network)
-                server = try await LocalControlServerBox.start(path: peer.vault.directory.controlSocket, messenger: messenger)
+                server = try await LocalControlServerBox.start(path: peer.vault.directory.controlSocket, peer: peer)
             } catch {
                 await peer.close()
                 throw error

@@ -48,7 +48,7 @@ struct FollowItem: Codable, Sendable {
 
 enum Control {
     /// Runs one request against a messenger (in the daemon, or in this process).
-    static func execute(_ request: ControlRequest, on messenger: Messenger) async throws -> Data {
+    static func execute(_ request: ControlRequest, on messenger: Messenger, drops: [String: UInt64] = [:]) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch request.command {
@@ -69,7 +69,7 @@ enum Control {
             if request.markRead ?? true { try await messenger.markRead(task) }
             return try encoder.encode(entries)
         case .inspect:
-            return try encoder.encode(try await messenger.inspect(verify: request.verify ?? false))
+            return try encoder.encode(try await messenger.inspect(verify: request.verify ?? false, drops: drops))
         case .compile:
             let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.compile(task, into: request.name ?? ""))
@@ -121,7 +121,8 @@ enum Control {
 
     // MARK: - Daemon side
 
-    static func serve(_ line: [UInt8], reply: LocalControlServer.Reply, messenger: Messenger) async {
+    static func serve(_ line: [UInt8], reply: LocalControlServer.Reply, messenger: Messenger,
+                      drops: @Sendable () async -> [String: UInt64]) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply.send(envelope(error: "malformed control request"))
             return
@@ -140,7 +141,7 @@ enum Control {
             return
         }
         do {
-            let result = try await execute(request, on: messenger)
+            let result = try await execute(request, on: messenger, drops: await drops())
             try? await reply.send(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
             try? await reply.send(envelope(error: oneLine(error)))

@@ -6,9 +6,10 @@ struct LocalControlServerBox: Sendable {
     let server: LocalControlServer
     var path: String { server.path }
 
-    static func start(path: String, messenger: Messenger) async throws -> LocalControlServerBox {
+    static func start(path: String, peer: LocalPeer) async throws -> LocalControlServerBox {
+        let messenger = peer.messenger
         let server = try await LocalControlServer.start(path: path) { line, reply in
-            await Control.serve(line, reply: reply, messenger: messenger)
+            await Control.serve(line, reply: reply, messenger: messenger, drops: { await peer.network?.dropCounters() ?? [:] })
         }
         return LocalControlServerBox(server: server)
     }

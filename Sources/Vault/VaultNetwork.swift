@@ -36,11 +36,31 @@ public final class VaultNetwork: Sendable {
     public let clock: SystemSwarmClock
     public let interfaces: [String]
     public var localEndpoint: Endpoint { swarm.transport.localEndpoint }
+    private let transport: UDPTransport
+    private let discovery: LANDiscovery
 
-    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [String]) {
+    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [String], transport: UDPTransport, discovery: LANDiscovery) {
         self.swarm = swarm
         self.clock = clock
         self.interfaces = interfaces
+        self.transport = transport
+        self.discovery = discovery
+    }
+
+    /// Datagrams dropped or refused below the sessions, for devtools: the socket's and LAN
+    /// discovery's counters that are not zero.
+    public func dropCounters() async -> [String: UInt64] {
+        let t = transport.counters
+        let d = await discovery.counters
+        let m = d.machine
+        let all: [String: Int] = [
+            "udp.sendDropped": t.sendDropped, "udp.sendErrors": t.sendErrors, "udp.receiveDropped": t.receiveDropped,
+            "discovery.badMagic": m.badMagic, "discovery.unsupportedVersion": m.unsupportedVersion,
+            "discovery.malformed": m.malformed, "discovery.wrongSocket": m.wrongSocket,
+            "discovery.rateLimited": m.rateLimited, "discovery.unsolicitedAnswers": m.unsolicitedAnswers,
+            "discovery.sendErrors": d.sendErrors, "discovery.sightingsDropped": d.sightingsDropped,
+        ]
+        return all.filter { $0.value > 0 }.mapValues { UInt64($0) }
     }
 
     public static func start(identity: Identity, options: Options) async throws(VaultError) -> VaultNetwork {
@@ -72,7 +92,7 @@ public final class VaultNetwork: Sendable {
             let clock = SystemSwarmClock()
             let swarm = try Swarm(identity: identity.keyPair, transport: transport, discovery: [discovery],
                                   configuration: options.swarm, clock: clock)
-            return VaultNetwork(swarm: swarm, clock: clock, interfaces: names)
+            return VaultNetwork(swarm: swarm, clock: clock, interfaces: names, transport: transport, discovery: discovery)
         } catch let error as VaultError {
             throw error
         } catch {
