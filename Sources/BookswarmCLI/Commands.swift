@@ -185,6 +185,15 @@ struct LogCommand: AsyncParsableCommand {
             }
             let session = try await FollowSession.open(task: task, options: vault)
             defer { session.close() }
+            // Ctrl-C or SIGTERM: take the network down cleanly (peers are told) and leave.
+            let stopper = Task {
+                await waitForTermination()
+                guard !Task.isCancelled else { return }
+                session.close()
+                await session.finish()
+                Foundation.exit(0)
+            }
+            defer { stopper.cancel() }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             for await item in session.items {

@@ -26,6 +26,8 @@ func oneLine(_ error: any Error) -> String {
 }
 
 func reportingErrors(_ body: () async throws -> Void) async throws {
+    // A daemon that goes away mid-request must give an error line, not a silent SIGPIPE death.
+    signal(SIGPIPE, SIG_IGN)
     do {
         try await body()
     } catch let exit as ExitCode {
