@@ -1,5 +1,6 @@
 import Foundation
 import Messenger
+import Synchronization
 import Sodium
 import Swarm
 import SwarmNIO
@@ -159,11 +160,33 @@ enum Control {
     /// Blocking POSIX I/O, so it runs on a thread of its own, off the cooperative pool.
     static func callDaemon(_ request: ControlRequest, directory: VaultDirectory) async throws -> Data? {
         let body = try JSONEncoder().encode(request)
-        return try await offPool {
-            guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
-            try client.send(Array(body))
-            guard let line = try client.readLine() else { throw CLIError("the daemon closed the connection without an answer") }
-            return try unwrap(line)
+        let limit: Duration = request.command == .inspect && request.verify == true ? .seconds(600) : .seconds(30)
+        return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit)") {
+            try await offPool {
+                guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
+                try client.send(Array(body))
+                guard let line = try client.readLine() else { throw CLIError("the daemon closed the connection without an answer") }
+                return try unwrap(line)
+            }
+        }
+    }
+
+    /// Runs `body`, or fails with `message` after `limit` (a daemon that stops answering
+    /// gives an error line rather than a command that hangs). Unstructured on purpose: the
+    /// blocking read cannot be cancelled, and a task group would wait for it.
+    static func withDeadline<T: Sendable>(_ limit: Duration, _ message: String,
+                                          _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let done = Once()
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if !Task.isCancelled, done.claim() { continuation.resume(throwing: CLIError(message)) }
+            }
+            Task {
+                let result = await Result(catching: { try await body() })
+                timer.cancel()
+                if done.claim() { continuation.resume(with: result) }
+            }
         }
     }
 
@@ -216,6 +239,18 @@ enum Control {
     }
 
     struct DaemonAppeared: Error {}
+}
+
+/// True for the first caller of `claim` only.
+final class Once: Sendable {
+    private let claimed = Atomic<Bool>(false)
+    func claim() -> Bool { claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }
 
 /// Runs blocking work on a thread of its own and returns its result.

@@ -46,9 +46,17 @@ enum CLI {
             let d = err.fileHandleForReading.readDataToEndOfFile()
             collected.withLock { $0.err = d; $0.done += 1 }
         }
+        // Past the timeout: SIGABRT first, so the Swift runtime prints where it hung (it ends
+        // up in the failure message), then SIGKILL.
         let deadline = ContinuousClock.now + timeout
+        var aborted = false
         while process.isRunning {
-            if ContinuousClock.now > deadline { kill(process.processIdentifier, SIGKILL) }
+            if ContinuousClock.now > deadline + .seconds(10) {
+                kill(process.processIdentifier, SIGKILL)
+            } else if ContinuousClock.now > deadline && !aborted {
+                kill(process.processIdentifier, SIGABRT)
+                aborted = true
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         // Let the readers reach EOF (bounded: a grandchild could hold the pipes open).
