@@ -21,6 +21,10 @@ let package = Package(
         .library(name: "Vault", targets: ["Vault"]),
         .library(name: "Messenger", targets: ["Messenger"]),
         .executable(name: "bookswarm", targets: ["BookswarmCLI"]),
+        .library(name: "Bootstrap", targets: ["Bootstrap"]),
+        .library(name: "BootstrapNIO", targets: ["BootstrapNIO"]),
+        .executable(name: "bookswarm-bootstrap", targets: ["BootstrapNode"]),
+        .executable(name: "bootstrap-peer", targets: ["BootstrapPeer"]),
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
@@ -47,6 +51,11 @@ let package = Package(
         .target(name: "Swarm", dependencies: ["Sodium", "Noise", nioCore]),
         .target(name: "SwarmNIO", dependencies: ["Swarm", nioCore, nioPosix]),
 
+        // Bootstrap: rendezvous, hole punching and relay (sans-I/O), and its glue to UDPTransport
+        // (no socket code of its own: SwarmNIO stays the one module with sockets).
+        .target(name: "Bootstrap", dependencies: ["Swarm", "Sodium"]),
+        .target(name: "BootstrapNIO", dependencies: ["Bootstrap", "Swarm", "SwarmNIO", "Sodium", nioCore, nioPosix]),
+
         // Replication, and the messenger on top.
         .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
         // Vault: one peer's DB and IO (directory, lock, identity, store, swarm over UDP).
@@ -60,19 +69,22 @@ let package = Package(
         ]),
 
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
         .executableTarget(name: "ReplicationPeer", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "BootstrapNode", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm"]),
+        .executableTarget(name: "BootstrapPeer", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
+        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["Messenger", "Sodium"]),

@@ -7,6 +7,7 @@ let suites: [Suite] = [
     netSuite,
     SwarmBench.suite,
     ReplicationBench.suite,
+    BootstrapBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

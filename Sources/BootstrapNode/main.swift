@@ -1,0 +1,74 @@
+// bookswarm-bootstrap: a bootstrap node (PROTOCOL.md §11) as its own process.
+//
+//   bookswarm-bootstrap --port P [--bind A.B.C.D] [--capture FILE] [--stats-interval S]
+//
+// Serves rendezvous, introductions and relay on UDP port P of the bind address (default
+// 0.0.0.0), and prints one JSON object per line: {"event":"ready","endpoint":…} at start,
+// {"event":"stats",…} every S seconds (default 0: never) and at exit (SIGTERM/SIGINT).
+// --capture FILE is a test mode: every datagram in and out is appended to FILE.
+import Bootstrap
+import BootstrapNIO
+import Foundation
+import Swarm
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("bookswarm-bootstrap: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}
+
+var options: [String: String] = [:]
+var args = CommandLine.arguments.dropFirst()
+while let arg = args.popFirst() {
+    switch arg {
+    case "--port", "--bind", "--capture", "--stats-interval":
+        guard let value = args.popFirst() else { fail("\(arg) needs a value") }
+        options[arg] = value
+    case "--help", "-h":
+        print("usage: bookswarm-bootstrap --port P [--bind A.B.C.D] [--capture FILE] [--stats-interval S]")
+        exit(0)
+    default: fail("unknown argument \(arg)")
+    }
+}
+guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port P is required") }
+guard let bind = Endpoint(options["--bind"] ?? "0.0.0.0", defaultPort: port) else { fail("--bind must be an IP address") }
+let interval = Double(options["--stats-interval"] ?? "0") ?? 0
+
+func say(_ fields: [(String, String)]) {
+    let body = fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+    FileHandle.standardOutput.write(("{" + body + "}\n").data(using: .utf8)!)
+}
+
+func stats(_ server: BootstrapServer, event: String) {
+    let c = server.counters
+    let refusals = RefusalReason.allCases.map { "\"\($0)\":\(c.refusals[$0] ?? 0)" }.joined(separator: ",")
+    say([("event", "\"\(event)\""), ("registrations", "\(server.registrationCount)"), ("received", "\(c.received)"),
+         ("malformed", "\(c.malformed)"), ("cookieReplies", "\(c.cookieReplies)"),
+         ("cookieRepliesSuppressed", "\(c.cookieRepliesSuppressed)"), ("lookups", "\(c.lookups)"),
+         ("introductions", "\(c.introductions)"), ("relayedDatagrams", "\(c.relayedDatagrams)"),
+         ("relayedBytes", "\(c.relayedBytes)"), ("relayDropped", "\(c.relayDropped)"),
+         ("unprovenBytesIn", "\(c.unprovenBytesIn)"), ("unprovenBytesOut", "\(c.unprovenBytesOut)"),
+         ("worstUnprovenRatio", String(format: "%.4f", c.worstUnprovenRatio)), ("refusals", "{\(refusals)}")])
+}
+
+do {
+    let server = try await BootstrapServer.start(bind: bind, capturePath: options["--capture"])
+    say([("event", "\"ready\""), ("endpoint", "\"\(server.localEndpoint)\"")])
+    for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+    let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
+    for source in signals {
+        source.setEventHandler { Task { await server.stop() } }
+        source.resume()
+    }
+    if interval > 0 {
+        Task {
+            while true {
+                try await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
+                stats(server, event: "stats")
+            }
+        }
+    }
+    await server.run()
+    stats(server, event: "exit")
+} catch {
+    fail("\(error)")
+}
