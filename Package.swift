@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "SwarmNIO", targets: ["SwarmNIO"]),
         .library(name: "Replication", targets: ["Replication"]),
+        .library(name: "Vault", targets: ["Vault"]),
+        .library(name: "Messenger", targets: ["Messenger"]),
+        .executable(name: "bookswarm", targets: ["BookswarmCLI"]),
         .library(name: "Bootstrap", targets: ["Bootstrap"]),
         .library(name: "BootstrapNIO", targets: ["BootstrapNIO"]),
         .executable(name: "bookswarm-bootstrap", targets: ["BootstrapNode"]),
@@ -55,8 +58,15 @@ let package = Package(
 
         // Replication, and the messenger on top.
         .target(name: "Replication", dependencies: ["Books", "Swarm", "Sodium"]),
-        .target(name: "Messenger", dependencies: ["Sodium", "Swarm"]),
-        .target(name: "Vault", dependencies: ["Sodium", "Swarm"]),
+        // Vault: one peer's DB and IO (directory, lock, identity, store, swarm over UDP).
+        // Messenger: tasks, chat and the connection protocol over a store and a swarm; it
+        // does not need the vault, so its tests run over in-memory swarms.
+        .target(name: "Vault", dependencies: ["Sodium", "Books", "Swarm", "SwarmNIO"]),
+        .target(name: "Messenger", dependencies: ["Sodium", "Books", "Swarm", "Replication"]),
+        .executableTarget(name: "BookswarmCLI", dependencies: [
+            "Vault", "Messenger", "Books", "Swarm", "SwarmNIO", "Sodium",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
@@ -75,8 +85,9 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
-        .testTarget(name: "VaultTests", dependencies: ["Vault", "Sodium"]),
-        .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Swarm", "Sodium"]),
+        .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
+        .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
+        .testTarget(name: "CLITests", dependencies: ["Messenger", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -39,10 +39,14 @@ public struct MessengerPage: Hashable, Sendable {
         case address
         /// A member joined the task: `data` is their peer id.
         case join
-        /// A page copied from another book: `refs[0]` is the original; `data` is its bytes.
+        /// A page copied from another book: `refs[0]` is the original; `data` is its bytes
+        /// with the evidence that it is the original author's (`CopiedPage`).
         case copy
         /// The task's title, written by its creator: `data` is UTF-8.
         case title
+        /// First page of a peer's own journal of a task: `data` is the creator's peer id ‖
+        /// task id (the invite), `meta.fields["title"]` the title when this peer created it.
+        case task
         case unknown(UInt64)
 
         var code: UInt64 {
@@ -52,6 +56,7 @@ public struct MessengerPage: Hashable, Sendable {
             case .join: return 3
             case .copy: return 4
             case .title: return 5
+            case .task: return 6
             case let .unknown(code): return code
             }
         }
@@ -63,6 +68,7 @@ public struct MessengerPage: Hashable, Sendable {
             case 3: self = .join
             case 4: self = .copy
             case 5: self = .title
+            case 6: self = .task
             default: self = .unknown(code)
             }
         }

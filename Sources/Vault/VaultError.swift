@@ -7,6 +7,10 @@ public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
         case identityCorrupt
         case identityTooOpen
         case locked
+        /// The book store cannot be opened (damaged, newer schema, wrong identity).
+        case storeUnusable
+        /// Sockets or interfaces for the network cannot be set up.
+        case network
     }
 
     public let code: Code

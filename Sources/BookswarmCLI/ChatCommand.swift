@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Messenger
+
+struct ChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat", abstract: "Chat in a task: history, live messages, a prompt that stays intact.",
+        discussion: "Type a line and Enter to send it; /quit (or Ctrl-C, or Ctrl-D on an empty line) leaves. Without a daemon the network is up while the chat is open.")
+    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @OptionGroup var vault: VaultOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            let session = try await FollowSession.open(task: task, options: vault)
+            let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
+            terminal.print("-- bookswarm chat \(task); /quit to leave --")
+            terminal.start()
+            let incoming = Task {
+                for await item in session.items {
+                    if item.event == .live, let summary = item.summary {
+                        let online = summary.members.filter(\.online).map { String($0.peer.prefix(8)) }
+                        terminal.print("-- \(summary.title ?? "(untitled)"): \(summary.members.count) members"
+                                       + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: " ")) + " --")
+                    } else if let line = Format.line(item, me: me) {
+                        terminal.print(line)
+                    }
+                }
+            }
+            for await line in terminal.lines() {
+                do { try await session.send(line) } catch { terminal.print("! not sent: \(oneLine(error))") }
+            }
+            terminal.restore()
+            session.close()
+            incoming.cancel()
+            await session.finish()
+        }
+    }
+}
+
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon", abstract: "Run this peer in the foreground: discovery, sessions, replication.",
+        discussion: "Other commands of the same --dir talk to it over <dir>/control.sock. Stops cleanly on SIGTERM or SIGINT.")
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let peer = try LocalPeer.open(vault, role: "daemon")
+            let messenger = peer.messenger
+            let server: LocalControlServerBox
+            do {
+                try await peer.goOnline(vault.network)
+                server = try await LocalControlServerBox.start(path: peer.vault.directory.controlSocket, peer: peer)
+            } catch {
+                await peer.close()
+                throw error
+            }
+            let endpoint = peer.network?.localEndpoint.description ?? "?"
+            let interfaces = peer.network?.interfaces.joined(separator: ",") ?? ""
+            if output.json {
+                printOut("{\"event\":\"ready\",\"peer\":\"\(messenger.localPeer.publicKey.hex)\",\"endpoint\":\"\(endpoint)\",\"pid\":\(getpid())}")
+            } else {
+                printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces), control \(server.path)")
+            }
+            await waitForTermination()
+            await server.close()
+            await peer.close()
+        }
+    }
+}
+
+/// Returns on SIGTERM or SIGINT.
+func waitForTermination() async {
+    for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+    let (stream, continuation) = AsyncStream<Void>.makeStream()
+    let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
+    for source in sources {
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+    }
+    for await _ in stream { break }
+    for source in sources { source.cancel() }
+}

@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import Messenger
+import Swarm
+
+struct IdCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "id", abstract: "Print this peer's id (its public key).")
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let identity = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self)
+            if output.json { try printJSON(identity) } else { printOut(identity.peer) }
+        }
+    }
+}
+
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task", abstract: "Create tasks and compile books from them.",
+        subcommands: [TaskNewCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
+}
+
+struct TaskNewCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "new", abstract: "Create a task; print its id and invite code.")
+    @Argument(help: "The task's title.") var title: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let task = try await Control.call(ControlRequest(command: .taskNew, text: title), vault, as: TaskSummary.self)
+            if output.json { try printJSON(task); return }
+            printOut("task    \(task.id)  \(task.title ?? "")")
+            printOut("invite  \(task.invite)")
+        }
+    }
+}
+
+struct TaskCompileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Copy the task's messages into a book of your own, each copy verifiable against its author.")
+    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The compiled book's name.") var name: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let result = try await Control.call(ControlRequest(command: .compile, task: task, name: name), vault, as: CompileResult.self)
+            if output.json { try printJSON(result); return }
+            printOut("\(result.name)  \(result.book)  +\(result.copied) copies, \(result.length) pages")
+        }
+    }
+}
+
+struct TaskCheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Re-verify every copy of a compiled book against its original author's signature.")
+    @Argument(help: "The compiled book's name.") var name: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let checks = try await Control.call(ControlRequest(command: .check, name: name), vault, as: [CopyCheck].self)
+            if output.json { try printJSON(checks) } else {
+                for c in checks {
+                    printOut("\(c.index)  \(c.authentic ? "authentic" : "NOT AUTHENTIC")  copy of \(c.originalBook.prefix(16))…[\(c.originalIndex)]")
+                }
+            }
+            let bad = checks.filter { !$0.authentic }.count
+            if bad > 0 { throw CLIError("\(bad) of \(checks.count) copies do not verify against their authors") }
+        }
+    }
+}
+
+struct JoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join", abstract: "Join the task of an invite code.",
+        discussion: "Waits (at most --wait seconds) until the task's creator is reached and its book arrives; without a daemon the network is up meanwhile.")
+    @Argument(help: "The invite code (bsw1-…).") var code: String
+    @Option(help: "How long to wait for the creator, in seconds (0: do not wait).") var wait: Double = 15
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let invite = try Control.parseInvite(code)
+            let deadline = ContinuousClock.now + .milliseconds(Int64(max(0, wait) * 1000))
+            /// Reached: the creator's book is being read and its title page arrived.
+            func reached(_ summary: TaskSummary) -> Bool {
+                summary.members.contains { $0.peer == invite.creator.publicKey.hex && $0.readsFrom } && summary.title != nil
+            }
+            var summary: TaskSummary
+            if let answer = try await Control.callDaemon(ControlRequest(command: .join, text: code), directory: vault.directory) {
+                summary = try JSONDecoder().decode(TaskSummary.self, from: answer)
+                while !reached(summary) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                    let all = try await Control.call(ControlRequest(command: .tasks), vault, as: [TaskSummary].self)
+                    summary = all.first { $0.id == invite.task.hex } ?? summary
+                }
+            } else {
+                let peer = try await Control.openLocal(vault, role: "join")
+                do {
+                    summary = try await peer.messenger.join(invite)
+                    if invite.creator != peer.messenger.localPeer {
+                        try await peer.goOnline(vault.network)
+                        while ContinuousClock.now < deadline {
+                            summary = try await peer.messenger.summary(of: invite.task)
+                            // The creator must also have our book id before we go offline.
+                            if reached(summary), await peer.messenger.isAcknowledged(by: invite.creator, task: invite.task) { break }
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
+                    await peer.close()
+                } catch {
+                    await peer.close()
+                    throw error
+                }
+            }
+            if output.json { try printJSON(summary); return }
+            printOut("joined  \(summary.id)  \(summary.title ?? "(title not received yet)")")
+            if !reached(summary) && summary.members.contains(where: { $0.peer == invite.creator.publicKey.hex }) {
+                printOut("the creator was not reached yet; messages arrive when both are online")
+            }
+        }
+    }
+}
+
+struct TasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks with their members and unread counts.")
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let tasks = try await Control.call(ControlRequest(command: .tasks), vault, as: [TaskSummary].self)
+            if output.json { try printJSON(tasks); return }
+            if tasks.isEmpty { printOut("no tasks yet: bookswarm task new TITLE, or bookswarm join CODE") }
+            for task in tasks {
+                let online = task.members.filter(\.online).count
+                printOut("\(task.id.prefix(8))  \(task.title ?? "(untitled)")  \(task.messages) messages, \(task.unread) unread")
+                printOut("          members: \(task.members.count) (\(online) online)  "
+                         + task.members.map { String($0.peer.prefix(8)) + ($0.online ? "*" : "") }.joined(separator: " "))
+                printOut("          invite:  \(task.invite)")
+            }
+        }
+    }
+}
+
+struct SendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send", abstract: "Append a chat message to a task (offline too: it is replicated when next online).")
+    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The message.") var text: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let entry = try await Control.call(ControlRequest(command: .send, task: task, text: text), vault, as: LogEntry.self)
+            if output.json { try printJSON(entry) }
+        }
+    }
+}
+
+struct LogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "Print a task's messages from all its books, oldest first.")
+    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Flag(help: "Keep printing new messages as they arrive.") var follow = false
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            if !follow {
+                let entries = try await Control.call(ControlRequest(command: .log, task: task), vault, as: [LogEntry].self)
+                if output.json { try printJSON(entries) } else { for e in entries { printOut(Format.line(e, me: me)) } }
+                return
+            }
+            let session = try await FollowSession.open(task: task, options: vault)
+            defer { session.close() }
+            // Ctrl-C or SIGTERM: take the network down cleanly (peers are told) and leave.
+            let stopper = Task {
+                await waitForTermination()
+                guard !Task.isCancelled else { return }
+                session.close()
+                await session.finish()
+                Foundation.exit(0)
+            }
+            defer { stopper.cancel() }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            for await item in session.items {
+                if output.json {
+                    FileHandle.standardOutput.write(try encoder.encode(item) + Data("\n".utf8))
+                } else if let line = Format.line(item, me: me) {
+                    printOut(line)
+                }
+            }
+            await session.finish()
+        }
+    }
+}
+
+/// Human-readable lines.
+enum Format {
+    static func line(_ entry: LogEntry, me: String) -> String {
+        "[\(clock(entry.time))] \(who(entry.author, me: me)): \(entry.text)"
+    }
+
+    static func line(_ item: FollowItem, me: String) -> String? {
+        switch item.event {
+        case .message: return item.entry.map { line($0, me: me) }
+        case .live: return nil
+        case .presence:
+            guard let peer = item.peer else { return nil }
+            return "* \(who(peer, me: me)) \(item.online == true ? "is here" : "left")"
+        }
+    }
+
+    static func who(_ peer: String, me: String) -> String { peer == me ? "you" : String(peer.prefix(8)) }
+
+    static func clock(_ milliseconds: UInt64) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+}

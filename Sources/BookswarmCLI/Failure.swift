@@ -1,0 +1,49 @@
+import ArgumentParser
+import Books
+import Foundation
+import Messenger
+import SwarmNIO
+import Vault
+
+/// Errors reach the person as one line on stderr and a non-zero exit (issue 6): every
+/// command runs its body through `reportingErrors`.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+func oneLine(_ error: any Error) -> String {
+    let text: String
+    switch error {
+    case let e as VaultError: text = e.message
+    case let e as MessengerError: text = e.message
+    case let e as CLIError: text = e.description
+    case let e as BooksError: text = e.file.map { "\(e.detail) (\($0))" } ?? e.detail
+    case let e as SwarmNIOError: text = "\(e)"
+    default: text = "\(error)"
+    }
+    return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+}
+
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    // A daemon that goes away mid-request must give an error line, not a silent SIGPIPE death.
+    signal(SIGPIPE, SIG_IGN)
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        FileHandle.standardError.write(Data("bookswarm: \(oneLine(error))\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}

@@ -1,0 +1,18 @@
+import Messenger
+import SwarmNIO
+
+/// The daemon's control server, answering with the messenger.
+struct LocalControlServerBox: Sendable {
+    let server: LocalControlServer
+    var path: String { server.path }
+
+    static func start(path: String, peer: LocalPeer) async throws -> LocalControlServerBox {
+        let messenger = peer.messenger
+        let server = try await LocalControlServer.start(path: path) { line, reply in
+            await Control.serve(line, reply: reply, messenger: messenger, drops: { await peer.network?.dropCounters() ?? [:] })
+        }
+        return LocalControlServerBox(server: server)
+    }
+
+    func close() async { await server.close() }
+}

@@ -1,0 +1,50 @@
+import Books
+import Foundation
+import Swarm
+
+/// Devtools: what this peer holds and sees, to catch an error quickly.
+extension Messenger {
+    /// Books, sessions, tasks, recent events and refusals. `verify` re-checks every book
+    /// from the disk up (`Book.verify()`); without it a book counts as verified when its
+    /// latest signed root verifies (checked at open and before any page is stored) and it
+    /// has no fork.
+    public func inspect(verify: Bool = false, drops: [String: UInt64] = [:]) async throws -> InspectReport {
+        var books: [BookReport] = []
+        for entry in try storage({ try store.list() }) {
+            let book = try storage { try store.open(id: entry.id) }
+            var problem: String?
+            if entry.isForked { problem = "forked: the author signed two different trees" }
+            if problem == nil, let root = book.signedRoot, !root.isValid { problem = "latest signed root does not verify" }
+            if verify, problem == nil {
+                do { try book.verify() } catch let error as BooksError { problem = error.detail } catch { problem = "\(error)" }
+            }
+            var peers: [String: UInt64] = [:]
+            if let network, let progress = try? network.replicator.progress(of: entry.id) {
+                for (peer, length) in progress.peers { peers[peer.publicKey.hex] = length }
+            }
+            books.append(BookReport(name: entry.name, id: entry.id.hex, role: entry.isWritable ? "author" : "reader",
+                                    length: entry.length, held: book.heldRanges().count, verified: problem == nil,
+                                    problem: problem, peers: peers))
+        }
+        var sessions: [SessionReport] = []
+        var endpoint: String?
+        var drops = drops
+        if let network {
+            endpoint = network.swarm.transport.localEndpoint.description
+            let now = network.clock.now()
+            for stats in await network.swarm.allSessionStats {
+                sessions.append(SessionReport(
+                    peer: stats.peer.publicKey.hex, path: "udp \(stats.endpoint)", established: stats.isEstablished,
+                    rttMilliseconds: stats.roundTripTime.map { Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000 },
+                    lastSeenSecondsAgo: Double((now - stats.lastReceived).components.seconds)
+                        + Double((now - stats.lastReceived).components.attoseconds) / 1e18,
+                    packetsSent: stats.packetsSent, packetsReceived: stats.packetsReceived))
+            }
+            let counters = await network.swarm.dropCounters
+            for reason in DropReason.allCases where counters[reason] > 0 { drops["session." + reason.rawValue] = counters[reason] }
+        }
+        return InspectReport(peer: localPeer.publicKey.hex, online: network != nil, endpoint: endpoint, books: books,
+                             sessions: sessions.sorted { $0.peer < $1.peer }, tasks: try summaries(),
+                             events: recentEvents, refusals: refusals, drops: drops)
+    }
+}

@@ -1,0 +1,258 @@
+import Books
+import Foundation
+import Replication
+import Swarm
+import Synchronization
+
+/// The messenger on the network: flows 1 (join), 3 (more people) and 5 (reconnect).
+///
+/// `run(swarm:)` joins every task's topic (everyone announces, so members find each other)
+/// and dials each task's creator by id. For each connection on which the remote proved a
+/// task's topic, both sides run the connection protocol of the specification:
+/// 1. create or load `${self}-${other}-${task}` (new: its first page is the other's address);
+/// 2. tell the other its book id on the messenger channel (`MessengerWire`), re-sent until
+///    acknowledged;
+/// 3. on the other's book id: open it as a reader and have the `Replicator` fetch it from
+///    every connected holder, now and after every reconnect (resume without loss or
+///    duplicates is the replicator's).
+/// Read policy: a peer may read a book iff it proves the topic of the book's task (it is a
+/// member), so any member holding a book can serve it.
+extension Messenger {
+    struct NetworkState {
+        let swarm: Swarm
+        let replicator: Replicator
+        let clock: any SwarmClock
+        var connections: [PeerID: PeerConnection] = [:]
+        /// (peer, task) pairs whose connection protocol ran on the current connection.
+        var started: Set<PeerTask> = []
+        /// Book ids the peer acknowledged, per task.
+        var acknowledged: Set<PeerTask> = []
+        var watchers: [BookID: Task<Void, Never>] = [:]
+    }
+
+    struct PeerTask: Hashable {
+        var peer: PeerID
+        var task: TaskID
+    }
+
+    /// How often an unacknowledged book id is sent again.
+    static let announceInterval: Duration = .milliseconds(300)
+
+    /// Runs the messenger over `swarm` until the swarm shuts down. `clock` must be the
+    /// swarm's (session times in `inspect` are read against it).
+    public func run(swarm: Swarm, clock: any SwarmClock, replication: ReplicationConfiguration = ReplicationConfiguration()) async {
+        let topics = BookTopics()
+        for task in tasks.keys {
+            for (name, book) in (try? books(of: task)) ?? [] where !name.isJournal {
+                topics.set(book.id, topic: tasks[task]!.invite.topic)
+            }
+        }
+        bookTopics = topics
+        let policy = ReplicationPolicy(
+            secret: { book in topics.topic(of: book)?.bytes },
+            authorize: { _, book, check in topics.topic(of: book).map { check.proves(topic: $0) } ?? false })
+        let replicator = Replicator(store: store, localPeer: localPeer, policy: policy, configuration: replication, clock: clock,
+                                    otherChannel: { [weak self] peer, channel in
+                                        Task { await self?.accepted(channel, from: peer) }
+                                    })
+        network = NetworkState(swarm: swarm, replicator: replicator, clock: clock)
+        record("network", "listening at \(swarm.transport.localEndpoint)")
+        for task in tasks.keys { await startTask(task) }
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await connection in swarm.connections { await self.connected(connection) }
+            }
+            group.addTask {
+                for await event in swarm.events { await self.swarmEvent(event) }
+            }
+            group.addTask {
+                for await refusal in replicator.refusals { await self.refused(refusal) }
+            }
+            // Ends when the swarm shuts down (its connections finish).
+            _ = await group.next()
+            group.cancelAll()
+        }
+        await replicator.shutdown()
+        if let watchers = network?.watchers.values { for watcher in watchers { watcher.cancel() } }
+        network = nil
+    }
+
+    /// Joins the task's topic and dials its creator; fetches the members' books we know.
+    func startTask(_ task: TaskID) async {
+        guard let network, let record = tasks[task] else { return }
+        await network.swarm.join(record.invite.topic)
+        if record.creator != localPeer { await network.swarm.joinPeer(record.creator) }
+        for (name, book) in (try? books(of: task)) ?? [] where name.reader == localPeer && !name.isJournal {
+            await follow(book, task: task)
+        }
+        for (peer, connection) in network.connections where connection.topics.contains(record.invite.topic) {
+            await runConnectionProtocol(with: peer, task: task)
+        }
+    }
+
+    /// Has the replicator fetch a member's book from any holder, and tells followers when
+    /// pages arrive.
+    private func follow(_ book: Book, task: TaskID) async {
+        guard let network, network.watchers[book.id] == nil, let record = tasks[task] else { return }
+        bookTopics?.set(book.id, topic: record.invite.topic)
+        do { try await network.replicator.replicate(book.id) } catch {
+            self.record("error", "cannot replicate \(book.id.hex.prefix(16))…: \(error)")
+        }
+        let updates = book.lengthUpdates
+        self.network?.watchers[book.id] = Task { [weak self] in
+            for await _ in updates { await self?.notify(.changed(task)) }
+        }
+    }
+
+    // MARK: - Connections
+
+    private func connected(_ connection: PeerConnection) async {
+        guard let network else { return }
+        let peer = connection.remotePeer
+        self.network?.connections[peer] = connection
+        self.network?.started = network.started.filter { $0.peer != peer }
+        self.network?.acknowledged = network.acknowledged.filter { $0.peer != peer }
+        network.replicator.attach(connection)
+        record("connection", "\(peer.short) at \(connection.endpoint)")
+        for task in tasks.keys where connection.topics.contains(tasks[task]!.invite.topic) {
+            await runConnectionProtocol(with: peer, task: task)
+        }
+        Task { [weak self] in
+            let reason = await connection.closed()
+            await self?.disconnected(connection, reason: reason)
+        }
+    }
+
+    private func disconnected(_ connection: PeerConnection, reason: CloseReason) {
+        let peer = connection.remotePeer
+        guard network?.connections[peer] === connection else { return }
+        network?.connections[peer] = nil
+        let remaining: Set<PeerTask> = network?.started.filter { $0.peer != peer } ?? []
+        network?.started = remaining
+        record("disconnected", "\(peer.short): \(reason)")
+        for task in tasks.keys where (try? members(of: task).contains(peer)) == true {
+            notify(.presence(task, peer, online: false))
+        }
+    }
+
+    private func swarmEvent(_ event: SwarmEvent) async {
+        switch event {
+        case let .sessionEstablished(peer, _): record("session", "established with \(peer.short)")
+        case let .sessionRestored(peer, _): record("session", "restored with \(peer.short)")
+        case let .sessionLost(peer, _, reason): record("session", "lost \(peer.short): \(reason)")
+        case let .endpointChanged(peer, endpoint): record("session", "\(peer.short) moved to \(endpoint)")
+        case let .handshakeFailed(peer, endpoint): record("handshake", "failed with \(peer?.short ?? "?") at \(endpoint)")
+        case let .topicProven(peer, topic):
+            guard let task = tasks.values.first(where: { $0.invite.topic == topic })?.id else { return }
+            record("member", "\(peer.short) proved task \(task.hex.prefix(8))")
+            if network?.connections[peer] != nil { await runConnectionProtocol(with: peer, task: task) }
+        }
+    }
+
+    private func refused(_ refusal: Refusal) {
+        refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
+                                    detail: refusal.description))
+        if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
+    }
+
+    // MARK: - The connection protocol
+
+    private func runConnectionProtocol(with peer: PeerID, task: TaskID) async {
+        guard let network, let connection = network.connections[peer], let record = tasks[task],
+              !network.started.contains(PeerTask(peer: peer, task: task)) else { return }
+        self.network?.started.insert(PeerTask(peer: peer, task: task))
+        let book: Book
+        do {
+            book = try createPairwiseBook(for: peer, task: task)
+        } catch {
+            self.record("error", "cannot create the book for \(peer.short): \(error)")
+            return
+        }
+        bookTopics?.set(book.id, topic: record.invite.topic)
+        notify(.presence(task, peer, online: true))
+        notify(.changed(task))
+        self.record("member", "\(peer.short) in task \(task.hex.prefix(8)): announcing book \(book.id.hex.prefix(16))…")
+        Task { [weak self] in await self?.announce(book.id, task: task, on: connection) }
+    }
+
+    /// Sends our book id on our messenger channel until the peer acknowledges it or the
+    /// connection ends.
+    private nonisolated func announce(_ book: BookID, task: TaskID, on connection: PeerConnection) async {
+        guard let channel = try? await connection.openChannel(label: MessengerWire.label(task)) else { return }
+        let acked = Atomic<Bool>(false)
+        let reader = Task {
+            for await message in channel.messages where MessengerWire.decode(message) == .ack(book) {
+                acked.store(true, ordering: .relaxed)
+                return
+            }
+        }
+        while connection.isOpen && channel.isOpen && !acked.load(ordering: .relaxed) {
+            try? await channel.send(MessengerWire.encode(.book(book)))
+            try? await Task.sleep(for: Self.announceInterval)
+        }
+        reader.cancel()
+        if acked.load(ordering: .relaxed) { await acknowledged(PeerTask(peer: connection.remotePeer, task: task)) }
+    }
+
+    private func acknowledged(_ key: PeerTask) { network?.acknowledged.insert(key) }
+
+    /// A channel the remote opened that is not replication's: ours if labelled for a task
+    /// the remote proved on this session.
+    private func accepted(_ channel: any ReplicationChannel, from peer: PeerID) async {
+        guard let task = MessengerWire.task(inLabel: channel.label), let taskRecord = tasks[task],
+              let connection = network?.connections[peer], connection.topics.contains(taskRecord.invite.topic) else {
+            record("refused", "channel from \(peer.short) for no task it proved")
+            await channel.close()
+            return
+        }
+        for await message in channel.messages {
+            guard case let .book(id) = MessengerWire.decode(message) else {
+                record("dropped", "malformed messenger message from \(peer.short)")
+                continue
+            }
+            await learnBook(id, of: peer, task: task)
+            try? await channel.send([MessengerWire.encode(.ack(id))])
+        }
+    }
+
+    /// The peer writes book `id` for us in `task`: open it as a reader, fetch it, follow it.
+    private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async {
+        let name = TaskBookName(author: peer, reader: localPeer, task: task)
+        let book: Book
+        do {
+            book = try store.open(id: id, title: name.text)
+        } catch {
+            record("refused", "book \(id.hex.prefix(16))… from \(peer.short): \(error)")
+            return
+        }
+        if network?.watchers[id] == nil {
+            record("member", "reading \(peer.short)'s book \(id.hex.prefix(16))… in task \(task.hex.prefix(8))")
+            await follow(book, task: task)
+            notify(.changed(task))
+        }
+    }
+
+    // MARK: - For the CLI
+
+    /// The peers connected now.
+    public var connectedPeers: [PeerID] { network.map { Array($0.connections.keys) } ?? [] }
+
+    public var isOnline: Bool { network != nil }
+
+    /// Whether `peer` acknowledged the book this peer writes for it in `task`, on the
+    /// current connection.
+    public func isAcknowledged(by peer: PeerID, task: TaskID) -> Bool {
+        network?.acknowledged.contains(PeerTask(peer: peer, task: task)) ?? false
+    }
+}
+
+/// Which topic entitles a peer to which book: read synchronously by the replication
+/// policy, written by the messenger as books appear.
+final class BookTopics: Sendable {
+    private let table = Mutex<[BookID: Topic]>([:])
+
+    func set(_ book: BookID, topic: Topic) { table.withLock { $0[book] = topic } }
+
+    func topic(of book: BookID) -> Topic? { table.withLock { $0[book] } }
+}

@@ -1,0 +1,323 @@
+import Books
+import Foundation
+import Sodium
+import Swarm
+
+/// The task messenger of one peer: tasks, invites, chat and bookkeeping over the peer's
+/// book store (this file), and the connection protocol over its swarm
+/// (`Messenger+Network.swift`).
+///
+/// Everything durable lives in books, so a vault is its store plus its identity:
+/// * a task is the peer's **journal** for it (`TaskBookName.journal`), whose page 0 is a
+///   `task` page holding the invite (creator ‖ task id) and, for the creator, the title;
+/// * a message is a `chat` page appended to the journal and to every pairwise book the
+///   peer writes in the task (one per reader), all with the same message id; a pairwise
+///   book created later starts with its reader's address, the title (creator only), and
+///   the history from the journal — so `send` works offline and late joiners catch up.
+/// Only the read markers (unread counts) live outside the store, in a small JSON file.
+public actor Messenger {
+    public nonisolated let localPeer: PeerID
+    public nonisolated let store: BookStore
+    /// Milliseconds since the Unix epoch, for `meta.time` (injected so tests fix it).
+    let wallClock: @Sendable () -> UInt64
+    let markers: ReadMarkers
+
+    struct TaskRecord {
+        let id: TaskID
+        let creator: PeerID
+        /// The title from our own journal (creator) — joiners read it from the creator's book.
+        let ownTitle: String?
+        var invite: InviteCode { InviteCode(creator: creator, task: id) }
+    }
+
+    var tasks: [TaskID: TaskRecord] = [:]
+    /// Set while the network runs (see `Messenger+Network.swift`).
+    var network: NetworkState?
+    var subscribers: [Int: AsyncStream<MessengerEvent>.Continuation] = [:]
+    var nextSubscriber = 0
+    var recentEvents: [EventReport] = []
+    var refusals: [EventReport] = []
+    /// The replication policy's view of which topic opens which book (set while online).
+    var bookTopics: BookTopics?
+
+    /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory).
+    public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,
+                wallClock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws {
+        localPeer = PeerID(identity.publicKey)
+        self.store = store
+        self.wallClock = wallClock
+        markers = ReadMarkers(file: stateFile)
+        tasks = try Self.loadTasks(store: store, localPeer: localPeer)
+    }
+
+    private static func loadTasks(store: BookStore, localPeer: PeerID) throws -> [TaskID: TaskRecord] {
+        var found: [TaskID: TaskRecord] = [:]
+        for entry in try storage({ try store.list() }) {
+            guard let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.isJournal, name.author == localPeer,
+                  entry.isWritable else { continue }
+            let book = try storage { try store.open(id: entry.id) }
+            guard let bytes = try storage({ try book.get(0) }), let page = try? MessengerPage(decoding: bytes),
+                  case .task = page.kind, page.data.count == 32 + TaskID.length,
+                  let creator = try? PeerID(bytes: Array(page.data.prefix(32))),
+                  let task = TaskID(bytes: Array(page.data.suffix(TaskID.length))), task == name.task else { continue }
+            found[task] = TaskRecord(id: task, creator: creator, ownTitle: page.meta.fields["title"])
+        }
+        return found
+    }
+
+    // MARK: - Tasks
+
+    /// Creates a task with a random id; the creator's journal records its title.
+    public func newTask(title: String) async throws -> TaskSummary {
+        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, trimmed.utf8.count <= MessengerPage.maxMetaFieldLength else {
+            throw MessengerError(.invalidMessage, "a task title is 1…\(MessengerPage.maxMetaFieldLength) bytes")
+        }
+        let id = TaskID.random()
+        try startJournal(task: id, creator: localPeer, title: trimmed)
+        tasks[id] = TaskRecord(id: id, creator: localPeer, ownTitle: trimmed)
+        if network != nil { await startTask(id) }
+        return try summary(of: id)
+    }
+
+    /// Records a task of an invite code (the network part of joining is `joinNetwork`).
+    /// Joining a task again is harmless.
+    @discardableResult
+    public func join(_ invite: InviteCode) async throws -> TaskSummary {
+        if tasks[invite.task] == nil {
+            try startJournal(task: invite.task, creator: invite.creator, title: nil)
+            tasks[invite.task] = TaskRecord(id: invite.task, creator: invite.creator, ownTitle: nil)
+        }
+        if network != nil { await startTask(invite.task) }
+        return try summary(of: invite.task)
+    }
+
+    private func startJournal(task: TaskID, creator: PeerID, title: String?) throws {
+        let journal = try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) }
+        guard journal.length == 0 else { return }
+        var fields: [String: String] = [:]
+        if let title { fields["title"] = title }
+        try append([PageSpec(kind: .task, data: creator.bytes + task.bytes, fields: fields)], to: journal)
+    }
+
+    /// Finds a task from what a person typed: its id or an unambiguous prefix of it (at
+    /// least 4 hex digits), its invite code, or its exact title.
+    public func resolveTask(_ text: String) throws -> TaskID {
+        let typed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let invite = try? InviteCode(parsing: typed), tasks[invite.task] != nil { return invite.task }
+        let lower = typed.lowercased()
+        if lower.count >= 4, lower.allSatisfy(\.isHexDigit) {
+            let hits = tasks.keys.filter { $0.hex.hasPrefix(lower) }
+            if hits.count == 1 { return hits[0] }
+            if hits.count > 1 { throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(hits.count) tasks; type more of the id") }
+        }
+        let titled = tasks.keys.filter { title(of: $0) == typed }
+        if titled.count == 1 { return titled[0] }
+        if titled.count > 1 { throw MessengerError(.ambiguousTask, "\(titled.count) tasks are titled \"\(typed)\"; use the id") }
+        throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (see: bookswarm tasks)")
+    }
+
+    public func taskIDs() -> [TaskID] { Array(tasks.keys) }
+
+    public func invite(of task: TaskID) throws -> InviteCode {
+        guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
+        return record.invite
+    }
+
+    /// The title: the creator's own, or the one read from the creator's book.
+    func title(of task: TaskID) -> String? {
+        guard let record = tasks[task] else { return nil }
+        if let own = record.ownTitle { return own }
+        let name = TaskBookName(author: record.creator, reader: localPeer, task: task)
+        guard let book = try? store.book(named: name.text) else { return nil }
+        for index in 0..<min(book.contiguousLength, 4) {
+            if let bytes = try? book.get(index), let page = try? MessengerPage(decoding: bytes), case .title = page.kind {
+                return String(validating: page.data, as: UTF8.self)
+            }
+        }
+        return nil
+    }
+
+    /// The task's books held here, by name.
+    func books(of task: TaskID) throws -> [(name: TaskBookName, book: Book)] {
+        try storage {
+            try store.list().compactMap { entry in
+                guard let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.task == task,
+                      name.author == localPeer || name.reader == localPeer else { return nil }
+                return (name, try store.open(id: entry.id))
+            }
+        }
+    }
+
+    /// Everyone this peer knows in the task: the creator and every other party of a book.
+    func members(of task: TaskID) throws -> Set<PeerID> {
+        var members: Set<PeerID> = []
+        if let creator = tasks[task]?.creator { members.insert(creator) }
+        for (name, _) in try books(of: task) {
+            members.insert(name.author)
+            members.insert(name.reader)
+        }
+        members.remove(localPeer)
+        return members
+    }
+
+    public func summaries() throws -> [TaskSummary] {
+        try tasks.values.sorted { ($0.ownTitle ?? "", $0.id.hex) < ($1.ownTitle ?? "", $1.id.hex) }.map { try summary(of: $0.id) }
+    }
+
+    public func summary(of task: TaskID) throws -> TaskSummary {
+        guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
+        let books = try books(of: task)
+        let online = network.map { n in Set(n.connections.keys) } ?? []
+        let members = try members(of: task).sorted().map { peer in
+            MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
+                          writesTo: books.contains { $0.name.author == localPeer && $0.name.reader == peer },
+                          readsFrom: books.contains { $0.name.author == peer && $0.name.reader == localPeer })
+        }
+        let entries = try log(of: task)
+        let fromOthers = entries.filter { $0.author != localPeer.publicKey.hex }.count
+        return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
+                           invite: record.invite.text, members: members, messages: entries.count,
+                           unread: max(0, fromOthers - markers.seen(task)))
+    }
+
+    // MARK: - Chat
+
+    /// Appends a chat message to the journal and to every pairwise book this peer writes in
+    /// the task. Durable when it returns; readers get it by replication, now or later.
+    @discardableResult
+    public func send(_ text: String, to task: TaskID) throws -> LogEntry {
+        guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
+        let bytes = Array(text.utf8)
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, bytes.count <= 64 * 1024 else {
+            throw MessengerError(.invalidMessage, "a message is 1…65536 bytes of text")
+        }
+        let id = SecureRandom.bytes(12).hexString
+        let time = wallClock()
+        var journalEntry: LogEntry?
+        for (name, book) in try books(of: task) where name.author == localPeer {
+            let index = try append([PageSpec(kind: .chat, data: bytes, fields: ["id": id], time: time)], to: book).lowerBound
+            if name.isJournal {
+                journalEntry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: text, book: book.id.hex, index: index)
+            }
+        }
+        notify(.changed(task))
+        guard let journalEntry else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
+        return journalEntry
+    }
+
+    /// The task's messages from every book held here, deduplicated and ordered.
+    public func log(of task: TaskID) throws -> [LogEntry] {
+        guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
+        var log = MessageLog()
+        var journals: Set<String> = []
+        for (name, book) in try books(of: task) {
+            if name.isJournal { journals.insert(book.id.hex) }
+            for range in book.heldRanges().ranges {
+                for index in range {
+                    guard let page = try storage({ try book.get(index) }) else { continue }
+                    log.add(page: page, index: index, book: book.id, name: name)
+                }
+            }
+        }
+        return log.ordered(preferring: journals)
+    }
+
+    /// Marks every message of the task as read.
+    public func markRead(_ task: TaskID) throws {
+        let fromOthers = try log(of: task).filter { $0.author != localPeer.publicKey.hex }.count
+        markers.markSeen(task, count: fromOthers)
+    }
+
+    // MARK: - Pages
+
+    /// A page to write: what it is, its refs and meta fields, and its time (nil: now).
+    struct PageSpec {
+        var kind: MessengerPage.Kind
+        var data: [UInt8]
+        var refs: [MessengerPage.Ref] = []
+        var fields: [String: String] = [:]
+        var time: UInt64? = nil
+    }
+
+    /// Appends pages as one batch (one transaction), each with its head (author, book,
+    /// index, hash of the previous page).
+    @discardableResult
+    func append(_ specs: [PageSpec], to book: Book) throws -> Range<UInt64> {
+        let now = wallClock()
+        var index = book.length
+        var previous: [UInt8]? = nil
+        if index > 0 {
+            guard let last = try storage({ try book.get(index - 1) }) else {
+                throw MessengerError(.storage, "the last page of book \(book.id.hex.prefix(16))… is missing")
+            }
+            previous = PageHash.leaf(last).bytes
+        }
+        var pages: [[UInt8]] = []
+        for spec in specs {
+            let page = MessengerPage(head: .init(author: localPeer.bytes, book: book.id.bytes, index: index, previous: previous),
+                                     refs: spec.refs, kind: spec.kind, data: spec.data,
+                                     meta: .init(time: spec.time ?? now, fields: spec.fields))
+            let bytes = page.encoded()
+            pages.append(bytes)
+            previous = PageHash.leaf(bytes).bytes
+            index += 1
+        }
+        return try storage { try book.append(contentsOf: pages) }
+    }
+
+    /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its
+    /// reader's address first, then the title (creator only), then the history of the
+    /// journal. Returns its id.
+    func createPairwiseBook(for reader: PeerID, task: TaskID) throws -> Book {
+        let name = TaskBookName(author: localPeer, reader: reader, task: task)
+        let book = try storage { try store.createOrOpen(name: name.text) }
+        guard book.length == 0 else { return book }
+        var specs = [PageSpec(kind: .address, data: reader.bytes + task.bytes)]
+        if let record = tasks[task], record.creator == localPeer, let title = record.ownTitle {
+            specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
+        }
+        let journal = try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) }
+        for index in 0..<journal.contiguousLength {
+            guard let bytes = try storage({ try journal.get(index) }), let page = try? MessengerPage(decoding: bytes),
+                  case .chat = page.kind else { continue }
+            // The same message id and time: readers deduplicate and order it as the original.
+            specs.append(PageSpec(kind: .chat, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))
+        }
+        try append(specs, to: book)
+        return book
+    }
+
+    // MARK: - Followers
+
+    /// Events for followers; ends when the subscriber stops iterating.
+    public func subscribe() -> AsyncStream<MessengerEvent> {
+        let (stream, continuation) = AsyncStream<MessengerEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let key = nextSubscriber
+        nextSubscriber += 1
+        subscribers[key] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(key) }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ key: Int) { subscribers[key] = nil }
+
+    func notify(_ event: MessengerEvent) {
+        for continuation in subscribers.values { continuation.yield(event) }
+    }
+
+    /// Remembers a protocol event for `inspect` (the newest 200).
+    func record(_ kind: String, _ detail: String) {
+        recentEvents.append(EventReport(time: wallClock(), kind: kind, detail: detail))
+        if recentEvents.count > 200 { recentEvents.removeFirst(recentEvents.count - 200) }
+    }
+}
+
+/// Runs a store call, describing a Books failure as a messenger one.
+func storage<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as BooksError {
+        throw MessengerError(.storage, error.file.map { "\(error.detail) (\($0))" } ?? error.detail)
+    }
+}

@@ -1,0 +1,35 @@
+/// The one error type of the Messenger module: each reads as a one-line message for the
+/// person at the keyboard, compared by code.
+public struct MessengerError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        /// No task matches what the person typed.
+        case unknownTask
+        /// Several tasks match a prefix.
+        case ambiguousTask
+        /// The invite code does not parse (typo, truncation, wrong checksum).
+        case invalidInvite
+        /// An empty message, or one over the page limit.
+        case invalidMessage
+        /// The task is already in this vault (joining twice, or joining one's own).
+        case alreadyMember
+        /// A compiled book's name is taken by another kind of book.
+        case invalidName
+        /// The store failed underneath (a `BooksError`, described).
+        case storage
+        /// The network is not running in this process.
+        case offline
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}

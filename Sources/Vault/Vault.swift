@@ -1,0 +1,72 @@
+import Books
+import Foundation
+import Sodium
+import Swarm
+
+/// One peer's DB and IO (DESIGN "vault"): the directory, its lock, the identity, the book
+/// store — and, when asked, the network (`VaultNetwork`).
+///
+/// Opening takes the directory's lock first, so exactly one process at a time works on a
+/// vault; a second one gets a one-line error naming the holder. Nothing here writes
+/// anything a failed open could damage: the identity file is created only if absent, and
+/// a store that does not open is left as it is.
+public final class Vault: Sendable {
+    public let directory: VaultDirectory
+    public let identity: Identity
+    public let store: BookStore
+    private let lock: VaultLock
+
+    public var peer: PeerID { PeerID(identity.keyPair.publicKey) }
+
+    /// Where the messenger keeps read markers.
+    public var messengerStateFile: String { directory.path + "/messenger-state.json" }
+
+    /// Opens the vault in `directory`, creating it on first use. `role` names this process
+    /// in the lock file ("daemon", "send", …) for the error the next comer gets.
+    public static func open(_ directory: VaultDirectory, role: String) throws(VaultError) -> Vault {
+        try directory.prepare()
+        let lock = try VaultLock.acquire(directory, role: role)
+        let identity = try Identity.loadOrCreate(in: directory)
+        let store: BookStore
+        do {
+            store = try BookStore.open(directory: directory.storeDirectory, masterSecret: identity.masterSecret)
+        } catch let error as BooksError {
+            lock.release()
+            throw VaultError(.storeUnusable, Self.describe(error, directory: directory))
+        } catch {
+            lock.release()
+            throw VaultError(.storeUnusable, "cannot open the store in \(directory.storeDirectory): \(error)")
+        }
+        return Vault(directory: directory, identity: identity, store: store, lock: lock)
+    }
+
+    private init(directory: VaultDirectory, identity: Identity, store: BookStore, lock: VaultLock) {
+        self.directory = directory
+        self.identity = identity
+        self.store = store
+        self.lock = lock
+    }
+
+    /// Closes the store and releases the lock.
+    public func close() {
+        store.close()
+        lock.release()
+    }
+
+    static func describe(_ error: BooksError, directory: VaultDirectory) -> String {
+        let file = error.file ?? directory.storeDirectory
+        switch error.code {
+        case .corruptDatabase, .notABookStore:
+            return "the store \(file) is damaged (\(error.detail)); it was left untouched"
+        case .unsupportedSchemaVersion:
+            return "the store \(file) was written by a newer Bookswarm (\(error.detail)); it was left untouched"
+        case .wrongMasterSecret:
+            return "the store \(file) belongs to another identity than \(directory.identityFile)"
+        case .storeLocked:
+            return "the store \(file) is open in another process"
+        case .pageTooLarge, .readOnly, .invalidSignature, .invalidProof, .staleProof, .forked, .outOfRange, .notHeld,
+             .invalidName, .unknownBook, .closed, .storage:
+            return "cannot open the store \(file): \(error.detail)"
+        }
+    }
+}

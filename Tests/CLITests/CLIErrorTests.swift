@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// Every failure a person can cause gives one line on stderr, a non-zero exit, and leaves
+/// what was stored as it was (issue 6 acceptance).
+@Suite("bookswarm errors", .serialized, .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"))
+struct CLIErrorTests {
+    /// One line, prefixed, nothing on stdout, non-zero.
+    static func expectOneLineError(_ result: CLI.Result, mentioning needle: String? = nil,
+                                   sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!result.ok, "\(result)", sourceLocation: sourceLocation)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1 && lines[0].hasPrefix("bookswarm: "), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stdout.isEmpty, "stdout: \(result.stdout)", sourceLocation: sourceLocation)
+        if let needle { #expect(result.stderr.contains(needle), "stderr: \(result.stderr)", sourceLocation: sourceLocation) }
+    }
+
+    @Test func invalidAndMistypedInviteCodes() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "kept"])
+        Self.expectOneLineError(try await bob.run(["join", "hello"]), mentioning: "bsw1-")
+        // One symbol changed, anywhere: the checksum catches it.
+        var chars = Array(task.invite)
+        let i = chars.count - 7
+        chars[i] = chars[i] == "a" ? "b" : "a"
+        Self.expectOneLineError(try await bob.run(["join", String(chars)]), mentioning: "invite code")
+        Self.expectOneLineError(try await bob.run(["join", String(task.invite.dropLast(4))]), mentioning: "invite code")
+        #expect(try await bob.texts(task.id) == ["kept"])
+    }
+
+    @Test func unknownTask() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "kept"])
+        Self.expectOneLineError(try await bob.run(["send", "no-such-task", "hi"]), mentioning: "unknown task")
+        Self.expectOneLineError(try await bob.run(["log", "ffff0000"]), mentioning: "unknown task")
+        Self.expectOneLineError(try await bob.run(["chat", "nope"]), mentioning: "unknown task")
+        #expect(try await bob.texts(task.id) == ["kept"])
+    }
+
+    @Test func secondDaemonOnTheSameDirectory() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        let pid = try #require(bob.daemon?.pid)
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "kept"])
+        let second = try await bob.run(["daemon"], timeout: .seconds(10))
+        Self.expectOneLineError(second, mentioning: "pid \(pid)")
+        // The first one is unharmed and still answers.
+        #expect(bob.daemon?.isRunning == true)
+        #expect(try await bob.texts(task.id) == ["kept"])
+        await bob.stop()
+    }
+
+    @Test func corruptStoreIsRefusedAndLeftAsItWas() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "kept"])
+        let file = bob.directory + "/store/books.sqlite"
+        let original = try #require(FileManager.default.contents(atPath: file))
+        var damaged = original
+        for i in 0..<16 { damaged[i] = 0x5a }  // the SQLite header
+        try damaged.write(to: URL(fileURLWithPath: file))
+        for command in [["tasks"], ["send", task.id, "lost?"], ["daemon"], ["log", task.id]] {
+            Self.expectOneLineError(try await bob.run(command, timeout: .seconds(10)), mentioning: "books.sqlite")
+            #expect(FileManager.default.contents(atPath: file) == damaged, "\(command) changed the damaged file")
+        }
+        // Repaired by hand, everything stored before is there.
+        try original.write(to: URL(fileURLWithPath: file))
+        #expect(try await bob.texts(task.id) == ["kept"])
+    }
+
+    @Test func unusableDirectories() async throws {
+        let scratch = Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.root, withIntermediateDirectories: true)
+        let notADirectory = scratch.dir("file")
+        FileManager.default.createFile(atPath: notADirectory, contents: Data("x".utf8))
+        Self.expectOneLineError(try await CLI.run(["tasks", "--dir", notADirectory]), mentioning: "not a directory")
+        Self.expectOneLineError(try await CLI.run(["id", "--dir", notADirectory + "/sub"]), mentioning: notADirectory)
+    }
+
+    /// A directory this user cannot read: run as `nobody` on a directory only root may use.
+    @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                   "needs root and setpriv to run a command as another user"))
+    func unreadableDirectory() async throws {
+        let scratch = Scratch()
+        let owner = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await owner.newTask("t")
+        try await owner.ok(["send", task.id, "kept"])
+        chmod(owner.directory, 0o700)
+        let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        // The binary must be reachable by nobody; otherwise this machine cannot show the case.
+        let probe = try await CLI.run(["--help"], prefix: asNobody)
+        try #require(probe.ok, "nobody cannot run \(CLI.binary!) here (\(probe.stderr)); a parent directory is not world-executable")
+        // The scratch root must be traversable for the message to be about the vault itself.
+        chmod(scratch.root, 0o755)
+        let result = try await CLI.run(["tasks", "--dir", owner.directory], prefix: asNobody)
+        Self.expectOneLineError(result, mentioning: owner.directory)
+        #expect(try await owner.texts(task.id) == ["kept"])
+    }
+}

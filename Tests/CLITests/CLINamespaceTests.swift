@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// The demo scenario again with three hosts on one LAN (the namespace test bed, Tools/netns):
+/// each daemon runs in its own host namespace with discovery on its eth0; then a partition
+/// between two hosts (nftables drop), messages sent during it, and the heal.
+@Suite("bookswarm on a three-host LAN", .serialized,
+       .enabled(if: Netns.available && CLI.available, "\(Netns.unavailableReason ?? "bookswarm is not built: run `swift build`")"))
+struct CLINamespaceTests {
+    static func member(_ name: String, host: Int, bed: String, scratch: Scratch, port: Int) -> Member {
+        Member(name, scratch: scratch, interface: "eth0", discoveryPort: port,
+               prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"])
+    }
+
+    /// Cuts hosts `a` and `b` apart as a failing network would: each drops what arrives
+    /// from the other (an input rule; an output rule would make the sender's own `sendmsg`
+    /// fail with EPERM, which no real partition does).
+    static func partition(_ bed: String, _ a: Int, _ b: Int) throws {
+        for (host, other) in [(a, b), (b, a)] {
+            for rule in [["add", "table", "inet", "bswpart"],
+                         ["add", "chain", "inet", "bswpart", "in", "{ type filter hook input priority 0 ; }"],
+                         ["add", "rule", "inet", "bswpart", "in", "ip", "saddr", Netns.address(host: other), "drop"]] {
+                try nft(bed, host, rule)
+            }
+        }
+    }
+
+    static func heal(_ bed: String, _ a: Int, _ b: Int) throws {
+        for host in [a, b] { try nft(bed, host, ["delete", "table", "inet", "bswpart"]) }
+    }
+
+    static func nft(_ bed: String, _ host: Int, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", "\(bed)-h\(host)", "nft"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<2500 where process.isRunning { usleep(2000) }
+        guard process.terminationStatus == 0 else { throw Netns.Failure(description: "nft \(arguments) failed") }
+    }
+
+    @Test("invite, join, chat, kill -9 and restart, then a partition heals", .timeLimit(.minutes(2)))
+    func lanScenario() async throws {
+        let bed = Netns.bedName("cli3")
+        try await Netns.withBed(bed, hosts: 3) {
+            let scratch = Scratch()
+            let port = testDiscoveryPort()
+            let bob = Self.member("bob", host: 1, bed: bed, scratch: scratch, port: port)
+            let ana = Self.member("ana", host: 2, bed: bed, scratch: scratch, port: port)
+            let carol = Self.member("carol", host: 3, bed: bed, scratch: scratch, port: port)
+            for m in [bob, ana, carol] { try await m.start() }
+            defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+
+            let task = try await bob.newTask("LAN roof")
+            try await bob.ok(["send", task.id, "first"])
+            let joinStart = ContinuousClock.now
+            try await ana.ok(["join", task.invite])
+            #expect(try await eventually { try await ana.texts(task.id) == ["first"] })
+            print("join → first message (namespace LAN, processes): \(ContinuousClock.now - joinStart)")
+            try await carol.ok(["join", task.invite])
+            try await ana.ok(["send", task.id, "from ana"])
+            try await carol.ok(["send", task.id, "from carol"])
+            let three = Set(["first", "from ana", "from carol"])
+            for m in [bob, ana, carol] { #expect(try await eventually { Set(try await m.texts(task.id)) == three }, "\(m.name)") }
+
+            await carol.stop(SIGKILL)
+            try await bob.ok(["send", task.id, "while carol is down"])
+            try await carol.start()
+            #expect(try await eventually { try await carol.texts(task.id).contains("while carol is down") })
+
+            // Partition Bob from Ana: Bob's message reaches Carol, not Ana; after the heal, Ana.
+            try Self.partition(bed, 1, 2)
+            try await bob.ok(["send", task.id, "during the partition"])
+            #expect(try await eventually { try await carol.texts(task.id).contains("during the partition") })
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await !ana.texts(task.id).contains("during the partition"))
+            try Self.heal(bed, 1, 2)
+            #expect(try await eventually(.seconds(30)) { try await ana.texts(task.id).contains("during the partition") })
+            let orders = try await [bob.texts(task.id), ana.texts(task.id), carol.texts(task.id)]
+            #expect(orders[0] == orders[1] && orders[1] == orders[2], "\(orders)")
+            #expect(orders[0].count == 5)
+            for m in [bob, ana, carol] { await m.stop() }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+/// The demo scenario with real `bookswarm` processes on loopback (issue 6 acceptance), plus
+/// offline delivery. Discovery runs on `lo` with a port of this run's own.
+@Suite("bookswarm processes on loopback", .serialized,
+       .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"))
+struct CLIProcessTests {
+    @Test("Bob, Ana and Carol: invite, join, chat, kill -9 and restart, catch up", .timeLimit(.minutes(2)))
+    func demoScenario() async throws {
+        let scratch = Scratch()
+        let port = testDiscoveryPort()
+        let (bob, ana, carol) = (Member("bob", scratch: scratch, discoveryPort: port),
+                                 Member("ana", scratch: scratch, discoveryPort: port),
+                                 Member("carol", scratch: scratch, discoveryPort: port))
+        for m in [bob, ana, carol] { try await m.start() }
+        defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+
+        let task = try await bob.newTask("Fix the roof")
+        try await bob.ok(["send", task.id, "The roof leaks."])
+        let joinStart = ContinuousClock.now
+        let joined = try await ana.ok(["join", task.invite])
+        #expect(joined.contains("Fix the roof"), "\(joined)")
+        #expect(try await eventually { try await ana.texts(task.id) == ["The roof leaks."] })
+        print("join → first message (loopback, processes): \(ContinuousClock.now - joinStart)")
+        try await carol.ok(["join", task.invite])
+
+        // A connected reader gets a message within a second of `send` returning.
+        let follower = try Follower(ana, task: task.id)
+        defer { follower.stop() }
+        #expect(await follower.waitFor("The roof leaks.", timeout: .seconds(10)) != nil)
+        try await bob.ok(["send", task.id, "Who has a ladder?"])
+        let sent = ContinuousClock.now
+        let arrived = await follower.waitFor("Who has a ladder?", timeout: .seconds(10))
+        #expect(arrived != nil)
+        if let arrived { #expect(arrived - sent < .seconds(1), "send → reader took \(arrived - sent)") }
+
+        try await ana.ok(["send", task.id, "I do."])
+        try await carol.ok(["send", task.id, "I'll bring tiles."])
+        let all = ["The roof leaks.", "Who has a ladder?", "I do.", "I'll bring tiles."]
+        for m in [bob, ana, carol] { #expect(try await eventually { Set(try await m.texts(task.id)) == Set(all) }, "\(m.name)") }
+
+        // Carol is killed; the others write; Carol restarts and catches up, no duplicates.
+        await carol.stop(SIGKILL)
+        try await ana.ok(["send", task.id, "While Carol was away."])
+        try await bob.ok(["send", task.id, "Saturday then."])
+        try await carol.start()
+        let everything = Set(all + ["While Carol was away.", "Saturday then."])
+        #expect(try await eventually { Set(try await carol.texts(task.id)) == everything })
+        let orders = try await [bob.texts(task.id), ana.texts(task.id), carol.texts(task.id)]
+        #expect(orders[0] == orders[1] && orders[1] == orders[2], "\(orders)")
+        #expect(orders[2].count == everything.count)
+
+        // Six pairwise books and three journals; every book verifies everywhere.
+        for m in [bob, ana, carol] {
+            let report = try #require(try await m.run(["inspect", "--json"]).json as? [String: Any])
+            let books = report["books"] as? [[String: Any]] ?? []
+            #expect(books.count == 5, "\(m.name): \(books.map { $0["name"] ?? "" })")
+            #expect(try await m.run(["inspect", "verify"]).ok)
+        }
+        // Bookkeeping: Carol compiles the conversation; every copy verifies against its author.
+        let compiled = try #require(try await carol.run(["task", "compile", task.id, "minutes", "--json"]).json as? [String: Any])
+        #expect(compiled["copied"] as? Int == everything.count, "\(compiled)")
+        let checks = try #require(try await carol.run(["task", "check", "minutes", "--json"]).json as? [[String: Any]])
+        #expect(checks.count == everything.count && checks.allSatisfy { $0["authentic"] as? Bool == true })
+        for m in [bob, ana, carol] { await m.stop() }
+    }
+
+    @Test("messages sent while the reader is offline arrive when it comes back", .timeLimit(.minutes(1)))
+    func offlineDelivery() async throws {
+        let scratch = Scratch()
+        let port = testDiscoveryPort()
+        let (bob, ana) = (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        let task = try await bob.newTask("offline")
+        // Ana joins without a daemon: `join` brings the network up for its own duration.
+        let joined = try await ana.ok(["join", task.invite])
+        #expect(joined.contains("offline"), "\(joined)")
+        try await bob.ok(["send", task.id, "sent while Ana is away"])
+        try await ana.ok(["send", task.id, "written offline by Ana"])
+        #expect(try await ana.texts(task.id) == ["written offline by Ana"])
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await bob.texts(task.id) == ["sent while Ana is away"])
+        try await ana.start()
+        defer { if let d = ana.daemon { kill(d.pid, SIGKILL) } }
+        let both = Set(["sent while Ana is away", "written offline by Ana"])
+        #expect(try await eventually { Set(try await ana.texts(task.id)) == both })
+        #expect(try await eventually { Set(try await bob.texts(task.id)) == both })
+        // Unread: Bob's message counted until Ana reads the log.
+        let tasks = try #require(try await ana.run(["tasks", "--json"]).json as? [[String: Any]])
+        #expect(tasks.first?["unread"] as? Int == 0, "the log above marked everything read: \(tasks)")
+        await ana.stop()
+        await bob.stop()
+    }
+}
+
+/// `bookswarm log --follow --json` in the background, recording when each line arrives.
+final class Follower: @unchecked Sendable {
+    private let process = Process()
+    private let lock = NSLock()
+    private var arrivals: [(text: String, at: ContinuousClock.Instant)] = []
+    private var partial = ""
+
+    init(_ member: Member, task: String) throws {
+        let argv = member.prefix + [CLI.binary!, "log", task, "--follow", "--json", "--dir", member.directory]
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            self?.take(data)
+        }
+        try process.run()
+    }
+
+    private func take(_ data: Data) {
+        let now = ContinuousClock.now
+        lock.withLock {
+            partial += String(decoding: data, as: UTF8.self)
+            while let newline = partial.firstIndex(of: "\n") {
+                let line = String(partial[..<newline])
+                partial = String(partial[partial.index(after: newline)...])
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                   let entry = object["entry"] as? [String: Any], let text = entry["text"] as? String {
+                    arrivals.append((text, now))
+                }
+            }
+        }
+    }
+
+    func waitFor(_ text: String, timeout: Duration) async -> ContinuousClock.Instant? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let hit = lock.withLock({ arrivals.first { $0.text == text }?.at }) { return hit }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// One person of a scenario: a vault directory, maybe a daemon, and `bookswarm` calls on it.
+final class Member: @unchecked Sendable {
+    let name: String
+    let directory: String
+    let interface: String
+    let discoveryPort: Int
+    /// Wraps commands that must run where the daemon runs (a namespace), if any.
+    let prefix: [String]
+    var daemon: Daemon?
+
+    init(_ name: String, scratch: Scratch, interface: String = "lo", discoveryPort: Int, prefix: [String] = []) {
+        self.name = name
+        directory = scratch.dir(name)
+        self.interface = interface
+        self.discoveryPort = discoveryPort
+        self.prefix = prefix
+    }
+
+    /// `bookswarm ARGS --dir DIR` with this member's network options.
+    @discardableResult
+    func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> CLI.Result {
+        try await CLI.run(arguments + ["--dir", directory, "--interface", interface, "--discovery-port", "\(discoveryPort)"],
+                          prefix: prefix, timeout: timeout)
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    @discardableResult
+    func ok(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let result = try await run(arguments)
+        #expect(result.ok, "\(name): bookswarm \(arguments.joined(separator: " ")) → \(result)", sourceLocation: sourceLocation)
+        return result.stdout
+    }
+
+    func start() async throws {
+        let daemon = try Daemon(directory: directory, interface: interface, discoveryPort: discoveryPort, prefix: prefix)
+        self.daemon = daemon
+        let ready = await daemon.ready()
+        #expect(ready, "\(name)'s daemon did not start: \(daemon.log)")
+    }
+
+    func stop(_ signal: Int32 = SIGTERM) async {
+        await daemon?.stop(signal)
+        daemon = nil
+    }
+
+    var id: String {
+        get async throws { try await ok(["id"]).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    /// The task's messages as this member sees them (texts, in log order).
+    func texts(_ task: String) async throws -> [String] {
+        let result = try await run(["log", task, "--json"])
+        guard result.ok, let entries = result.json as? [[String: Any]] else { return [] }
+        return entries.compactMap { $0["text"] as? String }
+    }
+
+    /// Creates a task; returns (id, invite).
+    func newTask(_ title: String) async throws -> (id: String, invite: String) {
+        let out = try await ok(["task", "new", title, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        return (object?["id"] as? String ?? "", object?["invite"] as? String ?? "")
+    }
+}

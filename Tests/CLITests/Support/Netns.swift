@@ -1,0 +1,86 @@
+import Foundation
+
+/// The namespace test bed (`Tools/netns`) from Swift tests: a bridge LAN of hosts
+/// `NAME-h1…hN` at 10.77.0.K. Tests that use it are enabled only when `Netns.available`
+/// (root, `ip`, `nft`, the script); otherwise Swift Testing counts them as skipped with
+/// `Netns.unavailableReason`. CI runs as root, so there they run.
+enum Netns {
+    static var script: URL {
+        if let repo = ProcessInfo.processInfo.environment["BOOKSWARM_REPO"] {
+            return URL(fileURLWithPath: repo).appendingPathComponent("Tools/netns")
+        }
+        // Tests/CLITests/Support/Netns.swift → repository root (a copy of SwarmTests' helper:
+        // test targets cannot share files).
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Tools/netns")
+    }
+
+    /// Why the bed cannot run here, or nil when it can.
+    static let unavailableReason: String? = {
+        if geteuid() != 0 { return "network namespace tests need root" }
+        for tool in ["ip", "nft"] where which(tool) == nil {
+            return "network namespace tests need '\(tool)' (apt-get install iproute2 nftables)"
+        }
+        if !FileManager.default.isExecutableFile(atPath: script.path) { return "Tools/netns not found at \(script.path)" }
+        return nil
+    }()
+
+    static var available: Bool { unavailableReason == nil }
+
+    /// A bed name unique to this process and `tag` (≤ 16 characters, as the script wants).
+    static func bedName(_ tag: String) -> String {
+        "b\(getpid() % 1_000_000)\(tag.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(8))"
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    @discardableResult
+    static func tool(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = script
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "Tools/netns \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
+        }
+        return text
+    }
+
+    static func up(_ name: String, hosts: Int) throws { try tool(["up", name, "\(hosts)"]) }
+    static func loss(_ name: String, percent: Double) throws { try tool(["loss", name, String(format: "%.2f", percent)]) }
+    static func down(_ name: String) { _ = try? tool(["down", name]) }
+    static func status(_ name: String) -> String { (try? tool(["status", name])) ?? "" }
+
+    /// argv that runs `command` inside host `host` (1-based) of bed `name`.
+    static func inHost(_ name: String, _ host: Int, _ command: [String]) -> [String] {
+        ["/usr/bin/env", "ip", "netns", "exec", "\(name)-h\(host)"] + command
+    }
+
+    static func address(host: Int) -> String { "10.77.0.\(host)" }
+
+    /// Builds a bed, runs `body`, and tears the bed down whatever happens.
+    static func withBed<T>(_ name: String, hosts: Int, _ body: () async throws -> T) async throws -> T {
+        try up(name, hosts: hosts)
+        do {
+            let result = try await body()
+            down(name)
+            return result
+        } catch {
+            down(name)
+            throw error
+        }
+    }
+
+    private static func which(_ tool: String) -> String? {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+        return paths.split(separator: ":").map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}

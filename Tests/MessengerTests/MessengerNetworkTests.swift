@@ -1,0 +1,122 @@
+import Books
+import Foundation
+import Swarm
+import Testing
+@testable import Messenger
+
+/// The five flows over in-memory swarms: join, chat, more people, bookkeeping across
+/// authors, disconnect and reconnect.
+@Suite(.serialized) struct MessengerNetworkTests {
+    @Test("join: both pairwise books appear, each side reads the other's, the title arrives", .timeLimit(.minutes(1)))
+    func join() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        let summary = try await bob.messenger.newTask(title: "Fix the roof")
+        let task = TaskID(hex: summary.id)!
+        try await bob.messenger.send("before Ana", to: task)
+        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        #expect(try await eventually { try await ana.texts(task) == ["before Ana"] })
+        #expect(try await ana.messenger.summary(of: task).title == "Fix the roof")
+        // Each writes one book for the other, whose first page is the reader's address.
+        for (writer, reader) in [(bob, ana), (ana, bob)] {
+            let name = TaskBookName(author: writer.id, reader: reader.id, task: task).text
+            let book = try #require(try writer.store.book(named: name))
+            let first = try MessengerPage(decoding: try #require(try book.get(0)))
+            #expect(first.kind == .address && first.data == reader.id.bytes + task.bytes)
+            #expect(try await eventually { (try? reader.store.book(named: name))??.contiguousLength == book.length })
+        }
+        try await ana.messenger.send("hello Bob", to: task)
+        #expect(try await eventually { try await bob.texts(task) == ["before Ana", "hello Bob"] })
+        #expect(try await bob.messenger.summary(of: task).unread == 1)
+        try await bob.messenger.markRead(task)
+        #expect(try await bob.messenger.summary(of: task).unread == 0)
+        await ana.stop()
+        await bob.stop()
+    }
+
+    @Test("three people: n(n−1) books, everyone sees everyone's messages in one order", .timeLimit(.minutes(1)))
+    func threePeople() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        let carol = try await bed.online(3)
+        let summary = try await bob.messenger.newTask(title: "t")
+        let task = TaskID(hex: summary.id)!
+        let invite = try InviteCode(parsing: summary.invite)
+        _ = try await ana.messenger.join(invite)
+        _ = try await carol.messenger.join(invite)
+        let peers = [bob, ana, carol]
+        for (i, p) in peers.enumerated() { try await p.messenger.send("from \(i)", to: task) }
+        let expected = Set(["from 0", "from 1", "from 2"])
+        for p in peers { #expect(try await eventually { Set(try await p.texts(task)) == expected }) }
+        let orders = try await [bob.texts(task), ana.texts(task), carol.texts(task)]
+        #expect(orders[0] == orders[1] && orders[1] == orders[2])
+        // 3 × 2 pairwise books, each written by one and read by its reader.
+        for writer in peers {
+            for reader in peers where reader !== writer {
+                let name = TaskBookName(author: writer.id, reader: reader.id, task: task).text
+                #expect(try writer.store.book(named: name)?.isWritable == true)
+                #expect(try await eventually { (try? reader.store.book(named: name))??.isWritable == false })
+            }
+        }
+        for p in peers { await p.stop() }
+    }
+
+    @Test("a message sent while the reader is offline arrives when it comes back; no duplicates", .timeLimit(.minutes(1)))
+    func offlineDeliveryAndReconnect() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        var ana = try await bed.online(2)
+        let summary = try await bob.messenger.newTask(title: "t")
+        let task = TaskID(hex: summary.id)!
+        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        try await bob.messenger.send("one", to: task)
+        #expect(try await eventually { try await ana.texts(task) == ["one"] })
+        await ana.stop()
+        try await bob.messenger.send("two", to: task)
+        try await bob.messenger.send("three", to: task)
+        ana = try await bed.online(2)
+        #expect(try await eventually { try await ana.texts(task) == ["one", "two", "three"] })
+        // Ana also wrote while away from Bob: it reaches him after the reconnect.
+        try await ana.messenger.send("back", to: task)
+        #expect(try await eventually { try await bob.texts(task) == ["one", "two", "three", "back"] })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await ana.texts(task) == ["one", "two", "three", "back"])
+        let name = TaskBookName(author: bob.id, reader: ana.id, task: task).text
+        let held = try #require(try ana.store.book(named: name))
+        #expect(held.contiguousLength == held.length)
+        try held.verify()
+        await ana.stop()
+        await bob.stop()
+    }
+
+    @Test("a compiled book of other people's messages verifies against each author", .timeLimit(.minutes(1)))
+    func compileAcrossAuthors() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        let summary = try await bob.messenger.newTask(title: "t")
+        let task = TaskID(hex: summary.id)!
+        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        try await bob.messenger.send("bob says", to: task)
+        try await ana.messenger.send("ana says", to: task)
+        #expect(try await eventually { try await ana.texts(task).count == 2 })
+        let result = try await ana.messenger.compile(task, into: "record")
+        #expect(result.copied == 2)
+        let checks = try await ana.messenger.checkCompiled("record")
+        #expect(checks.count == 2 && checks.allSatisfy { $0.authentic })
+        // One copy's original is Bob's book, signed with Bob's book key.
+        let bobsBook = try #require(try ana.store.id(named: TaskBookName(author: bob.id, reader: ana.id, task: task).text))
+        #expect(checks.contains { $0.originalBook == bobsBook.hex })
+        let report = try await ana.messenger.inspect(verify: true)
+        #expect(report.books.allSatisfy { $0.verified })
+        #expect(report.sessions.count == 1)
+        await ana.stop()
+        await bob.stop()
+    }
+}

@@ -1,0 +1,98 @@
+import Books
+import Foundation
+import Sodium
+import Swarm
+import Testing
+@testable import Messenger
+
+/// The messenger without a network: tasks, offline send, log, unread counts, bookkeeping.
+@Suite struct MessengerTests {
+    @Test func taskSendLogAndReopen() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var bob = try bed.offline(1)
+        let task = try await bob.messenger.newTask(title: "Fix the roof")
+        let id = try #require(TaskID(hex: task.id))
+        #expect(task.title == "Fix the roof")
+        #expect(try InviteCode(parsing: task.invite) == InviteCode(creator: bob.id, task: id))
+        try await bob.messenger.send("one", to: id)
+        try await bob.messenger.send("two", to: id)
+        #expect(try await bob.texts(id) == ["one", "two"])
+        await bob.stop()
+        // Everything is in the store: reopen and find the task, its title and messages.
+        bob = try bed.offline(1)
+        #expect(try await bob.messenger.summaries().map(\.title) == ["Fix the roof"])
+        #expect(try await bob.texts(id) == ["one", "two"])
+        #expect(try await bob.messenger.resolveTask(String(task.id.prefix(6))) == id)
+        #expect(try await bob.messenger.resolveTask("Fix the roof") == id)
+        #expect(try await bob.messenger.resolveTask(task.invite) == id)
+        await bob.stop()
+    }
+
+    @Test func unknownTasksAndBadInputAreClearErrors() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        await #expect(throws: MessengerError(.unknownTask, "")) { try await bob.messenger.resolveTask("nope") }
+        await #expect(throws: MessengerError(.unknownTask, "")) { try await bob.messenger.send("x", to: TaskID.random()) }
+        let task = try await bob.messenger.newTask(title: "t")
+        await #expect(throws: MessengerError(.invalidMessage, "")) { try await bob.messenger.send("   ", to: TaskID(hex: task.id)!) }
+        await #expect(throws: MessengerError(.invalidMessage, "")) { try await bob.messenger.newTask(title: "") }
+        await bob.stop()
+    }
+
+    @Test func joiningOfflineRecordsTheTaskOnce() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let ana = try bed.offline(2)
+        let invite = InviteCode(creator: PeerID(MessengerBed.identity(1).publicKey), task: TaskID.random())
+        let first = try await ana.messenger.join(invite)
+        let again = try await ana.messenger.join(invite)
+        #expect(first == again)
+        #expect(first.title == nil && first.members.map(\.peer) == [invite.creator.publicKey.hex])
+        try await ana.messenger.send("written before meeting anyone", to: invite.task)
+        #expect(try await ana.texts(invite.task) == ["written before meeting anyone"])
+        await ana.stop()
+    }
+
+    @Test func compiledCopiesVerifyAgainstTheirAuthorAndTamperingShows() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let summary = try await bob.messenger.newTask(title: "notes")
+        let task = TaskID(hex: summary.id)!
+        for i in 0..<5 { try await bob.messenger.send("note \(i)", to: task) }
+        let result = try await bob.messenger.compile(task, into: "minutes")
+        #expect(result.copied == 5 && result.length == 5)
+        #expect(try await bob.messenger.checkCompiled("minutes").allSatisfy { $0.authentic })
+        // Compiling again adds only what is new.
+        try await bob.messenger.send("note 5", to: task)
+        #expect(try await bob.messenger.compile(task, into: "minutes").copied == 1)
+
+        // A copy checks on its own: flip any byte of the original inside it and it fails.
+        let book = try #require(try bob.store.book(named: "compiled:minutes"))
+        let page = try MessengerPage(decoding: try #require(try book.get(0)))
+        let copy = try #require(CopiedPage(page: page))
+        #expect(copy.isAuthentic)
+        #expect(try MessengerPage(decoding: copy.original).text == "note 0")
+        var forged = copy.original
+        forged[forged.count - 1] ^= 1
+        #expect(!CopiedPage(original: forged, ref: copy.ref, signedRoot: copy.signedRoot, proof: copy.proof).isAuthentic)
+        let wrongRoot = SignedRoot(book: copy.signedRoot.book, length: copy.signedRoot.length, rootHash: copy.signedRoot.rootHash,
+                                   signature: copy.signedRoot.signature.map { $0 ^ 1 })
+        #expect(!CopiedPage(original: copy.original, ref: copy.ref, signedRoot: wrongRoot, proof: copy.proof).isAuthentic)
+        await bob.stop()
+    }
+
+    @Test func unreadCountsMessagesFromOthersSinceLastRead() async throws {
+        // Unread counts need messages from someone else: covered with two peers in
+        // MessengerNetworkTests; here, own messages never count as unread.
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let task = TaskID(hex: try await bob.messenger.newTask(title: "t").id)!
+        try await bob.messenger.send("mine", to: task)
+        #expect(try await bob.messenger.summary(of: task).unread == 0)
+        await bob.stop()
+    }
+}

@@ -1,0 +1,98 @@
+import Books
+import Foundation
+import Sodium
+import Swarm
+import Synchronization
+@testable import Messenger
+
+/// Peers with a store, a messenger and a swarm over the in-memory network, found through
+/// an in-memory discovery hub. A peer restarts with the same identity and directory.
+final class MessengerBed: Sendable {
+    let network = InMemoryNetwork()
+    let hub = InMemoryDiscoveryHub()
+    let root = NSTemporaryDirectory() + "bookswarm-messenger-\(UUID().uuidString)"
+
+    static var configuration: SwarmConfiguration {
+        var c = SwarmConfiguration()
+        c.session.handshakeRetransmitBase = .milliseconds(100)
+        c.session.handshakeRetransmitMax = .milliseconds(400)
+        c.session.keepaliveInterval = .milliseconds(200)
+        c.session.deadPeerTimeout = .milliseconds(1500)
+        c.retry = RetryPolicy(delays: [.milliseconds(100), .milliseconds(300)], jitter: 0.2)
+        return c
+    }
+
+    static func identity(_ seed: UInt8) -> Ed25519.KeyPair {
+        try! Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: seed, count: 32)))
+    }
+
+    /// An offline peer: store and messenger only.
+    func offline(_ seed: UInt8, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws -> Peer {
+        let directory = root + "/\(seed)"
+        let store = try BookStore.open(directory: directory, masterSecret: SecretBytes(copying: [UInt8](repeating: seed &+ 100, count: 32)))
+        let messenger = try Messenger(identity: Self.identity(seed), store: store, stateFile: directory + "/state.json", wallClock: clock)
+        return Peer(seed: seed, store: store, messenger: messenger, swarm: nil)
+    }
+
+    /// An online peer: the swarm and the messenger run in tasks of their own.
+    func online(_ seed: UInt8) async throws -> Peer {
+        let peer = try offline(seed)
+        let identity = Self.identity(seed)
+        let transport = network.makeTransport()
+        let discovery = hub.makeSource(peer: PeerID(identity.publicKey), endpoint: transport.localEndpoint)
+        let clock = SystemSwarmClock()
+        let swarm = try Swarm(identity: identity, transport: transport, discovery: [discovery],
+                              configuration: Self.configuration, clock: clock)
+        let online = Peer(seed: seed, store: peer.store, messenger: peer.messenger, swarm: swarm)
+        online.keep(Task { try? await swarm.run() })
+        let messenger = peer.messenger
+        online.keep(Task { await messenger.run(swarm: swarm, clock: clock) })
+        await expectOnline(messenger)
+        return online
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// Waits (bounded) until the messenger's network is up.
+func expectOnline(_ messenger: Messenger) async {
+    for _ in 0..<200 where !(await messenger.isOnline) { try? await Task.sleep(for: .milliseconds(5)) }
+}
+
+final class Peer: Sendable {
+    let seed: UInt8
+    let store: BookStore
+    let messenger: Messenger
+    let swarm: Swarm?
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+
+    init(seed: UInt8, store: BookStore, messenger: Messenger, swarm: Swarm?) {
+        self.seed = seed
+        self.store = store
+        self.messenger = messenger
+        self.swarm = swarm
+    }
+
+    var id: PeerID { messenger.localPeer }
+
+    func keep(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
+
+    /// Shuts the swarm down (telling peers), waits for the messenger, closes the store.
+    func stop() async {
+        if let swarm { await swarm.shutdown() }
+        for task in tasks.withLock({ $0 }) { await task.value }
+        store.close()
+    }
+
+    func texts(_ task: TaskID) async throws -> [String] { try await messenger.log(of: task).map(\.text) }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
