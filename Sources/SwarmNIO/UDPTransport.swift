@@ -42,12 +42,17 @@ public final class UDPTransport: DatagramTransport {
         public var sendErrors: Int
         /// `incoming`'s consumer fell behind by more than `incomingBufferBatches`.
         public var receiveDropped: Int
+        /// The socket was closed under us (a fatal send error) and bound again.
+        public var socketRestarts: Int
     }
 
     public let localEndpoint: Endpoint
     public let incoming: AsyncStream<[Datagram]>
-    private let channel: Channel
+    private let current: Mutex<Channel>
+    private let continuation: AsyncStream<[Datagram]>.Continuation
     private let stats: Stats
+    private let configuration: Configuration
+    private let group: EventLoopGroup
 
     /// Binds a UDP socket to `endpoint` (port 0: an ephemeral port; the bound one is
     /// `localEndpoint`). IPv4 or IPv6 according to the address.
@@ -59,22 +64,10 @@ public final class UDPTransport: DatagramTransport {
         let stats = Stats()
         let (stream, continuation) = AsyncStream<[Datagram]>.makeStream(
             bufferingPolicy: .bufferingOldest(configuration.incomingBufferBatches))
-        let handler = ReceiveHandler(continuation: continuation, stats: stats)
         let channel: Channel
         do {
-            channel = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
-                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-                .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                    capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
-                .channelOption(.writeBufferWaterMark, value: .init(
-                    low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
-                }
-                .bind(to: endpoint.socketAddress)
-                .get()
+            channel = try await makeChannel(endpoint, configuration: configuration, group: group,
+                                            continuation: continuation, stats: stats)
         } catch {
             continuation.finish()
             throw SwarmNIOError(.socketSetupFailed, "bind \(endpoint): \(error)")
@@ -83,14 +76,83 @@ public final class UDPTransport: DatagramTransport {
             try? await channel.close()
             throw SwarmNIOError(.invalidAddress, "no local address after bind to \(endpoint)")
         }
-        return UDPTransport(channel: channel, localEndpoint: local, incoming: stream, stats: stats)
+        let transport = UDPTransport(channel: channel, localEndpoint: local, incoming: stream, continuation: continuation,
+                                     stats: stats, configuration: configuration, group: group)
+        transport.watch(channel)
+        return transport
     }
 
-    private init(channel: Channel, localEndpoint: Endpoint, incoming: AsyncStream<[Datagram]>, stats: Stats) {
-        self.channel = channel
+    static func makeChannel(_ endpoint: Endpoint, configuration: Configuration, group: EventLoopGroup,
+                            continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats) async throws -> Channel {
+        let handler = ReceiveHandler(continuation: continuation, stats: stats)
+        return try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
+            .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
+                capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
+            .channelOption(.writeBufferWaterMark, value: .init(
+                low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+            }
+            .bind(to: endpoint.socketAddress)
+            .get()
+    }
+
+    private init(channel: Channel, localEndpoint: Endpoint, incoming: AsyncStream<[Datagram]>,
+                 continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats,
+                 configuration: Configuration, group: EventLoopGroup) {
+        self.current = Mutex(channel)
         self.localEndpoint = localEndpoint
         self.incoming = incoming
+        self.continuation = continuation
         self.stats = stats
+        self.configuration = configuration
+        self.group = group
+    }
+
+    /// The socket, replaced if the kernel or NIO closes it under us.
+    private var channel: Channel { current.withLock { $0 } }
+
+    /// NIO closes a datagram channel on most `sendmsg` errors (EPERM from a firewall rule,
+    /// ENETUNREACH while a route is missing, …), although for UDP each concerns one datagram.
+    /// A peer must outlive a partition, so when the socket closes without `close()` we bind
+    /// a new one on the same address and port, retrying with a growing pause, and carry on
+    /// with the same `incoming` stream. Sends in the gap are dropped and counted.
+    private func watch(_ channel: Channel) {
+        channel.closeFuture.whenComplete { [self] _ in
+            guard !stats.closed.load(ordering: .acquiring) else {
+                continuation.finish()
+                return
+            }
+            Task { await self.rebind() }
+        }
+    }
+
+    /// Closes the socket as a fatal error would, without closing the transport (tests).
+    func closeSocketUnderneath() async {
+        try? await channel.close()
+    }
+
+    private func rebind() async {
+        var pause = Duration.milliseconds(50)
+        while !stats.closed.load(ordering: .acquiring) {
+            if let fresh = try? await Self.makeChannel(localEndpoint, configuration: configuration, group: group,
+                                                       continuation: continuation, stats: stats) {
+                current.withLock { $0 = fresh }
+                stats.socketRestarts.add(1, ordering: .relaxed)
+                if stats.closed.load(ordering: .acquiring) {
+                    try? await fresh.close()
+                } else {
+                    watch(fresh)
+                }
+                return
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(1))
+        }
+        continuation.finish()
     }
 
     public func send(_ datagrams: [Datagram]) {
@@ -148,7 +210,8 @@ public final class UDPTransport: DatagramTransport {
             datagramsReceived: stats.datagramsReceived.load(ordering: .relaxed),
             sendDropped: stats.sendDropped.load(ordering: .relaxed),
             sendErrors: stats.sendErrors.load(ordering: .relaxed),
-            receiveDropped: stats.receiveDropped.load(ordering: .relaxed))
+            receiveDropped: stats.receiveDropped.load(ordering: .relaxed),
+            socketRestarts: stats.socketRestarts.load(ordering: .relaxed))
     }
 }
 
@@ -159,6 +222,7 @@ extension UDPTransport {
         let sendDropped = Atomic<Int>(0)
         let sendErrors = Atomic<Int>(0)
         let receiveDropped = Atomic<Int>(0)
+        let socketRestarts = Atomic<Int>(0)
         let closed = Atomic<Bool>(false)
     }
 
@@ -201,8 +265,9 @@ extension UDPTransport {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
+            // The stream outlives one socket (see `watch`): it finishes when the transport
+            // is closed, not when a socket is.
             if !batch.isEmpty { continuation.yield(batch); batch.removeAll() }
-            continuation.finish()
             context.fireChannelInactive()
         }
     }

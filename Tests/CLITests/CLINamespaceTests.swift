@@ -12,14 +12,16 @@ struct CLINamespaceTests {
                prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"])
     }
 
-    /// Cuts hosts `a` and `b` apart as a failing network would: each drops what arrives
-    /// from the other (an input rule; an output rule would make the sender's own `sendmsg`
-    /// fail with EPERM, which no real partition does).
+    /// Cuts hosts `a` and `b` apart: each drops what arrives from the other, and refuses to
+    /// send to it. The output rule makes the sender's own `sendmsg` fail with EPERM, as a
+    /// local firewall or a vanished route would; the transport must survive that too.
     static func partition(_ bed: String, _ a: Int, _ b: Int) throws {
         for (host, other) in [(a, b), (b, a)] {
             for rule in [["add", "table", "inet", "bswpart"],
                          ["add", "chain", "inet", "bswpart", "in", "{ type filter hook input priority 0 ; }"],
-                         ["add", "rule", "inet", "bswpart", "in", "ip", "saddr", Netns.address(host: other), "drop"]] {
+                         ["add", "rule", "inet", "bswpart", "in", "ip", "saddr", Netns.address(host: other), "drop"],
+                         ["add", "chain", "inet", "bswpart", "out", "{ type filter hook output priority 0 ; }"],
+                         ["add", "rule", "inet", "bswpart", "out", "ip", "daddr", Netns.address(host: other), "drop"]] {
                 try nft(bed, host, rule)
             }
         }

@@ -122,6 +122,28 @@ struct UDPTransportTests {
         #expect(a.counters.datagramsSent == 0)
     }
 
+    @Test func aSocketClosedUnderneathIsBoundAgainOnTheSamePort() async throws {
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        await a.closeSocketUnderneath()
+        var restarted = false
+        for _ in 0..<500 where !restarted {
+            try await Task.sleep(for: .milliseconds(10))
+            restarted = a.counters.socketRestarts == 1
+        }
+        #expect(restarted)
+        // Both directions work again, on the same port, through the same `incoming`.
+        var fromB = a.incoming.makeAsyncIterator()
+        var fromA = b.incoming.makeAsyncIterator()
+        b.send([Datagram(remote: a.localEndpoint, payload: [1, 2, 3])])
+        #expect(await fromB.next()?.first?.payload == [1, 2, 3])
+        a.send([Datagram(remote: b.localEndpoint, payload: [4])])
+        #expect(await fromA.next()?.first?.payload == [4])
+        await a.close()
+        await b.close()
+        #expect(await fromB.next() == nil)
+    }
+
     @Test func bindingAForeignAddressIsAClearError() async throws {
         // 192.0.2.1 (TEST-NET-1) is never configured here; nothing is sent.
         await #expect(throws: SwarmNIOError(.socketSetupFailed, "")) {
