@@ -61,10 +61,10 @@ let package = Package(
         // Vault: one peer's DB and IO (directory, lock, identity, store, swarm over UDP).
         // Messenger: tasks, chat and the connection protocol over a store and a swarm; it
         // does not need the vault, so its tests run over in-memory swarms.
-        .target(name: "Vault", dependencies: ["Sodium", "Books", "Swarm", "SwarmNIO"]),
+        .target(name: "Vault", dependencies: ["Sodium", "Books", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Books", "Swarm", "Replication"]),
         .executableTarget(name: "BookswarmCLI", dependencies: [
-            "Vault", "Messenger", "Books", "Swarm", "SwarmNIO", "Sodium",
+            "Vault", "Messenger", "Books", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO", "Sodium",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

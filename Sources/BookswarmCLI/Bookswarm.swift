@@ -16,5 +16,5 @@ struct Bookswarm: AsyncParsableCommand {
         peer online in the background.
         """,
         subcommands: [IdCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
-                      LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self])
+                      LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BootstrapCommand.self])
 }

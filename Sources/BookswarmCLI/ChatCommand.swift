@@ -51,7 +51,7 @@ struct DaemonCommand: AsyncParsableCommand {
             let messenger = peer.messenger
             let server: LocalControlServerBox
             do {
-                try await peer.goOnline(vault.network)
+                try await peer.goOnline(try vault.network)
                 server = try await LocalControlServerBox.start(path: peer.vault.directory.controlSocket, peer: peer)
             } catch {
                 await peer.close()

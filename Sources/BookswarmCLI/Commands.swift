@@ -107,7 +107,7 @@ struct JoinCommand: AsyncParsableCommand {
                 do {
                     summary = try await peer.messenger.join(invite)
                     if invite.creator != peer.messenger.localPeer {
-                        try await peer.goOnline(vault.network)
+                        try await peer.goOnline(try vault.network)
                         while ContinuousClock.now < deadline {
                             summary = try await peer.messenger.summary(of: invite.task)
                             // The creator must also have our book id before we go offline.

@@ -32,7 +32,7 @@ final class FollowSession: @unchecked Sendable {
         }
         do {
             let id = try await peer.messenger.resolveTask(task)
-            try await peer.goOnline(options.network)
+            try await peer.goOnline(try options.network)
             let messenger = peer.messenger
             let title = try? await messenger.summary(of: id).title
             return FollowSession(items: Control.follow(messenger, task: id), taskTitle: title,

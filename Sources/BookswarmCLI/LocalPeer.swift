@@ -32,7 +32,10 @@ final class LocalPeer: @unchecked Sendable {
         self.network = network
         let messenger = messenger
         running.append(Task { try? await network.run() })
-        running.append(Task { await messenger.run(swarm: network.swarm, clock: network.clock) })
+        running.append(Task {
+            await messenger.run(swarm: network.swarm, clock: network.clock,
+                                describePath: { [network] in network.describePath($0) })
+        })
         // Let the messenger join its tasks before the caller acts.
         for _ in 0..<100 where !(await messenger.isOnline) { try? await Task.sleep(for: .milliseconds(10)) }
     }

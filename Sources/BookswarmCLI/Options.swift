@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Swarm
 import Vault
 
 /// Options every command takes: which vault, and where its network runs.
@@ -17,12 +19,55 @@ struct VaultOptions: ParsableArguments {
     @Option(name: .customLong("discovery-port"), help: "The LAN discovery port (default: the project's; tests pick their own).")
     var discoveryPort: UInt16?
 
+    @Option(name: .long, help: ArgumentHelp("A bootstrap node, HOST:PORT; repeat for several.",
+        discussion: "Bootstrap nodes find peers beyond the LAN, punch holes through NATs and relay when no direct path opens. LAN discovery keeps running beside them, and a LAN path wins over a punched one, a punched one over a relay."))
+    var bootstrap: [String] = []
+
     var directory: VaultDirectory { VaultDirectory.resolve(explicit: dir) }
 
     var network: VaultNetwork.Options {
-        VaultNetwork.Options(interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
-                             port: port, discoveryPort: discoveryPort)
+        get throws {
+            VaultNetwork.Options(interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
+                                 port: port, discoveryPort: discoveryPort,
+                                 bootstrapNodes: try bootstrap.map(resolveNode))
+        }
     }
+}
+
+/// `HOST:PORT` → an endpoint: an IPv4 or bracketed IPv6 literal as is, a host name through
+/// the system resolver (first IPv4 address, then IPv6).
+func resolveNode(_ text: String) throws -> Endpoint {
+    if let literal = Endpoint(text) { return literal }
+    guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), colon > text.startIndex else {
+        throw CLIError("bootstrap node \"\(text)\" is not HOST:PORT")
+    }
+    let host = String(text[..<colon])
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+    var results: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, nil, &hints, &results) == 0, let first = results else {
+        throw CLIError("bootstrap node \(host) cannot be resolved")
+    }
+    defer { freeaddrinfo(results) }
+    var found: [Endpoint] = []
+    var cursor: UnsafeMutablePointer<addrinfo>? = first
+    while let entry = cursor {
+        if let address = entry.pointee.ai_addr {
+            if entry.pointee.ai_family == AF_INET {
+                let v4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                let bytes = withUnsafeBytes(of: v4) { Array($0) }
+                found.append(Endpoint(addressBytes: bytes, port: port)!)
+            } else if entry.pointee.ai_family == AF_INET6 {
+                let v6 = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                found.append(Endpoint(addressBytes: withUnsafeBytes(of: v6) { Array($0) }, port: port)!)
+            }
+        }
+        cursor = entry.pointee.ai_next
+    }
+    guard let best = found.first(where: { $0.addressBytes.count == 4 }) ?? found.first else {
+        throw CLIError("bootstrap node \(host) has no address")
+    }
+    return best
 }
 
 struct OutputOptions: ParsableArguments {

@@ -34,7 +34,7 @@ extension Messenger {
             let now = network.clock.now()
             for stats in await network.swarm.allSessionStats {
                 sessions.append(SessionReport(
-                    peer: stats.peer.publicKey.hex, path: "udp \(stats.endpoint)", established: stats.isEstablished,
+                    peer: stats.peer.publicKey.hex, path: network.describePath(stats.endpoint), established: stats.isEstablished,
                     rttMilliseconds: stats.roundTripTime.map { Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000 },
                     lastSeenSecondsAgo: Double((now - stats.lastReceived).components.seconds)
                         + Double((now - stats.lastReceived).components.attoseconds) / 1e18,

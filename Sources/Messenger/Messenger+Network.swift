@@ -22,6 +22,8 @@ extension Messenger {
         let swarm: Swarm
         let replicator: Replicator
         let clock: any SwarmClock
+        /// How devtools name a session's path (direct, LAN, punched, relayed).
+        let describePath: @Sendable (Endpoint) -> String
         var connections: [PeerID: PeerConnection] = [:]
         /// (peer, task) pairs whose connection protocol ran on the current connection.
         var started: Set<PeerTask> = []
@@ -40,7 +42,8 @@ extension Messenger {
 
     /// Runs the messenger over `swarm` until the swarm shuts down. `clock` must be the
     /// swarm's (session times in `inspect` are read against it).
-    public func run(swarm: Swarm, clock: any SwarmClock, replication: ReplicationConfiguration = ReplicationConfiguration()) async {
+    public func run(swarm: Swarm, clock: any SwarmClock, replication: ReplicationConfiguration = ReplicationConfiguration(),
+                    describePath: @escaping @Sendable (Endpoint) -> String = { "direct \($0)" }) async {
         let topics = BookTopics()
         for task in tasks.keys {
             for (name, book) in (try? books(of: task)) ?? [] where !name.isJournal {
@@ -55,7 +58,7 @@ extension Messenger {
                                     otherChannel: { [weak self] peer, channel in
                                         Task { await self?.accepted(channel, from: peer) }
                                     })
-        network = NetworkState(swarm: swarm, replicator: replicator, clock: clock)
+        network = NetworkState(swarm: swarm, replicator: replicator, clock: clock, describePath: describePath)
         record("network", "listening at \(swarm.transport.localEndpoint)")
         for task in tasks.keys { await startTask(task) }
 

@@ -1,3 +1,5 @@
+import Bootstrap
+import BootstrapNIO
 import Foundation
 import Sodium
 import Swarm
@@ -20,11 +22,15 @@ public final class VaultNetwork: Sendable {
         public var port: UInt16 = 0
         /// The LAN discovery port (tests use their own so they never meet other processes).
         public var discoveryPort: UInt16 = DiscoveryGroup.port
+        /// Bootstrap nodes, used side by side with LAN discovery (issue 7): they find peers
+        /// beyond the LAN, punch holes through NATs and relay when nothing else works.
+        public var bootstrapNodes: [Endpoint] = []
         public var swarm = SwarmConfiguration()
 
-        public init(interfaces: [String]? = nil, port: UInt16 = 0, discoveryPort: UInt16? = nil) {
+        public init(interfaces: [String]? = nil, port: UInt16 = 0, discoveryPort: UInt16? = nil, bootstrapNodes: [Endpoint] = []) {
             self.interfaces = interfaces
             self.port = port
+            self.bootstrapNodes = bootstrapNodes
             if let discoveryPort { self.discoveryPort = discoveryPort }
             // A task has few members, worth finding again quickly after a restart.
             swarm.retry = RetryPolicy(delays: [.milliseconds(300), .seconds(1), .seconds(3), .seconds(10)], jitter: 0.25)
@@ -38,13 +44,25 @@ public final class VaultNetwork: Sendable {
     public var localEndpoint: Endpoint { swarm.transport.localEndpoint }
     private let transport: UDPTransport
     private let discovery: LANDiscovery
+    /// The bootstrap client, when nodes were given: it wraps the UDP transport and chooses
+    /// each peer's path (LAN, punched, relay) under the sessions.
+    public let bootstrap: BootstrapClient?
 
-    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [String], transport: UDPTransport, discovery: LANDiscovery) {
+    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [String], transport: UDPTransport, discovery: LANDiscovery,
+                 bootstrap: BootstrapClient?) {
         self.swarm = swarm
         self.clock = clock
         self.interfaces = interfaces
         self.transport = transport
         self.discovery = discovery
+        self.bootstrap = bootstrap
+    }
+
+    /// What a session to `endpoint` runs over: `direct ADDR` for a peer found on the LAN;
+    /// through a bootstrap node `lan ADDR`, `punched ADDR` or `relay via NODE`.
+    public func describePath(_ endpoint: Endpoint) -> String {
+        guard let bootstrap, VirtualEndpoint.contains(endpoint) else { return "direct \(endpoint)" }
+        return bootstrap.path(for: endpoint).description
     }
 
     /// Datagrams dropped or refused below the sessions, for devtools: the socket's and LAN
@@ -52,14 +70,21 @@ public final class VaultNetwork: Sendable {
     public func dropCounters() async -> [String: UInt64] {
         let t = transport.counters
         let d = await discovery.counters
+        var bootstrapDrops: [String: Int] = [:]
+        if let b = bootstrap?.counters {
+            bootstrapDrops = ["bootstrap.malformed": b.malformed, "bootstrap.badPunches": b.badPunches,
+                              "bootstrap.queueDropped": b.queueDropped]
+            for (reason, count) in b.refusals { bootstrapDrops["bootstrap.refused.\(reason)"] = count }
+        }
         let m = d.machine
         let all: [String: Int] = [
             "udp.sendDropped": t.sendDropped, "udp.sendErrors": t.sendErrors, "udp.receiveDropped": t.receiveDropped,
+            "udp.socketRestarts": t.socketRestarts,
             "discovery.badMagic": m.badMagic, "discovery.unsupportedVersion": m.unsupportedVersion,
             "discovery.malformed": m.malformed, "discovery.wrongSocket": m.wrongSocket,
             "discovery.rateLimited": m.rateLimited, "discovery.unsolicitedAnswers": m.unsolicitedAnswers,
             "discovery.sendErrors": d.sendErrors, "discovery.sightingsDropped": d.sightingsDropped,
-        ]
+        ].merging(bootstrapDrops) { a, _ in a }
         return all.filter { $0.value > 0 }.mapValues { UInt64($0) }
     }
 
@@ -90,9 +115,15 @@ public final class VaultNetwork: Sendable {
                 throw error
             }
             let clock = SystemSwarmClock()
-            let swarm = try Swarm(identity: identity.keyPair, transport: transport, discovery: [discovery],
+            var bootstrap: BootstrapClient?
+            if !options.bootstrapNodes.isEmpty {
+                bootstrap = BootstrapClient.start(identity: identity.keyPair, udp: transport, nodes: options.bootstrapNodes)
+            }
+            let sources: [any DiscoverySource] = [discovery] + (bootstrap.map { [$0] } ?? [])
+            let swarm = try Swarm(identity: identity.keyPair, transport: bootstrap ?? transport, discovery: sources,
                                   configuration: options.swarm, clock: clock)
-            return VaultNetwork(swarm: swarm, clock: clock, interfaces: names, transport: transport, discovery: discovery)
+            return VaultNetwork(swarm: swarm, clock: clock, interfaces: names, transport: transport, discovery: discovery,
+                                bootstrap: bootstrap)
         } catch let error as VaultError {
             throw error
         } catch {
