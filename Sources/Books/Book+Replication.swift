@@ -60,10 +60,29 @@ extension Book {
         return try proof(for: to..<to, atLength: to, upgradingFrom: from)
     }
 
+    /// Checks a validly signed root against the one held at the same length; a different
+    /// root is a fork: the proof is kept (durably) and `.forked` thrown. A root longer than
+    /// the verified length, or of a length with no root held, is not checked (nothing to
+    /// compare with). The signature must have been checked (`signedRoot.isValid`).
+    public func check(signedRoot root: SignedRoot) throws {
+        guard root.length > 0, root.length <= length, let held = try self.signedRoot(atLength: root.length),
+              held.rootHash != root.rootHash else { return }
+        // `apply` checks a root no longer than the verified length against the one held at
+        // that length before anything else, and records a different one as a fork.
+        let empty = MerkleProof(pages: root.length..<root.length, length: root.length, fromLength: 0, nodes: [])
+        let _: BookLength = try apply(signedRoot: root, proof: empty, pages: [])
+    }
+
     /// Verifies `pages` (the pages of `proof.pages`, in order) and the proof against
     /// `signedRoot`, then stores the pages, the tree nodes they establish and the root in
     /// one transaction, and notifies `lengthUpdates`. Nothing is stored unless all of it
     /// verifies. Returns the book's new state.
+    ///
+    /// The transaction is atomic but not synced when it returns (unlike an author's
+    /// `append`): a reader's pages can be fetched again, so one fsync per answer would only
+    /// bound replication by the disk. It survives a killed process; a power loss may drop
+    /// the last answers whole, and the held pages read back at open are then exactly the
+    /// ones stored (PROTOCOL.md §4.1). The next durable commit of the store syncs them too.
     @discardableResult
     public func apply(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws -> BookLength {
         guard signedRoot.book == id else {
@@ -135,7 +154,7 @@ extension Book {
         var byIndex = trusted
         byIndex.reserveCapacity(trusted.count + outcome.nodes.count)
         for node in outcome.nodes { byIndex[node.index] = node.hash }
-        try db.transaction {
+        try db.transaction(durable: false) {
             var tree: [UInt8] = []
             for (offset, page) in pages.enumerated() {
                 let index = range.lowerBound + UInt64(offset)

@@ -3,7 +3,8 @@ import Foundation
 import Sodium
 
 /// All books of one peer (the DB, modelled on corestore): one SQLite database,
-/// `<directory>/books.sqlite`, in WAL mode with `synchronous=FULL`.
+/// `<directory>/books.sqlite`, in WAL mode with `synchronous=FULL` (`NORMAL` while a
+/// reader stores a verified answer, `Book.apply`).
 ///
 /// * **Titles** map a name to a book id; **keys** map a book id to its key pair, or to
 ///   none for a book this peer only reads. A named book's key pair is derived from the
@@ -79,7 +80,7 @@ public final class BookStore: @unchecked Sendable {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
             }
             // FULL: the WAL is synced at every commit, so an append that returned survives
-            // power loss too, not only a killed process.
+            // power loss too, not only a killed process. `apply` lowers it per transaction.
             try database.execute("PRAGMA synchronous = FULL")
             try Schema.prepare(database)
             let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database)

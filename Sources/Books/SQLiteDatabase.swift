@@ -82,9 +82,21 @@ final class SQLiteDatabase {
         return s.text(0)
     }
 
+    /// True while commits sync the WAL (`synchronous=FULL`, set when the store opens).
+    private var syncsCommits = true
+
     /// Runs `body` in one IMMEDIATE transaction: committed when it returns, rolled back
-    /// when it throws. With `synchronous=FULL` the commit returns after the WAL is synced.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    /// when it throws. A `durable` commit returns after the WAL is synced
+    /// (`synchronous=FULL`); a commit that is not (`NORMAL`) is atomic and survives a killed
+    /// process, and is synced by the next durable commit or checkpoint: a power loss may
+    /// drop the last such transactions whole, never part of one (PROTOCOL.md §4.1).
+    func transaction<T>(durable: Bool = true, _ body: () throws -> T) throws -> T {
+        // The level can change only outside a transaction; it is a setting of the
+        // connection, so it is switched only when it differs.
+        if durable != syncsCommits {
+            try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            syncsCommits = durable
+        }
         try statement("BEGIN IMMEDIATE").run()
         do {
             let result = try body()

@@ -49,13 +49,4 @@ extension Book: ReplicatedBook {
     public func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws {
         let _: BookLength = try apply(signedRoot: signedRoot, proof: proof, pages: pages)
     }
-
-    public func check(signedRoot root: SignedRoot) throws {
-        guard root.length > 0, root.length <= length, let held = try self.signedRoot(atLength: root.length),
-              held.rootHash != root.rootHash else { return }
-        // `apply` checks a root no longer than the verified length against the one held at
-        // that length before anything else, and records a different one as a fork.
-        let empty = MerkleProof(pages: root.length..<root.length, length: root.length, fromLength: 0, nodes: [])
-        let _: BookLength = try apply(signedRoot: root, proof: empty, pages: [])
-    }
 }

@@ -2,13 +2,14 @@
 /// `ReplicationWire`; these are choices, each with the reason for its default.
 public struct ReplicationConfiguration: Sendable {
     /// Bytes of pages requested and not yet answered. 2 MiB keeps a loopback or LAN path
-    /// busy across a round trip and a durable store write (an fsync), yet fits the 4 MiB
-    /// socket buffers with room for other channels.
+    /// busy across a round trip and a store write, yet fits the 4 MiB socket buffers with
+    /// room for other channels.
     public var windowBytes: Int = 2 << 20
     /// Pages asked for in one request, in bytes (the holder stops at this many). Each
-    /// answer is stored in one transaction, with one fsync: 256 KiB makes that cost small
-    /// per page (64 KiB ran at a third of the speed, fsync-bound), while a lost fragment
-    /// still costs only itself.
+    /// answer is stored in one transaction (not fsynced since `Book.apply` commits with
+    /// `synchronous=NORMAL`; with one fsync each, 64 KiB ran at a third of the speed):
+    /// 256 KiB makes the per-transaction cost small per page, while a lost fragment still
+    /// costs only itself.
     public var requestBytes: Int = 256 << 10
     /// The most pages in one request, whatever their size: bounds the proof and the
     /// holder's work per request.

@@ -97,6 +97,31 @@ import Testing
         try pair.reader.verify()
     }
 
+    /// A reader's answers commit without an fsync, an author's appends with one: in a store
+    /// that does both, interleaved, every one is there after close and reopen.
+    @Test func appliedAnswersAndAppendsInterleavedSurviveReopen() throws {
+        let pair = try Pair(pages: 60, batch: 10)
+        let own = try pair.readerStore.createOrOpen(name: "ana-bob-task")
+        for step in UInt64(0)..<6 {
+            try pair.send((step * 10)..<(step * 10 + 10))
+            try own.append(contentsOf: (step * 3..<(step * 3 + 3)).map { testPage($0, size: 100) })
+        }
+        try pair.reader.check(signedRoot: #require(pair.author.signedRoot))
+        let ownID = own.id
+        pair.readerStore.close()
+        let reopened = try openStore(pair.readerDir, secret: 2)
+        defer { reopened.close() }
+        let reader = try reopened.open(id: pair.author.id)
+        #expect(reader.length == 60 && reader.contiguousLength == 60)
+        #expect(reader.heldRanges().ranges == [0..<60])
+        for i in UInt64(0)..<60 { #expect(try reader.get(i) == testPage(i)) }
+        try reader.verify()
+        let mine = try reopened.open(id: ownID)
+        #expect(mine.length == 18 && mine.isWritable)
+        try mine.verify()
+        withExtendedLifetime(pair) {}  // its directories hold the reopened store
+    }
+
     @Test func readerFollowsTheAuthorWithUpgradeProofs() async throws {
         let pair = try Pair(pages: 5)
         var updates = pair.reader.lengthUpdates.makeAsyncIterator()
