@@ -74,11 +74,11 @@ final class Daemon: Sendable {
     private final class TextBuffer: Sendable { let text = Mutex<String>("") }
     private let output = TextBuffer()
 
-    init(directory: String, interface: String, discoveryPort: Int, prefix: [String] = []) throws {
+    init(directory: String, interface: String, discoveryPort: Int, prefix: [String] = [], extra: [String] = []) throws {
         self.directory = directory
         let process = Process()
         let argv = prefix + [CLI.binary!, "daemon", "--json", "--dir", directory, "--interface", interface,
-                             "--discovery-port", "\(discoveryPort)"]
+                             "--discovery-port", "\(discoveryPort)"] + extra
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         let out = Pipe()

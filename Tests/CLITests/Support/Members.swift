@@ -9,14 +9,18 @@ final class Member: @unchecked Sendable {
     let discoveryPort: Int
     /// Wraps commands that must run where the daemon runs (a namespace), if any.
     let prefix: [String]
+    /// Further daemon options (e.g. `--bootstrap HOST:PORT`).
+    let daemonOptions: [String]
     var daemon: Daemon?
 
-    init(_ name: String, scratch: Scratch, interface: String = "lo", discoveryPort: Int, prefix: [String] = []) {
+    init(_ name: String, scratch: Scratch, interface: String = "lo", discoveryPort: Int, prefix: [String] = [],
+         daemonOptions: [String] = []) {
         self.name = name
         directory = scratch.dir(name)
         self.interface = interface
         self.discoveryPort = discoveryPort
         self.prefix = prefix
+        self.daemonOptions = daemonOptions
     }
 
     /// `bookswarm ARGS --dir DIR` with this member's network options.
@@ -35,7 +39,8 @@ final class Member: @unchecked Sendable {
     }
 
     func start() async throws {
-        let daemon = try Daemon(directory: directory, interface: interface, discoveryPort: discoveryPort, prefix: prefix)
+        let daemon = try Daemon(directory: directory, interface: interface, discoveryPort: discoveryPort, prefix: prefix,
+                                extra: daemonOptions)
         self.daemon = daemon
         let ready = await daemon.ready()
         #expect(ready, "\(name)'s daemon did not start: \(daemon.log)")
