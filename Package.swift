@@ -79,15 +79,18 @@ let package = Package(
         .executableTarget(name: "BootstrapNode", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm"]),
         .executableTarget(name: "BootstrapPeer", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
 
+        // Helpers several test targets share (test targets cannot share files).
+        .target(name: "BookswarmTestSupport", path: "Tests/Support"),
+
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: ["BookswarmTestSupport", "Swarm", "SwarmNIO", "Sodium"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["BookswarmTestSupport", "Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
-        .testTarget(name: "CLITests", dependencies: ["Messenger", "Sodium"]),
+        .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
 )

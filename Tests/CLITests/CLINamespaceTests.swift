@@ -1,3 +1,4 @@
+import BookswarmTestSupport
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import BookswarmTestSupport
 import Foundation
 import Synchronization
 
@@ -84,52 +85,21 @@ final class PeerProcess: Sendable {
     }
 }
 
-/// The namespace test bed (`Tools/netns`): hosts NAME-h1…hN at 10.77.0.K on one bridge.
+/// The namespace test bed (`Tools/netns`, through the shared `Netns` helper) as the
+/// replication process tests use it: a bed with loss on every host interface.
 enum TestBed {
-    static var script: String { PeerProcess.repository + "/Tools/netns" }
+    static var unavailableReason: String? { Netns.unavailableReason }
 
-    static let unavailableReason: String? = {
-        if geteuid() != 0 { return "network namespace tests need root" }
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
-        for tool in ["ip", "nft"] where !paths.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }) {
-            return "network namespace tests need '\(tool)' (apt-get install iproute2 nftables)"
-        }
-        if !FileManager.default.isExecutableFile(atPath: script) { return "Tools/netns not found at \(script)" }
-        return nil
-    }()
+    static var available: Bool { Netns.available && PeerProcess.binary != nil }
 
-    static var available: Bool { unavailableReason == nil && PeerProcess.binary != nil }
+    static func name(_ tag: String) -> String { Netns.bedName("r" + tag) }
 
-    struct Failure: Error, CustomStringConvertible { var description: String }
-
-    @discardableResult
-    static func tool(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: script)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "Tools/netns \(arguments.joined(separator: " ")) failed: \(text)")
-        }
-        return text
-    }
-
-    static func name(_ tag: String) -> String { "r\(getpid() % 100_000)\(tag.prefix(6))" }
-
-    static func inHost(_ bed: String, _ host: Int, _ command: [String]) -> [String] {
-        ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"] + command
-    }
+    static func inHost(_ bed: String, _ host: Int, _ command: [String]) -> [String] { Netns.inHost(bed, host, command) }
 
     static func withBed<T>(_ name: String, hosts: Int, loss: Double, _ body: () async throws -> T) async throws -> T {
-        try tool(["up", name, "\(hosts)"])
-        defer { _ = try? tool(["down", name]) }
-        if loss > 0 { try tool(["loss", name, String(format: "%.2f", loss)]) }
-        return try await body()
+        try await Netns.withBed(name, hosts: hosts) {
+            if loss > 0 { try Netns.loss(name, percent: loss) }
+            return try await body()
+        }
     }
 }

@@ -3,19 +3,20 @@ import Foundation
 /// The namespace test bed (`Tools/netns`) from Swift tests: a bridge LAN of hosts
 /// `NAME-h1…hN` at 10.77.0.K. Tests that use it are enabled only when `Netns.available`
 /// (root, `ip`, `nft`, the script); otherwise Swift Testing counts them as skipped with
-/// `Netns.unavailableReason`. CI runs as root, so there they run.
-enum Netns {
-    static var script: URL {
+/// `Netns.unavailableReason`. CI runs as root, so there they run. Shared by every test target
+/// that builds a bed (the `BookswarmTestSupport` target: test targets cannot share files).
+public enum Netns {
+    public static var script: URL {
         if let repo = ProcessInfo.processInfo.environment["BOOKSWARM_REPO"] {
             return URL(fileURLWithPath: repo).appendingPathComponent("Tools/netns")
         }
-        // Tests/SwarmTests/Support/Netns.swift → repository root.
+        // Tests/Support/Netns.swift → repository root.
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Tools/netns")
+            .deletingLastPathComponent().appendingPathComponent("Tools/netns")
     }
 
     /// Why the bed cannot run here, or nil when it can.
-    static let unavailableReason: String? = {
+    public static let unavailableReason: String? = {
         if geteuid() != 0 { return "network namespace tests need root" }
         for tool in ["ip", "nft"] where which(tool) == nil {
             return "network namespace tests need '\(tool)' (apt-get install iproute2 nftables)"
@@ -24,19 +25,20 @@ enum Netns {
         return nil
     }()
 
-    static var available: Bool { unavailableReason == nil }
+    public static var available: Bool { unavailableReason == nil }
 
     /// A bed name unique to this process and `tag` (≤ 16 characters, as the script wants).
-    static func bedName(_ tag: String) -> String {
+    public static func bedName(_ tag: String) -> String {
         "b\(getpid() % 1_000_000)\(tag.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(8))"
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(description: String) { self.description = description }
     }
 
     @discardableResult
-    static func tool(_ arguments: [String]) throws -> String {
+    public static func tool(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = script
         process.arguments = arguments
@@ -53,20 +55,20 @@ enum Netns {
         return text
     }
 
-    static func up(_ name: String, hosts: Int) throws { try tool(["up", name, "\(hosts)"]) }
-    static func loss(_ name: String, percent: Double) throws { try tool(["loss", name, String(format: "%.2f", percent)]) }
-    static func down(_ name: String) { _ = try? tool(["down", name]) }
-    static func status(_ name: String) -> String { (try? tool(["status", name])) ?? "" }
+    public static func up(_ name: String, hosts: Int) throws { try tool(["up", name, "\(hosts)"]) }
+    public static func loss(_ name: String, percent: Double) throws { try tool(["loss", name, String(format: "%.2f", percent)]) }
+    public static func down(_ name: String) { _ = try? tool(["down", name]) }
+    public static func status(_ name: String) -> String { (try? tool(["status", name])) ?? "" }
 
     /// argv that runs `command` inside host `host` (1-based) of bed `name`.
-    static func inHost(_ name: String, _ host: Int, _ command: [String]) -> [String] {
+    public static func inHost(_ name: String, _ host: Int, _ command: [String]) -> [String] {
         ["/usr/bin/env", "ip", "netns", "exec", "\(name)-h\(host)"] + command
     }
 
-    static func address(host: Int) -> String { "10.77.0.\(host)" }
+    public static func address(host: Int) -> String { "10.77.0.\(host)" }
 
     /// Builds a bed, runs `body`, and tears the bed down whatever happens.
-    static func withBed<T>(_ name: String, hosts: Int, _ body: () async throws -> T) async throws -> T {
+    public static func withBed<T>(_ name: String, hosts: Int, _ body: () async throws -> T) async throws -> T {
         try up(name, hosts: hosts)
         do {
             let result = try await body()
