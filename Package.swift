@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwarmTests", dependencies: ["BookswarmTestSupport", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["BookswarmTestSupport", "Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
-        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
+        .testTarget(name: "BootstrapTests", dependencies: ["BookswarmTestSupport", "Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium"]),

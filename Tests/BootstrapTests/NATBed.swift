@@ -1,13 +1,11 @@
+import BookswarmTestSupport
 import Foundation
 
 /// The NAT test bed (`Tools/natbed`) from Swift tests. Tests that use it are enabled only
 /// when it can run (root, `ip`, `nft`, `python3`, the built executables); otherwise Swift
 /// Testing counts them as skipped with `unavailableReason`. CI runs as root: there they run.
 enum NATBed {
-    static var root: URL {
-        if let repo = ProcessInfo.processInfo.environment["BOOKSWARM_REPO"] { return URL(fileURLWithPath: repo) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var root: URL { RepoScript.repository }
 
     static var script: String { root.appendingPathComponent("Tools/natbed").path }
 
@@ -23,33 +21,12 @@ enum NATBed {
 
     static var available: Bool { unavailableReason == nil }
 
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
+    static func which(_ tool: String) -> String? { RepoScript.which(tool) }
 
-    struct Failure: Error, CustomStringConvertible { var description: String }
+    typealias Failure = RepoScript.Failure
 
     @discardableResult
-    static func tool(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: script)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "Tools/natbed \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text
-    }
+    static func tool(_ arguments: [String]) throws -> String { try RepoScript.run("Tools/natbed", arguments) }
 
     /// A bed name unique to this process and `tag` (≤ 12 characters).
     static func name(_ tag: String) -> String { "n\(getpid() % 100_000)\(tag.prefix(5))" }

@@ -6,19 +6,12 @@ import Foundation
 /// `Netns.unavailableReason`. CI runs as root, so there they run. Shared by every test target
 /// that builds a bed (the `BookswarmTestSupport` target: test targets cannot share files).
 public enum Netns {
-    public static var script: URL {
-        if let repo = ProcessInfo.processInfo.environment["BOOKSWARM_REPO"] {
-            return URL(fileURLWithPath: repo).appendingPathComponent("Tools/netns")
-        }
-        // Tests/Support/Netns.swift → repository root.
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Tools/netns")
-    }
+    public static var script: URL { RepoScript.url("Tools/netns") }
 
     /// Why the bed cannot run here, or nil when it can.
     public static let unavailableReason: String? = {
         if geteuid() != 0 { return "network namespace tests need root" }
-        for tool in ["ip", "nft"] where which(tool) == nil {
+        for tool in ["ip", "nft"] where RepoScript.which(tool) == nil {
             return "network namespace tests need '\(tool)' (apt-get install iproute2 nftables)"
         }
         if !FileManager.default.isExecutableFile(atPath: script.path) { return "Tools/netns not found at \(script.path)" }
@@ -32,28 +25,10 @@ public enum Netns {
         "b\(getpid() % 1_000_000)\(tag.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(8))"
     }
 
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-        public init(description: String) { self.description = description }
-    }
+    public typealias Failure = RepoScript.Failure
 
     @discardableResult
-    public static func tool(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = script
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "Tools/netns \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text
-    }
+    public static func tool(_ arguments: [String]) throws -> String { try RepoScript.run("Tools/netns", arguments) }
 
     public static func up(_ name: String, hosts: Int) throws { try tool(["up", name, "\(hosts)"]) }
     public static func loss(_ name: String, percent: Double) throws { try tool(["loss", name, String(format: "%.2f", percent)]) }
@@ -78,10 +53,5 @@ public enum Netns {
             down(name)
             throw error
         }
-    }
-
-    private static func which(_ tool: String) -> String? {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
-        return paths.split(separator: ":").map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

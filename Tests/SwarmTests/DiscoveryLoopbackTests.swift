@@ -79,7 +79,10 @@ struct DiscoveryLoopbackTests {
         await a.join(topic, announce: false, lookup: true)
         await a.flushed(topic)
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(3), "flushed after \(elapsed)")
+        // The lower bound is the behaviour (the first round's queries are waited out); the
+        // upper bound only says it returns, with room for a loaded machine: speed is the
+        // benchmarks' business, not a test's.
+        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(20), "flushed after \(elapsed)")
         // Not looked up: flushed at once.
         await a.flushed(Self.randomTopic())
         await a.close()
