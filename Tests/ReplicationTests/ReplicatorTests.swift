@@ -38,7 +38,7 @@ struct ReplicatorTests {
         #expect(await eventually { copy.contiguousLength == 10 })
         for i in UInt64(10)..<UInt64(30) {
             try book.append(Fixtures.page(i))
-            #expect(await eventually(.seconds(5)) { copy.contiguousLength == i + 1 })
+            #expect(await eventually(.seconds(15)) { copy.contiguousLength == i + 1 })
         }
         let progress = try reader.replicator.progress(of: book.id)
         #expect(progress.heldPages == 30 && progress.knownLength == 30 && progress.peers[author.id] == 30)

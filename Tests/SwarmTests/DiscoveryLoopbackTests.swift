@@ -21,7 +21,7 @@ struct DiscoveryLoopbackTests {
     }
 
     /// Sightings of `discovery` until every peer of `expected` was seen, or `timeout`.
-    static func collect(_ discovery: LANDiscovery, expecting expected: Set<PeerID>, timeout: Duration = .seconds(5)) async -> [PeerSighting] {
+    static func collect(_ discovery: LANDiscovery, expecting expected: Set<PeerID>, timeout: Duration = .seconds(15)) async -> [PeerSighting] {
         await withTaskGroup(of: [PeerSighting]?.self) { group in
             group.addTask {
                 var got: [PeerSighting] = []

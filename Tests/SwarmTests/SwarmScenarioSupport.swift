@@ -20,10 +20,13 @@ final class SwarmBed: Sendable {
 
     static var configuration: SwarmConfiguration {
         var c = SwarmConfiguration()
-        c.session.handshakeRetransmitBase = .milliseconds(100)
-        c.session.handshakeRetransmitMax = .milliseconds(400)
-        c.session.keepaliveInterval = .milliseconds(200)
-        c.session.deadPeerTimeout = .milliseconds(1500)
+        // Faster than the defaults so scenarios run quickly, but not so fast that a suite
+        // running in parallel on two cores delays a handshake response past the first
+        // retransmission, or a keepalive past the dead-peer timeout.
+        c.session.handshakeRetransmitBase = .milliseconds(300)
+        c.session.handshakeRetransmitMax = .milliseconds(1200)
+        c.session.keepaliveInterval = .milliseconds(300)
+        c.session.deadPeerTimeout = .milliseconds(3000)
         c.retry = RetryPolicy(delays: [.milliseconds(100), .milliseconds(300)], jitter: 0.2)
         return c
     }
