@@ -11,14 +11,14 @@ struct ReplicationProcessTests {
     static let readerPort = authorPort + 1
 
     static func author(_ dir: String, bind: String, pages: Int, host: (String, Int)?) throws -> PeerProcess {
-        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "1", "--bind", bind, "--port", "\(authorPort)",
+        let argv = [PeerProcess.replicationPeer!, "--dir", dir, "--seed", "1", "--bind", bind, "--port", "\(authorPort)",
                     "--topic", topic, "--author", "ana-bob-task", "--pages", "\(pages)", "--seconds", "120"]
         return try PeerProcess(host.map { TestBed.inHost($0.0, $0.1, argv) } ?? argv)
     }
 
     static func reader(_ dir: String, bind: String, author: (peer: String, address: String), book: String, pages: Int,
                        host: (String, Int)?) throws -> PeerProcess {
-        let argv = [PeerProcess.binary!, "--dir", dir, "--seed", "2", "--bind", bind, "--port", "\(readerPort)",
+        let argv = [PeerProcess.replicationPeer!, "--dir", dir, "--seed", "2", "--bind", bind, "--port", "\(readerPort)",
                     "--topic", topic, "--connect", "\(author.peer)@\(author.address):\(authorPort)", "--read", book,
                     "--expect", "\(pages)", "--exit-when-complete", "--seconds", "120"]
         return try PeerProcess(host.map { TestBed.inHost($0.0, $0.1, argv) } ?? argv)
@@ -48,7 +48,7 @@ struct ReplicationProcessTests {
         #expect(line.int("stored") == line.int("stored_expected"), "no page stored twice")
     }
 
-    @Test("over UDP loopback, author killed mid-way and restarted", .enabled(if: PeerProcess.binary != nil, "replication-peer is not built"))
+    @Test("over UDP loopback, author killed mid-way and restarted", .enabled(if: PeerProcess.replicationPeer != nil, "replication-peer is not built"))
     func loopbackKill() async throws {
         try await Self.scenario(pages: 30_000, hosts: nil, authorAddress: "127.0.0.1", readerAddress: "127.0.0.1")
     }

@@ -6,7 +6,7 @@ import Testing
 /// Real `swarm-peer` processes on a bridge LAN of network namespaces (Tools/netns): LAN
 /// discovery on each host's eth0, sessions over UDP between hosts.
 @Suite("Swarm peers in the namespace test bed", .serialized,
-       .enabled(if: Netns.available && SwarmPeerProcess.binary != nil,
+       .enabled(if: Netns.available && SwarmPeerProcess.binary("swarm-peer") != nil,
                 "\(Netns.unavailableReason ?? "swarm-peer not built: run `swift build`")"))
 struct SwarmNamespaceTests {
     static let port = 42_100
@@ -14,7 +14,7 @@ struct SwarmNamespaceTests {
     static func start(bed: String, host: Int, topic: String, seconds: Double,
                       extra: [String] = []) throws -> SwarmPeerProcess {
         try SwarmPeerProcess(Netns.inHost(bed, host, [
-            SwarmPeerProcess.binary!.path, "--interface", "eth0", "--port", "\(port)", "--seed", "\(host)",
+            SwarmPeerProcess.binary("swarm-peer")!, "--interface", "eth0", "--port", "\(port)", "--seed", "\(host)",
             "--topic", topic, "--seconds", "\(seconds)", "--announce-interval", "1000",
         ] + extra))
     }
