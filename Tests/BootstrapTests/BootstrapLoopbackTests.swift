@@ -18,7 +18,9 @@ final class BootstrapSwarmPeer: Sendable {
         var c = SwarmConfiguration()
         c.session.handshakeRetransmitBase = .milliseconds(200)
         c.session.keepaliveInterval = .milliseconds(300)
-        c.session.deadPeerTimeout = .seconds(3)
+        // Longer than the client's fallback from a silent direct path to the relay (6 s), as
+        // the production default (10 s) is: otherwise a session dies before its path recovers.
+        c.session.deadPeerTimeout = .seconds(10)
         c.retry = RetryPolicy(delays: [.milliseconds(200), .milliseconds(500)], jitter: 0.2)
         return c
     }
