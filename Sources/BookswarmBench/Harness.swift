@@ -76,3 +76,56 @@ struct Suite {
     let summary: String
     let run: () async throws -> Void
 }
+
+/// CPU time of this process's threads, by thread name (`/proc/self/task/*/stat`), in
+/// seconds: compared before and after a run, it shows which threads the run kept busy —
+/// NIO's event loops, the concurrency pool — and whether it was CPU-bound.
+func threadCPUSeconds() -> [String: Double] {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var out: [String: Double] = [:]
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return out }
+    for task in tasks {
+        guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+        let name = String(stat[stat.index(after: open)..<close])
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        // After the name: state is field 3; utime and stime are fields 14 and 15.
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+        // Pool and loop threads share names; group by name with the digits dropped.
+        let group = String(name.filter { !$0.isNumber })
+        out[group, default: 0] += (user + system) / ticks
+    }
+    return out
+}
+
+/// "NIO-ELT 0.91 s, swift-concurrency 1.20 s" — the threads whose CPU time grew between two
+/// `threadCPUSeconds()` readings, busiest first, and the cores they used over `seconds`.
+func describeCPU(from before: [String: Double], to after: [String: Double], seconds: Double) -> String {
+    let used = after.map { ($0.key, $0.value - (before[$0.key] ?? 0)) }.filter { $0.1 >= 0.01 }.sorted { $0.1 > $1.1 }
+    let total = used.reduce(0) { $0 + $1.1 }
+    return String(format: "CPU %.2f s over %.2f s wall = %.2f cores: ", total, seconds, total / max(seconds, 1e-9))
+        + used.map { String(format: "%@ %.2f s", $0.0, $0.1) }.joined(separator: ", ")
+}
+
+/// Marks the measured part of a run for `perf record --control=fifo:CTL,ACK -D -1`: with
+/// `BOOKSWARM_PERF_CTL=CTL,ACK` set, sampling covers only what runs between `enable` and
+/// `disable` (e.g. the replication, not the writing of the author's book before it).
+enum Profiler {
+    static let paths: (control: String, ack: String)? = {
+        guard let value = ProcessInfo.processInfo.environment["BOOKSWARM_PERF_CTL"] else { return nil }
+        let parts = value.split(separator: ",").map(String.init)
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }()
+
+    static func enable() { command("enable") }
+    static func disable() { command("disable") }
+
+    private static func command(_ word: String) {
+        guard let paths, let control = FileHandle(forWritingAtPath: paths.control),
+              let ack = FileHandle(forReadingAtPath: paths.ack) else { return }
+        control.write((word + "\n").data(using: .utf8)!)
+        _ = ack.availableData
+        try? control.close()
+        try? ack.close()
+    }
+}

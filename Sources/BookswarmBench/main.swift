@@ -6,7 +6,9 @@ let suites: [Suite] = [
     booksSuite,
     netSuite,
     SwarmBench.suite,
+    SwarmBench.throughputSuite,
     ReplicationBench.suite,
+    ReplicationBench.throughputSuite,
     BootstrapBench.suite,
 ]
 

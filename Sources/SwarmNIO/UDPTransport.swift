@@ -2,6 +2,9 @@ import NIOCore
 import NIOPosix
 import Swarm
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `DatagramTransport` over a SwiftNIO UDP socket: the sessions' path to the network.
 ///
@@ -10,6 +13,14 @@ import Synchronization
 /// channel's event loop; when the socket's send queue is above its high-water mark the
 /// datagram is dropped and counted, as a full network queue would drop it, so a slow kernel
 /// never blocks the caller.
+///
+/// Where the kernel has them (Linux ≥ 5.10), the socket uses UDP segmentation offload on
+/// send and receive offload on receive, as wireguard-go and the QUIC stacks do: consecutive
+/// datagrams of one `send` to one endpoint and of one size (the last of a run may be
+/// shorter) leave in one write that the kernel cuts into datagrams (GSO), and datagrams of
+/// one flow that arrive together come up in one read (GRO), cut here at the segment size
+/// the kernel reports. Neither changes what goes on the wire or what `incoming` yields —
+/// one `Datagram` per datagram — only how many trips through the kernel they take.
 public final class UDPTransport: DatagramTransport {
     public struct Configuration: Sendable {
         /// Kernel receive buffer. 4 MiB absorbs a burst of ~3,500 full-size datagrams while
@@ -28,8 +39,35 @@ public final class UDPTransport: DatagramTransport {
         public var incomingBufferBatches: Int = 4096
         /// Bytes queued in NIO above which `send` drops instead of queueing.
         public var sendQueueHighWaterBytes: Int = 4 << 20
+        /// Send runs of equal datagrams to one endpoint as one GSO write (`UDP_SEGMENT`).
+        public var segmentationOffload: Bool = Configuration.kernelHasOffloads
+        /// Let the kernel hand up datagrams of one flow together (`UDP_GRO`). Each receive
+        /// slot is then `offloadSlotBytes` and there are `offloadReceiveSlots` of them.
+        public var receiveOffload: Bool = Configuration.kernelHasOffloads
 
         public init() {}
+
+        /// Whether this kernel supports both offloads (NIO probes it once), unless the
+        /// environment says `BOOKSWARM_UDP_OFFLOAD=0` (for a device that misbehaves, or to
+        /// compare).
+        public static let kernelHasOffloads = System.supportsUDPSegmentationOffload && System.supportsUDPReceiveOffload
+            && getenv("BOOKSWARM_UDP_OFFLOAD").map { String(cString: $0) } != "0"
+        /// A receive slot with offload holds one glued read: up to a full 64 KiB UDP payload.
+        public static let offloadSlotBytes = 65_536
+        /// Slots per `recvmmsg` with offload: 16 × 64 KiB = 1 MiB, reused by NIO's pool.
+        public static let offloadReceiveSlots = 16
+        /// The kernel's cap on segments in one GSO write (`UDP_MAX_SEGMENTS`, 64 on the
+        /// kernels this runs on) and on the bytes of one (a UDP payload, less slack).
+        public static let maxSegmentsPerWrite = 64
+        public static let maxBytesPerWrite = 65_000
+
+        /// How many datagrams of `size` bytes one GSO write may carry.
+        public static func segmentsPerWrite(_ size: Int) -> Int {
+            max(1, min(maxSegmentsPerWrite, maxBytesPerWrite / max(size, 1)))
+        }
+
+        var receiveSlotBytes: Int { receiveOffload ? Configuration.offloadSlotBytes : maxDatagramBytes }
+        var receiveSlots: Int { receiveOffload ? min(vectorReadCount, Configuration.offloadReceiveSlots) : vectorReadCount }
     }
 
     /// What the transport dropped, and why. Read at any time from any thread.
@@ -44,6 +82,9 @@ public final class UDPTransport: DatagramTransport {
         public var receiveDropped: Int
         /// The socket was closed under us (a fatal send error) and bound again.
         public var socketRestarts: Int
+        /// Writes that carried several datagrams (GSO), and the datagrams they carried.
+        public var segmentedWrites: Int = 0
+        public var segmentedDatagrams: Int = 0
     }
 
     public let localEndpoint: Endpoint
@@ -88,9 +129,11 @@ public final class UDPTransport: DatagramTransport {
         return try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-            .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
+            .channelOption(.datagramVectorReadMessageCount, value: configuration.receiveSlots)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
+                capacity: configuration.receiveSlotBytes * configuration.receiveSlots))
+            .channelOption(.datagramReceiveOffload, value: configuration.receiveOffload)
+            .channelOption(.datagramReceiveSegmentSize, value: configuration.receiveOffload)
             .channelOption(.writeBufferWaterMark, value: .init(
                 low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
             .channelInitializer { channel in
@@ -165,35 +208,98 @@ public final class UDPTransport: DatagramTransport {
             stats.sendDropped.add(datagrams.count, ordering: .relaxed)
             return
         }
+        let segmenting = configuration.segmentationOffload && !stats.segmentationBroken.load(ordering: .relaxed)
         channel.eventLoop.execute {
-            var written = 0
-            var unflushed = 0
-            var lastRemote: (endpoint: Endpoint, address: SocketAddress)?
-            for datagram in datagrams {
-                guard channel.isActive else {
-                    stats.sendDropped.add(1, ordering: .relaxed)
-                    continue
-                }
-                // Above the high-water mark, first try to hand what is queued to the kernel;
-                // if it still will not take it, drop rather than let memory grow.
-                if !channel.isWritable && unflushed > 0 {
-                    channel.flush()
-                    unflushed = 0
-                }
-                guard channel.isWritable else {
-                    stats.sendDropped.add(1, ordering: .relaxed)
-                    continue
-                }
-                // Batches usually go to one peer: build its socket address once.
-                if datagram.remote != lastRemote?.endpoint {
-                    lastRemote = (datagram.remote, datagram.remote.socketAddress)
-                }
-                let buffer = channel.allocator.buffer(bytes: datagram.payload)
-                let envelope = AddressedEnvelope(remoteAddress: lastRemote!.address, data: buffer)
-                channel.write(envelope, promise: nil)
-                written += 1
-                unflushed += 1
+            var writer = Writer(channel: channel, stats: stats)
+            var start = 0
+            while start < datagrams.count {
+                let end = segmenting ? Self.runEnd(datagrams, from: start) : start + 1
+                writer.write(datagrams[start..<end])
+                start = end
             }
+            writer.finish()
+        }
+    }
+
+    /// The end of the run of datagrams starting at `start` that one GSO write can carry: one
+    /// endpoint, one size, except that the last may be shorter; within the kernel's caps.
+    static func runEnd(_ datagrams: [Datagram], from start: Int) -> Int {
+        let first = datagrams[start]
+        let size = first.payload.count
+        guard size > 0 else { return start + 1 }
+        let limit = min(datagrams.count, start + Configuration.segmentsPerWrite(size))
+        var end = start + 1
+        while end < limit {
+            let next = datagrams[end]
+            guard next.remote == first.remote, next.payload.count <= size, !next.payload.isEmpty else { break }
+            end += 1
+            if next.payload.count < size { break }
+        }
+        return end
+    }
+
+    /// Writes on the channel's event loop, dropping what does not fit above the high-water
+    /// mark, and flushes once at the end.
+    private struct Writer {
+        let channel: Channel
+        let stats: Stats
+        var written = 0
+        var unflushed = 0
+        var lastRemote: (endpoint: Endpoint, address: SocketAddress)?
+
+        init(channel: Channel, stats: Stats) {
+            self.channel = channel
+            self.stats = stats
+        }
+
+        mutating func write(_ run: ArraySlice<Datagram>) {
+            guard channel.isActive else {
+                stats.sendDropped.add(run.count, ordering: .relaxed)
+                return
+            }
+            // Above the high-water mark, first try to hand what is queued to the kernel;
+            // if it still will not take it, drop rather than let memory grow.
+            if !channel.isWritable && unflushed > 0 {
+                channel.flush()
+                unflushed = 0
+            }
+            guard channel.isWritable else {
+                stats.sendDropped.add(run.count, ordering: .relaxed)
+                return
+            }
+            let first = run[run.startIndex]
+            // Batches usually go to one peer: build its socket address once.
+            if first.remote != lastRemote?.endpoint {
+                lastRemote = (first.remote, first.remote.socketAddress)
+            }
+            let address = lastRemote!.address
+            if run.count == 1 {
+                let buffer = channel.allocator.buffer(bytes: first.payload)
+                channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            } else {
+                let size = first.payload.count
+                var buffer = channel.allocator.buffer(capacity: run.reduce(0) { $0 + $1.payload.count })
+                for datagram in run { buffer.writeBytes(datagram.payload) }
+                let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil,
+                                                                      segmentSize: size)
+                let promise = channel.eventLoop.makePromise(of: Void.self)
+                let stats = self.stats
+                promise.futureResult.whenFailure { error in
+                    // EIO: the route's device cannot segment (wireguard-go turns GSO off on
+                    // it too). Later sends go one datagram per write.
+                    if let io = error as? IOError, io.errnoCode == EIO {
+                        stats.segmentationBroken.store(true, ordering: .relaxed)
+                    }
+                }
+                channel.write(AddressedEnvelope(remoteAddress: address, data: buffer, metadata: metadata), promise: promise)
+                stats.segmentedWrites.add(1, ordering: .relaxed)
+                stats.segmentedDatagrams.add(run.count, ordering: .relaxed)
+            }
+            written += run.count
+            unflushed += 1
+        }
+
+        func finish() {
             if unflushed > 0 { channel.flush() }
             if written > 0 { stats.datagramsSent.add(written, ordering: .relaxed) }
         }
@@ -211,7 +317,9 @@ public final class UDPTransport: DatagramTransport {
             sendDropped: stats.sendDropped.load(ordering: .relaxed),
             sendErrors: stats.sendErrors.load(ordering: .relaxed),
             receiveDropped: stats.receiveDropped.load(ordering: .relaxed),
-            socketRestarts: stats.socketRestarts.load(ordering: .relaxed))
+            socketRestarts: stats.socketRestarts.load(ordering: .relaxed),
+            segmentedWrites: stats.segmentedWrites.load(ordering: .relaxed),
+            segmentedDatagrams: stats.segmentedDatagrams.load(ordering: .relaxed))
     }
 }
 
@@ -223,6 +331,10 @@ extension UDPTransport {
         let sendErrors = Atomic<Int>(0)
         let receiveDropped = Atomic<Int>(0)
         let socketRestarts = Atomic<Int>(0)
+        let segmentedWrites = Atomic<Int>(0)
+        let segmentedDatagrams = Atomic<Int>(0)
+        /// A GSO write failed with EIO: segment no more on this transport.
+        let segmentationBroken = Atomic<Bool>(false)
         let closed = Atomic<Bool>(false)
     }
 
@@ -244,8 +356,12 @@ extension UDPTransport {
             let envelope = unwrapInboundIn(data)
             guard let remote = Endpoint(envelope.remoteAddress) else { return }
             var buffer = envelope.data
-            let payload = buffer.readBytes(length: buffer.readableBytes) ?? []
-            batch.append(Datagram(remote: remote, payload: payload))
+            // A GRO read: datagrams of `segment` bytes glued together, the last maybe shorter.
+            let segment = envelope.metadata?.segmentSize.flatMap { $0 > 0 ? $0 : nil } ?? buffer.readableBytes
+            repeat {
+                let payload = buffer.readBytes(length: min(segment, buffer.readableBytes)) ?? []
+                batch.append(Datagram(remote: remote, payload: payload))
+            } while buffer.readableBytes > 0
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {

@@ -158,10 +158,87 @@ struct UDPTransportTests {
         #expect(Endpoint(e6.socketAddress) == e6)
     }
 
+    @Test func segmentationRunsStopAtAnEndpointASizeOrTheKernelsCap() {
+        let x = Endpoint.v4(127, 0, 0, 1, port: 1)
+        let y = Endpoint.v4(127, 0, 0, 1, port: 2)
+        func d(_ remote: Endpoint, _ size: Int) -> Datagram { Datagram(remote: remote, payload: [UInt8](repeating: 1, count: size)) }
+        // Equal sizes to one endpoint, then a shorter one ends the run (it may be its last).
+        let mixed = [d(x, 100), d(x, 100), d(x, 40), d(x, 100), d(y, 100), d(y, 120), d(y, 0)]
+        #expect(UDPTransport.runEnd(mixed, from: 0) == 3)
+        #expect(UDPTransport.runEnd(mixed, from: 3) == 4)   // the endpoint changes
+        #expect(UDPTransport.runEnd(mixed, from: 4) == 5)   // a longer one may not follow
+        #expect(UDPTransport.runEnd(mixed, from: 5) == 6)   // nor an empty one
+        #expect(UDPTransport.runEnd(mixed, from: 6) == 7)
+        let many = [Datagram](repeating: d(x, 1135), count: 200)
+        #expect(UDPTransport.runEnd(many, from: 0) == UDPTransport.Configuration.segmentsPerWrite(1135))
+        #expect(UDPTransport.Configuration.segmentsPerWrite(1135) * 1135 <= UDPTransport.Configuration.maxBytesPerWrite)
+        #expect(UDPTransport.runEnd([Datagram](repeating: d(x, 10), count: 100), from: 0) == 64)
+    }
+
+    /// With offloads (this kernel has them; the test says so when not), a batch of mixed
+    /// sizes and endpoints leaves in GSO writes and arrives as exactly the datagrams sent,
+    /// one `Datagram` each, whether or not the receiver's kernel glued them (GRO).
+    @Test func offloadedSendsArriveAsTheDatagramsSent() async throws {
+        guard UDPTransport.Configuration.kernelHasOffloads else {
+            print("skipped: this kernel has no UDP GSO/GRO (or BOOKSWARM_UDP_OFFLOAD=0)")
+            return
+        }
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        let c = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        var sent: [Datagram] = []
+        for i in 0..<300 {
+            // Runs of 1135-byte datagrams with a short one every 50th, all to b, then a few to c.
+            let size = i % 50 == 49 ? 300 + i : 1135
+            var payload = [UInt8](repeating: UInt8(i % 251), count: size)
+            payload[0] = UInt8(i & 0xff)
+            payload[1] = UInt8(i >> 8)
+            sent.append(Datagram(remote: i < 290 ? b.localEndpoint : c.localEndpoint, payload: payload))
+        }
+        a.send(sent)
+        async let toC = Self.receive(10, from: c)
+        let gotB = await Self.receive(290, from: b)
+        let gotC = await toC
+        func key(_ d: Datagram) -> Int { Int(d.payload[0]) | Int(d.payload[1]) << 8 }
+        #expect(gotB.count == 290)
+        #expect(gotC.count == 10)
+        let byIndex = Dictionary(uniqueKeysWithValues: (gotB + gotC).map { (key($0), $0) })
+        for (i, datagram) in sent.enumerated() {
+            #expect(byIndex[i]?.payload == datagram.payload, "datagram \(i)")
+            #expect(byIndex[i]?.remote == a.localEndpoint)
+        }
+        let counters = a.counters
+        #expect(counters.datagramsSent == 300)
+        #expect(counters.segmentedWrites > 0)
+        #expect(counters.segmentedDatagrams > 200)
+        #expect(b.counters.datagramsReceived == 290)
+        await a.close(); await b.close(); await c.close()
+    }
+
+    @Test func withoutOffloadsEveryDatagramIsAWriteOfItsOwn() async throws {
+        var configuration = UDPTransport.Configuration()
+        configuration.segmentationOffload = false
+        configuration.receiveOffload = false
+        let a = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0), configuration: configuration)
+        let b = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0), configuration: configuration)
+        a.send((0..<100).map { i in Datagram(remote: b.localEndpoint, payload: [UInt8(i)] + [UInt8](repeating: 3, count: 999)) })
+        let got = await Self.receive(100, from: b)
+        #expect(Set(got.map { Int($0.payload[0]) }) == Set(0..<100))
+        #expect(got.allSatisfy { $0.payload.count == 1000 })
+        #expect(a.counters.segmentedWrites == 0)
+        await a.close(); await b.close()
+    }
+
     @Test func rawFloorMeasuresLoopbackThroughput() async throws {
         let r = try await RawUDPFloor.measure(datagramSize: 1200, duration: .milliseconds(200))
         #expect(r.datagramsReceived > 0)
         #expect(r.datagramsReceived <= r.datagramsSent)
         print("raw NIO UDP floor (debug build): \(r)")
+        if UDPTransport.Configuration.kernelHasOffloads {
+            let o = try await RawUDPFloor.measure(datagramSize: 1200, duration: .milliseconds(200), offload: true)
+            #expect(o.datagramsReceived > 0)
+            #expect(o.datagramsReceived <= o.datagramsSent)
+            print("raw NIO UDP floor with GSO/GRO (debug build): \(o)")
+        }
     }
 }

@@ -13,6 +13,14 @@ import SwarmNIO
 ///     connected reader (median and p99 over 1000 appends);
 /// (c) peak resident memory during the 100 000-page run.
 enum ReplicationBench {
+    /// (a) alone, without the floor, for profiling the data path.
+    static var throughputSuite: Suite {
+        Suite(name: "replication-throughput", summary: "replication (a) only, no floor: 100 000 × 1 KiB and 6 000 × 16 KiB") {
+            _ = try await throughput(count: 100_000, size: 1024)
+            _ = try await throughput(count: 6000, size: 16 * 1024)
+        }
+    }
+
     static var suite: Suite {
         Suite(name: "replication", summary: "pages/s and MB/s vs raw UDP (1 KiB, 16 KiB), append-to-reader latency, peak memory") {
             try await run()
@@ -89,6 +97,8 @@ enum ReplicationBench {
             i = end
         }
         let copy = try pair.reader.store.open(id: book.id)
+        let cpuBefore = threadCPUSeconds()
+        Profiler.enable()
         let start = ContinuousClock.now
         try await pair.reader.replicator.replicate(book.id)
         let deadline = start + .seconds(300)
@@ -97,6 +107,8 @@ enum ReplicationBench {
             try await Task.sleep(for: .milliseconds(2))
         }
         let seconds = (ContinuousClock.now - start) / .seconds(1)
+        Profiler.disable()
+        Report.note("\(count) × \(size) B: " + describeCPU(from: cpuBefore, to: threadCPUSeconds(), seconds: seconds))
         try copy.verify()
         let stats = pair.reader.replicator.stats(of: book.id)
         Report.note("\(count) × \(size) B: \(String(format: "%.2f", seconds)) s, \(stats.requestsSent) requests, \(stats.retransmissions) retransmissions")

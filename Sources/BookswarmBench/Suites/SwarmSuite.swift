@@ -18,6 +18,14 @@ enum SwarmBench {
         }
     }
 
+    /// (b) alone, for quick runs while working on the data path.
+    static var throughputSuite: Suite {
+        Suite(name: "swarm-throughput", summary: "swarm (b) only: session throughput vs raw UDP") {
+            try sessionCore()
+            try await throughput()
+        }
+    }
+
     static let loopback = Endpoint.v4(127, 0, 0, 1, port: 0)
 
     // MARK: (a) handshakes per second
@@ -156,6 +164,7 @@ enum SwarmBench {
         let roundSeconds = 1.0
         var rate = 0.0
         var raw: RawUDPFloor.Result?
+        var offloaded: RawUDPFloor.Result?
         var totals = (sent: 0, got: 0)
         for _ in 0..<rounds {
             // Closed loop: at most `window` messages in flight, so the sender does not spend
@@ -183,6 +192,11 @@ enum SwarmBench {
             try await Task.sleep(for: .milliseconds(20))
             let floor = try await RawUDPFloor.measure(datagramSize: datagramSize, duration: .seconds(roundSeconds))
             if raw.map({ floor.datagramsPerSecond > $0.datagramsPerSecond }) ?? true { raw = floor }
+            if UDPTransport.Configuration.kernelHasOffloads {
+                let gso = try await RawUDPFloor.measure(datagramSize: datagramSize, duration: .seconds(roundSeconds),
+                                                        offload: true)
+                if offloaded.map({ gso.datagramsPerSecond > $0.datagramsPerSecond }) ?? true { offloaded = gso }
+            }
         }
         counter.cancel()
         guard let raw else { return }
@@ -192,6 +206,11 @@ enum SwarmBench {
         Report.result("swarm.session_datagrams_per_s", rate, "datagrams/s", floor: raw.datagramsPerSecond)
         Report.result("swarm.session_payload_MB_per_s", rate * Double(ChannelLimits.maxMessage) / 1e6, "MB/s",
                       floor: raw.datagramsPerSecond * Double(ChannelLimits.maxMessage) / 1e6)
+        if let offloaded {
+            Report.result("swarm.session_vs_offloaded_raw_datagrams_per_s", rate, "datagrams/s",
+                          floor: offloaded.datagramsPerSecond)
+            Report.note("offloaded floor: the same two raw NIO sockets with UDP GSO (\(UDPTransport.Configuration.segmentsPerWrite(datagramSize)) datagrams per write) and GRO, the kernel path UDPTransport takes: \(offloaded)")
+        }
         Report.note("session: \(totals.got)/\(totals.sent) messages of \(ChannelLimits.maxMessage) B in \(datagramSize)-byte datagrams over \(rounds) rounds of \(roundSeconds) s, best round kept; raw NIO UDP floor (\(datagramSize)-byte datagrams, best of \(rounds) interleaved rounds): \(raw); MB/s counts the \(ChannelLimits.maxMessage)-byte payload per datagram on both sides")
         await a.shutdown()
         await b.shutdown()
