@@ -60,10 +60,15 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         machine.withLock { $0.start(now: now) }
         let pump = Task { [self] in
             await flush()
-            for await message in channel.messages {
+            for await batch in channel.messageBatches {
                 let now = clock.now()
+                // The whole batch under one lock, then one flush or one timer update: per
+                // message, those cost more than the message itself.
                 let more = machine.withLock { m in
-                    m.receive(message, now: now)
+                    for message in batch {
+                        m.receive(message, now: now)
+                        if m.isClosed { break }
+                    }
                     return m.hasPendingOutput
                 }
                 if more { await flush() } else { updateDeadline() }

@@ -5,9 +5,15 @@ import Swarm
 /// `Swarm.SessionChannel` conforms; tests also use an in-memory lossy pair.
 public protocol ReplicationChannel: AnyObject, Sendable {
     associatedtype Messages: AsyncSequence, Sendable where Messages.Element == [UInt8], Messages.Failure == Never
+    associatedtype MessageBatches: AsyncSequence, Sendable where MessageBatches.Element == [[UInt8]],
+        MessageBatches.Failure == Never
     var label: [UInt8] { get }
     /// Messages from the remote; finishes when the channel or its session closes.
     var messages: Messages { get }
+    /// The same messages in the batches they arrived in (what one read from the socket
+    /// carried): a driver takes a batch under one lock and updates its timers once per
+    /// batch instead of once per message. Consume either this or `messages`, not both.
+    var messageBatches: MessageBatches { get }
     func send(_ messages: [[UInt8]]) async throws
     func close() async
 }
@@ -37,7 +43,9 @@ enum ChannelLabel {
     }
 }
 
-extension SessionChannel: ReplicationChannel {}
+extension SessionChannel: ReplicationChannel {
+    public var messageBatches: AsyncStream<[[UInt8]]> { messages.batches }
+}
 
 extension PeerConnection: ReplicationConnection {
     /// Bound to the session's Noise handshake hash and this side's role in the handshake.

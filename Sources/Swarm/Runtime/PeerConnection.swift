@@ -156,7 +156,8 @@ public final class SessionChannel: Sendable, CustomStringConvertible {
 /// read from the socket carried), so a reader wakes once per batch, not once per message.
 public struct ChannelMessages: AsyncSequence, Sendable {
     public typealias Element = [UInt8]
-    let batches: AsyncStream<[[UInt8]]>
+    /// The messages in the batches they arrived in; iterate this or the messages, not both.
+    public let batches: AsyncStream<[[UInt8]]>
 
     public func makeAsyncIterator() -> Iterator { Iterator(batches: batches.makeAsyncIterator()) }
 
