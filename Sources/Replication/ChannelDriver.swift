@@ -7,6 +7,11 @@ import Synchronization
 /// changes, and a timer at the machine's next deadline — under one lock, so no input
 /// waits for a hop through another task or actor; the messages each input produces are
 /// sent from the task that produced them, a batch per send.
+///
+/// The message task holds the lock longest (a completed answer is verified and stored
+/// under it), so the two side inputs never wait for it: they raise a flag and try the
+/// lock, and whoever holds it serves the flags before letting go. A blocked pool thread
+/// would idle one of the few cores the whole process shares.
 /// The face of a driver that the replicator keeps, whatever its channel type.
 protocol ChannelDriving: AnyObject, Sendable {
     var peer: PeerID { get }
@@ -27,6 +32,9 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     private let deadline = Atomic<UInt64>(0)
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let finished = Atomic<Bool>(false)
+    /// The book changed (an append here, or pages stored from any peer) and the machine
+    /// has not been told yet.
+    private let bookChanged = Atomic<Bool>(false)
     /// One task sends at a time, so the holder's fragments leave in the order the machine
     /// produced them (the reader's loss detection relies on answers arriving in order);
     /// a task finding a send under way leaves its output to that task.
@@ -69,6 +77,7 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
                         m.receive(message, now: now)
                         if m.isClosed { break }
                     }
+                    serveSideInputs(&m, now: now)
                     return m.hasPendingOutput
                 }
                 if more { await flush() } else { updateDeadline() }
@@ -78,9 +87,8 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         }
         let watcher = Task { [self] in
             for await _ in lengthUpdates {
-                let now = clock.now()
-                machine.withLock { $0.localBookChanged(now: now) }
-                await flush()
+                bookChanged.store(true, ordering: .releasing)
+                await serveSideInputs()
                 if isFinished { break }
             }
         }
@@ -88,9 +96,9 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
             while !Task.isCancelled, !isFinished {
                 let now = clock.now()
                 let due = deadline.load(ordering: .relaxed)
-                if due != 0, due <= now.nanoseconds {
-                    machine.withLock { $0.tick(now: now) }
-                    await flush()
+                if (due != 0 && due <= now.nanoseconds) || bookChanged.load(ordering: .acquiring) {
+                    // Served, or the machine was busy (then it paused briefly): look again.
+                    await serveSideInputs()
                     continue
                 }
                 let wait = due == 0 ? idleTick
@@ -108,6 +116,30 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     }
 
     private var isFinished: Bool { finished.load(ordering: .relaxed) }
+
+    /// Tells the machine what the side inputs raised: a changed book, a due timer.
+    private func serveSideInputs(_ m: inout ReplicationMachine, now: Timestamp) {
+        if bookChanged.exchange(false, ordering: .acquiringAndReleasing) { m.localBookChanged(now: now) }
+        let due = deadline.load(ordering: .relaxed)
+        if due != 0, due <= now.nanoseconds, let next = m.nextDeadline, next <= now { m.tick(now: now) }
+    }
+
+    /// Serves the side inputs if the machine is free, then sends what they produced.
+    /// Returns false when the machine was busy: its holder serves them before letting go
+    /// (or, in a race with its last look, the timer's next round does).
+    @discardableResult
+    private func serveSideInputs() async -> Bool {
+        let now = clock.now()
+        guard let more = machine.withLockIfAvailable({ m -> Bool in
+            serveSideInputs(&m, now: now)
+            return m.hasPendingOutput
+        }) else {
+            try? await Task.sleep(for: .microseconds(500))
+            return false
+        }
+        if more { await flush() } else { updateDeadline() }
+        return true
+    }
 
     /// Sends what the machine has, in batches, and performs its actions.
     private func flush() async {
@@ -149,8 +181,10 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         return false
     }
 
+    /// Publishes the machine's next deadline for the timer. Skipped when the machine is
+    /// busy: its holder publishes it when done (every input ends in a flush or here).
     private func updateDeadline() {
-        let next = machine.withLock { $0.nextDeadline }
+        guard let next = machine.withLockIfAvailable({ $0.nextDeadline }) else { return }
         deadline.store(next.map { max(1, $0.nanoseconds) } ?? 0, ordering: .relaxed)
     }
 
