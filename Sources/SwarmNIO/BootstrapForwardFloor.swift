@@ -5,6 +5,10 @@ import Swarm
 /// The floor a bootstrap node's relay is compared against (BENCHMARKS.md, bootstrap): a
 /// plain SwiftNIO UDP socket that sends every datagram it receives on to one fixed endpoint,
 /// unchanged — no parsing, no table, no copy into arrays. A relay can only be slower.
+///
+/// With `offload`, the socket also reads with UDP GRO and forwards each glued read in one
+/// GSO write (the kernel path `UDPTransport`, and so the node, takes where Linux has it);
+/// without, it is plain NIO: one read and one write per datagram.
 public final class BootstrapForwardFloor: Sendable {
     public let localEndpoint: Endpoint
     private let channel: Channel
@@ -12,17 +16,21 @@ public final class BootstrapForwardFloor: Sendable {
 
     /// Binds `address` (port 0: ephemeral) and forwards everything to `target`, on an event
     /// loop thread of its own.
-    public static func start(at address: Endpoint = .v4(127, 0, 0, 1, port: 0), forwardingTo target: Endpoint) async throws -> BootstrapForwardFloor {
+    public static func start(at address: Endpoint = .v4(127, 0, 0, 1, port: 0), forwardingTo target: Endpoint,
+                             offload: Bool = false) async throws -> BootstrapForwardFloor {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let configuration = UDPTransport.Configuration()
+        var configuration = UDPTransport.Configuration()
+        configuration.receiveOffload = offload && UDPTransport.Configuration.kernelHasOffloads
         let handler = ForwardHandler(target: target.socketAddress)
         do {
             let channel = try await DatagramBootstrap(group: group)
                 .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
                 .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-                .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
+                .channelOption(.datagramVectorReadMessageCount, value: configuration.receiveSlots)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                    capacity: configuration.maxDatagramBytes * configuration.vectorReadCount))
+                    capacity: configuration.receiveSlotBytes * configuration.receiveSlots))
+                .channelOption(.datagramReceiveOffload, value: configuration.receiveOffload)
+                .channelOption(.datagramReceiveSegmentSize, value: configuration.receiveOffload)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
                 }
@@ -57,7 +65,14 @@ public final class BootstrapForwardFloor: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let envelope = unwrapInboundIn(data)
-            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: target, data: envelope.data)), promise: nil)
+            // A glued (GRO) read leaves as one GSO write of the same segments.
+            let metadata = envelope.metadata?.segmentSize.flatMap { size in
+                size < envelope.data.readableBytes
+                    ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: size)
+                    : nil
+            }
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: target, data: envelope.data, metadata: metadata)),
+                          promise: nil)
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
