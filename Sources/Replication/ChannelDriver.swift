@@ -2,16 +2,6 @@ import Books
 import Swarm
 import Synchronization
 
-/// Runs one `ReplicationMachine` against one channel: the thin handler that performs the
-/// machine's effects. Three tasks feed it — the channel's messages, the book's length
-/// changes, and a timer at the machine's next deadline — under one lock, so no input
-/// waits for a hop through another task or actor; the messages each input produces are
-/// sent from the task that produced them, a batch per send.
-///
-/// The message task holds the lock longest (a completed answer is verified and stored
-/// under it), so the two side inputs never wait for it: they raise a flag and try the
-/// lock, and whoever holds it serves the flags before letting go. A blocked pool thread
-/// would idle one of the few cores the whole process shares.
 /// The face of a driver that the replicator keeps, whatever its channel type.
 protocol ChannelDriving: AnyObject, Sendable {
     var peer: PeerID { get }
@@ -22,6 +12,16 @@ protocol ChannelDriving: AnyObject, Sendable {
     func finish() async
 }
 
+/// Runs one `ReplicationMachine` against one channel: the thin handler that performs the
+/// machine's effects. Three tasks feed it — the channel's messages, the book's length
+/// changes, and a timer at the machine's next deadline — under one lock, so no input
+/// waits for a hop through another task or actor; the messages each input produces are
+/// sent from the task that produced them, a batch per send.
+///
+/// The message task holds the lock longest (a completed answer is verified and stored
+/// under it), so the two side inputs never wait for it: they raise a flag and try the
+/// lock, and whoever holds it serves the flags before letting go. A blocked pool thread
+/// would idle one of the few cores the whole process shares.
 final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     let peer: PeerID
     let bookID: BookID

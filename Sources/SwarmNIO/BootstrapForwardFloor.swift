@@ -24,13 +24,7 @@ public final class BootstrapForwardFloor: Sendable {
         let handler = ForwardHandler(target: target.socketAddress)
         do {
             let channel = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
-                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-                .channelOption(.datagramVectorReadMessageCount, value: configuration.receiveSlots)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                    capacity: configuration.receiveSlotBytes * configuration.receiveSlots))
-                .channelOption(.datagramReceiveOffload, value: configuration.receiveOffload)
-                .channelOption(.datagramReceiveSegmentSize, value: configuration.receiveOffload)
+                .socketOptions(configuration)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
                 }

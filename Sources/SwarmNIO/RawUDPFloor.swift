@@ -43,18 +43,11 @@ public enum RawUDPFloor {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { group.shutdownGracefully { _ in } }
         let loops = Array(group.makeIterator())
-        let configuration = UDPTransport.Configuration()
+        var configuration = UDPTransport.Configuration()
+        configuration.receiveOffload = offload
         let counter = CountingHandler(datagramSize: datagramSize)
         func bootstrap(_ loop: EventLoop) -> DatagramBootstrap {
-            let slot = offload ? UDPTransport.Configuration.offloadSlotBytes : configuration.maxDatagramBytes
-            return DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
-                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-                .channelOption(.datagramVectorReadMessageCount, value: configuration.vectorReadCount)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                    capacity: slot * configuration.vectorReadCount))
-                .channelOption(.datagramReceiveOffload, value: offload)
-                .channelOption(.datagramReceiveSegmentSize, value: offload)
+            DatagramBootstrap(group: loop).socketOptions(configuration)
         }
         let receiver = try await bootstrap(loops[0])
             .channelInitializer { channel in

@@ -127,13 +127,7 @@ public final class UDPTransport: DatagramTransport {
                             continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats) async throws -> Channel {
         let handler = ReceiveHandler(continuation: continuation, stats: stats)
         return try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
-            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
-            .channelOption(.datagramVectorReadMessageCount, value: configuration.receiveSlots)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
-                capacity: configuration.receiveSlotBytes * configuration.receiveSlots))
-            .channelOption(.datagramReceiveOffload, value: configuration.receiveOffload)
-            .channelOption(.datagramReceiveSegmentSize, value: configuration.receiveOffload)
+            .socketOptions(configuration)
             .channelOption(.writeBufferWaterMark, value: .init(
                 low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
             .channelInitializer { channel in
@@ -320,6 +314,20 @@ public final class UDPTransport: DatagramTransport {
             socketRestarts: stats.socketRestarts.load(ordering: .relaxed),
             segmentedWrites: stats.segmentedWrites.load(ordering: .relaxed),
             segmentedDatagrams: stats.segmentedDatagrams.load(ordering: .relaxed))
+    }
+}
+
+extension DatagramBootstrap {
+    /// The socket options of `configuration`: kernel buffers, vector reads and their slots,
+    /// and receive offload. Shared by the transport and the raw floors measured against it.
+    func socketOptions(_ configuration: UDPTransport.Configuration) -> DatagramBootstrap {
+        channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.receiveBufferBytes))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.sendBufferBytes))
+            .channelOption(.datagramVectorReadMessageCount, value: configuration.receiveSlots)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(
+                capacity: configuration.receiveSlotBytes * configuration.receiveSlots))
+            .channelOption(.datagramReceiveOffload, value: configuration.receiveOffload)
+            .channelOption(.datagramReceiveSegmentSize, value: configuration.receiveOffload)
     }
 }
 
