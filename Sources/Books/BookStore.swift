@@ -4,7 +4,9 @@ import Sodium
 
 /// All books of one peer (the DB, modelled on corestore): one SQLite database,
 /// `<directory>/books.sqlite`, in WAL mode with `synchronous=FULL` (`NORMAL` while a
-/// reader stores a verified answer, `Book.apply`).
+/// reader stores a verified answer, `Book.apply`). The WAL is copied back into the
+/// database by a `Checkpointer` on a thread and connection of its own, so no call waits
+/// for a checkpoint's fsyncs.
 ///
 /// * **Titles** map a name to a book id; **keys** map a book id to its key pair, or to
 ///   none for a book this peer only reads. A named book's key pair is derived from the
@@ -14,10 +16,13 @@ import Sodium
 /// * Thread safety: every call takes one lock around one SQLite connection, so the store
 ///   and its `Book` handles can be used from any thread or task. Calls are synchronous and
 ///   short; a durable append waits for one fsync of the WAL.
-/// * The file is opened with an exclusive lock: a second store (or process) on the same
-///   directory gets `.storeLocked`.
+/// * One store per directory: an exclusive `flock` on `<directory>/books.lock`, held while
+///   the store is open (the kernel drops it when the process dies, kill -9 included). A
+///   second store, in this process or another, gets `.storeLocked`.
 public final class BookStore: @unchecked Sendable {
     public static let fileName = "books.sqlite"
+    /// The lock file that keeps a second store off the directory.
+    public static let lockFileName = "books.lock"
 
     public let directory: String
     /// The database file.
@@ -27,6 +32,8 @@ public final class BookStore: @unchecked Sendable {
     // Everything below is guarded by `lock`.
     let lock = NSLock()
     private var database: SQLiteDatabase?
+    private var checkpointer: Checkpointer?
+    private var lockDescriptor: Int32
     var states: [BookID: BookState] = [:]
     private var subscribers: [BookID: [Int: AsyncStream<BookLength>.Continuation]] = [:]
     private var nextSubscriber = 0
@@ -47,11 +54,12 @@ public final class BookStore: @unchecked Sendable {
         var length: UInt64 { latest?.length ?? 0 }
     }
 
-    private init(directory: String, file: String, masterSecret: SecretBytes, database: SQLiteDatabase) {
+    private init(directory: String, file: String, masterSecret: SecretBytes, database: SQLiteDatabase, lockDescriptor: Int32) {
         self.directory = directory
         self.file = file
         self.masterSecret = masterSecret
         self.database = database
+        self.lockDescriptor = lockDescriptor
     }
 
     /// Opens (or creates) the store in `directory`. `masterSecret` (32 bytes) derives the
@@ -60,6 +68,12 @@ public final class BookStore: @unchecked Sendable {
     /// against its signature and stored tree. A damaged file gives `.corruptDatabase`
     /// naming it; nothing is repaired or deleted.
     public static func open(directory: String, masterSecret: SecretBytes) throws -> BookStore {
+        try open(directory: directory, masterSecret: masterSecret, checkpointThreshold: 1000, checkpointHardLimit: 8000)
+    }
+
+    /// `open`, with the checkpointer's WAL sizes in pages (tests make them small).
+    static func open(directory: String, masterSecret: SecretBytes, checkpointThreshold: Int,
+                     checkpointHardLimit: Int) throws -> BookStore {
         guard masterSecret.count == 32 else {
             throw BooksError(.wrongMasterSecret, "the master secret must be 32 bytes, got \(masterSecret.count)", limit: 32)
         }
@@ -69,12 +83,17 @@ public final class BookStore: @unchecked Sendable {
             throw BooksError(.storage, "cannot create the store directory: \(error)", file: directory)
         }
         let file = (directory as NSString).appendingPathComponent(fileName)
-        let database = try SQLiteDatabase(path: file)
+        let lockDescriptor = try lockDirectory(directory, file: file)
+        let database: SQLiteDatabase
         do {
-            // The lock mode comes first so that the first read takes the exclusive lock;
-            // the schema is read before the journal mode changes anything, so a file
-            // that is not a store is never written to.
-            try database.execute("PRAGMA locking_mode = EXCLUSIVE")
+            database = try SQLiteDatabase(path: file)
+        } catch {
+            Glibc.close(lockDescriptor)
+            throw error
+        }
+        do {
+            // The schema is read before the journal mode changes anything, so a file that
+            // is not a store is never written to.
             _ = try database.pragmaInteger("user_version")
             guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
@@ -83,20 +102,46 @@ public final class BookStore: @unchecked Sendable {
             // power loss too, not only a killed process. `apply` lowers it per transaction.
             try database.execute("PRAGMA synchronous = FULL")
             try Schema.prepare(database)
-            let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database)
+            let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
+                                  lockDescriptor: lockDescriptor)
             try store.loadBooks(database)
+            // Checkpoints from here on are the checkpointer's, off every caller's path.
+            let checkpointer = try Checkpointer(path: file, threshold: checkpointThreshold, hardLimit: checkpointHardLimit)
+            try database.execute("PRAGMA wal_autocheckpoint = 0")
+            database.setWALHook(checkpointer)
+            store.checkpointer = checkpointer
             return store
         } catch {
+            database.setWALHook(nil)
             database.close()
+            Glibc.close(lockDescriptor)
             throw error
         }
+    }
+
+    /// Takes the directory's lock file; `.storeLocked` naming the database when another
+    /// store holds it.
+    private static func lockDirectory(_ directory: String, file: String) throws -> Int32 {
+        let path = (directory as NSString).appendingPathComponent(lockFileName)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw BooksError(.storage, "cannot open the lock file \(path): \(String(cString: strerror(errno)))", file: file)
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            Glibc.close(fd)
+            if reason == EWOULDBLOCK {
+                throw BooksError(.storeLocked, "the store is open in another process or store (\(lockFileName) is locked)", file: file)
+            }
+            throw BooksError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))", file: file)
+        }
+        return fd
     }
 
     /// Closes the database. Later calls throw `.closed`; length subscribers finish.
     public func close() {
         lock.lock()
-        database?.close()
-        database = nil
+        shutDown()
         let finishing = subscribers.values.flatMap(\.values)
         subscribers = [:]
         lock.unlock()
@@ -104,7 +149,24 @@ public final class BookStore: @unchecked Sendable {
         for continuation in finishing { continuation.finish() }
     }
 
-    deinit { database?.close() }
+    deinit { shutDown() }
+
+    /// The checkpointer first (a pass under way finishes), then the connection (the last
+    /// one to close copies the rest of the WAL back and removes it), then the lock.
+    private func shutDown() {
+        database?.setWALHook(nil)
+        checkpointer?.stop()
+        checkpointer = nil
+        database?.close()
+        database = nil
+        if lockDescriptor >= 0 {
+            Glibc.close(lockDescriptor)
+            lockDescriptor = -1
+        }
+    }
+
+    /// What the checkpointer did so far (tests, diagnostics).
+    var checkpointStats: Checkpointer.Stats { lock.withLock { checkpointer?.stats ?? Checkpointer.Stats() } }
 
     private func loadBooks(_ db: SQLiteDatabase) throws {
         for row in try db.bookRows() {

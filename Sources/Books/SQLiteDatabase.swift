@@ -10,11 +10,12 @@ final class SQLiteDatabase {
     // call, which shows on the append path.
     private var statements: [UnsafeRawPointer: SQLiteStatement] = [:]
 
-    init(path: String) throws {
+    /// Opens a connection; `create: false` for a database that must exist already.
+    init(path: String, create: Bool = true) throws {
         self.path = path
         var db: OpaquePointer?
         // NOMUTEX: the store's lock already serialises access to the connection.
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         handle = db
         if rc != SQLITE_OK {
@@ -24,6 +25,9 @@ final class SQLiteDatabase {
             throw error
         }
         sqlite3_extended_result_codes(db, 1)
+        // The store's own checkpointer is the only other connection (a second store is
+        // kept out by the lock file): its locks are brief, so waiting beats failing.
+        sqlite3_busy_timeout(db, 5000)
     }
 
     deinit { close() }
@@ -35,6 +39,9 @@ final class SQLiteDatabase {
     }
 
     var isOpen: Bool { handle != nil }
+
+    /// The connection, for the few C calls without a wrapper here (the WAL hook, checkpoints).
+    var rawHandle: OpaquePointer? { handle }
 
     private func connection() throws -> OpaquePointer {
         guard let handle else { throw BooksError(.closed, "the book store is closed", file: path) }

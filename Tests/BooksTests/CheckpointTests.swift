@@ -1,0 +1,93 @@
+@testable import Books
+import Foundation
+import Testing
+
+@Suite("Checkpoints off the writer's path")
+struct CheckpointTests {
+    private func walBytes(_ dir: TemporaryDirectory) -> Int {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: dir.databaseFile + "-wal")
+        return (attributes?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    @Test func theCheckpointerCopiesTheWALBackAndTheStoreReopensWhole() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try BookStore.open(directory: dir.path, masterSecret: masterSecret(), checkpointThreshold: 100,
+                                       checkpointHardLimit: 400)
+        let book = try store.createOrOpen(name: "a")
+        for batch in 0..<40 {
+            try book.append(contentsOf: (0..<100).map { testPage(UInt64(batch * 100 + $0), size: 1024) })
+        }
+        let stats = store.checkpointStats
+        #expect(stats.passes > 0)
+        #expect(stats.pagesCopied > 0)
+        #expect(stats.failures == 0)
+        store.close()
+        #expect(!FileManager.default.fileExists(atPath: dir.databaseFile + "-wal"), "the last connection to close removes the WAL")
+        let reopened = try openStore(dir)
+        let again = try #require(try reopened.book(named: "a"))
+        #expect(again.length == 4000)
+        try again.verify()
+        #expect(try again.get(3999) == testPage(3999, size: 1024))
+        reopened.close()
+    }
+
+    @Test func aWriterThatOutrunsTheCheckpointerWaitsAtTheHardLimitSoTheWALStaysBounded() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.databaseFile
+        let db = try SQLiteDatabase(path: path)
+        #expect(try db.pragmaText("journal_mode = WAL") == "wal")
+        // Commits that sync nothing, against passes that fsync twice: the writer is far
+        // faster than the checkpointer, as a reader storing answers can be.
+        try db.execute("PRAGMA synchronous = OFF")
+        try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        let threshold = 50, hardLimit = 200
+        let checkpointer = try Checkpointer(path: path, threshold: threshold, hardLimit: hardLimit)
+        try db.execute("PRAGMA wal_autocheckpoint = 0")
+        db.setWALHook(checkpointer)
+        let blob = [UInt8](repeating: 7, count: 16 * 1024)
+        for _ in 0..<300 {
+            // About 45 WAL pages per commit.
+            try db.transaction(durable: false) {
+                for _ in 0..<10 {
+                    let insert = try db.statement("INSERT INTO t (data) VALUES (?)")
+                    insert.bind(1, blob)
+                    try insert.run()
+                }
+            }
+        }
+        db.setWALHook(nil)
+        let stats = checkpointer.stats
+        checkpointer.stop()
+        print("checkpoints: \(stats)")
+        #expect(stats.failures == 0)
+        #expect(stats.passes > 0)
+        // Past the hard limit a commit waits for a pass that began after it; the next
+        // commit then restarts the WAL, so it never holds much more than the limit plus
+        // one commit (pages of 4096 bytes, 24-byte frame headers, a 32-byte file header).
+        let bound = hardLimit + 60
+        #expect(stats.largestWAL < bound, "the WAL reached \(stats.largestWAL) pages")
+        #expect(walBytes(dir) <= 32 + bound * (4096 + 24), "WAL file of \(walBytes(dir)) bytes")
+        #expect(try db.pragmaInteger("page_count") > 0)
+        let count = try db.statement("SELECT count(*) FROM t")
+        #expect(try count.step())
+        #expect(count.int64(0) == 3000)
+        db.close()
+    }
+
+    @Test func aSecondStoreInAnotherProcessIsRefusedByTheLockFile() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        defer { store.close() }
+        // flock(1) is util-linux, essential on Debian: a child process trying the same lock
+        // fails at once.
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        probe.arguments = ["--nonblock", "--exclusive", dir.path + "/" + BookStore.lockFileName, "true"]
+        try probe.run()
+        probe.waitUntilExit()
+        #expect(probe.terminationStatus != 0, "another process could take the store's lock")
+    }
+}
