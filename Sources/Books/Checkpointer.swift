@@ -119,8 +119,11 @@ final class Checkpointer: @unchecked Sendable {
     }
 
     private func startThread() {
-        let thread = Thread { [self] in run() }
-        thread.name = "books-checkpoint"
+        let thread = Thread { [self] in
+            // Named from inside: set before `start`, the name does not reach the kernel.
+            Thread.current.name = "books-ckpt"
+            run()
+        }
         // Copying pages is not urgent: the writers' work comes first.
         thread.qualityOfService = .utility
         self.thread = thread
