@@ -232,40 +232,36 @@ struct Fetcher: Sendable {
 
     mutating func receive(_ fragment: ReplicationMessage.DataFragment, book: any ReplicatedBook, now: Timestamp,
                           into out: inout [[UInt8]]) -> Outcome {
-        // Moved out, not copied: the answer's buffer must have one owner to grow in place.
-        guard var flight = inFlight.removeValue(forKey: fragment.requestID) else {
+        // The request stays in the table and is mutated there, through its index: moved out
+        // and back, or copied, its answer's buffer would be touched twice per fragment.
+        let id = fragment.requestID
+        guard var slot = inFlight.index(forKey: id) else {
             stats.lateFragments += 1
             return .nothing
         }
         lastArrival = now
-        if flight.assembly == nil {
-            // The answer may exceed the requested bytes by one whole page, a full proof and
-            // the framing of every page.
-            let pages = Int(flight.request.pages.count)
-            let bound = Int(flight.request.maxBytes) + Book.maximumPageSize + 18
-                + ResponseBody.maxNodes * ResponseBody.nodeSize + 4 * pages
-            guard let assembly = FragmentAssembly(count: Int(fragment.count), maxBytes: bound) else {
-                return .refuse(.malformed, "an answer of \(fragment.count) fragments exceeds its request", nil)
-            }
-            flight.assembly = assembly
-        }
-        guard flight.assembly!.count == Int(fragment.count) else {
+        // One in-place access per fragment (a getter of the table's values would copy
+        // the whole entry).
+        switch Fetcher.insert(fragment, into: &inFlight.values[slot]) {
+        case .tooLarge:
+            inFlight[id] = nil
+            return .refuse(.malformed, "an answer of \(fragment.count) fragments exceeds its request", nil)
+        case .countMismatch:
+            inFlight[id] = nil
             return .refuse(.malformed, "fragments of one answer disagree on their count", nil)
-        }
-        guard flight.assembly!.insert(fragment) else {
+        case .duplicate:
             stats.duplicateFragments += 1
-            inFlight[fragment.requestID] = flight
             return .nothing
+        case let .added(order, complete):
+            stats.fragmentsReceived += 1
+            if order > 1, inFlight.values.contains(where: { $0.sendOrder < order }) {
+                fastRetransmit(after: order, now: now, into: &out)
+                // It rewrote other entries: the index may have moved.
+                slot = inFlight.index(forKey: id)!
+            }
+            guard complete else { return .nothing }
         }
-        stats.fragmentsReceived += 1
-        if flight.sendOrder > 1, inFlight.values.contains(where: { $0.sendOrder < flight.sendOrder }) {
-            fastRetransmit(after: flight.sendOrder, now: now, into: &out)
-        }
-        guard flight.assembly!.isComplete else {
-            inFlight[fragment.requestID] = flight
-            return .nothing
-        }
-        inFlight[fragment.requestID] = nil
+        var flight = inFlight.remove(at: slot).value
         let bytes = flight.assembly!.take()
         guard let body = ResponseBody.decode(bytes, for: flight.request) else {
             return .refuse(.malformed, "an answer to request \(fragment.requestID) does not parse", nil)
@@ -288,6 +284,28 @@ struct Fetcher: Sendable {
         }
         stats.pagesStored += UInt64(body.pageData.count)
         return .stored(pages: body.pageData.count)
+    }
+
+    private enum Insertion {
+        case added(sendOrder: UInt64, complete: Bool)
+        case duplicate
+        case countMismatch
+        case tooLarge
+    }
+
+    /// Adds a fragment to its request's answer, creating the assembly at the first one.
+    private static func insert(_ fragment: ReplicationMessage.DataFragment, into flight: inout InFlight) -> Insertion {
+        if flight.assembly == nil {
+            // The answer may exceed the requested bytes by one whole page, a full proof and
+            // the framing of every page.
+            let bound = Int(flight.request.maxBytes) + Book.maximumPageSize + 18
+                + ResponseBody.maxNodes * ResponseBody.nodeSize + 4 * Int(flight.request.pages.count)
+            guard let assembly = FragmentAssembly(count: Int(fragment.count), maxBytes: bound) else { return .tooLarge }
+            flight.assembly = assembly
+        }
+        guard flight.assembly!.count == Int(fragment.count) else { return .countMismatch }
+        guard flight.assembly!.insert(fragment) else { return .duplicate }
+        return .added(sendOrder: flight.sendOrder, complete: flight.assembly!.isComplete)
     }
 
     /// Sorts a store error into the remote's fault, a benign race, or a local failure.

@@ -50,14 +50,13 @@ public struct ReplicationMachine: Sendable {
     public let binding: SessionBinding
     let policy: ReplicationPolicy
     let configuration: ReplicationConfiguration
-    private var state: State
+    /// The live state, mutated in place (as an enum payload it was copied out and back
+    /// for every message: a retain and a release of every buffer in it). Once `closed`
+    /// is set it is reset to an empty one and no input touches it again.
+    private var active: Active
+    private var closed: Closed?
     private var outbox: [[UInt8]] = []
     private var actions: [ReplicationAction] = []
-
-    private enum State {
-        case active(Active)
-        case closed(Closed)
-    }
 
     private struct Active {
         var ownCapability: [UInt8]?
@@ -85,46 +84,37 @@ public struct ReplicationMachine: Sendable {
         self.binding = binding
         self.policy = policy
         self.configuration = configuration
-        state = .active(Active(fetcher: Fetcher(interest: book.isWritable ? .none : interest, configuration: configuration),
-                               server: Server(configuration: configuration)))
+        active = Active(fetcher: Fetcher(interest: book.isWritable ? .none : interest, configuration: configuration),
+                        server: Server(configuration: configuration))
     }
 
     // MARK: - Queries
 
-    public var isClosed: Bool {
-        switch state {
-        case .active: false
-        case .closed: true
-        }
-    }
+    public var isClosed: Bool { closed != nil }
 
     /// The length the remote announced (nil before its first status).
     public var remoteLength: UInt64? {
-        switch state {
-        case let .active(active): active.fetcher.remote?.length
-        case let .closed(closed): closed.remoteLength
-        }
+        if let closed { return closed.remoteLength }
+        return active.fetcher.remote?.length
     }
 
     public var stats: ReplicationStats {
-        switch state {
-        case let .active(active): active.fetcher.stats + active.server.stats
-        case let .closed(closed): closed.stats
-        }
+        if let closed { return closed.stats }
+        return active.fetcher.stats + active.server.stats
     }
 
     /// True when messages wait: `takeMessages` has more to give.
     public var hasPendingOutput: Bool {
-        switch state {
-        case let .active(active): !outbox.isEmpty || active.server.hasWork
-        case .closed: !outbox.isEmpty
-        }
+        !outbox.isEmpty || (closed == nil && active.server.hasWork)
     }
 
     public var nextDeadline: Timestamp? {
-        guard case let .active(active) = state else { return nil }
-        let candidates = [active.nextOpen, active.remoteAuthorized ? active.status.nextSend : nil, active.fetcher.nextDeadline]
-        return candidates.compactMap { $0 }.min()
+        guard closed == nil else { return nil }
+        var earliest = active.fetcher.nextDeadline
+        for candidate in [active.nextOpen, active.remoteAuthorized ? active.status.nextSend : nil] {
+            if let candidate, earliest.map({ candidate < $0 }) ?? true { earliest = candidate }
+        }
+        return earliest
     }
 
     // MARK: - Outputs
@@ -132,11 +122,8 @@ public struct ReplicationMachine: Sendable {
     /// Messages to send, in order: control messages first, then answers to queued
     /// requests up to about `serveLimit` fragments (call again while `hasPendingOutput`).
     public mutating func takeMessages(serveLimit: Int = 256) -> [[UInt8]] {
-        var hasWork = false
-        if case let .active(active) = state { hasWork = active.server.hasWork }
-        if hasWork, var active = takeActive() {
+        if closed == nil, active.server.hasWork {
             active.server.produce(book: book, limit: serveLimit, into: &outbox)
-            state = .active(active)
         }
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
@@ -152,69 +139,64 @@ public struct ReplicationMachine: Sendable {
     /// Call once when the channel is open: sends `open` (when this side has a secret for
     /// the book) and takes in the book's state.
     public mutating func start(now: Timestamp) {
-        guard var active = takeActive() else { return }
+        guard closed == nil else { return }
         if let secret = policy.secret(book.id) {
             active.ownCapability = ReadCapability.make(secret: secret, book: book.id,
                                                        handshakeHash: binding.handshakeHash, sender: binding.localRole)
-            sendOpen(&active, now: now)
+            sendOpen(now: now)
         }
         active.status.update(StatusExchange.Content(book: book), now: now, configuration: configuration)
-        state = .active(active)
     }
 
     /// The book changed here (an append, or pages stored from any peer).
     public mutating func localBookChanged(now: Timestamp) {
-        guard var active = takeActive() else { return }
+        guard closed == nil else { return }
         active.status.update(StatusExchange.Content(book: book), now: now, configuration: configuration)
-        if active.remoteAuthorized, active.status.isDue(now) { sendStatus(&active, now: now) }
+        if active.remoteAuthorized, active.status.isDue(now) { sendStatus(now: now) }
         active.fetcher.fill(book: book, now: now, into: &outbox)
-        state = .active(active)
     }
 
     /// What this side wants of the book from this peer.
     public mutating func setInterest(_ interest: Interest, now: Timestamp) {
-        guard !book.isWritable, var active = takeActive() else { return }
+        guard !book.isWritable, closed == nil else { return }
         active.fetcher.interest = interest
         active.fetcher.fill(book: book, now: now, into: &outbox)
-        state = .active(active)
     }
 
     /// Timers: repeats `open` and `status` until acknowledged, re-requests what timed out.
     public mutating func tick(now: Timestamp) {
-        guard var active = takeActive() else { return }
-        if let next = active.nextOpen, next <= now { sendOpen(&active, now: now) }
-        if active.remoteAuthorized, active.status.isDue(now) { sendStatus(&active, now: now) }
+        guard closed == nil else { return }
+        if let next = active.nextOpen, next <= now { sendOpen(now: now) }
+        if active.remoteAuthorized, active.status.isDue(now) { sendStatus(now: now) }
         active.fetcher.timeouts(book: book, now: now, into: &outbox)
         active.fetcher.fill(book: book, now: now, into: &outbox)
-        state = .active(active)
     }
 
     /// One message from the channel.
     public mutating func receive(_ bytes: [UInt8], now: Timestamp) {
-        guard var active = takeActive() else { return }
+        guard closed == nil else { return }
         switch ReplicationMessage.decode(bytes) {
         case .failure(.unknown):
             // A newer peer's message: ignored, as PROTOCOL.md §9.1 requires.
-            state = .active(active)
             return
         case .failure(.malformed):
-            return refuse(.malformed, "a message of \(bytes.count) bytes does not parse", fork: nil, active)
+            return refuse(.malformed, "a message of \(bytes.count) bytes does not parse", fork: nil)
         case let .success(message):
             switch message {
             case let .open(open):
                 guard open.book == book.id else {
-                    return refuse(.malformed, "open for book \(open.book.hex.prefix(16))… on this book's channel", fork: nil, active)
+                    return refuse(.malformed, "open for book \(open.book.hex.prefix(16))… on this book's channel", fork: nil)
                 }
                 if active.remoteCapability != open.capability {
                     let check = CapabilityCheck(book: book.id, capability: open.capability,
                                                 handshakeHash: binding.handshakeHash, sender: binding.localRole.peer)
                     guard policy.authorize(binding.remote, book.id, check) else {
-                        return refuse(.notAuthorized, "the capability for this book was not accepted", fork: nil, active)
+                        return refuse(.notAuthorized, "the capability for this book was not accepted", fork: nil)
                     }
                     active.remoteCapability = open.capability
                 }
                 // A repeated open means our status did not arrive.
-                sendStatus(&active, now: now)
+                sendStatus(now: now)
             case let .status(status):
                 let isNew = active.status.received(status)
                 // A status from the remote means it accepted our `open`.
@@ -226,33 +208,32 @@ public struct ReplicationMachine: Sendable {
                     case .nothing, .stored:
                         break
                     case let .refuse(reason, detail, fork):
-                        return refuse(reason, detail, fork: fork, active)
+                        return refuse(reason, detail, fork: fork)
                     case let .localFailure(detail):
-                        return fail(detail, active)
+                        return fail(detail)
                     }
                     if let after = active.fetcher.remote?.length, after != before { actions.append(.remoteLength(after)) }
                 }
-                if status.needsAck, active.remoteAuthorized { sendStatus(&active, now: now) }
+                if status.needsAck, active.remoteAuthorized { sendStatus(now: now) }
             case let .request(request):
                 switch active.server.receive(request, authorized: active.remoteAuthorized, localLength: book.signedRoot?.length ?? 0,
                                              into: &outbox) {
                 case .nothing: break
-                case let .refuse(reason, detail): return refuse(reason, detail, fork: nil, active)
+                case let .refuse(reason, detail): return refuse(reason, detail, fork: nil)
                 }
             case let .data(fragment):
                 switch active.fetcher.receive(fragment, book: book, now: now, into: &outbox) {
                 case .nothing:
                     // Most fragments complete nothing: no need to look for more to request.
-                    state = .active(active)
                     return
                 case let .stored(pages):
                     actions.append(.stored(pages: pages))
                     active.status.update(StatusExchange.Content(book: book), now: now, configuration: configuration)
-                    if active.remoteAuthorized, active.status.isDue(now) { sendStatus(&active, now: now) }
+                    if active.remoteAuthorized, active.status.isDue(now) { sendStatus(now: now) }
                 case let .refuse(reason, detail, fork):
-                    return refuse(reason, detail, fork: fork, active)
+                    return refuse(reason, detail, fork: fork)
                 case let .localFailure(detail):
-                    return fail(detail, active)
+                    return fail(detail)
                 }
             case let .noData(requestID, reason):
                 active.fetcher.noData(requestID: requestID, reason: reason, now: now)
@@ -260,34 +241,30 @@ public struct ReplicationMachine: Sendable {
                 active.server.cancel(requestID)
             case let .refuse(reason):
                 actions.append(.refusedByRemote(reason))
-                state = .closed(Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length))
+                becomeClosed()
                 return
             }
         }
         active.fetcher.fill(book: book, now: now, into: &outbox)
-        state = .active(active)
     }
 
     /// Ends the channel from this side (detach, shutdown): cancels what is in flight.
     public mutating func close() {
-        guard var active = takeActive() else { return }
+        guard closed == nil else { return }
         active.fetcher.cancelAll(into: &outbox)
-        state = .closed(Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length))
+        becomeClosed()
     }
 
     // MARK: - Helpers
 
-    /// Moves the active state out, leaving a placeholder: the answers being reassembled and
-    /// the queues then have a single owner and are mutated in place, not copied (an enum
-    /// payload taken out by `case var` is a second reference to every buffer in it). Every
-    /// caller puts a state back.
-    private mutating func takeActive() -> Active? {
-        guard case let .active(active) = state else { return nil }
-        state = .closed(Closed(stats: ReplicationStats(), remoteLength: nil))
-        return active
+    /// Keeps what a closed channel still reports and lets go of the rest (answers being
+    /// reassembled, queued requests).
+    private mutating func becomeClosed() {
+        closed = Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length)
+        active = Active(fetcher: Fetcher(interest: .none, configuration: configuration), server: Server(configuration: configuration))
     }
 
-    private mutating func sendOpen(_ active: inout Active, now: Timestamp) {
+    private mutating func sendOpen(now: Timestamp) {
         guard let capability = active.ownCapability, !active.heardStatus else {
             active.nextOpen = nil
             return
@@ -299,21 +276,20 @@ public struct ReplicationMachine: Sendable {
         active.nextOpen = now + delay
     }
 
-    private mutating func sendStatus(_ active: inout Active, now: Timestamp) {
+    private mutating func sendStatus(now: Timestamp) {
         outbox.append(ReplicationMessage.status(active.status.message()).encoded())
         active.status.sent(now: now, configuration: configuration)
     }
 
-    private mutating func refuse(_ reason: RefuseReason, _ detail: String, fork: ForkProof?, _ active: Active) {
-        var active = active
+    private mutating func refuse(_ reason: RefuseReason, _ detail: String, fork: ForkProof?) {
         active.fetcher.cancelAll(into: &outbox)
         outbox.append(ReplicationMessage.refuse(reason).encoded())
         actions.append(.refused(reason, detail: detail, fork: fork))
-        state = .closed(Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length))
+        becomeClosed()
     }
 
-    private mutating func fail(_ detail: String, _ active: Active) {
+    private mutating func fail(_ detail: String) {
         actions.append(.localFailure(detail))
-        state = .closed(Closed(stats: active.fetcher.stats + active.server.stats, remoteLength: active.fetcher.remote?.length))
+        becomeClosed()
     }
 }

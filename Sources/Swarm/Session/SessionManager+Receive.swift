@@ -235,25 +235,24 @@ extension SessionManager {
 
     mutating func receiveTransport(_ bytes: [UInt8], from endpoint: Endpoint, now: Timestamp) {
         let header = TransportHeader(validated: bytes)
-        guard let peer = indexTable[header.receiverIndex], var s = sessions.removeValue(forKey: peer) else {
-            return drop(.unknownIndex)
-        }
-        guard let plaintext = authenticate(bytes, header: header, in: &s, now: now) else {
-            store(s)
-            return
-        }
-        s.lastReceived = now
-        s.packetsReceived += 1
-        if endpoint != s.endpoint {
+        // The session is taken out of the table and every path puts it back with `take()`,
+        // a move: this path runs per packet, and a copy would retain and release every
+        // buffer in the session.
+        guard let peer = indexTable[header.receiverIndex] else { return drop(.unknownIndex) }
+        var taken = sessions.removeValue(forKey: peer)
+        guard taken != nil else { return drop(.unknownIndex) }
+        defer { if let s = taken.take() { store(s) } }
+        guard let plaintext = authenticate(bytes, header: header, in: &taken!, now: now) else { return }
+        taken!.lastReceived = now
+        taken!.packetsReceived += 1
+        if endpoint != taken!.endpoint {
             // Roaming: only an authenticated, fresh packet may move the endpoint.
-            s.endpoint = endpoint
+            taken!.endpoint = endpoint
             events.append(.endpointChanged(peer, endpoint))
         }
-        guard let frame = SessionFrame(plaintext: plaintext) else {
-            store(s)
-            return drop(.malformed)
-        }
-        if handle(frame, in: &s, now: now) { store(s) }
+        guard let frame = SessionFrame(plaintext: plaintext) else { return drop(.malformed) }
+        // A session the frame ended is not put back.
+        if !handle(frame, in: &taken!, now: now) { taken = nil }
     }
 
     /// Finds the keys for the index, decrypts and checks the replay window; confirms unconfirmed

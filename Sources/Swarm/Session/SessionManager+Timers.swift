@@ -64,7 +64,7 @@ extension SessionManager {
         // a keepalive later, in case the initiator went quiet (avoids both rekeying at once).
         if let current = s.current, s.handshake == nil, s.next == nil {
             let age = now - current.createdAt
-            if age >= rekeyDue(current) { startInitiation(&s, attempts: 1, now: now) }
+            if age >= rekeyDue(isInitiator: current.isInitiator) { startInitiation(&s, attempts: 1, now: now) }
         }
         // Keepalive: nothing sent for the interval.
         if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval,
@@ -92,8 +92,8 @@ extension SessionManager {
         return true
     }
 
-    private func rekeyDue(_ keys: TransportKeypair) -> Duration {
-        keys.isInitiator ? configuration.rekeyAfterTime : configuration.rekeyAfterTime + configuration.keepaliveInterval
+    private func rekeyDue(isInitiator: Bool) -> Duration {
+        isInitiator ? configuration.rekeyAfterTime : configuration.rekeyAfterTime + configuration.keepaliveInterval
     }
 
     /// When `tick(now:)` next has something to do, or nil when nothing is pending.
@@ -118,19 +118,21 @@ extension SessionManager {
         }
         consider(s.handshake?.nextRetransmit)
         if let next = s.next { consider(next.keys.createdAt + handshakeLifetime) }
+        // The current keys' fields are read through `s.current?`: binding them would copy
+        // the keys (nonces, replay window) on every packet.
         if s.isEstablished {
             consider(s.lastReceived + configuration.deadPeerTimeout)
             // Keys past their reject limits cannot carry a keepalive; the rekey (or the dead-
             // peer timeout) is what comes next.
             let keepalive = s.lastSent + configuration.keepaliveInterval
-            if let current = s.current, current.sendCounter < configuration.rejectAfterMessages,
-               keepalive < current.createdAt + configuration.rejectAfterTime {
+            if let counter = s.current?.sendCounter, let created = s.current?.createdAt,
+               counter < configuration.rejectAfterMessages, keepalive < created + configuration.rejectAfterTime {
                 consider(keepalive)
             }
         }
-        if let current = s.current {
-            if s.previous != nil { consider(current.createdAt + configuration.previousKeysLinger) }
-            if s.handshake == nil && s.next == nil { consider(current.createdAt + rekeyDue(current)) }
+        if let created = s.current?.createdAt, let isInitiator = s.current?.isInitiator {
+            if s.previous != nil { consider(created + configuration.previousKeysLinger) }
+            if s.handshake == nil && s.next == nil { consider(created + rekeyDue(isInitiator: isInitiator)) }
         }
         consider(s.channels.nextDeadline)
         for pending in s.unackedCapabilities.values { consider(pending.next) }

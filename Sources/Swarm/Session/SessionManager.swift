@@ -268,9 +268,11 @@ public struct SessionManager {
     }
 
     /// Puts a session (back) into the table, with its next timer.
-    mutating func store(_ s: PeerSession) {
-        sessions[s.peer] = s
-        deadlines[s.peer] = deadline(of: s)
+    mutating func store(_ s: consuming PeerSession) {
+        let peer = s.peer
+        deadlines[peer] = deadline(of: s)
+        // The last use: moved into the table, not copied.
+        sessions[peer] = s
     }
 
     /// Forgets a session and its indices, reporting the loss if it was established.
