@@ -41,7 +41,7 @@ final class Checkpointer: @unchecked Sendable {
     private var started: UInt64 = 0
     private var completed: UInt64 = 0
     private var counters = Stats()
-    private var lastFailure: String?
+    private var lastFailure: (pass: UInt64, detail: String)?
 
     /// Opens the checkpointing connection to the database at `path` (already in WAL mode).
     init(path: String, threshold: Int = 1000, hardLimit: Int = 8000) throws {
@@ -73,7 +73,7 @@ final class Checkpointer: @unchecked Sendable {
     var failure: String? {
         condition.lock()
         defer { condition.unlock() }
-        return lastFailure
+        return lastFailure?.detail
     }
 
     /// Called by the store's WAL hook after every commit, on the committing thread.
@@ -93,16 +93,18 @@ final class Checkpointer: @unchecked Sendable {
         while completed < target, !exited { condition.wait() }
     }
 
-    /// Runs a pass now and waits for it (tests; a store about to be closed).
-    func checkpointNow() {
+    /// Runs a pass now and waits for it; returns why it failed, if it did.
+    func checkpointNow() -> String? {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping, connection != nil else { return }
+        guard !stopping, connection != nil else { return "the store is closing" }
         if thread == nil { startThread() }
         requested = true
         condition.signal()
         let target = started + 1
         while completed < target, !exited { condition.wait() }
+        if let lastFailure, lastFailure.pass >= target { return lastFailure.detail }
+        return completed >= target ? nil : "the store is closing"
     }
 
     /// Ends the thread (after the pass under way, if any) and closes the connection.
@@ -148,7 +150,7 @@ final class Checkpointer: @unchecked Sendable {
             case let .success(pages): counters.pagesCopied += pages
             case let .failure(detail):
                 counters.failures += 1
-                lastFailure = detail
+                lastFailure = (generation, detail)
             }
             condition.broadcast()
         }

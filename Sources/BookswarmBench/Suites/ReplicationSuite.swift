@@ -96,6 +96,9 @@ enum ReplicationBench {
             try book.append(contentsOf: (i..<end).map { page($0, size: size) })
             i = end
         }
+        // The author's WAL copied back first: its checkpoints would otherwise run during
+        // the measured window, on the same two cores.
+        try pair.author.store.checkpoint()
         let copy = try pair.reader.store.open(id: book.id)
         let cpuBefore = threadCPUSeconds()
         Profiler.enable()
