@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// How a benchmark result is printed: one line per figure,
 /// `RESULT <name> <value> <unit> [floor=<value> ratio=<value>]`, the floor measured in the
@@ -68,6 +69,35 @@ func peakResidentBytes() -> Int {
         return kb * 1024
     }
     return 0
+}
+
+/// One field of `/proc/self/status` in bytes (e.g. "RssAnon"), 0 if absent.
+func procStatusBytes(_ field: String) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+        let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return kb * 1024
+    }
+    return 0
+}
+
+/// The largest anonymous resident memory (heap, stacks: `RssAnon`) seen while `body`
+/// runs, sampled every 5 ms. Unlike `VmHWM` it leaves out file pages mapped from the page
+/// cache (a store reading through a memory map), which the kernel can drop at any time.
+func peakAnonymousBytes<T>(during body: () async throws -> T) async rethrows -> (T, Int) {
+    let peak = Mutex(procStatusBytes("RssAnon"))
+    let sampler = Task {
+        while !Task.isCancelled {
+            let now = procStatusBytes("RssAnon")
+            peak.withLock { $0 = max($0, now) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+    let result = try await body()
+    sampler.cancel()
+    _ = await sampler.value
+    let last = procStatusBytes("RssAnon")
+    return (result, peak.withLock { max($0, last) })
 }
 
 /// A benchmark suite: `Tools/bench NAME` runs the suite of that name.
