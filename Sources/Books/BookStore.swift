@@ -91,6 +91,10 @@ public final class BookStore: @unchecked Sendable {
             Glibc.close(lockDescriptor)
             throw error
         }
+        // From here the store owns the connection and the lock: a failure closes it, which
+        // releases both exactly once.
+        let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
+                              lockDescriptor: lockDescriptor)
         do {
             // The schema is read before the journal mode changes anything, so a file that
             // is not a store is never written to.
@@ -105,19 +109,15 @@ public final class BookStore: @unchecked Sendable {
             // from the page cache, without a pread per database page.
             try database.execute("PRAGMA mmap_size = 1073741824")
             try Schema.prepare(database)
-            let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
-                                  lockDescriptor: lockDescriptor)
             try store.loadBooks(database)
             // Checkpoints from here on are the checkpointer's, off every caller's path.
             let checkpointer = try Checkpointer(path: file, threshold: checkpointThreshold, hardLimit: checkpointHardLimit)
+            store.checkpointer = checkpointer
             try database.execute("PRAGMA wal_autocheckpoint = 0")
             database.setWALHook(checkpointer)
-            store.checkpointer = checkpointer
             return store
         } catch {
-            database.setWALHook(nil)
-            database.close()
-            Glibc.close(lockDescriptor)
+            store.close()
             throw error
         }
     }
