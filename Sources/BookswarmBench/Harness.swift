@@ -62,14 +62,7 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 }
 
 /// Peak resident set size of this process, in bytes.
-func peakResidentBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-        return kb * 1024
-    }
-    return 0
-}
+func peakResidentBytes() -> Int { procStatusBytes("VmHWM") }
 
 /// One field of `/proc/self/status` in bytes (e.g. "RssAnon"), 0 if absent.
 func procStatusBytes(_ field: String) -> Int {
