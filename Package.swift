@@ -49,7 +49,7 @@ let package = Package(
 
         // Swarm: sessions and discovery (sans-I/O), and the one module with sockets.
         .target(name: "Swarm", dependencies: ["Sodium", "Noise", nioCore]),
-        .target(name: "SwarmNIO", dependencies: ["Swarm", nioCore, nioPosix]),
+        .target(name: "SwarmNIO", dependencies: ["Swarm", "Sodium", nioCore, nioPosix]),
 
         // Bootstrap: rendezvous, hole punching and relay (sans-I/O), and its glue to UDPTransport
         // (no socket code of its own: SwarmNIO stays the one module with sockets).

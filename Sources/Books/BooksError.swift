@@ -1,6 +1,8 @@
+import Sodium
+
 /// The one error type of the Books module, compared by code. `file` names the database
 /// file when the error concerns it; `limit` carries the limit that was exceeded.
-public struct BooksError: Error, Hashable, CustomStringConvertible, Sendable {
+public struct BooksError: CodedError {
     public enum Code: Hashable, Sendable {
         /// A page is larger than `Book.maximumPageSize` (`limit` holds it).
         case pageTooLarge
@@ -60,7 +62,4 @@ public struct BooksError: Error, Hashable, CustomStringConvertible, Sendable {
         if let file { text += " (file: \(file))" }
         return text
     }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

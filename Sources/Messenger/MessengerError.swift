@@ -1,6 +1,8 @@
+import Sodium
+
 /// The one error type of the Messenger module: each reads as a one-line message for the
 /// person at the keyboard, compared by code.
-public struct MessengerError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct MessengerError: CodedError {
     public enum Code: Hashable, Sendable {
         /// No task matches what the person typed.
         case unknownTask
@@ -29,7 +31,4 @@ public struct MessengerError: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { message }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

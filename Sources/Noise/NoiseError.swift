@@ -1,9 +1,11 @@
+import Sodium
+
 /// The one error type of the Noise module, compared by code.
 ///
 /// Errors from reading a handshake message are fatal to that handshake (Noise §5.3 leaves
 /// error recovery to the application; we choose to abort): every later call on the same
 /// `HandshakeState` throws `.handshakeFailed`.
-public struct NoiseError: Error, Hashable, CustomStringConvertible, Sendable {
+public struct NoiseError: CodedError {
     public enum Code: Hashable, Sendable {
         /// An AEAD tag did not verify: the message was altered, or the keys do not match.
         case authenticationFailed
@@ -35,7 +37,4 @@ public struct NoiseError: Error, Hashable, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(detail)" }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

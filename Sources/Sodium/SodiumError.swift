@@ -1,5 +1,5 @@
 /// The one error type of the Sodium module, compared by code.
-public struct SodiumError: Error, Hashable, CustomStringConvertible, Sendable {
+public struct SodiumError: CodedError {
     public enum Code: Hashable, Sendable {
         /// An input had the wrong number of bytes.
         case invalidLength
@@ -20,9 +20,6 @@ public struct SodiumError: Error, Hashable, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(detail)" }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
 
 @inline(__always)

@@ -1,7 +1,9 @@
+import Sodium
+
 /// The one public error of SwarmNIO: what went wrong while opening or configuring a socket.
 /// Network garbage never becomes an error here; it is dropped and counted by the owners of
 /// the sockets.
-public struct SwarmNIOError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SwarmNIOError: CodedError {
     public enum Code: Hashable, Sendable {
         /// The address or interface given cannot be used (wrong family, not configured here).
         case invalidAddress
@@ -18,9 +20,6 @@ public struct SwarmNIOError: Error, Hashable, Sendable, CustomStringConvertible 
         self.code = code
         self.detail = detail
     }
-
-    public static func == (lhs: SwarmNIOError, rhs: SwarmNIOError) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     public var description: String { "\(code): \(detail)" }
 }

@@ -1,6 +1,8 @@
+import Sodium
+
 /// The one error type of the Vault module. Every case reads as a one-line message for a
 /// person, naming the file or directory concerned.
-public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct VaultError: CodedError {
     public enum Code: Hashable, Sendable {
         case directoryUnusable
         case identityUnreadable
@@ -22,7 +24,4 @@ public struct VaultError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }

@@ -1,5 +1,7 @@
+import Sodium
+
 /// The one public error of the Swarm module, compared by code.
-public struct SwarmError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SwarmError: CodedError {
     public enum Code: Hashable, Sendable {
         /// `run()` was called twice, or after `shutdown()`.
         case invalidState
@@ -22,7 +24,4 @@ public struct SwarmError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code): \(detail)" }
-
-    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
-    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
