@@ -68,6 +68,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // The one-JSON-object-per-line event output of the processes below that tests spawn.
+        .target(name: "JSONLines"),
+
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "BootstrapTests", dependencies: ["BookswarmTestSupport", "Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
+        .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
         .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium"]),
     ],
     swiftLanguageModes: [.v6]
