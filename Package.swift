@@ -76,11 +76,11 @@ let package = Package(
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
-        .executableTarget(name: "SwarmPeer", dependencies: ["Swarm", "SwarmNIO", "Sodium", nioCore]),
+        .executableTarget(name: "SwarmPeer", dependencies: ["JSONLines", "Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),
-        .executableTarget(name: "ReplicationPeer", dependencies: ["Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
-        .executableTarget(name: "BootstrapNode", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm"]),
-        .executableTarget(name: "BootstrapPeer", dependencies: ["Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "ReplicationPeer", dependencies: ["JSONLines", "Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
+        .executableTarget(name: "BootstrapNode", dependencies: ["JSONLines", "Bootstrap", "BootstrapNIO", "Swarm"]),
+        .executableTarget(name: "BootstrapPeer", dependencies: ["JSONLines", "Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium"]),
 
         // Helpers several test targets share (test targets cannot share files).
         .target(name: "BookswarmTestSupport", path: "Tests/Support"),

@@ -3,18 +3,18 @@
 //   bookswarm-bootstrap --port P [--bind A.B.C.D] [--capture FILE] [--stats-interval S]
 //
 // Serves rendezvous, introductions and relay on UDP port P of the bind address (default
-// 0.0.0.0), and prints one JSON object per line: {"event":"ready","endpoint":…} at start,
-// {"event":"stats",…} every S seconds (default 0: never) and at exit (SIGTERM/SIGINT).
+// 0.0.0.0), and prints one JSON object per line (JSONLines): {"event":"ready","endpoint":…}
+// at start, {"event":"stats",…} every S seconds (default 0: never) and {"event":"exit",…}
+// with the same counters at exit (SIGTERM/SIGINT): numbers, worstUnprovenRatio with 4
+// decimals, and "refusals":{REASON:N,…} for every refusal reason.
 // --capture FILE is a test mode: every datagram in and out is appended to FILE.
 import Bootstrap
 import BootstrapNIO
 import Foundation
+import JSONLines
 import Swarm
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("bookswarm-bootstrap: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
+func fail(_ message: String) -> Never { fail(tool: "bookswarm-bootstrap", message) }
 
 var options: [String: String] = [:]
 var args = CommandLine.arguments.dropFirst()
@@ -33,26 +33,21 @@ guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port P is
 guard let bind = Endpoint(options["--bind"] ?? "0.0.0.0", defaultPort: port) else { fail("--bind must be an IP address") }
 let interval = Double(options["--stats-interval"] ?? "0") ?? 0
 
-func say(_ fields: [(String, String)]) {
-    let body = fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
-    FileHandle.standardOutput.write(("{" + body + "}\n").data(using: .utf8)!)
-}
-
 func stats(_ server: BootstrapServer, event: String) {
     let c = server.counters
-    let refusals = RefusalReason.allCases.map { "\"\($0)\":\(c.refusals[$0] ?? 0)" }.joined(separator: ",")
-    say([("event", "\"\(event)\""), ("registrations", "\(server.registrationCount)"), ("received", "\(c.received)"),
-         ("malformed", "\(c.malformed)"), ("cookieReplies", "\(c.cookieReplies)"),
-         ("cookieRepliesSuppressed", "\(c.cookieRepliesSuppressed)"), ("lookups", "\(c.lookups)"),
-         ("introductions", "\(c.introductions)"), ("relayedDatagrams", "\(c.relayedDatagrams)"),
-         ("relayedBytes", "\(c.relayedBytes)"), ("relayDropped", "\(c.relayDropped)"),
-         ("unprovenBytesIn", "\(c.unprovenBytesIn)"), ("unprovenBytesOut", "\(c.unprovenBytesOut)"),
-         ("worstUnprovenRatio", String(format: "%.4f", c.worstUnprovenRatio)), ("refusals", "{\(refusals)}")])
+    let refusals = RefusalReason.allCases.map { (key: "\($0)", value: JSONValue.int(c.refusals[$0] ?? 0)) }
+    say(event, ["registrations": .int(server.registrationCount), "received": .int(c.received),
+                "malformed": .int(c.malformed), "cookieReplies": .int(c.cookieReplies),
+                "cookieRepliesSuppressed": .int(c.cookieRepliesSuppressed), "lookups": .int(c.lookups),
+                "introductions": .int(c.introductions), "relayedDatagrams": .int(c.relayedDatagrams),
+                "relayedBytes": .int(c.relayedBytes), "relayDropped": .int(c.relayDropped),
+                "unprovenBytesIn": .int(c.unprovenBytesIn), "unprovenBytesOut": .int(c.unprovenBytesOut),
+                "worstUnprovenRatio": .fixed(c.worstUnprovenRatio, decimals: 4), "refusals": .object(refusals)])
 }
 
 do {
     let server = try await BootstrapServer.start(bind: bind, capturePath: options["--capture"])
-    say([("event", "\"ready\""), ("endpoint", "\"\(server.localEndpoint)\"")])
+    say("ready", ["endpoint": "\(server.localEndpoint)"])
     for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
     let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
     for source in signals {

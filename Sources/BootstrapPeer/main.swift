@@ -6,37 +6,27 @@
 //                  [--send TEXT] [--seconds S] [--dead-peer-timeout S] [--keepalive S]
 //
 // A Swarm over the bootstrap client (transport wrapper and discovery source). Prints one
-// JSON object per line:
-//   {"event":"ready","peer":HEX,"endpoint":"A.B.C.D:P"}
-//   {"event":"registered","node":"…","observed":"…","ms":T}
-//   {"event":"connection","peer":HEX,"session":HEX,"path":"pending|lan|punched|relay|direct","ms":T}
-//   {"event":"path","peer":HEX,"path":KIND,"ms":T}           whenever a session's path changes
-//   {"event":"message","peer":HEX,"text":TEXT,"ms":T}        a chat message received
-//   {"event":"lost","peer":HEX,"reason":R,"ms":T}
-//   {"event":"exit","punchesSent":N,…}
+// JSON object per line (JSONLines; after "event" the fields in alphabetical order; ids and
+// text are strings, T is milliseconds since start with one decimal):
+//   {"event":"ready","endpoint":"A.B.C.D:P","peer":HEX}
+//   {"event":"registered","ms":T,"node":"…","observed":"…"}
+//   {"event":"connection","ms":T,"path":"pending|lan|punched|relay|direct","peer":HEX,"session":HEX}
+//   {"event":"path","ms":T,"path":KIND,"peer":HEX}           whenever a session's path changes
+//   {"event":"message","ms":T,"peer":HEX,"text":TEXT}        a chat message received
+//   {"event":"lost","ms":T,"peer":HEX,"reason":R}
+//   {"event":"exit","directConfirmed":N,"introductions":N,…}
 // With --send TEXT, every connection opens a "chat" channel and sends "TEXT #n" every
 // 300 ms. Exits after S seconds (default 20, at most 300), or on SIGTERM/SIGINT.
 import Bootstrap
 import BootstrapNIO
 import Foundation
+import JSONLines
 import Sodium
 import Swarm
 import SwarmNIO
 import Synchronization
 
-func say(_ fields: [String: String]) {
-    let ordered = fields.sorted { $0.key == "event" || ($1.key != "event" && $0.key < $1.key) }
-    let body = ordered.map { key, value in
-        let quoted = Double(value) == nil ? "\"\(value.replacingOccurrences(of: "\"", with: "'"))\"" : value
-        return "\"\(key)\":\(quoted)"
-    }.joined(separator: ",")
-    FileHandle.standardOutput.write(("{" + body + "}\n").data(using: .utf8)!)
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("bootstrap-peer: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
+func fail(_ message: String) -> Never { fail(tool: "bootstrap-peer", message) }
 
 var options: [String: String] = [:]
 var nodes: [Endpoint] = []
@@ -77,9 +67,9 @@ let identity: Ed25519.KeyPair
 do { identity = try Ed25519.KeyPair(seed: SecretBytes(copying: seedBytes)) } catch { fail("bad seed: \(error)") }
 
 let start = ContinuousClock.now
-let ms: @Sendable () -> String = {
+let ms: @Sendable () -> JSONValue = {
     let (s, atto) = (ContinuousClock.now - start).components
-    return String(format: "%.1f", Double(s) * 1000 + Double(atto) / 1e15)
+    return .fixed(Double(s) * 1000 + Double(atto) / 1e15, decimals: 1)
 }
 
 do {
@@ -91,7 +81,7 @@ do {
                                                       configuration: LANDiscovery.Configuration(interfaces: [lan == "lo" ? .loopback : .named(lan)])))
     }
     let swarm = try Swarm(identity: identity, transport: client, discovery: discovery, configuration: configuration)
-    say(["event": "ready", "peer": swarm.localPeer.description, "endpoint": udp.localEndpoint.description])
+    say("ready", ["endpoint": .string(udp.localEndpoint.description), "peer": .string(swarm.localPeer.description)])
 
     for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
     let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
@@ -112,12 +102,12 @@ do {
             }
             return out
         }
-        for (peer, kind) in changes { say(["event": "path", "peer": peer.description, "path": kind, "ms": ms()]) }
+        for (peer, kind) in changes { say("path", ["ms": ms(), "path": .string(kind), "peer": .string(peer.description)]) }
     }
 
     let chat: @Sendable (SessionChannel, PeerID) async -> Void = { channel, peer in
         for await message in channel.messages {
-            say(["event": "message", "peer": peer.description, "text": String(decoding: message, as: UTF8.self), "ms": ms()])
+            say("message", ["ms": ms(), "peer": .string(peer.description), "text": .string(String(decoding: message, as: UTF8.self))])
         }
     }
 
@@ -128,8 +118,8 @@ do {
             for await connection in swarm.connections {
                 let kind = client.path(for: connection.endpoint).name
                 live.table.withLock { $0[connection.remotePeer] = (connection, kind) }
-                say(["event": "connection", "peer": connection.remotePeer.description, "session": connection.sessionID.description,
-                     "path": kind, "ms": ms()])
+                say("connection", ["ms": ms(), "path": .string(kind), "peer": .string(connection.remotePeer.description),
+                                   "session": .string(connection.sessionID.description)])
                 group.addTask {
                     for await channel in connection.incomingChannels { await chat(channel, connection.remotePeer) }
                 }
@@ -152,7 +142,7 @@ do {
                 switch event {
                 case let .sessionLost(peer, _, reason):
                     live.table.withLock { $0[peer] = nil }
-                    say(["event": "lost", "peer": peer.description, "reason": "\(reason)", "ms": ms()])
+                    say("lost", ["ms": ms(), "peer": .string(peer.description), "reason": "\(reason)"])
                 case .sessionEstablished, .sessionRestored, .topicProven, .endpointChanged, .handshakeFailed:
                     break
                 }
@@ -163,8 +153,8 @@ do {
             while !Task.isCancelled {
                 for node in nodeList where !said.contains(node) && client.isRegistered(at: node) {
                     said.insert(node)
-                    say(["event": "registered", "node": node.description,
-                         "observed": client.observedEndpoint(at: node)?.description ?? "?", "ms": ms()])
+                    say("registered", ["ms": ms(), "node": .string(node.description),
+                                       "observed": .string(client.observedEndpoint(at: node)?.description ?? "?")])
                 }
                 // A node restart forgets us: say "registered" again when we are back.
                 for node in said where !client.isRegistered(at: node) { said.remove(node) }
@@ -182,9 +172,9 @@ do {
         group.cancelAll()
     }
     let c = client.counters
-    say(["event": "exit", "punchesSent": "\(c.punchesSent)", "punchesReceived": "\(c.punchesReceived)",
-         "relayedSent": "\(c.relayedSent)", "relayedReceived": "\(c.relayedReceived)",
-         "directConfirmed": "\(c.directConfirmed)", "introductions": "\(c.introductions)"])
+    say("exit", ["directConfirmed": .int(c.directConfirmed), "introductions": .int(c.introductions),
+                 "punchesReceived": .int(c.punchesReceived), "punchesSent": .int(c.punchesSent),
+                 "relayedReceived": .int(c.relayedReceived), "relayedSent": .int(c.relayedSent)])
 } catch {
     fail("\(error)")
 }

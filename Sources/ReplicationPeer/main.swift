@@ -8,35 +8,24 @@
 //
 // Pages are generated from their index (so a reader can check every byte without the
 // author); the master secret and the identity both come from --seed. No discovery runs:
-// --connect dials a peer directly (and redials it after a loss). One JSON object per line:
+// --connect dials a peer directly (and redials it after a loss). One JSON object per line
+// (JSONLines; T is whole milliseconds since start):
 //   {"event":"ready","peer":HEX,"endpoint":"A.B.C.D:P","book":HEX,"length":N,"held":N}
 //   {"event":"connection","peer":HEX,"ms":T}
 //   {"event":"progress","held":N,"known":N,"contiguous":N,"ms":T}           (reader, 5/s)
-//   {"event":"complete","held":N,"stored":N,"identical":1,"verified":1,"ms":T}
+//   {"event":"complete","held":N,"stored":N,"stored_expected":N,"identical":1,"verified":1,"ms":T}
 //   {"event":"refusal","peer":HEX,"reason":R,"by_remote":0|1}
 //   {"event":"exit","stored":N,"retransmissions":N}
 // Exits by itself after S seconds (default 60, at most 600), or on SIGTERM/SIGINT.
 import Books
 import Foundation
+import JSONLines
 import Replication
 import Sodium
 import Swarm
 import SwarmNIO
 
-func say(_ fields: KeyValuePairs<String, Any>) {
-    let body = fields.map { key, value -> String in
-        switch value {
-        case let s as String: "\"\(key)\":\"\(s)\""
-        default: "\"\(key)\":\(value)"
-        }
-    }
-    FileHandle.standardOutput.write(("{" + body.joined(separator: ",") + "}\n").data(using: .utf8)!)
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("replication-peer: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
+func fail(_ message: String) -> Never { fail(tool: "replication-peer", message) }
 
 /// Page `i`: `size` bytes derived from `i` (xorshift), the same generator as the tests'.
 func page(_ i: UInt64, size: Int) -> [UInt8] {
@@ -84,7 +73,7 @@ configuration.retry = RetryPolicy(delays: [.milliseconds(200), .milliseconds(500
 configuration.channelBuffer = 16384
 
 let started = ContinuousClock.now
-func ms() -> Int { Int((ContinuousClock.now - started) / .milliseconds(1)) }
+func ms() -> JSONValue { .int(Int((ContinuousClock.now - started) / .milliseconds(1))) }
 
 do {
     let identity = try Ed25519.KeyPair(seed: SecretBytes(copying: seedBytes))
@@ -113,8 +102,8 @@ do {
     let transport = try await UDPTransport.bind(Endpoint(address: bindEndpoint.address, port: port))
     let swarm = try Swarm(identity: identity, transport: transport, configuration: configuration)
     let replicator = Replicator(store: store, localPeer: swarm.localPeer, policy: .sharedSecret(topic.bytes))
-    say(["event": "ready", "peer": swarm.localPeer.description, "endpoint": transport.localEndpoint.description,
-         "book": book.id.hex, "length": book.length, "held": heldAtStart])
+    say("ready", ["peer": .string(swarm.localPeer.description), "endpoint": .string(transport.localEndpoint.description),
+                  "book": .string(book.id.hex), "length": .int(book.length), "held": .int(heldAtStart)])
 
     for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
     let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
@@ -127,14 +116,14 @@ do {
         group.addTask { try await swarm.run() }
         group.addTask {
             for await connection in swarm.connections {
-                say(["event": "connection", "peer": connection.remotePeer.description, "ms": ms()])
+                say("connection", ["peer": .string(connection.remotePeer.description), "ms": ms()])
                 replicator.attach(connection)
             }
         }
         group.addTask {
             for await refusal in replicator.refusals {
-                say(["event": "refusal", "peer": refusal.peer.description, "reason": "\(refusal.reason)",
-                     "by_remote": refusal.byRemote ? 1 : 0])
+                say("refusal", ["peer": .string(refusal.peer.description), "reason": "\(refusal.reason)",
+                                "by_remote": .int(refusal.byRemote ? 1 : 0)])
             }
         }
         await swarm.join(topic)
@@ -152,8 +141,8 @@ do {
                     try await Task.sleep(for: .milliseconds(200))
                     let progress = try replicator.progress(of: book.id)
                     if progress != last {
-                        say(["event": "progress", "held": progress.heldPages, "known": progress.knownLength,
-                             "contiguous": progress.contiguousPages, "ms": ms()])
+                        say("progress", ["held": .int(progress.heldPages), "known": .int(progress.knownLength),
+                                         "contiguous": .int(progress.contiguousPages), "ms": ms()])
                         last = progress
                     }
                     if progress.contiguousPages >= expect {
@@ -169,9 +158,9 @@ do {
                         var verified = true
                         do { try book.verify() } catch { verified = false }
                         let stored = replicator.stats(of: book.id).pagesStored
-                        say(["event": "complete", "held": book.heldRanges().count, "stored": stored,
-                             "stored_expected": expect - heldAtStart, "identical": identical ? 1 : 0,
-                             "verified": verified ? 1 : 0, "ms": ms()])
+                        say("complete", ["held": .int(book.heldRanges().count), "stored": .int(stored),
+                                         "stored_expected": .int(expect - heldAtStart), "identical": .int(identical ? 1 : 0),
+                                         "verified": .int(verified ? 1 : 0), "ms": ms()])
                         if exitWhenComplete { await swarm.shutdown() }
                         return
                     }
@@ -188,7 +177,7 @@ do {
     }
     let stats = replicator.stats(of: book.id)
     await replicator.shutdown()
-    say(["event": "exit", "stored": stats.pagesStored, "retransmissions": stats.retransmissions])
+    say("exit", ["stored": .int(stats.pagesStored), "retransmissions": .int(stats.retransmissions)])
     store.close()
 } catch {
     fail("\(error)")

@@ -6,40 +6,23 @@
 //              [--keepalive S] [--announce-interval MS]
 //
 // Binds the session socket to the interface's IPv4 address and port P, runs LAN discovery
-// on that interface only, joins the topic, and prints one JSON object per line:
-//   {"event":"ready","peer":HEX,"endpoint":"A.B.C.D:P"}
-//   {"event":"connection","peer":HEX,"session":HEX,"topics":N,"ms":T}   T: ms since join
-//   {"event":"established"|"restored","peer":HEX,"session":HEX,"ms":T}
-//   {"event":"lost","peer":HEX,"session":HEX,"reason":R,"ms":T}
-//   {"event":"exit","drops":{…},"sessions":N}
+// on that interface only, joins the topic, and prints one JSON object per line (JSONLines;
+// after "event" the fields in alphabetical order):
+//   {"event":"ready","endpoint":"A.B.C.D:P","peer":HEX}
+//   {"event":"connection","ms":T,"peer":HEX,"session":HEX,"topics":N}   T: ms since join, 3 decimals
+//   {"event":"established"|"restored","ms":T,"peer":HEX,"session":HEX}
+//   {"event":"lost","ms":T,"peer":HEX,"reason":R,"session":HEX}
+//   {"event":"exit","drops":{REASON:N,…},"sessions":N}                  every drop reason, sorted
 // Exits by itself after S seconds (default 10, at most 300) with a clean shutdown, or on
 // SIGTERM/SIGINT.
 import Foundation
+import JSONLines
 import NIOCore
 import Sodium
 import Swarm
 import SwarmNIO
 
-func say(_ object: [String: Any]) {
-    var fields: [String] = []
-    for (key, value) in object.sorted(by: { $0.key == "event" || ($1.key != "event" && $0.key < $1.key) }) {
-        switch value {
-        case let s as String: fields.append("\"\(key)\":\"\(s)\"")
-        case let d as Double: fields.append("\"\(key)\":\(String(format: "%.3f", d))")
-        case let i as Int: fields.append("\"\(key)\":\(i)")
-        case let u as UInt64: fields.append("\"\(key)\":\(u)")
-        case let o as [String: UInt64]:
-            fields.append("\"\(key)\":{" + o.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
-        default: fields.append("\"\(key)\":\"\(value)\"")
-        }
-    }
-    FileHandle.standardOutput.write(("{" + fields.joined(separator: ",") + "}\n").data(using: .utf8)!)
-}
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write("swarm-peer: \(message)\n".data(using: .utf8)!)
-    exit(2)
-}
+func fail(_ message: String) -> Never { fail(tool: "swarm-peer", message) }
 
 var options: [String: String] = [:]
 var args = CommandLine.arguments.dropFirst()
@@ -106,10 +89,10 @@ do {
     let discovery = try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: transport.localEndpoint.port,
                                                  configuration: discoveryConfiguration)
     let swarm = try Swarm(identity: identity, transport: transport, discovery: [discovery], configuration: configuration)
-    say(["event": "ready", "peer": swarm.localPeer.description, "endpoint": transport.localEndpoint.description])
+    say("ready", ["endpoint": .string(transport.localEndpoint.description), "peer": .string(swarm.localPeer.description)])
 
     let joined = ContinuousClock.now
-    let ms: @Sendable () -> Double = { Double((ContinuousClock.now - joined).nanosecondsForOutput) / 1e6 }
+    let ms: @Sendable () -> JSONValue = { .fixed(Double((ContinuousClock.now - joined).nanosecondsForOutput) / 1e6, decimals: 3) }
 
     for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
     let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
@@ -122,20 +105,20 @@ do {
         group.addTask { try await swarm.run() }
         group.addTask {
             for await connection in swarm.connections {
-                say(["event": "connection", "peer": connection.remotePeer.description,
-                     "session": connection.sessionID.description, "topics": connection.topics.count, "ms": ms()])
+                say("connection", ["ms": ms(), "peer": .string(connection.remotePeer.description),
+                                   "session": .string(connection.sessionID.description), "topics": .int(connection.topics.count)])
             }
         }
         group.addTask {
             for await event in swarm.events {
                 switch event {
                 case let .sessionEstablished(peer, id):
-                    say(["event": "established", "peer": peer.description, "session": id.description, "ms": ms()])
+                    say("established", ["ms": ms(), "peer": .string(peer.description), "session": .string(id.description)])
                 case let .sessionRestored(peer, id):
-                    say(["event": "restored", "peer": peer.description, "session": id.description, "ms": ms()])
+                    say("restored", ["ms": ms(), "peer": .string(peer.description), "session": .string(id.description)])
                 case let .sessionLost(peer, id, reason):
-                    say(["event": "lost", "peer": peer.description, "session": id.description,
-                         "reason": "\(reason)", "ms": ms()])
+                    say("lost", ["ms": ms(), "peer": .string(peer.description), "reason": "\(reason)",
+                                 "session": .string(id.description)])
                 case .topicProven, .endpointChanged, .handshakeFailed:
                     break
                 }
@@ -151,9 +134,8 @@ do {
         group.cancelAll()
     }
     let drops = await swarm.dropCounters
-    var dropFields: [String: UInt64] = [:]
-    for reason in DropReason.allCases { dropFields[reason.rawValue] = drops[reason] }
-    say(["event": "exit", "drops": dropFields, "sessions": await swarm.allSessionStats.count])
+    let dropFields = DropReason.allCases.map { (key: $0.rawValue, value: JSONValue.int(drops[$0])) }.sorted { $0.key < $1.key }
+    say("exit", ["drops": .object(dropFields), "sessions": .int(await swarm.allSessionStats.count)])
 } catch {
     fail("\(error)")
 }
