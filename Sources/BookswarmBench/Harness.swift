@@ -53,6 +53,13 @@ func measureRate(seconds: Double = 1.0, rounds: Int = 3, operationsPerCall: Int 
     return best
 }
 
+/// CPU time of the whole process (every thread, user and system), in seconds.
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 /// Percentile of a sample (nearest rank), e.g. `percentile(xs, 0.5)` for the median.
 func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }
@@ -125,9 +132,14 @@ func threadCPUSeconds() -> [String: Double] {
 /// `threadCPUSeconds()` readings, busiest first, and the cores they used over `seconds`.
 func describeCPU(from before: [String: Double], to after: [String: Double], seconds: Double) -> String {
     let used = after.map { ($0.key, $0.value - (before[$0.key] ?? 0)) }.filter { $0.1 >= 0.01 }.sorted { $0.1 > $1.1 }
-    let total = used.reduce(0) { $0 + $1.1 }
+    let total = cpuSeconds(from: before, to: after)
     return String(format: "CPU %.2f s over %.2f s wall = %.2f cores: ", total, seconds, total / max(seconds, 1e-9))
         + used.map { String(format: "%@ %.2f s", $0.0, $0.1) }.joined(separator: ", ")
+}
+
+/// The CPU seconds that all threads together used between two `threadCPUSeconds()` readings.
+func cpuSeconds(from before: [String: Double], to after: [String: Double]) -> Double {
+    after.reduce(0) { $0 + max(0, $1.value - (before[$1.key] ?? 0)) }
 }
 
 /// Marks the measured part of a run for `perf record --control=fifo:CTL,ACK -D -1`: with

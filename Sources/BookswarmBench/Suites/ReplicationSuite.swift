@@ -11,13 +11,20 @@ import SwarmNIO
 ///     SwiftNIO UDP (1200-byte datagrams, `RawUDPFloor`) measured in the same run;
 /// (b) latency from the author's `append` returning to the page verified and stored at a
 ///     connected reader (median and p99 over 1000 appends);
-/// (c) peak resident memory during the 100 000-page run.
+/// (c) peak resident memory during the 100 000-page run;
+/// and, to read (a) by, the work floor (`ReplicationWorkFloor`): the CPU that the bare
+/// primitives need per MB of pages, and the ceiling that it sets on two shared cores.
 enum ReplicationBench {
     /// (a) alone, without the floor, for profiling the data path.
+    /// `BOOKSWARM_BENCH_PAGE_SIZE=1024` or `16384` runs one of the two cases only.
     static var throughputSuite: Suite {
         Suite(name: "replication-throughput", summary: "replication (a) only, no floor: 100 000 × 1 KiB and 6 000 × 16 KiB") {
-            _ = try await throughput(count: 100_000, size: 1024)
-            _ = try await throughput(count: 6000, size: 16 * 1024)
+            let only = ProcessInfo.processInfo.environment["BOOKSWARM_BENCH_PAGE_SIZE"].flatMap(Int.init)
+            for (count, size) in [(UInt64(100_000), 1024), (6000, 16 * 1024)] where only == nil || only == size {
+                let run = try await throughput(count: count, size: size)
+                Report.note(String(format: "%d × %d B: %.1f MB/s, %.2f ms of CPU per MB", count, size, run.bytes / 1e6,
+                                   run.cpu * 1000 / (Double(count) * Double(size) / 1e6)))
+            }
         }
     }
 
@@ -85,8 +92,8 @@ enum ReplicationBench {
     }
 
     /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader and
-    /// returns (pages/s, page bytes/s, seconds).
-    static func throughput(count: UInt64, size: Int) async throws -> (pages: Double, bytes: Double, seconds: Double) {
+    /// returns (pages/s, page bytes/s, seconds, CPU seconds of the process's threads).
+    static func throughput(count: UInt64, size: Int) async throws -> (pages: Double, bytes: Double, seconds: Double, cpu: Double) {
         let pair = try await Pair()
         defer { Task { await pair.stop() } }
         let book = try pair.author.store.createOrOpen(name: "ana-bob-bench\(size)")
@@ -111,12 +118,13 @@ enum ReplicationBench {
         }
         let seconds = (ContinuousClock.now - start) / .seconds(1)
         Profiler.disable()
-        Report.note("\(count) × \(size) B: " + describeCPU(from: cpuBefore, to: threadCPUSeconds(), seconds: seconds))
+        let cpuAfter = threadCPUSeconds()
+        Report.note("\(count) × \(size) B: " + describeCPU(from: cpuBefore, to: cpuAfter, seconds: seconds))
         try copy.verify()
         let stats = pair.reader.replicator.stats(of: book.id)
         Report.note("\(count) × \(size) B: \(String(format: "%.2f", seconds)) s, \(stats.requestsSent) requests, \(stats.retransmissions) retransmissions")
         await pair.stop()
-        return (Double(count) / seconds, Double(count) * Double(size) / seconds, seconds)
+        return (Double(count) / seconds, Double(count) * Double(size) / seconds, seconds, cpuSeconds(from: cpuBefore, to: cpuAfter))
     }
 
     struct BenchFailure: Error, CustomStringConvertible {
@@ -136,10 +144,30 @@ enum ReplicationBench {
         Report.result("replication.peak_rss_100k_run", Double(rssAfter) / 1e6, "MB")
         Report.result("replication.peak_anonymous_100k_run", Double(anonymousPeak) / 1e6, "MB")
         Report.note("peak RSS before the 100k run \(rssBefore / 1_000_000) MB (author and reader share this process)")
+        // The work floors after the memory figures: their 32 MB of pages would raise both.
+        let scratch = NSTemporaryDirectory() + "bench-replication-work-\(getpid())"
+        let work = (small: try await ReplicationWorkFloor.measure(pageSize: 1024, directory: scratch),
+                    large: try await ReplicationWorkFloor.measure(pageSize: 16 * 1024, directory: scratch))
+        Report.note("work floor, 1 KiB pages: \(work.small.description)")
+        Report.note("work floor, 16 KiB pages: \(work.large.description)")
+        reportAgainstWork(small, work.small, label: "1KiB", floor: floor, megabytes: 100_000 * 1024 / 1e6)
+
         let large = try await throughput(count: 6000, size: 16 * 1024)
         Report.result("replication.pages_per_s_16KiB", large.pages, "pages/s")
         Report.result("replication.MBps_16KiB", large.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
+        reportAgainstWork(large, work.large, label: "16KiB", floor: floor, megabytes: 6000 * 16 * 1024 / 1e6)
         try await latency(appends: 1000)
+    }
+
+    /// The run's CPU per MB beside the work floor's, the ceiling that the work floor sets
+    /// (as a ratio of the raw UDP floor: the best ratio this work allows here), and the run
+    /// as a fraction of that ceiling.
+    static func reportAgainstWork(_ run: (pages: Double, bytes: Double, seconds: Double, cpu: Double),
+                                  _ work: ReplicationWorkFloor, label: String, floor: RawUDPFloor.Result, megabytes: Double) {
+        Report.result("replication.cpu_ms_per_MB_\(label)", run.cpu * 1000 / megabytes, "ms/MB")
+        Report.result("replication.work_floor_ms_per_MB_\(label)", work.total, "ms/MB")
+        Report.result("replication.work_ceiling_MBps_\(label)", work.ceilingBytesPerSecond / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
+        Report.result("replication.MBps_\(label)_of_work_ceiling", run.bytes / 1e6, "MB/s", floor: work.ceilingBytesPerSecond / 1e6)
     }
 
     /// Append-to-stored latency at a connected, caught-up reader.
