@@ -115,6 +115,11 @@ public final class BookStore: @unchecked Sendable {
             store.checkpointer = checkpointer
             try database.execute("PRAGMA wal_autocheckpoint = 0")
             database.setWALHook(checkpointer)
+            database.admitWrite = { [weak checkpointer] in
+                if let refusal = checkpointer?.admitWrite() {
+                    throw BooksError(.storage, "writes refused: \(refusal)", file: file)
+                }
+            }
             return store
         } catch {
             store.close()
@@ -123,22 +128,34 @@ public final class BookStore: @unchecked Sendable {
     }
 
     /// Takes the directory's lock file; `.storeLocked` naming the database when another
-    /// store holds it.
+    /// store holds it. The lock file must stay while a store is open (deleting it lets a
+    /// second store create a new one); a lock file replaced between our open and our lock
+    /// is caught by comparing the locked descriptor with the path, and taken again.
     private static func lockDirectory(_ directory: String, file: String) throws -> Int32 {
         let path = (directory as NSString).appendingPathComponent(lockFileName)
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw BooksError(.storage, "cannot open the lock file \(path): \(String(cString: strerror(errno)))", file: file)
-        }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = errno
-            Glibc.close(fd)
-            if reason == EWOULDBLOCK {
-                throw BooksError(.storeLocked, "the store is open in another process or store (\(lockFileName) is locked)", file: file)
+        for _ in 0..<8 {
+            var fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            // flock needs no write access: a lock file made read-only still works.
+            if fd < 0 && (errno == EACCES || errno == EROFS) { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) }
+            guard fd >= 0 else {
+                throw BooksError(.storage, "cannot open the lock file \(path): \(String(cString: strerror(errno)))", file: file)
             }
-            throw BooksError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))", file: file)
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let reason = errno
+                Glibc.close(fd)
+                if reason == EWOULDBLOCK {
+                    throw BooksError(.storeLocked, "the store is open in another process or store (\(lockFileName) is locked)", file: file)
+                }
+                throw BooksError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))", file: file)
+            }
+            var locked = stat(), current = stat()
+            if fstat(fd, &locked) == 0, stat(path, &current) == 0, locked.st_dev == current.st_dev, locked.st_ino == current.st_ino {
+                return fd
+            }
+            // Unlinked or replaced after we opened it: our lock guards nothing.
+            Glibc.close(fd)
         }
-        return fd
+        throw BooksError(.storage, "cannot lock \(path): it keeps being replaced", file: file)
     }
 
     /// Closes the database. Later calls throw `.closed`; length subscribers finish.
@@ -158,6 +175,7 @@ public final class BookStore: @unchecked Sendable {
     /// one to close copies the rest of the WAL back and removes it), then the lock.
     private func shutDown() {
         database?.setWALHook(nil)
+        database?.admitWrite = nil
         checkpointer?.stop()
         checkpointer = nil
         database?.close()
@@ -177,6 +195,9 @@ public final class BookStore: @unchecked Sendable {
             throw BooksError(.storage, "checkpoint failed: \(failure)", file: file)
         }
     }
+
+    /// Tests only: every checkpoint pass fails with `text` until it is set back to nil.
+    func injectCheckpointFailure(_ text: String?) { lock.withLock { checkpointer?.injectedFailure = text } }
 
     /// What the checkpointer did so far (tests, diagnostics).
     var checkpointStats: Checkpointer.Stats { lock.withLock { checkpointer?.stats ?? Checkpointer.Stats() } }

@@ -15,7 +15,10 @@ import Foundation
 ///
 /// The thread starts at the first checkpoint needed; `stop()` ends it and closes the
 /// connection. A failed pass (the disk, a transient lock) is counted and the next commit
-/// past the threshold tries again, as SQLite's own automatic checkpoint does.
+/// past the threshold tries again, as SQLite's own automatic checkpoint does. Failures that
+/// persist are not left to grow the WAL unheard: once `failuresBeforeRefusing` passes in a
+/// row have failed with the WAL at the hard limit, `admitWrite()` (asked before every write
+/// transaction) tries one more pass and, if that fails too, refuses the write with the reason.
 final class Checkpointer: @unchecked Sendable {
     struct Stats: Equatable, Sendable {
         var passes = 0
@@ -30,6 +33,8 @@ final class Checkpointer: @unchecked Sendable {
 
     let threshold: Int
     let hardLimit: Int
+    /// Failed passes in a row, with the WAL at the hard limit, after which writes are refused.
+    static let failuresBeforeRefusing = 3
     private let path: String
     private let condition = NSCondition()
     // Guarded by `condition`.
@@ -42,6 +47,16 @@ final class Checkpointer: @unchecked Sendable {
     private var completed: UInt64 = 0
     private var counters = Stats()
     private var lastFailure: (pass: UInt64, detail: String)?
+    /// Passes failed since the last that succeeded.
+    private var failuresInARow = 0
+    /// The WAL's size in pages after the last commit.
+    private var walPages = 0
+    /// Tests only: every pass fails with this text while it is set.
+    var injectedFailure: String? {
+        get { condition.withLock { injected } }
+        set { condition.withLock { injected = newValue } }
+    }
+    private var injected: String?
 
     /// Opens the checkpointing connection to the database at `path` (already in WAL mode).
     init(path: String, threshold: Int = 1000, hardLimit: Int = 8000) throws {
@@ -54,6 +69,9 @@ final class Checkpointer: @unchecked Sendable {
             // A checkpoint syncs the WAL before copying and the database after, whatever
             // the level, unless it is OFF.
             try connection.execute("PRAGMA synchronous = NORMAL")
+            // Reading the schema opens the WAL on this connection: without a read, its
+            // passes would find no WAL to copy.
+            _ = try connection.pragmaInteger("user_version")
         } catch {
             connection.close()
             throw error
@@ -81,6 +99,7 @@ final class Checkpointer: @unchecked Sendable {
         guard walPages >= threshold else { return }
         condition.lock()
         defer { condition.unlock() }
+        self.walPages = walPages
         counters.largestWAL = max(counters.largestWAL, walPages)
         guard !stopping, connection != nil else { return }
         if thread == nil { startThread() }
@@ -107,6 +126,19 @@ final class Checkpointer: @unchecked Sendable {
         return completed >= target ? nil : "the store is closing"
     }
 
+    /// Asked before a write transaction begins. Nil (write) unless passes keep failing with
+    /// the WAL at the hard limit; then one more pass runs now, and if it fails too the
+    /// answer is why, and the write should be refused: the WAL would otherwise grow without
+    /// bound while no caller hears of it (a full disk, a file that became read-only).
+    func admitWrite() -> String? {
+        condition.lock()
+        let refusing = failuresInARow >= Checkpointer.failuresBeforeRefusing && walPages >= hardLimit
+        let (pages, inARow) = (walPages, failuresInARow)
+        condition.unlock()
+        guard refusing, let failure = checkpointNow() else { return nil }
+        return "\(inARow + 1) checkpoints in a row failed with \(pages) pages in the WAL, the last: \(failure)"
+    }
+
     /// Ends the thread (after the pass under way, if any) and closes the connection.
     func stop() {
         condition.lock()
@@ -115,6 +147,8 @@ final class Checkpointer: @unchecked Sendable {
         if thread != nil {
             while !exited { condition.wait() }
         }
+        // The thread's block holds this checkpointer: dropping the thread ends the cycle.
+        thread = nil
         connection?.close()
         connection = nil
         condition.unlock()
@@ -141,15 +175,19 @@ final class Checkpointer: @unchecked Sendable {
             started += 1
             let generation = started
             let db = connection
+            let injected = self.injected
             condition.unlock()
-            let result = db.map { checkpoint($0) } ?? .failure("no connection")
+            let result = injected.map { .failure($0) } ?? db.map { checkpoint($0) } ?? .failure("no connection")
             condition.lock()
             completed = generation
             counters.passes += 1
             switch result {
-            case let .success(pages): counters.pagesCopied += pages
+            case let .success(pages):
+                counters.pagesCopied += pages
+                failuresInARow = 0
             case let .failure(detail):
                 counters.failures += 1
+                failuresInARow += 1
                 lastFailure = (generation, detail)
             }
             condition.broadcast()

@@ -92,12 +92,17 @@ final class SQLiteDatabase {
     /// True while commits sync the WAL (`synchronous=FULL`, set when the store opens).
     private var syncsCommits = true
 
+    /// Asked before every write transaction; throws to refuse it (the store's checkpointer
+    /// refuses while its passes keep failing).
+    var admitWrite: (() throws -> Void)?
+
     /// Runs `body` in one IMMEDIATE transaction: committed when it returns, rolled back
     /// when it throws. A `durable` commit returns after the WAL is synced
     /// (`synchronous=FULL`); a commit that is not (`NORMAL`) is atomic and survives a killed
     /// process, and is synced by the next durable commit or checkpoint: a power loss may
     /// drop the last such transactions whole, never part of one (PROTOCOL.md §4.1).
     func transaction<T>(durable: Bool = true, _ body: () throws -> T) throws -> T {
+        try admitWrite?()
         // The level can change only outside a transaction; it is a setting of the
         // connection, so it is switched only when it differs.
         if durable != syncsCommits {
@@ -127,7 +132,10 @@ final class SQLiteDatabase {
         case SQLITE_CORRUPT, SQLITE_NOTADB:
             return BooksError(.corruptDatabase, "the database is damaged or not a database: \(message)", file: path)
         case SQLITE_BUSY, SQLITE_LOCKED:
-            return BooksError(.storeLocked, "the database is in use by another process or store: \(message)", file: path)
+            // Another store is kept out by the lock file (`.storeLocked`); this is a lock
+            // held longer than the busy timeout by another connection (the checkpointer, an
+            // outside reader): transient, not "in use by another store".
+            return BooksError(.storage, "the database stayed busy (a lock held by another connection): \(message)", file: path)
         default:
             return BooksError(.storage, "SQLite error \(rc): \(message)", file: path)
         }

@@ -76,6 +76,43 @@ struct CheckpointTests {
         db.close()
     }
 
+    @Test func checkpointsThatKeepFailingRefuseWritesUntilAPassSucceeds() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let threshold = 10, hardLimit = 40
+        let store = try BookStore.open(directory: dir.path, masterSecret: masterSecret(), checkpointThreshold: threshold,
+                                       checkpointHardLimit: hardLimit)
+        defer { store.close() }
+        let book = try store.createOrOpen(name: "a")
+        store.injectCheckpointFailure("disk full (injected)")
+        var refusal: BooksError?
+        var appended: UInt64 = 0
+        while appended < 500 {
+            do {
+                try book.append(testPage(appended, size: 1024))
+                appended += 1
+            } catch let error as BooksError {
+                refusal = error
+                break
+            }
+        }
+        let error = try #require(refusal, "500 appends with every checkpoint failing were all accepted")
+        #expect(error.code == .storage)
+        #expect(error.description.contains("disk full (injected)"), "\(error)")
+        #expect(error.file == dir.databaseFile)
+        // Refused at the hard limit, after a few failed passes: the WAL stayed bounded.
+        let stats = store.checkpointStats
+        #expect(stats.failures >= Checkpointer.failuresBeforeRefusing)
+        #expect(stats.largestWAL < hardLimit + 20, "the WAL reached \(stats.largestWAL) pages")
+        #expect(book.length == appended, "the refused append stored nothing")
+        // Once passes succeed again, so do writes, and nothing was lost.
+        store.injectCheckpointFailure(nil)
+        try book.append(testPage(appended, size: 1024))
+        #expect(book.length == appended + 1)
+        try book.verify()
+        #expect(store.checkpointStats.pagesCopied > 0)
+    }
+
     @Test func aSecondStoreInAnotherProcessIsRefusedByTheLockFile() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
