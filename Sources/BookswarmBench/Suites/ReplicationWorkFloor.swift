@@ -1,4 +1,5 @@
 import Foundation
+import Replication
 import Sodium
 import SwarmNIO
 
@@ -8,15 +9,17 @@ import SwarmNIO
 ///
 /// * **read**: a plain SQLite select of each page by id, through a memory map (the author
 ///   serving it);
-/// * **seal** and **open**: ChaCha20-Poly1305 of the bytes in 1100-byte channel messages
-///   with a 16-byte header as associated data (the session, both ends);
+/// * **seal** and **open**: ChaCha20-Poly1305 of 1100-byte channel messages with a 16-byte
+///   header as associated data, one per `ReplicationWire.fragmentPayload` bytes of pages
+///   (the session, both ends);
 /// * **hash**: BLAKE2b-256 of each page's leaf and of one parent per page (the reader
 ///   rebuilding the answer's subtree to check it against the signed root);
 /// * **write**: plain SQLite inserts, one transaction per 256 KiB answer, WAL,
 ///   `synchronous=NORMAL`, and the checkpoints that copy the WAL into the database;
 /// * **move**: raw SwiftNIO UDP over loopback with the kernel's segmentation and receive
 ///   offloads (the cheapest way NIO moves datagrams; what `UDPTransport` uses): CPU of the
-///   whole process while two sockets blast 1200-byte datagrams, per MB received.
+///   whole process while two sockets blast datagrams of the session's size (1135 bytes),
+///   per MB of pages they would carry (`fragmentPayload` bytes each).
 ///
 /// Their sum bounds any implementation that does this work: with every core busy all the
 /// time and nothing else to do, `cores / total` MB per ms. It leaves out what no
@@ -38,7 +41,11 @@ struct ReplicationWorkFloor {
                read, seal, open, hash, write, move, total, cores, ceilingBytesPerSecond / 1e6)
     }
 
-    static let channelMessage = 1100
+    static let channelMessage = ReplicationWire.maxMessage
+    /// Page bytes that one data message carries (the rest is the fragment's header).
+    static let pageBytesPerMessage = ReplicationWire.fragmentPayload
+    /// A sealed 1100-byte channel message in its transport packet.
+    static let datagramSize = 1135
     static let answerBytes = 256 * 1024
 
     static func measure(pageSize: Int, directory: String, megabytes: Int = 32) async throws -> ReplicationWorkFloor {
@@ -79,7 +86,7 @@ struct ReplicationWorkFloor {
         let plaintext = [UInt8](repeating: 0xA5, count: channelMessage)
         var sealed = [UInt8](repeating: 0, count: channelMessage + ChaChaPoly.tagLength)
         var opened = [UInt8](repeating: 0, count: channelMessage)
-        let messages = (count * pageSize + channelMessage - 1) / channelMessage
+        let messages = (count * pageSize + pageBytesPerMessage - 1) / pageBytesPerMessage
         header.withUnsafeBytes { ad in
             plaintext.withUnsafeBytes { p in
                 sealed.withUnsafeMutableBytes { s in
@@ -118,9 +125,9 @@ struct ReplicationWorkFloor {
         }
 
         let start = processCPUSeconds()
-        let udp = try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(1), offload: true)
+        let udp = try await RawUDPFloor.measure(datagramSize: datagramSize, duration: .seconds(1), offload: true)
         let udpSeconds = processCPUSeconds() - start
-        floor.move = udpSeconds * 1000 / (Double(udp.datagramsReceived) * Double(udp.datagramSize) / 1e6)
+        floor.move = udpSeconds * 1000 / (Double(udp.datagramsReceived) * Double(pageBytesPerMessage) / 1e6)
         return floor
     }
 }
