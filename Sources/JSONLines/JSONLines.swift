@@ -24,6 +24,8 @@ public enum JSONLines {
     }
 
     public static func line(_ event: String, fields: [(key: String, value: JSONValue)]) -> String {
+        // `event` is the line's first field; a second one would make a duplicate key.
+        precondition(!fields.contains { $0.key == "event" }, "\"event\" is given as the first argument, not as a field")
         var out = ""
         JSONValue.writeObject([("event", .string(event))] + fields, to: &out)
         return out
