@@ -191,8 +191,10 @@ public final class BookStore: @unchecked Sendable {
     /// about to copy the file, or to measure without a backlog of earlier writes.
     public func checkpoint() throws {
         guard let checkpointer = try locked({ _ in self.checkpointer }) else { return }
-        if let failure = checkpointer.checkpointNow() {
-            throw BooksError(.storage, "checkpoint failed: \(failure)", file: file)
+        switch checkpointer.checkpointNow() {
+        case nil: return
+        case Checkpointer.closing?: throw BooksError(.closed, "the book store is closed", file: file)
+        case let failure?: throw BooksError(.storage, "checkpoint failed: \(failure)", file: file)
         }
     }
 

@@ -49,6 +49,8 @@ final class Checkpointer: @unchecked Sendable {
     private var lastFailure: (pass: UInt64, detail: String)?
     /// Passes failed since the last that succeeded.
     private var failuresInARow = 0
+    /// The number of the last pass that succeeded.
+    private var lastSuccess: UInt64 = 0
     /// The WAL's size in pages after the last commit.
     private var walPages = 0
     /// Tests only: every pass fails with this text while it is set.
@@ -112,18 +114,23 @@ final class Checkpointer: @unchecked Sendable {
         while completed < target, !exited { condition.wait() }
     }
 
-    /// Runs a pass now and waits for it; returns why it failed, if it did.
+    /// What `checkpointNow()` returns when the store closes before a pass could run.
+    static let closing = "the store is closing"
+
+    /// Runs a pass now and waits for it; returns why it failed, if it did. Success means a
+    /// pass that began after this call succeeded (it copied everything committed before).
     func checkpointNow() -> String? {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping, connection != nil else { return "the store is closing" }
+        guard !stopping, connection != nil else { return Checkpointer.closing }
         if thread == nil { startThread() }
         requested = true
         condition.signal()
         let target = started + 1
         while completed < target, !exited { condition.wait() }
+        if lastSuccess >= target { return nil }
         if let lastFailure, lastFailure.pass >= target { return lastFailure.detail }
-        return completed >= target ? nil : "the store is closing"
+        return Checkpointer.closing
     }
 
     /// Asked before a write transaction begins. Nil (write) unless passes keep failing with
@@ -185,6 +192,7 @@ final class Checkpointer: @unchecked Sendable {
             case let .success(pages):
                 counters.pagesCopied += pages
                 failuresInARow = 0
+                lastSuccess = generation
             case let .failure(detail):
                 counters.failures += 1
                 failuresInARow += 1

@@ -38,9 +38,9 @@ struct CheckpointTests {
         let path = dir.databaseFile
         let db = try SQLiteDatabase(path: path)
         #expect(try db.pragmaText("journal_mode = WAL") == "wal")
-        // Commits that sync nothing, against passes that fsync twice: the writer is far
-        // faster than the checkpointer, as a reader storing answers can be.
-        try db.execute("PRAGMA synchronous = OFF")
+        // Commits that sync nothing (`transaction(durable: false)` is NORMAL: in WAL mode a
+        // commit is not synced), against passes that fsync twice: the writer is far faster
+        // than the checkpointer, as a reader storing answers can be.
         try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
         let threshold = 50, hardLimit = 200
         let checkpointer = try Checkpointer(path: path, threshold: threshold, hardLimit: hardLimit)
