@@ -71,9 +71,10 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 /// Peak resident set size of this process, in bytes.
 func peakResidentBytes() -> Int { procStatusBytes("VmHWM") }
 
-/// One field of `/proc/self/status` in bytes (e.g. "RssAnon"), 0 if absent.
-func procStatusBytes(_ field: String) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+/// One field of `/proc/PROCESS/status` in bytes (e.g. "RssAnon"), 0 if absent; `process` is
+/// "self" or a pid.
+func procStatusBytes(_ field: String, process: String = "self") -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8) else { return 0 }
     for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
         let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
         return kb * 1024
@@ -162,5 +163,64 @@ enum Profiler {
         _ = ack.availableData
         try? control.close()
         try? ack.close()
+    }
+}
+
+/// A child process of a benchmark (a `swarm-peer`, a `replication-peer`) whose standard
+/// output, one JSON object per line, is collected as it comes.
+final class ChildProcess: Sendable {
+    private final class Buffer: Sendable { let text = Mutex("") }
+    private let process: Process
+    private let buffer = Buffer()
+
+    init(_ argv: [String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        output.fileHandleForReading.readabilityHandler = { [buffer] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// The first complete line with `"event":"EVENT"` (and `where` true of it), or nil after
+    /// `timeout` seconds (the output is read at least once) or when the process has ended
+    /// without one.
+    func line(event: String, timeout: Double, where accept: (Substring) -> Bool = { _ in true }) async -> String? {
+        let end = now() + timeout
+        while true {
+            let ended = !process.isRunning
+            let text = buffer.text.withLock { $0 }
+            let complete = text.hasSuffix("\n") ? Substring(text) : text[..<(text.lastIndex(of: "\n") ?? text.startIndex)]
+            for line in complete.split(separator: "\n") where line.contains("\"event\":\"\(event)\"") && accept(line) {
+                return String(line)
+            }
+            if ended || now() >= end { return nil }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The number after `"FIELD":` in a JSON line.
+    static func number(_ field: String, in line: String) -> Double? {
+        guard let range = line.range(of: "\"\(field)\":") else { return nil }
+        return Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." || $0 == "-" })
+    }
+
+    /// The string after `"FIELD":"` in a JSON line (no escapes expected: ids, endpoints).
+    static func string(_ field: String, in line: String) -> String? {
+        guard let range = line.range(of: "\"\(field)\":\"") else { return nil }
+        return String(line[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 }

@@ -163,6 +163,63 @@ enum ReplicationBench {
         Report.result("replication.MBps_16KiB", large.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
         reportAgainstWork(large, work.large, label: "16KiB", floor: floor, megabytes: 6000 * 16 * 1024 / 1e6)
         try await latency(appends: 1000)
+        try await readerProcessMemory()
+    }
+
+    /// (c) for the reader alone: a `replication-peer` reader process fetches 100 000 pages of
+    /// 1 KiB from a `replication-peer` author process over loopback. Its anonymous memory
+    /// (`RssAnon`: heap and stacks) is sampled every 5 ms until it reports every page held;
+    /// `VmHWM` is read once it reported the copy complete (every page compared with what
+    /// the author wrote, and `verify()` passed), so it also counts that check and the pages
+    /// of its own database mapped from the page cache.
+    static func readerProcessMemory() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let repo = env["BOOKSWARM_REPO"] ?? FileManager.default.currentDirectoryPath
+        let peer = (env["BOOKSWARM_BIN"] ?? repo + "/.build/release") + "/replication-peer"
+        // Tools/bench builds only the bench product; the peer shares its modules.
+        _ = try? SwarmBench.run(["/usr/bin/env", "swift", "build", "-c", "release", "--product", "replication-peer",
+                                 "--package-path", repo])
+        guard FileManager.default.isExecutableFile(atPath: peer) else {
+            return Report.note("replication.reader_process_* skipped: replication-peer not built at \(peer)")
+        }
+        let directory = NSTemporaryDirectory() + "bench-replication-processes-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let topic = SecureRandom.bytes(32).hexString
+        let port = 40_000 + Int(getpid() % 10_000)
+        let count = 100_000
+        let author = try ChildProcess([peer, "--dir", directory + "/author", "--seed", "1", "--bind", "127.0.0.1",
+                                       "--port", "\(port)", "--topic", topic, "--author", "bench", "--pages", "\(count)",
+                                       "--seconds", "180"])
+        defer { author.kill() }
+        guard let ready = await author.line(event: "ready", timeout: 120),
+              let authorPeer = ChildProcess.string("peer", in: ready), let book = ChildProcess.string("book", in: ready) else {
+            throw BenchFailure("the author process did not report ready")
+        }
+        let reader = try ChildProcess([peer, "--dir", directory + "/reader", "--seed", "2", "--bind", "127.0.0.1",
+                                       "--port", "\(port + 1)", "--topic", topic, "--read", book, "--expect", "\(count)",
+                                       "--connect", "\(authorPeer)@127.0.0.1:\(port)", "--seconds", "180"])
+        defer { reader.kill() }
+        let pid = String(reader.pid)
+        var peakAnonymous = 0
+        let deadline = now() + 120
+        while now() < deadline {
+            peakAnonymous = max(peakAnonymous, procStatusBytes("RssAnon", process: pid))
+            let allHeld = await reader.line(event: "progress", timeout: 0) {
+                ChildProcess.number("contiguous", in: String($0)) == Double(count)
+            }
+            if allHeld != nil { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        guard let complete = await reader.line(event: "complete", timeout: 60) else {
+            throw BenchFailure("the reader process did not complete")
+        }
+        let highWater = procStatusBytes("VmHWM", process: pid)
+        guard ChildProcess.number("identical", in: complete) == 1, ChildProcess.number("verified", in: complete) == 1 else {
+            throw BenchFailure("the reader's copy is not identical or does not verify: \(complete)")
+        }
+        Report.result("replication.reader_process_peak_anonymous_100k", Double(peakAnonymous) / 1e6, "MB")
+        Report.result("replication.reader_process_peak_rss_100k", Double(highWater) / 1e6, "MB")
+        Report.note("reader process: \(complete)")
     }
 
     /// The run's CPU per MB beside the work floor's, the ceiling that the work floor sets

@@ -258,12 +258,12 @@ enum SwarmBench {
         for round in 0..<runs {
             let topic = SecureRandom.bytes(32).hexString
             guard let processes = try? (1...2).map({ host in
-                try PeerProcess(["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)", peer,
+                try ChildProcess(["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)", peer,
                                  "--interface", "eth0", "--port", "\(firstPort + round)", "--seed", "\(host)",
                                  "--topic", topic, "--seconds", "10"])
             }) else { continue }
             let times = await withTaskGroup(of: Double?.self) { group in
-                for p in processes { group.addTask { await p.connectionMilliseconds(timeout: 10) } }
+                for p in processes { group.addTask { await p.line(event: "connection", timeout: 10).flatMap { ChildProcess.number("ms", in: $0) } } }
                 var all: [Double] = []
                 for await t in group { if let t { all.append(t) } }
                 return all
@@ -290,48 +290,5 @@ enum SwarmBench {
             throw SwarmError(.invalidState, "\(argv.joined(separator: " ")) failed: \(text)")
         }
         return text
-    }
-
-    /// A `swarm-peer` child; collects its output to find the first connection.
-    final class PeerProcess: Sendable {
-        private final class Buffer: Sendable { let text = Mutex("") }
-        private let process: Process
-        private let buffer = Buffer()
-
-        init(_ argv: [String]) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: argv[0])
-            process.arguments = Array(argv.dropFirst())
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            output.fileHandleForReading.readabilityHandler = { [buffer] handle in
-                let data = handle.availableData
-                if data.isEmpty { handle.readabilityHandler = nil; return }
-                buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
-        }
-
-        /// `ms` of the first `connection` line (the peer's own clock, since its join), or nil
-        /// after `timeout` seconds.
-        func connectionMilliseconds(timeout: Double) async -> Double? {
-            let end = now() + timeout
-            while now() < end {
-                let text = buffer.text.withLock { $0 }
-                for line in text.split(separator: "\n") where line.contains("\"event\":\"connection\"") {
-                    if let range = line.range(of: "\"ms\":") {
-                        return Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." })
-                    }
-                }
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-            return nil
-        }
-
-        func kill() {
-            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
     }
 }
