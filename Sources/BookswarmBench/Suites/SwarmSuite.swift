@@ -174,6 +174,7 @@ enum SwarmBench {
             let base = received.load(ordering: .relaxed)
             var sent = 0
             let start = now()
+            Profiler.enable()
             while now() - start < roundSeconds {
                 if sent - (received.load(ordering: .relaxed) - base) > window {
                     try await Task.sleep(for: .microseconds(200))
@@ -182,6 +183,7 @@ enum SwarmBench {
                 try await out.send(batch)
                 sent += batch.count
             }
+            Profiler.disable()
             // As the floor does: let what is in flight arrive before the count is read.
             try await Task.sleep(for: .milliseconds(50))
             let got = received.load(ordering: .relaxed) - base
