@@ -31,6 +31,9 @@ public struct BootstrapClientMachine: Sendable {
         /// `punchSlowInterval` until `punchDuration`: longer than a NAT's UDP mapping
         /// timeout (30 s on Linux), so a hole the first packets missed still opens.
         public var punchFastInterval: Duration = .milliseconds(200)
+        /// The first punch goes out this long after the introduction (at once by default;
+        /// more lets a session start on the relay first, as a test of the move needs).
+        public var firstPunchAfter: Duration = .zero
         public var punchFastPhase: Duration = .seconds(2)
         public var punchSlowInterval: Duration = .seconds(2)
         public var punchDuration: Duration = .seconds(40)

@@ -176,7 +176,7 @@ extension BootstrapClientMachine {
         }
         if let old = path.punch { for c in old.candidates where realEndpoints[c] == record.peer && path.direct?.endpoint != c { realEndpoints[c] = nil } }
         for c in candidates where realEndpoints[c] == nil { realEndpoints[c] = record.peer }
-        path.punch = PeerPath.Punch(candidates: candidates, started: now, next: now)
+        path.punch = PeerPath.Punch(candidates: candidates, started: now, next: now + configuration.firstPunchAfter)
         paths[record.peer] = path
         tickPaths(now: now)
     }

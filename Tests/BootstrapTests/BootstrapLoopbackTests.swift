@@ -156,7 +156,10 @@ struct BootstrapLoopbackTests {
         let serving = Task { await server.run() }
         var slowPunch = BootstrapClientMachine.Configuration()
         slowPunch.relayAfter = .zero
-        // The first punches go out only after the session is up.
+        // The first punches go out only after the session is up on the relay (punching at
+        // once, as by default, could open the direct path before the first relayed datagram
+        // and the session would never have been relayed).
+        slowPunch.firstPunchAfter = .seconds(1)
         slowPunch.punchFastInterval = .seconds(1)
         slowPunch.punchFastPhase = .zero
         slowPunch.punchSlowInterval = .seconds(1)
