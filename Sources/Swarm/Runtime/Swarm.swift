@@ -249,7 +249,7 @@ public actor Swarm {
         // Let sightings that arrived with the round reach us through the sighting loops,
         // then wait out the dials they started (bounded by the handshake schedule).
         try? await clock.sleep(until: clock.now() + .milliseconds(20))
-        let limit = clock.now() + manager.handshakeLifetime
+        let limit = clock.now().adding(nanoseconds: manager.timing.handshakeLifetime)
         while clock.now() < limit {
             let pending = candidates.keys.contains { manager.isKnown($0) && !manager.isEstablished(with: $0) }
             if !pending { break }

@@ -280,7 +280,7 @@ extension SessionManager {
     }
 
     private mutating func open(_ bytes: [UInt8], counter: UInt64, keys: inout TransportKeypair, now: Timestamp) -> [UInt8]? {
-        guard now - keys.createdAt < configuration.rejectAfterTime, counter < configuration.rejectAfterMessages else {
+        guard now.nanoseconds(since: keys.createdAt) < timing.rejectAfterTime, counter < configuration.rejectAfterMessages else {
             drop(.unknownIndex)
             return nil
         }

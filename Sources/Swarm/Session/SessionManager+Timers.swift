@@ -18,15 +18,9 @@ extension SessionManager {
                 startXXDial(to: dial.endpoint, attempts: dial.attempts + 1, now: now)
             }
         }
-        for (index, responder) in xxResponders where now - responder.createdAt >= handshakeLifetime {
+        for (index, responder) in xxResponders where now.nanoseconds(since: responder.createdAt) >= timing.handshakeLifetime {
             xxResponders[index] = nil
         }
-    }
-
-    /// How long an unanswered or unconfirmed handshake is kept: the whole retransmission
-    /// schedule of the initiator.
-    var handshakeLifetime: Duration {
-        configuration.handshakeRetransmitMax * configuration.handshakeAttempts
     }
 
     /// Runs the timers of one session; returns false when it ended.
@@ -47,7 +41,7 @@ extension SessionManager {
             discard(s, reason: .timeout)
             return false
         }
-        if let next = s.next, now - next.keys.createdAt >= handshakeLifetime {
+        if let next = s.next, now.nanoseconds(since: next.keys.createdAt) >= timing.handshakeLifetime {
             indexTable[next.keys.localIndex] = nil
             s.next = nil
         }
@@ -62,13 +56,13 @@ extension SessionManager {
         }
         // Rekey by age: the initiator of the current keys does it on time; the responder
         // a keepalive later, in case the initiator went quiet (avoids both rekeying at once).
-        if let current = s.current, s.handshake == nil, s.next == nil {
-            let age = now - current.createdAt
-            if age >= rekeyDue(isInitiator: current.isInitiator) { startInitiation(&s, attempts: 1, now: now) }
+        if s.handshake == nil, s.next == nil, let created = s.current?.createdAt, let isInitiator = s.current?.isInitiator,
+           now >= timing.rekeyDue(createdAt: created, isInitiator: isInitiator) {
+            startInitiation(&s, attempts: 1, now: now)
         }
         // Keepalive: nothing sent for the interval.
         if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval,
-           s.current?.canSend(now: now, configuration: configuration) == true {
+           s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
             send(.ping(echo: now.nanoseconds), in: &s, now: now)
         }
         for (id, open) in s.channels.pending where now >= open.nextRetransmit {
@@ -92,10 +86,6 @@ extension SessionManager {
         return true
     }
 
-    private func rekeyDue(isInitiator: Bool) -> Duration {
-        isInitiator ? configuration.rekeyAfterTime : configuration.rekeyAfterTime + configuration.keepaliveInterval
-    }
-
     /// When `tick(now:)` next has something to do, or nil when nothing is pending.
     public var nextDeadline: Timestamp? {
         var earliest: Timestamp?
@@ -105,7 +95,7 @@ extension SessionManager {
         }
         for deadline in deadlines.values { consider(deadline) }
         for dial in xxDials.values { consider(dial.nextRetransmit) }
-        for responder in xxResponders.values { consider(responder.createdAt + handshakeLifetime) }
+        for responder in xxResponders.values { consider(responder.createdAt.adding(nanoseconds: timing.handshakeLifetime)) }
         return earliest
     }
 
@@ -116,23 +106,24 @@ extension SessionManager {
             guard let t else { return }
             if earliest == nil || t < earliest! { earliest = t }
         }
+        // Runs for every packet sent or received: integer nanoseconds (`timing`), and the
+        // keys' fields read through `s.current?` (binding the keys would copy them: nonces,
+        // replay window).
         consider(s.handshake?.nextRetransmit)
-        if let next = s.next { consider(next.keys.createdAt + handshakeLifetime) }
-        // The current keys' fields are read through `s.current?`: binding them would copy
-        // the keys (nonces, replay window) on every packet.
+        if let created = s.next?.keys.createdAt { consider(created.adding(nanoseconds: timing.handshakeLifetime)) }
         if s.isEstablished {
-            consider(s.lastReceived + configuration.deadPeerTimeout)
+            consider(s.lastReceived.adding(nanoseconds: timing.deadPeerTimeout))
             // Keys past their reject limits cannot carry a keepalive; the rekey (or the dead-
             // peer timeout) is what comes next.
-            let keepalive = s.lastSent + configuration.keepaliveInterval
+            let keepalive = s.lastSent.adding(nanoseconds: timing.keepaliveInterval)
             if let counter = s.current?.sendCounter, let created = s.current?.createdAt,
-               counter < configuration.rejectAfterMessages, keepalive < created + configuration.rejectAfterTime {
+               counter < configuration.rejectAfterMessages, keepalive < created.adding(nanoseconds: timing.rejectAfterTime) {
                 consider(keepalive)
             }
         }
         if let created = s.current?.createdAt, let isInitiator = s.current?.isInitiator {
-            if s.previous != nil { consider(created + configuration.previousKeysLinger) }
-            if s.handshake == nil && s.next == nil { consider(created + rekeyDue(isInitiator: isInitiator)) }
+            if s.previous != nil { consider(created.adding(nanoseconds: timing.previousKeysLinger)) }
+            if s.handshake == nil && s.next == nil { consider(timing.rekeyDue(createdAt: created, isInitiator: isInitiator)) }
         }
         consider(s.channels.nextDeadline)
         for pending in s.unackedCapabilities.values { consider(pending.next) }

@@ -13,7 +13,11 @@ import Sodium
 /// caller wakes the manager with `tick(now:)` at `nextDeadline`.
 public struct SessionManager {
     public let localPeer: PeerID
-    public var configuration: SessionConfiguration
+    public var configuration: SessionConfiguration {
+        didSet { timing = SessionTiming(configuration) }
+    }
+    /// `configuration`'s durations in nanoseconds, for the per-packet paths.
+    private(set) var timing: SessionTiming
     /// Return true to refuse a peer (as hyperswarm's firewall does): no session is answered
     /// or completed with it.
     public var firewall: (PeerID) -> Bool = { _ in false }
@@ -61,6 +65,7 @@ public struct SessionManager {
         localPeer = PeerID(identity.publicKey)
         staticKey = try identity.x25519()
         self.configuration = configuration
+        timing = SessionTiming(configuration)
         rng = random
         makeEphemeral = ephemeralKeys
     }
@@ -177,7 +182,7 @@ public struct SessionManager {
     /// Ends the session with `peer`, telling it so; reports `lost(.shutdown)`.
     public mutating func close(_ peer: PeerID, now: Timestamp) {
         guard var s = sessions.removeValue(forKey: peer) else { return }
-        if s.isEstablished, s.current?.canSend(now: now, configuration: configuration) == true {
+        if s.isEstablished, s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
             send(.close(.shutdown), in: &s, now: now)
         }
         discard(s, reason: .shutdown)
@@ -193,7 +198,7 @@ public struct SessionManager {
     /// Seals `frame` with the current keys, or queues it until keys are usable (and starts
     /// a handshake if none is under way).
     mutating func send(_ frame: SessionFrame, in s: inout PeerSession, now: Timestamp) {
-        guard s.current?.canSend(now: now, configuration: configuration) == true else {
+        guard s.current?.canSend(now: now, configuration: configuration, timing: timing) == true else {
             if s.queued.count < configuration.maxQueuedMessages { s.queued.append(frame) }
             if s.handshake == nil && s.next == nil { startInitiation(&s, attempts: 1, now: now) }
             return
@@ -202,9 +207,11 @@ public struct SessionManager {
         outbox.append(Datagram(remote: s.endpoint, payload: packet))
         s.lastSent = now
         s.packetsSent += 1
-        let keys = s.current!
-        if s.handshake == nil, keys.sendCounter >= configuration.rekeyAfterMessages
-            || (keys.isInitiator && now - keys.createdAt >= configuration.rekeyAfterTime) {
+        // The keys' fields are read through `s.current?`: binding the keys would copy them
+        // (a retain and release of each buffer) on every packet.
+        if s.handshake == nil, let counter = s.current?.sendCounter, let isInitiator = s.current?.isInitiator,
+           let created = s.current?.createdAt,
+           counter >= configuration.rekeyAfterMessages || (isInitiator && now.nanoseconds(since: created) >= timing.rekeyAfterTime) {
             startInitiation(&s, attempts: 1, now: now)
         }
     }

@@ -39,3 +39,47 @@ extension Duration {
 
     var seconds: Double { Double(nanosecondsClamped) / 1e9 }
 }
+
+extension Timestamp {
+    /// `self` plus `nanoseconds`, saturating.
+    func adding(nanoseconds n: UInt64) -> Timestamp {
+        let (sum, overflow) = nanoseconds.addingReportingOverflow(n)
+        return Timestamp(nanoseconds: overflow ? .max : sum)
+    }
+
+    /// Nanoseconds from `earlier` to `self`, zero when `earlier` is later.
+    func nanoseconds(since earlier: Timestamp) -> UInt64 {
+        nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
+    }
+}
+
+/// The session configuration's durations in nanoseconds, computed when the configuration is
+/// set. Every packet sent or received recomputes its session's next timer and checks its
+/// keys' age: with these that is integer arithmetic, where a `Duration` costs a 128-bit
+/// multiplication or division each time it is taken apart or built.
+struct SessionTiming {
+    var deadPeerTimeout: UInt64
+    var keepaliveInterval: UInt64
+    var rekeyAfterTime: UInt64
+    var rejectAfterTime: UInt64
+    var previousKeysLinger: UInt64
+    /// The whole retransmission schedule of an initiator (`handshakeRetransmitMax` ×
+    /// `handshakeAttempts`): how long an unanswered or unconfirmed handshake is kept.
+    var handshakeLifetime: UInt64
+
+    init(_ c: SessionConfiguration) {
+        func ns(_ d: Duration) -> UInt64 { UInt64(max(0, d.nanosecondsClamped)) }
+        deadPeerTimeout = ns(c.deadPeerTimeout)
+        keepaliveInterval = ns(c.keepaliveInterval)
+        rekeyAfterTime = ns(c.rekeyAfterTime)
+        rejectAfterTime = ns(c.rejectAfterTime)
+        previousKeysLinger = ns(c.previousKeysLinger)
+        handshakeLifetime = ns(c.handshakeRetransmitMax * c.handshakeAttempts)
+    }
+
+    /// When keys made at `createdAt` are due for a rekey: on time for their initiator, a
+    /// keepalive later for the responder (so the two do not rekey at once).
+    func rekeyDue(createdAt: Timestamp, isInitiator: Bool) -> Timestamp {
+        createdAt.adding(nanoseconds: isInitiator ? rekeyAfterTime : rekeyAfterTime + keepaliveInterval)
+    }
+}

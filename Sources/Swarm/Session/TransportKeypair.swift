@@ -26,8 +26,8 @@ struct TransportKeypair {
     }
 
     /// Whether these keys may still send (WireGuard's reject limits, whitepaper §6.1).
-    func canSend(now: Timestamp, configuration: SessionConfiguration) -> Bool {
-        sendCounter < configuration.rejectAfterMessages && now - createdAt < configuration.rejectAfterTime
+    func canSend(now: Timestamp, configuration: SessionConfiguration, timing: SessionTiming) -> Bool {
+        sendCounter < configuration.rejectAfterMessages && now.nanoseconds(since: createdAt) < timing.rejectAfterTime
     }
 
     /// Builds the transport packet for `frame`: header, then the frame sealed in place with
