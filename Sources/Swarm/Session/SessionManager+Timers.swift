@@ -37,7 +37,7 @@ extension SessionManager {
             }
         }
         // Dead peer: nothing authenticated for the timeout.
-        if s.sessionID != nil, now - s.lastReceived >= configuration.deadPeerTimeout {
+        if s.sessionID != nil, now.nanoseconds(since: s.lastReceived) >= timing.deadPeerTimeout {
             discard(s, reason: .timeout)
             return false
         }
@@ -50,7 +50,8 @@ extension SessionManager {
             discard(s, reason: .handshakeFailed)
             return false
         }
-        if let old = s.previous, let current = s.current, now - current.createdAt >= configuration.previousKeysLinger {
+        if let old = s.previous, let created = s.current?.createdAt,
+           now.nanoseconds(since: created) >= timing.previousKeysLinger {
             indexTable[old.localIndex] = nil
             s.previous = nil
         }
@@ -61,7 +62,7 @@ extension SessionManager {
             startInitiation(&s, attempts: 1, now: now)
         }
         // Keepalive: nothing sent for the interval.
-        if s.isEstablished, now - s.lastSent >= configuration.keepaliveInterval,
+        if s.isEstablished, now.nanoseconds(since: s.lastSent) >= timing.keepaliveInterval,
            s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
             send(.ping(echo: now.nanoseconds), in: &s, now: now)
         }
