@@ -8,14 +8,8 @@
 // `event` is always the first field; the others follow in the order given. No spaces, so a
 // reader that looks for `"event":"connection"` or `"ms":` in the raw text finds them.
 import Foundation
-import Synchronization
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#else
-import Darwin
-#endif
+import Synchronization
 
 public enum JSONLines {
     /// One event as JSON text, without the newline.
@@ -50,17 +44,13 @@ public final class JSONLinesWriter: Sendable {
         writeLine(JSONLines.line(event, fields))
     }
 
-    public func say(_ event: String, fields: [(key: String, value: JSONValue)]) {
-        writeLine(JSONLines.line(event, fields: fields))
-    }
-
     private func writeLine(_ text: String) {
         let bytes = Array((text + "\n").utf8)
         lock.withLock { _ in
             bytes.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {
-                    let n = systemWrite(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                    let n = Glibc.write(fileDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
                     if n > 0 {
                         offset += n
                     } else if n < 0 && errno == EINTR {
@@ -72,16 +62,6 @@ public final class JSONLinesWriter: Sendable {
             }
         }
     }
-}
-
-private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.write(fd, pointer, count)
-    #elseif canImport(Musl)
-    Musl.write(fd, pointer, count)
-    #else
-    Darwin.write(fd, pointer, count)
-    #endif
 }
 
 /// One event on standard output (see `JSONLinesWriter`).
