@@ -166,6 +166,46 @@ enum Profiler {
     }
 }
 
+/// A benchmark that could not run to its end (a peer that did not answer, a copy that does
+/// not verify): the suite stops with this text.
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// The repository the benchmarks run from (`Tools/bench` sets `BOOKSWARM_REPO`).
+var benchRepository: String {
+    ProcessInfo.processInfo.environment["BOOKSWARM_REPO"] ?? FileManager.default.currentDirectoryPath
+}
+
+/// Runs a command to its end and returns what it printed; throws if it exits non-zero.
+@discardableResult
+func runCommand(_ argv: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: argv[0])
+    process.arguments = Array(argv.dropFirst())
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard process.terminationStatus == 0 else { throw BenchFailure("\(argv.joined(separator: " ")) failed: \(text)") }
+    return text
+}
+
+/// The path of the release build of `product`, a helper process a suite spawns, or nil when
+/// it cannot be built. `Tools/bench` builds only the bench product; the helpers share its
+/// modules, so building one here is quick, and it keeps a stale binary from being measured.
+func releaseProduct(_ product: String) -> String? {
+    let bin = ProcessInfo.processInfo.environment["BOOKSWARM_BIN"] ?? benchRepository + "/.build/release"
+    _ = try? runCommand(["/usr/bin/env", "swift", "build", "-c", "release", "--product", product,
+                         "--package-path", benchRepository])
+    let path = bin + "/" + product
+    return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+}
+
 /// A child process of a benchmark (a `swarm-peer`, a `replication-peer`) whose standard
 /// output, one JSON object per line, is collected as it comes.
 final class ChildProcess: Sendable {

@@ -23,7 +23,7 @@ enum ReplicationBench {
             for (count, size) in [(UInt64(100_000), 1024), (6000, 16 * 1024)] where only == nil || only == size {
                 let run = try await throughput(count: count, size: size)
                 Report.note(String(format: "%d × %d B: %.1f MB/s, %.2f ms of CPU per MB", count, size, run.bytes / 1e6,
-                                   run.cpu * 1000 / (Double(count) * Double(size) / 1e6)))
+                                   run.cpuMillisecondsPerMB))
             }
         }
     }
@@ -91,10 +91,21 @@ enum ReplicationBench {
         return bytes
     }
 
-    /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader and
-    /// returns (pages/s, page bytes/s, seconds, CPU seconds of the whole process, the reader's
-    /// final checkpoint included).
-    static func throughput(count: UInt64, size: Int) async throws -> (pages: Double, bytes: Double, seconds: Double, cpu: Double) {
+    /// One replication run's figures.
+    struct Run {
+        var pages: Double
+        /// Page bytes per second.
+        var bytes: Double
+        var seconds: Double
+        /// CPU seconds of the whole process, the reader's final checkpoint included.
+        var cpu: Double
+
+        /// Milliseconds of CPU per MB (10⁶ bytes) of pages.
+        var cpuMillisecondsPerMB: Double { cpu * 1000 / (bytes * seconds / 1e6) }
+    }
+
+    /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader.
+    static func throughput(count: UInt64, size: Int) async throws -> Run {
         let pair = try await Pair()
         defer { Task { await pair.stop() } }
         let book = try pair.author.store.createOrOpen(name: "ana-bob-bench\(size)")
@@ -130,12 +141,7 @@ enum ReplicationBench {
         let stats = pair.reader.replicator.stats(of: book.id)
         Report.note("\(count) × \(size) B: \(String(format: "%.2f", seconds)) s, \(stats.requestsSent) requests, \(stats.retransmissions) retransmissions")
         await pair.stop()
-        return (Double(count) / seconds, Double(count) * Double(size) / seconds, seconds, processCPU)
-    }
-
-    struct BenchFailure: Error, CustomStringConvertible {
-        var description: String
-        init(_ d: String) { description = d }
+        return Run(pages: Double(count) / seconds, bytes: Double(count) * Double(size) / seconds, seconds: seconds, cpu: processCPU)
     }
 
     static func run() async throws {
@@ -156,12 +162,12 @@ enum ReplicationBench {
                     large: try await ReplicationWorkFloor.measure(pageSize: 16 * 1024, directory: scratch))
         Report.note("work floor, 1 KiB pages: \(work.small.description)")
         Report.note("work floor, 16 KiB pages: \(work.large.description)")
-        reportAgainstWork(small, work.small, label: "1KiB", floor: floor, megabytes: 100_000 * 1024 / 1e6)
+        reportAgainstWork(small, work.small, label: "1KiB", floor: floor)
 
         let large = try await throughput(count: 6000, size: 16 * 1024)
         Report.result("replication.pages_per_s_16KiB", large.pages, "pages/s")
         Report.result("replication.MBps_16KiB", large.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
-        reportAgainstWork(large, work.large, label: "16KiB", floor: floor, megabytes: 6000 * 16 * 1024 / 1e6)
+        reportAgainstWork(large, work.large, label: "16KiB", floor: floor)
         try await latency(appends: 1000)
         try await readerProcessMemory()
     }
@@ -173,14 +179,8 @@ enum ReplicationBench {
     /// the author wrote, and `verify()` passed), so it also counts that check and the pages
     /// of its own database mapped from the page cache.
     static func readerProcessMemory() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let repo = env["BOOKSWARM_REPO"] ?? FileManager.default.currentDirectoryPath
-        let peer = (env["BOOKSWARM_BIN"] ?? repo + "/.build/release") + "/replication-peer"
-        // Tools/bench builds only the bench product; the peer shares its modules.
-        _ = try? SwarmBench.run(["/usr/bin/env", "swift", "build", "-c", "release", "--product", "replication-peer",
-                                 "--package-path", repo])
-        guard FileManager.default.isExecutableFile(atPath: peer) else {
-            return Report.note("replication.reader_process_* skipped: replication-peer not built at \(peer)")
+        guard let peer = releaseProduct("replication-peer") else {
+            return Report.note("replication.reader_process_* skipped: replication-peer could not be built")
         }
         let directory = NSTemporaryDirectory() + "bench-replication-processes-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -225,9 +225,8 @@ enum ReplicationBench {
     /// The run's CPU per MB beside the work floor's, the ceiling that the work floor sets
     /// (as a ratio of the raw UDP floor: the best ratio this work allows here), and the run
     /// as a fraction of that ceiling.
-    static func reportAgainstWork(_ run: (pages: Double, bytes: Double, seconds: Double, cpu: Double),
-                                  _ work: ReplicationWorkFloor, label: String, floor: RawUDPFloor.Result, megabytes: Double) {
-        Report.result("replication.cpu_ms_per_MB_\(label)", run.cpu * 1000 / megabytes, "ms/MB")
+    static func reportAgainstWork(_ run: Run, _ work: ReplicationWorkFloor, label: String, floor: RawUDPFloor.Result) {
+        Report.result("replication.cpu_ms_per_MB_\(label)", run.cpuMillisecondsPerMB, "ms/MB")
         Report.result("replication.work_floor_ms_per_MB_\(label)", work.total, "ms/MB")
         Report.result("replication.work_ceiling_MBps_\(label)", work.ceilingBytesPerSecond / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
         Report.result("replication.MBps_\(label)_of_work_ceiling", run.bytes / 1e6, "MB/s", floor: work.ceilingBytesPerSecond / 1e6)

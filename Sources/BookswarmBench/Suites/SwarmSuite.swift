@@ -221,27 +221,19 @@ enum SwarmBench {
     // MARK: (c) LAN join-to-session latency
 
     static func lanLatency() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let repo = env["BOOKSWARM_REPO"] ?? FileManager.default.currentDirectoryPath
-        let script = repo + "/Tools/netns"
+        let script = benchRepository + "/Tools/netns"
         guard geteuid() == 0 else { return Report.note("swarm.lan_join_to_session skipped: needs root (network namespaces)") }
         guard FileManager.default.isExecutableFile(atPath: script) else {
             return Report.note("swarm.lan_join_to_session skipped: no Tools/netns at \(script)")
         }
-        let bin = env["BOOKSWARM_BIN"] ?? repo + "/.build/release"
-        let peer = bin + "/swarm-peer"
-        // Tools/bench builds only the bench product; the peer shares its modules, so this
-        // is quick, and it keeps a stale peer binary from being measured.
-        _ = try? run(["/usr/bin/env", "swift", "build", "-c", "release", "--product", "swarm-peer",
-                      "--package-path", repo])
-        guard FileManager.default.isExecutableFile(atPath: peer) else {
-            return Report.note("swarm.lan_join_to_session skipped: swarm-peer not built at \(peer)")
+        guard let peer = releaseProduct("swarm-peer") else {
+            return Report.note("swarm.lan_join_to_session skipped: swarm-peer could not be built")
         }
         let bed = "bench\(getpid() % 100_000)"
-        _ = try run([script, "up", bed, "2"])
-        defer { _ = try? run([script, "down", bed]) }
+        _ = try runCommand([script, "up", bed, "2"])
+        defer { _ = try? runCommand([script, "down", bed]) }
         let clean = await joinToSession(bed: bed, peer: peer, runs: 24, firstPort: 42_000)
-        try run([script, "loss", bed, "20"])
+        try runCommand([script, "loss", bed, "20"])
         let lossy = await joinToSession(bed: bed, peer: peer, runs: 24, firstPort: 43_000)
         for (label, samples) in [("", clean), ("_loss20", lossy)] {
             Report.note("swarm.lan_join_to_session\(label): \(samples.count) of 24 runs connected within 10 s; ms: \(samples.sorted().map { String(format: "%.0f", $0) }.joined(separator: " "))")
@@ -274,23 +266,5 @@ enum SwarmBench {
             if times.count == 2 { samples.append(times.min()!) }
         }
         return samples
-    }
-
-    @discardableResult
-    static func run(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw SwarmError(.invalidState, "\(argv.joined(separator: " ")) failed: \(text)")
-        }
-        return text
     }
 }
