@@ -3,7 +3,7 @@
 //
 //   swarm-peer --interface lo|NAME|A.B.C.D --port P --seed N|HEX64 --topic HEX64
 //              [--discovery-port P] [--seconds S] [--dead-peer-timeout S]
-//              [--keepalive S] [--announce-interval MS]
+//              [--keepalive S] [--announce-interval MS] [--trace]
 //
 // Binds the session socket to the interface's IPv4 address and port P, runs LAN discovery
 // on that interface only, joins the topic, and prints one JSON object per line (JSONLines;
@@ -12,7 +12,12 @@
 //   {"event":"connection","ms":T,"peer":HEX,"session":HEX,"topics":N}   T: ms since join, 3 decimals
 //   {"event":"established"|"restored","ms":T,"peer":HEX,"session":HEX}
 //   {"event":"lost","ms":T,"peer":HEX,"reason":R,"session":HEX}
-//   {"event":"exit","drops":{REASON:N,…},"sessions":N}                  every drop reason, sorted
+//   {"event":"exit","drops":{REASON:N,…},"sessions":N,"transport":{COUNTER:N,…}}
+//                                                                      every drop reason, sorted
+// With --trace, also one line per handshake datagram sent or received (transport packets
+// are only counted), to see which side of a pair stops hearing the other:
+//   {"event":"datagram","direction":"in"|"out","ms":T,"receiver":I,"remote":"A.B.C.D:P","sender":I,"type":N}
+//   (I: the packet's indices, receiver 0 in initiations; N: its type, 1 IK initiation … 5)
 // Exits by itself after S seconds (default 10, at most 300) with a clean shutdown, or on
 // SIGTERM/SIGINT.
 import Foundation
@@ -32,8 +37,10 @@ while let arg = args.popFirst() {
          "--keepalive", "--announce-interval":
         guard let value = args.popFirst() else { fail("\(arg) needs a value") }
         options[arg] = value
+    case "--trace":
+        options[arg] = ""
     case "--help", "-h":
-        print("usage: swarm-peer --interface lo|NAME|A.B.C.D --port P --seed N|HEX64 --topic HEX64 [--discovery-port P] [--seconds S] [--dead-peer-timeout S] [--keepalive S] [--announce-interval MS]")
+        print("usage: swarm-peer --interface lo|NAME|A.B.C.D --port P --seed N|HEX64 --topic HEX64 [--discovery-port P] [--seconds S] [--dead-peer-timeout S] [--keepalive S] [--announce-interval MS] [--trace]")
         exit(0)
     default: fail("unknown argument \(arg)")
     }
@@ -83,7 +90,9 @@ let identity: Ed25519.KeyPair
 do { identity = try Ed25519.KeyPair(seed: SecretBytes(copying: seedBytes)) } catch { fail("bad seed: \(error)") }
 
 do {
-    let transport = try await UDPTransport.bind(Endpoint(address: address, port: port))
+    let udp = try await UDPTransport.bind(Endpoint(address: address, port: port))
+    let started = ContinuousClock.now
+    let transport: any DatagramTransport = options["--trace"] != nil ? TracingTransport(udp, since: started) : udp
     var discoveryConfiguration = LANDiscovery.Configuration(interfaces: [interface], machine: machine)
     if let p = options["--discovery-port"].flatMap(UInt16.init) { discoveryConfiguration.port = p }
     let discovery = try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: transport.localEndpoint.port,
@@ -135,9 +144,56 @@ do {
     }
     let drops = await swarm.dropCounters
     let dropFields = DropReason.allCases.map { (key: $0.rawValue, value: JSONValue.int(drops[$0])) }.sorted { $0.key < $1.key }
-    say("exit", ["drops": .object(dropFields), "sessions": .int(await swarm.allSessionStats.count)])
+    let c = udp.counters
+    let transportFields: [(key: String, value: JSONValue)] = [
+        ("datagramsReceived", .int(c.datagramsReceived)), ("datagramsSent", .int(c.datagramsSent)),
+        ("receiveDropped", .int(c.receiveDropped)), ("sendDropped", .int(c.sendDropped)),
+        ("sendErrors", .int(c.sendErrors)), ("socketRestarts", .int(c.socketRestarts)),
+    ]
+    say("exit", ["drops": .object(dropFields), "sessions": .int(await swarm.allSessionStats.count),
+                 "transport": .object(transportFields)])
 } catch {
     fail("\(error)")
+}
+
+/// Prints each handshake datagram that passes (`--trace`); the packet layout is PROTOCOL.md §7.
+struct TracingTransport: DatagramTransport {
+    let inner: UDPTransport
+    let since: ContinuousClock.Instant
+    let incoming: AsyncStream<[Datagram]>
+
+    init(_ inner: UDPTransport, since: ContinuousClock.Instant) {
+        self.inner = inner
+        self.since = since
+        let (stream, continuation) = AsyncStream<[Datagram]>.makeStream()
+        incoming = stream
+        Task {
+            for await batch in inner.incoming {
+                for datagram in batch { Self.trace("in", datagram, since: since) }
+                continuation.yield(batch)
+            }
+            continuation.finish()
+        }
+    }
+
+    var localEndpoint: Endpoint { inner.localEndpoint }
+
+    func send(_ datagrams: [Datagram]) {
+        for datagram in datagrams { Self.trace("out", datagram, since: since) }
+        inner.send(datagrams)
+    }
+
+    func close() async { await inner.close() }
+
+    static func trace(_ direction: String, _ datagram: Datagram, since: ContinuousClock.Instant) {
+        let p = datagram.payload
+        guard p.count >= 12, p[1] >= 1, p[1] <= 5 else { return }
+        func le32(_ at: Int) -> Int { Int(p[at]) | Int(p[at + 1]) << 8 | Int(p[at + 2]) << 16 | Int(p[at + 3]) << 24 }
+        say("datagram", ["direction": .string(direction),
+                         "ms": .fixed(Double((ContinuousClock.now - since).nanosecondsForOutput) / 1e6, decimals: 3),
+                         "receiver": .int(p[1] == 1 || p[1] == 3 ? 0 : le32(8)), "remote": .string(datagram.remote.description),
+                         "sender": .int(le32(4)), "type": .int(Int(p[1]))])
+    }
 }
 
 extension Duration {
