@@ -306,6 +306,185 @@ struct SessionManagerTests {
         #expect(!net.nodes[0].manager.isKnown(net.peer(1)))
     }
 
+    /// The first initiation waits (as for a neighbour's link-layer address) while the dial
+    /// retransmits; its response, arriving after the retransmissions, still completes it.
+    @Test func aLateResponseToAnEarlierInitiationCompletesTheDial() {
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        net.addNode(seed: 2)
+        var initiations: [[UInt8]] = []
+        net.filter = { from, d in
+            guard from == 0, d.payload[1] == PacketType.ikInitiation.rawValue else { return true }
+            initiations.append(d.payload)
+            return false
+        }
+        net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
+        net.advance(.milliseconds(350))
+        #expect(initiations.count == 3)
+        net.inject(initiations[0], to: 1, from: net.nodes[0].endpoint)
+        #expect(net.established(0) == [net.peer(1)])
+        #expect(net.established(1) == [net.peer(0)])
+        #expect(net.nodes[0].manager.drops.total == 0)
+        // The dial is over: a response to another of its initiations finds nothing.
+        net.filter = { _, _ in true }
+        net.inject(initiations[1], to: 1, from: net.nodes[0].endpoint)
+        #expect(net.nodes[0].manager.drops[.unknownIndex] == 1)
+        #expect(net.nodes[0].manager.sessionID(with: net.peer(1)) == net.nodes[1].manager.sessionID(with: net.peer(0)))
+    }
+
+    /// Only the last `answerable` initiations of a dial accept a response, so a dial holds a
+    /// bounded number of handshake states and indices.
+    @Test func onlyTheLastFewInitiationsStayAnswerable() {
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        net.addNode(seed: 2)
+        var initiations: [[UInt8]] = []
+        net.filter = { from, d in
+            guard from == 0, d.payload[1] == PacketType.ikInitiation.rawValue else { return true }
+            initiations.append(d.payload)
+            return false
+        }
+        net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
+        net.advance(.seconds(3))
+        let answerable = PeerSession.OutgoingHandshake.answerable
+        #expect(initiations.count > answerable + 1)
+        #expect(net.nodes[0].manager.indexTable.count == answerable)
+        // One too old, then one still answerable.
+        net.inject(initiations[initiations.count - answerable - 1], to: 1, from: net.nodes[0].endpoint)
+        #expect(net.established(0).isEmpty)
+        #expect(net.nodes[0].manager.drops[.unknownIndex] == 1)
+        net.nodes[1].manager = try! SessionManager(identity: SessionTestNetwork.identity(2),
+                                                   configuration: SessionTestNetwork.fastConfiguration)
+        net.inject(initiations[initiations.count - answerable], to: 1, from: net.nodes[0].endpoint)
+        #expect(net.established(0) == [net.peer(1)])
+        #expect(net.nodes[0].manager.indexTable.count == 1)
+    }
+
+    /// Both dial; every initiation of the lower peer is lost. Each initiation of the higher
+    /// peer that reaches the lower one makes it send a fresh initiation at once (not after
+    /// its backoff), unless its last one is under a quarter of the first retransmission old;
+    /// once one gets through, both hold the lower peer's session.
+    @Test func theLowerSideOfASimultaneousDialAnswersTheOthersInitiationsWithItsOwn() {
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        net.addNode(seed: 2)
+        let (lower, higher) = net.peer(0) < net.peer(1) ? (0, 1) : (1, 0)
+        var sent: [(from: Int, at: Timestamp)] = []
+        var blockLower = true
+        // The filter cannot read `net.now` (`net` is busy delivering): the test keeps time.
+        var clock = net.now
+        net.filter = { from, d in
+            guard d.payload[1] == PacketType.ikInitiation.rawValue else { return true }
+            sent.append((from, clock))
+            return !(blockLower && from == lower)
+        }
+        net.nodes[lower].manager.connect(to: net.peer(higher), at: net.nodes[higher].endpoint, now: net.now)
+        net.settle()
+        net.now = net.now + .milliseconds(10)
+        clock = net.now
+        net.nodes[higher].manager.connect(to: net.peer(lower), at: net.nodes[lower].endpoint, now: net.now)
+        net.settle()
+        for _ in 0..<2000 {
+            net.now = net.now + .milliseconds(1)
+            clock = net.now
+            for i in 0..<2 { net.nodes[i].manager.tick(now: net.now) }
+            net.settle()
+        }
+        let gap = SessionTestNetwork.fastConfiguration.handshakeRetransmitBase / 4
+        let byHigher = sent.filter { $0.from == higher }.map(\.at)
+        let byLower = sent.filter { $0.from == lower }.map(\.at)
+        #expect(byHigher.count >= 4)
+        #expect(net.nodes[lower].manager.drops[.simultaneousDial] == byHigher.count)
+        for t in byHigher {
+            let before = byLower.last { $0 < t }!
+            #expect(byLower.contains(t) == (t - before >= gap), "higher's initiation at \(t)")
+        }
+        // The first one (10 ms after the lower's own) was too soon; later ones brought some.
+        #expect(!byLower.contains(byHigher[0]))
+        #expect(byHigher.dropFirst().filter { byLower.contains($0) }.count >= 2)
+        blockLower = false
+        net.advance(.seconds(2))
+        #expect(net.established(0).count == 1 && net.established(1).count == 1)
+        #expect(net.nodes[0].manager.sessionID(with: net.peer(1)) == net.nodes[1].manager.sessionID(with: net.peer(0)))
+    }
+
+    /// A responder sends its answer again until confirmed only where it dials the peer
+    /// itself: an initiation from anywhere else (here a recorded one replayed from a forged
+    /// source) gets exactly one response, smaller than itself — no reflection amplified.
+    @Test func answersAreResentOnlyToWhereWeDialThePeer() {
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        net.addNode(seed: 2)
+        var initiation: [UInt8] = []
+        net.filter = { _, d in
+            if d.payload[1] == PacketType.ikInitiation.rawValue && initiation.isEmpty { initiation = d.payload }
+            return false
+        }
+        net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
+        net.settle()
+        let victim = Endpoint.v4(10, 9, 9, 9, port: 53)
+        net.nodes[1].manager.receive(Datagram(remote: victim, payload: initiation), now: net.now)
+        let answer = net.nodes[1].manager.takeDatagrams()
+        #expect(answer.count == 1 && answer[0].remote == victim && answer[0].payload.count < initiation.count)
+        var reflected: [Datagram] = []
+        for _ in 0..<1000 {
+            net.now = net.now + .milliseconds(10)
+            net.nodes[1].manager.tick(now: net.now)
+            reflected += net.nodes[1].manager.takeDatagrams()
+        }
+        #expect(reflected.isEmpty)
+
+        // The same, arriving at a responder that dials the initiator there: resent until
+        // confirmed, on the handshake schedule, at most `handshakeAttempts` in all.
+        var net2 = SessionTestNetwork()
+        net2.addNode(seed: 1)
+        net2.addNode(seed: 2)
+        net2.filter = { _, _ in false }
+        net2.nodes[0].manager.connect(to: net2.peer(1), at: net2.nodes[1].endpoint, now: net2.now)
+        let first = net2.nodes[0].manager.takeDatagrams()[0]
+        net2.nodes[1].manager.receive(Datagram(remote: net2.nodes[0].endpoint, payload: first.payload), now: net2.now)
+        #expect(net2.nodes[1].manager.takeDatagrams().count == 1)
+        net2.nodes[1].manager.connect(to: net2.peer(0), at: net2.nodes[0].endpoint, now: net2.now)
+        var resent = 0
+        for _ in 0..<1000 {
+            net2.now = net2.now + .milliseconds(10)
+            net2.nodes[1].manager.tick(now: net2.now)
+            resent += net2.nodes[1].manager.takeDatagrams().filter { $0.payload[1] == PacketType.ikResponse.rawValue }.count
+        }
+        #expect(resent == SessionTestNetwork.fastConfiguration.handshakeAttempts - 1)
+    }
+
+    /// Both peers dial each other at about the same moment (default timers) over a link that
+    /// loses 20 % of datagrams each way, 400 times: the time until both hold the session.
+    /// Before a dial kept its earlier initiations answerable, the lower side answered the
+    /// other's initiations with its own, responses were sent again until confirmed and the
+    /// initiator confirmed again until it heard back, the slowest pairs took seconds.
+    @Test func simultaneousDialsUnderTwentyPercentLossConnectSoon() {
+        var rng = SeededRandom(seed: 20)
+        var times: [Double] = []
+        for round in 0..<400 {
+            var net = SessionTestNetwork()
+            net.addNode(seed: UInt8(round % 250 + 1), configuration: SessionConfiguration())
+            net.addNode(seed: UInt8((round + 100) % 250 + 1), configuration: SessionConfiguration())
+            net.filter = { _, _ in rng.next() % 100 >= 20 }
+            let start = net.now
+            let offset = Duration.milliseconds(Int64(rng.next() % 50))
+            net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
+            net.advance(offset, step: .milliseconds(5))
+            net.nodes[1].manager.connect(to: net.peer(0), at: net.nodes[0].endpoint, now: net.now)
+            while !(net.nodes[0].manager.isEstablished(with: net.peer(1)) && net.nodes[1].manager.isEstablished(with: net.peer(0))),
+                  net.now - start < .seconds(20) {
+                net.advance(.milliseconds(5), step: .milliseconds(5))
+            }
+            times.append((net.now - start).seconds)
+        }
+        times.sort()
+        let p50 = times[times.count / 2], p99 = times[times.count * 99 / 100], worst = times.last!
+        print("simultaneous dial, 20 % loss each way, 400 pairs: median \(p50) s, p99 \(p99) s, worst \(worst) s; over 1 s: \(times.filter { $0 > 1 }.count), over 2 s: \(times.filter { $0 > 2 }.count)")
+        // Seeded: the same 400 pairs every run. Before: p99 7.2 s, worst 8.8 s.
+        #expect(p99 < 2 && worst < 3.5, "median \(p50) s, p99 \(p99) s, worst \(worst) s")
+    }
+
     @Test func aLossyLinkStillConnects() {
         var net = SessionTestNetwork()
         net.addNode(seed: 1)

@@ -51,21 +51,30 @@ extension SessionManager {
         let ephemeral = Array(packet.noise[0..<PacketFormat.keyLength])
         guard ephemeral != s.lastAnsweredEphemeral else { return drop(.replay) }
 
+        // Our response is sent again until confirmed only where we would send anyway: where
+        // we dial this peer (now or, `connect`, later), or of the session it rekeys.
+        // Elsewhere (a first contact, perhaps a replay from a forged source) one response
+        // answers one initiation and is smaller than it.
+        let resend = endpoint == s.dialledAt || (endpoint == s.endpoint && (s.handshake != nil || s.isEstablished))
+
         // Simultaneous dial: the initiation of the lower peer id wins. The lower side ignores
         // the other's initiation and waits for the answer to its own; the higher side drops
         // its own and answers. Both end with the one handshake the lower side started.
         if let own = s.handshake {
             if localPeer < remote {
-                // The initiation authenticated the peer at this endpoint: if ours went
-                // elsewhere, send it again there rather than wait for our retries to fail.
-                if endpoint != s.endpoint && !s.isEstablished {
-                    s.endpoint = endpoint
+                // The other's initiation is news that the path works now and that ours, or
+                // its answer, may be lost: the higher side will only answer, so send a fresh
+                // initiation at once, where this one came from, rather than wait out our
+                // backoff. The earlier ones stay answerable. At most one per
+                // `simultaneousDialResend`, so replays (from forged sources too) can make us
+                // send no more than that, and no larger than what they are.
+                if now.nanoseconds(since: own.newest.sentAt) >= timing.simultaneousDialResend {
+                    if !s.isEstablished { s.endpoint = endpoint }
                     startInitiation(&s, attempts: own.attempts, now: now)
                 }
                 return drop(.simultaneousDial)
             }
-            indexTable[own.localIndex] = nil
-            s.handshake = nil
+            abandonHandshake(&s)
         }
 
         let requested = SessionID(wire: Array(payload[32...]))
@@ -74,16 +83,15 @@ extension SessionManager {
         guard let message = try? noise.write(payload: localPeer.bytes + (resumes ? s.sessionID!.bytes : SessionID.none)),
               let keys = try? noise.split()
         else { return drop(.authFailure) }
-        if let old = s.next { indexTable[old.keys.localIndex] = nil }
-        s.next = PeerSession.Unconfirmed(
+        let response = Datagram(remote: endpoint, payload: HandshakePacket(
+            type: .ikResponse, senderIndex: index, receiverIndex: packet.senderIndex, noise: message).encoded())
+        holdUnconfirmed(PeerSession.Unconfirmed(
             keys: TransportKeypair(send: keys.send, receive: keys.receive, localIndex: index, remoteIndex: packet.senderIndex,
                                    isInitiator: false, createdAt: now, handshakeHash: noise.handshakeHash),
-            resumes: resumes)
-        indexTable[index] = remote
+            resumes: resumes, response: response, resending: resend, nextResponse: now + retransmitInterval(attempt: 1)), in: &s)
         s.lastAnsweredEphemeral = ephemeral
         if !s.isEstablished { s.endpoint = endpoint }
-        let response = HandshakePacket(type: .ikResponse, senderIndex: index, receiverIndex: packet.senderIndex, noise: message)
-        outbox.append(Datagram(remote: endpoint, payload: response.encoded()))
+        outbox.append(response)
     }
 
     mutating func receiveIKResponse(_ packet: HandshakePacket, from endpoint: Endpoint, now: Timestamp) {
@@ -91,20 +99,24 @@ extension SessionManager {
             return drop(.unknownIndex)
         }
         defer { store(s) }
-        guard let own = s.handshake, own.localIndex == packet.receiverIndex else { return drop(.unknownIndex) }
-        var noise = own.noise
+        guard let initiation = s.handshake?.initiations.first(where: { $0.localIndex == packet.receiverIndex }) else {
+            return drop(.unknownIndex)
+        }
+        var noise = initiation.noise
         guard let payload = try? noise.read(packet.noise),
               authenticatedPeer(payload, remoteStatic: noise.remoteStatic) == peer,
               let keys = try? noise.split()
         else { return drop(.authFailure) }
         let echoed = SessionID(wire: Array(payload[32...]))
-        s.handshake = nil
-        let keypair = TransportKeypair(send: keys.send, receive: keys.receive, localIndex: own.localIndex,
+        // The answered initiation's index becomes the keys'; the dial's others are forgotten.
+        abandonHandshake(&s)
+        indexTable[initiation.localIndex] = peer
+        let keypair = TransportKeypair(send: keys.send, receive: keys.receive, localIndex: initiation.localIndex,
                                        remoteIndex: packet.senderIndex, isInitiator: true, createdAt: now,
                                        handshakeHash: noise.handshakeHash)
-        s.recordRTT(now - own.sentAt)
+        s.recordRTT(now - initiation.sentAt)
         s.endpoint = endpoint
-        install(keypair, resuming: echoed != nil && echoed == own.resumes, in: &s, now: now)
+        install(keypair, resuming: echoed != nil && echoed == initiation.resumes, in: &s, now: now)
         // Our first transport packet confirms the handshake to the responder (WireGuard
         // §5.4.7); a ping doubles as an RTT sample.
         send(.ping(echo: now.nanoseconds), in: &s, now: now)
@@ -146,22 +158,17 @@ extension SessionManager {
         xxDials[packet.receiverIndex]?.completedWith = remote
         var s = sessions.removeValue(forKey: remote)
             ?? PeerSession(peer: remote, endpoint: endpoint, localIsLower: localPeer < remote, now: now)
-        if let own = s.handshake {
-            indexTable[own.localIndex] = nil
-            s.handshake = nil
-        }
+        abandonHandshake(&s)
         let finish = HandshakePacket(type: .xxFinish, senderIndex: packet.receiverIndex,
                                      receiverIndex: packet.senderIndex, noise: message)
         outbox.append(Datagram(remote: endpoint, payload: finish.encoded()))
         // The responder may still refuse us when it learns who we are from the third
         // message, so these keys wait for its first transport packet (§7.3).
-        if let old = s.next { indexTable[old.keys.localIndex] = nil }
-        s.next = PeerSession.Unconfirmed(
+        holdUnconfirmed(PeerSession.Unconfirmed(
             keys: TransportKeypair(send: keys.send, receive: keys.receive, localIndex: packet.receiverIndex,
                                    remoteIndex: packet.senderIndex, isInitiator: true, createdAt: now,
                                    handshakeHash: noise.handshakeHash),
-            resumes: false)
-        indexTable[packet.receiverIndex] = remote
+            resumes: false), in: &s)
         s.recordRTT(now - dial.sentAt)
         if !s.isEstablished { s.endpoint = endpoint }
         store(s)
@@ -180,10 +187,7 @@ extension SessionManager {
         guard sessions[remote] != nil || sessions.count < configuration.maxSessions else { return drop(.refused) }
         var s = sessions.removeValue(forKey: remote)
             ?? PeerSession(peer: remote, endpoint: endpoint, localIsLower: localPeer < remote, now: now)
-        if let own = s.handshake {
-            indexTable[own.localIndex] = nil
-            s.handshake = nil
-        }
+        abandonHandshake(&s)
         indexTable[packet.receiverIndex] = remote
         let keypair = TransportKeypair(send: keys.send, receive: keys.receive, localIndex: packet.receiverIndex,
                                        remoteIndex: packet.senderIndex, isInitiator: false, createdAt: now,
@@ -269,14 +273,43 @@ extension SessionManager {
         }
         if s.next?.keys.localIndex == index {
             guard let plaintext = open(bytes, counter: counter, keys: &s.next!.keys, now: now) else { return nil }
-            let confirmed = s.next!
-            s.next = nil
-            install(confirmed.keys, resuming: confirmed.resumes, in: &s, now: now)
-            flushQueued(&s, now: now)
+            confirm(s.next!, in: &s, now: now)
+            return plaintext
+        }
+        if let i = s.superseded.firstIndex(where: { $0.keys.localIndex == index }) {
+            guard let plaintext = open(bytes, counter: counter, keys: &s.superseded[i].keys, now: now) else { return nil }
+            confirm(s.superseded[i], in: &s, now: now)
             return plaintext
         }
         drop(.unknownIndex)
         return nil
+    }
+
+    /// Unconfirmed keys whose first packet authenticated: they become current, and the
+    /// other unconfirmed ones of this peer are forgotten.
+    private mutating func confirm(_ confirmed: PeerSession.Unconfirmed, in s: inout PeerSession, now: Timestamp) {
+        for other in [s.next].compactMap({ $0 }) + s.superseded where other.keys.localIndex != confirmed.keys.localIndex {
+            indexTable[other.keys.localIndex] = nil
+        }
+        s.next = nil
+        s.superseded = []
+        install(confirmed.keys, resuming: confirmed.resumes, in: &s, now: now)
+        flushQueued(&s, now: now)
+    }
+
+    /// Holds keys we answered (or, XX, completed first) until the other side confirms them.
+    /// Keys they replace stay confirmable (`PeerSession.superseded`), a bounded few.
+    mutating func holdUnconfirmed(_ keys: PeerSession.Unconfirmed, in s: inout PeerSession) {
+        if var old = s.next {
+            old.response = nil
+            old.resending = false
+            s.superseded.append(old)
+            if s.superseded.count >= PeerSession.OutgoingHandshake.answerable {
+                indexTable[s.superseded.removeFirst().keys.localIndex] = nil
+            }
+        }
+        s.next = keys
+        indexTable[keys.keys.localIndex] = s.peer
     }
 
     private mutating func open(_ bytes: [UInt8], counter: UInt64, keys: inout TransportKeypair, now: Timestamp) -> [UInt8]? {
@@ -298,6 +331,7 @@ extension SessionManager {
             drop(.replay)
             return nil
         }
+        keys.heardFrom = true
         return plaintext
     }
 

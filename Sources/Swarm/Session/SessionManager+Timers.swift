@@ -29,8 +29,7 @@ extension SessionManager {
         // initiation, or give up after the configured attempts.
         if let own = s.handshake, now >= own.nextRetransmit {
             if own.attempts >= configuration.handshakeAttempts {
-                indexTable[own.localIndex] = nil
-                s.handshake = nil
+                abandonHandshake(&s)
                 events.append(.handshakeFailed(s.peer, s.endpoint))
             } else {
                 startInitiation(&s, attempts: own.attempts + 1, now: now)
@@ -41,9 +40,20 @@ extension SessionManager {
             discard(s, reason: .timeout)
             return false
         }
+        // Unconfirmed keys expire with the newest of them (the others are older).
         if let next = s.next, now.nanoseconds(since: next.keys.createdAt) >= timing.handshakeLifetime {
-            indexTable[next.keys.localIndex] = nil
+            for old in [next] + s.superseded { indexTable[old.keys.localIndex] = nil }
             s.next = nil
+            s.superseded = []
+        }
+        if s.next?.resending == true, let response = s.next?.response, let due = s.next?.nextResponse, now >= due {
+            if s.next!.responsesSent >= configuration.handshakeAttempts {
+                s.next!.resending = false
+            } else {
+                outbox.append(response)
+                s.next!.responsesSent += 1
+                s.next!.nextResponse = now + retransmitInterval(attempt: s.next!.responsesSent)
+            }
         }
         // A peer we answered but never heard from again, or dialled in vain: forget it.
         if s.sessionID == nil && s.handshake == nil && s.next == nil {
@@ -61,10 +71,15 @@ extension SessionManager {
            now >= timing.rekeyDue(createdAt: created, isInitiator: isInitiator) {
             startInitiation(&s, attempts: 1, now: now)
         }
-        // Keepalive: nothing sent for the interval.
-        if s.isEstablished, now.nanoseconds(since: s.lastSent) >= timing.keepaliveInterval,
-           s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
-            send(.ping(echo: now.nanoseconds), in: &s, now: now)
+        // Keepalive: nothing sent for the interval. Confirmation: keys we initiated and
+        // have heard nothing under may be unknown to the responder (our first packet was
+        // lost), so ping again after the first handshake retransmission's interval.
+        if s.isEstablished, s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
+            let quiet = now.nanoseconds(since: s.lastSent)
+            let unconfirmed = s.current?.isInitiator == true && s.current?.heardFrom == false
+            if quiet >= timing.keepaliveInterval || (unconfirmed && quiet >= timing.confirmRetransmit) {
+                send(.ping(echo: now.nanoseconds), in: &s, now: now)
+            }
         }
         for (id, open) in s.channels.pending where now >= open.nextRetransmit {
             if open.attempts >= configuration.channelOpenAttempts {
@@ -112,11 +127,13 @@ extension SessionManager {
         // replay window).
         consider(s.handshake?.nextRetransmit)
         if let created = s.next?.keys.createdAt { consider(created.adding(nanoseconds: timing.handshakeLifetime)) }
+        if s.next?.resending == true { consider(s.next?.nextResponse) }
         if s.isEstablished {
             consider(s.lastReceived.adding(nanoseconds: timing.deadPeerTimeout))
             // Keys past their reject limits cannot carry a keepalive; the rekey (or the dead-
             // peer timeout) is what comes next.
-            let keepalive = s.lastSent.adding(nanoseconds: timing.keepaliveInterval)
+            let unconfirmed = s.current?.isInitiator == true && s.current?.heardFrom == false
+            let keepalive = s.lastSent.adding(nanoseconds: unconfirmed ? timing.confirmRetransmit : timing.keepaliveInterval)
             if let counter = s.current?.sendCounter, let created = s.current?.createdAt,
                counter < configuration.rejectAfterMessages, keepalive < created.adding(nanoseconds: timing.rejectAfterTime) {
                 consider(keepalive)

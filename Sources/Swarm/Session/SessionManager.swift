@@ -107,12 +107,20 @@ public struct SessionManager {
     public mutating func connect(to peer: PeerID, at endpoint: Endpoint, now: Timestamp) {
         guard peer != localPeer, !firewall(peer) else { return }
         if var s = sessions.removeValue(forKey: peer) {
+            s.dialledAt = endpoint
             if !s.isEstablished { s.endpoint = endpoint }
             if !s.isEstablished && s.handshake == nil && s.next == nil { startInitiation(&s, attempts: 1, now: now) }
+            // We answered this peer before dialling it: now we want it there, so our answer
+            // is worth sending again until it is confirmed.
+            if s.next?.response?.remote == endpoint && s.next?.resending == false {
+                s.next!.resending = true
+                s.next!.nextResponse = now + retransmitInterval(attempt: s.next!.responsesSent)
+            }
             store(s)
             return
         }
         var s = PeerSession(peer: peer, endpoint: endpoint, localIsLower: localPeer < peer, now: now)
+        s.dialledAt = endpoint
         startInitiation(&s, attempts: 1, now: now)
         if s.handshake != nil { store(s) }
     }
@@ -226,22 +234,37 @@ public struct SessionManager {
 
     // MARK: Handshake initiation
 
-    /// Sends a fresh IK initiation (new ephemeral and index: every retransmission is a new
-    /// initiation, so a late answer to an older one finds no index).
+    /// Sends a fresh IK initiation (new ephemeral and index). A dial in flight keeps its
+    /// last few initiations answerable (`OutgoingHandshake.answerable`): a late response to
+    /// one of them completes the dial as well as a response to the newest.
     mutating func startInitiation(_ s: inout PeerSession, attempts: Int, now: Timestamp) {
-        if let old = s.handshake { indexTable[old.localIndex] = nil }
-        s.handshake = nil
         guard let remoteStatic = try? s.peer.publicKey.x25519(),
               var noise = try? NoiseHandshake(.ik, initiator: true, localStatic: staticKey,
-                                              ephemeral: makeEphemeral(), remoteStatic: remoteStatic) else { return }
-        let resumes = s.isEstablished ? s.sessionID : nil
-        guard let message = try? noise.write(payload: localPeer.bytes + (resumes?.bytes ?? SessionID.none)) else { return }
+                                              ephemeral: makeEphemeral(), remoteStatic: remoteStatic),
+              case let resumes = s.isEstablished ? s.sessionID : nil,
+              let message = try? noise.write(payload: localPeer.bytes + (resumes?.bytes ?? SessionID.none))
+        else { return abandonHandshake(&s) }
         let index = newIndex()
         let packet = HandshakePacket(type: .ikInitiation, senderIndex: index, receiverIndex: 0, noise: message)
         outbox.append(Datagram(remote: s.endpoint, payload: packet.encoded()))
-        s.handshake = PeerSession.OutgoingHandshake(noise: noise, localIndex: index, sentAt: now, attempts: attempts,
-                                                    nextRetransmit: now + retransmitInterval(attempt: attempts), resumes: resumes)
+        var earlier = s.handshake?.initiations ?? []
+        if earlier.count >= PeerSession.OutgoingHandshake.answerable {
+            for old in earlier.prefix(earlier.count - PeerSession.OutgoingHandshake.answerable + 1) {
+                indexTable[old.localIndex] = nil
+            }
+            earlier.removeFirst(earlier.count - PeerSession.OutgoingHandshake.answerable + 1)
+        }
+        earlier.append(.init(noise: noise, localIndex: index, sentAt: now, resumes: resumes))
+        s.handshake = PeerSession.OutgoingHandshake(initiations: earlier, attempts: attempts,
+                                                    nextRetransmit: now + retransmitInterval(attempt: attempts))
         indexTable[index] = s.peer
+    }
+
+    /// Ends our dial: none of its initiations is answerable any more.
+    mutating func abandonHandshake(_ s: inout PeerSession) {
+        guard let own = s.handshake else { return }
+        for index in own.localIndices { indexTable[index] = nil }
+        s.handshake = nil
     }
 
     mutating func startXXDial(to endpoint: Endpoint, attempts: Int, now: Timestamp) {

@@ -66,6 +66,12 @@ struct SessionTiming {
     /// The whole retransmission schedule of an initiator (`handshakeRetransmitMax` ×
     /// `handshakeAttempts`): how long an unanswered or unconfirmed handshake is kept.
     var handshakeLifetime: UInt64
+    /// The least time between two initiations the lower side of a simultaneous dial sends
+    /// because the other side's initiations arrive (a quarter of the first retransmission).
+    var simultaneousDialResend: UInt64
+    /// How long the initiator of keys it has heard nothing under waits before it confirms
+    /// them again (the first handshake retransmission's interval, capped by the keepalive).
+    var confirmRetransmit: UInt64
 
     init(_ c: SessionConfiguration) {
         func ns(_ d: Duration) -> UInt64 { UInt64(max(0, d.nanosecondsClamped)) }
@@ -75,6 +81,8 @@ struct SessionTiming {
         rejectAfterTime = ns(c.rejectAfterTime)
         previousKeysLinger = ns(c.previousKeysLinger)
         handshakeLifetime = ns(c.handshakeRetransmitMax * c.handshakeAttempts)
+        simultaneousDialResend = ns(c.handshakeRetransmitBase / 4)
+        confirmRetransmit = min(ns(c.handshakeRetransmitBase), ns(c.keepaliveInterval))
     }
 
     /// When keys made at `createdAt` are due for a rekey: on time for their initiator, a

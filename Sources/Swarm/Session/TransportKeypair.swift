@@ -13,6 +13,9 @@ struct TransportKeypair {
     let handshakeHash: [UInt8]
     var sendCounter: UInt64 = 0
     var replay = ReplayWindow()
+    /// Whether a packet under these keys has authenticated: for the initiator, the proof
+    /// that the responder took them (until then it keeps confirming, §7.3).
+    var heardFrom = false
 
     init(send: SecretBytes, receive: SecretBytes, localIndex: UInt32, remoteIndex: UInt32,
          isInitiator: Bool, createdAt: Timestamp, handshakeHash: [UInt8]) {
