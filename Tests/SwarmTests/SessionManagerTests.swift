@@ -306,9 +306,9 @@ struct SessionManagerTests {
         #expect(!net.nodes[0].manager.isKnown(net.peer(1)))
     }
 
-    /// The first initiation waits (as for a neighbour's link-layer address) while the dial
-    /// retransmits; its response, arriving after the retransmissions, still completes it.
-    @Test func aLateResponseToAnEarlierInitiationCompletesTheDial() {
+    /// Node 0 dials node 1 and none of its initiations arrives for `duration`: the network
+    /// (now delivering again) and the initiations it held, for a test to deliver late.
+    static func dialWithInitiationsHeld(for duration: Duration) -> (SessionTestNetwork, [[UInt8]]) {
         var net = SessionTestNetwork()
         net.addNode(seed: 1)
         net.addNode(seed: 2)
@@ -319,14 +319,21 @@ struct SessionManagerTests {
             return false
         }
         net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
-        net.advance(.milliseconds(350))
+        net.advance(duration)
+        net.filter = { _, _ in true }
+        return (net, initiations)
+    }
+
+    /// The first initiation waits (as for a neighbour's link-layer address) while the dial
+    /// retransmits; its response, arriving after the retransmissions, still completes it.
+    @Test func aLateResponseToAnEarlierInitiationCompletesTheDial() {
+        var (net, initiations) = Self.dialWithInitiationsHeld(for: .milliseconds(350))
         #expect(initiations.count == 3)
         net.inject(initiations[0], to: 1, from: net.nodes[0].endpoint)
         #expect(net.established(0) == [net.peer(1)])
         #expect(net.established(1) == [net.peer(0)])
         #expect(net.nodes[0].manager.drops.total == 0)
         // The dial is over: a response to another of its initiations finds nothing.
-        net.filter = { _, _ in true }
         net.inject(initiations[1], to: 1, from: net.nodes[0].endpoint)
         #expect(net.nodes[0].manager.drops[.unknownIndex] == 1)
         #expect(net.nodes[0].manager.sessionID(with: net.peer(1)) == net.nodes[1].manager.sessionID(with: net.peer(0)))
@@ -335,17 +342,7 @@ struct SessionManagerTests {
     /// Only the last `answerable` initiations of a dial accept a response, so a dial holds a
     /// bounded number of handshake states and indices.
     @Test func onlyTheLastFewInitiationsStayAnswerable() {
-        var net = SessionTestNetwork()
-        net.addNode(seed: 1)
-        net.addNode(seed: 2)
-        var initiations: [[UInt8]] = []
-        net.filter = { from, d in
-            guard from == 0, d.payload[1] == PacketType.ikInitiation.rawValue else { return true }
-            initiations.append(d.payload)
-            return false
-        }
-        net.nodes[0].manager.connect(to: net.peer(1), at: net.nodes[1].endpoint, now: net.now)
-        net.advance(.seconds(3))
+        var (net, initiations) = Self.dialWithInitiationsHeld(for: .seconds(3))
         let answerable = PeerSession.OutgoingHandshake.answerable
         #expect(initiations.count > answerable + 1)
         #expect(net.nodes[0].manager.indexTable.count == answerable)
