@@ -133,7 +133,8 @@ public final class BookStore: @unchecked Sendable {
     /// is caught by comparing the locked descriptor with the path, and taken again.
     private static func lockDirectory(_ directory: String, file: String) throws -> Int32 {
         let path = (directory as NSString).appendingPathComponent(lockFileName)
-        for _ in 0..<8 {
+        var replaced = 0, busy = 0
+        while replaced < 8 {
             var fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             // flock needs no write access: a lock file made read-only still works.
             if fd < 0 && (errno == EACCES || errno == EROFS) { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) }
@@ -144,6 +145,14 @@ public final class BookStore: @unchecked Sendable {
                 let reason = errno
                 Glibc.close(fd)
                 if reason == EWOULDBLOCK {
+                    // A process being spawned holds a copy of every descriptor from fork to
+                    // exec (O_CLOEXEC closes it only at exec): a store closed a moment ago by
+                    // this process can look taken for that long. Wait up to 100 ms first.
+                    if busy < 20 {
+                        busy += 1
+                        usleep(5_000)
+                        continue
+                    }
                     throw BooksError(.storeLocked, "the store is open in another process or store (\(lockFileName) is locked)", file: file)
                 }
                 throw BooksError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))", file: file)
@@ -154,6 +163,7 @@ public final class BookStore: @unchecked Sendable {
             }
             // Unlinked or replaced after we opened it: our lock guards nothing.
             Glibc.close(fd)
+            replaced += 1
         }
         throw BooksError(.storage, "cannot lock \(path): it keeps being replaced", file: file)
     }

@@ -1,4 +1,5 @@
 import Books
+import Foundation
 import Sodium
 import Testing
 
@@ -137,5 +138,20 @@ import Testing
         let reopened = try openStore(dir)
         #expect(try reopened.book(named: "a")?.length == 1)
         reopened.close()
+    }
+
+    /// A lock held a moment longer than its store (as by a process being spawned, which holds
+    /// a copy of every descriptor until it execs) is waited for, briefly, not reported as a
+    /// second store.
+    @Test func aLockReleasedWithinMomentsIsWaitedFor() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try openStore(dir).close()
+        let fd = open(dir.path + "/" + BookStore.lockFileName, O_RDWR | O_CLOEXEC)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let release = Thread { usleep(30_000); close(fd) }
+        release.start()
+        let store = try openStore(dir)
+        store.close()
     }
 }
