@@ -64,9 +64,10 @@ struct SwarmNamespaceTests {
             // With a fifth of every host's frames dropped (ARP included) a pair can wait for
             // its neighbour's address (ARP retries each second) and for handshake retries.
             // Measured in this bed (6 hosts, 20 runs, 600 ordered pairs, 2026-12-03): first
-            // connection p99 2.6 s, worst 4.2 s — before the handshake kept earlier
-            // initiations answerable and resent answers and confirmations (PROTOCOL.md §7.3),
-            // p99 6.9 s, worst 11.4 s, and this window had been widened to 14 s.
+            // connection p99 3.9 s, worst 5.6 s (the worst: ARP failing for 4 s one way).
+            // Before the handshake kept earlier initiations answerable and resent answers and
+            // confirmations (PROTOCOL.md §7.3): p99 6.9 s, worst 11.4 s, and this window had
+            // been widened to 14 s.
             // Traced: a failure shows each side's handshake datagrams.
             let peers = try (1...3).map { try Self.start(bed: bed, host: $0, topic: topic, seconds: 12, extra: ["--trace"]) }
             await Self.expectFullMesh(peers, timeout: .seconds(8))
