@@ -88,7 +88,8 @@ extension SessionManager {
         holdUnconfirmed(PeerSession.Unconfirmed(
             keys: TransportKeypair(send: keys.send, receive: keys.receive, localIndex: index, remoteIndex: packet.senderIndex,
                                    isInitiator: false, createdAt: now, handshakeHash: noise.handshakeHash),
-            resumes: resumes, response: response, resending: resend, nextResponse: now + retransmitInterval(attempt: 1)), in: &s)
+            resumes: resumes, response: response, resending: resend,
+            nextResponse: resend ? now + retransmitInterval(attempt: 1) : .zero), in: &s)
         s.lastAnsweredEphemeral = ephemeral
         if !s.isEstablished { s.endpoint = endpoint }
         outbox.append(response)
