@@ -90,6 +90,11 @@ struct PeerSession {
 
     var isEstablished: Bool { sessionID != nil && current != nil }
 
+    /// Whether the current keys are ours to confirm still: we initiated them and nothing has
+    /// authenticated under them yet (§7.3). Read through `current?`: binding the keys would
+    /// copy them, and this runs for every packet.
+    var awaitsConfirmation: Bool { current?.isInitiator == true && current?.heardFrom == false }
+
     /// All local indices this session owns, for the index table.
     var localIndices: [UInt32] {
         [current?.localIndex, previous?.localIndex, next?.keys.localIndex].compactMap { $0 }

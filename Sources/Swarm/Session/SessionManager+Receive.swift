@@ -289,13 +289,18 @@ extension SessionManager {
     /// Unconfirmed keys whose first packet authenticated: they become current, and the
     /// other unconfirmed ones of this peer are forgotten.
     private mutating func confirm(_ confirmed: PeerSession.Unconfirmed, in s: inout PeerSession, now: Timestamp) {
-        for other in [s.next].compactMap({ $0 }) + s.superseded where other.keys.localIndex != confirmed.keys.localIndex {
-            indexTable[other.keys.localIndex] = nil
+        forgetUnconfirmed(&s, keeping: confirmed.keys.localIndex)
+        install(confirmed.keys, resuming: confirmed.resumes, in: &s, now: now)
+        flushQueued(&s, now: now)
+    }
+
+    /// Forgets `next` and the keys it superseded, and their indices but `keeping`'s.
+    mutating func forgetUnconfirmed(_ s: inout PeerSession, keeping: UInt32? = nil) {
+        for index in [s.next?.keys.localIndex].compactMap({ $0 }) + s.superseded.map(\.keys.localIndex) where index != keeping {
+            indexTable[index] = nil
         }
         s.next = nil
         s.superseded = []
-        install(confirmed.keys, resuming: confirmed.resumes, in: &s, now: now)
-        flushQueued(&s, now: now)
     }
 
     /// Holds keys we answered (or, XX, completed first) until the other side confirms them.

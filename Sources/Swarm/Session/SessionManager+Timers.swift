@@ -41,10 +41,8 @@ extension SessionManager {
             return false
         }
         // Unconfirmed keys expire with the newest of them (the others are older).
-        if let next = s.next, now.nanoseconds(since: next.keys.createdAt) >= timing.handshakeLifetime {
-            for old in [next] + s.superseded { indexTable[old.keys.localIndex] = nil }
-            s.next = nil
-            s.superseded = []
+        if let created = s.next?.keys.createdAt, now.nanoseconds(since: created) >= timing.handshakeLifetime {
+            forgetUnconfirmed(&s)
         }
         if s.next?.resending == true, let response = s.next?.response, let due = s.next?.nextResponse, now >= due {
             if s.next!.responsesSent >= configuration.handshakeAttempts {
@@ -76,8 +74,7 @@ extension SessionManager {
         // lost), so ping again after the first handshake retransmission's interval.
         if s.isEstablished, s.current?.canSend(now: now, configuration: configuration, timing: timing) == true {
             let quiet = now.nanoseconds(since: s.lastSent)
-            let unconfirmed = s.current?.isInitiator == true && s.current?.heardFrom == false
-            if quiet >= timing.keepaliveInterval || (unconfirmed && quiet >= timing.confirmRetransmit) {
+            if quiet >= timing.keepaliveInterval || (s.awaitsConfirmation && quiet >= timing.confirmRetransmit) {
                 send(.ping(echo: now.nanoseconds), in: &s, now: now)
             }
         }
@@ -132,8 +129,7 @@ extension SessionManager {
             consider(s.lastReceived.adding(nanoseconds: timing.deadPeerTimeout))
             // Keys past their reject limits cannot carry a keepalive; the rekey (or the dead-
             // peer timeout) is what comes next.
-            let unconfirmed = s.current?.isInitiator == true && s.current?.heardFrom == false
-            let keepalive = s.lastSent.adding(nanoseconds: unconfirmed ? timing.confirmRetransmit : timing.keepaliveInterval)
+            let keepalive = s.lastSent.adding(nanoseconds: s.awaitsConfirmation ? timing.confirmRetransmit : timing.keepaliveInterval)
             if let counter = s.current?.sendCounter, let created = s.current?.createdAt,
                counter < configuration.rejectAfterMessages, keepalive < created.adding(nanoseconds: timing.rejectAfterTime) {
                 consider(keepalive)

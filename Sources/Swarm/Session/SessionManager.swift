@@ -247,15 +247,13 @@ public struct SessionManager {
         let index = newIndex()
         let packet = HandshakePacket(type: .ikInitiation, senderIndex: index, receiverIndex: 0, noise: message)
         outbox.append(Datagram(remote: s.endpoint, payload: packet.encoded()))
-        var earlier = s.handshake?.initiations ?? []
-        if earlier.count >= PeerSession.OutgoingHandshake.answerable {
-            for old in earlier.prefix(earlier.count - PeerSession.OutgoingHandshake.answerable + 1) {
-                indexTable[old.localIndex] = nil
-            }
-            earlier.removeFirst(earlier.count - PeerSession.OutgoingHandshake.answerable + 1)
+        // A dial grows by one initiation at a time, so at most the oldest falls out.
+        var initiations = s.handshake?.initiations ?? []
+        initiations.append(.init(noise: noise, localIndex: index, sentAt: now, resumes: resumes))
+        if initiations.count > PeerSession.OutgoingHandshake.answerable {
+            indexTable[initiations.removeFirst().localIndex] = nil
         }
-        earlier.append(.init(noise: noise, localIndex: index, sentAt: now, resumes: resumes))
-        s.handshake = PeerSession.OutgoingHandshake(initiations: earlier, attempts: attempts,
+        s.handshake = PeerSession.OutgoingHandshake(initiations: initiations, attempts: attempts,
                                                     nextRetransmit: now + retransmitInterval(attempt: attempts))
         indexTable[index] = s.peer
     }
