@@ -26,8 +26,17 @@ import NIOCore
 import Sodium
 import Swarm
 import SwarmNIO
+import Synchronization
 
 func fail(_ message: String) -> Never { fail(tool: "swarm-peer", message) }
+
+/// When the topic was joined (until then, when the process started): every "ms" field,
+/// events and traced datagrams alike, counts from here, so their times compare.
+let joined = Mutex(ContinuousClock.now)
+
+func msSinceJoin() -> JSONValue {
+    .fixed(Double((ContinuousClock.now - joined.withLock { $0 }).nanosecondsForOutput) / 1e6, decimals: 3)
+}
 
 var options: [String: String] = [:]
 var args = CommandLine.arguments.dropFirst()
@@ -91,8 +100,7 @@ do { identity = try Ed25519.KeyPair(seed: SecretBytes(copying: seedBytes)) } cat
 
 do {
     let udp = try await UDPTransport.bind(Endpoint(address: address, port: port))
-    let started = ContinuousClock.now
-    let transport: any DatagramTransport = options["--trace"] != nil ? TracingTransport(udp, since: started) : udp
+    let transport: any DatagramTransport = options["--trace"] != nil ? TracingTransport(udp) : udp
     var discoveryConfiguration = LANDiscovery.Configuration(interfaces: [interface], machine: machine)
     if let p = options["--discovery-port"].flatMap(UInt16.init) { discoveryConfiguration.port = p }
     let discovery = try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: transport.localEndpoint.port,
@@ -100,8 +108,7 @@ do {
     let swarm = try Swarm(identity: identity, transport: transport, discovery: [discovery], configuration: configuration)
     say("ready", ["endpoint": .string(transport.localEndpoint.description), "peer": .string(swarm.localPeer.description)])
 
-    let joined = ContinuousClock.now
-    let ms: @Sendable () -> JSONValue = { .fixed(Double((ContinuousClock.now - joined).nanosecondsForOutput) / 1e6, decimals: 3) }
+    joined.withLock { $0 = .now }
 
     for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
     let signals = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
@@ -114,7 +121,7 @@ do {
         group.addTask { try await swarm.run() }
         group.addTask {
             for await connection in swarm.connections {
-                say("connection", ["ms": ms(), "peer": .string(connection.remotePeer.description),
+                say("connection", ["ms": msSinceJoin(), "peer": .string(connection.remotePeer.description),
                                    "session": .string(connection.sessionID.description), "topics": .int(connection.topics.count)])
             }
         }
@@ -122,11 +129,11 @@ do {
             for await event in swarm.events {
                 switch event {
                 case let .sessionEstablished(peer, id):
-                    say("established", ["ms": ms(), "peer": .string(peer.description), "session": .string(id.description)])
+                    say("established", ["ms": msSinceJoin(), "peer": .string(peer.description), "session": .string(id.description)])
                 case let .sessionRestored(peer, id):
-                    say("restored", ["ms": ms(), "peer": .string(peer.description), "session": .string(id.description)])
+                    say("restored", ["ms": msSinceJoin(), "peer": .string(peer.description), "session": .string(id.description)])
                 case let .sessionLost(peer, id, reason):
-                    say("lost", ["ms": ms(), "peer": .string(peer.description), "reason": "\(reason)",
+                    say("lost", ["ms": msSinceJoin(), "peer": .string(peer.description), "reason": "\(reason)",
                                  "session": .string(id.description)])
                 case .topicProven, .endpointChanged, .handshakeFailed:
                     break
@@ -159,17 +166,15 @@ do {
 /// Prints each handshake datagram that passes (`--trace`); the packet layout is PROTOCOL.md §7.
 struct TracingTransport: DatagramTransport {
     let inner: UDPTransport
-    let since: ContinuousClock.Instant
     let incoming: AsyncStream<[Datagram]>
 
-    init(_ inner: UDPTransport, since: ContinuousClock.Instant) {
+    init(_ inner: UDPTransport) {
         self.inner = inner
-        self.since = since
         let (stream, continuation) = AsyncStream<[Datagram]>.makeStream()
         incoming = stream
         Task {
             for await batch in inner.incoming {
-                for datagram in batch { Self.trace("in", datagram, since: since) }
+                for datagram in batch { Self.trace("in", datagram) }
                 continuation.yield(batch)
             }
             continuation.finish()
@@ -179,18 +184,17 @@ struct TracingTransport: DatagramTransport {
     var localEndpoint: Endpoint { inner.localEndpoint }
 
     func send(_ datagrams: [Datagram]) {
-        for datagram in datagrams { Self.trace("out", datagram, since: since) }
+        for datagram in datagrams { Self.trace("out", datagram) }
         inner.send(datagrams)
     }
 
     func close() async { await inner.close() }
 
-    static func trace(_ direction: String, _ datagram: Datagram, since: ContinuousClock.Instant) {
+    static func trace(_ direction: String, _ datagram: Datagram) {
         let p = datagram.payload
         guard p.count >= 12, p[1] >= 1, p[1] <= 5 else { return }
         func le32(_ at: Int) -> Int { Int(p[at]) | Int(p[at + 1]) << 8 | Int(p[at + 2]) << 16 | Int(p[at + 3]) << 24 }
-        say("datagram", ["direction": .string(direction),
-                         "ms": .fixed(Double((ContinuousClock.now - since).nanosecondsForOutput) / 1e6, decimals: 3),
+        say("datagram", ["direction": .string(direction), "ms": msSinceJoin(),
                          "receiver": .int(p[1] == 1 || p[1] == 3 ? 0 : le32(8)), "remote": .string(datagram.remote.description),
                          "sender": .int(le32(4)), "type": .int(Int(p[1]))])
     }
