@@ -1,3 +1,5 @@
+import Foundation
+
 /// The holder's and the reader's halves of replication (DESIGN.md decision 9).
 ///
 /// Holder (author or any reader holding the pages): push `signedRoot` whenever
@@ -85,6 +87,19 @@ extension Book {
     /// ones stored (PROTOCOL.md §4.1). The next durable commit of the store syncs them too.
     @discardableResult
     public func apply(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws -> BookLength {
+        try applyPages(signedRoot: signedRoot, proof: proof, pages: pages)
+    }
+
+    /// `apply` for pages that are views of a larger buffer (an answer as it arrived),
+    /// which spares a copy of every page.
+    @discardableResult
+    public func apply(signedRoot: SignedRoot, proof: MerkleProof, pageViews: [ArraySlice<UInt8>]) throws -> BookLength {
+        try applyPages(signedRoot: signedRoot, proof: proof, pages: pageViews)
+    }
+
+    private func applyPages<Page: RandomAccessCollection<UInt8> & ContiguousBytes>(
+        signedRoot: SignedRoot, proof: MerkleProof, pages: [Page]
+    ) throws -> BookLength {
         guard signedRoot.book == id else {
             throw BooksError(.invalidSignature, "the signed root belongs to book \(signedRoot.book.hex.prefix(16))…, not \(id.hex.prefix(16))…")
         }
@@ -96,11 +111,8 @@ extension Book {
             throw BooksError(.pageTooLarge, "a page of \(page.count) bytes exceeds the maximum page size of \(Book.maximumPageSize) bytes",
                              limit: Book.maximumPageSize)
         }
-        guard signedRoot.isValid else {
-            throw BooksError(.invalidSignature, "the signature of \(signedRoot) does not verify")
-        }
         // Hashing outside the lock: the expensive part for large pages.
-        let pageHashes = pages.map { PageHash.leaf($0) }
+        let pageHashes = pages.map { page in page.withUnsafeBytes { PageHash.leaf($0) } }
         return try store.withState(id) { state, db in
             guard state.forks.isEmpty else {
                 throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
@@ -111,9 +123,17 @@ extension Book {
                 guard verified == 0 || proof.fromLength == verified else {
                     throw BooksError(.staleProof, "the proof upgrades from length \(proof.fromLength) but the verified length is \(verified)", file: store.file)
                 }
+                try Book.checkSignature(signedRoot)
             } else {
-                guard let held = try db.root(book: state.number, id: id, length: target) else {
+                let held = state.latest?.length == target ? state.latest : try db.root(book: state.number, id: id, length: target)
+                guard let held else {
                     throw BooksError(.staleProof, "no signed root of length \(target) is held to check the proof against", file: store.file)
+                }
+                // A root held here was checked when it was stored: an answer to a request
+                // at the verified length, which carries that very root, costs no signature
+                // check. Any other root (a different signature, or a fork) is checked.
+                if held != signedRoot {
+                    try Book.checkSignature(signedRoot)
                 }
                 if held.rootHash != signedRoot.rootHash {
                     try recordFork(ForkProof(first: held, second: signedRoot), state: &state, db: db)
@@ -149,8 +169,10 @@ extension Book {
         }
     }
 
-    private func commit(_ outcome: MerkleProof.Outcome, trusted: [UInt64: PageHash], range: Range<UInt64>, pages: [[UInt8]],
-                       signedRoot: SignedRoot, state: inout BookStore.BookState, db: SQLiteDatabase) throws {
+    private func commit<Page: RandomAccessCollection<UInt8> & ContiguousBytes>(
+        _ outcome: MerkleProof.Outcome, trusted: [UInt64: PageHash], range: Range<UInt64>, pages: [Page],
+        signedRoot: SignedRoot, state: inout BookStore.BookState, db: SQLiteDatabase
+    ) throws {
         var byIndex = trusted
         byIndex.reserveCapacity(trusted.count + outcome.nodes.count)
         for node in outcome.nodes { byIndex[node.index] = node.hash }
@@ -188,6 +210,12 @@ extension Book {
         if signedRoot.length > state.length {
             state.latest = signedRoot
             state.peaks = FlatTree.roots(length: signedRoot.length).map { TreeNode(index: $0, hash: byIndex[$0]!) }
+        }
+    }
+
+    private static func checkSignature(_ signedRoot: SignedRoot) throws {
+        guard signedRoot.isValid else {
+            throw BooksError(.invalidSignature, "the signature of \(signedRoot) does not verify")
         }
     }
 

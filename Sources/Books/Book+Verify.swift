@@ -44,6 +44,7 @@ extension Book {
                 guard UnsafeRawBufferPointer(rebasing: tree[..<count]).elementsEqual(stored) else {
                     throw corrupt("page \(index) or its tree nodes do not match")
                 }
+                return true
             }
         }
         guard expected == length else { throw corrupt("pages \(expected)..<\(length) are missing") }

@@ -84,11 +84,41 @@ public final class Book: Sendable, CustomStringConvertible {
             }
             var result: [[UInt8]] = []
             result.reserveCapacity(range.count)
-            try db.forEachPage(book: state.number, in: range) { _, _, data in result.append(Array(data)) }
+            try db.forEachPage(book: state.number, in: range) { _, _, data in
+                result.append(Array(data))
+                return true
+            }
             guard result.count == range.count else {
                 throw BooksError(.corruptDatabase, "pages \(range) are marked held but \(range.count - result.count) are missing", file: store.file)
             }
             return result
+        }
+    }
+
+    /// Hands the pages of `range` to `body` in order, as views of the store's copy valid
+    /// only during the call: a prefix of the range holding at most `maxBytes` bytes, but
+    /// always its first page. Returns the range of the pages handed over. All of `range`
+    /// must be held (`.notHeld` otherwise). A holder serves from here without copying
+    /// each page into an array of its own.
+    public func withPages(in range: Range<UInt64>, maxBytes: Int = .max,
+                          _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Range<UInt64> {
+        try store.withState(id) { state, db in
+            guard state.held.containsAll(range) else {
+                throw BooksError(.notHeld, "pages \(range) are not all held", file: store.file)
+            }
+            var served: UInt64 = 0
+            var bytes = 0
+            try db.forEachPage(book: state.number, in: range) { _, _, data in
+                bytes += data.count
+                guard served == 0 || bytes <= maxBytes else { return false }
+                try body(data)
+                served += 1
+                return true
+            }
+            guard served == range.count || bytes > maxBytes else {
+                throw BooksError(.corruptDatabase, "pages \(range) are marked held but \(UInt64(range.count) - served) are missing", file: store.file)
+            }
+            return range.lowerBound..<(range.lowerBound + served)
         }
     }
 

@@ -165,15 +165,17 @@ extension SQLiteDatabase {
     }
 
     /// Visits the held pages of `range` in order with their tree column and bytes.
+    /// Visits the held pages of `range` in order: index, stored tree nodes, data (views
+    /// valid during the call), until `body` returns false.
     func forEachPage(book: Int64, in range: Range<UInt64>,
-                     _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+                     _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         let s = try statement("SELECT key, tree, data FROM page WHERE key >= ? AND key < ? ORDER BY key")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: range.lowerBound))
         s.bind(2, PageKey.key(book: book, page: range.upperBound))
         while try s.step() {
             let index = PageKey.page(ofKey: s.int64(0))
-            try s.withBlob(1) { tree in try s.withBlob(2) { data in try body(index, tree, data) } }
+            guard try s.withBlob(1, { tree in try s.withBlob(2) { data in try body(index, tree, data) } }) else { return }
         }
     }
 

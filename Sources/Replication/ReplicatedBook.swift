@@ -16,13 +16,14 @@ public protocol ReplicatedBook: AnyObject, Sendable {
     /// The signed root of `length` if it is held (every length appended or verified).
     func signedRoot(atLength length: UInt64) throws -> SignedRoot?
     func heldRanges() -> PageRanges
-    /// The pages of `pages` (a prefix of them holding at most `maxBytes`, but at least one
-    /// page) and their proof against the tree of `atLength` pages, upgrading from
-    /// `fromLength`.
-    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int) throws
-        -> (proof: MerkleProof, pages: [[UInt8]])
+    /// Hands the pages of `pages` to `page` in order (a prefix of them holding at most
+    /// `maxBytes`, but at least one page; each a view valid only during its call) and
+    /// returns their proof against the tree of `atLength` pages, upgrading from
+    /// `fromLength`: the proof's range is the pages handed over.
+    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof
     /// Verifies, then stores in one transaction (see `Book.apply`).
-    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws
+    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws
     /// Checks a validly signed root against the one held at the same length; a different
     /// root is a fork: the proof is kept and `.forked` thrown.
     func check(signedRoot: SignedRoot) throws
@@ -30,23 +31,13 @@ public protocol ReplicatedBook: AnyObject, Sendable {
 }
 
 extension Book: ReplicatedBook {
-    public func answer(pages range: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int) throws
-        -> (proof: MerkleProof, pages: [[UInt8]])
-    {
-        var pages = range.isEmpty ? [] : try self.pages(in: range)
-        var bytes = 0
-        for (i, page) in pages.enumerated() {
-            bytes += page.count
-            if bytes > maxBytes, i > 0 {
-                pages.removeLast(pages.count - i)
-                break
-            }
-        }
-        let served = range.lowerBound..<(range.lowerBound + UInt64(pages.count))
-        return (try proof(for: served, atLength: atLength, upgradingFrom: fromLength), pages)
+    public func answer(pages range: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                       page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
+        let served = try withPages(in: range, maxBytes: maxBytes, page)
+        return try proof(for: served, atLength: atLength, upgradingFrom: fromLength)
     }
 
-    public func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws {
-        let _: BookLength = try apply(signedRoot: signedRoot, proof: proof, pages: pages)
+    public func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws {
+        let _: BookLength = try apply(signedRoot: signedRoot, proof: proof, pageViews: pages)
     }
 }

@@ -66,7 +66,8 @@ enum ReplicationMessage: Equatable, Sendable {
         var requestID: UInt32
         var index: UInt16
         var count: UInt16
-        var chunk: [UInt8]
+        /// A view of the received message's bytes (no copy).
+        var chunk: ArraySlice<UInt8>
     }
 }
 

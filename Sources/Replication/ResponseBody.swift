@@ -8,28 +8,18 @@ import Books
 struct ResponseBody: Equatable {
     var pages: Range<UInt64>
     var nodes: [TreeNode]
-    var pageData: [[UInt8]]
+    /// Views of the pages (of the received answer's buffer, when decoded: no copy).
+    var pageData: [ArraySlice<UInt8>]
 
     /// §9.3: a proof of a range never needs more nodes than two per tree level for the
     /// range's two edges plus the upgrade path; 256 bounds it with room to spare.
     static let maxNodes = 256
     static let nodeSize = 8 + PageHash.length
 
-    func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(18 + nodes.count * ResponseBody.nodeSize + pageData.reduce(0) { $0 + 4 + $1.count })
-        out.appendLE(pages.lowerBound)
-        out.appendLE(pages.upperBound)
-        out.appendLE(UInt16(nodes.count))
-        for node in nodes {
-            out.appendLE(node.index)
-            out += node.hash.bytes
-        }
-        for page in pageData {
-            out.appendLE(UInt32(page.count))
-            out += page
-        }
-        return out
+    func encoded() -> EncodedAnswer {
+        var answer = EncodedAnswer(pages: self.pages, nodes: nodes)
+        for page in pageData { answer.appendPage(page) }
+        return answer
     }
 
     /// Decodes an answer; nil when malformed or when it contradicts `request` (another
@@ -49,11 +39,11 @@ struct ResponseBody: Equatable {
         }
         let count = end - start
         guard count <= UInt64(cursor.remaining / 4) else { return nil }
-        var pageData: [[UInt8]] = []
+        var pageData: [ArraySlice<UInt8>] = []
         pageData.reserveCapacity(Int(count))
         for _ in 0..<count {
             guard let length = cursor.readUInt32(), Int(length) <= Book.maximumPageSize,
-                  let page = cursor.readBytes(Int(length)) else { return nil }
+                  let page = cursor.readSlice(Int(length)) else { return nil }
             pageData.append(page)
         }
         guard cursor.isAtEnd else { return nil }
@@ -62,7 +52,7 @@ struct ResponseBody: Equatable {
 
     /// The data messages carrying `body` for request `requestID`: all of them, or those
     /// whose indices fall in `only` when it is not empty. Each is a whole encoded message.
-    static func fragments(of body: [UInt8], requestID: UInt32, only: [Range<UInt16>] = []) -> [[UInt8]] {
+    static func fragments(of body: EncodedAnswer, requestID: UInt32, only: [Range<UInt16>] = []) -> [[UInt8]] {
         let size = ReplicationWire.fragmentPayload
         let count = max(1, (body.count + size - 1) / size)
         precondition(count <= Int(UInt16.max), "an answer is bounded far below 65 535 fragments")
@@ -70,6 +60,7 @@ struct ResponseBody: Equatable {
             : only.map { Int($0.lowerBound)..<min(Int($0.upperBound), count) }.filter { !$0.isEmpty }
         wanted.sort { $0.lowerBound < $1.lowerBound }
         var messages: [[UInt8]] = []
+        messages.reserveCapacity(wanted.reduce(0) { $0 + $1.count })
         for range in wanted {
             for index in range {
                 let from = index * size
@@ -81,11 +72,55 @@ struct ResponseBody: Equatable {
                 message.appendLE(requestID)
                 message.appendLE(UInt16(index))
                 message.appendLE(UInt16(count))
-                message += body[from..<to]
+                body.append(from..<to, to: &message)
                 messages.append(message)
             }
         }
         return messages
+    }
+}
+
+/// An answer's encoding (§9.3) as a holder keeps it: the head (range and proof nodes) and
+/// the framed pages in two buffers, so that the pages are written once, straight from the
+/// store, and cut into fragments from there.
+struct EncodedAnswer {
+    private(set) var head: [UInt8] = []
+    private(set) var pages: [UInt8] = []
+
+    init(pages range: Range<UInt64>, nodes: [TreeNode]) {
+        head.reserveCapacity(18 + nodes.count * ResponseBody.nodeSize)
+        head.appendLE(range.lowerBound)
+        head.appendLE(range.upperBound)
+        head.appendLE(UInt16(nodes.count))
+        for node in nodes {
+            head.appendLE(node.index)
+            node.hash.withUnsafeBytes { head.append(contentsOf: $0) }
+        }
+    }
+
+    /// Pages framed ahead of their head, which needs the proof of the pages served.
+    init(framedPages: [UInt8], range: Range<UInt64>, nodes: [TreeNode]) {
+        self.init(pages: range, nodes: nodes)
+        pages = framedPages
+    }
+
+    var count: Int { head.count + pages.count }
+
+    mutating func appendPage<Page: Collection<UInt8>>(_ page: Page) {
+        EncodedAnswer.frame(page, into: &pages)
+    }
+
+    /// Appends `page` with its length, as §9.3 frames it.
+    static func frame<Page: Collection<UInt8>>(_ page: Page, into out: inout [UInt8]) {
+        out.appendLE(UInt32(page.count))
+        out.append(contentsOf: page)
+    }
+
+    /// Appends bytes `range` of the whole encoding to `out`.
+    func append(_ range: Range<Int>, to out: inout [UInt8]) {
+        let split = head.count
+        if range.lowerBound < split { out.append(contentsOf: head[range.lowerBound..<min(range.upperBound, split)]) }
+        if range.upperBound > split { out.append(contentsOf: pages[max(range.lowerBound, split) - split..<range.upperBound - split]) }
     }
 }
 
@@ -103,7 +138,10 @@ struct FragmentAssembly: Sendable {
     init?(count: Int, maxBytes: Int) {
         guard count > 0, (count - 1) * ReplicationWire.fragmentPayload < maxBytes else { return nil }
         self.count = count
-        buffer = [UInt8](repeating: 0, count: count * ReplicationWire.fragmentPayload)
+        // Not zeroed: `take` returns it only once every fragment has written its part.
+        buffer = [UInt8](unsafeUninitializedCapacity: count * ReplicationWire.fragmentPayload) { _, initialized in
+            initialized = count * ReplicationWire.fragmentPayload
+        }
         received = [Bool](repeating: false, count: count)
     }
 

@@ -21,7 +21,7 @@ struct Server: Sendable {
 
     let configuration: ReplicationConfiguration
     private var queue: [ReplicationMessage.Request] = []
-    private var cache: [Key: [UInt8]] = [:]
+    private var cache: [Key: EncodedAnswer] = [:]
     private var cacheOrder: [Key] = []
     /// Requests refused as busy or unauthorized, against `floodLimit`.
     private var refused = 0
@@ -83,7 +83,7 @@ struct Server: Sendable {
         while produced < limit, !queue.isEmpty {
             let request = queue.removeFirst()
             let key = Key(pages: request.pages, atLength: request.atLength, fromLength: request.fromLength, maxBytes: request.maxBytes)
-            let body: [UInt8]
+            let body: EncodedAnswer
             if let cached = cache[key] {
                 body = cached
             } else {
@@ -105,13 +105,17 @@ struct Server: Sendable {
         }
     }
 
-    private func build(_ request: ReplicationMessage.Request, book: any ReplicatedBook) -> Result<[UInt8], NoDataReason> {
+    private func build(_ request: ReplicationMessage.Request, book: any ReplicatedBook) -> Result<EncodedAnswer, NoDataReason> {
         let maxBytes = Int(min(UInt32(configuration.maxServeBytes), max(1, request.maxBytes)))
         do {
-            let answer = try book.answer(pages: request.pages, atLength: request.atLength,
-                                         upgradingFrom: request.fromLength, maxBytes: maxBytes)
-            let served = request.pages.lowerBound..<(request.pages.lowerBound + UInt64(answer.pages.count))
-            return .success(ResponseBody(pages: served, nodes: answer.proof.nodes, pageData: answer.pages).encoded())
+            // The pages go from the store's copy straight into the answer's buffer.
+            var framed: [UInt8] = []
+            framed.reserveCapacity(maxBytes + 4 * request.pages.count)
+            let proof = try book.answer(pages: request.pages, atLength: request.atLength,
+                                        upgradingFrom: request.fromLength, maxBytes: maxBytes) { page in
+                EncodedAnswer.frame(page, into: &framed)
+            }
+            return .success(EncodedAnswer(framedPages: framed, range: proof.pages, nodes: proof.nodes))
         } catch let error as BooksError {
             switch error.code {
             case .forked: return .failure(.forked)
@@ -126,7 +130,7 @@ struct Server: Sendable {
         }
     }
 
-    private mutating func remember(_ key: Key, _ body: [UInt8]) {
+    private mutating func remember(_ key: Key, _ body: EncodedAnswer) {
         if cacheOrder.count >= Server.cacheSize {
             cache[cacheOrder.removeFirst()] = nil
         }

@@ -47,10 +47,17 @@ struct WireCursor {
         return Array(bytes[offset..<(offset + count)])
     }
 
-    /// The rest of the input.
-    mutating func readRest() -> [UInt8] {
+    /// The next `count` bytes as a view of the input, without a copy.
+    mutating func readSlice(_ count: Int) -> ArraySlice<UInt8>? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    /// The rest of the input, as a view of it (no copy).
+    mutating func readRest() -> ArraySlice<UInt8> {
         defer { offset = bytes.count }
-        return Array(bytes[offset...])
+        return bytes[offset...]
     }
 }
 

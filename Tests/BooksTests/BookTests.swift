@@ -27,6 +27,26 @@ import Testing
         store.close()
     }
 
+    @Test("withPages hands over a prefix of at most maxBytes, always the first page, from the store's copy")
+    func withPagesServesABoundedPrefix() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let book = try store.createOrOpen(name: "ana-bob-task")
+        try book.append(contentsOf: (0..<10).map { testPage($0, size: 100) })
+        var seen: [[UInt8]] = []
+        #expect(try book.withPages(in: 2..<8, maxBytes: 350) { seen.append(Array($0)) } == 2..<5)
+        #expect(seen == (2..<5).map { testPage($0, size: 100) })
+        seen = []
+        #expect(try book.withPages(in: 4..<6, maxBytes: 10) { seen.append(Array($0)) } == 4..<5)
+        #expect(seen == [testPage(4, size: 100)])
+        #expect(try book.withPages(in: 0..<10) { _ in } == 0..<10)
+        #expect(try book.withPages(in: 3..<3) { _ in Issue.record("no page in an empty range") } == 3..<3)
+        let error = #expect(throws: BooksError.self) { try book.withPages(in: 8..<11) { _ in } }
+        #expect(error?.code == .notHeld)
+        store.close()
+    }
+
     @Test func pageOverTheMaximumSizeIsRefusedNamingTheLimit() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

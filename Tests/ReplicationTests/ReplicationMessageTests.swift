@@ -17,7 +17,7 @@ struct ReplicationMessageTests {
         .request(.init(id: 42, pages: 10..<74, atLength: 1000, fromLength: 500, maxBytes: 65536, fragments: [])),
         .request(.init(id: 43, pages: 0..<1, atLength: 1, fromLength: 0, maxBytes: 1, fragments: [0..<3, 7..<8])),
         .data(.init(requestID: 42, index: 0, count: 1, chunk: [1, 2, 3])),
-        .data(.init(requestID: 42, index: 0, count: 2, chunk: [UInt8](repeating: 5, count: ReplicationWire.fragmentPayload))),
+        .data(.init(requestID: 42, index: 0, count: 2, chunk: ArraySlice(repeating: 5, count: ReplicationWire.fragmentPayload))),
         .noData(requestID: 5, reason: .busy),
         .cancel(requestID: 6),
         .refuse(.forked),
@@ -73,7 +73,7 @@ struct ReplicationMessageTests {
     @Test("answers split into full fragments and reassemble from any order")
     func fragments() throws {
         let body = ResponseBody(pages: 3..<6, nodes: [TreeNode(index: 1, hash: Self.hash)],
-                                pageData: [[UInt8](repeating: 1, count: 3000), [], [UInt8](repeating: 2, count: 17)])
+                                pageData: [ArraySlice(repeating: 1, count: 3000), [], ArraySlice(repeating: 2, count: 17)])
         let bytes = body.encoded()
         let messages = ResponseBody.fragments(of: bytes, requestID: 9)
         #expect(messages.count == (bytes.count + ReplicationWire.fragmentPayload - 1) / ReplicationWire.fragmentPayload)

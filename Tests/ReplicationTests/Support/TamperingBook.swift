@@ -39,18 +39,24 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
 
     func signedRoot(atLength length: UInt64) throws -> SignedRoot? { try inner.signedRoot(atLength: length) }
     func heldRanges() -> PageRanges { inner.heldRanges() }
-    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [[UInt8]]) throws {
+    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws {
         try inner.applyAnswer(signedRoot: signedRoot, proof: proof, pages: pages)
     }
     func check(signedRoot: SignedRoot) throws { try inner.check(signedRoot: signedRoot) }
 
-    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int) throws
-        -> (proof: MerkleProof, pages: [[UInt8]])
-    {
-        var (proof, data) = try inner.answer(pages: pages, atLength: atLength, upgradingFrom: fromLength, maxBytes: maxBytes)
+    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
+        var first = true
+        let proof = try inner.answer(pages: pages, atLength: atLength, upgradingFrom: fromLength, maxBytes: maxBytes) { data in
+            defer { first = false }
+            guard lie == .forgedPage, first, !data.isEmpty else { return try page(data) }
+            var forged = Array(data)
+            forged[0] ^= 0x80
+            try forged.withUnsafeBytes { try page($0) }
+        }
         switch lie {
-        case .forgedPage:
-            if !data.isEmpty, !data[0].isEmpty { data[0][0] ^= 0x80 }
+        case .forgedPage, .forgedRoot:
+            return proof
         case .wrongProof:
             var nodes = proof.nodes
             if !nodes.isEmpty {
@@ -58,10 +64,7 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
                 bytes[0] ^= 0x80
                 nodes[0] = TreeNode(index: nodes[0].index, hash: try PageHash(bytes: bytes))
             }
-            proof = MerkleProof(pages: proof.pages, length: proof.length, fromLength: proof.fromLength, nodes: nodes)
-        case .forgedRoot:
-            break
+            return MerkleProof(pages: proof.pages, length: proof.length, fromLength: proof.fromLength, nodes: nodes)
         }
-        return (proof, data)
     }
 }
