@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Sodium
+import Synchronization
 
 /// All books of one peer (the DB, modelled on corestore): one SQLite database,
 /// `<directory>/books.sqlite`, in WAL mode with `synchronous=FULL` (`NORMAL` while a
@@ -29,14 +30,31 @@ public final class BookStore: @unchecked Sendable {
     public let file: String
     private let masterSecret: SecretBytes
 
-    // Everything below is guarded by `lock`.
+    // Guarded by `lock`, except the subscribers and `delivery` (their own locks).
     let lock = NSLock()
     private var database: SQLiteDatabase?
     private var checkpointer: Checkpointer?
     private var lockDescriptor: Int32
     var states: [BookID: BookState] = [:]
-    private var subscribers: [BookID: [Int: AsyncStream<BookLength>.Continuation]] = [:]
-    private var nextSubscriber = 0
+    /// Lengths committed under `lock`, handed to subscribers once it is let go.
+    private var pendingUpdates: [BookLength] = []
+
+    /// Length subscribers, under a lock of their own that is held for the table alone:
+    /// never while another lock is taken, nor while a stream yields or finishes. A stream's
+    /// termination handler takes it, and Swift runs that handler while holding the
+    /// cancelled task's status lock, which a yield to the same task needs: yielding under
+    /// a lock the handler takes deadlocks (seen: an answer stored while a replication
+    /// channel closed).
+    private let subscribers = Mutex(Subscribers())
+    /// Taken before `lock` is let go and held while the updates of that commit are
+    /// yielded, so subscribers see lengths in commit order.
+    private let delivery = NSLock()
+
+    private struct Subscribers {
+        var table: [BookID: [Int: AsyncStream<BookLength>.Continuation]] = [:]
+        var next = 0
+        var closed = false
+    }
 
     /// What the store knows of one book, kept in memory while the store is open.
     struct BookState {
@@ -172,9 +190,12 @@ public final class BookStore: @unchecked Sendable {
     public func close() {
         lock.lock()
         shutDown()
-        let finishing = subscribers.values.flatMap(\.values)
-        subscribers = [:]
         lock.unlock()
+        let finishing = subscribers.withLock { s in
+            s.closed = true
+            defer { s.table = [:] }
+            return s.table.values.flatMap(\.values)
+        }
         // Outside the lock: finishing a stream runs its termination handler, which locks.
         for continuation in finishing { continuation.finish() }
     }
@@ -344,11 +365,30 @@ public final class BookStore: @unchecked Sendable {
     // MARK: - Internals shared with Book
 
     /// Runs `body` under the lock with the open connection.
+    /// Runs `body` under the lock with the connection; then, with the lock let go, yields
+    /// the lengths it committed to their subscribers.
     func locked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
         lock.lock()
-        defer { lock.unlock() }
-        guard let database else { throw BooksError(.closed, "the book store is closed", file: file) }
-        return try body(database)
+        let result: Result<T, any Error>
+        if let database {
+            result = Result { try body(database) }
+        } else {
+            result = .failure(BooksError(.closed, "the book store is closed", file: file))
+        }
+        let updates = pendingUpdates
+        if !updates.isEmpty {
+            pendingUpdates = []
+            delivery.lock()
+        }
+        lock.unlock()
+        if !updates.isEmpty {
+            for update in updates {
+                let continuations = subscribers.withLock { $0.table[update.book].map { Array($0.values) } ?? [] }
+                for c in continuations { c.yield(update) }
+            }
+            delivery.unlock()
+        }
+        return try result.get()
     }
 
     /// Runs `body` under the lock with the state of book `id`, then stores the state back.
@@ -367,31 +407,28 @@ public final class BookStore: @unchecked Sendable {
         // Newest-only buffering: a length is state, not an event, so a slow consumer only
         // needs the latest one.
         let (stream, continuation) = AsyncStream<BookLength>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        lock.lock()
-        guard database != nil else {
-            lock.unlock()
+        let key: Int? = subscribers.withLock { s in
+            guard !s.closed else { return nil }
+            defer { s.next += 1 }
+            s.table[id, default: [:]][s.next] = continuation
+            return s.next
+        }
+        guard let key else {
             continuation.finish()
             return stream
         }
-        let key = nextSubscriber
-        nextSubscriber += 1
-        subscribers[id, default: [:]][key] = continuation
-        lock.unlock()
         continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            self.lock.lock()
-            self.subscribers[id]?[key] = nil
-            self.lock.unlock()
+            _ = self?.subscribers.withLock { $0.table[id]?[key] = nil }
         }
         return stream
     }
 
-    /// Tells every subscriber of the book its new length (called under the lock).
+    /// Queues the book's new length for its subscribers (called under the lock; `locked`
+    /// yields it once the lock is let go).
     func notify(_ state: BookState) {
-        guard let continuations = subscribers[state.id], !continuations.isEmpty else { return }
-        let update = BookLength(book: state.id, length: state.length,
-                                contiguousLength: state.held.contiguousCount, signedRoot: state.latest)
-        for c in continuations.values { c.yield(update) }
+        guard subscribers.withLock({ $0.table[state.id]?.isEmpty == false }) else { return }
+        pendingUpdates.append(BookLength(book: state.id, length: state.length,
+                                         contiguousLength: state.held.contiguousCount, signedRoot: state.latest))
     }
 }
 

@@ -1,11 +1,13 @@
 import Books
+import Foundation
 import Sodium
+import Synchronization
 import Testing
 
 /// Two stores, an author and a reader, exchanging signed roots, proofs and pages the way
 /// replication will.
 @Suite("Book replication") struct BookReplicationTests {
-    final class Pair {
+    final class Pair: @unchecked Sendable {  // immutable after init; stores and books are thread-safe
         let authorDir = TemporaryDirectory("author")
         let readerDir = TemporaryDirectory("reader")
         let authorStore: BookStore
@@ -39,6 +41,39 @@ import Testing
             authorDir.remove()
             readerDir.remove()
         }
+    }
+
+    /// A subscriber's task cancelled while the store yields to it: the stream's termination
+    /// handler runs under the task's status lock, which the yield needs. The store used to
+    /// yield under its own lock, which the handler takes: the two threads deadlocked (seen
+    /// as a hung test run). Many short-lived subscriptions against a stream of commits.
+    @Test(.timeLimit(.minutes(1)))
+    func subscribersCancelledWhileTheStoreNotifiesDoNotDeadlockIt() async throws {
+        let pair = try Pair(pages: 1500, batch: 1500)
+        let done = Atomic<Bool>(false)
+        let failure = Mutex<String?>(nil)
+        // Commits on a thread of their own, so a stuck pool cannot hide a stuck store.
+        let applier = Thread {
+            do {
+                for i in UInt64(0)..<1500 { try pair.send(i..<(i + 1)) }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        applier.start()
+        var subscriptions = 0
+        while !done.load(ordering: .acquiring) {
+            let updates = pair.reader.lengthUpdates
+            let waiter = Task { for await _ in updates {} }
+            await Task.yield()
+            waiter.cancel()
+            await waiter.value
+            subscriptions += 1
+        }
+        #expect(failure.withLock { $0 } == nil)
+        #expect(pair.reader.length == 1500)
+        #expect(subscriptions > 0)
     }
 
     @Test func everyRangeProofVerifiesAtEveryLength() throws {
