@@ -36,10 +36,18 @@ enum NATBed {
         ["/usr/bin/env", "ip", "netns", "exec", "\(name)-\(host)"] + command
     }
 
+    /// Builds the bed, runs `body`, tears the bed down; the commands run off the
+    /// cooperative pool (`offPool`), as they take seconds.
     static func withBed<T>(_ name: String, _ modeA: String, _ modeB: String? = nil, _ body: () async throws -> T) async throws -> T {
-        try tool(["up", name, modeA, modeB ?? modeA])
-        defer { _ = try? tool(["down", name]) }
-        return try await body()
+        try await offPool { try tool(["up", name, modeA, modeB ?? modeA]) }
+        do {
+            let result = try await body()
+            _ = try? await offPool { try tool(["down", name]) }
+            return result
+        } catch {
+            _ = try? await offPool { try tool(["down", name]) }
+            throw error
+        }
     }
 
     static let nodePort = 7000

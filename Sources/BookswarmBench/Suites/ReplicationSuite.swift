@@ -177,7 +177,9 @@ enum ReplicationBench {
     /// (`RssAnon`: heap and stacks) is sampled every 5 ms until it reports every page held;
     /// `VmHWM` is read once it reported the copy complete (every page compared with what
     /// the author wrote, and `verify()` passed), so it also counts that check and the pages
-    /// of its own database mapped from the page cache.
+    /// of its own database mapped from the page cache: up to the whole file, as SQLite reads
+    /// through a memory map (`mmap_size`) that covers the file as it was at the first read
+    /// through it. Its `VmRSS` is also sampled during the copy, which maps little.
     static func readerProcessMemory() async throws {
         guard let peer = releaseProduct("replication-peer") else {
             return Report.note("replication.reader_process_* skipped: replication-peer could not be built")
@@ -201,9 +203,11 @@ enum ReplicationBench {
         defer { reader.kill() }
         let pid = String(reader.pid)
         var peakAnonymous = 0
+        var peakResident = 0
         let deadline = now() + 120
         while now() < deadline {
             peakAnonymous = max(peakAnonymous, procStatusBytes("RssAnon", process: pid))
+            peakResident = max(peakResident, procStatusBytes("VmRSS", process: pid))
             let allHeld = await reader.line(event: "progress", timeout: 0) {
                 ChildProcess.number("contiguous", in: String($0)) == Double(count)
             }
@@ -218,6 +222,7 @@ enum ReplicationBench {
             throw BenchFailure("the reader's copy is not identical or does not verify: \(complete)")
         }
         Report.result("replication.reader_process_peak_anonymous_100k", Double(peakAnonymous) / 1e6, "MB")
+        Report.result("replication.reader_process_peak_rss_during_copy_100k", Double(peakResident) / 1e6, "MB")
         Report.result("replication.reader_process_peak_rss_100k", Double(highWater) / 1e6, "MB")
         Report.note("reader process: \(complete)")
     }
