@@ -108,11 +108,16 @@ struct Server: Sendable {
     private func build(_ request: ReplicationMessage.Request, book: any ReplicatedBook) -> Result<EncodedAnswer, NoDataReason> {
         let maxBytes = Int(min(UInt32(configuration.maxServeBytes), max(1, request.maxBytes)))
         do {
-            // The pages go from the store's copy straight into the answer's buffer.
+            // The pages go from the store's copy straight into the answer's buffer, sized at
+            // the first page for pages like it (the answer stays cached: no room to spare
+            // for a short one).
             var framed: [UInt8] = []
-            framed.reserveCapacity(maxBytes + 4 * request.pages.count)
+            let count = request.pages.count
             let proof = try book.answer(pages: request.pages, atLength: request.atLength,
                                         upgradingFrom: request.fromLength, maxBytes: maxBytes) { page in
+                if framed.isEmpty {
+                    framed.reserveCapacity(min(count * (4 + page.count), maxBytes + 4 * count + page.count))
+                }
                 EncodedAnswer.frame(page, into: &framed)
             }
             return .success(EncodedAnswer(framedPages: framed, range: proof.pages, nodes: proof.nodes))
