@@ -73,14 +73,18 @@ public enum FlatTree {
 
     /// The nodes that become complete when page `page` is appended: its leaf, then each
     /// parent of which it is the rightmost page, bottom up. Their count is 1 + the number
-    /// of trailing one bits of `page`.
-    public static func completed(byPage page: UInt64) -> [UInt64] {
-        var node = leaf(page)
-        var result = [node]
-        while offset(node) & 1 == 1 {
-            node = parent(node)
-            result.append(node)
+    /// of trailing one bits of `page`. Computed on access: a reader storing an answer walks
+    /// them for every page, and an array each would be an allocation per page.
+    public static func completed(byPage page: UInt64) -> CompletedNodes { CompletedNodes(page: page) }
+
+    /// `completed(byPage:)`: the node of depth `i` above the page, for `i` from 0.
+    public struct CompletedNodes: RandomAccessCollection, Sendable {
+        public let page: UInt64
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { 1 + (~page).trailingZeroBitCount }
+        public subscript(depth: Int) -> UInt64 {
+            precondition(depth >= 0 && depth < endIndex, "page \(page) completes nodes of depth 0..<\(endIndex)")
+            return FlatTree.index(depth: depth, offset: page >> UInt64(depth))
         }
-        return result
     }
 }

@@ -40,13 +40,19 @@ import Testing
     }
 
     @Test func eachNodeIsCompletedByExactlyOnePage() {
-        #expect(FlatTree.completed(byPage: 0) == [0])
-        #expect(FlatTree.completed(byPage: 1) == [2, 1])
-        #expect(FlatTree.completed(byPage: 3) == [6, 5, 3])
-        #expect(FlatTree.completed(byPage: 7) == [14, 13, 11, 7])
+        #expect(Array(FlatTree.completed(byPage: 0)) == [0])
+        #expect(Array(FlatTree.completed(byPage: 1)) == [2, 1])
+        #expect(Array(FlatTree.completed(byPage: 3)) == [6, 5, 3])
+        #expect(Array(FlatTree.completed(byPage: 7)) == [14, 13, 11, 7])
         var seen = Set<UInt64>()
         for page in UInt64(0)..<256 {
-            for node in FlatTree.completed(byPage: page) {
+            // Leaf first, each next node the parent of the one before, up to the first that
+            // is a left child (even offset): where the walk up from the leaf stops.
+            let nodes = FlatTree.completed(byPage: page)
+            #expect(nodes.first == FlatTree.leaf(page))
+            for (child, parent) in zip(nodes, nodes.dropFirst()) { #expect(FlatTree.parent(child) == parent) }
+            #expect(FlatTree.offset(nodes.last!) & 1 == 0)
+            for node in nodes {
                 #expect(FlatTree.rightSpan(node) == 2 * page)
                 #expect(seen.insert(node).inserted)
             }
