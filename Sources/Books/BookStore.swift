@@ -196,7 +196,8 @@ public final class BookStore: @unchecked Sendable {
             defer { s.table = [:] }
             return s.table.values.flatMap(\.values)
         }
-        // Outside the lock: finishing a stream runs its termination handler, which locks.
+        // Outside every lock: finishing a stream runs its termination handler, which takes
+        // the subscribers' lock.
         for continuation in finishing { continuation.finish() }
     }
 
@@ -364,8 +365,7 @@ public final class BookStore: @unchecked Sendable {
 
     // MARK: - Internals shared with Book
 
-    /// Runs `body` under the lock with the open connection.
-    /// Runs `body` under the lock with the connection; then, with the lock let go, yields
+    /// Runs `body` under the lock with the open connection; then, with the lock let go, yields
     /// the lengths it committed to their subscribers.
     func locked<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
         lock.lock()
