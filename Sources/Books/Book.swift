@@ -78,21 +78,10 @@ public final class Book: Sendable, CustomStringConvertible {
 
     /// The pages of `range`, all of which must be held (`.notHeld` otherwise).
     public func pages(in range: Range<UInt64>) throws -> [[UInt8]] {
-        try store.withState(id) { state, db in
-            guard state.held.containsAll(range) else {
-                throw BooksError(.notHeld, "pages \(range) are not all held", file: store.file)
-            }
-            var result: [[UInt8]] = []
-            result.reserveCapacity(range.count)
-            try db.forEachPage(book: state.number, in: range) { _, _, data in
-                result.append(Array(data))
-                return true
-            }
-            guard result.count == range.count else {
-                throw BooksError(.corruptDatabase, "pages \(range) are marked held but \(range.count - result.count) are missing", file: store.file)
-            }
-            return result
-        }
+        var result: [[UInt8]] = []
+        result.reserveCapacity(range.count)
+        _ = try withPages(in: range) { result.append(Array($0)) }
+        return result
     }
 
     /// Hands the pages of `range` to `body` in order, as views of the store's copy valid
