@@ -229,12 +229,15 @@ enum ReplicationBench {
 
     /// The run's CPU per MB beside the work floor's, the ceiling that the work floor sets
     /// (as a ratio of the raw UDP floor: the best ratio this work allows here), and the run
-    /// as a fraction of that ceiling.
+    /// as a fraction of that ceiling; and the reader's store against bare SQLite and BLAKE2b
+    /// doing the same storing, in MB of pages per second of CPU (the ratio is the share of
+    /// the store's CPU that the bare work would need).
     static func reportAgainstWork(_ run: Run, _ work: ReplicationWorkFloor, label: String, floor: RawUDPFloor.Result) {
         Report.result("replication.cpu_ms_per_MB_\(label)", run.cpuMillisecondsPerMB, "ms/MB")
         Report.result("replication.work_floor_ms_per_MB_\(label)", work.total, "ms/MB")
         Report.result("replication.work_ceiling_MBps_\(label)", work.ceilingBytesPerSecond / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
         Report.result("replication.MBps_\(label)_of_work_ceiling", run.bytes / 1e6, "MB/s", floor: work.ceilingBytesPerSecond / 1e6)
+        Report.result("replication.reader_store_MB_per_cpu_s_\(label)", 1000 / work.store, "MB/s", floor: 1000 / (work.write + work.hash))
     }
 
     /// Append-to-stored latency at a connected, caught-up reader.

@@ -1,3 +1,4 @@
+import Books
 import Foundation
 import Replication
 import Sodium
@@ -26,19 +27,28 @@ import SwarmNIO
 /// implementation can avoid either but is hard to isolate (the Merkle proofs the author
 /// sends, the Ed25519 verification of each signed root, framing, waking threads), so the
 /// ceiling is optimistic.
+///
+/// Beside the floor it measures the reader's store doing its part, **store**: the same pages,
+/// as the answers of 256 KiB a reader receives (pages and Merkle proof, against the author's
+/// signed root), given to `Book.apply` of a fresh store — verification, hashing, the
+/// transaction, the store's background checkpoints and a last one. Its bare counterpart is
+/// *write* + *hash*; the two are measured in turn (write, store, store, write) and averaged,
+/// as this machine's file writes cost more or less from one second to the next.
 struct ReplicationWorkFloor {
     var pageSize: Int
     var cores: Int
     /// Milliseconds of CPU per MB (10⁶ bytes) of pages.
     var read = 0.0, seal = 0.0, open = 0.0, hash = 0.0, write = 0.0, move = 0.0
+    /// The reader's store storing the pages (not part of the floor: see above).
+    var store = 0.0
 
     var total: Double { read + seal + open + hash + write + move }
     /// The best replication rate this work allows on `cores` cores, in bytes/s.
     var ceilingBytesPerSecond: Double { Double(cores) * 1e9 / total }
 
     var description: String {
-        String(format: "read %.2f, seal %.2f, open %.2f, hash %.2f, write %.2f, move %.2f = %.2f ms of CPU per MB; %d cores → ceiling %.0f MB/s",
-               read, seal, open, hash, write, move, total, cores, ceilingBytesPerSecond / 1e6)
+        String(format: "read %.2f, seal %.2f, open %.2f, hash %.2f, write %.2f, move %.2f = %.2f ms of CPU per MB; %d cores → ceiling %.0f MB/s; the reader's store %.2f ms per MB (write + hash %.2f)",
+               read, seal, open, hash, write, move, total, cores, ceilingBytesPerSecond / 1e6, store, write + hash)
     }
 
     static let channelMessage = ReplicationWire.maxMessage
@@ -60,22 +70,54 @@ struct ReplicationWorkFloor {
         }
 
         try? FileManager.default.removeItem(atPath: directory)
-        let plain = try PlainSQLite(directory: directory, synchronous: "NORMAL")
-        defer {
-            plain.close()
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-        try plain.exec("PRAGMA mmap_size = 1073741824")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let perAnswer = max(1, answerBytes / pageSize)
-        floor.write = try cpu {
-            var i = 0
-            while i < count {
-                let end = min(count, i + perAnswer)
-                try plain.insert(pages[i..<end])
-                i = end
+        /// Writes every page into a fresh plain database in `name`.
+        func writePlain(_ name: String) throws -> (PlainSQLite, Double) {
+            let plain = try PlainSQLite(directory: directory + "/" + name, synchronous: "NORMAL")
+            do {
+                try plain.exec("PRAGMA mmap_size = 1073741824")
+                let spent = try cpu {
+                    var i = 0
+                    while i < count {
+                        let end = min(count, i + perAnswer)
+                        try plain.insert(pages[i..<end])
+                        i = end
+                    }
+                    try plain.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+                }
+                return (plain, spent)
+            } catch {
+                plain.close()
+                throw error
             }
-            try plain.exec("PRAGMA wal_checkpoint(TRUNCATE)")
         }
+        let answers = try StoreAnswers(pages: pages, perAnswer: perAnswer, directory: directory + "/author")
+        defer { answers.close() }
+        var round = 0
+        func applyToStore() throws -> Double {
+            round += 1
+            let readerDirectory = directory + "/reader\(round)"
+            let reader = try BookStore.open(directory: readerDirectory, masterSecret: SecretBytes(copying: [UInt8](repeating: 2, count: 32)))
+            defer {
+                reader.close()
+                try? FileManager.default.removeItem(atPath: readerDirectory)
+            }
+            let copy = try reader.open(id: answers.book)
+            return try cpu {
+                for answer in answers.answers {
+                    _ = try copy.apply(signedRoot: answers.root, proof: answer.proof, pageViews: answer.pages)
+                }
+                try reader.checkpoint()
+            }
+        }
+        let (first, firstWrite) = try writePlain("plain1")
+        first.close()
+        floor.store = try applyToStore()
+        floor.store = try (floor.store + applyToStore()) / 2
+        let (plain, secondWrite) = try writePlain("plain2")
+        defer { plain.close() }
+        floor.write = (firstWrite + secondWrite) / 2
         // (libsodium's and SQLite's calls are opaque to the optimizer: no loop below is elided.)
         floor.read = try cpu {
             for id in 1...count { _ = try plain.read(Int64(id)) { $0.first } }
@@ -129,5 +171,40 @@ struct ReplicationWorkFloor {
         let udpSeconds = processCPUSeconds() - start
         floor.move = udpSeconds * 1000 / (Double(udp.datagramsReceived) * Double(pageBytesPerMessage) / 1e6)
         return floor
+    }
+}
+
+/// A book of the floor's pages in an author's store, and the answers a reader gets for it:
+/// `perAnswer` pages each with their proof (the first upgrading the reader from nothing).
+private final class StoreAnswers {
+    let store: BookStore
+    let book: BookID
+    let root: SignedRoot
+    let answers: [(proof: MerkleProof, pages: [ArraySlice<UInt8>])]
+    let directory: String
+
+    init(pages: [[UInt8]], perAnswer: Int, directory: String) throws {
+        self.directory = directory
+        store = try BookStore.open(directory: directory, masterSecret: SecretBytes(copying: [UInt8](repeating: 1, count: 32)))
+        let book = try store.createOrOpen(name: "work-floor")
+        try book.append(contentsOf: pages)
+        let length = UInt64(pages.count)
+        guard let root = try book.signedRoot(atLength: length) else { throw BenchFailure("the author holds no root at \(length)") }
+        var answers: [(proof: MerkleProof, pages: [ArraySlice<UInt8>])] = []
+        var i = 0
+        while i < pages.count {
+            let end = min(pages.count, i + perAnswer)
+            let proof = try book.proof(for: UInt64(i)..<UInt64(end), atLength: length, upgradingFrom: i == 0 ? 0 : length)
+            answers.append((proof, pages[i..<end].map { $0[...] }))
+            i = end
+        }
+        self.book = book.id
+        self.root = root
+        self.answers = answers
+    }
+
+    func close() {
+        store.close()
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }
