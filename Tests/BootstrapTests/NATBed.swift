@@ -36,18 +36,9 @@ enum NATBed {
         ["/usr/bin/env", "ip", "netns", "exec", "\(name)-\(host)"] + command
     }
 
-    /// Builds the bed, runs `body`, tears the bed down; the commands run off the
-    /// cooperative pool (`offPool`), as they take seconds.
+    /// Builds the bed, runs `body`, tears the bed down whatever happens (off the pool).
     static func withBed<T>(_ name: String, _ modeA: String, _ modeB: String? = nil, _ body: () async throws -> T) async throws -> T {
-        try await offPool { try tool(["up", name, modeA, modeB ?? modeA]) }
-        do {
-            let result = try await body()
-            _ = try? await offPool { try tool(["down", name]) }
-            return result
-        } catch {
-            _ = try? await offPool { try tool(["down", name]) }
-            throw error
-        }
+        try await RepoScript.withBed("Tools/natbed", name: name, up: [modeA, modeB ?? modeA], body)
     }
 
     static let nodePort = 7000

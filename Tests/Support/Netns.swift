@@ -42,17 +42,8 @@ public enum Netns {
 
     public static func address(host: Int) -> String { "10.77.0.\(host)" }
 
-    /// Builds a bed, runs `body`, and tears the bed down whatever happens. Building and
-    /// tearing down take seconds of commands: they run off the cooperative pool.
+    /// Builds a bed, runs `body`, and tears the bed down whatever happens (off the pool).
     public static func withBed<T>(_ name: String, hosts: Int, _ body: () async throws -> T) async throws -> T {
-        try await offPool { try up(name, hosts: hosts) }
-        do {
-            let result = try await body()
-            _ = try? await offPool { down(name) }
-            return result
-        } catch {
-            _ = try? await offPool { down(name) }
-            throw error
-        }
+        try await RepoScript.withBed("Tools/netns", name: name, up: ["\(hosts)"], body)
     }
 }

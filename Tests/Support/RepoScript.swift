@@ -36,6 +36,22 @@ public enum RepoScript {
         return text
     }
 
+    /// Runs `script up ARGS…`, then `body`, then `script down NAME` whatever `body` did: a
+    /// test bed (`Tools/netns`, `Tools/natbed`) built and torn down around a test. The
+    /// script's commands take seconds, so they run off the cooperative pool (`offPool`).
+    public static func withBed<T>(_ script: String, name: String, up arguments: [String],
+                                  _ body: () async throws -> T) async throws -> T {
+        try await offPool { try run(script, ["up", name] + arguments) }
+        do {
+            let result = try await body()
+            _ = try? await offPool { try run(script, ["down", name]) }
+            return result
+        } catch {
+            _ = try? await offPool { try run(script, ["down", name]) }
+            throw error
+        }
+    }
+
     /// The full path of a tool on `PATH` (plus the sbin directories root's tools live in).
     public static func which(_ tool: String) -> String? {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
