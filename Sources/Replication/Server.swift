@@ -42,7 +42,7 @@ struct Server: Sendable {
                           into out: inout [[UInt8]]) -> Outcome {
         guard authorized else {
             out.append(ReplicationMessage.noData(requestID: request.id, reason: .notAuthorized).encoded())
-            return countRefusal(.notAuthorized, "requests before proving the right to read")
+            return countRefusal("requests before proving the right to read")
         }
         guard request.atLength > 0, request.atLength <= localLength, request.pages.upperBound <= request.atLength,
               request.fromLength <= request.atLength,
@@ -60,16 +60,18 @@ struct Server: Sendable {
         }
         guard queue.count < configuration.maxQueuedServes else {
             out.append(ReplicationMessage.noData(requestID: request.id, reason: .busy).encoded())
-            return countRefusal(.flood, "more than \(configuration.maxQueuedServes) requests queued")
+            return countRefusal("more than \(configuration.maxQueuedServes) requests queued")
         }
         queue.append(request)
         return .nothing
     }
 
-    private mutating func countRefusal(_ reason: RefuseReason, _ detail: String) -> Outcome {
+    /// Counts a request answered `no data(busy)` or `no data(not authorized)`; past the flood
+    /// limit the channel is refused as a flood, whichever kind crossed it (PROTOCOL.md §9.6).
+    private mutating func countRefusal(_ detail: String) -> Outcome {
         refused += 1
         stats.requestsRejected += 1
-        return refused > configuration.floodLimit ? .refuse(reason, "\(refused) requests refused: \(detail)") : .nothing
+        return refused > configuration.floodLimit ? .refuse(.flood, "\(refused) requests refused: \(detail)") : .nothing
     }
 
     /// Drops a queued request the reader no longer needs.

@@ -196,6 +196,29 @@ struct ReplicationMachineTests {
         #expect(machine.takeActions().contains { if case .refused(.flood, _, _) = $0 { true } else { false } })
     }
 
+    @Test("requests without an accepted open are answered not-authorized, then refused as a flood")
+    func unauthorizedFlood() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
+        var configuration = ReplicationConfiguration()
+        configuration.floodLimit = 50
+        let (binding, _) = Fixtures.bindings()
+        var machine = ReplicationMachine(book: author, binding: binding, policy: Fixtures.policy, interest: .none,
+                                         configuration: configuration)
+        let now = Timestamp(nanoseconds: 1)
+        machine.start(now: now)
+        _ = machine.takeMessages(serveLimit: 0)
+        var sent = 0
+        while !machine.isClosed, sent < 1000 {
+            let request = ReplicationMessage.Request(id: UInt32(sent + 1), pages: 0..<10, atLength: 100, fromLength: 0,
+                                                     maxBytes: 1 << 20, fragments: [])
+            machine.receive(ReplicationMessage.request(request).encoded(), now: now)
+            sent += 1
+        }
+        #expect(sent == 51)
+        // §9.6: whatever kind of refused request crosses the limit, the refusal is a flood.
+        #expect(machine.takeActions().contains { if case .refused(.flood, _, _) = $0 { true } else { false } })
+    }
+
     @Test("garbage on the channel closes it; an unknown message type is ignored")
     func garbage() throws {
         let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 1)
