@@ -39,6 +39,8 @@ extension Messenger {
 
     /// How often an unacknowledged book id is sent again.
     static let announceInterval: Duration = .milliseconds(300)
+    /// The longest pause before a refused announcement channel is opened again.
+    static let announceRetryMax: Duration = .seconds(10)
 
     /// Runs the messenger over `swarm` until the swarm shuts down. `clock` must be the
     /// swarm's (session times in `inspect` are read against it).
@@ -180,22 +182,36 @@ extension Messenger {
     }
 
     /// Sends our book id on our messenger channel until the peer acknowledges it or the
-    /// connection ends.
+    /// connection ends. The peer closes a channel for a task we have not yet proved to it:
+    /// we open it as soon as the peer proved the task to us, and our own capability may
+    /// arrive after the channel's open (lost once, resent every 500 ms, §8.3). So a channel
+    /// closed without an acknowledgement is opened again, after a pause that doubles up to
+    /// `announceRetryMax`, for as long as the connection lasts (PROTOCOL.md §10.5).
     private nonisolated func announce(_ book: BookID, task: TaskID, on connection: PeerConnection) async {
-        guard let channel = try? await connection.openChannel(label: MessengerWire.label(task)) else { return }
-        let acked = Atomic<Bool>(false)
-        let reader = Task {
-            for await message in channel.messages where MessengerWire.decode(message) == .ack(book) {
-                acked.store(true, ordering: .relaxed)
-                return
+        var acknowledged = false
+        var pause = Self.announceInterval
+        while connection.isOpen && !acknowledged && !Task.isCancelled {
+            if let channel = try? await connection.openChannel(label: MessengerWire.label(task)) {
+                let acked = Atomic<Bool>(false)
+                let reader = Task {
+                    for await message in channel.messages where MessengerWire.decode(message) == .ack(book) {
+                        acked.store(true, ordering: .relaxed)
+                        return
+                    }
+                }
+                while connection.isOpen && channel.isOpen && !acked.load(ordering: .relaxed) {
+                    try? await channel.send(MessengerWire.encode(.book(book)))
+                    try? await Task.sleep(for: Self.announceInterval)
+                }
+                reader.cancel()
+                acknowledged = acked.load(ordering: .relaxed)
+                if !acknowledged { await channel.close() }
             }
+            guard !acknowledged, connection.isOpen else { break }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, Self.announceRetryMax)
         }
-        while connection.isOpen && channel.isOpen && !acked.load(ordering: .relaxed) {
-            try? await channel.send(MessengerWire.encode(.book(book)))
-            try? await Task.sleep(for: Self.announceInterval)
-        }
-        reader.cancel()
-        if acked.load(ordering: .relaxed) { await acknowledged(PeerTask(peer: connection.remotePeer, task: task)) }
+        if acknowledged { await self.acknowledged(PeerTask(peer: connection.remotePeer, task: task)) }
     }
 
     private func acknowledged(_ key: PeerTask) { network?.acknowledged.insert(key) }

@@ -36,6 +36,41 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a member whose capability for a second task arrives after its announcement channel is read all the same",
+          .timeLimit(.minutes(1)))
+    func announcementBeforeCapability() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        // Already members of one task together: each is visible to the other's messenger.
+        let first = try await bob.messenger.newTask(title: "first")
+        _ = try await ana.messenger.join(try InviteCode(parsing: first.invite))
+        let firstTask = TaskID(hex: first.id)!
+        try await ana.messenger.send("first", to: firstTask)
+        #expect(try await eventually { try await bob.texts(firstTask) == ["first"] })
+        // Then a second task. For 1.5 s Bob hears none of Ana's 68-byte packets: her
+        // capability for it (and acks and book announcements, of the same size). Bob's
+        // capability reaches her, so she opens her announcement channel at once; it reaches
+        // Bob before she has proved the task to him, and he closes it (§10.5). She must
+        // open it again once he knows her for a member.
+        let second = try await bob.messenger.newTask(title: "second")
+        let task = TaskID(hex: second.id)!
+        let anaEndpoint = try #require(ana.endpoint)
+        let until = ContinuousClock.now + .milliseconds(1500)
+        bed.network.setDropFilter { source, datagram in
+            source == anaEndpoint && datagram.payload.count == 68 && ContinuousClock.now < until
+        }
+        _ = try await ana.messenger.join(try InviteCode(parsing: second.invite))
+        try await ana.messenger.send("from Ana", to: task)
+        #expect(try await eventually(.seconds(15)) { try await bob.texts(task) == ["from Ana"] })
+        // The race happened: Bob refused a channel before Ana had proved the task to him.
+        #expect(await bob.messenger.recentEvents.contains { $0.kind == "refused" && $0.detail.contains("no task it proved") })
+        bed.network.setDropFilter(nil)
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("three people: n(n−1) books, everyone sees everyone's messages in one order", .timeLimit(.minutes(1)))
     func threePeople() async throws {
         let bed = MessengerBed()

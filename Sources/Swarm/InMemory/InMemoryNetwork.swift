@@ -23,6 +23,7 @@ public final class InMemoryNetwork: Sendable {
         var delivered = 0
         var lost = 0
         var tap: (@Sendable (Endpoint, Datagram) -> Void)?
+        var dropFilter: (@Sendable (Endpoint, Datagram) -> Bool)?
     }
 
     private let state: Mutex<State>
@@ -39,6 +40,10 @@ public final class InMemoryNetwork: Sendable {
     /// Sees every datagram sent (source, datagram as addressed), e.g. to record one for a
     /// replay test.
     public func setTap(_ tap: (@Sendable (Endpoint, Datagram) -> Void)?) { state.withLock { $0.tap = tap } }
+
+    /// Loses every datagram (source, datagram as addressed) for which `filter` returns true,
+    /// counted as lost: a test's way to lose one particular kind of packet.
+    public func setDropFilter(_ filter: (@Sendable (Endpoint, Datagram) -> Bool)?) { state.withLock { $0.dropFilter = filter } }
 
     /// Datagrams delivered and lost so far.
     public var counts: (delivered: Int, lost: Int) { state.withLock { ($0.delivered, $0.lost) } }
@@ -66,6 +71,10 @@ public final class InMemoryNetwork: Sendable {
         let (delay, tap): (Duration?, (@Sendable (Endpoint, Datagram) -> Void)?) = state.withLock { s in
             for d in datagrams {
                 if s.conditions.lossRate > 0, Double.random(in: 0..<1, using: &s.rng) < s.conditions.lossRate {
+                    s.lost += 1
+                    continue
+                }
+                if let filter = s.dropFilter, filter(source, d) {
                     s.lost += 1
                     continue
                 }

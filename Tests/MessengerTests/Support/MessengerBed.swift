@@ -43,7 +43,8 @@ final class MessengerBed: Sendable {
         let clock = SystemSwarmClock()
         let swarm = try Swarm(identity: identity, transport: transport, discovery: [discovery],
                               configuration: Self.configuration, clock: clock)
-        let online = Peer(seed: seed, store: peer.store, messenger: peer.messenger, swarm: swarm)
+        let online = Peer(seed: seed, store: peer.store, messenger: peer.messenger, swarm: swarm,
+                          endpoint: transport.localEndpoint)
         online.keep(Task { try? await swarm.run() })
         let messenger = peer.messenger
         online.keep(Task { await messenger.run(swarm: swarm, clock: clock) })
@@ -64,13 +65,16 @@ final class Peer: Sendable {
     let store: BookStore
     let messenger: Messenger
     let swarm: Swarm?
+    /// Where an online peer's transport sits on the in-memory network.
+    let endpoint: Endpoint?
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
-    init(seed: UInt8, store: BookStore, messenger: Messenger, swarm: Swarm?) {
+    init(seed: UInt8, store: BookStore, messenger: Messenger, swarm: Swarm?, endpoint: Endpoint? = nil) {
         self.seed = seed
         self.store = store
         self.messenger = messenger
         self.swarm = swarm
+        self.endpoint = endpoint
     }
 
     var id: PeerID { messenger.localPeer }
