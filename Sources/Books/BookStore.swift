@@ -114,9 +114,10 @@ public final class BookStore: @unchecked Sendable {
         let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
                               lockDescriptor: lockDescriptor)
         do {
-            // The schema is read before the journal mode changes anything, so a file that
-            // is not a store is never written to.
-            _ = try database.pragmaInteger("user_version")
+            // The file is checked before the journal mode changes anything: switching to
+            // WAL rewrites the header, and a file that is not a store (or of a newer
+            // version) is refused without a byte written.
+            try Schema.check(database)
             guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
             }

@@ -50,10 +50,12 @@ enum Schema {
         """,
     ]
 
-    /// Checks the file is a book store this code can read, and brings it to the current
-    /// version. A new, empty file becomes a store; anything else unknown is refused
-    /// without being written to.
-    static func prepare(_ db: SQLiteDatabase) throws {
+    /// Checks the file is a book store this code can read — or a new, empty file — by
+    /// reading its header and schema only; refuses anything else without writing to it.
+    /// Returns its schema version (0: empty). `BookStore.open` calls it before it switches
+    /// the file to WAL mode, which would rewrite the header of another program's file.
+    @discardableResult
+    static func check(_ db: SQLiteDatabase) throws -> Int64 {
         let version = try db.pragmaInteger("user_version")
         let application = try db.pragmaInteger("application_id")
         if version > currentVersion {
@@ -72,6 +74,13 @@ enum Schema {
         } else if application != applicationID {
             throw BooksError(.notABookStore, "the file is an SQLite database but not a book store (application id \(application))", file: db.path)
         }
+        return version
+    }
+
+    /// Checks the file (`check`) and brings it to the current version: a new, empty file
+    /// becomes a store.
+    static func prepare(_ db: SQLiteDatabase) throws {
+        let version = try check(db)
         for target in (version + 1)...max(version + 1, currentVersion) where target <= currentVersion {
             try db.transaction {
                 try db.execute(migrations[Int(target - 1)])

@@ -76,10 +76,30 @@ import Testing
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: nil)
         try RawSQLite.execute(dir.databaseFile, "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me')")
+        let before = RawSQLite.fileBytes(dir.databaseFile)
         let error = #expect(throws: BooksError.self) { try openStore(dir) }
         #expect(error?.code == .notABookStore)
         #expect(error?.file == dir.databaseFile)
+        // Not a byte written: the other program's file stays in its journal mode (header
+        // bytes 18–19 would say 2 had it been switched to WAL).
+        let after = RawSQLite.fileBytes(dir.databaseFile)
+        #expect(after == before, "the file changed (header bytes 18–19: \(after[18]), \(after[19]))")
+        #expect(before[18] == 1 && before[19] == 1)
         #expect(try RawSQLite.blob(dir.databaseFile, "SELECT CAST(text AS BLOB) FROM notes") == Array("keep me".utf8))
+    }
+
+    @Test func aRollbackJournalFileOfANewerVersionIsRefusedUnwritten() throws {
+        let dir = TemporaryDirectory("newer-rollback")
+        defer { dir.remove() }
+        _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: nil)
+        try RawSQLite.execute(dir.databaseFile, "PRAGMA application_id = 1114599275; PRAGMA user_version = 7; CREATE TABLE future (x)")
+        let before = RawSQLite.fileBytes(dir.databaseFile)
+        let error = #expect(throws: BooksError.self) { try openStore(dir) }
+        #expect(error?.code == .unsupportedSchemaVersion)
+        #expect(error?.file == dir.databaseFile)
+        let after = RawSQLite.fileBytes(dir.databaseFile)
+        #expect(after == before, "the file changed (header bytes 18–19: \(after[18]), \(after[19]))")
+        #expect(!FileManager.default.fileExists(atPath: dir.databaseFile + "-wal"))
     }
 
     @Test func aFlippedBitInAPageOrATreeNodeFailsVerify() throws {
