@@ -45,8 +45,14 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     /// Output fragments taken per send: a batch per hop into the session, small enough to
     /// interleave with the other channels' traffic.
     private var sendBatch: Int { 64 }
-    /// The timer's longest sleep: the machine's deadlines are never missed by more.
-    private var idleTick: Duration { .milliseconds(10) }
+    /// The timer's longest sleep when the machine has no deadline. The timer is woken
+    /// early whenever a deadline earlier than its wake-up is published, so this only
+    /// bounds how long an idle channel sleeps: an idle channel costs one wake-up a second,
+    /// not a hundred.
+    private var idleSleep: UInt64 { 1_000_000_000 }
+    /// When the timer task sleeps until (nanoseconds of `clock`; 0: not sleeping) and its
+    /// sleep, which `updateDeadline` cancels to wake it for an earlier deadline.
+    private let timerSleep = Mutex<(until: UInt64, sleeper: Task<Void, Never>?)>((0, nil))
 
     init(machine: consuming ReplicationMachine, peer: PeerID, channel: Channel, clock: any SwarmClock,
          report: @escaping @Sendable (any ChannelDriving, [ReplicationAction]) -> Void,
@@ -94,16 +100,14 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         }
         let timer = Task { [self] in
             while !Task.isCancelled, !isFinished {
-                let now = clock.now()
+                let now = clock.now().nanoseconds
                 let due = deadline.load(ordering: .relaxed)
-                if (due != 0 && due <= now.nanoseconds) || bookChanged.load(ordering: .acquiring) {
+                if due != 0 && due <= now {
                     // Served, or the machine was busy (then it paused briefly): look again.
                     await serveSideInputs()
                     continue
                 }
-                let wait = due == 0 ? idleTick
-                    : min(idleTick, .nanoseconds(Int64(due - now.nanoseconds)))
-                try? await Task.sleep(for: max(wait, .microseconds(500)))
+                await sleep(until: due == 0 ? now + idleSleep : min(due, now + idleSleep))
             }
         }
         tasks.withLock { $0 = [pump, watcher, timer] }
@@ -124,21 +128,37 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         if due != 0, due <= now.nanoseconds, let next = m.nextDeadline, next <= now { m.tick(now: now) }
     }
 
-    /// Serves the side inputs if the machine is free, then sends what they produced.
-    /// Returns false when the machine was busy: its holder serves them before letting go
-    /// (or, in a race with its last look, the timer's next round does).
-    @discardableResult
-    private func serveSideInputs() async -> Bool {
-        let now = clock.now()
-        guard let more = machine.withLockIfAvailable({ m -> Bool in
-            serveSideInputs(&m, now: now)
-            return m.hasPendingOutput
-        }) else {
+    /// Serves the side inputs if the machine is free, then sends what they produced. When
+    /// it is busy, its holder serves them before letting go; but the holder may have taken
+    /// its last look just before the flag went up, so a changed book is looked after here
+    /// until someone has served it (a pause of 0.5 ms per try).
+    private func serveSideInputs() async {
+        while true {
+            let now = clock.now()
+            if let more = machine.withLockIfAvailable({ m -> Bool in
+                serveSideInputs(&m, now: now)
+                return m.hasPendingOutput
+            }) {
+                if more { await flush() } else { updateDeadline() }
+                return
+            }
             try? await Task.sleep(for: .microseconds(500))
-            return false
+            guard !isFinished, bookChanged.load(ordering: .acquiring) else { return }
         }
-        if more { await flush() } else { updateDeadline() }
-        return true
+    }
+
+    /// The timer's sleep: until `wake`, or until `updateDeadline` publishes an earlier
+    /// deadline and cancels it.
+    private func sleep(until wake: UInt64) async {
+        let clock = self.clock
+        let sleeper = Task { _ = try? await clock.sleep(until: Timestamp(nanoseconds: wake)) }
+        timerSleep.withLock { $0 = (wake, sleeper) }
+        // A deadline published between the look above and the line before saw no sleeper
+        // to wake: look again now that it can.
+        let due = deadline.load(ordering: .relaxed)
+        if (due != 0 && due < wake) || isFinished { sleeper.cancel() }
+        await sleeper.value
+        timerSleep.withLock { $0 = (0, nil) }
     }
 
     /// Sends what the machine has, in batches, and performs its actions.
@@ -185,7 +205,11 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     /// busy: its holder publishes it when done (every input ends in a flush or here).
     private func updateDeadline() {
         guard let next = machine.withLockIfAvailable({ $0.nextDeadline }) else { return }
-        deadline.store(next.map { max(1, $0.nanoseconds) } ?? 0, ordering: .relaxed)
+        let value = next.map { max(1, $0.nanoseconds) } ?? 0
+        deadline.store(value, ordering: .relaxed)
+        guard value != 0 else { return }
+        let sleeper = timerSleep.withLock { $0.until != 0 && value < $0.until ? $0.sleeper : nil }
+        sleeper?.cancel()
     }
 
     /// Stops the driver: cancels what is in flight (best effort) and closes the channel.
@@ -199,6 +223,7 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
         if !messages.isEmpty { try? await channel.send(messages) }
         await channel.close()
         for task in tasks.withLock({ $0 }) { task.cancel() }
+        timerSleep.withLock { $0.sleeper }?.cancel()
         onFinish(self)
     }
 }

@@ -54,6 +54,8 @@ extension Swarm {
             for (channel, messages) in staged.values { channel.deliver(messages) }
             staged.removeAll(keepingCapacity: true)
         }
+        // Whatever was just done may have set a timer earlier than the timer loop's wake-up.
+        if let sleep = timerSleep, let next = nextTimer(), next < sleep.until { sleep.sleeper.cancel() }
     }
 
     // MARK: Session events

@@ -39,6 +39,9 @@ public actor Swarm {
     enum Lifecycle { case idle, running, stopped }
     var lifecycle = Lifecycle.idle
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// While the timer loop sleeps: until when, and the sleep, which `pump` cancels when a
+    /// timer earlier than that appeared.
+    var timerSleep: (until: Timestamp, sleeper: Task<Void, Never>)?
 
     /// Topics joined, with their discovery flags.
     var topics: [Topic: (announce: Bool, lookup: Bool)] = [:]
@@ -134,6 +137,7 @@ public actor Swarm {
         lifecycle = .stopped
         manager.closeAll(now: clock.now())
         pump()
+        timerSleep?.sleeper.cancel()
         for source in discovery { await source.close() }
         await transport.close()
         connectionsContinuation.finish()
@@ -157,17 +161,33 @@ public actor Swarm {
         for await sighting in source.sightings { sighted(sighting) }
     }
 
+    /// Sleeps until the earliest timer (the session manager's, a redial) and fires it. A
+    /// timer that appears earlier while it sleeps wakes it (`pump` cancels the sleep), so an
+    /// idle swarm wakes when something is due — every 2 s for a keepalive — rather than at a
+    /// fixed rate.
     private func timerLoop() async {
         while !Task.isCancelled && lifecycle == .running {
             let now = clock.now()
             var wake = now + configuration.timerGranularity
-            if let d = manager.nextDeadline, d < wake { wake = d }
-            for c in candidates.values { if let t = c.nextAttempt, t < wake { wake = t } }
+            if let next = nextTimer(), next < wake { wake = next }
             // A timer that stays due (nothing it can do yet) must not turn this into a spin.
             wake = max(wake, now + .milliseconds(1))
-            do { try await clock.sleep(until: wake) } catch { return }
+            let sleeper = Task.detached { [clock, wake] in _ = try? await clock.sleep(until: wake) }
+            timerSleep = (wake, sleeper)
+            await withTaskCancellationHandler { await sleeper.value } onCancel: { sleeper.cancel() }
+            timerSleep = nil
+            guard !Task.isCancelled else { return }
             fireTimers()
         }
+    }
+
+    /// The earliest timer: the session manager's next deadline or a candidate's redial.
+    func nextTimer() -> Timestamp? {
+        var earliest = manager.nextDeadline
+        for c in candidates.values {
+            if let t = c.nextAttempt, earliest.map({ t < $0 }) ?? true { earliest = t }
+        }
+        return earliest
     }
 
     // MARK: Topics and peers

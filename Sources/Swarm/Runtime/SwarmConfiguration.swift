@@ -28,9 +28,9 @@ public struct RetryPolicy: Sendable {
 public struct SwarmConfiguration: Sendable {
     public var session = SessionConfiguration()
     public var retry = RetryPolicy.standard
-    /// The longest the runtime sleeps between timer checks, so a deadline that appears
-    /// while it sleeps is late by at most this.
-    public var timerGranularity: Duration = .milliseconds(25)
+    /// The longest the runtime's timer sleeps when nothing is due sooner. Timers set while
+    /// it sleeps wake it at once; this only bounds an idle swarm's sleep.
+    public var timerGranularity: Duration = .seconds(1)
     /// Deliveries (batches of messages, one per socket read) buffered per channel for a
     /// slow reader; further ones are dropped (as UDP would), never blocking the session.
     public var channelBuffer = 1024
