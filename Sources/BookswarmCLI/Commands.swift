@@ -32,7 +32,7 @@ struct TaskNewCommand: AsyncParsableCommand {
         try await reportingErrors {
             let task = try await Control.call(ControlRequest(command: .taskNew, text: title), vault, as: TaskSummary.self)
             if output.json { try printJSON(task); return }
-            printOut("task    \(task.id)  \(task.title ?? "")")
+            printOut("task    \(task.id)  \(Format.title(task.title, or: ""))")
             printOut("invite  \(task.invite)")
         }
     }
@@ -86,6 +86,13 @@ struct JoinCommand: AsyncParsableCommand {
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        // A day at most: enough for any join, and far from what a Duration can hold.
+        guard wait.isFinite, wait >= 0, wait <= 86_400 else {
+            throw ValidationError("--wait takes seconds from 0 to 86400, not \(wait)")
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let invite = try Control.parseInvite(code)
@@ -122,7 +129,7 @@ struct JoinCommand: AsyncParsableCommand {
                 }
             }
             if output.json { try printJSON(summary); return }
-            printOut("joined  \(summary.id)  \(summary.title ?? "(title not received yet)")")
+            printOut("joined  \(summary.id)  \(Format.title(summary.title, or: "(title not received yet)"))")
             if !reached(summary) && summary.members.contains(where: { $0.peer == invite.creator.publicKey.hex }) {
                 printOut("the creator was not reached yet; messages arrive when both are online")
             }
@@ -142,7 +149,7 @@ struct TasksCommand: AsyncParsableCommand {
             if tasks.isEmpty { printOut("no tasks yet: bookswarm task new TITLE, or bookswarm join CODE") }
             for task in tasks {
                 let online = task.members.filter(\.online).count
-                printOut("\(task.id.prefix(8))  \(task.title ?? "(untitled)")  \(task.messages) messages, \(task.unread) unread")
+                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(untitled)"))  \(task.messages) messages, \(task.unread) unread")
                 printOut("          members: \(task.members.count) (\(online) online)  "
                          + task.members.map { String($0.peer.prefix(8)) + ($0.online ? "*" : "") }.joined(separator: " "))
                 printOut("          invite:  \(task.invite)")
@@ -198,7 +205,7 @@ struct LogCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             for await item in session.items {
                 if output.json {
-                    FileHandle.standardOutput.write(try encoder.encode(item) + Data("\n".utf8))
+                    writeOut(try encoder.encode(item) + Data("\n".utf8))
                 } else if let line = Format.line(item, me: me) {
                     printOut(line)
                 }
@@ -211,8 +218,33 @@ struct LogCommand: AsyncParsableCommand {
 /// Human-readable lines.
 enum Format {
     static func line(_ entry: LogEntry, me: String) -> String {
-        "[\(clock(entry.time))] \(who(entry.author, me: me)): \(entry.text)"
+        "[\(clock(entry.time))] \(who(entry.author, me: me)): \(shown(entry.text, continuation: "    | "))"
     }
+
+    /// Text another person wrote, made safe to put on a terminal: control characters
+    /// (escape sequences that would move the cursor, retitle the window or clear a line;
+    /// carriage returns), the invisible bidirectional overrides that reorder what is shown,
+    /// and DEL become visible `\u{…}` escapes; a tab becomes a space; a line break starts
+    /// an indented continuation line (`continuation`), so a message can never show a line
+    /// that looks like another message. Titles, which are one line, pass `nil`: their line
+    /// breaks are escaped too.
+    static func shown(_ text: String, continuation: String?) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A where continuation != nil: out += "\n" + continuation!
+            case 0x09: out += " "
+            case 0x00...0x1F, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A task's title as shown, or `fallback` when there is none.
+    static func title(_ title: String?, or fallback: String) -> String { title.map { shown($0, continuation: nil) } ?? fallback }
 
     static func line(_ item: FollowItem, me: String) -> String? {
         switch item.event {

@@ -39,11 +39,29 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 func printOut(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    writeOut(Data((text + "\n").utf8))
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+    writeOut(try encoder.encode(value) + Data("\n".utf8))
+}
+
+/// Writes to standard output. When the reader went away (`bookswarm log | head`) the
+/// command stops quietly, as `cat` would; any other failure to write (output closed, disk
+/// full) is one line on stderr and exit 74 (EX_IOERR), never a crash.
+func writeOut(_ data: Data) {
+    data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 { offset += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            let code = errno
+            if code == EPIPE { exit(0) }
+            FileHandle.standardError.write(Data("bookswarm: cannot write the output: \(String(cString: strerror(code)))\n".utf8))
+            exit(74)
+        }
+    }
 }

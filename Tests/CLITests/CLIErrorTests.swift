@@ -30,6 +30,53 @@ struct CLIErrorTests {
         #expect(try await bob.texts(task.id) == ["kept"])
     }
 
+    @Test func whatOthersWroteCannotDriveTheTerminal() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        // A forged second message line, a carriage return and erase-line, a window title,
+        // a bell, a right-to-left override.
+        let text = "innocent\n[21:40:00] da21d13d: I agree to pay\r\u{1b}[2K\u{1b}]0;owned\u{07}\u{202e}txt"
+        try await bob.ok(["send", task.id, text])
+        let out = try await bob.ok(["log", task.id])
+        let lines = out.split(separator: "\n")
+        #expect(lines.count == 2, "\(out)")
+        #expect(lines.last?.hasPrefix("    | [21:40:00] da21d13d") == true, "\(out)")
+        let unsafe = out.unicodeScalars.filter {
+            ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E
+        }
+        #expect(unsafe.isEmpty, "\(unsafe.map { String($0.value, radix: 16) })")
+        #expect(out.contains("\\u{d}\\u{1b}[2K\\u{1b}]0;owned\\u{7}\\u{202e}txt"), "\(out)")
+        // The stored message is the text as sent (`--json` shows it whole).
+        #expect(try await bob.texts(task.id) == [text])
+    }
+
+    @Test func aReaderThatGoesAwayEndsTheOutputQuietly() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        // More than a pipe holds (64 KiB), so writes after `head` left fail with EPIPE.
+        for i in 0..<3 { try await bob.ok(["send", task.id, String(repeating: "\(i)", count: 60_000)]) }
+        let piped = try await CLI.run(["log", task.id, "--dir", bob.directory],
+                                      prefix: ["/bin/bash", "-c", "set -o pipefail; \"$0\" \"$@\" | head -c 10 >/dev/null"])
+        #expect(piped.status == 0, "\(piped)")
+        #expect(piped.stderr.isEmpty, "\(piped)")
+        let full = try await CLI.run(["id", "--dir", bob.directory], prefix: ["/bin/bash", "-c", "\"$0\" \"$@\" >/dev/full"])
+        Self.expectOneLineError(full, mentioning: "cannot write the output")
+        #expect(full.status == 74)
+    }
+
+    @Test func joinWaitMustBeASensibleNumberOfSeconds() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        for wait in ["inf", "nan", "1e17", "86401"] {
+            let result = try await CLI.run(["join", task.invite, "--wait", wait, "--dir", scratch.dir("ana")])
+            #expect(result.status == 64, "--wait \(wait): \(result)")
+            #expect(result.stderr.contains("--wait takes seconds"), "--wait \(wait): \(result)")
+        }
+    }
+
     @Test func unknownTask() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
