@@ -161,7 +161,7 @@ enum Control {
     static func callDaemon(_ request: ControlRequest, directory: VaultDirectory) async throws -> Data? {
         let body = try JSONEncoder().encode(request)
         let limit: Duration = request.command == .inspect && request.verify == true ? .seconds(600) : .seconds(30)
-        return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit)") {
+        return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)") {
             try await offPool {
                 guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
                 try client.send(Array(body))

@@ -41,7 +41,7 @@ public enum RepoScript {
     /// script's commands take seconds, so they run off the cooperative pool (`offPool`).
     public static func withBed<T>(_ script: String, name: String, up arguments: [String],
                                   _ body: () async throws -> T) async throws -> T {
-        try await offPool { try run(script, ["up", name] + arguments) }
+        _ = try await offPool { try run(script, ["up", name] + arguments) }
         do {
             let result = try await body()
             _ = try? await offPool { try run(script, ["down", name]) }
