@@ -19,7 +19,7 @@ func oneLine(_ error: any Error) -> String {
     case let e as MessengerError: text = e.message
     case let e as CLIError: text = e.description
     case let e as BooksError: text = e.file.map { "\(e.detail) (\($0))" } ?? e.detail
-    case let e as SwarmNIOError: text = "\(e)"
+    case let e as SwarmNIOError: text = e.detail
     default: text = "\(error)"
     }
     return text.split(whereSeparator: \.isNewline).joined(separator: " ")

@@ -25,6 +25,11 @@ struct VaultOptions: ParsableArguments {
 
     var directory: VaultDirectory { VaultDirectory.resolve(explicit: dir) }
 
+    func validate() throws {
+        // Port 0 would bind a random port nobody else looks at: discovery would hear nothing.
+        if discoveryPort == 0 { throw ValidationError("--discovery-port takes a port from 1 to 65535") }
+    }
+
     var network: VaultNetwork.Options {
         get throws {
             VaultNetwork.Options(interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
@@ -37,8 +42,11 @@ struct VaultOptions: ParsableArguments {
 /// `HOST:PORT` → an endpoint: an IPv4 or bracketed IPv6 literal as is, a host name through
 /// the system resolver (first IPv4 address, then IPv6).
 func resolveNode(_ text: String) throws -> Endpoint {
-    if let literal = Endpoint(text) { return literal }
-    guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), colon > text.startIndex else {
+    if let literal = Endpoint(text) {
+        guard literal.port != 0 else { throw CLIError("bootstrap node \"\(text)\" has port 0") }
+        return literal
+    }
+    guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port != 0, colon > text.startIndex else {
         throw CLIError("bootstrap node \"\(text)\" is not HOST:PORT")
     }
     let host = String(text[..<colon])

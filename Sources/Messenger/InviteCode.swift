@@ -99,8 +99,11 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
 
     public init(parsing raw: String) throws(ParseError) {
         let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.lowercased().hasPrefix(InviteCode.prefix) else { throw .missingPrefix }
-        let body = trimmed.dropFirst(InviteCode.prefix.count)
+        // "bsw1", then the body; the dash after it is a separator like the others (a code
+        // retyped with spaces for dashes, or with none, reads the same).
+        let tag = InviteCode.prefix.dropLast()
+        guard trimmed.lowercased().hasPrefix(tag) else { throw .missingPrefix }
+        let body = trimmed.dropFirst(tag.count)
         let bytes: [UInt8]
         do {
             bytes = try Base32.decode(body, strictPadding: false)

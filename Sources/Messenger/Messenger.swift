@@ -189,8 +189,11 @@ public actor Messenger {
     public func send(_ text: String, to task: TaskID) throws -> LogEntry {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let bytes = Array(text.utf8)
-        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, bytes.count <= 64 * 1024 else {
-            throw MessengerError(.invalidMessage, "a message is 1…65536 bytes of text")
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw MessengerError(.invalidMessage, "the message is empty (nothing but white space): nothing sent")
+        }
+        guard bytes.count <= 64 * 1024 else {
+            throw MessengerError(.invalidMessage, "the message is \(bytes.count) bytes; at most 65536 are sent as one message")
         }
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()

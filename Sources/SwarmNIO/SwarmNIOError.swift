@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import Sodium
 
 /// The one public error of SwarmNIO: what went wrong while opening or configuring a socket.
@@ -22,4 +24,11 @@ public struct SwarmNIOError: CodedError {
     }
 
     public var description: String { "\(code): \(detail)" }
+
+    /// A socket error as a person reads it: the system's text for an errno ("Address
+    /// already in use"), NIO's description otherwise.
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        return "\(error)"
+    }
 }

@@ -111,7 +111,7 @@ public final class UDPTransport: DatagramTransport {
                                             continuation: continuation, stats: stats)
         } catch {
             continuation.finish()
-            throw SwarmNIOError(.socketSetupFailed, "bind \(endpoint): \(error)")
+            throw SwarmNIOError(.socketSetupFailed, "cannot use UDP \(endpoint): \(SwarmNIOError.reason(error))")
         }
         guard let local = channel.localAddress.flatMap(Endpoint.init) else {
             try? await channel.close()

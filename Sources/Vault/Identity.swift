@@ -1,3 +1,4 @@
+import Books
 import Foundation
 import Sodium
 
@@ -35,6 +36,12 @@ public struct Identity: Sendable {
         if FileManager.default.fileExists(atPath: file) {
             return try load(file)
         }
+        // A vault with a store but no key lost its key: a new one would not open that store
+        // (its books belong to the old identity), so say what happened instead.
+        if FileManager.default.fileExists(atPath: directory.storeDirectory + "/" + BookStore.fileName) {
+            throw VaultError(.identityUnreadable,
+                             "\(file) is missing, but this vault has a store of books written by it: restore identity.key from your backup")
+        }
         let seed = SecretBytes(randomCount: 32)
         var text = Array((header + "\n" + seed.withUnsafeBytes { Array($0) }.hexString + "\n").utf8)
         defer { secureZero(&text) }
@@ -60,6 +67,9 @@ public struct Identity: Sendable {
         var info = stat()
         guard stat(file, &info) == 0 else {
             throw VaultError(.identityUnreadable, "cannot read \(file): \(VaultDirectory.reason(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw VaultError(.identityUnreadable, "\(file) is not a file (a directory or something else is in its place)")
         }
         guard info.st_mode & 0o077 == 0 else {
             throw VaultError(.identityTooOpen, String(format: "%@ is readable by others (mode %o); run: chmod 600 %@",

@@ -127,7 +127,7 @@ public final class VaultNetwork: Sendable {
         } catch let error as VaultError {
             throw error
         } catch {
-            throw VaultError(.network, "cannot start the network on \(names.joined(separator: ",")): \(error)")
+            throw VaultError(.network, "cannot start the network on \(names.joined(separator: ",")): \((error as? SwarmNIOError)?.detail ?? "\(error)")")
         }
     }
 

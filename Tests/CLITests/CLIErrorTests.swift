@@ -77,6 +77,41 @@ struct CLIErrorTests {
         }
     }
 
+    @Test func inviteCodesRetypedWithSpacesOrWithoutDashesJoin() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        let spaced = task.invite.replacingOccurrences(of: "-", with: " ")
+        let bare = task.invite.replacingOccurrences(of: "-", with: "").uppercased()
+        for (name, code) in [("ana", spaced), ("carol", bare)] {
+            let member = Member(name, scratch: scratch, discoveryPort: bob.discoveryPort)
+            let joined = try await member.run(["join", code, "--wait", "0"])
+            #expect(joined.ok && joined.stdout.contains(task.id), "\(code): \(joined)")
+        }
+    }
+
+    @Test func mistakesAroundTheVaultAndTheNetworkOptions() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "kept"])
+        Self.expectOneLineError(try await bob.run(["send", task.id, " \n\t "]), mentioning: "empty")
+        // The key lost, the store still there: no new key is made up.
+        let key = bob.directory + "/identity.key"
+        try FileManager.default.moveItem(atPath: key, toPath: key + ".saved")
+        Self.expectOneLineError(try await bob.run(["tasks"]), mentioning: "restore identity.key")
+        #expect(!FileManager.default.fileExists(atPath: key))
+        try FileManager.default.createDirectory(atPath: key, withIntermediateDirectories: false)
+        Self.expectOneLineError(try await bob.run(["tasks"]), mentioning: "is not a file")
+        try FileManager.default.removeItem(atPath: key)
+        try FileManager.default.moveItem(atPath: key + ".saved", toPath: key)
+        #expect(try await bob.texts(task.id) == ["kept"])
+        let zero = try await CLI.run(["id", "--dir", bob.directory, "--discovery-port", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("--discovery-port"), "\(zero)")
+        Self.expectOneLineError(try await CLI.run(["join", task.invite, "--dir", scratch.dir("dan"), "--wait", "0",
+                                                   "--bootstrap", "127.0.0.1:0"]), mentioning: "port 0")
+    }
+
     @Test func unknownTask() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
