@@ -171,41 +171,38 @@ struct ReplicationMachineTests {
 
     @Test("a request flood is bounded, then refused")
     func flood() throws {
-        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
         var configuration = ReplicationConfiguration()
         configuration.maxQueuedServes = 8
         configuration.floodLimit = 100
-        let (binding, _) = Fixtures.bindings()
-        var machine = ReplicationMachine(book: author, binding: binding, policy: Fixtures.policy, interest: .none,
-                                         configuration: configuration)
-        let now = Timestamp(nanoseconds: 1)
-        machine.start(now: now)
-        let capability = ReadCapability.make(secret: Fixtures.secret, book: author.id, handshakeHash: Fixtures.handshakeHash,
-                                             sender: .responder)
-        machine.receive(ReplicationMessage.open(.init(book: author.id, capability: capability)).encoded(), now: now)
-        _ = machine.takeMessages(serveLimit: 0)
-        var sent = 0
-        while !machine.isClosed, sent < 1000 {
-            let request = ReplicationMessage.Request(id: UInt32(sent + 1), pages: 0..<10, atLength: 100, fromLength: 0,
-                                                     maxBytes: 1 << 20, fragments: [])
-            machine.receive(ReplicationMessage.request(request).encoded(), now: now)
-            sent += 1
-        }
-        #expect(machine.isClosed)
+        let (sent, refusal) = try requestsUntilClosed(configuration, opened: true)
         #expect(sent == 8 + 101)
-        #expect(machine.takeActions().contains { if case .refused(.flood, _, _) = $0 { true } else { false } })
+        #expect(refusal == .flood)
     }
 
     @Test("requests without an accepted open are answered not-authorized, then refused as a flood")
     func unauthorizedFlood() throws {
-        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
         var configuration = ReplicationConfiguration()
         configuration.floodLimit = 50
+        let (sent, refusal) = try requestsUntilClosed(configuration, opened: false)
+        #expect(sent == 51)
+        // §9.6: whatever kind of refused request crosses the limit, the refusal is a flood.
+        #expect(refusal == .flood)
+    }
+
+    /// Sends an author's machine requests (after the reader's open, or without one) until it
+    /// closes the channel, 1000 at most: how many it took, and the refusal it reported.
+    private func requestsUntilClosed(_ configuration: ReplicationConfiguration, opened: Bool) throws -> (Int, RefuseReason?) {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 100)
         let (binding, _) = Fixtures.bindings()
         var machine = ReplicationMachine(book: author, binding: binding, policy: Fixtures.policy, interest: .none,
                                          configuration: configuration)
         let now = Timestamp(nanoseconds: 1)
         machine.start(now: now)
+        if opened {
+            let capability = ReadCapability.make(secret: Fixtures.secret, book: author.id, handshakeHash: Fixtures.handshakeHash,
+                                                 sender: .responder)
+            machine.receive(ReplicationMessage.open(.init(book: author.id, capability: capability)).encoded(), now: now)
+        }
         _ = machine.takeMessages(serveLimit: 0)
         var sent = 0
         while !machine.isClosed, sent < 1000 {
@@ -214,9 +211,10 @@ struct ReplicationMachineTests {
             machine.receive(ReplicationMessage.request(request).encoded(), now: now)
             sent += 1
         }
-        #expect(sent == 51)
-        // §9.6: whatever kind of refused request crosses the limit, the refusal is a flood.
-        #expect(machine.takeActions().contains { if case .refused(.flood, _, _) = $0 { true } else { false } })
+        let refusal = machine.takeActions().lazy.compactMap { action -> RefuseReason? in
+            if case let .refused(reason, _, _) = action { reason } else { nil }
+        }.first
+        return (sent, refusal)
     }
 
     @Test("garbage on the channel closes it; an unknown message type is ignored")
