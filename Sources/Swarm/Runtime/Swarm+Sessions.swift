@@ -55,7 +55,12 @@ extension Swarm {
             staged.removeAll(keepingCapacity: true)
         }
         // Whatever was just done may have set a timer earlier than the timer loop's wake-up.
-        if let sleep = timerSleep, let next = nextTimer(), next < sleep.until { sleep.sleeper.cancel() }
+        // (A loop about to wake anyway, within its 1 ms floor, is left alone: a timer that
+        // stays due must not cost a wake-up per batch of datagrams.)
+        if let sleep = timerSleep, let next = nextTimer(), next < sleep.until,
+           clock.now() + .milliseconds(1) < sleep.until {
+            sleep.sleeper.cancel()
+        }
     }
 
     // MARK: Session events
