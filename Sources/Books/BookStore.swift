@@ -336,6 +336,12 @@ public final class BookStore: @unchecked Sendable {
         }
     }
 
+    /// The id of the book this peer writes (or will write) under `name`: its derived public
+    /// key, whether or not the book exists yet.
+    public func derivedID(name: String) throws -> BookID {
+        BookID(try BookName.keyPair(masterSecret: masterSecret, name: name).publicKey)
+    }
+
     /// The book titled `name`, if the store has one.
     public func book(named name: String) throws -> Book? {
         try locked { _ in states.values.first { $0.name == name }.map { Book(id: $0.id, store: self) } }

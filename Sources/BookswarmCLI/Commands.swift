@@ -153,6 +153,7 @@ struct TasksCommand: AsyncParsableCommand {
                 printOut("          members: \(task.members.count) (\(online) online)  "
                          + task.members.map { String($0.peer.prefix(8)) + ($0.online ? "*" : "") }.joined(separator: " "))
                 printOut("          invite:  \(task.invite)")
+                for member in task.members { if let problem = member.problem { printOut("          ! \(problem)") } }
             }
         }
     }

@@ -156,6 +156,11 @@ extension Messenger {
     }
 
     private func refused(_ refusal: Refusal) {
+        if refusal.byRemote, refusal.reason == .forked, !refusedAsForked.contains(refusal.book) {
+            refusedAsForked.insert(refusal.book)
+            record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked: "
+                   + "it holds two histories, and messages of one do not reach the other side")
+        }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
@@ -167,6 +172,11 @@ extension Messenger {
         guard let network, let connection = network.connections[peer], let record = tasks[task],
               !network.started.contains(PeerTask(peer: peer, task: task)) else { return }
         self.network?.started.insert(PeerTask(peer: peer, task: task))
+        // The book's topic is known to the read policy before the book exists: a member who
+        // knew its id from before (we lost our store and write it again) may open a channel
+        // for it the moment it appears, and would be refused — for good — without it.
+        let name = TaskBookName(author: localPeer, reader: peer, task: task)
+        if let id = try? store.derivedID(name: name.text) { bookTopics?.set(id, topic: record.invite.topic) }
         let book: Book
         do {
             book = try createPairwiseBook(for: peer, task: task)

@@ -37,6 +37,9 @@ public actor Messenger {
     var nextSubscriber = 0
     var recentEvents: [EventReport] = []
     var refusals: [EventReport] = []
+    /// Books a member refused as forked (two histories under one key, as after a store
+    /// restored from `identity.key` alone): ours, or theirs when they found it first.
+    var refusedAsForked: Set<BookID> = []
     /// The replication policy's view of which topic opens which book (set while online).
     var bookTopics: BookTopics?
 
@@ -161,6 +164,22 @@ public actor Messenger {
         return members
     }
 
+    /// What stops messages between this peer and `peer`, if a fork does: the book we write
+    /// for them has two signed histories (they hold pages of one we no longer have, as after
+    /// a store lost and the vault restored from its key; we learn it from their status, or
+    /// from their refusal), or their book for us has.
+    private func problem(mine: Book?, theirs: Book?, peer: PeerID) -> String? {
+        if let mine, mine.forkProof != nil || refusedAsForked.contains(mine.id) {
+            return "\(peer.short) holds another history of the book you write for them (this vault's store was lost and "
+                + "restored from identity.key alone?): your messages do not reach them"
+        }
+        if let theirs, theirs.forkProof != nil || refusedAsForked.contains(theirs.id) {
+            return "\(peer.short) signed two different histories of the book they write for you (their vault restored "
+                + "from identity.key without its store?): their messages after the fork are not shown"
+        }
+        return nil
+    }
+
     public func summaries() throws -> [TaskSummary] {
         try tasks.values.sorted { ($0.ownTitle ?? "", $0.id.hex) < ($1.ownTitle ?? "", $1.id.hex) }.map { try summary(of: $0.id) }
     }
@@ -170,9 +189,11 @@ public actor Messenger {
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
         let members = try members(of: task).sorted().map { peer in
-            MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
-                          writesTo: books.contains { $0.name.author == localPeer && $0.name.reader == peer },
-                          readsFrom: books.contains { $0.name.author == peer && $0.name.reader == localPeer })
+            let mine = books.first { $0.name.author == localPeer && $0.name.reader == peer }
+            let theirs = books.first { $0.name.author == peer && $0.name.reader == localPeer }
+            return MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
+                                 writesTo: mine != nil, readsFrom: theirs != nil,
+                                 problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
         }
         let entries = try log(of: task)
         let fromOthers = entries.filter { $0.author != localPeer.publicKey.hex }.count

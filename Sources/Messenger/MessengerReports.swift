@@ -20,6 +20,9 @@ public struct MemberSummary: Codable, Hashable, Sendable {
     /// This peer writes a book for the member / reads the member's book.
     public var writesTo: Bool
     public var readsFrom: Bool
+    /// Why messages between this peer and the member do not get through, when something
+    /// is known to stop them (a forked book on either side); absent otherwise.
+    public var problem: String? = nil
 }
 
 public struct CompileResult: Codable, Hashable, Sendable {

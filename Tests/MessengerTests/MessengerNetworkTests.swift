@@ -129,6 +129,37 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a vault restored from its key alone writes a forked book: both sides say so in the task's members", .timeLimit(.minutes(1)))
+    func restoredFromTheKeyAlone() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        var ana = try await bed.online(2)
+        let summary = try await bob.messenger.newTask(title: "t")
+        let task = TaskID(hex: summary.id)!
+        let invite = try InviteCode(parsing: summary.invite)
+        _ = try await ana.messenger.join(invite)
+        try await ana.messenger.send("before", to: task)
+        #expect(try await eventually { try await bob.texts(task) == ["before"] })
+        // Ana's store is lost; her identity (the bed's seed) is not. She joins again and
+        // writes: her book for Bob starts again from page 0 under the same key.
+        await ana.stop()
+        try FileManager.default.removeItem(atPath: bed.root + "/2")
+        ana = try await bed.online(2)
+        _ = try await ana.messenger.join(invite)
+        try await ana.messenger.send("after", to: task)
+        func problem(_ peer: Peer, about other: Peer) async throws -> String? {
+            try await peer.messenger.summary(of: task).members.first { $0.peer == other.id.publicKey.hex }?.problem
+        }
+        #expect(try await eventually { try await problem(bob, about: ana)?.contains("two different histories") == true })
+        let anaSees = try await eventually { try await problem(ana, about: bob)?.contains("holds another history of the book you write") == true }
+        let anaRefusals = await ana.messenger.refusals, bobRefusals = await bob.messenger.refusals
+        #expect(anaSees, "ana: \(anaRefusals) bob: \(bobRefusals)")
+        #expect(try await bob.texts(task) == ["before"])
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a compiled book of other people's messages verifies against each author", .timeLimit(.minutes(1)))
     func compileAcrossAuthors() async throws {
         let bed = MessengerBed()
