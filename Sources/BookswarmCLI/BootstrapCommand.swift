@@ -21,6 +21,20 @@ struct BootstrapCommand: AsyncParsableCommand {
     @Option(name: .customLong("stats-interval"), help: "Print the node's counters every this many seconds (0: never).")
     var statsInterval: Int = 0
 
+    /// One line of counters, `name=value` pairs a person can read and a script can split.
+    static func statsLine(registrations: Int, _ c: BootstrapNode.Counters) -> String {
+        var fields = [("registered", "\(registrations)"), ("received", "\(c.received)"), ("malformed", "\(c.malformed)"),
+                      ("unexpected", "\(c.unexpected)"), ("cookies", "\(c.cookieReplies)"),
+                      ("cookies-suppressed", "\(c.cookieRepliesSuppressed)"), ("registrations", "\(c.registrations)"),
+                      ("lookups", "\(c.lookups)"), ("introductions", "\(c.introductions)"),
+                      ("relayed", "\(c.relayedDatagrams)"), ("relayed-bytes", "\(c.relayedBytes)"),
+                      ("relay-dropped", "\(c.relayDropped)"), ("expired", "\(c.expired)"),
+                      ("unproven-in", "\(c.unprovenBytesIn)"), ("unproven-out", "\(c.unprovenBytesOut)"),
+                      ("worst-unproven-ratio", String(format: "%.3f", c.worstUnprovenRatio))]
+        for (reason, count) in c.refusals.sorted(by: { "\($0.key)" < "\($1.key)" }) { fields.append(("refused-\(reason)", "\(count)")) }
+        return "stats " + fields.map { "\($0)=\($1)" }.joined(separator: " ")
+    }
+
     func run() async throws {
         try await reportingErrors {
             guard let address = Endpoint(bind, defaultPort: port) else { throw CLIError("--bind \(bind) is not an IP address") }
@@ -40,7 +54,7 @@ struct BootstrapCommand: AsyncParsableCommand {
                     group.addTask {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: .seconds(statsInterval))
-                            printOut("registrations \(server.registrationCount) · \(server.counters)")
+                            printOut(Self.statsLine(registrations: server.registrationCount, server.counters))
                         }
                     }
                 }

@@ -12,7 +12,7 @@ struct ChatCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
-            let session = try await FollowSession.open(task: task, options: vault)
+            let session = try await FollowSession.open(task: task, options: vault, role: "chat")
             let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
             terminal.print("-- bookswarm chat \(task); /quit to leave --")
             terminal.start()

@@ -191,7 +191,7 @@ struct LogCommand: AsyncParsableCommand {
                 if output.json { try printJSON(entries) } else { for e in entries { printOut(Format.line(e, me: me)) } }
                 return
             }
-            let session = try await FollowSession.open(task: task, options: vault)
+            let session = try await FollowSession.open(task: task, options: vault, role: "log --follow")
             defer { session.close() }
             // Ctrl-C or SIGTERM: take the network down cleanly (peers are told) and leave.
             let stopper = Task {

@@ -21,11 +21,13 @@ final class FollowSession: @unchecked Sendable {
         self.local = local
     }
 
-    static func open(task: String, options: VaultOptions) async throws -> FollowSession {
+    /// `role` names the command in the vault's lock, for the message another command gets
+    /// while this one holds the vault ("in use by a bookswarm chat").
+    static func open(task: String, options: VaultOptions, role: String) async throws -> FollowSession {
         if let session = try await viaDaemon(task: task, options: options) { return session }
         let peer: LocalPeer
         do {
-            peer = try await Control.openLocal(options, role: "chat")
+            peer = try await Control.openLocal(options, role: role)
         } catch is Control.DaemonAppeared {
             guard let session = try await viaDaemon(task: task, options: options) else { throw CLIError("the daemon went away") }
             return session
