@@ -259,6 +259,11 @@ extension Messenger {
             record("member", "reading \(peer.short)'s book \(id.hex.prefix(16))… in task \(task.hex.prefix(8))")
             await follow(book, task: task)
             notify(.changed(task))
+        } else {
+            // Known already, yet announced again: the channel we opened for it before the
+            // peer held it (a peer that lost its store and writes it again) was closed, and
+            // nothing would open it again this session. Replication opens what is missing.
+            try? await network?.replicator.replicate(id)
         }
     }
 

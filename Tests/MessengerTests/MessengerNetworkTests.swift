@@ -151,7 +151,9 @@ import Testing
         func problem(_ peer: Peer, about other: Peer) async throws -> String? {
             try await peer.messenger.summary(of: task).members.first { $0.peer == other.id.publicKey.hex }?.problem
         }
-        #expect(try await eventually { try await problem(bob, about: ana)?.contains("two different histories") == true })
+        let bobSees = try await eventually { try await problem(bob, about: ana)?.contains("two different histories") == true }
+        let bobEvents = await bob.messenger.recentEvents.suffix(12), bobRefused = await bob.messenger.refusals
+        #expect(bobSees, "bob: \(bobRefused) \(bobEvents)")
         let anaSees = try await eventually { try await problem(ana, about: bob)?.contains("holds another history of the book you write") == true }
         let anaRefusals = await ana.messenger.refusals, bobRefusals = await bob.messenger.refusals
         #expect(anaSees, "ana: \(anaRefusals) bob: \(bobRefusals)")
