@@ -58,12 +58,8 @@ import Testing
         let (dir, _) = try makeStore()
         defer { dir.remove() }
         try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 99")
-        let before = RawSQLite.fileBytes(dir.databaseFile)
-        let error = #expect(throws: BooksError.self) { try openStore(dir) }
-        #expect(error?.code == .unsupportedSchemaVersion)
-        #expect(error?.file == dir.databaseFile)
+        let (error, _) = expectRefusedUnwritten(dir, .unsupportedSchemaVersion)
         #expect(error?.description.contains("99") == true)
-        #expect(RawSQLite.fileBytes(dir.databaseFile) == before)
         // An older code refusing a newer file loses nothing: back to version 1, it opens.
         try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 1")
         let store = try openStore(dir)
@@ -76,15 +72,10 @@ import Testing
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: nil)
         try RawSQLite.execute(dir.databaseFile, "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('keep me')")
-        let before = RawSQLite.fileBytes(dir.databaseFile)
-        let error = #expect(throws: BooksError.self) { try openStore(dir) }
-        #expect(error?.code == .notABookStore)
-        #expect(error?.file == dir.databaseFile)
         // Not a byte written: the other program's file stays in its journal mode (header
         // bytes 18–19 would say 2 had it been switched to WAL).
-        let after = RawSQLite.fileBytes(dir.databaseFile)
-        #expect(after == before, "the file changed (header bytes 18–19: \(after[18]), \(after[19]))")
-        #expect(before[18] == 1 && before[19] == 1)
+        let (_, bytes) = expectRefusedUnwritten(dir, .notABookStore)
+        #expect(bytes[18] == 1 && bytes[19] == 1)
         #expect(try RawSQLite.blob(dir.databaseFile, "SELECT CAST(text AS BLOB) FROM notes") == Array("keep me".utf8))
     }
 
@@ -93,13 +84,23 @@ import Testing
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.databaseFile, contents: nil)
         try RawSQLite.execute(dir.databaseFile, "PRAGMA application_id = 1114599275; PRAGMA user_version = 7; CREATE TABLE future (x)")
-        let before = RawSQLite.fileBytes(dir.databaseFile)
-        let error = #expect(throws: BooksError.self) { try openStore(dir) }
-        #expect(error?.code == .unsupportedSchemaVersion)
-        #expect(error?.file == dir.databaseFile)
-        let after = RawSQLite.fileBytes(dir.databaseFile)
-        #expect(after == before, "the file changed (header bytes 18–19: \(after[18]), \(after[19]))")
+        expectRefusedUnwritten(dir, .unsupportedSchemaVersion)
         #expect(!FileManager.default.fileExists(atPath: dir.databaseFile + "-wal"))
+    }
+
+    /// Opens the store in `dir`, which must be refused with `code`, naming its file, and
+    /// leave the file as it was, byte for byte. Returns the error and the file's bytes.
+    @discardableResult
+    private func expectRefusedUnwritten(_ dir: TemporaryDirectory, _ code: BooksError.Code,
+                                        sourceLocation: SourceLocation = #_sourceLocation) -> (BooksError?, [UInt8]) {
+        let before = RawSQLite.fileBytes(dir.databaseFile)
+        let error = #expect(throws: BooksError.self, sourceLocation: sourceLocation) { try openStore(dir) }
+        #expect(error?.code == code, sourceLocation: sourceLocation)
+        #expect(error?.file == dir.databaseFile, sourceLocation: sourceLocation)
+        let after = RawSQLite.fileBytes(dir.databaseFile)
+        #expect(after == before, "the file changed (header bytes 18–19: \(after[18]), \(after[19]))",
+                sourceLocation: sourceLocation)
+        return (error, before)
     }
 
     @Test func aFlippedBitInAPageOrATreeNodeFailsVerify() throws {

@@ -13,10 +13,9 @@ import Testing
         defer { bed.cleanUp() }
         let bob = try await bed.online(1)
         let ana = try await bed.online(2)
-        let summary = try await bob.messenger.newTask(title: "Fix the roof")
-        let task = TaskID(hex: summary.id)!
+        let (task, invite) = try await bob.newTask("Fix the roof")
         try await bob.messenger.send("before Ana", to: task)
-        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        _ = try await ana.messenger.join(invite)
         #expect(try await eventually { try await ana.texts(task) == ["before Ana"] })
         #expect(try await ana.messenger.summary(of: task).title == "Fix the roof")
         // Each writes one book for the other, whose first page is the reader's address.
@@ -44,9 +43,8 @@ import Testing
         let bob = try await bed.online(1)
         let ana = try await bed.online(2)
         // Already members of one task together: each is visible to the other's messenger.
-        let first = try await bob.messenger.newTask(title: "first")
-        _ = try await ana.messenger.join(try InviteCode(parsing: first.invite))
-        let firstTask = TaskID(hex: first.id)!
+        let (firstTask, firstInvite) = try await bob.newTask("first")
+        _ = try await ana.messenger.join(firstInvite)
         try await ana.messenger.send("first", to: firstTask)
         #expect(try await eventually { try await bob.texts(firstTask) == ["first"] })
         // Then a second task. For 1.5 s Bob hears none of Ana's 68-byte packets: her
@@ -54,14 +52,13 @@ import Testing
         // capability reaches her, so she opens her announcement channel at once; it reaches
         // Bob before she has proved the task to him, and he closes it (§10.5). She must
         // open it again once he knows her for a member.
-        let second = try await bob.messenger.newTask(title: "second")
-        let task = TaskID(hex: second.id)!
+        let (task, invite) = try await bob.newTask("second")
         let anaEndpoint = try #require(ana.endpoint)
         let until = ContinuousClock.now + .milliseconds(1500)
         bed.network.setDropFilter { source, datagram in
             source == anaEndpoint && datagram.payload.count == 68 && ContinuousClock.now < until
         }
-        _ = try await ana.messenger.join(try InviteCode(parsing: second.invite))
+        _ = try await ana.messenger.join(invite)
         try await ana.messenger.send("from Ana", to: task)
         #expect(try await eventually(.seconds(15)) { try await bob.texts(task) == ["from Ana"] })
         // The race happened: Bob refused a channel before Ana had proved the task to him.
@@ -78,9 +75,7 @@ import Testing
         let bob = try await bed.online(1)
         let ana = try await bed.online(2)
         let carol = try await bed.online(3)
-        let summary = try await bob.messenger.newTask(title: "t")
-        let task = TaskID(hex: summary.id)!
-        let invite = try InviteCode(parsing: summary.invite)
+        let (task, invite) = try await bob.newTask("t")
         _ = try await ana.messenger.join(invite)
         _ = try await carol.messenger.join(invite)
         let peers = [bob, ana, carol]
@@ -106,9 +101,8 @@ import Testing
         defer { bed.cleanUp() }
         let bob = try await bed.online(1)
         var ana = try await bed.online(2)
-        let summary = try await bob.messenger.newTask(title: "t")
-        let task = TaskID(hex: summary.id)!
-        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
         try await bob.messenger.send("one", to: task)
         #expect(try await eventually { try await ana.texts(task) == ["one"] })
         await ana.stop()
@@ -135,9 +129,7 @@ import Testing
         defer { bed.cleanUp() }
         let bob = try await bed.online(1)
         var ana = try await bed.online(2)
-        let summary = try await bob.messenger.newTask(title: "t")
-        let task = TaskID(hex: summary.id)!
-        let invite = try InviteCode(parsing: summary.invite)
+        let (task, invite) = try await bob.newTask("t")
         _ = try await ana.messenger.join(invite)
         try await ana.messenger.send("before", to: task)
         #expect(try await eventually { try await bob.texts(task) == ["before"] })
@@ -168,9 +160,8 @@ import Testing
         defer { bed.cleanUp() }
         let bob = try await bed.online(1)
         let ana = try await bed.online(2)
-        let summary = try await bob.messenger.newTask(title: "t")
-        let task = TaskID(hex: summary.id)!
-        _ = try await ana.messenger.join(try InviteCode(parsing: summary.invite))
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
         try await bob.messenger.send("bob says", to: task)
         try await ana.messenger.send("ana says", to: task)
         #expect(try await eventually { try await ana.texts(task).count == 2 })

@@ -3,6 +3,7 @@ import Foundation
 import Sodium
 import Swarm
 import Synchronization
+import Testing
 @testable import Messenger
 
 /// Peers with a store, a messenger and a swarm over the in-memory network, found through
@@ -80,6 +81,12 @@ final class Peer: Sendable {
     var id: PeerID { messenger.localPeer }
 
     func keep(_ task: Task<Void, Never>) { tasks.withLock { $0.append(task) } }
+
+    /// Creates a task: its id and its invite code.
+    func newTask(_ title: String) async throws -> (id: TaskID, invite: InviteCode) {
+        let summary = try await messenger.newTask(title: title)
+        return (try #require(TaskID(hex: summary.id)), try InviteCode(parsing: summary.invite))
+    }
 
     /// Shuts the swarm down (telling peers), waits for the messenger, closes the store.
     func stop() async {
