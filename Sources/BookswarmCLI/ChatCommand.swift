@@ -58,11 +58,22 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw error
             }
             let endpoint = peer.network?.localEndpoint.description ?? "?"
-            let interfaces = peer.network?.interfaces.joined(separator: ",") ?? ""
+            let interfaces = peer.network?.interfaces ?? []
             if output.json {
-                printOut("{\"event\":\"ready\",\"peer\":\"\(messenger.localPeer.publicKey.hex)\",\"endpoint\":\"\(endpoint)\",\"pid\":\(getpid())}")
+                struct Ready: Encodable {
+                    var event = "ready"
+                    var peer: String
+                    var endpoint: String
+                    var pid: Int32
+                    /// As in the text line: each name, with " (IPv4+IPv6)" / " (IPv6)" where IPv6 runs.
+                    var interfaces: [String]
+                }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let ready = Ready(peer: messenger.localPeer.publicKey.hex, endpoint: endpoint, pid: getpid(), interfaces: interfaces)
+                writeOut(try encoder.encode(ready) + Data("\n".utf8))
             } else {
-                printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces), control \(server.path)")
+                printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces.joined(separator: ", ")), control \(server.path)")
             }
             await waitForTermination()
             await server.close()

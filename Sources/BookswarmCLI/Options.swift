@@ -10,8 +10,11 @@ struct VaultOptions: ParsableArguments {
     var dir: String?
 
     @Option(name: .long, help: ArgumentHelp("A LAN discovery interface: lo, a name such as eth0, or an IPv4 address; repeat for several.",
-        discussion: "Default: every non-loopback, multicast-capable interface that is up. Used when this command brings the network up itself (no daemon running)."))
+        discussion: "Default: every non-loopback, multicast-capable interface that is up. A named interface runs discovery over IPv4 and, where it has an IPv6 link-local address, over IPv6 too. Used when this command brings the network up itself (no daemon running)."))
     var interface: [String] = []
+
+    @Flag(name: .customLong("ipv4-only"), help: "Run discovery and sessions over IPv4 only, even where interfaces have IPv6.")
+    var ipv4Only = false
 
     @Option(name: .long, help: "The UDP port for sessions (default: any free port).")
     var port: UInt16 = 0
@@ -32,9 +35,11 @@ struct VaultOptions: ParsableArguments {
 
     var network: VaultNetwork.Options {
         get throws {
-            VaultNetwork.Options(interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
-                                 port: port, discoveryPort: discoveryPort,
-                                 bootstrapNodes: try bootstrap.map(resolveNode))
+            var options = VaultNetwork.Options(
+                interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
+                port: port, discoveryPort: discoveryPort, bootstrapNodes: try bootstrap.map(resolveNode))
+            options.ipv6 = !ipv4Only
+            return options
         }
     }
 }

@@ -112,6 +112,11 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
 
     public var localEndpoint: Endpoint { inner.localEndpoint }
 
+    /// Virtual endpoints (peers reached through a node) and whatever the socket reaches.
+    public func canSend(to endpoint: Endpoint) -> Bool {
+        VirtualEndpoint.contains(endpoint) || inner.canSend(to: endpoint)
+    }
+
     public func send(_ datagrams: [Datagram]) {
         let now = clock.now()
         let out = machine.withLock { m in

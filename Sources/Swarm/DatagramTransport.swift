@@ -25,4 +25,14 @@ public protocol DatagramTransport: Sendable {
 
     /// Stops receiving and sending; `incoming` finishes.
     func close() async
+
+    /// Whether datagrams to `endpoint` can leave through this transport at all (an IPv4
+    /// socket cannot send to an IPv6 address). The swarm ignores sightings it could not
+    /// dial, so a peer seen on both families is dialled on the one that works.
+    func canSend(to endpoint: Endpoint) -> Bool
+}
+
+extension DatagramTransport {
+    /// Every endpoint, unless the transport says otherwise.
+    public func canSend(to endpoint: Endpoint) -> Bool { true }
 }

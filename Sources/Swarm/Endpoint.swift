@@ -1,6 +1,7 @@
 import Foundation
 
-/// A UDP endpoint: an IPv4 or IPv6 address and a port.
+/// A UDP endpoint: an IPv4 or IPv6 address and a port, and for a link-local IPv6 address the
+/// interface it belongs to.
 ///
 /// Our own value type rather than NIO's `SocketAddress`, so the sans-I/O protocol cores can
 /// hash, compare and encode endpoints cheaply, and the in-memory transport can invent them.
@@ -14,10 +15,15 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 
     public var address: Address
     public var port: UInt16
+    /// The interface index of a link-local IPv6 address (`fe80::/10`, `ff02::/16`): the same
+    /// address can exist on every link, so it means nothing without one (RFC 4007 §6). 0 for
+    /// every other address. Local to this host: never sent on the wire.
+    public var scopeID: UInt32
 
-    public init(address: Address, port: UInt16) {
+    public init(address: Address, port: UInt16, scopeID: UInt32 = 0) {
         self.address = address
         self.port = port
+        self.scopeID = scopeID
     }
 
     /// IPv4 `a.b.c.d` and port.
@@ -41,6 +47,24 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether this is an IPv6 address (of any scope).
+    public var isIPv6: Bool {
+        if case .v6 = address { return true }
+        return false
+    }
+
+    /// An IPv6 link-local unicast address, `fe80::/10`.
+    public var isLinkLocalUnicast: Bool {
+        guard case let .v6(bytes) = address else { return false }
+        return bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80
+    }
+
+    /// A link-local multicast address, `ff02::/16` (and `ffx2::` with other flags).
+    public var isLinkLocalMulticast: Bool {
+        guard case let .v6(bytes) = address else { return false }
+        return bytes[0] == 0xff && bytes[1] & 0x0f == 0x02
+    }
+
     public var isLoopback: Bool {
         switch address {
         case let .v4(a, _, _, _): return a == 127
@@ -48,10 +72,12 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Parses `1.2.3.4:5`, `[::1]:5` or `host-less` forms `1.2.3.4` / `::1` with `defaultPort`.
+    /// Parses `1.2.3.4:5`, `[::1]:5`, `[fe80::1%2]:5` (a numeric zone: the interface index)
+    /// or the port-less forms `1.2.3.4` / `::1` / `fe80::1%2` with `defaultPort`.
     public init?(_ text: String, defaultPort: UInt16? = nil) {
         var host = Substring(text)
         var port = defaultPort
+        var scope: UInt32 = 0
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }
             let rest = host[host.index(after: close)...]
@@ -64,10 +90,16 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
             host = host[..<colon]
         }
         guard let port else { return nil }
-        if let v4 = Endpoint.parseIPv4(host) {
+        if let percent = host.firstIndex(of: "%") {
+            let zone = host[host.index(after: percent)...]
+            guard !zone.isEmpty, zone.allSatisfy(\.isASCII), let index = UInt32(zone), index > 0 else { return nil }
+            scope = index
+            host = host[..<percent]
+        }
+        if let v4 = Endpoint.parseIPv4(host), scope == 0 {
             self.init(address: .v4(v4[0], v4[1], v4[2], v4[3]), port: port)
         } else if let v6 = Endpoint.parseIPv6(host) {
-            self.init(address: .v6(v6), port: port)
+            self.init(address: .v6(v6), port: port, scopeID: scope)
         } else {
             return nil
         }
@@ -111,11 +143,28 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         switch address {
         case let .v4(a, b, c, d): return "\(a).\(b).\(c).\(d):\(port)"
         case let .v6(bytes):
-            var words: [String] = []
-            for i in stride(from: 0, to: 16, by: 2) {
-                words.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
-            }
-            return "[\(words.joined(separator: ":"))]:\(port)"
+            let zone = scopeID == 0 ? "" : "%\(scopeID)"
+            return "[\(Endpoint.ipv6Text(bytes))\(zone)]:\(port)"
         }
+    }
+
+    /// RFC 5952's text form: lower-case hex without leading zeros, the longest run of two or
+    /// more zero groups (the first of equal runs) as `::`.
+    static func ipv6Text(_ bytes: [UInt8]) -> String {
+        let words = stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
+        var best = (start: -1, length: 0)
+        var i = 0
+        while i < 8 {
+            guard words[i] == 0 else { i += 1; continue }
+            var j = i
+            while j < 8 && words[j] == 0 { j += 1 }
+            if j - i > best.length { best = (i, j - i) }
+            i = j
+        }
+        let hex = words.map { String($0, radix: 16) }
+        guard best.length >= 2 else { return hex.joined(separator: ":") }
+        let head = hex[..<best.start].joined(separator: ":")
+        let tail = hex[(best.start + best.length)...].joined(separator: ":")
+        return head + "::" + tail
     }
 }

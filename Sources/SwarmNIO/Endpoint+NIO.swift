@@ -27,11 +27,19 @@ extension Endpoint {
             var sin6 = sockaddr_in6()
             sin6.sin6_family = sa_family_t(AF_INET6)
             sin6.sin6_port = port.bigEndian
+            sin6.sin6_scope_id = scopeID
             withUnsafeMutableBytes(of: &sin6.sin6_addr) { raw in
                 for i in 0..<16 { raw[i] = bytes[i] }
             }
             return SocketAddress(sin6, host: "")
         }
+    }
+
+    /// The address to hand an IPv6 socket: IPv4 endpoints as IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2), which a dual-stack socket sends as IPv4.
+    var socketAddressForIPv6Socket: SocketAddress {
+        guard case let .v4(a, b, c, d) = address else { return socketAddress }
+        return Endpoint(address: .v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]), port: port).socketAddress
     }
 
     /// The endpoint of a NIO IPv4 or IPv6 address; nil for Unix sockets.
@@ -53,7 +61,7 @@ extension Endpoint {
             if bytes.prefix(12).elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
                 self.init(address: .v4(bytes[12], bytes[13], bytes[14], bytes[15]), port: port)
             } else {
-                self.init(address: .v6(bytes), port: port)
+                self.init(address: .v6(bytes), port: port, scopeID: sin6.sin6_scope_id)
             }
         case .unixDomainSocket:
             return nil

@@ -11,14 +11,23 @@ import Darwin
 /// LAN discovery on real sockets: drives a `LANDiscoveryMachine` (PROTOCOL.md §6).
 ///
 /// Sockets, all on one event loop so the machine needs no lock:
-/// * per interface, a multicast socket bound to the group and the shared discovery port with
-///   `SO_REUSEADDR` (several processes on one host each get every datagram), a membership on
-///   that interface's address, `IP_MULTICAST_IF` to it, TTL 0 on loopback and 1 elsewhere,
-///   and `IP_MULTICAST_ALL` off so it hears only the memberships it made itself. Options are
-///   set directly: NIO's `joinGroup` refuses `lo`, which lacks the MULTICAST flag
-///   (MACHINE.md);
+/// * per interface with an IPv4 address, a multicast socket bound to the IPv4 group and the
+///   shared discovery port with `SO_REUSEADDR` (several processes on one host each get every
+///   datagram), a membership on that interface's address, `IP_MULTICAST_IF` to it, TTL 0 on
+///   loopback and 1 elsewhere, and `IP_MULTICAST_ALL` off so it hears only the memberships
+///   it made itself. Options are set directly: NIO's `joinGroup` refuses `lo`, which lacks
+///   the MULTICAST flag (MACHINE.md);
+/// * per interface with an IPv6 link-local address (not `lo`: IPv6 multicast does not
+///   deliver there), the same for the IPv6 group `ff02::4253:4c44` scoped to the interface:
+///   membership, `IPV6_MULTICAST_IF` and hop limit 1 by interface index,
+///   `IPV6_MULTICAST_ALL` off;
 /// * one unicast socket of our own for answers (the port our queries advertise), since
-///   unicast to a shared port would be split between its sockets.
+///   unicast to a shared port would be split between its sockets. Dual-stack (`[::]`) when
+///   IPv6 discovery runs, so one reply port serves queries of both families.
+///
+/// Both families carry the same datagrams: every query and announcement goes out on every
+/// socket, and a peer on a dual-stack LAN is seen twice, once per family, each sighting with
+/// the address it came from (a link-local IPv6 one with its interface as scope).
 ///
 /// `start` opens the sockets and begins; `close` stops all traffic and finishes `sightings`.
 public final class LANDiscovery: DiscoverySource {
@@ -30,6 +39,12 @@ public final class LANDiscovery: DiscoverySource {
         public var port: UInt16
         /// The IPv4 group; the project's unless a test isolates itself further.
         public var group: Endpoint.Address
+        /// The IPv6 group (link-local scope, `ff02::/16`); the project's unless a test
+        /// isolates itself further.
+        public var ipv6Group: Endpoint.Address = DiscoveryGroup.ipv6.address
+        /// Runs IPv6 discovery too on the interfaces that have an IPv6 link-local address
+        /// (DESIGN decision 6: "IPv6 `ff02::` where available").
+        public var ipv6 = true
         public var machine: LANDiscoveryMachine.Configuration
         /// Sightings buffered for a slow consumer; beyond it the oldest are dropped (a peer
         /// that matters announces again).
@@ -70,20 +85,41 @@ public final class LANDiscovery: DiscoverySource {
         guard case let .v4(g0, _, _, _) = configuration.group, (224...239).contains(g0) else {
             throw SwarmNIOError(.invalidAddress, "discovery group must be an IPv4 multicast address")
         }
-        let interfaces = try configuration.interfaces.map { try $0.resolve() }
+        guard Endpoint(address: configuration.ipv6Group, port: 0).isLinkLocalMulticast else {
+            throw SwarmNIOError(.invalidAddress, "IPv6 discovery group must be a link-local multicast address (ff02::/16)")
+        }
+        var interfaces = try configuration.interfaces.map { try $0.resolve() }
+        if !configuration.ipv6 {
+            for i in interfaces.indices { interfaces[i].ipv6LinkLocal = nil }
+            if let bare = interfaces.first(where: { $0.ipv4 == nil }) {
+                throw SwarmNIOError(.invalidAddress, "interface \(bare.name) has no IPv4 address and IPv6 discovery is off")
+            }
+        }
+        let dualStack = interfaces.contains { $0.ipv6LinkLocal != nil }
         let loop = group.next()
         let (stream, continuation) = AsyncStream<PeerSighting>.makeStream(
             bufferingPolicy: .bufferingNewest(configuration.sightingBuffer))
         let core = Core(loop: loop, continuation: continuation)
 
         // The unicast socket listens where peers can reach us: the interface's own address
-        // when there is one interface, every address otherwise.
-        let unicastBind: Endpoint = interfaces.count == 1
-            ? Endpoint(addressBytes: interfaces[0].ipv4, port: 0)!
-            : .v4(0, 0, 0, 0, port: 0)
+        // when there is one IPv4-only interface, every address otherwise (of both families
+        // when IPv6 discovery runs).
+        let unicastBind: Endpoint
+        if dualStack {
+            unicastBind = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
+        } else if interfaces.count == 1, let v4 = interfaces[0].ipv4 {
+            unicastBind = Endpoint(addressBytes: v4, port: 0)!
+        } else {
+            unicastBind = .v4(0, 0, 0, 0, port: 0)
+        }
         var channels: [Channel] = []
         do {
-            let unicast = try await DatagramBootstrap(group: loop)
+            var unicastBootstrap = DatagramBootstrap(group: loop)
+            if dualStack {
+                unicastBootstrap = unicastBootstrap.channelOption(
+                    .socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
+            }
+            let unicast = try await unicastBootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .unicast))
@@ -91,22 +127,29 @@ public final class LANDiscovery: DiscoverySource {
                 }
                 .bind(to: unicastBind.socketAddress).get()
             channels.append(unicast)
-            var multicast: [Channel] = []
+            var multicast: [(channel: Channel, group: SocketAddress)] = []
             for interface in interfaces {
-                let channel = try await openMulticast(
-                    on: interface, group: configuration.group, port: configuration.port, core: core, loop: loop)
-                channels.append(channel)
-                multicast.append(channel)
+                if let v4 = interface.ipv4 {
+                    let channel = try await openMulticast(
+                        on: interface, address: v4, group: configuration.group, port: configuration.port, core: core, loop: loop)
+                    channels.append(channel)
+                    multicast.append((channel, Endpoint(address: configuration.group, port: configuration.port).socketAddress))
+                }
+                if interface.ipv6LinkLocal != nil {
+                    let group = Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index)
+                    let channel = try await openMulticast6(on: interface, group: group, core: core, loop: loop)
+                    channels.append(channel)
+                    multicast.append((channel, group.socketAddress))
+                }
             }
             guard let reply = unicast.localAddress.flatMap(Endpoint.init) else {
                 throw SwarmNIOError(.socketSetupFailed, "unicast socket has no local address")
             }
             let machine = LANDiscoveryMachine(peer: peer, sessionPort: sessionPort, replyPort: reply.port,
                                               configuration: configuration.machine)
-            let groupEndpoint = Endpoint(address: configuration.group, port: configuration.port)
             let multicastChannels = multicast
             try await loop.submit {
-                core.attach(machine: machine, unicast: unicast, multicast: multicastChannels, group: groupEndpoint.socketAddress)
+                core.attach(machine: machine, unicast: unicast, dualStack: dualStack, multicast: multicastChannels)
             }.get()
             return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
         } catch {
@@ -157,7 +200,7 @@ public final class LANDiscovery: DiscoverySource {
     // MARK: - Sockets
 
     private static func openMulticast(
-        on interface: InterfaceSpec.Resolved, group: Endpoint.Address, port: UInt16, core: Core, loop: EventLoop
+        on interface: InterfaceSpec.Resolved, address: [UInt8], group: Endpoint.Address, port: UInt16, core: Core, loop: EventLoop
     ) async throws -> Channel {
         let groupBytes = Endpoint(address: group, port: 0).addressBytes
         let channel = try await DatagramBootstrap(group: loop)
@@ -173,10 +216,41 @@ public final class LANDiscovery: DiscoverySource {
             guard let options = channel as? SocketOptionProvider else {
                 throw SwarmNIOError(.socketSetupFailed, "channel offers no socket options")
             }
-            try await MulticastOptions.apply(to: options, group: groupBytes, interface: interface)
+            try await MulticastOptions.apply(to: options, group: groupBytes, address: address, loopback: interface.isLoopback)
         } catch {
             try? await channel.close()
             throw SwarmNIOError(.socketSetupFailed, "multicast on \(interface.name): \(error)")
+        }
+        return channel
+    }
+
+    /// The IPv6 twin of `openMulticast`: bound to the link-local group scoped to the
+    /// interface (which also binds the socket to that interface), joined by interface index.
+    private static func openMulticast6(
+        on interface: InterfaceSpec.Resolved, group: Endpoint, core: Core, loop: EventLoop
+    ) async throws -> Channel {
+        let channel: Channel
+        do {
+            channel = try await DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .multicast))
+                    }
+                }
+                .bind(to: group.socketAddress).get()
+        } catch {
+            throw SwarmNIOError(.socketSetupFailed, "IPv6 multicast on \(interface.name): \(SwarmNIOError.reason(error))")
+        }
+        do {
+            guard let options = channel as? SocketOptionProvider else {
+                throw SwarmNIOError(.socketSetupFailed, "channel offers no socket options")
+            }
+            try await MulticastOptions.apply6(to: options, group: group.addressBytes, interfaceIndex: interface.index)
+        } catch {
+            try? await channel.close()
+            throw SwarmNIOError(.socketSetupFailed, "IPv6 multicast on \(interface.name): \(SwarmNIOError.reason(error))")
         }
         return channel
     }
@@ -214,12 +288,17 @@ enum MulticastOptions {
     /// Linux `IP_MULTICAST_ALL` (linux/in.h): 0 makes a socket hear only its own memberships.
     static let ipMulticastAll: Int32 = 49
 
-    static func apply(to options: SocketOptionProvider, group: [UInt8], interface: InterfaceSpec.Resolved) async throws {
+    /// Linux `IPV6_MULTICAST_ALL` (linux/in6.h), the IPv6 twin of `IP_MULTICAST_ALL`.
+    static let ipv6MulticastAll: Int32 = 29
+
+    /// IPv4: membership on the interface with `address`, sending through it, TTL 0 on
+    /// loopback and 1 elsewhere.
+    static func apply(to options: SocketOptionProvider, group: [UInt8], address: [UInt8], loopback: Bool) async throws {
         var membership = ip_mreq()
         withUnsafeMutableBytes(of: &membership.imr_multiaddr) { raw in for i in 0..<4 { raw[i] = group[i] } }
-        withUnsafeMutableBytes(of: &membership.imr_interface) { raw in for i in 0..<4 { raw[i] = interface.ipv4[i] } }
+        withUnsafeMutableBytes(of: &membership.imr_interface) { raw in for i in 0..<4 { raw[i] = address[i] } }
         var outgoing = in_addr()
-        withUnsafeMutableBytes(of: &outgoing) { raw in for i in 0..<4 { raw[i] = interface.ipv4[i] } }
+        withUnsafeMutableBytes(of: &outgoing) { raw in for i in 0..<4 { raw[i] = address[i] } }
 
         #if os(Linux)
         try await options.unsafeSetSocketOption(
@@ -229,9 +308,25 @@ enum MulticastOptions {
             level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(IP_ADD_MEMBERSHIP), value: membership).get()
         try await options.setIPMulticastIF(outgoing).get()
         // TTL 0 keeps loopback datagrams on the host; TTL 1 keeps the rest on the link.
-        try await options.setIPMulticastTTL(interface.isLoopback ? 0 : 1).get()
+        try await options.setIPMulticastTTL(loopback ? 0 : 1).get()
         // Loop stays on: other processes on this host are peers too. Our own datagrams come
         // back and are filtered by peer id (IP_MULTICAST_LOOP=0 has no effect on lo anyway).
         try await options.setIPMulticastLoop(1).get()
+    }
+
+    /// IPv6: membership on the interface with index `interfaceIndex`, sending through it,
+    /// hop limit 1, loop on (other processes on this host are peers too).
+    static func apply6(to options: SocketOptionProvider, group: [UInt8], interfaceIndex: UInt32) async throws {
+        var membership = ipv6_mreq()
+        withUnsafeMutableBytes(of: &membership.ipv6mr_multiaddr) { raw in for i in 0..<16 { raw[i] = group[i] } }
+        membership.ipv6mr_interface = interfaceIndex
+        let level = SocketOptionLevel(IPPROTO_IPV6)
+        #if os(Linux)
+        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(ipv6MulticastAll), value: CInt(0)).get()
+        #endif
+        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_ADD_MEMBERSHIP), value: membership).get()
+        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_MULTICAST_IF), value: CInt(bitPattern: interfaceIndex)).get()
+        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_MULTICAST_HOPS), value: CInt(1)).get()
+        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_MULTICAST_LOOP), value: CUnsignedInt(1)).get()
     }
 }

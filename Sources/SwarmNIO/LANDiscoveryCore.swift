@@ -17,8 +17,11 @@ extension LANDiscovery {
         private let continuation: AsyncStream<PeerSighting>.Continuation
         private var machine: LANDiscoveryMachine?
         private var unicast: Channel?
-        private var multicast: [Channel] = []
-        private var group: SocketAddress?
+        /// Each multicast socket with the group it sends to (its family's, scoped to its
+        /// interface for IPv6).
+        private var multicast: [(channel: Channel, group: SocketAddress)] = []
+        /// The unicast socket is an IPv6 one that takes IPv4 destinations mapped.
+        private var dualStack = false
         private var timer: Scheduled<Void>?
         private var timerDeadline: NIODeadline?
         private var rng = SystemRandomNumberGenerator()
@@ -34,12 +37,13 @@ extension LANDiscovery {
             self.continuation = continuation
         }
 
-        func attach(machine: LANDiscoveryMachine, unicast: Channel, multicast: [Channel], group: SocketAddress) {
+        func attach(machine: LANDiscoveryMachine, unicast: Channel, dualStack: Bool,
+                    multicast: [(channel: Channel, group: SocketAddress)]) {
             loop.preconditionInEventLoop()
             self.machine = machine
             self.unicast = unicast
+            self.dualStack = dualStack
             self.multicast = multicast
-            self.group = group
         }
 
         private var now: LANDiscoveryMachine.Time {
@@ -103,10 +107,9 @@ extension LANDiscovery {
             for action in actions {
                 switch action {
                 case let .multicast(bytes):
-                    guard let group else { continue }
-                    for channel in multicast { send(bytes, to: group, on: channel) }
+                    for (channel, group) in multicast { send(bytes, to: group, on: channel) }
                 case let .unicast(bytes, to):
-                    if let unicast { send(bytes, to: to.socketAddress, on: unicast) }
+                    if let unicast { send(bytes, to: dualStack ? to.socketAddressForIPv6Socket : to.socketAddress, on: unicast) }
                 case let .sighting(sighting):
                     if case .dropped = continuation.yield(sighting) { sightingsDropped += 1 }
                 case let .flushed(topic):
@@ -159,7 +162,7 @@ extension LANDiscovery {
             for promise in waiters.values.joined() { promise.succeed() }
             waiters = [:]
             continuation.finish()
-            let channels = (unicast.map { [$0] } ?? []) + multicast
+            let channels = (unicast.map { [$0] } ?? []) + multicast.map(\.channel)
             unicast = nil
             multicast = []
             return channels

@@ -96,7 +96,9 @@ public final class UDPTransport: DatagramTransport {
     private let group: EventLoopGroup
 
     /// Binds a UDP socket to `endpoint` (port 0: an ephemeral port; the bound one is
-    /// `localEndpoint`). IPv4 or IPv6 according to the address.
+    /// `localEndpoint`). IPv4 or IPv6 according to the address; the unspecified IPv6 address
+    /// `[::]` makes a dual-stack socket (`IPV6_V6ONLY` off) that also sends to and receives
+    /// from IPv4 endpoints, which `incoming` reports as IPv4.
     public static func bind(
         _ endpoint: Endpoint,
         configuration: Configuration = Configuration(),
@@ -126,8 +128,11 @@ public final class UDPTransport: DatagramTransport {
     static func makeChannel(_ endpoint: Endpoint, configuration: Configuration, group: EventLoopGroup,
                             continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats) async throws -> Channel {
         let handler = ReceiveHandler(continuation: continuation, stats: stats)
-        return try await DatagramBootstrap(group: group)
-            .socketOptions(configuration)
+        var bootstrap = DatagramBootstrap(group: group).socketOptions(configuration)
+        if endpoint.isIPv6 && endpoint.addressBytes.allSatisfy({ $0 == 0 }) {
+            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
+        }
+        return try await bootstrap
             .channelOption(.writeBufferWaterMark, value: .init(
                 low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
             .channelInitializer { channel in
@@ -203,8 +208,9 @@ public final class UDPTransport: DatagramTransport {
             return
         }
         let segmenting = configuration.segmentationOffload && !stats.segmentationBroken.load(ordering: .relaxed)
+        let ipv6Socket = localEndpoint.isIPv6
         channel.eventLoop.execute {
-            var writer = Writer(channel: channel, stats: stats)
+            var writer = Writer(channel: channel, stats: stats, ipv6Socket: ipv6Socket)
             var start = 0
             while start < datagrams.count {
                 let end = segmenting ? Self.runEnd(datagrams, from: start) : start + 1
@@ -237,13 +243,16 @@ public final class UDPTransport: DatagramTransport {
     private struct Writer {
         let channel: Channel
         let stats: Stats
+        /// An IPv6 socket takes IPv4 destinations as IPv4-mapped addresses.
+        let ipv6Socket: Bool
         var written = 0
         var unflushed = 0
         var lastRemote: (endpoint: Endpoint, address: SocketAddress)?
 
-        init(channel: Channel, stats: Stats) {
+        init(channel: Channel, stats: Stats, ipv6Socket: Bool) {
             self.channel = channel
             self.stats = stats
+            self.ipv6Socket = ipv6Socket
         }
 
         mutating func write(_ run: ArraySlice<Datagram>) {
@@ -264,7 +273,7 @@ public final class UDPTransport: DatagramTransport {
             let first = run[run.startIndex]
             // Batches usually go to one peer: build its socket address once.
             if first.remote != lastRemote?.endpoint {
-                lastRemote = (first.remote, first.remote.socketAddress)
+                lastRemote = (first.remote, ipv6Socket ? first.remote.socketAddressForIPv6Socket : first.remote.socketAddress)
             }
             let address = lastRemote!.address
             if run.count == 1 {
@@ -297,6 +306,13 @@ public final class UDPTransport: DatagramTransport {
             if unflushed > 0 { channel.flush() }
             if written > 0 { stats.datagramsSent.add(written, ordering: .relaxed) }
         }
+    }
+
+    /// An IPv4 socket sends to IPv4; an IPv6 one to IPv6, and to IPv4 too when it is the
+    /// dual-stack `[::]`.
+    public func canSend(to endpoint: Endpoint) -> Bool {
+        guard localEndpoint.isIPv6 else { return !endpoint.isIPv6 }
+        return endpoint.isIPv6 || localEndpoint.addressBytes.allSatisfy { $0 == 0 }
     }
 
     public func close() async {

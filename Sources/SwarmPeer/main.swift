@@ -190,6 +190,8 @@ struct TracingTransport: DatagramTransport {
 
     func close() async { await inner.close() }
 
+    func canSend(to endpoint: Endpoint) -> Bool { inner.canSend(to: endpoint) }
+
     static func trace(_ direction: String, _ datagram: Datagram) {
         let p = datagram.payload
         guard p.count >= 12, p[1] >= 1, p[1] <= 5 else { return }

@@ -13,11 +13,15 @@ import Glibc
 /// swarm over both. `run()` until `stop()`.
 public final class VaultNetwork: Sendable {
     /// Where the network runs. The default is what a person on a LAN wants: every
-    /// non-loopback, multicast-capable IPv4 interface that is up. Tests and the demo always
-    /// pass `lo` (MACHINE.md's network rule).
+    /// non-loopback, multicast-capable interface that is up and has an IPv4 address or an
+    /// IPv6 link-local one. Tests and the demo always pass `lo` (MACHINE.md's network rule).
     public struct Options: Sendable {
         /// Discovery interfaces: `lo`, a name (`eth0`) or an IPv4 address; nil = the LAN default.
         public var interfaces: [String]?
+        /// IPv6 discovery and sessions on the named interfaces that have an IPv6 link-local
+        /// address (DESIGN decision 6), beside IPv4. `lo` and interfaces given by an IPv4
+        /// address are IPv4 only.
+        public var ipv6 = true
         /// The session port (0: any free port).
         public var port: UInt16 = 0
         /// The LAN discovery port (tests use their own so they never meet other processes).
@@ -40,6 +44,8 @@ public final class VaultNetwork: Sendable {
     public let swarm: Swarm
     /// The swarm's clock (session times are relative to it).
     public let clock: SystemSwarmClock
+    /// The discovery interfaces, each as given, with " (IPv4+IPv6)" or " (IPv6)" where IPv6
+    /// discovery runs on it.
     public let interfaces: [String]
     public var localEndpoint: Endpoint { swarm.transport.localEndpoint }
     private let transport: UDPTransport
@@ -93,15 +99,27 @@ public final class VaultNetwork: Sendable {
         if let given = options.interfaces { names = given } else { names = try defaultInterfaces() }
         guard !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
         var specs: [InterfaceSpec] = []
-        var addresses: [Endpoint.Address] = []
+        var addresses: [Endpoint.Address?] = []
+        var ipv6 = false
+        var shown: [String] = []
         for name in names {
-            let (spec, address) = try resolve(name)
-            specs.append(spec)
-            addresses.append(address)
+            let resolved = try resolve(name, ipv6: options.ipv6)
+            specs.append(resolved.spec)
+            addresses.append(resolved.ipv4)
+            ipv6 = ipv6 || resolved.ipv6
+            shown.append(resolved.ipv6 ? "\(name) (\(resolved.ipv4 == nil ? "IPv6" : "IPv4+IPv6"))" : name)
         }
-        // One interface: bind the session socket there (loopback stays loopback). Several:
-        // every address, so each LAN reaches us.
-        let bind = addresses.count == 1 ? addresses[0] : .v4(0, 0, 0, 0)
+        // IPv6 on any interface: one dual-stack socket on every address of both families.
+        // Otherwise one interface: bind the session socket there (loopback stays loopback);
+        // several: every address, so each LAN reaches us.
+        let bind: Endpoint.Address
+        if ipv6 {
+            bind = .v6([UInt8](repeating: 0, count: 16))
+        } else if addresses.count == 1, let only = addresses[0] {
+            bind = only
+        } else {
+            bind = .v4(0, 0, 0, 0)
+        }
         do {
             let transport = try await UDPTransport.bind(Endpoint(address: bind, port: options.port))
             let peer = PeerID(identity.keyPair.publicKey)
@@ -109,7 +127,11 @@ public final class VaultNetwork: Sendable {
             do {
                 discovery = try await LANDiscovery.start(
                     peer: peer, sessionPort: transport.localEndpoint.port,
-                    configuration: LANDiscovery.Configuration(interfaces: specs, port: options.discoveryPort))
+                    configuration: {
+                        var configuration = LANDiscovery.Configuration(interfaces: specs, port: options.discoveryPort)
+                        configuration.ipv6 = options.ipv6
+                        return configuration
+                    }())
             } catch {
                 await transport.close()
                 throw error
@@ -122,7 +144,7 @@ public final class VaultNetwork: Sendable {
             let sources: [any DiscoverySource] = [discovery] + (bootstrap.map { [$0] } ?? [])
             let swarm = try Swarm(identity: identity.keyPair, transport: bootstrap ?? transport, discovery: sources,
                                   configuration: options.swarm, clock: clock)
-            return VaultNetwork(swarm: swarm, clock: clock, interfaces: names, transport: transport, discovery: discovery,
+            return VaultNetwork(swarm: swarm, clock: clock, interfaces: shown, transport: transport, discovery: discovery,
                                 bootstrap: bootstrap)
         } catch let error as VaultError {
             throw error
@@ -137,33 +159,45 @@ public final class VaultNetwork: Sendable {
     /// Closes every session (telling the peers) and the sockets.
     public func stop() async { await swarm.shutdown() }
 
-    /// `lo`, an IPv4 address, or an interface name → discovery spec and the address to bind.
-    static func resolve(_ name: String) throws(VaultError) -> (InterfaceSpec, Endpoint.Address) {
-        if name == "lo" || name == "loopback" || name == "127.0.0.1" { return (.loopback, .v4(127, 0, 0, 1)) }
-        if let endpoint = Endpoint(name, defaultPort: 0), endpoint.addressBytes.count == 4 { return (.address(endpoint.address), endpoint.address) }
-        guard let found = ipv4Interfaces().first(where: { $0.name == name }) else {
-            throw VaultError(.network, "interface \(name) has no IPv4 address here (see: ip -4 addr)")
+    /// `lo`, an IPv4 address, or an interface name → discovery spec, its IPv4 address (if
+    /// any), and whether IPv6 discovery runs on it.
+    static func resolve(_ name: String, ipv6: Bool) throws(VaultError) -> (spec: InterfaceSpec, ipv4: Endpoint.Address?, ipv6: Bool) {
+        if name == "lo" || name == "loopback" || name == "127.0.0.1" { return (.loopback, .v4(127, 0, 0, 1), false) }
+        if let endpoint = Endpoint(name, defaultPort: 0), endpoint.addressBytes.count == 4 {
+            return (.address(endpoint.address), endpoint.address, false)
         }
-        return (.named(name), found.address)
+        guard let found = interfaces().first(where: { $0.name == name }) else {
+            throw VaultError(.network, "no interface \(name) is up here (see: ip addr)")
+        }
+        let v6 = ipv6 && found.ipv6LinkLocal && found.multicast && !found.loopback
+        guard found.ipv4 != nil || v6 else {
+            throw VaultError(.network, ipv6
+                ? "interface \(name) has no IPv4 address and no IPv6 link-local address here (see: ip addr)"
+                : "interface \(name) has no IPv4 address here (see: ip -4 addr)")
+        }
+        return (.named(name), found.ipv4, v6)
     }
 
-    /// Up, multicast-capable, non-loopback IPv4 interfaces.
+    /// Up, multicast-capable, non-loopback interfaces with an IPv4 or IPv6 link-local address.
     static func defaultInterfaces() throws(VaultError) -> [String] {
-        let names = ipv4Interfaces().filter { $0.multicast && !$0.loopback }.map(\.name)
+        let names = interfaces().filter { $0.multicast && !$0.loopback && ($0.ipv4 != nil || $0.ipv6LinkLocal) }.map(\.name)
         guard !names.isEmpty else {
             throw VaultError(.network, "no multicast-capable network interface is up; use --interface lo to chat on this machine")
         }
-        return Array(Set(names)).sorted()
+        return names.sorted()
     }
 
     struct InterfaceInfo {
         var name: String
-        var address: Endpoint.Address
+        /// The first IPv4 address.
+        var ipv4: Endpoint.Address?
+        var ipv6LinkLocal = false
         var multicast: Bool
         var loopback: Bool
     }
 
-    static func ipv4Interfaces() -> [InterfaceInfo] {
+    /// The interfaces that are up, one entry each with what its addresses offer.
+    static func interfaces() -> [InterfaceInfo] {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return [] }
         defer { freeifaddrs(list) }
@@ -171,16 +205,26 @@ public final class VaultNetwork: Sendable {
         var cursor: UnsafeMutablePointer<ifaddrs>? = first
         while let entry = cursor {
             defer { cursor = entry.pointee.ifa_next }
-            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
             let flags = entry.pointee.ifa_flags
-            guard flags & UInt32(IFF_UP) != 0 else { continue }
-            let bytes = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                withUnsafeBytes(of: sin.pointee.sin_addr.s_addr) { Array($0) }
+            guard flags & UInt32(IFF_UP) != 0, let address = entry.pointee.ifa_addr else { continue }
+            let name = String(cString: entry.pointee.ifa_name)
+            var info = result.first(where: { $0.name == name }) ?? InterfaceInfo(
+                name: name, multicast: flags & UInt32(IFF_MULTICAST) != 0, loopback: flags & UInt32(IFF_LOOPBACK) != 0)
+            switch Int32(address.pointee.sa_family) {
+            case AF_INET where info.ipv4 == nil:
+                let bytes = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    withUnsafeBytes(of: sin.pointee.sin_addr.s_addr) { Array($0) }
+                }
+                info.ipv4 = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+            case AF_INET6:
+                let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    withUnsafeBytes(of: sin6.pointee.sin6_addr) { Array($0) }
+                }
+                if Endpoint(address: .v6(bytes), port: 0).isLinkLocalUnicast { info.ipv6LinkLocal = true }
+            default:
+                continue
             }
-            result.append(InterfaceInfo(name: String(cString: entry.pointee.ifa_name),
-                                        address: .v4(bytes[0], bytes[1], bytes[2], bytes[3]),
-                                        multicast: flags & UInt32(IFF_MULTICAST) != 0,
-                                        loopback: flags & UInt32(IFF_LOOPBACK) != 0))
+            if let i = result.firstIndex(where: { $0.name == name }) { result[i] = info } else { result.append(info) }
         }
         return result
     }

@@ -13,16 +13,20 @@ struct CLINamespaceTests {
                prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"])
     }
 
-    /// Cuts hosts `a` and `b` apart: each drops what arrives from the other, and refuses to
-    /// send to it. The output rule makes the sender's own `sendmsg` fail with EPERM, as a
-    /// local firewall or a vanished route would; the transport must survive that too.
+    /// Cuts hosts `a` and `b` apart, on both address families (the daemons talk IPv4 and
+    /// IPv6 link-local): each drops what arrives from the other, and refuses to send to it.
+    /// The output rule makes the sender's own `sendmsg` fail with EPERM, as a local firewall
+    /// or a vanished route would; the transport must survive that too.
     static func partition(_ bed: String, _ a: Int, _ b: Int) throws {
         for (host, other) in [(a, b), (b, a)] {
+            let v6 = try Netns.linkLocal(bed, host: other)
             for rule in [["add", "table", "inet", "bswpart"],
                          ["add", "chain", "inet", "bswpart", "in", "{ type filter hook input priority 0 ; }"],
                          ["add", "rule", "inet", "bswpart", "in", "ip", "saddr", Netns.address(host: other), "drop"],
+                         ["add", "rule", "inet", "bswpart", "in", "ip6", "saddr", v6, "drop"],
                          ["add", "chain", "inet", "bswpart", "out", "{ type filter hook output priority 0 ; }"],
-                         ["add", "rule", "inet", "bswpart", "out", "ip", "daddr", Netns.address(host: other), "drop"]] {
+                         ["add", "rule", "inet", "bswpart", "out", "ip", "daddr", Netns.address(host: other), "drop"],
+                         ["add", "rule", "inet", "bswpart", "out", "ip6", "daddr", v6, "drop"]] {
                 try nft(bed, host, rule)
             }
         }
@@ -84,6 +88,38 @@ struct CLINamespaceTests {
             #expect(orders[0] == orders[1] && orders[1] == orders[2], "\(orders)")
             #expect(orders[0].count == 5)
             for m in [bob, ana, carol] { await m.stop() }
+        }
+    }
+
+    /// A LAN with no IPv4 at all (DESIGN decision 6): the daemons find each other on the
+    /// IPv6 link-local group and hold their sessions at link-local addresses.
+    @Test("invite, join and chat on an IPv6-only LAN", .timeLimit(.minutes(1)))
+    func ipv6OnlyLAN() async throws {
+        let bed = Netns.bedName("cli6")
+        try await Netns.withBed(bed, hosts: 2, ipv6Only: true) {
+            let scratch = Scratch()
+            let port = testDiscoveryPort()
+            let bob = Self.member("bob", host: 1, bed: bed, scratch: scratch, port: port)
+            let ana = Self.member("ana", host: 2, bed: bed, scratch: scratch, port: port)
+            for m in [bob, ana] { try await m.start() }
+            defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+
+            let task = try await bob.newTask("no IPv4 here")
+            try await bob.ok(["send", task.id, "first"])
+            try await ana.ok(["join", task.invite])
+            #expect(try await eventually { try await ana.texts(task.id) == ["first"] })
+            try await ana.ok(["send", task.id, "reply"])
+            #expect(try await eventually { try await bob.texts(task.id) == ["first", "reply"] })
+            // The session runs at Bob's link-local address.
+            let bobAddress = try Netns.linkLocal(bed, host: 1)
+            let inspect = try await ana.ok(["inspect"])
+            #expect(inspect.contains("direct [\(bobAddress)%"), "\(inspect)")
+            #expect(bob.daemon?.log.contains(#""interfaces":["eth0 (IPv6)"]"#) == true, "\(bob.daemon?.log ?? "")")
+            // Told to keep to IPv4, a third vault there has no network and says why.
+            let carol = Self.member("carol", host: 2, bed: bed, scratch: scratch, port: port)
+            let refused = try await carol.run(["join", task.invite, "--ipv4-only"])
+            #expect(!refused.ok && refused.stderr.contains("interface eth0 has no IPv4 address here"), "\(refused)")
+            for m in [bob, ana] { await m.stop() }
         }
     }
 }

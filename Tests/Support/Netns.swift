@@ -42,8 +42,15 @@ public enum Netns {
 
     public static func address(host: Int) -> String { "10.77.0.\(host)" }
 
+    /// The IPv6 link-local address of host `host`'s eth0 (`fe80::…`, without a zone).
+    public static func linkLocal(_ name: String, host: Int) throws -> String {
+        try tool(["addr6", name, "\(host)"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Builds a bed, runs `body`, and tears the bed down whatever happens (off the pool).
-    public static func withBed<T>(_ name: String, hosts: Int, _ body: () async throws -> T) async throws -> T {
-        try await RepoScript.withBed("Tools/netns", name: name, up: ["\(hosts)"], body)
+    /// `ipv6Only`: the hosts have IPv6 link-local addresses and no IPv4 at all.
+    public static func withBed<T>(_ name: String, hosts: Int, ipv6Only: Bool = false,
+                                  _ body: () async throws -> T) async throws -> T {
+        try await RepoScript.withBed("Tools/netns", name: name, up: ["\(hosts)"] + (ipv6Only ? ["--ipv6-only"] : []), body)
     }
 }

@@ -139,7 +139,10 @@ struct DiscoveryLoopbackTests {
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "239.255.66.83", port: 31_809).get()
         let options = try #require(channel as? SocketOptionProvider)
-        try await MulticastOptions.apply(to: options, group: [239, 255, 66, 83], interface: InterfaceSpec.loopback.resolve())
+        let loopback = try InterfaceSpec.loopback.resolve()
+        #expect(loopback.ipv6LinkLocal == nil, "IPv6 multicast does not deliver on lo: no IPv6 discovery there")
+        try await MulticastOptions.apply(to: options, group: [239, 255, 66, 83], address: try #require(loopback.ipv4),
+                                         loopback: loopback.isLoopback)
         #expect(try await options.getIPMulticastTTL().get() == 0)
         var outgoing = try await options.getIPMulticastIF().get()
         #expect(withUnsafeBytes(of: &outgoing) { Array($0) } == [127, 0, 0, 1])

@@ -53,6 +53,28 @@ struct NetnsDiscoveryTests {
         #expect(outputs.allSatisfy { $0.flushed })
     }
 
+    /// DESIGN decision 6: IPv6 `ff02::` where available. Each host also sees every other at
+    /// its link-local address, scoped to its own eth0, and on a LAN with no IPv4 at all that
+    /// is how hosts find each other.
+    @Test(arguments: [false, true]) func hostsFindEachOtherOverIPv6(ipv6Only: Bool) async throws {
+        let bed = Netns.bedName(ipv6Only ? "v6only" : "v6")
+        let (outputs, linkLocal) = try await Netns.withBed(bed, hosts: 3, ipv6Only: ipv6Only) {
+            let linkLocal = try (1...3).map { try Netns.linkLocal(bed, host: $0) }
+            return (try await Self.runProbes(bed: bed, hosts: 3, seconds: 1.5, announceMs: 1000), linkLocal)
+        }
+        #expect(outputs.allSatisfy { $0.peer != nil }, "\(outputs.map(\.lines))")
+        for (i, o) in outputs.enumerated() {
+            for (j, other) in outputs.enumerated() where i != j {
+                let at = o.sightings.filter { $0.peer == other.peer }.map(\.endpoint)
+                // "[fe80::…%IFINDEX]:PORT": the other's address, our eth0's index, its session port.
+                #expect(at.contains { $0.hasPrefix("[\(linkLocal[j])%") && $0.hasSuffix("]:\(42_000 + j + 1)") },
+                        "host \(i + 1) did not see host \(j + 1) over IPv6: \(o.lines)")
+                #expect(at.contains("\(Netns.address(host: j + 1)):\(42_000 + j + 1)") == !ipv6Only, "\(o.lines)")
+            }
+        }
+        #expect(outputs.allSatisfy { $0.flushed })
+    }
+
     @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
         let bed = Netns.bedName("loss")
         let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {

@@ -90,6 +90,31 @@ struct UDPTransportTests {
         await b.close()
     }
 
+    @Test func aDualStackSocketTalksToBothFamilies() async throws {
+        let any6 = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
+        guard let dual = try? await UDPTransport.bind(any6),
+              let b6 = try? await UDPTransport.bind(Endpoint(address: .v6([UInt8](repeating: 0, count: 15) + [1]), port: 0)) else {
+            print("skipped: IPv6 not available here")
+            return
+        }
+        let b4 = try await UDPTransport.bind(.v4(127, 0, 0, 1, port: 0))
+        #expect(dual.canSend(to: b4.localEndpoint) && dual.canSend(to: b6.localEndpoint))
+        #expect(!b4.canSend(to: b6.localEndpoint) && !b6.canSend(to: b4.localEndpoint))
+        // To an IPv4 peer (sent mapped), and back: the dual-stack socket reports it as IPv4.
+        dual.send([Datagram(remote: b4.localEndpoint, payload: [4])])
+        let at4 = await Self.receive(1, from: b4)
+        #expect(at4.first?.payload == [4])
+        #expect(at4.first?.remote == .v4(127, 0, 0, 1, port: dual.localEndpoint.port))
+        b4.send([Datagram(remote: try #require(at4.first).remote, payload: [44])])
+        let back = await Self.receive(1, from: dual)
+        #expect(back.first?.remote == b4.localEndpoint)
+        // And to an IPv6 one.
+        dual.send([Datagram(remote: b6.localEndpoint, payload: [6])])
+        #expect(await Self.receive(1, from: b6).first?.payload == [6])
+        #expect(dual.counters.sendErrors == 0)
+        for t in [dual, b4, b6] { await t.close() }
+    }
+
     @Test func aHugeBurstNeverBlocksAndEveryDatagramIsSentOrCounted() async throws {
         var config = UDPTransport.Configuration()
         config.sendQueueHighWaterBytes = 64 << 10

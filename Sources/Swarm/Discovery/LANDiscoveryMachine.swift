@@ -290,7 +290,9 @@ public struct LANDiscoveryMachine: Sendable {
             var seen = Set<Topic>()
             for beacon in message.beacons {
                 guard let topic = lookupIndex[beacon], seen.insert(topic).inserted else { continue }
-                let endpoint = Endpoint(address: source.address, port: message.port)
+                // A link-local IPv6 source keeps its interface: without it the address is not
+                // one a session could dial.
+                let endpoint = Endpoint(address: source.address, port: message.port, scopeID: source.scopeID)
                 actions.append(.sighting(PeerSighting(peer: message.sender, topic: topic, endpoint: endpoint)))
                 counters.sightings += 1
             }
@@ -311,7 +313,7 @@ public struct LANDiscoveryMachine: Sendable {
         precondition(bytes.count <= querySize, "an answer is never larger than its query")
         counters.queriesAnswered += 1
         counters.answersSent += 1
-        return [.unicast(bytes, to: Endpoint(address: source.address, port: query.port))]
+        return [.unicast(bytes, to: Endpoint(address: source.address, port: query.port, scopeID: source.scopeID))]
     }
 
     private mutating func takeSourceToken(_ address: Endpoint.Address, at now: NIODeadline) -> Bool {

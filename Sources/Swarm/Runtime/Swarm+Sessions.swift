@@ -12,19 +12,18 @@ extension Swarm {
 
     func sighted(_ sighting: PeerSighting) {
         guard lifecycle == .running, sighting.peer != localPeer, let flags = topics[sighting.topic], flags.lookup,
-              !userFirewall(sighting.peer) else { return }
+              transport.canSend(to: sighting.endpoint), !userFirewall(sighting.peer) else { return }
         var c = candidates[sighting.peer] ?? Candidate()
-        let moved = c.endpoint != sighting.endpoint
-        c.endpoint = sighting.endpoint
+        let moved = c.saw(sighting.endpoint)
         c.topics.insert(sighting.topic)
         let now = clock.now()
         // A sighting is fresh evidence the peer is up: dial now, unless we are backing off
         // from failures at the same endpoint.
         let due = moved || c.nextAttempt.map { now >= $0 } ?? true
         candidates[sighting.peer] = c
-        if due && !manager.isKnown(sighting.peer) {
+        if due && !manager.isKnown(sighting.peer), let endpoint = c.endpoint {
             candidates[sighting.peer]?.nextAttempt = nil
-            manager.connect(to: sighting.peer, at: sighting.endpoint, now: now)
+            manager.connect(to: sighting.peer, at: endpoint, now: now)
             pump()
         }
     }
@@ -91,11 +90,12 @@ extension Swarm {
             if let peer, var c = candidates[peer] {
                 c.nextAttempt = retryTime(for: c, now: now)
                 c.failures += 1
+                if c.endpoint == endpoint { c.failOver() }
                 candidates[peer] = c
             }
         case let .endpointChanged(peer, endpoint):
             sessions[peer]?.connection.setEndpoint(endpoint)
-            candidates[peer]?.endpoint = endpoint
+            _ = candidates[peer]?.saw(endpoint)
             emit(.endpointChanged(peer, endpoint))
         case let .capability(peer, capability, _):
             receiveCapability(capability, from: peer)
@@ -155,6 +155,7 @@ extension Swarm {
         case .timeout, .replaced, .handshakeFailed:
             c.nextAttempt = retryTime(for: c, now: now)
             c.failures += 1
+            if reason != .replaced { c.failOver() }
         case .closedByRemote:
             // The peer left cleanly: wait for discovery to see it again, unless we asked
             // for it explicitly.

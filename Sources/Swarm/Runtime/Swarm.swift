@@ -57,11 +57,36 @@ public actor Swarm {
     var staged: [ObjectIdentifier: (channel: SessionChannel, messages: [[UInt8]])] = [:]
 
     struct Candidate {
+        /// Where the peer is dialled.
         var endpoint: Endpoint?
+        /// Where else it was seen, on the other address family (a dual-stack LAN shows every
+        /// peer twice): the peer stays on the family it was first seen on, and a failed
+        /// attempt there makes the next one use this (`failOver`).
+        var alternative: Endpoint?
         var topics: Set<Topic> = []
         var explicit = false
         var failures = 0
         var nextAttempt: Timestamp?
+
+        /// Takes a new address for the peer: on `endpoint`'s family it replaces it (the peer
+        /// moved); on the other family it becomes the alternative. Whether the dialled
+        /// endpoint changed.
+        mutating func saw(_ seen: Endpoint) -> Bool {
+            if let current = endpoint, current.isIPv6 != seen.isIPv6 {
+                alternative = seen
+                return false
+            }
+            defer { endpoint = seen }
+            return endpoint != seen
+        }
+
+        /// After a failed attempt at `endpoint`: the next one goes to the other family, if the
+        /// peer was seen there.
+        mutating func failOver() {
+            guard let other = alternative else { return }
+            alternative = endpoint
+            endpoint = other
+        }
     }
 
     /// A class, so the per-message lookups on the hot path retain one reference instead of
