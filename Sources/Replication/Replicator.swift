@@ -256,8 +256,11 @@ public final class Replicator: Sendable {
             case .stored, .remoteLength:
                 progressed = true
             case let .refused(reason, detail, fork):
+                // What the peer sent bans it for this book; lacking the right to read it does
+                // not: the policy may say yes later (a topic learnt, a member added), and each
+                // open is judged again.
                 record(Refusal(peer: driver.peer, book: driver.bookID, reason: reason, detail: detail, fork: fork,
-                               byRemote: false, time: Date()), ban: true)
+                               byRemote: false, time: Date()), ban: reason != .notAuthorized)
             case let .refusedByRemote(reason):
                 record(Refusal(peer: driver.peer, book: driver.bookID, reason: reason, detail: "the remote closed the channel",
                                fork: nil, byRemote: true, time: Date()), ban: false)

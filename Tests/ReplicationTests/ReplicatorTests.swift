@@ -2,6 +2,7 @@ import Books
 import BookswarmTestSupport
 import Foundation
 import Swarm
+import Synchronization
 import Testing
 @testable import Replication
 
@@ -107,6 +108,33 @@ struct ReplicatorTests {
         #expect(await eventually { !author.replicator.refusalLog.isEmpty })
         #expect(author.replicator.refusalLog.first?.reason == .notAuthorized)
         #expect(try reader.store.open(id: book.id).heldRanges().isEmpty)
+        await reader.stop()
+        await author.stop()
+    }
+
+    @Test("a reader refused as not authorized is let in once the policy says yes; nothing is banned")
+    func notAuthorizedIsNotABan() async throws {
+        let bed = ReplicationBed(.memory)
+        let allowed = Atomic<Bool>(false)
+        let secret = bed.topic.bytes
+        // The author's policy says no until it learns better (as the messenger's does before
+        // it knows a book's topic, or a task's new member).
+        let policy = ReplicationPolicy(secret: { _ in secret },
+                                       authorize: { _, _, check in allowed.load(ordering: .acquiring) && check.proves(secret: secret) })
+        let author = try await bed.peer(1, policyOverride: policy)
+        let book = try Fixtures.authorBook(author.store, count: 10)
+        let reader = try await bed.peer(2)
+        try await reader.replicator.replicate(book.id)
+        #expect(await eventually { author.replicator.refusalLog.contains { $0.reason == .notAuthorized } })
+        let copy = try reader.store.open(id: book.id)
+        #expect(copy.heldRanges().isEmpty)
+        allowed.store(true, ordering: .releasing)
+        // The reader asks again (the messenger does, on the next announcement).
+        #expect(await eventually {
+            try? await reader.replicator.replicate(book.id)
+            return copy.contiguousLength == 10
+        })
+        #expect(try Fixtures.checkIdentical(copy, count: 10))
         await reader.stop()
         await author.stop()
     }
