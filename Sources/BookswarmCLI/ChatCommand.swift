@@ -20,7 +20,7 @@ struct ChatCommand: AsyncParsableCommand {
                 for await item in session.items {
                     if item.event == .live, let summary = item.summary {
                         let online = summary.members.filter(\.online).map { String($0.peer.prefix(8)) }
-                        terminal.print("-- \(Format.title(summary.title, or: "(untitled)")): \(summary.members.count) members"
+                        terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(summary.members.count) members"
                                        + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: " ")) + " --")
                     } else if let line = Format.line(item, me: me) {
                         terminal.print(line)

@@ -110,11 +110,20 @@ struct JoinCommand: AsyncParsableCommand {
                     summary = all.first { $0.id == invite.task.hex } ?? summary
                 }
             } else {
+                // Options that cannot work are refused before anything is recorded.
+                let network = try vault.network
                 let peer = try await Control.openLocal(vault, role: "join")
                 do {
                     summary = try await peer.messenger.join(invite)
                     if invite.creator != peer.messenger.localPeer {
-                        try await peer.goOnline(try vault.network)
+                        do {
+                            try await peer.goOnline(network)
+                        } catch {
+                            // The join is recorded (an invite is worth keeping offline too);
+                            // say so, and why the creator cannot be looked for now.
+                            printOut("joined  \(summary.id)  (title not received yet)")
+                            throw CLIError("\(oneLine(error)); the task is kept, and its creator is looked for when this vault is next online (bookswarm daemon or chat)")
+                        }
                         while ContinuousClock.now < deadline {
                             summary = try await peer.messenger.summary(of: invite.task)
                             // The creator must also have our book id before we go offline.
@@ -149,7 +158,7 @@ struct TasksCommand: AsyncParsableCommand {
             if tasks.isEmpty { printOut("no tasks yet: bookswarm task new TITLE, or bookswarm join CODE") }
             for task in tasks {
                 let online = task.members.filter(\.online).count
-                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(untitled)"))  \(task.messages) messages, \(task.unread) unread")
+                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(title not received yet)"))  \(task.messages) messages, \(task.unread) unread")
                 printOut("          members: \(task.members.count) (\(online) online)  "
                          + task.members.map { String($0.peer.prefix(8)) + ($0.online ? "*" : "") }.joined(separator: " "))
                 printOut("          invite:  \(task.invite)")

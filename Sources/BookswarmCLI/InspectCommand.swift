@@ -58,7 +58,7 @@ enum InspectPrinter {
         }
         printOut("\ntasks (\(r.tasks.count))")
         for t in r.tasks {
-            printOut("  \(t.id.prefix(8))  \(Format.title(t.title, or: "(untitled)"))  \(t.messages) messages  creator \(t.creator.prefix(8))")
+            printOut("  \(t.id.prefix(8))  \(Format.title(t.title, or: "(title not received yet)"))  \(t.messages) messages  creator \(t.creator.prefix(8))")
             for m in t.members {
                 printOut("      \(m.peer.prefix(8))  \(m.online ? "online " : "offline")  writes-to \(m.writesTo)  reads-from \(m.readsFrom)")
             }

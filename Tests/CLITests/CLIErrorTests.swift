@@ -110,6 +110,15 @@ struct CLIErrorTests {
         #expect(zero.status == 64 && zero.stderr.contains("--discovery-port"), "\(zero)")
         Self.expectOneLineError(try await CLI.run(["join", task.invite, "--dir", scratch.dir("dan"), "--wait", "0",
                                                    "--bootstrap", "127.0.0.1:0"]), mentioning: "port 0")
+        // A join whose network cannot come up keeps the task, says so in its one error line,
+        // and the task is listed as waiting for its title, not as untitled.
+        let eve = Member("eve", scratch: scratch, interface: "no-such-if0", discoveryPort: testDiscoveryPort())
+        let offline = try await eve.run(["join", task.invite, "--wait", "0"])
+        #expect(!offline.ok && offline.stdout.hasPrefix("joined  \(task.id)  (title not received yet)"), "\(offline)")
+        #expect(offline.stderr.split(separator: "\n").count == 1 && offline.stderr.contains("no interface no-such-if0")
+                && offline.stderr.contains("the task is kept"), "\(offline)")
+        let listed = try await CLI.run(["tasks", "--dir", eve.directory])
+        #expect(listed.ok && listed.stdout.contains("\(task.id.prefix(8))  (title not received yet)"), "\(listed)")
     }
 
     @Test func unknownTask() async throws {
