@@ -65,13 +65,15 @@ public final class LANDiscovery: DiscoverySource {
         public var machine: LANDiscoveryMachine.Counters
         public var sendErrors: Int
         public var sightingsDropped: Int
+        /// Sockets that closed under us and were opened again.
+        public var socketRestarts: Int = 0
     }
 
     public let sightings: AsyncStream<PeerSighting>
     /// Where answers to our queries arrive.
     public let replyEndpoint: Endpoint
     public let peer: PeerID
-    private let core: Core
+    let core: Core
 
     /// Opens the sockets on every interface of `configuration` and starts discovery for
     /// `peer`, whose sessions listen on `sessionPort`.
@@ -95,61 +97,61 @@ public final class LANDiscovery: DiscoverySource {
                 throw SwarmNIOError(.invalidAddress, "interface \(bare.name) has no IPv4 address and IPv6 discovery is off")
             }
         }
-        let dualStack = interfaces.contains { $0.ipv6LinkLocal != nil }
         let loop = group.next()
         let (stream, continuation) = AsyncStream<PeerSighting>.makeStream(
             bufferingPolicy: .bufferingNewest(configuration.sightingBuffer))
         let core = Core(loop: loop, continuation: continuation)
 
-        // The unicast socket listens where peers can reach us: the interface's own address
-        // when there is one IPv4-only interface, every address otherwise (of both families
-        // when IPv6 discovery runs).
-        let unicastBind: Endpoint
-        if dualStack {
-            unicastBind = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
-        } else if interfaces.count == 1, let v4 = interfaces[0].ipv4 {
-            unicastBind = Endpoint(addressBytes: v4, port: 0)!
-        } else {
-            unicastBind = .v4(0, 0, 0, 0, port: 0)
-        }
         var channels: [Channel] = []
         do {
-            var unicastBootstrap = DatagramBootstrap(group: loop)
-            if dualStack {
-                unicastBootstrap = unicastBootstrap.channelOption(
-                    .socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
-            }
-            let unicast = try await unicastBootstrap
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .unicast))
-                    }
-                }
-                .bind(to: unicastBind.socketAddress).get()
-            channels.append(unicast)
-            var multicast: [(channel: Channel, group: SocketAddress)] = []
+            // IPv6 is best effort: an interface whose IPv6 socket cannot be set up (an old
+            // kernel, IPv6 switched off under us) keeps IPv4 discovery; one with no IPv4 fails.
+            var multicast: [(plan: SocketPlan, channel: Channel)] = []
+            var ipv6Refused: [String: String] = [:]
             for interface in interfaces {
                 if let v4 = interface.ipv4 {
-                    let channel = try await openMulticast(
-                        on: interface, address: v4, group: configuration.group, port: configuration.port, core: core, loop: loop)
+                    let plan = SocketPlan.multicast4(interface, address: v4,
+                                                     group: Endpoint(address: configuration.group, port: configuration.port))
+                    let channel = try await plan.open(core: core, loop: loop)
                     channels.append(channel)
-                    multicast.append((channel, Endpoint(address: configuration.group, port: configuration.port).socketAddress))
+                    multicast.append((plan, channel))
                 }
                 if interface.ipv6LinkLocal != nil {
-                    let group = Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index)
-                    let channel = try await openMulticast6(on: interface, group: group, core: core, loop: loop)
-                    channels.append(channel)
-                    multicast.append((channel, group.socketAddress))
+                    let plan = SocketPlan.multicast6(
+                        interface, group: Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index))
+                    do {
+                        let channel = try await plan.open(core: core, loop: loop)
+                        channels.append(channel)
+                        multicast.append((plan, channel))
+                    } catch where interface.ipv4 != nil {
+                        ipv6Refused[interface.name] = (error as? SwarmNIOError)?.detail ?? "\(error)"
+                    }
                 }
             }
+            // The unicast socket listens where peers can reach us: the interface's own address
+            // when there is one IPv4-only interface, every address otherwise (of both families
+            // when IPv6 discovery runs).
+            let dualStack = multicast.contains { if case .multicast6 = $0.plan { true } else { false } }
+            let unicastBind: Endpoint
+            if dualStack {
+                unicastBind = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
+            } else if interfaces.count == 1, let v4 = interfaces[0].ipv4 {
+                unicastBind = Endpoint(addressBytes: v4, port: 0)!
+            } else {
+                unicastBind = .v4(0, 0, 0, 0, port: 0)
+            }
+            let unicast = try await SocketPlan.unicast(unicastBind).open(core: core, loop: loop)
+            channels.append(unicast)
             guard let reply = unicast.localAddress.flatMap(Endpoint.init) else {
                 throw SwarmNIOError(.socketSetupFailed, "unicast socket has no local address")
             }
             let machine = LANDiscoveryMachine(peer: peer, sessionPort: sessionPort, replyPort: reply.port,
                                               configuration: configuration.machine)
-            let multicastChannels = multicast
+            // Reopened, the unicast socket must keep its port: queries advertise it.
+            let unicastPlan = SocketPlan.unicast(Endpoint(address: unicastBind.address, port: reply.port))
+            let sockets = [(plan: unicastPlan, channel: unicast)] + multicast
             try await loop.submit {
-                core.attach(machine: machine, unicast: unicast, dualStack: dualStack, multicast: multicastChannels)
+                core.attach(machine: machine, sockets: sockets, ipv6Refused: ipv6Refused)
             }.get()
             return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
         } catch {
@@ -197,12 +199,75 @@ public final class LANDiscovery: DiscoverySource {
         }
     }
 
+    /// Closes socket `index` (0: the unicast one, then the multicast ones in interface
+    /// order) as a fatal send error would, without closing discovery (tests).
+    func closeSocketUnderneath(_ index: Int) async {
+        let core = self.core
+        let channel = try? await core.loop.submit { core.channel(index) }.get()
+        if let channel = channel ?? nil { try? await channel.close() }
+    }
+
+    /// Interfaces where IPv6 discovery was wanted but could not be set up, with the reason
+    /// (IPv4 discovery runs there).
+    public var ipv6Refused: [String: String] {
+        get async {
+            let core = self.core
+            return (try? await core.loop.submit { core.ipv6Refused }.get()) ?? [:]
+        }
+    }
+
     // MARK: - Sockets
 
-    private static func openMulticast(
-        on interface: InterfaceSpec.Resolved, address: [UInt8], group: Endpoint.Address, port: UInt16, core: Core, loop: EventLoop
+    /// One of discovery's sockets, as a recipe: opened at start, and opened again the same way
+    /// when it closes under us. (NIO closes a datagram socket on most send errors — a
+    /// link-local source address not yet usable, an interface gone down — although for UDP
+    /// each concerns one datagram.)
+    enum SocketPlan: Sendable {
+        /// Our own socket for answers; dual-stack when bound to `[::]`.
+        case unicast(Endpoint)
+        /// The IPv4 group on one interface, joined by its address.
+        case multicast4(InterfaceSpec.Resolved, address: [UInt8], group: Endpoint)
+        /// The IPv6 group scoped to one interface, joined by its index.
+        case multicast6(InterfaceSpec.Resolved, group: Endpoint)
+
+        /// Where `.multicast` actions go through this socket; nil for the unicast one.
+        var group: SocketAddress? {
+            switch self {
+            case .unicast: nil
+            case let .multicast4(_, _, group), let .multicast6(_, group): group.socketAddress
+            }
+        }
+
+        var isDualStack: Bool {
+            if case let .unicast(bind) = self { return bind.isIPv6 }
+            return false
+        }
+
+        func open(core: Core, loop: EventLoop) async throws -> Channel {
+            switch self {
+            case let .unicast(bind):
+                var bootstrap = DatagramBootstrap(group: loop)
+                if bind.isIPv6 {
+                    bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
+                }
+                return try await bootstrap
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .unicast))
+                        }
+                    }
+                    .bind(to: bind.socketAddress).get()
+            case let .multicast4(interface, address, group):
+                return try await LANDiscovery.openMulticast(on: interface, address: address, group: group, core: core, loop: loop)
+            case let .multicast6(interface, group):
+                return try await LANDiscovery.openMulticast6(on: interface, group: group, core: core, loop: loop)
+            }
+        }
+    }
+
+    fileprivate static func openMulticast(
+        on interface: InterfaceSpec.Resolved, address: [UInt8], group: Endpoint, core: Core, loop: EventLoop
     ) async throws -> Channel {
-        let groupBytes = Endpoint(address: group, port: 0).addressBytes
         let channel = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
@@ -211,12 +276,12 @@ public final class LANDiscovery: DiscoverySource {
                 }
             }
             // Bound to the group address, the socket only hears datagrams sent to the group.
-            .bind(to: Endpoint(address: group, port: port).socketAddress).get()
+            .bind(to: group.socketAddress).get()
         do {
             guard let options = channel as? SocketOptionProvider else {
                 throw SwarmNIOError(.socketSetupFailed, "channel offers no socket options")
             }
-            try await MulticastOptions.apply(to: options, group: groupBytes, address: address, loopback: interface.isLoopback)
+            try await MulticastOptions.apply(to: options, group: group.addressBytes, address: address, loopback: interface.isLoopback)
         } catch {
             try? await channel.close()
             throw SwarmNIOError(.socketSetupFailed, "multicast on \(interface.name): \(error)")
@@ -226,7 +291,7 @@ public final class LANDiscovery: DiscoverySource {
 
     /// The IPv6 twin of `openMulticast`: bound to the link-local group scoped to the
     /// interface (which also binds the socket to that interface), joined by interface index.
-    private static func openMulticast6(
+    fileprivate static func openMulticast6(
         on interface: InterfaceSpec.Resolved, group: Endpoint, core: Core, loop: EventLoop
     ) async throws -> Channel {
         let channel: Channel
@@ -322,7 +387,9 @@ enum MulticastOptions {
         membership.ipv6mr_interface = interfaceIndex
         let level = SocketOptionLevel(IPPROTO_IPV6)
         #if os(Linux)
-        try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(ipv6MulticastAll), value: CInt(0)).get()
+        // Linux ≥ 4.20. Without it the socket may also hear groups other sockets of this
+        // process joined on the same port — only ours, which the decoder sorts out.
+        try? await options.unsafeSetSocketOption(level: level, name: SocketOptionName(ipv6MulticastAll), value: CInt(0)).get()
         #endif
         try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_ADD_MEMBERSHIP), value: membership).get()
         try await options.unsafeSetSocketOption(level: level, name: SocketOptionName(IPV6_MULTICAST_IF), value: CInt(bitPattern: interfaceIndex)).get()

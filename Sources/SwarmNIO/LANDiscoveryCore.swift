@@ -16,12 +16,11 @@ extension LANDiscovery {
         let loop: EventLoop
         private let continuation: AsyncStream<PeerSighting>.Continuation
         private var machine: LANDiscoveryMachine?
-        private var unicast: Channel?
-        /// Each multicast socket with the group it sends to (its family's, scoped to its
-        /// interface for IPv6).
-        private var multicast: [(channel: Channel, group: SocketAddress)] = []
-        /// The unicast socket is an IPv6 one that takes IPv4 destinations mapped.
-        private var dualStack = false
+        /// Every socket with its recipe; the channel is nil while it is being opened again.
+        /// The first is the unicast socket.
+        private var sockets: [(plan: SocketPlan, channel: Channel?)] = []
+        private(set) var ipv6Refused: [String: String] = [:]
+        private var socketRestarts = 0
         private var timer: Scheduled<Void>?
         private var timerDeadline: NIODeadline?
         private var rng = SystemRandomNumberGenerator()
@@ -37,13 +36,50 @@ extension LANDiscovery {
             self.continuation = continuation
         }
 
-        func attach(machine: LANDiscoveryMachine, unicast: Channel, dualStack: Bool,
-                    multicast: [(channel: Channel, group: SocketAddress)]) {
+        func attach(machine: LANDiscoveryMachine, sockets: [(plan: SocketPlan, channel: Channel)], ipv6Refused: [String: String]) {
             loop.preconditionInEventLoop()
             self.machine = machine
-            self.unicast = unicast
-            self.dualStack = dualStack
-            self.multicast = multicast
+            self.sockets = sockets.map { ($0.plan, $0.channel) }
+            self.ipv6Refused = ipv6Refused
+            for (index, socket) in sockets.enumerated() { watch(index, socket.channel) }
+        }
+
+        func channel(_ index: Int) -> Channel? {
+            loop.preconditionInEventLoop()
+            return sockets.indices.contains(index) ? sockets[index].channel : nil
+        }
+
+        /// When socket `index` closes and we did not close it, opens it again.
+        private func watch(_ index: Int, _ channel: Channel) {
+            channel.closeFuture.whenComplete { [self] _ in
+                loop.execute { [self] in
+                    guard !closed, sockets[index].channel === channel else { return }
+                    sockets[index].channel = nil
+                    reopen(index, after: .milliseconds(50))
+                }
+            }
+        }
+
+        /// Tries to open socket `index` again after `pause`, doubling the pause (to 5 s)
+        /// while it fails. Sends meanwhile are dropped and counted; announcements repeat.
+        private func reopen(_ index: Int, after pause: TimeAmount) {
+            loop.scheduleTask(in: pause) { [self] in
+                guard !closed else { return }
+                let plan = sockets[index].plan
+                Task { [self] in
+                    let channel = try? await plan.open(core: self, loop: loop)
+                    loop.execute { [self] in
+                        guard let channel else {
+                            if !closed { reopen(index, after: min(pause * 2, .seconds(5))) }
+                            return
+                        }
+                        guard !closed else { channel.close(promise: nil); return }
+                        sockets[index].channel = channel
+                        socketRestarts += 1
+                        watch(index, channel)
+                    }
+                }
+            }
         }
 
         private var now: LANDiscoveryMachine.Time {
@@ -107,9 +143,14 @@ extension LANDiscovery {
             for action in actions {
                 switch action {
                 case let .multicast(bytes):
-                    for (channel, group) in multicast { send(bytes, to: group, on: channel) }
+                    for socket in sockets {
+                        guard let group = socket.plan.group else { continue }
+                        send(bytes, to: group, on: socket.channel)
+                    }
                 case let .unicast(bytes, to):
-                    if let unicast { send(bytes, to: dualStack ? to.socketAddressForIPv6Socket : to.socketAddress, on: unicast) }
+                    guard let unicast = sockets.first else { continue }
+                    if !unicast.plan.isDualStack && to.isIPv6 { sendErrors += 1; continue }
+                    send(bytes, to: unicast.plan.isDualStack ? to.socketAddressForIPv6Socket : to.socketAddress, on: unicast.channel)
                 case let .sighting(sighting):
                     if case .dropped = continuation.yield(sighting) { sightingsDropped += 1 }
                 case let .flushed(topic):
@@ -120,7 +161,8 @@ extension LANDiscovery {
             rearm()
         }
 
-        private func send(_ bytes: [UInt8], to address: SocketAddress, on channel: Channel) {
+        private func send(_ bytes: [UInt8], to address: SocketAddress, on channel: Channel?) {
+            guard let channel else { sendErrors += 1; return }
             let envelope = AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: bytes))
             // A failed send (no route, interface gone) costs one datagram; it is counted and
             // the periodic announcements try again. `writeAndFlush`'s promise is where NIO
@@ -149,7 +191,8 @@ extension LANDiscovery {
 
         var counters: Counters {
             loop.preconditionInEventLoop()
-            return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped)
+            return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped,
+                            socketRestarts: socketRestarts)
         }
 
         /// Stops everything; returns the channels for the caller to close.
@@ -162,9 +205,8 @@ extension LANDiscovery {
             for promise in waiters.values.joined() { promise.succeed() }
             waiters = [:]
             continuation.finish()
-            let channels = (unicast.map { [$0] } ?? []) + multicast.map(\.channel)
-            unicast = nil
-            multicast = []
+            let channels = sockets.compactMap(\.channel)
+            sockets = []
             return channels
         }
     }

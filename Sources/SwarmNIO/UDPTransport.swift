@@ -209,8 +209,10 @@ public final class UDPTransport: DatagramTransport {
         }
         let segmenting = configuration.segmentationOffload && !stats.segmentationBroken.load(ordering: .relaxed)
         let ipv6Socket = localEndpoint.isIPv6
+        let local = localEndpoint
         channel.eventLoop.execute {
-            var writer = Writer(channel: channel, stats: stats, ipv6Socket: ipv6Socket)
+            var writer = Writer(channel: channel, stats: stats, ipv6Socket: ipv6Socket,
+                                canSend: { UDPTransport.canSend(from: local, to: $0) })
             var start = 0
             while start < datagrams.count {
                 let end = segmenting ? Self.runEnd(datagrams, from: start) : start + 1
@@ -245,14 +247,18 @@ public final class UDPTransport: DatagramTransport {
         let stats: Stats
         /// An IPv6 socket takes IPv4 destinations as IPv4-mapped addresses.
         let ipv6Socket: Bool
+        /// Whether the socket can send to an endpoint's family at all.
+        let canSend: (Endpoint) -> Bool
         var written = 0
         var unflushed = 0
-        var lastRemote: (endpoint: Endpoint, address: SocketAddress)?
+        /// The last destination, its socket address, or nil when this socket cannot reach it.
+        var lastRemote: (endpoint: Endpoint, address: SocketAddress?)?
 
-        init(channel: Channel, stats: Stats, ipv6Socket: Bool) {
+        init(channel: Channel, stats: Stats, ipv6Socket: Bool, canSend: @escaping (Endpoint) -> Bool) {
             self.channel = channel
             self.stats = stats
             self.ipv6Socket = ipv6Socket
+            self.canSend = canSend
         }
 
         mutating func write(_ run: ArraySlice<Datagram>) {
@@ -273,9 +279,16 @@ public final class UDPTransport: DatagramTransport {
             let first = run[run.startIndex]
             // Batches usually go to one peer: build its socket address once.
             if first.remote != lastRemote?.endpoint {
-                lastRemote = (first.remote, ipv6Socket ? first.remote.socketAddressForIPv6Socket : first.remote.socketAddress)
+                let reachable = canSend(first.remote)
+                lastRemote = (first.remote, !reachable ? nil
+                              : ipv6Socket ? first.remote.socketAddressForIPv6Socket : first.remote.socketAddress)
             }
-            let address = lastRemote!.address
+            // An address of a family this socket cannot use (IPv6 on an IPv4 socket): NIO
+            // would close the socket over it, so it is dropped here, as the kernel's error.
+            guard let address = lastRemote!.address else {
+                stats.sendErrors.add(run.count, ordering: .relaxed)
+                return
+            }
             if run.count == 1 {
                 let buffer = channel.allocator.buffer(bytes: first.payload)
                 channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
@@ -310,9 +323,11 @@ public final class UDPTransport: DatagramTransport {
 
     /// An IPv4 socket sends to IPv4; an IPv6 one to IPv6, and to IPv4 too when it is the
     /// dual-stack `[::]`.
-    public func canSend(to endpoint: Endpoint) -> Bool {
-        guard localEndpoint.isIPv6 else { return !endpoint.isIPv6 }
-        return endpoint.isIPv6 || localEndpoint.addressBytes.allSatisfy { $0 == 0 }
+    public func canSend(to endpoint: Endpoint) -> Bool { Self.canSend(from: localEndpoint, to: endpoint) }
+
+    static func canSend(from local: Endpoint, to endpoint: Endpoint) -> Bool {
+        guard local.isIPv6 else { return !endpoint.isIPv6 }
+        return endpoint.isIPv6 || local.addressBytes.allSatisfy { $0 == 0 }
     }
 
     public func close() async {

@@ -13,8 +13,9 @@ import Glibc
 /// swarm over both. `run()` until `stop()`.
 public final class VaultNetwork: Sendable {
     /// Where the network runs. The default is what a person on a LAN wants: every
-    /// non-loopback, multicast-capable interface that is up and has an IPv4 address or an
-    /// IPv6 link-local one. Tests and the demo always pass `lo` (MACHINE.md's network rule).
+    /// non-loopback, multicast-capable interface that is up and has an IPv4 address (with
+    /// IPv6 discovery too where it has a link-local one). Tests and the demo always pass `lo`
+    /// (MACHINE.md's network rule).
     public struct Options: Sendable {
         /// Discovery interfaces: `lo`, a name (`eth0`) or an IPv4 address; nil = the LAN default.
         public var interfaces: [String]?
@@ -85,7 +86,7 @@ public final class VaultNetwork: Sendable {
         let m = d.machine
         let all: [String: Int] = [
             "udp.sendDropped": t.sendDropped, "udp.sendErrors": t.sendErrors, "udp.receiveDropped": t.receiveDropped,
-            "udp.socketRestarts": t.socketRestarts,
+            "udp.socketRestarts": t.socketRestarts, "discovery.socketRestarts": d.socketRestarts,
             "discovery.badMagic": m.badMagic, "discovery.unsupportedVersion": m.unsupportedVersion,
             "discovery.malformed": m.malformed, "discovery.wrongSocket": m.wrongSocket,
             "discovery.rateLimited": m.rateLimited, "discovery.unsolicitedAnswers": m.unsolicitedAnswers,
@@ -136,10 +137,22 @@ public final class VaultNetwork: Sendable {
                 await transport.close()
                 throw error
             }
+            // IPv6 is best effort: where it could not be set up, say so beside the name.
+            let refused = await discovery.ipv6Refused
+            if !refused.isEmpty {
+                shown = zip(names, shown).map { name, text in refused[name].map { "\(name) (IPv4; IPv6 failed: \($0))" } ?? text }
+            }
             let clock = SystemSwarmClock()
             var bootstrap: BootstrapClient?
             if !options.bootstrapNodes.isEmpty {
-                bootstrap = BootstrapClient.start(identity: identity.keyPair, udp: transport, nodes: options.bootstrapNodes)
+                // Peers behind our NAT are offered the chosen interfaces' IPv4 addresses (not
+                // every interface of the host, which a wildcard socket would suggest).
+                var configuration = BootstrapClientMachine.Configuration()
+                configuration.localEndpoints = transport.localEndpoint.addressBytes.allSatisfy { $0 == 0 }
+                    ? addresses.compactMap { $0 }.map { Endpoint(address: $0, port: transport.localEndpoint.port) }.filter { !$0.isLoopback }
+                    : [transport.localEndpoint]
+                bootstrap = BootstrapClient.start(identity: identity.keyPair, transport: transport, nodes: options.bootstrapNodes,
+                                                  configuration: configuration)
             }
             let sources: [any DiscoverySource] = [discovery] + (bootstrap.map { [$0] } ?? [])
             let swarm = try Swarm(identity: identity.keyPair, transport: bootstrap ?? transport, discovery: sources,
@@ -178,9 +191,12 @@ public final class VaultNetwork: Sendable {
         return (.named(name), found.ipv4, v6)
     }
 
-    /// Up, multicast-capable, non-loopback interfaces with an IPv4 or IPv6 link-local address.
+    /// Up, multicast-capable, non-loopback interfaces with an IPv4 address (IPv6 discovery
+    /// runs on those that also have a link-local one). Interfaces with only a link-local
+    /// address are left to be named: on a typical host they are container veths, taps and
+    /// bridge ports, not a LAN.
     static func defaultInterfaces() throws(VaultError) -> [String] {
-        let names = interfaces().filter { $0.multicast && !$0.loopback && ($0.ipv4 != nil || $0.ipv6LinkLocal) }.map(\.name)
+        let names = interfaces().filter { $0.multicast && !$0.loopback && $0.ipv4 != nil }.map(\.name)
         guard !names.isEmpty else {
             throw VaultError(.network, "no multicast-capable network interface is up; use --interface lo to chat on this machine")
         }

@@ -91,35 +91,68 @@ struct CLINamespaceTests {
         }
     }
 
-    /// A LAN with no IPv4 at all (DESIGN decision 6): the daemons find each other on the
-    /// IPv6 link-local group and hold their sessions at link-local addresses.
-    @Test("invite, join and chat on an IPv6-only LAN", .timeLimit(.minutes(1)))
-    func ipv6OnlyLAN() async throws {
-        let bed = Netns.bedName("cli6")
-        try await Netns.withBed(bed, hosts: 2, ipv6Only: true) {
+    enum Family: String, CaseIterable, CustomStringConvertible {
+        /// No IPv4 on the LAN at all.
+        case ipv6Only
+        /// Both families, but IPv4 carries only discovery: sessions must use IPv6.
+        case ipv4SessionsBlocked
+        /// Both families, IPv6 dropped entirely: everything on IPv4.
+        case ipv6Blocked
+        var description: String { rawValue }
+    }
+
+    /// DESIGN decision 6 (IPv6 `ff02::` where available): daemons find each other and hold
+    /// their sessions on whichever family works — on a LAN with no IPv4, and on a dual-stack
+    /// LAN where one family is filtered (the dial alternates between the two addresses seen).
+    @Test("invite, join and chat when only one address family works", .timeLimit(.minutes(1)), arguments: Family.allCases)
+    func oneFamilyWorks(_ family: Family) async throws {
+        let bed = Netns.bedName("cli\(family.rawValue.prefix(5))")
+        try await Netns.withBed(bed, hosts: 2, ipv6Only: family == .ipv6Only) {
             let scratch = Scratch()
             let port = testDiscoveryPort()
+            for host in 1...2 {
+                for rule in Self.filter(family, discoveryPort: port) { try Self.nft(bed, host, rule) }
+            }
             let bob = Self.member("bob", host: 1, bed: bed, scratch: scratch, port: port)
             let ana = Self.member("ana", host: 2, bed: bed, scratch: scratch, port: port)
             for m in [bob, ana] { try await m.start() }
             defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
 
-            let task = try await bob.newTask("no IPv4 here")
+            let task = try await bob.newTask("one family")
             try await bob.ok(["send", task.id, "first"])
+            let start = ContinuousClock.now
             try await ana.ok(["join", task.invite])
             #expect(try await eventually { try await ana.texts(task.id) == ["first"] })
+            print("\(family): join → first message \(ContinuousClock.now - start)")
             try await ana.ok(["send", task.id, "reply"])
             #expect(try await eventually { try await bob.texts(task.id) == ["first", "reply"] })
-            // The session runs at Bob's link-local address.
-            let bobAddress = try Netns.linkLocal(bed, host: 1)
+            // The session runs on the family that works.
             let inspect = try await ana.ok(["inspect"])
-            #expect(inspect.contains("direct [\(bobAddress)%"), "\(inspect)")
-            #expect(bob.daemon?.log.contains(#""interfaces":["eth0 (IPv6)"]"#) == true, "\(bob.daemon?.log ?? "")")
-            // Told to keep to IPv4, a third vault there has no network and says why.
-            let carol = Self.member("carol", host: 2, bed: bed, scratch: scratch, port: port)
-            let refused = try await carol.run(["join", task.invite, "--ipv4-only"])
-            #expect(!refused.ok && refused.stderr.contains("interface eth0 has no IPv4 address here"), "\(refused)")
+            let expected = family == .ipv6Blocked ? "direct \(Netns.address(host: 1)):" : "direct [\(try Netns.linkLocal(bed, host: 1))%"
+            #expect(inspect.contains(expected), "\(inspect)")
+            if family == .ipv6Only {
+                #expect(bob.daemon?.log.contains(#""interfaces":["eth0 (IPv6)"]"#) == true, "\(bob.daemon?.log ?? "")")
+                // Told to keep to IPv4, a third vault there has no network and says why.
+                let carol = Self.member("carol", host: 2, bed: bed, scratch: scratch, port: port)
+                let refused = try await carol.run(["join", task.invite, "--ipv4-only"])
+                #expect(!refused.ok && refused.stderr.contains("interface eth0 has no IPv4 address here"), "\(refused)")
+            }
             for m in [bob, ana] { await m.stop() }
+        }
+    }
+
+    /// nft commands that make `family` true on a host.
+    static func filter(_ family: Family, discoveryPort: Int) -> [[String]] {
+        let table: [[String]] = [["add", "table", "inet", "bswfam"],
+                                 ["add", "chain", "inet", "bswfam", "in", "{ type filter hook input priority 0 ; }"]]
+        switch family {
+        case .ipv6Only: return []
+        case .ipv4SessionsBlocked:
+            // IPv4 multicast to the discovery port still arrives; every other IPv4 datagram
+            // (sessions, answers to queries) is dropped.
+            return table + [["add", "rule", "inet", "bswfam", "in", "meta", "nfproto", "ipv4", "udp", "dport", "!=", "\(discoveryPort)", "drop"]]
+        case .ipv6Blocked:
+            return table + [["add", "rule", "inet", "bswfam", "in", "meta", "nfproto", "ipv6", "drop"]]
         }
     }
 }

@@ -132,6 +132,32 @@ struct DiscoveryLoopbackTests {
         for await _ in a.sightings {}
     }
 
+    @Test func socketsClosedUnderneathAreOpenedAgainAndDiscoveryGoesOn() async throws {
+        // NIO closes a datagram socket on most send errors (an address not yet usable, an
+        // interface gone down); discovery must outlive that, on its multicast socket and on
+        // its unicast one (whose port queries advertise: it must come back on the same port).
+        let a = try await Self.start(port: 31_813, sessionPort: 41_101)
+        let topic = Self.randomTopic()
+        await a.join(topic, announce: true, lookup: true)
+        await a.closeSocketUnderneath(0)
+        await a.closeSocketUnderneath(1)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await a.counters.socketRestarts < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await a.counters.socketRestarts == 2)
+        let b = try await Self.start(port: 31_813, sessionPort: 41_102)
+        await b.join(topic, announce: true, lookup: true)
+        async let seenByA = Self.collect(a, expecting: [b.peer])
+        async let seenByB = Self.collect(b, expecting: [a.peer])
+        let (sa, sb) = await (seenByA, seenByB)
+        #expect(sa.contains { $0.peer == b.peer }, "a hears the group again")
+        #expect(sb.contains { $0.peer == a.peer })
+        // b's queries were answered through a's reopened unicast socket, at the same port.
+        #expect(await a.counters.machine.answersSent > 0)
+        #expect(a.replyEndpoint.port == (try await a.core.loop.submit { a.core.channel(0)?.localAddress?.port }.get()).map(UInt16.init))
+        await a.close()
+        await b.close()
+    }
+
     @Test func loopbackMulticastUsesTTLZeroAndTheLoopbackAddress() async throws {
         // The options LANDiscovery sets, read back from a socket: TTL 0 keeps datagrams on
         // the host, and the outgoing interface is 127.0.0.1, never the default route.

@@ -73,6 +73,15 @@ import Testing
         #expect(c.endpoint == v6 && c.alternative == elsewhere)
         c.failOver()
         #expect(c.endpoint == elsewhere)
+        // A third path (a bootstrap node's virtual address, a global IPv6 one) joins the
+        // rotation: IPv4 → IPv6 link-local → other IPv6 → IPv4.
+        let virtual = Endpoint(address: .v6([1, 0] + [UInt8](repeating: 0, count: 13) + [7]), port: 9)
+        moved = c.saw(virtual)
+        #expect(!moved && c.endpoint == elsewhere && c.alternative == v6)
+        c.failOver()
+        #expect(c.endpoint == v6 && c.alternative == virtual)
+        c.failOver()
+        #expect(c.endpoint == virtual && c.alternative == elsewhere)
         var single = Swarm.Candidate()
         _ = single.saw(v6)
         single.failOver()                  // nothing else known: stays

@@ -28,6 +28,31 @@ struct SessionManagerTests {
         #expect(stats?.roundTripTime != nil)
     }
 
+    @Test func aDialWithAnAlternativeReachesThePeerOnTheOtherPathAfterOneRetransmit() {
+        // The peer was seen first at an address that does not work (its IPv4 filtered, say)
+        // and also on IPv6 link-local: the second initiation goes there, and the session
+        // runs at the address that answered.
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        let linkLocal = Endpoint(address: .v6([0xfe, 0x80] + [UInt8](repeating: 0, count: 13) + [2]), port: 4000, scopeID: 2)
+        net.addNode(seed: 2, endpoint: linkLocal)
+        let dead = Endpoint.v4(10, 0, 0, 2, port: 4000)
+        net.nodes[0].manager.connect(to: net.peer(1), at: dead, alternative: linkLocal, now: net.now)
+        net.settle()
+        #expect(net.established(0).isEmpty)
+        // One retransmit interval (100 ms base, plus up to its jitter) later.
+        net.advance(.milliseconds(250))
+        #expect(net.established(0) == [net.peer(1)])
+        #expect(net.nodes[0].manager.stats(for: net.peer(1))?.endpoint == linkLocal)
+        // Without the alternative the dial would still be knocking at the dead address.
+        var alone = SessionTestNetwork()
+        alone.addNode(seed: 1)
+        alone.addNode(seed: 2, endpoint: linkLocal)
+        alone.nodes[0].manager.connect(to: alone.peer(1), at: dead, now: alone.now)
+        alone.advance(.milliseconds(250))
+        #expect(alone.established(0).isEmpty)
+    }
+
     @Test func xxHandshakeLearnsThePeerIDs() {
         var net = SessionTestNetwork()
         net.addNode(seed: 1)

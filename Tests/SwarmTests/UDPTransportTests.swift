@@ -112,6 +112,11 @@ struct UDPTransportTests {
         dual.send([Datagram(remote: b6.localEndpoint, payload: [6])])
         #expect(await Self.receive(1, from: b6).first?.payload == [6])
         #expect(dual.counters.sendErrors == 0)
+        // A family the socket cannot use is dropped and counted; the socket stays up.
+        b4.send([Datagram(remote: b6.localEndpoint, payload: [1]), Datagram(remote: b6.localEndpoint, payload: [2])])
+        b4.send([Datagram(remote: .v4(127, 0, 0, 1, port: dual.localEndpoint.port), payload: [7])])
+        #expect(await Self.receive(1, from: dual).first?.payload == [7])
+        #expect(b4.counters.sendErrors == 2 && b4.counters.socketRestarts == 0, "\(b4.counters)")
         for t in [dual, b4, b6] { await t.close() }
     }
 

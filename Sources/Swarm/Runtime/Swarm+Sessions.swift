@@ -23,8 +23,11 @@ extension Swarm {
         candidates[sighting.peer] = c
         if due && !manager.isKnown(sighting.peer), let endpoint = c.endpoint {
             candidates[sighting.peer]?.nextAttempt = nil
-            manager.connect(to: sighting.peer, at: endpoint, now: now)
+            manager.connect(to: sighting.peer, at: endpoint, alternative: c.alternative, now: now)
             pump()
+        } else if !moved, let alternative = c.alternative {
+            // Seen on another path while we dial it: the dial tries that path too.
+            manager.learnAlternative(alternative, for: sighting.peer)
         }
     }
 
@@ -36,7 +39,7 @@ extension Swarm {
             guard let t = c.nextAttempt, now >= t else { continue }
             candidates[peer]?.nextAttempt = nil
             if let endpoint = c.endpoint, !manager.isKnown(peer) {
-                manager.connect(to: peer, at: endpoint, now: now)
+                manager.connect(to: peer, at: endpoint, alternative: c.alternative, now: now)
             }
         }
         pump()

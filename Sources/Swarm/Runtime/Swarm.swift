@@ -59,33 +59,52 @@ public actor Swarm {
     struct Candidate {
         /// Where the peer is dialled.
         var endpoint: Endpoint?
-        /// Where else it was seen, on the other address family (a dual-stack LAN shows every
-        /// peer twice): the peer stays on the family it was first seen on, and a failed
-        /// attempt there makes the next one use this (`failOver`).
-        var alternative: Endpoint?
+        /// Where else it was seen, one address per other path: a dual-stack LAN shows every
+        /// peer on IPv4 and on IPv6 link-local, a bootstrap node adds a virtual (IPv6)
+        /// address. The peer stays on the path it was first seen on; a dial also tries the
+        /// next one (`alternative`), and a failed attempt moves to it (`failOver`).
+        var alternatives: [Path: Endpoint] = [:]
         var topics: Set<Topic> = []
         var explicit = false
         var failures = 0
         var nextAttempt: Timestamp?
 
-        /// Takes a new address for the peer: on `endpoint`'s family it replaces it (the peer
-        /// moved); on the other family it becomes the alternative. Whether the dialled
-        /// endpoint changed.
+        /// The kinds of address a peer can be seen at, in the order they are tried.
+        enum Path: Int, CaseIterable {
+            case ipv4, ipv6LinkLocal, ipv6
+
+            init(_ endpoint: Endpoint) {
+                self = !endpoint.isIPv6 ? .ipv4 : endpoint.isLinkLocalUnicast ? .ipv6LinkLocal : .ipv6
+            }
+        }
+
+        /// The address on the path after `endpoint`'s (cyclically) that the peer was seen at.
+        var alternative: Endpoint? {
+            guard let current = endpoint.map(Path.init) else { return nil }
+            let order = Path.allCases
+            for step in 1..<order.count {
+                if let other = alternatives[order[(current.rawValue + step) % order.count]] { return other }
+            }
+            return nil
+        }
+
+        /// Takes a new address for the peer: on `endpoint`'s path it replaces it (the peer
+        /// moved); on another path it is remembered there. Whether the dialled endpoint changed.
         mutating func saw(_ seen: Endpoint) -> Bool {
-            if let current = endpoint, current.isIPv6 != seen.isIPv6 {
-                alternative = seen
+            if let current = endpoint, Path(current) != Path(seen) {
+                alternatives[Path(seen)] = seen
                 return false
             }
             defer { endpoint = seen }
             return endpoint != seen
         }
 
-        /// After a failed attempt at `endpoint`: the next one goes to the other family, if the
-        /// peer was seen there.
+        /// After a failed attempt: the next one starts on the next path the peer was seen on.
         mutating func failOver() {
-            guard let other = alternative else { return }
-            alternative = endpoint
-            endpoint = other
+            guard let current = endpoint, let next = alternative else { return }
+            alternatives[Path(next)] = nil
+            alternatives[Path(current)] = current
+            endpoint = next
         }
     }
 

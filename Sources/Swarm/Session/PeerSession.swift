@@ -51,6 +51,10 @@ struct PeerSession {
     /// Where the application asked us to dial this peer (`connect`): our answers to its
     /// initiations from there are worth sending again (`Unconfirmed.resending`).
     var dialledAt: Endpoint?
+    /// Another address of the peer, on another path (the other address family): every second
+    /// initiation of a dial goes there, so a path that does not work costs one retransmit
+    /// interval, not the whole handshake (Happy Eyeballs, RFC 8305, in the small).
+    var alternative: Endpoint?
     var sessionID: SessionID?
     /// The full handshake hash of the handshake that established the session: capabilities
     /// bind to it (DESIGN decision 3), and it outlives rekeys as the session does.

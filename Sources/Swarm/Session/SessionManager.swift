@@ -103,11 +103,13 @@ public struct SessionManager {
     // MARK: Dialling
 
     /// Dials `peer` at `endpoint` with IK, unless a session with it exists or is being set up
-    /// (then only a not yet established one learns the endpoint).
-    public mutating func connect(to peer: PeerID, at endpoint: Endpoint, now: Timestamp) {
+    /// (then only a not yet established one learns the endpoint). With an `alternative`,
+    /// initiations alternate between the two; whichever answers becomes the session's endpoint.
+    public mutating func connect(to peer: PeerID, at endpoint: Endpoint, alternative: Endpoint? = nil, now: Timestamp) {
         guard peer != localPeer, !firewall(peer) else { return }
         if var s = sessions.removeValue(forKey: peer) {
             s.dialledAt = endpoint
+            s.alternative = alternative
             if !s.isEstablished { s.endpoint = endpoint }
             if !s.isEstablished && s.handshake == nil && s.next == nil { startInitiation(&s, attempts: 1, now: now) }
             // We answered this peer before dialling it: now we want it there, so our answer
@@ -121,8 +123,15 @@ public struct SessionManager {
         }
         var s = PeerSession(peer: peer, endpoint: endpoint, localIsLower: localPeer < peer, now: now)
         s.dialledAt = endpoint
+        s.alternative = alternative
         startInitiation(&s, attempts: 1, now: now)
         if s.handshake != nil { store(s) }
+    }
+
+    /// A dial in progress learns another path to `peer` to alternate with (see `connect`).
+    public mutating func learnAlternative(_ alternative: Endpoint, for peer: PeerID) {
+        guard let s = sessions[peer], !s.isEstablished, s.handshake != nil, s.endpoint != alternative else { return }
+        sessions[peer]!.alternative = alternative
     }
 
     /// Dials a bare endpoint with XX; the remote's id is learned from the handshake.
@@ -246,7 +255,9 @@ public struct SessionManager {
         else { return abandonHandshake(&s) }
         let index = newIndex()
         let packet = HandshakePacket(type: .ikInitiation, senderIndex: index, receiverIndex: 0, noise: message)
-        outbox.append(Datagram(remote: s.endpoint, payload: packet.encoded()))
+        // A dial (not a rekey) with another path known sends every second initiation there.
+        let alternate = !s.isEstablished && attempts % 2 == 0 ? s.alternative : nil
+        outbox.append(Datagram(remote: alternate ?? s.endpoint, payload: packet.encoded()))
         // A dial grows by one initiation at a time, so at most the oldest falls out.
         var initiations = s.handshake?.initiations ?? []
         initiations.append(.init(noise: noise, localIndex: index, sentAt: now, resumes: resumes))
