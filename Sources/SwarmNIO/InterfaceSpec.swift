@@ -33,6 +33,8 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
 
     /// An interface resolved to what the socket options need.
     struct Resolved: Sendable {
+        /// What it was resolved from, to resolve it again (an address or index may change).
+        var spec: InterfaceSpec
         var name: String
         /// IPv4 address bytes in network order; nil on an interface without IPv4.
         var ipv4: [UInt8]?
@@ -73,7 +75,7 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
             guard found.v4 != nil || v6 != nil else {
                 throw SwarmNIOError(.invalidAddress, "interface \(name) has no IPv4 address and no IPv6 link-local address here")
             }
-            return Resolved(name: name, ipv4: found.v4, ipv6LinkLocal: v6, index: found.index, isLoopback: loopback)
+            return Resolved(spec: self, name: name, ipv4: found.v4, ipv6LinkLocal: v6, index: found.index, isLoopback: loopback)
         case let .address(address):
             let bytes = Endpoint(address: address, port: 0).addressBytes
             guard bytes.count == 4 else {
@@ -81,14 +83,14 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
             }
             // 127.0.0.1 is on `lo` whether or not enumeration lists it (some namespaces list
             // `lo` without addresses until it is up).
-            if bytes[0] == 127 { return Resolved(name: "lo", ipv4: bytes, ipv6LinkLocal: nil, index: 1, isLoopback: true) }
+            if bytes[0] == 127 { return Resolved(spec: self, name: "lo", ipv4: bytes, ipv6LinkLocal: nil, index: 1, isLoopback: true) }
             let holder = devices.first { device in
                 device.address.flatMap(Endpoint.init).map { !$0.isIPv6 && $0.addressBytes == bytes } ?? false
             }
             guard let holder else {
                 throw SwarmNIOError(.invalidAddress, "no interface holds \(self) here")
             }
-            return Resolved(name: holder.name, ipv4: bytes, ipv6LinkLocal: nil,
+            return Resolved(spec: self, name: holder.name, ipv4: bytes, ipv6LinkLocal: nil,
                             index: UInt32(clamping: holder.interfaceIndex), isLoopback: false)
         }
     }

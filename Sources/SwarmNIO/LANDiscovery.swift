@@ -243,6 +243,22 @@ public final class LANDiscovery: DiscoverySource {
             return false
         }
 
+        /// The same socket for the interface as it is now: a named interface may have a new
+        /// IPv4 address (DHCP) or a new index (unplugged and back). Unchanged when it cannot
+        /// be resolved (the next attempt tries again).
+        func refreshed() -> SocketPlan {
+            switch self {
+            case .unicast:
+                return self
+            case let .multicast4(interface, _, group):
+                guard let now = try? interface.spec.resolve(), let v4 = now.ipv4 else { return self }
+                return .multicast4(now, address: v4, group: group)
+            case let .multicast6(interface, group):
+                guard let now = try? interface.spec.resolve(), now.ipv6LinkLocal != nil else { return self }
+                return .multicast6(now, group: Endpoint(address: group.address, port: group.port, scopeID: now.index))
+            }
+        }
+
         func open(core: Core, loop: EventLoop) async throws -> Channel {
             switch self {
             case let .unicast(bind):

@@ -65,7 +65,8 @@ extension LANDiscovery {
         private func reopen(_ index: Int, after pause: TimeAmount) {
             loop.scheduleTask(in: pause) { [self] in
                 guard !closed else { return }
-                let plan = sockets[index].plan
+                let plan = sockets[index].plan.refreshed()
+                sockets[index].plan = plan
                 Task { [self] in
                     let channel = try? await plan.open(core: self, loop: loop)
                     loop.execute { [self] in

@@ -75,6 +75,37 @@ struct NetnsDiscoveryTests {
         #expect(outputs.allSatisfy { $0.flushed })
     }
 
+    /// A host's IPv4 address changes under a running peer (a DHCP lease, say): its sends
+    /// through the old address fail, the socket is opened again on the interface as it is
+    /// now, and a host that arrives later sees it at the new address, on both families.
+    @Test func aPeerWhoseAddressChangesIsSeenAtTheNewOne() async throws {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let bed = Netns.bedName("readdr")
+        let topic = SecureRandom.bytes(32).hexString
+        func run(_ host: Int, seconds: Double) async throws -> Probe.Output {
+            Probe.Output(try await Probe.run(Netns.inHost(bed, host, [
+                probe.path, "--interface", "eth0", "--port", "31891", "--topic", topic, "--seconds", "\(seconds)",
+                "--announce-interval", "300", "--session-port", "\(42_000 + host)",
+            ]), timeout: seconds + 10))
+        }
+        let (first, second, linkLocal) = try await Netns.withBed(bed, hosts: 2) {
+            async let first = run(1, seconds: 5)
+            try await Task.sleep(for: .seconds(1))
+            for command in [["ip", "addr", "del", "10.77.0.1/24", "dev", "eth0"], ["ip", "addr", "add", "10.77.0.11/24", "dev", "eth0"],
+                            ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"]] {
+                try Netns.tool(["exec", bed, "1"] + command)
+            }
+            let second = try await run(2, seconds: 2.5)
+            return (try await first, second, try Netns.linkLocal(bed, host: 1))
+        }
+        let endpoints = second.sightings.filter { $0.peer == first.peer }.map(\.endpoint)
+        #expect(endpoints.contains("10.77.0.11:42001"), "\(second.lines) / \(first.lines)")
+        #expect(endpoints.contains { $0.hasPrefix("[\(linkLocal)%") }, "\(second.lines)")
+        #expect(!endpoints.contains("10.77.0.1:42001"))
+    }
+
     @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
         let bed = Netns.bedName("loss")
         let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {
