@@ -121,7 +121,11 @@ struct JoinCommand: AsyncParsableCommand {
                         } catch {
                             // The join is recorded (an invite is worth keeping offline too);
                             // say so, and why the creator cannot be looked for now.
-                            printOut("joined  \(summary.id)  (title not received yet)")
+                            if output.json {
+                                try printJSON(summary)
+                            } else {
+                                printOut("joined  \(summary.id)  \(Format.title(summary.title, or: "(title not received yet)"))")
+                            }
                             throw CLIError("\(oneLine(error)); the task is kept, and its creator is looked for when this vault is next online (bookswarm daemon or chat)")
                         }
                         while ContinuousClock.now < deadline {

@@ -14,8 +14,9 @@ import Synchronization
 /// * `progress(of:)` and `progressUpdates(of:)` for a progress bar; `refusals` for
 ///   devtools: every peer refused (forged data, forks, floods, no right to read) and why.
 ///
-/// A refused peer gets no channel for that book again from this replicator. When a
-/// session ends, its channels stop; the next session with the peer resumes.
+/// A peer refused for what it sent gets no channel for that book again from this
+/// replicator; one refused only for lacking the right to read is judged again at its next
+/// open. When a session ends, its channels stop; the next session with the peer resumes.
 public final class Replicator: Sendable {
     public let store: BookStore
     public let localPeer: PeerID

@@ -24,6 +24,12 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
     /// The interface that holds this IPv4 address (IPv4 discovery only).
     public static func address(_ address: Endpoint.Address) -> InterfaceSpec { InterfaceSpec(selector: .address(address)) }
 
+    /// Given by its address (loopback among them), not by name.
+    public var isAddress: Bool {
+        if case .address = selector { return true }
+        return false
+    }
+
     public var description: String {
         switch selector {
         case let .name(name): return name

@@ -67,6 +67,8 @@ public final class LANDiscovery: DiscoverySource {
         public var sightingsDropped: Int
         /// Sockets that closed under us and were opened again.
         public var socketRestarts: Int = 0
+        /// Attempts to open such a socket again that failed (it is retried every 5 s at most).
+        public var socketReopenFailures: Int = 0
     }
 
     public let sightings: AsyncStream<PeerSighting>
@@ -129,13 +131,15 @@ public final class LANDiscovery: DiscoverySource {
                 }
             }
             // The unicast socket listens where peers can reach us: the interface's own address
-            // when there is one IPv4-only interface, every address otherwise (of both families
-            // when IPv6 discovery runs).
+            // when there is one interface given by its IPv4 address, every address otherwise
+            // (of both families when IPv6 discovery runs).
             let dualStack = multicast.contains { if case .multicast6 = $0.plan { true } else { false } }
             let unicastBind: Endpoint
             if dualStack {
                 unicastBind = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
-            } else if interfaces.count == 1, let v4 = interfaces[0].ipv4 {
+            } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4 {
+                // Given by its address (loopback among them): that address. A named interface
+                // gets every address, so a new one (DHCP) does not strand the socket.
                 unicastBind = Endpoint(addressBytes: v4, port: 0)!
             } else {
                 unicastBind = .v4(0, 0, 0, 0, port: 0)
@@ -266,13 +270,7 @@ public final class LANDiscovery: DiscoverySource {
                 if bind.isIPv6 {
                     bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
                 }
-                return try await bootstrap
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .unicast))
-                        }
-                    }
-                    .bind(to: bind.socketAddress).get()
+                return try await LANDiscovery.bind(bootstrap, to: bind, socket: .unicast, core: core)
             case let .multicast4(interface, address, group):
                 return try await LANDiscovery.openMulticast(on: interface, address: address, group: group, core: core, loop: loop)
             case let .multicast6(interface, group):
@@ -281,18 +279,25 @@ public final class LANDiscovery: DiscoverySource {
         }
     }
 
+    /// Binds with the receive handler installed. The async bind closes the socket when the
+    /// bind fails (the future-based one leaves it open: a descriptor lost per attempt of a
+    /// reopen that keeps failing).
+    fileprivate static func bind(_ bootstrap: DatagramBootstrap, to endpoint: Endpoint, socket: LANDiscoveryMachine.Socket,
+                                 core: Core) async throws -> Channel {
+        try await bootstrap.bind(to: endpoint.socketAddress) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: socket))
+                return channel
+            }
+        }
+    }
+
     fileprivate static func openMulticast(
         on interface: InterfaceSpec.Resolved, address: [UInt8], group: Endpoint, core: Core, loop: EventLoop
     ) async throws -> Channel {
-        let channel = try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .multicast))
-                }
-            }
-            // Bound to the group address, the socket only hears datagrams sent to the group.
-            .bind(to: group.socketAddress).get()
+        // Bound to the group address, the socket only hears datagrams sent to the group.
+        let channel = try await bind(DatagramBootstrap(group: loop).channelOption(.socketOption(.so_reuseaddr), value: 1),
+                                     to: group, socket: .multicast, core: core)
         do {
             guard let options = channel as? SocketOptionProvider else {
                 throw SwarmNIOError(.socketSetupFailed, "channel offers no socket options")
@@ -312,15 +317,11 @@ public final class LANDiscovery: DiscoverySource {
     ) async throws -> Channel {
         let channel: Channel
         do {
-            channel = try await DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ReceiveHandler(core: core, socket: .multicast))
-                    }
-                }
-                .bind(to: group.socketAddress).get()
+            channel = try await bind(
+                DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 1),
+                to: group, socket: .multicast, core: core)
         } catch {
             throw SwarmNIOError(.socketSetupFailed, "IPv6 multicast on \(interface.name): \(SwarmNIOError.reason(error))")
         }

@@ -21,6 +21,7 @@ extension LANDiscovery {
         private var sockets: [(plan: SocketPlan, channel: Channel?)] = []
         private(set) var ipv6Refused: [String: String] = [:]
         private var socketRestarts = 0
+        private var reopenFailures = 0
         private var timer: Scheduled<Void>?
         private var timerDeadline: NIODeadline?
         private var rng = SystemRandomNumberGenerator()
@@ -62,20 +63,22 @@ extension LANDiscovery {
 
         /// Tries to open socket `index` again after `pause`, doubling the pause (to 5 s)
         /// while it fails. Sends meanwhile are dropped and counted; announcements repeat.
+        /// The interface is looked up again off the loop (`getifaddrs`).
         private func reopen(_ index: Int, after pause: TimeAmount) {
             loop.scheduleTask(in: pause) { [self] in
                 guard !closed else { return }
-                let plan = sockets[index].plan.refreshed()
-                sockets[index].plan = plan
+                let plan = sockets[index].plan
                 Task { [self] in
-                    let channel = try? await plan.open(core: self, loop: loop)
+                    let fresh = plan.refreshed()
+                    let channel = try? await fresh.open(core: self, loop: loop)
                     loop.execute { [self] in
                         guard let channel else {
+                            reopenFailures += 1
                             if !closed { reopen(index, after: min(pause * 2, .seconds(5))) }
                             return
                         }
                         guard !closed else { channel.close(promise: nil); return }
-                        sockets[index].channel = channel
+                        sockets[index] = (fresh, channel)
                         socketRestarts += 1
                         watch(index, channel)
                     }
@@ -193,7 +196,7 @@ extension LANDiscovery {
         var counters: Counters {
             loop.preconditionInEventLoop()
             return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped,
-                            socketRestarts: socketRestarts)
+                            socketRestarts: socketRestarts, socketReopenFailures: reopenFailures)
         }
 
         /// Stops everything; returns the channels for the caller to close.

@@ -132,14 +132,17 @@ public final class UDPTransport: DatagramTransport {
         if endpoint.isIPv6 && endpoint.addressBytes.allSatisfy({ $0 == 0 }) {
             bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
         }
+        // The async bind closes the socket when the bind fails (the future-based one leaves
+        // it open: a descriptor lost per failed attempt of `rebind`).
         return try await bootstrap
             .channelOption(.writeBufferWaterMark, value: .init(
                 low: configuration.sendQueueHighWaterBytes / 2, high: configuration.sendQueueHighWaterBytes))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+            .bind(to: endpoint.socketAddress) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    return channel
+                }
             }
-            .bind(to: endpoint.socketAddress)
-            .get()
     }
 
     private init(channel: Channel, localEndpoint: Endpoint, incoming: AsyncStream<[Datagram]>,

@@ -87,6 +87,7 @@ public final class VaultNetwork: Sendable {
         let all: [String: Int] = [
             "udp.sendDropped": t.sendDropped, "udp.sendErrors": t.sendErrors, "udp.receiveDropped": t.receiveDropped,
             "udp.socketRestarts": t.socketRestarts, "discovery.socketRestarts": d.socketRestarts,
+            "discovery.socketReopenFailures": d.socketReopenFailures,
             "discovery.badMagic": m.badMagic, "discovery.unsupportedVersion": m.unsupportedVersion,
             "discovery.malformed": m.malformed, "discovery.wrongSocket": m.wrongSocket,
             "discovery.rateLimited": m.rateLimited, "discovery.unsolicitedAnswers": m.unsolicitedAnswers,
@@ -111,12 +112,13 @@ public final class VaultNetwork: Sendable {
             shown.append(resolved.ipv6 ? "\(name) (\(resolved.ipv4 == nil ? "IPv6" : "IPv4+IPv6"))" : name)
         }
         // IPv6 on any interface: one dual-stack socket on every address of both families.
-        // Otherwise one interface: bind the session socket there (loopback stays loopback);
-        // several: every address, so each LAN reaches us.
+        // Otherwise one interface given by its address: bind the session socket there
+        // (loopback stays loopback); a named one or several: every address, so each LAN
+        // reaches us and a new address (DHCP) does not strand the socket.
         let bind: Endpoint.Address
         if ipv6 {
             bind = .v6([UInt8](repeating: 0, count: 16))
-        } else if addresses.count == 1, let only = addresses[0] {
+        } else if addresses.count == 1, specs[0].isAddress, let only = addresses[0] {
             bind = only
         } else {
             bind = .v4(0, 0, 0, 0)
@@ -198,6 +200,10 @@ public final class VaultNetwork: Sendable {
     static func defaultInterfaces() throws(VaultError) -> [String] {
         let names = interfaces().filter { $0.multicast && !$0.loopback && $0.ipv4 != nil }.map(\.name)
         guard !names.isEmpty else {
+            let ipv6Only = interfaces().filter { $0.multicast && !$0.loopback && $0.ipv6LinkLocal }.map(\.name).sorted()
+            if !ipv6Only.isEmpty {
+                throw VaultError(.network, "no multicast-capable interface with an IPv4 address is up; name one to use IPv6 alone (--interface \(ipv6Only[0])), or use --interface lo to chat on this machine")
+            }
             throw VaultError(.network, "no multicast-capable network interface is up; use --interface lo to chat on this machine")
         }
         return names.sorted()

@@ -8,9 +8,40 @@ import Testing
 @Suite("bookswarm on a three-host LAN", .serialized,
        .enabled(if: Netns.available && CLI.available, "\(Netns.unavailableReason ?? "bookswarm is not built: run `swift build`")"))
 struct CLINamespaceTests {
-    static func member(_ name: String, host: Int, bed: String, scratch: Scratch, port: Int) -> Member {
+    static func member(_ name: String, host: Int, bed: String, scratch: Scratch, port: Int, daemonOptions: [String] = []) -> Member {
         Member(name, scratch: scratch, interface: "eth0", discoveryPort: port,
-               prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"])
+               prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"], daemonOptions: daemonOptions)
+    }
+
+    /// A daemon's host gets a new IPv4 address while it runs (a DHCP lease): its sockets do
+    /// not hang on the old one, and messages flow again at the new address. IPv4 only, so
+    /// no IPv6 path hides the change.
+    @Test("a daemon whose IPv4 address changes is reached at the new one", .timeLimit(.minutes(1)))
+    func addressChange() async throws {
+        let bed = Netns.bedName("cliaddr")
+        try await Netns.withBed(bed, hosts: 2) {
+            let scratch = Scratch()
+            let port = testDiscoveryPort()
+            let bob = Self.member("bob", host: 1, bed: bed, scratch: scratch, port: port, daemonOptions: ["--ipv4-only"])
+            let ana = Self.member("ana", host: 2, bed: bed, scratch: scratch, port: port, daemonOptions: ["--ipv4-only"])
+            for m in [bob, ana] { try await m.start() }
+            defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+            let task = try await bob.newTask("moving")
+            try await bob.ok(["send", task.id, "first"])
+            try await ana.ok(["join", task.invite])
+            #expect(try await eventually { try await ana.texts(task.id) == ["first"] })
+            for command in [["ip", "addr", "del", "10.77.0.1/24", "dev", "eth0"], ["ip", "addr", "add", "10.77.0.21/24", "dev", "eth0"],
+                            ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"]] {
+                try Netns.tool(["exec", bed, "1"] + command)
+            }
+            try await bob.ok(["send", task.id, "from the new address"])
+            try await ana.ok(["send", task.id, "to the new address"])
+            #expect(try await eventually(.seconds(40)) { try await ana.texts(task.id).contains("from the new address") })
+            #expect(try await eventually(.seconds(20)) { try await bob.texts(task.id).contains("to the new address") })
+            let inspect = try await ana.ok(["inspect"])
+            #expect(inspect.contains("direct 10.77.0.21:"), "\(inspect)")
+            for m in [bob, ana] { await m.stop() }
+        }
     }
 
     /// Cuts hosts `a` and `b` apart, on both address families (the daemons talk IPv4 and

@@ -53,6 +53,30 @@ struct SessionManagerTests {
         #expect(alone.established(0).isEmpty)
     }
 
+    @Test func theSimultaneousDialResendGoesWhereThePeerSpokeFromNotToTheAlternative() {
+        // The lower peer dials with an alternative; the higher one's initiation arrives from
+        // the primary address: the fresh initiation that answers it goes there, whatever
+        // the attempt number.
+        var net = SessionTestNetwork()
+        net.addNode(seed: 1)
+        net.addNode(seed: 2)
+        let (low, high) = net.peer(0) < net.peer(1) ? (0, 1) : (1, 0)
+        let dead = Endpoint.v4(10, 9, 9, 9, port: 4000)
+        net.filter = { _, _ in false }   // nothing arrives until the test says so
+        net.nodes[low].manager.connect(to: net.peer(high), at: net.nodes[high].endpoint, alternative: dead, now: net.now)
+        net.settle()
+        net.advance(.milliseconds(150))   // the second attempt went to the alternative
+        net.filter = { _, _ in true }
+        net.now = net.now + .milliseconds(300)
+        _ = net.nodes[low].manager.takeDatagrams()
+        net.nodes[high].manager.connect(to: net.peer(low), at: net.nodes[low].endpoint, now: net.now)
+        let initiation = net.nodes[high].manager.takeDatagrams()
+        #expect(initiation.count == 1)
+        net.nodes[low].manager.receive(Datagram(remote: net.nodes[high].endpoint, payload: initiation[0].payload), now: net.now)
+        let resent = net.nodes[low].manager.takeDatagrams()
+        #expect(resent.map(\.remote) == [net.nodes[high].endpoint], "\(resent.map(\.remote))")
+    }
+
     @Test func xxHandshakeLearnsThePeerIDs() {
         var net = SessionTestNetwork()
         net.addNode(seed: 1)

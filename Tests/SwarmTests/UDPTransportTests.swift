@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Testing
@@ -179,6 +180,13 @@ struct UDPTransportTests {
         await #expect(throws: SwarmNIOError(.socketSetupFailed, "")) {
             _ = try await UDPTransport.bind(.v4(192, 0, 2, 1, port: 0))
         }
+        // A failed bind leaves no socket behind (NIO's future-based bind did: `rebind`, which
+        // retries every second, lost a descriptor each time).
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        let before = descriptors()
+        for _ in 0..<200 { _ = try? await UDPTransport.bind(.v4(192, 0, 2, 1, port: 0)) }
+        // Other tests run beside this one and hold sockets of their own (a few dozen at most).
+        #expect(descriptors() - before < 100, "\(before) → \(descriptors())")
     }
 
     @Test func endpointRoundTripsThroughSocketAddress() {

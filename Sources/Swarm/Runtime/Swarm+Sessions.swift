@@ -77,7 +77,7 @@ extension Swarm {
             sessions[peer] = SessionBinding(connection: connection, handshakeHash: hash, localRole: role)
             candidates[peer]?.failures = 0
             candidates[peer]?.nextAttempt = nil
-            if candidates[peer]?.endpoint == nil { candidates[peer]?.endpoint = endpoint }
+            candidates[peer]?.promote(endpoint)
             emit(everConnected.contains(peer) ? .sessionRestored(peer, id) : .sessionEstablished(peer, id))
             everConnected.insert(peer)
             for topic in topics.keys { sendCapability(for: topic, to: peer, now: now) }
@@ -93,12 +93,14 @@ extension Swarm {
             if let peer, var c = candidates[peer] {
                 c.nextAttempt = retryTime(for: c, now: now)
                 c.failures += 1
-                if c.endpoint == endpoint { c.failOver() }
+                // A dial that failed where it started moves on; a failed rekey of a session
+                // that still runs does not.
+                if c.endpoint == endpoint && sessions[peer] == nil { c.failOver() }
                 candidates[peer] = c
             }
         case let .endpointChanged(peer, endpoint):
             sessions[peer]?.connection.setEndpoint(endpoint)
-            _ = candidates[peer]?.saw(endpoint)
+            candidates[peer]?.promote(endpoint)
             emit(.endpointChanged(peer, endpoint))
         case let .capability(peer, capability, _):
             receiveCapability(capability, from: peer)

@@ -99,6 +99,16 @@ public actor Swarm {
             return endpoint != seen
         }
 
+        /// The session runs at `address` (it answered, or the peer roamed there): that is
+        /// where the next dial starts, whatever path it is on; the old address stays known.
+        mutating func promote(_ address: Endpoint) {
+            if let current = endpoint, Path(current) != Path(address) {
+                alternatives[Path(current)] = current
+            }
+            alternatives[Path(address)] = nil
+            endpoint = address
+        }
+
         /// After a failed attempt: the next one starts on the next path the peer was seen on.
         mutating func failOver() {
             guard let current = endpoint, let next = alternative else { return }

@@ -32,7 +32,7 @@ extension SessionManager {
                 abandonHandshake(&s)
                 events.append(.handshakeFailed(s.peer, s.endpoint))
             } else {
-                startInitiation(&s, attempts: own.attempts + 1, now: now)
+                startInitiation(&s, attempts: own.attempts + 1, alternate: true, now: now)
             }
         }
         // Dead peer: nothing authenticated for the timeout.

@@ -246,7 +246,9 @@ public struct SessionManager {
     /// Sends a fresh IK initiation (new ephemeral and index). A dial in flight keeps its
     /// last few initiations answerable (`OutgoingHandshake.answerable`): a late response to
     /// one of them completes the dial as well as a response to the newest.
-    mutating func startInitiation(_ s: inout PeerSession, attempts: Int, now: Timestamp) {
+    /// Sends a fresh initiation. `alternate`: a retransmission of a dial, which goes to the
+    /// peer's alternative address every second attempt.
+    mutating func startInitiation(_ s: inout PeerSession, attempts: Int, alternate: Bool = false, now: Timestamp) {
         guard let remoteStatic = try? s.peer.publicKey.x25519(),
               var noise = try? NoiseHandshake(.ik, initiator: true, localStatic: staticKey,
                                               ephemeral: makeEphemeral(), remoteStatic: remoteStatic),
@@ -256,8 +258,8 @@ public struct SessionManager {
         let index = newIndex()
         let packet = HandshakePacket(type: .ikInitiation, senderIndex: index, receiverIndex: 0, noise: message)
         // A dial (not a rekey) with another path known sends every second initiation there.
-        let alternate = !s.isEstablished && attempts % 2 == 0 ? s.alternative : nil
-        outbox.append(Datagram(remote: alternate ?? s.endpoint, payload: packet.encoded()))
+        let other = alternate && !s.isEstablished && attempts % 2 == 0 ? s.alternative : nil
+        outbox.append(Datagram(remote: other ?? s.endpoint, payload: packet.encoded()))
         // A dial grows by one initiation at a time, so at most the oldest falls out.
         var initiations = s.handshake?.initiations ?? []
         initiations.append(.init(noise: noise, localIndex: index, sentAt: now, resumes: resumes))
