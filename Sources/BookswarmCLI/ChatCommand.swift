@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Messenger
+import Vault
 
 struct ChatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,15 +66,15 @@ struct DaemonCommand: AsyncParsableCommand {
                     var peer: String
                     var endpoint: String
                     var pid: Int32
-                    /// As in the text line: each name, with " (IPv4+IPv6)" / " (IPv6)" where IPv6 runs.
-                    var interfaces: [String]
+                    /// Each discovery interface: its name and families (and why IPv6 failed there).
+                    var interfaces: [VaultNetwork.DiscoveryInterface]
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 let ready = Ready(peer: messenger.localPeer.publicKey.hex, endpoint: endpoint, pid: getpid(), interfaces: interfaces)
                 writeOut(try encoder.encode(ready) + Data("\n".utf8))
             } else {
-                printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces.joined(separator: ", ")), control \(server.path)")
+                printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces.map(\.description).joined(separator: ", ")), control \(server.path)")
             }
             await waitForTermination()
             await server.close()

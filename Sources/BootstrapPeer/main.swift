@@ -78,11 +78,7 @@ do {
     var discovery: [any DiscoverySource] = [client]
     if let lan = options["--lan"] {
         discovery.append(try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: udp.localEndpoint.port,
-                                                      configuration: {
-            var c = LANDiscovery.Configuration(interfaces: [lan == "lo" ? .loopback : .named(lan)])
-            c.ipv6 = false  // the session socket is IPv4 only (--bind)
-            return c
-        }()))
+                                                      configuration: LANDiscovery.Configuration(interfaces: [lan == "lo" ? .loopback : .named(lan)])))
     }
     let swarm = try Swarm(identity: identity, transport: client, discovery: discovery, configuration: configuration)
     say("ready", ["endpoint": .string(udp.localEndpoint.description), "peer": .string(swarm.localPeer.description)])

@@ -62,7 +62,11 @@ say("peer \(peer)")
 
 do {
     let discovery = try await LANDiscovery.start(
-        peer: peer, sessionPort: sessionPort, configuration: .init(interfaces: [interface], port: port, machine: machine))
+        peer: peer, sessionPort: sessionPort, configuration: {
+            var configuration = LANDiscovery.Configuration(interfaces: [interface], port: port, machine: machine)
+            configuration.ipv6 = true   // no session socket here: both families, to look at a LAN
+            return configuration
+        }())
     let joined = ContinuousClock.now
     let reader = Task {
         var seen = Set<String>()

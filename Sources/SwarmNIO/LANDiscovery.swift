@@ -43,8 +43,10 @@ public final class LANDiscovery: DiscoverySource {
         /// isolates itself further.
         public var ipv6Group: Endpoint.Address = DiscoveryGroup.ipv6.address
         /// Runs IPv6 discovery too on the interfaces that have an IPv6 link-local address
-        /// (DESIGN decision 6: "IPv6 `ff02::` where available").
-        public var ipv6 = true
+        /// (DESIGN decision 6: "IPv6 `ff02::` where available"). Off unless asked for: turn
+        /// it on when the session socket receives IPv6 (`UDPTransport` bound to `[::]`), or
+        /// peers would be told of a session port that nothing serves over IPv6.
+        public var ipv6 = false
         public var machine: LANDiscoveryMachine.Configuration
         /// Sightings buffered for a slow consumer; beyond it the oldest are dropped (a peer
         /// that matters announces again).

@@ -102,8 +102,6 @@ do {
     let udp = try await UDPTransport.bind(Endpoint(address: address, port: port))
     let transport: any DatagramTransport = options["--trace"] != nil ? TracingTransport(udp) : udp
     var discoveryConfiguration = LANDiscovery.Configuration(interfaces: [interface], machine: machine)
-    // The session socket is IPv4 only: announcing it over IPv6 would invite dials nothing hears.
-    discoveryConfiguration.ipv6 = false
     if let p = options["--discovery-port"].flatMap(UInt16.init) { discoveryConfiguration.port = p }
     let discovery = try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: transport.localEndpoint.port,
                                                  configuration: discoveryConfiguration)

@@ -45,9 +45,22 @@ public final class VaultNetwork: Sendable {
     public let swarm: Swarm
     /// The swarm's clock (session times are relative to it).
     public let clock: SystemSwarmClock
-    /// The discovery interfaces, each as given, with " (IPv4+IPv6)" or " (IPv6)" where IPv6
-    /// discovery runs on it.
-    public let interfaces: [String]
+    /// One discovery interface as given, and the address families discovery runs on there.
+    public struct DiscoveryInterface: Sendable, Codable, Equatable, CustomStringConvertible {
+        public var name: String
+        /// "IPv4", "IPv6", or both.
+        public var families: [String]
+        /// Why IPv6 could not be set up there, when it was wanted.
+        public var ipv6Failed: String?
+
+        /// `eth0`, `eth0 (IPv4+IPv6)`, `eth0 (IPv6)`, `eth0 (IPv4; IPv6 failed: …)`.
+        public var description: String {
+            if let ipv6Failed { return "\(name) (IPv4; IPv6 failed: \(ipv6Failed))" }
+            return families.contains("IPv6") ? "\(name) (\(families.joined(separator: "+")))" : name
+        }
+    }
+
+    public let interfaces: [DiscoveryInterface]
     public var localEndpoint: Endpoint { swarm.transport.localEndpoint }
     private let transport: UDPTransport
     private let discovery: LANDiscovery
@@ -55,7 +68,7 @@ public final class VaultNetwork: Sendable {
     /// each peer's path (LAN, punched, relay) under the sessions.
     public let bootstrap: BootstrapClient?
 
-    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [String], transport: UDPTransport, discovery: LANDiscovery,
+    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [DiscoveryInterface], transport: UDPTransport, discovery: LANDiscovery,
                  bootstrap: BootstrapClient?) {
         self.swarm = swarm
         self.clock = clock
@@ -103,13 +116,13 @@ public final class VaultNetwork: Sendable {
         var specs: [InterfaceSpec] = []
         var addresses: [Endpoint.Address?] = []
         var ipv6 = false
-        var shown: [String] = []
+        var shown: [DiscoveryInterface] = []
         for name in names {
             let resolved = try resolve(name, ipv6: options.ipv6)
             specs.append(resolved.spec)
             addresses.append(resolved.ipv4)
             ipv6 = ipv6 || resolved.ipv6
-            shown.append(resolved.ipv6 ? "\(name) (\(resolved.ipv4 == nil ? "IPv6" : "IPv4+IPv6"))" : name)
+            shown.append(DiscoveryInterface(name: name, families: (resolved.ipv4 == nil ? [] : ["IPv4"]) + (resolved.ipv6 ? ["IPv6"] : [])))
         }
         // IPv6 on any interface: one dual-stack socket on every address of both families.
         // Otherwise one interface given by its address: bind the session socket there
@@ -142,7 +155,11 @@ public final class VaultNetwork: Sendable {
             // IPv6 is best effort: where it could not be set up, say so beside the name.
             let refused = await discovery.ipv6Refused
             if !refused.isEmpty {
-                shown = zip(names, shown).map { name, text in refused[name].map { "\(name) (IPv4; IPv6 failed: \($0))" } ?? text }
+                for i in shown.indices {
+                    guard let reason = refused[shown[i].name] else { continue }
+                    shown[i].families = ["IPv4"]
+                    shown[i].ipv6Failed = reason
+                }
             }
             let clock = SystemSwarmClock()
             var bootstrap: BootstrapClient?

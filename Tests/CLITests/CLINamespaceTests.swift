@@ -162,7 +162,7 @@ struct CLINamespaceTests {
             let expected = family == .ipv6Blocked ? "direct \(Netns.address(host: 1)):" : "direct [\(try Netns.linkLocal(bed, host: 1))%"
             #expect(inspect.contains(expected), "\(inspect)")
             if family == .ipv6Only {
-                #expect(bob.daemon?.log.contains(#""interfaces":["eth0 (IPv6)"]"#) == true, "\(bob.daemon?.log ?? "")")
+                #expect(bob.daemon?.log.contains(#""interfaces":[{"families":["IPv6"],"name":"eth0"}]"#) == true, "\(bob.daemon?.log ?? "")")
                 // Told to keep to IPv4, a third vault there has no network and says why.
                 let carol = Self.member("carol", host: 2, bed: bed, scratch: scratch, port: port)
                 let refused = try await carol.run(["join", task.invite, "--ipv4-only"])
