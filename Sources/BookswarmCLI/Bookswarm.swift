@@ -17,4 +17,34 @@ struct Bookswarm: AsyncParsableCommand {
         """,
         subcommands: [IdCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
                       LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BootstrapCommand.self])
+
+    /// ArgumentParser's `main`, except that a mistake on the command line is one line on
+    /// stderr (what is wrong, and where the help is) and exit 64, like every other error of
+    /// this CLI, instead of the error, the argument's help and the whole usage.
+    static func main() async {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }  // --help, --version
+            FileHandle.standardError.write(Data("bookswarm: \(usageLine(for: error))\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        do {
+            if var async = command as? AsyncParsableCommand { try await async.run() } else { var sync = command; try sync.run() }
+        } catch {
+            // Commands report their own errors (`reportingErrors`) and throw only an exit code.
+            exit(withError: error)
+        }
+    }
+
+    /// "Missing expected argument '<code>' (see: bookswarm join --help)".
+    static func usageLine(for error: Error) -> String {
+        let message = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "invalid arguments"
+        let stripped = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+        let help = fullMessage(for: error).split(whereSeparator: \.isNewline)
+            .first { $0.contains("See '") }
+            .flatMap { line in line.split(separator: "'").dropFirst().first.map(String.init) } ?? "bookswarm --help"
+        return "\(stripped) (see: \(help))"
+    }
 }

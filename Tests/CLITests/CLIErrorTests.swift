@@ -121,6 +121,20 @@ struct CLIErrorTests {
         #expect(listed.ok && listed.stdout.contains("\(task.id.prefix(8))  (title not received yet)"), "\(listed)")
     }
 
+    @Test func commandLineMistakesAreOneLineWithWhereTheHelpIs() async throws {
+        for (arguments, needle) in [(["join"], "Missing expected argument '<code>' (see: bookswarm join --help)"),
+                                    (["frob"], "Unexpected argument 'frob' (see: bookswarm --help)"),
+                                    (["tasks", "--bogus"], "Unknown option '--bogus' (see: bookswarm tasks --help)"),
+                                    (["join", "x", "--wait", "99999"], "--wait takes seconds from 0 to 86400")] {
+            let result = try await CLI.run(arguments)
+            #expect(result.status == 64, "\(arguments): \(result)")
+            Self.expectOneLineError(result, mentioning: needle)
+        }
+        // Help is still help: on stdout, exit 0.
+        let help = try await CLI.run(["join", "--help"])
+        #expect(help.ok && help.stdout.contains("USAGE: bookswarm join") && help.stderr.isEmpty, "\(help)")
+    }
+
     @Test func unknownTask() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
