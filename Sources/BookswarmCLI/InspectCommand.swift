@@ -78,6 +78,10 @@ enum InspectPrinter {
         guard parts.count == 3, parts[0].count == 64, parts[1].count == 64 else { return name }
         let author = parts[0] == me ? "me" : String(parts[0].prefix(8))
         let reader = parts[1] == me ? "me" : String(parts[1].prefix(8))
-        return parts[0] == parts[1] ? "journal of task \(parts[2].prefix(8))" : "\(author)→\(reader) task \(parts[2].prefix(8))"
+        // "TASK" or "TASK.G": a later generation of the pair's book (PROTOCOL.md §10.3).
+        let task = parts[2].split(separator: ".", maxSplits: 1)
+        let generation = task.count == 2 ? " (generation \(task[1]))" : ""
+        return parts[0] == parts[1] ? "journal of task \(task[0].prefix(8))"
+            : "\(author)→\(reader) task \(task[0].prefix(8))\(generation)"
     }
 }

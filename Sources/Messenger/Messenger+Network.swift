@@ -155,15 +155,43 @@ extension Messenger {
         }
     }
 
-    private func refused(_ refusal: Refusal) {
+    private func refused(_ refusal: Refusal) async {
         if refusal.byRemote, refusal.reason == .forked, !refusedAsForked.contains(refusal.book) {
             refusedAsForked.insert(refusal.book)
             record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked: "
                    + "it holds two histories, and messages of one do not reach the other side")
         }
+        if refusal.reason == .forked { await startNextGeneration(after: refusal.book, reader: refusal.peer) }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
+    }
+
+    /// Our book for `reader` turned out forked (we wrote it again from page 0 after losing
+    /// our store; the reader holds the old pages): write the next generation — a new book
+    /// that starts with everything our journal holds — and announce it, so messages flow
+    /// again. Once per forked book; nothing happens for a book that is not ours, or not the
+    /// newest of its pair.
+    private func startNextGeneration(after forked: BookID, reader: PeerID) async {
+        guard let entry = try? store.list().first(where: { $0.id == forked }),
+              let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.author == localPeer, name.reader == reader,
+              !name.isJournal, let record = tasks[name.task],
+              let current = try? currentPairwiseName(for: reader, task: name.task), current.generation > name.generation,
+              (try? store.list().contains(where: { $0.name == current.text })) != true else { return }
+        let book: Book
+        do {
+            book = try createPairwiseBook(for: reader, task: name.task)
+        } catch {
+            self.record("error", "cannot start a new book for \(reader.short): \(error)")
+            return
+        }
+        bookTopics?.set(book.id, topic: record.invite.topic)
+        self.record("member", "book \(forked.hex.prefix(16))… for \(reader.short) is forked: writing generation "
+                    + "\(current.generation), book \(book.id.hex.prefix(16))…")
+        notify(.changed(name.task))
+        if let connection = network?.connections[reader] {
+            Task { [weak self] in await self?.announce(book.id, task: name.task, on: connection) }
+        }
     }
 
     // MARK: - The connection protocol
@@ -175,8 +203,9 @@ extension Messenger {
         // The book's topic is known to the read policy before the book exists: a member who
         // knew its id from before (we lost our store and write it again) may open a channel
         // for it the moment it appears, and would be refused — for good — without it.
-        let name = TaskBookName(author: localPeer, reader: peer, task: task)
-        if let id = try? store.derivedID(name: name.text) { bookTopics?.set(id, topic: record.invite.topic) }
+        if let name = try? currentPairwiseName(for: peer, task: task), let id = try? store.derivedID(name: name.text) {
+            bookTopics?.set(id, topic: record.invite.topic)
+        }
         let book: Book
         do {
             book = try createPairwiseBook(for: peer, task: task)
@@ -246,8 +275,13 @@ extension Messenger {
     }
 
     /// The peer writes book `id` for us in `task`: open it as a reader, fetch it, follow it.
+    /// A second book for the same pair (the peer started a new generation after a fork) is
+    /// labelled with the next generation here.
     private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async {
-        let name = TaskBookName(author: peer, reader: localPeer, task: task)
+        let pair = TaskBookName(author: peer, reader: localPeer, task: task)
+        let known = (try? books(of: task).filter { $0.name.author == peer && $0.name.reader == localPeer }) ?? []
+        let name = known.first(where: { $0.book.id == id })?.name
+            ?? pair.generation((known.map(\.name.generation).max()).map { $0 + 1 } ?? 0)
         let book: Book
         do {
             book = try store.open(id: id, title: name.text)
@@ -262,8 +296,13 @@ extension Messenger {
         } else {
             // Known already, yet announced again: the channel we opened for it before the
             // peer held it (a peer that lost its store and writes it again) was closed, and
-            // nothing would open it again this session. Replication opens what is missing.
+            // nothing would open it again this session; or we refused the book from this
+            // peer as forked, and its author — having lost its store again — may now hold a
+            // third history. Ask again: the exchange of signed roots shows it (and the
+            // author then starts a new generation, §10.3). Once per announcement, which the
+            // author sends once per session until we acknowledge it.
             try? await network?.replicator.replicate(id)
+            await network?.replicator.retry(id, from: peer)
         }
     }
 

@@ -189,8 +189,11 @@ public actor Messenger {
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
         let members = try members(of: task).sorted().map { peer in
-            let mine = books.first { $0.name.author == localPeer && $0.name.reader == peer }
-            let theirs = books.first { $0.name.author == peer && $0.name.reader == localPeer }
+            // The newest generation of each direction is the one in use.
+            let mine = books.filter { $0.name.author == localPeer && $0.name.reader == peer }
+                .max { $0.name.generation < $1.name.generation }
+            let theirs = books.filter { $0.name.author == peer && $0.name.reader == localPeer }
+                .max { $0.name.generation < $1.name.generation }
             return MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
                                  writesTo: mine != nil, readsFrom: theirs != nil,
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
@@ -219,7 +222,12 @@ public actor Messenger {
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
         var journalEntry: LogEntry?
-        for (name, book) in try books(of: task) where name.author == localPeer {
+        let own = try books(of: task).filter { $0.name.author == localPeer }
+        // Per reader, only the newest generation is written, and never a forked book (the
+        // store refuses it; the next generation replaces it, see `currentPairwiseName`).
+        var newest: [PeerID: UInt32] = [:]
+        for (name, _) in own { newest[name.reader] = max(newest[name.reader] ?? 0, name.generation) }
+        for (name, book) in own where name.generation == newest[name.reader] && (name.isJournal || !isForked(book)) {
             let index = try append([PageSpec(kind: .chat, data: bytes, fields: ["id": id], time: time)], to: book).lowerBound
             if name.isJournal {
                 journalEntry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: text, book: book.id.hex, index: index)
@@ -290,11 +298,26 @@ public actor Messenger {
         return try storage { try book.append(contentsOf: pages) }
     }
 
+    /// Whether the pair can no longer use `book`: its author signed two histories (we hold
+    /// the proof) or a member refused it as forked.
+    func isForked(_ book: Book) -> Bool { book.forkProof != nil || refusedAsForked.contains(book.id) }
+
+    /// The name of the book this peer writes for `reader` in `task` now: the newest
+    /// generation in the store, or the next one when that is forked (a vault restored from
+    /// `identity.key` alone wrote it again from page 0, and the reader holds the old pages).
+    func currentPairwiseName(for reader: PeerID, task: TaskID) throws -> TaskBookName {
+        let first = TaskBookName(author: localPeer, reader: reader, task: task)
+        let own = try books(of: task).filter { $0.name.author == localPeer && $0.name.reader == reader }
+        guard let newest = own.max(by: { $0.name.generation < $1.name.generation }) else { return first }
+        return isForked(newest.book) ? newest.name.generation(newest.name.generation + 1) : newest.name
+    }
+
     /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its
     /// reader's address first, then the title (creator only), then the history of the
-    /// journal. Returns its id.
+    /// journal — so a new generation carries every message this vault still holds. Returns
+    /// the book of the current generation (`currentPairwiseName`).
     func createPairwiseBook(for reader: PeerID, task: TaskID) throws -> Book {
-        let name = TaskBookName(author: localPeer, reader: reader, task: task)
+        let name = try currentPairwiseName(for: reader, task: task)
         let book = try storage { try store.createOrOpen(name: name.text) }
         guard book.length == 0 else { return book }
         var specs = [PageSpec(kind: .address, data: reader.bytes + task.bytes)]

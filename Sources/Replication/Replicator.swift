@@ -138,6 +138,20 @@ public final class Replicator: Sendable {
         }
     }
 
+    /// Lets `peer` be asked for `book` again although it was refused for it (say, as
+    /// forked), and opens a channel now if a session is up: for when the book's author
+    /// announces the book again — after losing its store it may hold yet another history,
+    /// which only a new exchange of signed roots can show (and refuse again; nothing
+    /// unverified is stored either way). The caller bounds how often this happens.
+    public func retry(_ book: BookID, from peer: PeerID) async {
+        let connection = state.withLock { s -> (any ReplicationConnection)? in
+            s.banned.remove(Key(peer: peer, book: book))
+            guard s.wanted[book] != nil, !s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) else { return nil }
+            return s.connections[peer]
+        }
+        if let connection { await open(book, on: connection) }
+    }
+
     /// Stops fetching `book` (channels stay open: this side still serves it).
     public func stopReplicating(_ book: BookID) async {
         let drivers = state.withLock { s in
