@@ -167,6 +167,10 @@ extension Messenger {
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
     }
 
+    /// Books one pair may have (PROTOCOL.md §10.3): generations beyond are neither written
+    /// nor accepted.
+    static let maxGenerations: UInt32 = 16
+
     /// Our book for `reader` turned out forked (we wrote it again from page 0 after losing
     /// our store; the reader holds the old pages): write the next generation — a new book
     /// that starts with everything our journal holds — and announce it, so messages flow
@@ -177,6 +181,7 @@ extension Messenger {
               let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.author == localPeer, name.reader == reader,
               !name.isJournal, let record = tasks[name.task],
               let current = try? currentPairwiseName(for: reader, task: name.task), current.generation > name.generation,
+              current.generation < Self.maxGenerations,
               (try? store.list().contains(where: { $0.name == current.text })) != true else { return }
         let book: Book
         do {
@@ -282,6 +287,11 @@ extension Messenger {
         let known = (try? books(of: task).filter { $0.name.author == peer && $0.name.reader == localPeer }) ?? []
         let name = known.first(where: { $0.book.id == id })?.name
             ?? pair.generation((known.map(\.name.generation).max()).map { $0 + 1 } ?? 0)
+        // A member cannot make us keep books without end: a few restores at most.
+        guard name.generation < Self.maxGenerations else {
+            record("refused", "book \(id.hex.prefix(16))… from \(peer.short): already \(Self.maxGenerations) books of this pair")
+            return
+        }
         let book: Book
         do {
             book = try store.open(id: id, title: name.text)

@@ -50,6 +50,11 @@ import Testing
         #expect(!name.isJournal && TaskBookName.journal(of: Self.peer(1), task: Self.task).isJournal)
         #expect(TaskBookName(parsing: "compiled:notes") == nil)
         #expect(TaskBookName(parsing: "aa-bb-cc") == nil)
+        // Generations: ".g" after the task id from 1 on, canonical decimal only.
+        let second = name.generation(2)
+        #expect(second.text == name.text + ".2" && TaskBookName(parsing: second.text) == second)
+        #expect(TaskBookName(parsing: name.text + ".2")?.generation == 2)
+        for bad in [".0", ".02", ".x", ".", ".2.3", ".-1"] { #expect(TaskBookName(parsing: name.text + bad) == nil, "\(bad)") }
     }
 
     @Test func messengerWireRoundTripsAndRefusesGarbage() {
