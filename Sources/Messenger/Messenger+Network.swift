@@ -28,6 +28,9 @@ extension Messenger {
         /// (peer, task) pairs whose connection protocol ran on the current connection.
         var started: Set<PeerTask> = []
         /// Book ids the peer acknowledged, per task.
+        /// Books we asked a peer for again after it re-announced them (`learnBook`): once
+        /// per book and connection.
+        var retried: Set<PeerBook> = []
         var acknowledged: Set<PeerTask> = []
         var watchers: [BookID: Task<Void, Never>] = [:]
     }
@@ -35,6 +38,11 @@ extension Messenger {
     struct PeerTask: Hashable {
         var peer: PeerID
         var task: TaskID
+    }
+
+    struct PeerBook: Hashable {
+        var peer: PeerID
+        var book: BookID
     }
 
     /// How often an unacknowledged book id is sent again.
@@ -135,6 +143,8 @@ extension Messenger {
         network?.connections[peer] = nil
         let remaining: Set<PeerTask> = network?.started.filter { $0.peer != peer } ?? []
         network?.started = remaining
+        let retried: Set<PeerBook> = network?.retried.filter { $0.peer != peer } ?? []
+        network?.retried = retried
         record("disconnected", "\(peer.short): \(reason)")
         for task in tasks.keys where (try? members(of: task).contains(peer)) == true {
             notify(.presence(task, peer, online: false))
@@ -161,7 +171,7 @@ extension Messenger {
             record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked: "
                    + "it holds two histories, and messages of one do not reach the other side")
         }
-        if refusal.reason == .forked { await startNextGeneration(after: refusal.book, reader: refusal.peer) }
+        if refusal.reason == .forked { await startNextGeneration(after: refusal.book, refusedBy: refusal.peer, byRemote: refusal.byRemote) }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
@@ -176,25 +186,30 @@ extension Messenger {
     /// that starts with everything our journal holds — and announce it, so messages flow
     /// again. Once per forked book; nothing happens for a book that is not ours, or not the
     /// newest of its pair.
-    private func startNextGeneration(after forked: BookID, reader: PeerID) async {
+    ///
+    /// Who may set this off: our own side, which refused the reader's status with a fork
+    /// proof (two roots signed by our key), or the book's reader itself — the one party the
+    /// book is for. Another member's `refuse(4)` proves nothing (it carries no proof) and
+    /// only shows as a problem.
+    private func startNextGeneration(after forked: BookID, refusedBy peer: PeerID, byRemote: Bool) async {
         guard let entry = try? store.list().first(where: { $0.id == forked }),
-              let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.author == localPeer, name.reader == reader,
-              !name.isJournal, let record = tasks[name.task],
-              let current = try? currentPairwiseName(for: reader, task: name.task), current.generation > name.generation,
-              current.generation < Self.maxGenerations,
+              let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.author == localPeer, !name.isJournal,
+              let record = tasks[name.task],
+              byRemote ? name.reader == peer : (try? store.open(id: forked))?.forkProof != nil,
+              let current = try? currentPairwiseName(for: name.reader, task: name.task), current.generation > name.generation,
               (try? store.list().contains(where: { $0.name == current.text })) != true else { return }
         let book: Book
         do {
-            book = try createPairwiseBook(for: reader, task: name.task)
+            book = try createPairwiseBook(for: name.reader, task: name.task)
         } catch {
-            self.record("error", "cannot start a new book for \(reader.short): \(error)")
+            self.record("error", "cannot start a new book for \(name.reader.short): \(error)")
             return
         }
         bookTopics?.set(book.id, topic: record.invite.topic)
-        self.record("member", "book \(forked.hex.prefix(16))… for \(reader.short) is forked: writing generation "
+        self.record("member", "book \(forked.hex.prefix(16))… for \(name.reader.short) is forked: writing generation "
                     + "\(current.generation), book \(book.id.hex.prefix(16))…")
         notify(.changed(name.task))
-        if let connection = network?.connections[reader] {
+        if let connection = network?.connections[name.reader] {
             Task { [weak self] in await self?.announce(book.id, task: name.task, on: connection) }
         }
     }
@@ -274,30 +289,47 @@ extension Messenger {
                 record("dropped", "malformed messenger message from \(peer.short)")
                 continue
             }
-            await learnBook(id, of: peer, task: task)
-            try? await channel.send([MessengerWire.encode(.ack(id))])
+            // Acknowledged only when taken: a refused id is announced again (after a pause), by
+            // when the reason may be gone (a new generation we have not yet seen forked).
+            if await learnBook(id, of: peer, task: task) { try? await channel.send([MessengerWire.encode(.ack(id))]) }
         }
     }
 
     /// The peer writes book `id` for us in `task`: open it as a reader, fetch it, follow it.
     /// A second book for the same pair (the peer started a new generation after a fork) is
     /// labelled with the next generation here.
-    private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async {
+    @discardableResult
+    private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async -> Bool {
         let pair = TaskBookName(author: peer, reader: localPeer, task: task)
         let known = (try? books(of: task).filter { $0.name.author == peer && $0.name.reader == localPeer }) ?? []
-        let name = known.first(where: { $0.book.id == id })?.name
-            ?? pair.generation((known.map(\.name.generation).max()).map { $0 + 1 } ?? 0)
-        // A member cannot make us keep books without end: a few restores at most.
-        guard name.generation < Self.maxGenerations else {
-            record("refused", "book \(id.hex.prefix(16))… from \(peer.short): already \(Self.maxGenerations) books of this pair")
-            return
+        var name = pair
+        if let held = known.first(where: { $0.book.id == id }) {
+            name = held.name
+        } else if let newest = known.max(by: { $0.name.generation < $1.name.generation }) {
+            // A further book of the pair is taken only in place of one we know is forked,
+            // and never beyond the cap: a member cannot make us keep books without end.
+            guard isForked(newest.book) else {
+                record("refused", "book \(id.hex.prefix(16))… from \(peer.short): its book for us is not forked")
+                return false
+            }
+            guard newest.name.generation + 1 < Self.maxGenerations else {
+                record("refused", "book \(id.hex.prefix(16))… from \(peer.short): already \(Self.maxGenerations) books of this pair")
+                return false
+            }
+            name = pair.generation(newest.name.generation + 1)
+        }
+        // An id the store holds under another name (a book of someone else, or our own) is
+        // not this peer's to announce: taking it would relabel that book.
+        if let entry = try? store.list().first(where: { $0.id == id }), entry.name != name.text {
+            record("refused", "book \(id.hex.prefix(16))… from \(peer.short): it is \(entry.name ?? "another book") here")
+            return false
         }
         let book: Book
         do {
             book = try store.open(id: id, title: name.text)
         } catch {
             record("refused", "book \(id.hex.prefix(16))… from \(peer.short): \(error)")
-            return
+            return false
         }
         if network?.watchers[id] == nil {
             record("member", "reading \(peer.short)'s book \(id.hex.prefix(16))… in task \(task.hex.prefix(8))")
@@ -312,8 +344,11 @@ extension Messenger {
             // author then starts a new generation, §10.3). Once per announcement, which the
             // author sends once per session until we acknowledge it.
             try? await network?.replicator.replicate(id)
-            await network?.replicator.retry(id, from: peer)
+            if network?.retried.insert(PeerBook(peer: peer, book: id)).inserted == true {
+                await network?.replicator.retry(id, from: peer)
+            }
         }
+        return true
     }
 
     // MARK: - For the CLI

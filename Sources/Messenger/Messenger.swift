@@ -309,7 +309,9 @@ public actor Messenger {
         let first = TaskBookName(author: localPeer, reader: reader, task: task)
         let own = try books(of: task).filter { $0.name.author == localPeer && $0.name.reader == reader }
         guard let newest = own.max(by: { $0.name.generation < $1.name.generation }) else { return first }
-        return isForked(newest.book) ? newest.name.generation(newest.name.generation + 1) : newest.name
+        // At the cap the forked book stays the pair's (readers refuse more: PROTOCOL.md §10.3).
+        guard isForked(newest.book), newest.name.generation + 1 < Self.maxGenerations else { return newest.name }
+        return newest.name.generation(newest.name.generation + 1)
     }
 
     /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its

@@ -40,7 +40,8 @@ public final class Replicator: Sendable {
         var drivers: [ObjectIdentifier: any ChannelDriving] = [:]
         /// Books to fetch: from one peer, or (key nil) from every peer.
         var wanted: [BookID: (interest: Interest, peer: PeerID?)] = [:]
-        var banned: Set<Key> = []
+        /// Peers refused for a book, with the reason.
+        var banned: [Key: RefuseReason] = [:]
         var refusalLog: [Refusal] = []
         var subscribers: [BookID: [Int: AsyncStream<ReplicationProgress>.Continuation]] = [:]
         var nextSubscriber = 0
@@ -138,14 +139,17 @@ public final class Replicator: Sendable {
         }
     }
 
-    /// Lets `peer` be asked for `book` again although it was refused for it (say, as
-    /// forked), and opens a channel now if a session is up: for when the book's author
-    /// announces the book again — after losing its store it may hold yet another history,
-    /// which only a new exchange of signed roots can show (and refuse again; nothing
-    /// unverified is stored either way). The caller bounds how often this happens.
+    /// Lets `peer` be asked for `book` again although it was refused for it as forked, and
+    /// opens a channel now if a session is up: for when the book's author announces the book
+    /// again — after losing its store it may hold yet another history, which only a new
+    /// exchange of signed roots can show (and refuse again; nothing unverified is stored
+    /// either way). A peer refused for anything else stays refused. The caller bounds how
+    /// often this happens.
     public func retry(_ book: BookID, from peer: PeerID) async {
         let connection = state.withLock { s -> (any ReplicationConnection)? in
-            s.banned.remove(Key(peer: peer, book: book))
+            let key = Key(peer: peer, book: book)
+            guard s.banned[key] == nil || s.banned[key] == .forked else { return nil }
+            s.banned[key] = nil
             guard s.wanted[book] != nil, !s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) else { return nil }
             return s.connections[peer]
         }
@@ -210,14 +214,14 @@ public final class Replicator: Sendable {
     private func booksWanted(from peer: PeerID) -> [BookID] {
         state.withLock { s in
             s.wanted.compactMap { book, entry in
-                (entry.peer == nil || entry.peer == peer) && !s.banned.contains(Key(peer: peer, book: book)) ? book : nil
+                (entry.peer == nil || entry.peer == peer) && s.banned[Key(peer: peer, book: book)] == nil ? book : nil
             }
         }
     }
 
     private func open(_ bookID: BookID, on connection: any ReplicationConnection) async {
         let peer = connection.remotePeer
-        let banned = state.withLock { $0.banned.contains(Key(peer: peer, book: bookID)) }
+        let banned = state.withLock { $0.banned[Key(peer: peer, book: bookID)] != nil }
         guard !banned, let channel = try? await connection.openReplicationChannel(label: ChannelLabel.make(bookID)) else { return }
         start(bookID, channel: channel, on: connection)
     }
@@ -229,7 +233,7 @@ public final class Replicator: Sendable {
             return
         }
         let known = (try? store.list().contains { $0.id == bookID }) ?? false
-        let banned = state.withLock { $0.banned.contains(Key(peer: peer, book: bookID)) }
+        let banned = state.withLock { $0.banned[Key(peer: peer, book: bookID)] != nil }
         guard known, !banned else {
             // Nothing to serve, or a peer refused before: the channel ends here.
             Task { await channel.close() }
@@ -290,7 +294,7 @@ public final class Replicator: Sendable {
         state.withLock { s in
             s.refusalLog.append(refusal)
             if s.refusalLog.count > 1000 { s.refusalLog.removeFirst() }
-            if ban { s.banned.insert(Key(peer: refusal.peer, book: refusal.book)) }
+            if ban { s.banned[Key(peer: refusal.peer, book: refusal.book)] = refusal.reason }
         }
         refusalContinuation.yield(refusal)
     }
