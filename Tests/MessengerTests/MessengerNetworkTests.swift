@@ -183,6 +183,35 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a member cannot pass someone else's book off as its own new generation", .timeLimit(.minutes(1)))
+    func aMemberCannotRelabelAnotherMembersBook() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        let carol = try await bed.online(3)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        _ = try await carol.messenger.join(invite)
+        try await bob.messenger.send("from bob", to: task)
+        try await carol.messenger.send("from carol", to: task)
+        #expect(try await eventually { Set(try await ana.texts(task)) == ["from bob", "from carol"] })
+        let bobsName = TaskBookName(author: bob.id, reader: ana.id, task: task).text
+        let bobsBook = try #require(try ana.store.id(named: bobsName))
+        // Carol announces Bob's book to Ana as a book she writes for her.
+        let toAna = try #require(await carol.swarm?.openConnections.first { $0.remotePeer == ana.id })
+        let channel = try await toAna.openChannel(label: MessengerWire.label(task))
+        try await channel.send(MessengerWire.encode(.book(bobsBook)))
+        let refused = await eventually { await ana.messenger.recentEvents.contains { $0.kind == "refused" && $0.detail.contains(bobsBook.hex.prefix(16)) } }
+        #expect(refused)
+        // Bob's book keeps its name at Ana's, and his message stays in her log.
+        #expect(try ana.store.id(named: bobsName) == bobsBook)
+        #expect(try await ana.texts(task).contains("from bob"))
+        await carol.stop()
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a compiled book of other people's messages verifies against each author", .timeLimit(.minutes(1)))
     func compileAcrossAuthors() async throws {
         let bed = MessengerBed()
