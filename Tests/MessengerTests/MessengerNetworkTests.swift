@@ -72,12 +72,7 @@ import Testing
     func threePeople() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        let ana = try await bed.online(2)
-        let carol = try await bed.online(3)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
-        _ = try await carol.messenger.join(invite)
+        let (bob, ana, carol, task) = try await bed.threeInATask()
         let peers = [bob, ana, carol]
         for (i, p) in peers.enumerated() { try await p.messenger.send("from \(i)", to: task) }
         let expected = Set(["from 0", "from 1", "from 2"])
@@ -187,12 +182,7 @@ import Testing
     func aMemberCannotRelabelAnotherMembersBook() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        let ana = try await bed.online(2)
-        let carol = try await bed.online(3)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
-        _ = try await carol.messenger.join(invite)
+        let (bob, ana, carol, task) = try await bed.threeInATask()
         try await bob.messenger.send("from bob", to: task)
         try await carol.messenger.send("from carol", to: task)
         #expect(try await eventually { Set(try await ana.texts(task)) == ["from bob", "from carol"] })

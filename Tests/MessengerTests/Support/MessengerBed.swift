@@ -54,6 +54,17 @@ final class MessengerBed: Sendable {
     }
 
     func cleanUp() { try? FileManager.default.removeItem(atPath: root) }
+
+    /// Bob (1) creates a task that Ana (2) and Carol (3) join, all online.
+    func threeInATask() async throws -> (bob: Peer, ana: Peer, carol: Peer, task: TaskID) {
+        let bob = try await online(1)
+        let ana = try await online(2)
+        let carol = try await online(3)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        _ = try await carol.messenger.join(invite)
+        return (bob, ana, carol, task)
+    }
 }
 
 /// Waits (bounded) until the messenger's network is up.
