@@ -52,6 +52,9 @@ struct TaskCompileCommand: AsyncParsableCommand {
             let result = try await Control.call(ControlRequest(command: .compile, task: task, name: name), vault, as: CompileResult.self)
             if output.json { try printJSON(result); return }
             printOut("\(result.name)  \(result.book)  +\(result.copied) copies, \(result.length) pages")
+            if result.skipped > 0 {
+                printOut("\(result.skipped) messages not copied: no verifiable proof of them (their book is forked)")
+            }
         }
     }
 }

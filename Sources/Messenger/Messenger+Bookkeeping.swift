@@ -24,17 +24,24 @@ extension Messenger {
         var present: Set<[UInt8]> = []
         for check in try copies(in: book) { present.insert(check.ref.book + withUnsafeBytes(of: check.ref.index.littleEndian, Array.init)) }
         var specs: [PageSpec] = []
+        var skipped = 0
         for entry in try log(of: task) {
             let source = try storage { try store.open(id: try BookID(hex: entry.book)) }
             let key = source.id.bytes + withUnsafeBytes(of: entry.index.littleEndian, Array.init)
-            guard !present.contains(key), let copy = try? CopiedPage(from: source, index: entry.index) else { continue }
+            guard !present.contains(key) else { continue }
+            guard let copy = try? CopiedPage(from: source, index: entry.index) else {
+                // A forked book proves nothing any more: its pages are shown, not vouched for.
+                skipped += 1
+                continue
+            }
             present.insert(key)
             specs.append(PageSpec(kind: .copy, data: copy.encodedData(), refs: [copy.ref],
                                   fields: ["task": task.hex, "author": entry.author], time: entry.time))
         }
         if !specs.isEmpty { try append(specs, to: book) }
-        record("compile", "\(specs.count) copies into \(Self.compiledPrefix)\(trimmed)")
-        return CompileResult(name: Self.compiledPrefix + trimmed, book: book.id.hex, copied: specs.count, length: book.length)
+        record("compile", "\(specs.count) copies into \(Self.compiledPrefix)\(trimmed)" + (skipped > 0 ? ", \(skipped) skipped" : ""))
+        return CompileResult(name: Self.compiledPrefix + trimmed, book: book.id.hex, copied: specs.count, length: book.length,
+                             skipped: skipped)
     }
 
     /// Re-checks every copy of the compiled book `NAME` against its original author.

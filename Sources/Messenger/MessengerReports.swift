@@ -30,6 +30,9 @@ public struct CompileResult: Codable, Hashable, Sendable {
     public var book: String
     public var copied: Int
     public var length: UInt64
+    /// Messages of the log that could not be copied: no verifiable proof of them exists
+    /// (their book is forked, or the page is not held whole).
+    public var skipped: Int
 }
 
 /// One copy of a compiled book, re-checked against its original author.

@@ -156,6 +156,12 @@ import Testing
         #expect(try await problem(bob, about: ana) == nil)
         // Bob labels the book he was given second as generation 1 of the pair.
         #expect(try bob.store.id(named: next.text) == ana.store.id(named: next.text))
+        // A compiled record vouches for what it can prove and counts what it cannot ("before"
+        // sits in generation 0, which Bob's store holds a fork proof of when his side was the
+        // one that saw the fork); every copy made verifies.
+        let compiled = try await bob.messenger.compile(task, into: "record")
+        #expect(compiled.copied + compiled.skipped == 3 && compiled.copied >= 2, "\(compiled)")
+        #expect(try await bob.messenger.checkCompiled("record").allSatisfy(\.authentic))
 
         // A restart keeps writing generation 1.
         await ana.stop()
