@@ -46,7 +46,7 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
                              clock: any SwarmClock = SystemSwarmClock(),
                              unixSeconds: @escaping @Sendable () -> UInt64 = BootstrapClient.systemUnixSeconds) -> BootstrapClient {
         var configuration = configuration
-        if configuration.localEndpoints.isEmpty, !isUnspecified(transport.localEndpoint) {
+        if configuration.localEndpoints.isEmpty, !transport.localEndpoint.isUnspecified {
             configuration.localEndpoints = [transport.localEndpoint]
         }
         let client = BootstrapClient(identity: identity, transport: transport, nodes: nodes, configuration: configuration,
@@ -177,5 +177,4 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
 
     public func observedEndpoint(at node: Endpoint) -> Endpoint? { machine.withLock { $0.observedEndpoint(at: node) } }
 
-    private static func isUnspecified(_ e: Endpoint) -> Bool { e.addressBytes.allSatisfy { $0 == 0 } }
 }

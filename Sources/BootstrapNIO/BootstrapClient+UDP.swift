@@ -22,7 +22,7 @@ extension BootstrapClient {
     /// The endpoints a socket bound to `bound` receives at: itself, or for an unspecified
     /// address every IPv4 address of the host's interfaces except loopback, at most four.
     public static func interfaceEndpoints(for bound: Endpoint) -> [Endpoint] {
-        guard bound.addressBytes.allSatisfy({ $0 == 0 }) else { return [bound] }
+        guard bound.isUnspecified else { return [bound] }
         guard let devices = try? System.enumerateDevices() else { return [] }
         var out: [Endpoint] = []
         for device in devices {

@@ -28,10 +28,10 @@ extension Messenger {
         /// (peer, task) pairs whose connection protocol ran on the current connection.
         var started: Set<PeerTask> = []
         /// Book ids the peer acknowledged, per task.
+        var acknowledged: Set<PeerTask> = []
         /// Books we asked a peer for again after it re-announced them (`learnBook`): once
         /// per book and connection.
         var retried: Set<PeerBook> = []
-        var acknowledged: Set<PeerTask> = []
         var watchers: [BookID: Task<Void, Never>] = [:]
     }
 
@@ -192,12 +192,12 @@ extension Messenger {
     /// book is for. Another member's `refuse(4)` proves nothing (it carries no proof) and
     /// only shows as a problem.
     private func startNextGeneration(after forked: BookID, refusedBy peer: PeerID, byRemote: Bool) async {
-        guard let entry = try? store.list().first(where: { $0.id == forked }),
+        guard let list = try? store.list(), let entry = list.first(where: { $0.id == forked }),
               let name = entry.name.flatMap(TaskBookName.init(parsing:)), name.author == localPeer, !name.isJournal,
               let record = tasks[name.task],
               byRemote ? name.reader == peer : (try? store.open(id: forked))?.forkProof != nil,
               let current = try? currentPairwiseName(for: name.reader, task: name.task), current.generation > name.generation,
-              (try? store.list().contains(where: { $0.name == current.text })) != true else { return }
+              !list.contains(where: { $0.name == current.text }) else { return }
         let book: Book
         do {
             book = try createPairwiseBook(for: name.reader, task: name.task)
@@ -301,11 +301,11 @@ extension Messenger {
     @discardableResult
     private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async -> Bool {
         let pair = TaskBookName(author: peer, reader: localPeer, task: task)
-        let known = (try? books(of: task).filter { $0.name.author == peer && $0.name.reader == localPeer }) ?? []
+        let books = (try? books(of: task)) ?? []
         var name = pair
-        if let held = known.first(where: { $0.book.id == id }) {
+        if let held = books.first(where: { $0.book.id == id && $0.name.author == peer && $0.name.reader == localPeer }) {
             name = held.name
-        } else if let newest = known.max(by: { $0.name.generation < $1.name.generation }) {
+        } else if let newest = newest(books, author: peer, reader: localPeer) {
             // A further book of the pair is taken only in place of one we know is forked,
             // and never beyond the cap: a member cannot make us keep books without end.
             guard isForked(newest.book) else {

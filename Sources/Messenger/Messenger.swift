@@ -152,6 +152,12 @@ public actor Messenger {
         }
     }
 
+    /// The book of the pair (`author` writes for `reader`) in use among `books`: its newest
+    /// generation (PROTOCOL.md §10.3).
+    func newest(_ books: [(name: TaskBookName, book: Book)], author: PeerID, reader: PeerID) -> (name: TaskBookName, book: Book)? {
+        books.filter { $0.name.author == author && $0.name.reader == reader }.max { $0.name.generation < $1.name.generation }
+    }
+
     /// Everyone this peer knows in the task: the creator and every other party of a book.
     func members(of task: TaskID) throws -> Set<PeerID> {
         var members: Set<PeerID> = []
@@ -169,11 +175,11 @@ public actor Messenger {
     /// a store lost and the vault restored from its key; we learn it from their status, or
     /// from their refusal), or their book for us has.
     private func problem(mine: Book?, theirs: Book?, peer: PeerID) -> String? {
-        if let mine, mine.forkProof != nil || refusedAsForked.contains(mine.id) {
+        if let mine, isForked(mine) {
             return "\(peer.short) holds another history of the book you write for them (this vault's store was lost and "
                 + "restored from identity.key alone?): your messages do not reach them"
         }
-        if let theirs, theirs.forkProof != nil || refusedAsForked.contains(theirs.id) {
+        if let theirs, isForked(theirs) {
             return "\(peer.short) signed two different histories of the book they write for you (their vault restored "
                 + "from identity.key without its store?): their messages after the fork are not shown"
         }
@@ -189,11 +195,8 @@ public actor Messenger {
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
         let members = try members(of: task).sorted().map { peer in
-            // The newest generation of each direction is the one in use.
-            let mine = books.filter { $0.name.author == localPeer && $0.name.reader == peer }
-                .max { $0.name.generation < $1.name.generation }
-            let theirs = books.filter { $0.name.author == peer && $0.name.reader == localPeer }
-                .max { $0.name.generation < $1.name.generation }
+            let mine = newest(books, author: localPeer, reader: peer)
+            let theirs = newest(books, author: peer, reader: localPeer)
             return MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
                                  writesTo: mine != nil, readsFrom: theirs != nil,
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
@@ -306,9 +309,9 @@ public actor Messenger {
     /// generation in the store, or the next one when that is forked (a vault restored from
     /// `identity.key` alone wrote it again from page 0, and the reader holds the old pages).
     func currentPairwiseName(for reader: PeerID, task: TaskID) throws -> TaskBookName {
-        let first = TaskBookName(author: localPeer, reader: reader, task: task)
-        let own = try books(of: task).filter { $0.name.author == localPeer && $0.name.reader == reader }
-        guard let newest = own.max(by: { $0.name.generation < $1.name.generation }) else { return first }
+        guard let newest = newest(try books(of: task), author: localPeer, reader: reader) else {
+            return TaskBookName(author: localPeer, reader: reader, task: task)
+        }
         // At the cap the forked book stays the pair's (readers refuse more: PROTOCOL.md §10.3).
         guard isForked(newest.book), newest.name.generation + 1 < Self.maxGenerations else { return newest.name }
         return newest.name.generation(newest.name.generation + 1)

@@ -47,6 +47,12 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The unspecified IPv6 address `::` (a socket bound there is dual-stack, PROTOCOL.md §6.3).
+    public static let ipv6Unspecified: Address = .v6([UInt8](repeating: 0, count: 16))
+
+    /// `0.0.0.0` or `::`: a socket bound there receives on every address of the host.
+    public var isUnspecified: Bool { addressBytes.allSatisfy { $0 == 0 } }
+
     /// Whether this is an IPv6 address (of any scope).
     public var isIPv6: Bool {
         if case .v6 = address { return true }

@@ -67,11 +67,4 @@ extension Endpoint {
             return nil
         }
     }
-
-    var isIPv4: Bool {
-        switch address {
-        case .v4: return true
-        case .v6: return false
-        }
-    }
 }

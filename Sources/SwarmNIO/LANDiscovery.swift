@@ -138,7 +138,7 @@ public final class LANDiscovery: DiscoverySource {
             let dualStack = multicast.contains { if case .multicast6 = $0.plan { true } else { false } }
             let unicastBind: Endpoint
             if dualStack {
-                unicastBind = Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 0)
+                unicastBind = Endpoint(address: Endpoint.ipv6Unspecified, port: 0)
             } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4 {
                 // Given by its address (loopback among them): that address. A named interface
                 // gets every address, so a new one (DHCP) does not strand the socket.

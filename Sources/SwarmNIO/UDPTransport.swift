@@ -129,7 +129,7 @@ public final class UDPTransport: DatagramTransport {
                             continuation: AsyncStream<[Datagram]>.Continuation, stats: Stats) async throws -> Channel {
         let handler = ReceiveHandler(continuation: continuation, stats: stats)
         var bootstrap = DatagramBootstrap(group: group).socketOptions(configuration)
-        if endpoint.isIPv6 && endpoint.addressBytes.allSatisfy({ $0 == 0 }) {
+        if endpoint.isIPv6 && endpoint.isUnspecified {
             bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
         }
         // The async bind closes the socket when the bind fails (the future-based one leaves
@@ -211,11 +211,9 @@ public final class UDPTransport: DatagramTransport {
             return
         }
         let segmenting = configuration.segmentationOffload && !stats.segmentationBroken.load(ordering: .relaxed)
-        let ipv6Socket = localEndpoint.isIPv6
         let local = localEndpoint
         channel.eventLoop.execute {
-            var writer = Writer(channel: channel, stats: stats, ipv6Socket: ipv6Socket,
-                                canSend: { UDPTransport.canSend(from: local, to: $0) })
+            var writer = Writer(channel: channel, stats: stats, local: local)
             var start = 0
             while start < datagrams.count {
                 let end = segmenting ? Self.runEnd(datagrams, from: start) : start + 1
@@ -248,20 +246,18 @@ public final class UDPTransport: DatagramTransport {
     private struct Writer {
         let channel: Channel
         let stats: Stats
-        /// An IPv6 socket takes IPv4 destinations as IPv4-mapped addresses.
-        let ipv6Socket: Bool
-        /// Whether the socket can send to an endpoint's family at all.
-        let canSend: (Endpoint) -> Bool
+        /// The socket's own endpoint: which families it can send to, and whether IPv4
+        /// destinations go IPv4-mapped (an IPv6 socket).
+        let local: Endpoint
         var written = 0
         var unflushed = 0
         /// The last destination, its socket address, or nil when this socket cannot reach it.
         var lastRemote: (endpoint: Endpoint, address: SocketAddress?)?
 
-        init(channel: Channel, stats: Stats, ipv6Socket: Bool, canSend: @escaping (Endpoint) -> Bool) {
+        init(channel: Channel, stats: Stats, local: Endpoint) {
             self.channel = channel
             self.stats = stats
-            self.ipv6Socket = ipv6Socket
-            self.canSend = canSend
+            self.local = local
         }
 
         mutating func write(_ run: ArraySlice<Datagram>) {
@@ -282,9 +278,9 @@ public final class UDPTransport: DatagramTransport {
             let first = run[run.startIndex]
             // Batches usually go to one peer: build its socket address once.
             if first.remote != lastRemote?.endpoint {
-                let reachable = canSend(first.remote)
+                let reachable = UDPTransport.canSend(from: local, to: first.remote)
                 lastRemote = (first.remote, !reachable ? nil
-                              : ipv6Socket ? first.remote.socketAddressForIPv6Socket : first.remote.socketAddress)
+                              : local.isIPv6 ? first.remote.socketAddressForIPv6Socket : first.remote.socketAddress)
             }
             // An address of a family this socket cannot use (IPv6 on an IPv4 socket): NIO
             // would close the socket over it, so it is dropped here, as the kernel's error.
@@ -330,7 +326,7 @@ public final class UDPTransport: DatagramTransport {
 
     static func canSend(from local: Endpoint, to endpoint: Endpoint) -> Bool {
         guard local.isIPv6 else { return !endpoint.isIPv6 }
-        return endpoint.isIPv6 || local.addressBytes.allSatisfy { $0 == 0 }
+        return endpoint.isIPv6 || local.isUnspecified
     }
 
     public func close() async {

@@ -130,7 +130,7 @@ public final class VaultNetwork: Sendable {
         // reaches us and a new address (DHCP) does not strand the socket.
         let bind: Endpoint.Address
         if ipv6 {
-            bind = .v6([UInt8](repeating: 0, count: 16))
+            bind = Endpoint.ipv6Unspecified
         } else if addresses.count == 1, specs[0].isAddress, let only = addresses[0] {
             bind = only
         } else {
@@ -167,7 +167,7 @@ public final class VaultNetwork: Sendable {
                 // Peers behind our NAT are offered the chosen interfaces' IPv4 addresses (not
                 // every interface of the host, which a wildcard socket would suggest).
                 var configuration = BootstrapClientMachine.Configuration()
-                configuration.localEndpoints = transport.localEndpoint.addressBytes.allSatisfy { $0 == 0 }
+                configuration.localEndpoints = transport.localEndpoint.isUnspecified
                     ? addresses.compactMap { $0 }.map { Endpoint(address: $0, port: transport.localEndpoint.port) }.filter { !$0.isLoopback }
                     : [transport.localEndpoint]
                 bootstrap = BootstrapClient.start(identity: identity.keyPair, transport: transport, nodes: options.bootstrapNodes,
