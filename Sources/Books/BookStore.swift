@@ -24,6 +24,18 @@ public final class BookStore: @unchecked Sendable {
     public static let fileName = "books.sqlite"
     /// The lock file that keeps a second store off the directory.
     public static let lockFileName = "books.lock"
+    /// SQLite's page size for a new store file (PROTOCOL.md §4.1). 16 KiB rather than
+    /// SQLite's 4 KiB: a reader storing a stream of 1 KiB pages writes a quarter of the WAL
+    /// frames, B-tree pages and checkpoint writes, which made end-to-end replication of
+    /// 1 KiB pages about a quarter faster (BENCHMARKS.md, session 9); pages of 16 KiB and
+    /// more overflow either way. A file keeps the size it was created with.
+    public static let newFilePageSize = 16384
+    /// The WAL size, in bytes, from which the checkpointer copies it back, and at which a
+    /// writer that outruns it is held (PROTOCOL.md §4.1).
+    static let checkpointThresholdBytes = 16 << 20
+    static let checkpointHardLimitBytes = 64 << 20
+    /// The page cache of the store's connection, as `PRAGMA cache_size` takes it (negative: KiB).
+    public static let cacheSize = -2000
 
     public let directory: String
     /// The database file.
@@ -86,12 +98,13 @@ public final class BookStore: @unchecked Sendable {
     /// against its signature and stored tree. A damaged file gives `.corruptDatabase`
     /// naming it; nothing is repaired or deleted.
     public static func open(directory: String, masterSecret: SecretBytes) throws -> BookStore {
-        try open(directory: directory, masterSecret: masterSecret, checkpointThreshold: 1000, checkpointHardLimit: 8000)
+        try open(directory: directory, masterSecret: masterSecret, checkpointThreshold: nil, checkpointHardLimit: nil)
     }
 
-    /// `open`, with the checkpointer's WAL sizes in pages (tests make them small).
-    static func open(directory: String, masterSecret: SecretBytes, checkpointThreshold: Int,
-                     checkpointHardLimit: Int) throws -> BookStore {
+    /// `open`, with the checkpointer's WAL sizes in pages (tests make them small); `nil`:
+    /// `checkpointThresholdBytes` and `checkpointHardLimitBytes` in the file's pages.
+    static func open(directory: String, masterSecret: SecretBytes, checkpointThreshold: Int?,
+                     checkpointHardLimit: Int?) throws -> BookStore {
         guard masterSecret.count == 32 else {
             throw BooksError(.wrongMasterSecret, "the master secret must be 32 bytes, got \(masterSecret.count)", limit: 32)
         }
@@ -117,7 +130,11 @@ public final class BookStore: @unchecked Sendable {
             // The file is checked before the journal mode changes anything: switching to
             // WAL rewrites the header, and a file that is not a store (or of a newer
             // version) is refused without a byte written.
-            try Schema.check(database)
+            if try Schema.check(database) == 0 {
+                // Only a file without a table yet takes a page size (in WAL mode SQLite
+                // ignores it); an existing store keeps its own.
+                try database.execute("PRAGMA page_size = \(newFilePageSize)")
+            }
             guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
                 throw BooksError(.storage, "the database cannot use WAL mode", file: file)
             }
@@ -127,10 +144,17 @@ public final class BookStore: @unchecked Sendable {
             // Reads through a memory map: a holder serving pages copies them straight
             // from the page cache, without a pread per database page.
             try database.execute("PRAGMA mmap_size = 1073741824")
+            // SQLite's default budget, 2000 KiB, said again: SQLite sizes the cache in pages
+            // for a 4 KiB page before it reads the file's page size and keeps that count,
+            // so a 16 KiB store would otherwise cache four times as much (≈ 8 MB).
+            try database.execute("PRAGMA cache_size = \(cacheSize)")
             try Schema.prepare(database)
             try store.loadBooks(database)
             // Checkpoints from here on are the checkpointer's, off every caller's path.
-            let checkpointer = try Checkpointer(path: file, threshold: checkpointThreshold, hardLimit: checkpointHardLimit)
+            let pageSize = max(512, Int(try database.pragmaInteger("page_size")))
+            let checkpointer = try Checkpointer(path: file,
+                                                threshold: checkpointThreshold ?? checkpointThresholdBytes / pageSize,
+                                                hardLimit: checkpointHardLimit ?? checkpointHardLimitBytes / pageSize)
             store.checkpointer = checkpointer
             try database.execute("PRAGMA wal_autocheckpoint = 0")
             database.setWALHook(checkpointer)

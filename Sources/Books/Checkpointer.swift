@@ -61,7 +61,7 @@ final class Checkpointer: @unchecked Sendable {
     private var injected: String?
 
     /// Opens the checkpointing connection to the database at `path` (already in WAL mode).
-    init(path: String, threshold: Int = 1000, hardLimit: Int = 8000) throws {
+    init(path: String, threshold: Int, hardLimit: Int) throws {
         precondition(threshold > 0 && hardLimit > threshold, "the hard limit lies above the threshold")
         self.path = path
         self.threshold = threshold

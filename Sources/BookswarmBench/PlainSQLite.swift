@@ -1,8 +1,9 @@
+import Books
 import CSQLite
 import Foundation
 
 /// A floor for the book store: the same bytes in a one-table SQLite database
-/// (`page(id INTEGER PRIMARY KEY, data BLOB)`) with the store's pragmas, one transaction per
+/// (`page(id INTEGER PRIMARY KEY, data BLOB)`) with the store's pragmas and page size, one transaction per
 /// batch, through prepared statements — what storing pages costs with nothing of ours
 /// around it. `synchronous` is `FULL` for an author's durable appends and `NORMAL` for a
 /// reader's verified answers (PROTOCOL.md §4.1).
@@ -19,9 +20,11 @@ final class PlainSQLite {
         path = "\(directory)/plain.sqlite"
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         guard sqlite3_open_v2(path, &db, flags, nil) == SQLITE_OK else { throw PlainError.failed("open \(path)") }
+        try exec("PRAGMA page_size = \(BookStore.newFilePageSize)")
         try exec("PRAGMA locking_mode = EXCLUSIVE")
         try exec("PRAGMA journal_mode = WAL")
         try exec("PRAGMA synchronous = \(synchronous)")
+        try exec("PRAGMA cache_size = \(BookStore.cacheSize)")
         try exec("CREATE TABLE page (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
         guard sqlite3_prepare_v2(db, "INSERT INTO page (data) VALUES (?)", -1, &insertStatement, nil) == SQLITE_OK,
               sqlite3_prepare_v2(db, "SELECT data FROM page WHERE id = ?", -1, &selectStatement, nil) == SQLITE_OK,

@@ -22,6 +22,20 @@ import Testing
         return (dir, book.id)
     }
 
+    /// The page size in an SQLite file's header (offset 16, big-endian; 1 means 65 536).
+    static func filePageSize(_ path: String) throws -> Int {
+        let header = try #require(FileManager.default.contents(atPath: path)).prefix(18)
+        let value = Int(header[16]) << 8 | Int(header[17])
+        return value == 1 ? 65_536 : value
+    }
+
+    @Test func aNewStoreFileHasSixteenKiBPages() throws {
+        let (dir, _) = try makeStore()
+        defer { dir.remove() }
+        #expect(try Self.filePageSize(dir.databaseFile) == BookStore.newFilePageSize)
+        #expect(BookStore.newFilePageSize == 16_384)
+    }
+
     @Test func garbageFileIsACorruptDatabaseAndIsLeftAlone() throws {
         let dir = TemporaryDirectory("garbage")
         defer { dir.remove() }

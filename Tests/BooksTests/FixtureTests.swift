@@ -49,10 +49,15 @@ import Testing
         try read.verify()
         #expect(try store.book(named: Self.emptyName)?.length == 0)
 
-        // The current code keeps writing to a v1 store.
+        // The current code keeps writing to a v1 store, in the page size it was made with
+        // (4 KiB, before new stores took 16 KiB).
         try author.append(testPage(10))
         try author.verify()
         store.close()
+        #expect(try BookStoreDiskTests.filePageSize(dir.databaseFile) == 4096)
+        let reopened = try openStore(dir, secret: Self.secret)
+        #expect(try reopened.book(named: Self.authorName)?.pages(in: 0..<11) == Self.authorPages + [testPage(10)])
+        reopened.close()
     }
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment["BOOKSWARM_WRITE_FIXTURES"] == "1"))
