@@ -62,17 +62,43 @@ extension Book {
         return try proof(for: to..<to, atLength: to, upgradingFrom: from)
     }
 
-    /// Checks a validly signed root against the one held at the same length; a different
-    /// root is a fork: the proof is kept (durably) and `.forked` thrown. A root longer than
-    /// the verified length, or of a length with no root held, is not checked (nothing to
-    /// compare with). The signature must have been checked (`signedRoot.isValid`).
+    /// Checks a validly signed root against what this peer holds; a root that cannot belong
+    /// to the tree held is a fork: the proof is kept (durably) and `.forked` thrown.
+    /// * A root held at the same length: the two must be one.
+    /// * Shorter than the verified length, with no root held at its length: its hash must
+    ///   be the root the held tree has at that length (from the peaks of that length, when
+    ///   held — a sparse reader may lack them, and then nothing is compared). A reader that
+    ///   fetched a book in one answer holds one root only, and the author's store, lost and
+    ///   written again from page 0, is shorter than the reader's copy for a while.
+    /// * Longer than the verified length: news for a reader. For the author (a writable
+    ///   book) it is a root it signed but no longer holds: its store lost pages (a vault
+    ///   restored from the key alone), and its book can only fork from here.
+    /// The signature must have been checked (`signedRoot.isValid`).
     public func check(signedRoot root: SignedRoot) throws {
-        guard root.length > 0, root.length <= length, let held = try self.signedRoot(atLength: root.length),
-              held.rootHash != root.rootHash else { return }
-        // `apply` checks a root no longer than the verified length against the one held at
-        // that length before anything else, and records a different one as a fork.
-        let empty = MerkleProof(pages: root.length..<root.length, length: root.length, fromLength: 0, nodes: [])
-        let _: BookLength = try apply(signedRoot: root, proof: empty, pages: [])
+        guard root.book == id, root.length > 0 else { return }
+        try store.withState(id) { state, db in
+            guard let latest = state.latest else { return }
+            func conflict(with held: SignedRoot) throws -> Never {
+                guard state.forks.isEmpty else {
+                    throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
+                }
+                try recordFork(ForkProof(first: held, second: root), state: &state, db: db)
+            }
+            if root.length > latest.length {
+                if state.keyPair != nil { try conflict(with: latest) }
+                return
+            }
+            if let held = root.length == latest.length ? latest : try db.root(book: state.number, id: id, length: root.length) {
+                if held.rootHash != root.rootHash { try conflict(with: held) }
+                return
+            }
+            var peaks: [TreeNode] = []
+            for index in FlatTree.roots(length: root.length) {
+                guard let hash = try db.node(book: state.number, index: index) else { return }
+                peaks.append(TreeNode(index: index, hash: hash))
+            }
+            if PageHash.root(peaks: peaks) != root.rootHash { try conflict(with: latest) }
+        }
     }
 
     /// Verifies `pages` (the pages of `proof.pages`, in order) and the proof against

@@ -265,4 +265,68 @@ import Testing
         #expect(pair.reader.length == 5)
         twin.close()
     }
+
+    /// The author's key in a second store (same master secret, same name), writing
+    /// `pages` — a vault restored from its key alone.
+    func twin(_ dir: TemporaryDirectory, pages: [[UInt8]]) throws -> (BookStore, Book) {
+        let store = try openStore(dir, secret: 1)
+        let book = try store.createOrOpen(name: "bob-ana-task")
+        if !pages.isEmpty { try book.append(contentsOf: pages) }
+        return (store, book)
+    }
+
+    @Test func aShorterRootThatIsNoPrefixOfTheHeldTreeIsAFork() throws {
+        // The reader fetched 8 pages in one answer: it holds the root of length 8 only.
+        let pair = try Pair(pages: 8, batch: 8)
+        try pair.send(0..<8)
+        #expect(try pair.reader.signedRoot(atLength: 6) == nil)
+        // The true prefix at length 6 (signed by the author when it was 6 long, elsewhere)
+        // fits the held tree: no fork.
+        let prefixDir = TemporaryDirectory("prefix")
+        defer { prefixDir.remove() }
+        let (prefixStore, prefix) = try twin(prefixDir, pages: (0..<6).map { testPage($0) })
+        try pair.reader.check(signedRoot: #require(prefix.signedRoot))
+        #expect(pair.reader.forkProof == nil)
+        // A restored author's 6 new pages: a fork, found before its book is 8 long.
+        let twinDir = TemporaryDirectory("twin")
+        defer { twinDir.remove() }
+        let (twinStore, restored) = try twin(twinDir, pages: (0..<6).map { testPage($0 + 100) })
+        let error = #expect(throws: BooksError.self) { try pair.reader.check(signedRoot: #require(restored.signedRoot)) }
+        #expect(error?.code == .forked)
+        #expect(pair.reader.forkProof == ForkProof(first: pair.author.signedRoot!, second: restored.signedRoot!))
+        #expect(pair.reader.length == 8)
+        #expect(try pair.reader.get(7) == testPage(7))  // what was verified stays readable
+        prefixStore.close()
+        twinStore.close()
+    }
+
+    @Test func aSparseReaderWithoutThePeaksComparesNothing() throws {
+        // Page 0 of 8 and its proof: the tree's nodes over 0..<4 and 4..<8, not 4..<6, a
+        // peak at length 6. (Page 7's proof would bring both peaks of length 6.)
+        let pair = try Pair(pages: 8, batch: 8)
+        try pair.send(0..<1)
+        let twinDir = TemporaryDirectory("twin")
+        defer { twinDir.remove() }
+        let (twinStore, restored) = try twin(twinDir, pages: (0..<6).map { testPage($0 + 100) })
+        try pair.reader.check(signedRoot: #require(restored.signedRoot))
+        #expect(pair.reader.forkProof == nil)
+        twinStore.close()
+    }
+
+    @Test func anAuthorShownARootLongerThanItsBookLostItsStore() throws {
+        // The reader holds 8 pages; the author's store is lost and written again, 3 pages.
+        let pair = try Pair(pages: 8, batch: 8)
+        try pair.send(0..<8)
+        let twinDir = TemporaryDirectory("twin")
+        defer { twinDir.remove() }
+        let (twinStore, restored) = try twin(twinDir, pages: (0..<3).map { testPage($0 + 100) })
+        let error = #expect(throws: BooksError.self) { try restored.check(signedRoot: #require(pair.reader.signedRoot)) }
+        #expect(error?.code == .forked)
+        #expect(restored.forkProof == ForkProof(first: restored.signedRoot!, second: pair.reader.signedRoot!))
+        // A reader shown a longer root learns of news, nothing more.
+        try pair.author.append(testPage(8))
+        try pair.reader.check(signedRoot: #require(pair.author.signedRoot))
+        #expect(pair.reader.forkProof == nil)
+        twinStore.close()
+    }
 }

@@ -184,6 +184,35 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a restored vault's book, shorter than its reader's copy, is found forked at once", .timeLimit(.minutes(1)))
+    func restoredBookShorterThanTheReadersCopy() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        var ana = try await bed.online(2)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        let before = (1...8).map { "before \($0)" }
+        for text in before { try await ana.messenger.send(text, to: task) }
+        #expect(try await eventually { try await bob.texts(task) == before })
+        // Ana's store is lost. Her book for Bob starts again from page 0, and one message
+        // leaves it shorter than Bob's copy: nothing at a length Bob holds a root of to
+        // compare with. Bob checks her root against his tree's root at that length (or her
+        // side sees his longer root of her own key), so the fork shows at once and the next
+        // generation carries her message — before, it waited until her book grew past 8.
+        await ana.stop()
+        try FileManager.default.removeItem(atPath: bed.root + "/2")
+        ana = try await bed.online(2)
+        _ = try await ana.messenger.join(invite)
+        try await ana.messenger.send("after", to: task)
+        let arrived = try await eventually { try await bob.texts(task) == before + ["after"] }
+        let events = await ana.messenger.recentEvents.suffix(12), bobTexts = try await bob.texts(task)
+        #expect(arrived, "bob: \(bobTexts) ana: \(events)")
+        #expect(try ana.store.id(named: TaskBookName(author: ana.id, reader: bob.id, task: task, generation: 1).text) != nil)
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a member cannot pass someone else's book off as its own new generation", .timeLimit(.minutes(1)))
     func aMemberCannotRelabelAnotherMembersBook() async throws {
         let bed = MessengerBed()
