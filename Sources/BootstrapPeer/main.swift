@@ -78,7 +78,7 @@ do {
     var discovery: [any DiscoverySource] = [client]
     if let lan = options["--lan"] {
         discovery.append(try await LANDiscovery.start(peer: PeerID(identity.publicKey), sessionPort: udp.localEndpoint.port,
-                                                      configuration: LANDiscovery.Configuration(interfaces: [lan == "lo" ? .loopback : .named(lan)])))
+                                                      configuration: LANDiscovery.Configuration(interfaces: [InterfaceSpec(parsing: lan)])))
     }
     let swarm = try Swarm(identity: identity, transport: client, discovery: discovery, configuration: configuration)
     say("ready", ["endpoint": .string(udp.localEndpoint.description), "peer": .string(swarm.localPeer.description)])

@@ -3,6 +3,11 @@
 //
 //   discovery-probe --interface lo|NAME|A.B.C.D --port P --topic HEX64 [--seconds S]
 //                   [--session-port N] [--announce-interval MS] [--lookup-only | --announce-only]
+//   discovery-probe --list-interfaces
+//
+// `--list-interfaces` prints the host's interfaces as discovery sees them
+// (`NetworkInterface.all()`), one `interface NAME index=N up=0|1 loopback=0|1 multicast=0|1
+// ipv4=A,B|- ipv6=LINK-LOCAL|-` line each, and exits.
 //
 // Prints `peer <hex>` first, `flushed` when the first lookup round is over, then
 // `sighting <peer hex> <endpoint> <ms since join>` once per peer and endpoint, and
@@ -21,6 +26,16 @@ func say(_ line: String) {
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write("discovery-probe: \(message)\n".data(using: .utf8)!)
     exit(2)
+}
+
+if CommandLine.arguments.dropFirst() == ["--list-interfaces"] {
+    for i in NetworkInterface.all() {
+        let v4 = i.ipv4Addresses.map { Endpoint(address: $0, port: 0).description.replacingOccurrences(of: ":0", with: "") }
+        let v6 = i.ipv6LinkLocal.map { Endpoint(address: $0, port: 0).description.replacingOccurrences(of: "]:0", with: "").dropFirst() }
+        say("interface \(i.name) index=\(i.index) up=\(i.isUp ? 1 : 0) loopback=\(i.isLoopback ? 1 : 0) multicast=\(i.isMulticast ? 1 : 0) "
+            + "ipv4=\(v4.isEmpty ? "-" : v4.joined(separator: ",")) ipv6=\(v6.map(String.init) ?? "-")")
+    }
+    exit(0)
 }
 
 var options: [String: String] = [:]
@@ -47,14 +62,7 @@ if let text = options["--announce-interval"] {
     guard let ms = Int64(text), (100...60_000).contains(ms) else { fail("--announce-interval is 100…60000 ms") }
     machine.announceInterval = .milliseconds(ms)
 }
-let interface: InterfaceSpec
-if interfaceText == "lo" {
-    interface = .loopback
-} else if let endpoint = Endpoint(interfaceText, defaultPort: 0) {
-    interface = .address(endpoint.address)
-} else {
-    interface = .named(interfaceText)
-}
+let interface = InterfaceSpec(parsing: interfaceText)
 
 let identity = Ed25519.KeyPair.generate()
 let peer = PeerID(identity.publicKey)

@@ -12,6 +12,8 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
 
     let selector: Selector
 
+    private init(selector: Selector) { self.selector = selector }
+
     /// The loopback interface, by its address 127.0.0.1: works without root and without the
     /// MULTICAST flag on `lo` (membership and `IP_MULTICAST_IF` by address, TTL 0).
     public static let loopback = InterfaceSpec(selector: .address(.v4(127, 0, 0, 1)))
@@ -37,67 +39,70 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// An interface resolved to what the socket options need.
-    struct Resolved: Sendable {
-        /// What it was resolved from, to resolve it again (an address or index may change).
-        var spec: InterfaceSpec
-        var name: String
-        /// IPv4 address bytes in network order; nil on an interface without IPv4.
-        var ipv4: [UInt8]?
-        /// The interface's IPv6 link-local address (`fe80::/10`) when IPv6 discovery runs on
-        /// it: a multicast-capable, non-loopback interface that has one (IPv6 multicast does
-        /// not deliver on `lo`, MACHINE.md).
-        var ipv6LinkLocal: [UInt8]?
-        /// The kernel's interface index: IPv6 multicast options and link-local scopes use it.
-        var index: UInt32
-        var isLoopback: Bool
+    /// `lo` (or `loopback`, `127.0.0.1`), an IPv4 address, or an interface name, as a person
+    /// types it (`--interface`). Any other address literal is taken as an address too, so
+    /// that resolving it says why it cannot be used.
+    public init(parsing text: String) {
+        if text == "lo" || text == "loopback" {
+            self = .loopback
+        } else if let endpoint = Endpoint(text, defaultPort: 0) {
+            self = .address(endpoint.address)
+        } else {
+            self = .named(text)
+        }
     }
 
-    /// Looks the interface up among the host's devices now.
-    func resolve() throws -> Resolved {
-        let devices = try System.enumerateDevices()
-        func addresses(_ name: String) -> (v4: [UInt8]?, v6: [UInt8]?, index: UInt32, multicast: Bool) {
-            var v4: [UInt8]?
-            var v6: [UInt8]?
-            var index: UInt32 = 0
-            var multicast = false
-            for device in devices where device.name == name {
-                index = UInt32(clamping: device.interfaceIndex)
-                multicast = multicast || device.multicastSupported
-                guard let address = device.address, let endpoint = Endpoint(address) else { continue }
-                if endpoint.isIPv6 {
-                    if v6 == nil, endpoint.isLinkLocalUnicast { v6 = endpoint.addressBytes }
-                } else if v4 == nil {
-                    v4 = endpoint.addressBytes
-                }
-            }
-            return (v4, v6, index, multicast)
-        }
+    /// An interface resolved to what the socket options need, as it is at the moment.
+    public struct Resolved: Sendable, Equatable {
+        /// What it was resolved from, to resolve it again (an address or index may change).
+        public var spec: InterfaceSpec
+        public var name: String
+        /// The kernel's interface index: IPv6 multicast options and link-local scopes use it.
+        public var index: UInt32
+        public var isLoopback: Bool
+        /// Its IPv4 address; nil while an interface given by name has none (or is down).
+        public var ipv4: Endpoint.Address?
+        /// Whether IPv6 discovery belongs here: an interface given by name that is
+        /// multicast-capable and not loopback (IPv6 multicast does not deliver on `lo`,
+        /// MACHINE.md). An interface given by its IPv4 address, and loopback, are IPv4 only.
+        public var ipv6Capable: Bool
+        /// Its usable IPv6 link-local address (`fe80::/10`) when `ipv6Capable`; nil while it
+        /// has none.
+        public var ipv6LinkLocal: Endpoint.Address?
+
+        /// `ipv4` as bytes in network order, for the socket options.
+        var ipv4Bytes: [UInt8]? { ipv4.map { Endpoint(address: $0, port: 0).addressBytes } }
+    }
+
+    /// Looks the interface up among the host's interfaces now (`NetworkInterface.all()`).
+    /// Fails, in one line naming it, when no interface has that name or holds that address;
+    /// an interface that exists but has no address (yet) resolves, with nil addresses.
+    public func resolve(among interfaces: [NetworkInterface] = NetworkInterface.all()) throws -> Resolved {
         switch selector {
         case let .name(name):
-            let found = addresses(name)
-            let loopback = found.v4?.first == 127 || name == "lo"
-            let v6 = loopback || !found.multicast ? nil : found.v6
-            guard found.v4 != nil || v6 != nil else {
-                throw SwarmNIOError(.invalidAddress, "interface \(name) has no IPv4 address and no IPv6 link-local address here")
+            guard let found = interfaces.first(where: { $0.name == name }) else {
+                throw SwarmNIOError(.invalidAddress, "no interface \(name) exists here (see: ip link)")
             }
-            return Resolved(spec: self, name: name, ipv4: found.v4, ipv6LinkLocal: v6, index: found.index, isLoopback: loopback)
+            let ipv4 = found.ipv4
+            let loopback = found.isLoopback || ipv4.map { Endpoint(address: $0, port: 0).isLoopback } == true
+            let ipv6Capable = found.isMulticast && !loopback
+            return Resolved(spec: self, name: name, index: found.index, isLoopback: loopback, ipv4: ipv4,
+                            ipv6Capable: ipv6Capable, ipv6LinkLocal: ipv6Capable && found.isUp ? found.ipv6LinkLocal : nil)
         case let .address(address):
-            let bytes = Endpoint(address: address, port: 0).addressBytes
-            guard bytes.count == 4 else {
+            let endpoint = Endpoint(address: address, port: 0)
+            guard !endpoint.isIPv6 else {
                 throw SwarmNIOError(.invalidAddress, "an interface is named, or given by its IPv4 address; \(self) is not one")
             }
             // 127.0.0.1 is on `lo` whether or not enumeration lists it (some namespaces list
             // `lo` without addresses until it is up).
-            if bytes[0] == 127 { return Resolved(spec: self, name: "lo", ipv4: bytes, ipv6LinkLocal: nil, index: 1, isLoopback: true) }
-            let holder = devices.first { device in
-                device.address.flatMap(Endpoint.init).map { !$0.isIPv6 && $0.addressBytes == bytes } ?? false
+            if endpoint.isLoopback {
+                return Resolved(spec: self, name: "lo", index: 1, isLoopback: true, ipv4: address, ipv6Capable: false)
             }
-            guard let holder else {
-                throw SwarmNIOError(.invalidAddress, "no interface holds \(self) here")
+            guard let holder = interfaces.first(where: { $0.ipv4Addresses.contains(address) }) else {
+                throw SwarmNIOError(.invalidAddress, "no interface holds \(self) here (see: ip -4 addr)")
             }
-            return Resolved(spec: self, name: holder.name, ipv4: bytes, ipv6LinkLocal: nil,
-                            index: UInt32(clamping: holder.interfaceIndex), isLoopback: false)
+            return Resolved(spec: self, name: holder.name, index: holder.index, isLoopback: holder.isLoopback,
+                            ipv4: address, ipv6Capable: false)
         }
     }
 }

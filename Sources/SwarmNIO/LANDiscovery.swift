@@ -95,6 +95,9 @@ public final class LANDiscovery: DiscoverySource {
             throw SwarmNIOError(.invalidAddress, "IPv6 discovery group must be a link-local multicast address (ff02::/16)")
         }
         var interfaces = try configuration.interfaces.map { try $0.resolve() }
+        if let bare = interfaces.first(where: { $0.ipv4 == nil && $0.ipv6LinkLocal == nil }) {
+            throw SwarmNIOError(.invalidAddress, "interface \(bare.name) has no IPv4 address and no IPv6 link-local address here")
+        }
         if !configuration.ipv6 {
             for i in interfaces.indices { interfaces[i].ipv6LinkLocal = nil }
             if let bare = interfaces.first(where: { $0.ipv4 == nil }) {
@@ -113,7 +116,7 @@ public final class LANDiscovery: DiscoverySource {
             var multicast: [(plan: SocketPlan, channel: Channel)] = []
             var ipv6Refused: [String: String] = [:]
             for interface in interfaces {
-                if let v4 = interface.ipv4 {
+                if let v4 = interface.ipv4Bytes {
                     let plan = SocketPlan.multicast4(interface, address: v4,
                                                      group: Endpoint(address: configuration.group, port: configuration.port))
                     let channel = try await plan.open(core: core, loop: loop)
@@ -139,7 +142,7 @@ public final class LANDiscovery: DiscoverySource {
             let unicastBind: Endpoint
             if dualStack {
                 unicastBind = Endpoint(address: Endpoint.ipv6Unspecified, port: 0)
-            } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4 {
+            } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4Bytes {
                 // Given by its address (loopback among them): that address. A named interface
                 // gets every address, so a new one (DHCP) does not strand the socket.
                 unicastBind = Endpoint(addressBytes: v4, port: 0)!
@@ -257,7 +260,7 @@ public final class LANDiscovery: DiscoverySource {
             case .unicast:
                 return self
             case let .multicast4(interface, _, group):
-                guard let now = try? interface.spec.resolve(), let v4 = now.ipv4 else { return self }
+                guard let now = try? interface.spec.resolve(), let v4 = now.ipv4Bytes else { return self }
                 return .multicast4(now, address: v4, group: group)
             case let .multicast6(interface, group):
                 guard let now = try? interface.spec.resolve(), now.ipv6LinkLocal != nil else { return self }

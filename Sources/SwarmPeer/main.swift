@@ -83,15 +83,11 @@ if let text = options["--announce-interval"] {
 
 /// The interface's IPv4 address: where the session socket binds.
 func interfaceAddress(_ text: String) -> (InterfaceSpec, Endpoint.Address) {
-    if text == "lo" { return (.loopback, .v4(127, 0, 0, 1)) }
-    if let endpoint = Endpoint(text, defaultPort: 0) { return (.address(endpoint.address), endpoint.address) }
-    guard let devices = try? System.enumerateDevices() else { fail("cannot list interfaces") }
-    for device in devices where device.name == text {
-        if let address = device.address, address.protocol == .inet, let endpoint = Endpoint(address.ipAddress ?? "", defaultPort: 0) {
-            return (.named(text), endpoint.address)
-        }
-    }
-    fail("interface \(text) has no IPv4 address here")
+    let spec = InterfaceSpec(parsing: text)
+    let resolved: InterfaceSpec.Resolved
+    do { resolved = try spec.resolve() } catch { fail((error as? SwarmNIOError)?.detail ?? "\(error)") }
+    guard let address = resolved.ipv4 else { fail("interface \(text) has no IPv4 address here") }
+    return (spec, address)
 }
 
 let (interface, address) = interfaceAddress(interfaceText)

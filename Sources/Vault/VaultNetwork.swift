@@ -5,10 +5,6 @@ import Sodium
 import Swarm
 import SwarmNIO
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The vault's IO: a UDP socket for sessions, LAN discovery on chosen interfaces, and the
 /// swarm over both. `run()` until `stop()`.
 public final class VaultNetwork: Sendable {
@@ -192,79 +188,34 @@ public final class VaultNetwork: Sendable {
     public func stop() async { await swarm.shutdown() }
 
     /// `lo`, an IPv4 address, or an interface name → discovery spec, its IPv4 address (if
-    /// any), and whether IPv6 discovery runs on it.
+    /// any), and whether IPv6 discovery runs on it (SwarmNIO's lookup, `InterfaceSpec`).
     static func resolve(_ name: String, ipv6: Bool) throws(VaultError) -> (spec: InterfaceSpec, ipv4: Endpoint.Address?, ipv6: Bool) {
-        if name == "lo" || name == "loopback" || name == "127.0.0.1" { return (.loopback, .v4(127, 0, 0, 1), false) }
-        if let endpoint = Endpoint(name, defaultPort: 0), endpoint.addressBytes.count == 4 {
-            return (.address(endpoint.address), endpoint.address, false)
+        let spec = InterfaceSpec(parsing: name)
+        let found: InterfaceSpec.Resolved
+        do { found = try spec.resolve() } catch {
+            throw VaultError(.network, (error as? SwarmNIOError)?.detail ?? "\(error)")
         }
-        guard let found = interfaces().first(where: { $0.name == name }) else {
-            throw VaultError(.network, "no interface \(name) is up here (see: ip addr)")
-        }
-        let v6 = ipv6 && found.ipv6LinkLocal && found.multicast && !found.loopback
+        let v6 = ipv6 && found.ipv6LinkLocal != nil
         guard found.ipv4 != nil || v6 else {
             throw VaultError(.network, ipv6
                 ? "interface \(name) has no IPv4 address and no IPv6 link-local address here (see: ip addr)"
                 : "interface \(name) has no IPv4 address here (see: ip -4 addr)")
         }
-        return (.named(name), found.ipv4, v6)
+        return (spec, found.ipv4, v6)
     }
 
-    /// Up, multicast-capable, non-loopback interfaces with an IPv4 address (IPv6 discovery
-    /// runs on those that also have a link-local one). Interfaces with only a link-local
-    /// address are left to be named: on a typical host they are container veths, taps and
-    /// bridge ports, not a LAN.
+    /// The LAN default (`NetworkInterface.lanDefault`): up, multicast-capable, non-loopback
+    /// interfaces with an IPv4 address. When there is none, the error says what to name.
     static func defaultInterfaces() throws(VaultError) -> [String] {
-        let names = interfaces().filter { $0.multicast && !$0.loopback && $0.ipv4 != nil }.map(\.name)
+        let all = NetworkInterface.all()
+        let names = NetworkInterface.lanDefault(among: all).map(\.name)
         guard !names.isEmpty else {
-            let ipv6Only = interfaces().filter { $0.multicast && !$0.loopback && $0.ipv6LinkLocal }.map(\.name).sorted()
+            let ipv6Only = all.filter { $0.isUp && $0.isMulticast && !$0.isLoopback && $0.ipv6LinkLocal != nil }.map(\.name).sorted()
             if !ipv6Only.isEmpty {
                 throw VaultError(.network, "no multicast-capable interface with an IPv4 address is up; name one to use IPv6 alone (--interface \(ipv6Only[0])), or use --interface lo to chat on this machine")
             }
             throw VaultError(.network, "no multicast-capable network interface is up; use --interface lo to chat on this machine")
         }
-        return names.sorted()
-    }
-
-    struct InterfaceInfo {
-        var name: String
-        /// The first IPv4 address.
-        var ipv4: Endpoint.Address?
-        var ipv6LinkLocal = false
-        var multicast: Bool
-        var loopback: Bool
-    }
-
-    /// The interfaces that are up, one entry each with what its addresses offer.
-    static func interfaces() -> [InterfaceInfo] {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0, let first = list else { return [] }
-        defer { freeifaddrs(list) }
-        var result: [InterfaceInfo] = []
-        var cursor: UnsafeMutablePointer<ifaddrs>? = first
-        while let entry = cursor {
-            defer { cursor = entry.pointee.ifa_next }
-            let flags = entry.pointee.ifa_flags
-            guard flags & UInt32(IFF_UP) != 0, let address = entry.pointee.ifa_addr else { continue }
-            let name = String(cString: entry.pointee.ifa_name)
-            var info = result.first(where: { $0.name == name }) ?? InterfaceInfo(
-                name: name, multicast: flags & UInt32(IFF_MULTICAST) != 0, loopback: flags & UInt32(IFF_LOOPBACK) != 0)
-            switch Int32(address.pointee.sa_family) {
-            case AF_INET where info.ipv4 == nil:
-                let bytes = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                    withUnsafeBytes(of: sin.pointee.sin_addr.s_addr) { Array($0) }
-                }
-                info.ipv4 = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
-            case AF_INET6:
-                let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
-                    withUnsafeBytes(of: sin6.pointee.sin6_addr) { Array($0) }
-                }
-                if Endpoint(address: .v6(bytes), port: 0).isLinkLocalUnicast { info.ipv6LinkLocal = true }
-            default:
-                continue
-            }
-            if let i = result.firstIndex(where: { $0.name == name }) { result[i] = info } else { result.append(info) }
-        }
-        return result
+        return names
     }
 }

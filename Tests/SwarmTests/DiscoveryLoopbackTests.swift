@@ -167,7 +167,7 @@ struct DiscoveryLoopbackTests {
         let options = try #require(channel as? SocketOptionProvider)
         let loopback = try InterfaceSpec.loopback.resolve()
         #expect(loopback.ipv6LinkLocal == nil, "IPv6 multicast does not deliver on lo: no IPv6 discovery there")
-        try await MulticastOptions.apply(to: options, group: [239, 255, 66, 83], address: try #require(loopback.ipv4),
+        try await MulticastOptions.apply(to: options, group: [239, 255, 66, 83], address: try #require(loopback.ipv4Bytes),
                                          loopback: loopback.isLoopback)
         #expect(try await options.getIPMulticastTTL().get() == 0)
         var outgoing = try await options.getIPMulticastIF().get()

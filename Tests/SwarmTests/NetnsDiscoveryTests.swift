@@ -106,6 +106,38 @@ struct NetnsDiscoveryTests {
         #expect(!endpoints.contains("10.77.0.1:42001"))
     }
 
+    /// The interface lookup in a host of the bed: an interface with no address at all is
+    /// listed (it exists, and is up), and an IPv6 link-local address the kernel still checks
+    /// for duplicates (tentative, DAD switched on for this) counts only once the check is over.
+    @Test func theLookupListsABareInterfaceAndSkipsATentativeAddress() async throws {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let bed = Netns.bedName("lookup")
+        func eth0() async throws -> String {
+            let lines = try await Probe.run(Netns.inHost(bed, 1, [probe.path, "--list-interfaces"]), timeout: 10)
+            return lines.first { $0.hasPrefix("interface eth0 ") } ?? "\(lines)"
+        }
+        let (bare, tentative, checked) = try await Netns.withBed(bed, hosts: 1) {
+            try Netns.tool(["exec", bed, "1", "ip", "addr", "flush", "dev", "eth0"])
+            let bare = try await eth0()
+            for command in [["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=1"], ["ip", "-6", "addr", "add", "fe80::abcd/64", "dev", "eth0"]] {
+                try Netns.tool(["exec", bed, "1"] + command)
+            }
+            let tentative = try await eth0()
+            var checked = tentative
+            let deadline = ContinuousClock.now + .seconds(6)
+            while !checked.contains("ipv6=fe80::abcd"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(300))
+                checked = try await eth0()
+            }
+            return (bare, tentative, checked)
+        }
+        #expect(bare.contains(" up=1 ") && bare.contains(" multicast=1 ") && bare.hasSuffix(" ipv4=- ipv6=-"), "\(bare)")
+        #expect(tentative.hasSuffix(" ipv6=-"), "a tentative address is not usable yet: \(tentative)")
+        #expect(checked.hasSuffix(" ipv6=fe80::abcd"), "\(checked)")
+    }
+
     @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
         let bed = Netns.bedName("loss")
         let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {
