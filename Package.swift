@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["BookswarmTestSupport", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "ReplicationTests", dependencies: ["BookswarmTestSupport", "Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BootstrapTests", dependencies: ["BookswarmTestSupport", "Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
-        .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium"]),
+        .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium", "Swarm"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
         .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
         .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium"]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Messenger
+import Swarm
 import Vault
 
 struct ChatCommand: AsyncParsableCommand {
@@ -59,15 +60,16 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw error
             }
             let endpoint = peer.network?.localEndpoint.description ?? "?"
-            let interfaces = peer.network?.interfaces ?? []
+            let interfaces = await peer.network?.interfaces ?? []
             if output.json {
                 struct Ready: Encodable {
                     var event = "ready"
                     var peer: String
                     var endpoint: String
                     var pid: Int32
-                    /// Each discovery interface: its name and families (and why IPv6 failed there).
-                    var interfaces: [VaultNetwork.DiscoveryInterface]
+                    /// Each discovery interface: its name and families, those it waits for (no
+                    /// address yet), and why IPv6 failed there.
+                    var interfaces: [DiscoveryInterface]
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -105,6 +105,8 @@ struct JoinCommand: AsyncParsableCommand {
                 summary.members.contains { $0.peer == invite.creator.publicKey.hex && $0.readsFrom } && summary.title != nil
             }
             var summary: TaskSummary
+            /// Interfaces where discovery could not run at all while we waited (no address).
+            var idle: [DiscoveryInterface] = []
             if let answer = try await Control.callDaemon(ControlRequest(command: .join, text: code), directory: vault.directory) {
                 summary = try JSONDecoder().decode(TaskSummary.self, from: answer)
                 while !reached(summary) && ContinuousClock.now < deadline {
@@ -137,6 +139,7 @@ struct JoinCommand: AsyncParsableCommand {
                             if reached(summary), await peer.messenger.isAcknowledged(by: invite.creator, task: invite.task) { break }
                             try await Task.sleep(for: .milliseconds(100))
                         }
+                        if !reached(summary) { idle = (await peer.network?.interfaces ?? []).filter { $0.families.isEmpty } }
                     }
                     await peer.close()
                 } catch {
@@ -148,6 +151,9 @@ struct JoinCommand: AsyncParsableCommand {
             printOut("joined  \(summary.id)  \(Format.title(summary.title, or: "(title not received yet)"))")
             if !reached(summary) && summary.members.contains(where: { $0.peer == invite.creator.publicKey.hex }) {
                 printOut("the creator was not reached yet; messages arrive when both are online")
+            }
+            if !idle.isEmpty {
+                printOut("discovery did not run on \(idle.map(\.description).joined(separator: ", ")): no address there yet")
             }
         }
     }

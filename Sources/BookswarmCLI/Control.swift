@@ -28,6 +28,13 @@ struct PeerIdentity: Codable {
     var peer: String
 }
 
+/// What the daemon's network adds to `inspect`: the counters of what it dropped below the
+/// sessions, and how discovery runs on each interface now.
+struct NetworkStatus: Sendable {
+    var drops: [String: UInt64] = [:]
+    var interfaces: [DiscoveryInterface]?
+}
+
 /// One line of a `follow` stream.
 struct FollowItem: Codable, Sendable {
     enum Kind: String, Codable, Sendable {
@@ -49,7 +56,7 @@ struct FollowItem: Codable, Sendable {
 
 enum Control {
     /// Runs one request against a messenger (in the daemon, or in this process).
-    static func execute(_ request: ControlRequest, on messenger: Messenger, drops: [String: UInt64] = [:]) async throws -> Data {
+    static func execute(_ request: ControlRequest, on messenger: Messenger, network: NetworkStatus = NetworkStatus()) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch request.command {
@@ -70,7 +77,9 @@ enum Control {
             if request.markRead ?? true { try await messenger.markRead(task) }
             return try encoder.encode(entries)
         case .inspect:
-            return try encoder.encode(try await messenger.inspect(verify: request.verify ?? false, drops: drops))
+            var report = try await messenger.inspect(verify: request.verify ?? false, drops: network.drops)
+            report.interfaces = network.interfaces
+            return try encoder.encode(report)
         case .compile:
             let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.compile(task, into: request.name ?? ""))
@@ -123,7 +132,7 @@ enum Control {
     // MARK: - Daemon side
 
     static func serve(_ line: [UInt8], reply: LocalControlServer.Reply, messenger: Messenger,
-                      drops: @Sendable () async -> [String: UInt64]) async {
+                      network: @Sendable () async -> NetworkStatus) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply.send(envelope(error: "malformed control request"))
             return
@@ -142,7 +151,8 @@ enum Control {
             return
         }
         do {
-            let result = try await execute(request, on: messenger, drops: await drops())
+            let status = request.command == .inspect ? await network() : NetworkStatus()
+            let result = try await execute(request, on: messenger, network: status)
             try? await reply.send(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
             try? await reply.send(envelope(error: oneLine(error)))

@@ -9,7 +9,10 @@ struct LocalControlServerBox: Sendable {
     static func start(path: String, peer: LocalPeer) async throws -> LocalControlServerBox {
         let messenger = peer.messenger
         let server = try await LocalControlServer.start(path: path) { line, reply in
-            await Control.serve(line, reply: reply, messenger: messenger, drops: { await peer.network?.dropCounters() ?? [:] })
+            await Control.serve(line, reply: reply, messenger: messenger, network: {
+                guard let network = peer.network else { return NetworkStatus() }
+                return NetworkStatus(drops: await network.dropCounters(), interfaces: await network.interfaces)
+            })
         }
         return LocalControlServerBox(server: server)
     }

@@ -3,15 +3,18 @@
 //
 //   discovery-probe --interface lo|NAME|A.B.C.D --port P --topic HEX64 [--seconds S]
 //                   [--session-port N] [--announce-interval MS] [--lookup-only | --announce-only]
+//                   [--ipv4-only]
 //   discovery-probe --list-interfaces
 //
 // `--list-interfaces` prints the host's interfaces as discovery sees them
 // (`NetworkInterface.all()`), one `interface NAME index=N up=0|1 loopback=0|1 multicast=0|1
 // ipv4=A,B|- ipv6=LINK-LOCAL|-` line each, and exits.
 //
-// Prints `peer <hex>` first, `flushed` when the first lookup round is over, then
+// Prints `peer <hex>` first, `interfaces <as the daemon shows them>` once discovery has
+// started, `flushed` when the first lookup round is over, then
 // `sighting <peer hex> <endpoint> <ms since join>` once per peer and endpoint, and
-// `counters …` on exit.
+// `interfaces …` and `counters …` on exit. Discovery runs on both families unless
+// `--ipv4-only`; an interface without an address yet waits for it.
 // Runs for S seconds (default 5, at most 120) and exits by itself.
 import Foundation
 import Sodium
@@ -43,7 +46,7 @@ var flags: Set<String> = []
 var args = CommandLine.arguments.dropFirst()
 while let arg = args.popFirst() {
     switch arg {
-    case "--lookup-only", "--announce-only": flags.insert(arg)
+    case "--lookup-only", "--announce-only", "--ipv4-only": flags.insert(arg)
     case "--interface", "--port", "--topic", "--seconds", "--session-port", "--announce-interval":
         guard let value = args.popFirst() else { fail("\(arg) needs a value") }
         options[arg] = value
@@ -72,9 +75,11 @@ do {
     let discovery = try await LANDiscovery.start(
         peer: peer, sessionPort: sessionPort, configuration: {
             var configuration = LANDiscovery.Configuration(interfaces: [interface], port: port, machine: machine)
-            configuration.ipv6 = true   // no session socket here: both families, to look at a LAN
+            // No session socket here: both families, to look at a LAN.
+            configuration.ipv6 = !flags.contains("--ipv4-only")
             return configuration
         }())
+    say("interfaces \(await discovery.interfaces.map(\.description).joined(separator: ", "))")
     let joined = ContinuousClock.now
     let reader = Task {
         var seen = Set<String>()
@@ -91,9 +96,11 @@ do {
     say("flushed")
     try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
     let c = await discovery.counters
+    let interfaces = await discovery.interfaces
     await discovery.close()
     await reader.value
-    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors)")
+    say("interfaces \(interfaces.map(\.description).joined(separator: ", "))")
+    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors) socketRestarts=\(c.socketRestarts) socketReopenFailures=\(c.socketReopenFailures) socketsOpenedLate=\(c.socketsOpenedLate)")
 } catch {
     fail("\(error)")
 }

@@ -85,6 +85,9 @@ public struct InspectReport: Codable, Hashable, Sendable {
     public var events: [EventReport]
     public var refusals: [EventReport]
     public var drops: [String: UInt64]
+    /// How LAN discovery runs on each interface now (the daemon's network fills it in;
+    /// absent offline).
+    public var interfaces: [DiscoveryInterface]? = nil
 }
 
 /// What a follower (`log --follow`, `chat`) is told.

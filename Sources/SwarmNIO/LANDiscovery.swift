@@ -11,19 +11,26 @@ import Darwin
 /// LAN discovery on real sockets: drives a `LANDiscoveryMachine` (PROTOCOL.md §6).
 ///
 /// Sockets, all on one event loop so the machine needs no lock:
-/// * per interface with an IPv4 address, a multicast socket bound to the IPv4 group and the
+/// * per interface, a multicast socket bound to the IPv4 group and the
 ///   shared discovery port with `SO_REUSEADDR` (several processes on one host each get every
 ///   datagram), a membership on that interface's address, `IP_MULTICAST_IF` to it, TTL 0 on
 ///   loopback and 1 elsewhere, and `IP_MULTICAST_ALL` off so it hears only the memberships
 ///   it made itself. Options are set directly: NIO's `joinGroup` refuses `lo`, which lacks
 ///   the MULTICAST flag (MACHINE.md);
-/// * per interface with an IPv6 link-local address (not `lo`: IPv6 multicast does not
-///   deliver there), the same for the IPv6 group `ff02::4253:4c44` scoped to the interface:
-///   membership, `IPV6_MULTICAST_IF` and hop limit 1 by interface index,
+/// * per interface given by name, when IPv6 discovery is on (not `lo`: IPv6 multicast does
+///   not deliver there), the same for the IPv6 group `ff02::4253:4c44` scoped to the
+///   interface: membership, `IPV6_MULTICAST_IF` and hop limit 1 by interface index,
 ///   `IPV6_MULTICAST_ALL` off;
 /// * one unicast socket of our own for answers (the port our queries advertise), since
 ///   unicast to a shared port would be split between its sockets. Dual-stack (`[::]`) when
-///   IPv6 discovery runs, so one reply port serves queries of both families.
+///   IPv6 discovery may run, so one reply port serves queries of both families.
+///
+/// A multicast socket needs its interface's address of its family (IPv4, or an IPv6
+/// link-local one). An interface given by name that exists but lacks it — down, waiting for
+/// a DHCP lease, a link-local address not there yet — is no error: that socket waits, the
+/// interface is looked up again every second (off the loop), and the socket opens when the
+/// address appears, with a query and an announcement at once (`LANDiscoveryMachine.restate`).
+/// A socket that closes under us is opened again the same way (`SocketPlan`).
 ///
 /// Both families carry the same datagrams: every query and announcement goes out on every
 /// socket, and a peer on a dual-stack LAN is seen twice, once per family, each sighting with
@@ -69,8 +76,12 @@ public final class LANDiscovery: DiscoverySource {
         public var sightingsDropped: Int
         /// Sockets that closed under us and were opened again.
         public var socketRestarts: Int = 0
-        /// Attempts to open such a socket again that failed (it is retried every 5 s at most).
+        /// Attempts to open such a socket again, or one whose interface just got its address,
+        /// that failed (it is retried every 5 s at most).
         public var socketReopenFailures: Int = 0
+        /// Sockets opened after start because their interface got the address they need
+        /// then (or got it back after losing it).
+        public var socketsOpenedLate: Int = 0
     }
 
     public let sightings: AsyncStream<PeerSighting>
@@ -79,8 +90,11 @@ public final class LANDiscovery: DiscoverySource {
     public let peer: PeerID
     let core: Core
 
-    /// Opens the sockets on every interface of `configuration` and starts discovery for
-    /// `peer`, whose sessions listen on `sessionPort`.
+    /// Starts discovery for `peer`, whose sessions listen on `sessionPort`, on the interfaces
+    /// of `configuration`: opens the sockets whose interface has its address now; the others
+    /// wait for it. Fails on a name no interface has or an address none holds, or when a
+    /// socket that can be opened cannot (IPv6 excepted: it is refused, shown in
+    /// `interfaces`, and IPv4 runs).
     public static func start(
         peer: PeerID, sessionPort: UInt16, configuration: Configuration,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -94,58 +108,56 @@ public final class LANDiscovery: DiscoverySource {
         guard Endpoint(address: configuration.ipv6Group, port: 0).isLinkLocalMulticast else {
             throw SwarmNIOError(.invalidAddress, "IPv6 discovery group must be a link-local multicast address (ff02::/16)")
         }
-        var interfaces = try configuration.interfaces.map { try $0.resolve() }
-        if let bare = interfaces.first(where: { $0.ipv4 == nil && $0.ipv6LinkLocal == nil }) {
-            throw SwarmNIOError(.invalidAddress, "interface \(bare.name) has no IPv4 address and no IPv6 link-local address here")
-        }
-        if !configuration.ipv6 {
-            for i in interfaces.indices { interfaces[i].ipv6LinkLocal = nil }
-            if let bare = interfaces.first(where: { $0.ipv4 == nil }) {
-                throw SwarmNIOError(.invalidAddress, "interface \(bare.name) has no IPv4 address and IPv6 discovery is off")
-            }
-        }
+        // A name no interface has, or an address none holds, is an error now (a typo); an
+        // interface that exists but lacks an address waits for it.
+        let interfaces = try configuration.interfaces.map { try $0.resolve() }
         let loop = group.next()
         let (stream, continuation) = AsyncStream<PeerSighting>.makeStream(
             bufferingPolicy: .bufferingNewest(configuration.sightingBuffer))
         let core = Core(loop: loop, continuation: continuation)
 
+        var wanted: [Core.Socket] = []
+        for (position, interface) in interfaces.enumerated() {
+            wanted.append(Core.Socket(plan: .multicast4(interface, group: Endpoint(address: configuration.group, port: configuration.port)),
+                                      interface: position))
+            if configuration.ipv6, interface.ipv6Capable, NetworkInterface.ipv6Supported {
+                let group = Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index)
+                wanted.append(Core.Socket(plan: .multicast6(interface, group: group), interface: position))
+            }
+        }
         var channels: [Channel] = []
         do {
             // IPv6 is best effort: an interface whose IPv6 socket cannot be set up (an old
-            // kernel, IPv6 switched off under us) keeps IPv4 discovery; one with no IPv4 fails.
-            var multicast: [(plan: SocketPlan, channel: Channel)] = []
+            // kernel, IPv6 switched off under us) keeps IPv4 discovery.
+            var multicast: [Core.Socket] = []
             var ipv6Refused: [String: String] = [:]
-            for interface in interfaces {
-                if let v4 = interface.ipv4Bytes {
-                    let plan = SocketPlan.multicast4(interface, address: v4,
-                                                     group: Endpoint(address: configuration.group, port: configuration.port))
-                    let channel = try await plan.open(core: core, loop: loop)
-                    channels.append(channel)
-                    multicast.append((plan, channel))
+            for var socket in wanted {
+                guard socket.plan.isReady else {
+                    socket.waiting = true
+                    socket.late = true
+                    multicast.append(socket)
+                    continue
                 }
-                if interface.ipv6LinkLocal != nil {
-                    let plan = SocketPlan.multicast6(
-                        interface, group: Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index))
-                    do {
-                        let channel = try await plan.open(core: core, loop: loop)
-                        channels.append(channel)
-                        multicast.append((plan, channel))
-                    } catch where interface.ipv4 != nil {
-                        ipv6Refused[interface.name] = (error as? SwarmNIOError)?.detail ?? "\(error)"
-                    }
+                do {
+                    let channel = try await socket.plan.open(core: core, loop: loop)
+                    channels.append(channel)
+                    socket.channel = channel
+                    multicast.append(socket)
+                } catch let error where socket.plan.family == "IPv6" {
+                    ipv6Refused[interfaces[socket.interface ?? 0].name] = (error as? SwarmNIOError)?.detail ?? "\(error)"
                 }
             }
             // The unicast socket listens where peers can reach us: the interface's own address
             // when there is one interface given by its IPv4 address, every address otherwise
-            // (of both families when IPv6 discovery runs).
-            let dualStack = multicast.contains { if case .multicast6 = $0.plan { true } else { false } }
+            // (of both families when IPv6 discovery runs or waits for an address).
+            let dualStack = multicast.contains { $0.plan.family == "IPv6" }
             let unicastBind: Endpoint
             if dualStack {
                 unicastBind = Endpoint(address: Endpoint.ipv6Unspecified, port: 0)
-            } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4Bytes {
+            } else if interfaces.count == 1, interfaces[0].spec.isAddress, let v4 = interfaces[0].ipv4 {
                 // Given by its address (loopback among them): that address. A named interface
                 // gets every address, so a new one (DHCP) does not strand the socket.
-                unicastBind = Endpoint(addressBytes: v4, port: 0)!
+                unicastBind = Endpoint(address: v4, port: 0)
             } else {
                 unicastBind = .v4(0, 0, 0, 0, port: 0)
             }
@@ -158,9 +170,11 @@ public final class LANDiscovery: DiscoverySource {
                                               configuration: configuration.machine)
             // Reopened, the unicast socket must keep its port: queries advertise it.
             let unicastPlan = SocketPlan.unicast(Endpoint(address: unicastBind.address, port: reply.port))
-            let sockets = [(plan: unicastPlan, channel: unicast)] + multicast
+            let sockets = [Core.Socket(plan: unicastPlan, channel: unicast)] + multicast
+            let names = interfaces.map(\.name)
+            let refused = ipv6Refused
             try await loop.submit {
-                core.attach(machine: machine, sockets: sockets, ipv6Refused: ipv6Refused)
+                core.attach(machine: machine, sockets: sockets, interfaces: names, ipv6Refused: refused)
             }.get()
             return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
         } catch {
@@ -209,7 +223,7 @@ public final class LANDiscovery: DiscoverySource {
     }
 
     /// Closes socket `index` (0: the unicast one, then the multicast ones in interface
-    /// order) as a fatal send error would, without closing discovery (tests).
+    /// order, IPv4 before IPv6) as a fatal send error would, without closing discovery (tests).
     func closeSocketUnderneath(_ index: Int) async {
         let core = self.core
         let channel = try? await core.loop.submit { core.channel(index) }.get()
@@ -225,25 +239,36 @@ public final class LANDiscovery: DiscoverySource {
         }
     }
 
+    /// How discovery runs on each of its interfaces now, in the configuration's order (named
+    /// as the kernel names them): the families it runs on, those it waits for, and why IPv6
+    /// failed where it did.
+    public var interfaces: [DiscoveryInterface] {
+        get async {
+            let core = self.core
+            return (try? await core.loop.submit { core.interfaces }.get()) ?? []
+        }
+    }
+
     // MARK: - Sockets
 
-    /// One of discovery's sockets, as a recipe: opened at start, and opened again the same way
-    /// when it closes under us. (NIO closes a datagram socket on most send errors — a
-    /// link-local source address not yet usable, an interface gone down — although for UDP
-    /// each concerns one datagram.)
+    /// One of discovery's sockets, as a recipe: opened at start, or once its interface has
+    /// the address it needs, and opened again the same way when it closes under us. (NIO
+    /// closes a datagram socket on most send errors — a link-local source address not yet
+    /// usable, an interface gone down — although for UDP each concerns one datagram.)
     enum SocketPlan: Sendable {
         /// Our own socket for answers; dual-stack when bound to `[::]`.
         case unicast(Endpoint)
-        /// The IPv4 group on one interface, joined by its address.
-        case multicast4(InterfaceSpec.Resolved, address: [UInt8], group: Endpoint)
-        /// The IPv6 group scoped to one interface, joined by its index.
+        /// The IPv4 group on one interface, joined by the interface's IPv4 address.
+        case multicast4(InterfaceSpec.Resolved, group: Endpoint)
+        /// The IPv6 group scoped to one interface (the group's scope is its index), joined by
+        /// its index.
         case multicast6(InterfaceSpec.Resolved, group: Endpoint)
 
         /// Where `.multicast` actions go through this socket; nil for the unicast one.
         var group: SocketAddress? {
             switch self {
             case .unicast: nil
-            case let .multicast4(_, _, group), let .multicast6(_, group): group.socketAddress
+            case let .multicast4(_, group), let .multicast6(_, group): group.socketAddress
             }
         }
 
@@ -252,18 +277,44 @@ public final class LANDiscovery: DiscoverySource {
             return false
         }
 
+        /// "IPv4" or "IPv6" for a multicast socket (as `DiscoveryInterface` shows them); nil
+        /// for the unicast one.
+        var family: String? {
+            switch self {
+            case .unicast: nil
+            case .multicast4: "IPv4"
+            case .multicast6: "IPv6"
+            }
+        }
+
+        /// Whether it can be opened: its interface has an address of the socket's family.
+        var isReady: Bool {
+            switch self {
+            case .unicast: true
+            case let .multicast4(interface, _): interface.ipv4 != nil
+            case let .multicast6(interface, _): interface.ipv6LinkLocal != nil
+            }
+        }
+
         /// The same socket for the interface as it is now: a named interface may have a new
-        /// IPv4 address (DHCP) or a new index (unplugged and back). Unchanged when it cannot
-        /// be resolved (the next attempt tries again).
+        /// IPv4 address (DHCP), a new index (unplugged and back), or an address it lacked.
+        /// One that cannot be looked up any more (gone) keeps its name and index and has no
+        /// address: the socket waits until it is back.
         func refreshed() -> SocketPlan {
+            func lookedUp(_ interface: InterfaceSpec.Resolved) -> InterfaceSpec.Resolved {
+                if let now = try? interface.spec.resolve() { return now }
+                var gone = interface
+                gone.ipv4 = nil
+                gone.ipv6LinkLocal = nil
+                return gone
+            }
             switch self {
             case .unicast:
                 return self
-            case let .multicast4(interface, _, group):
-                guard let now = try? interface.spec.resolve(), let v4 = now.ipv4Bytes else { return self }
-                return .multicast4(now, address: v4, group: group)
+            case let .multicast4(interface, group):
+                return .multicast4(lookedUp(interface), group: group)
             case let .multicast6(interface, group):
-                guard let now = try? interface.spec.resolve(), now.ipv6LinkLocal != nil else { return self }
+                let now = lookedUp(interface)
                 return .multicast6(now, group: Endpoint(address: group.address, port: group.port, scopeID: now.index))
             }
         }
@@ -276,9 +327,15 @@ public final class LANDiscovery: DiscoverySource {
                     bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
                 }
                 return try await LANDiscovery.bind(bootstrap, to: bind, socket: .unicast, core: core)
-            case let .multicast4(interface, address, group):
+            case let .multicast4(interface, group):
+                guard let address = interface.ipv4Bytes else {
+                    throw SwarmNIOError(.invalidAddress, "interface \(interface.name) has no IPv4 address")
+                }
                 return try await LANDiscovery.openMulticast(on: interface, address: address, group: group, core: core, loop: loop)
             case let .multicast6(interface, group):
+                guard interface.ipv6LinkLocal != nil else {
+                    throw SwarmNIOError(.invalidAddress, "interface \(interface.name) has no IPv6 link-local address")
+                }
                 return try await LANDiscovery.openMulticast6(on: interface, group: group, core: core, loop: loop)
             }
         }

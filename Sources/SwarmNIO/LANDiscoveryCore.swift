@@ -16,12 +16,31 @@ extension LANDiscovery {
         let loop: EventLoop
         private let continuation: AsyncStream<PeerSighting>.Continuation
         private var machine: LANDiscoveryMachine?
-        /// Every socket with its recipe; the channel is nil while it is being opened again.
-        /// The first is the unicast socket.
-        private var sockets: [(plan: SocketPlan, channel: Channel?)] = []
+        /// One of discovery's sockets: its recipe, and its channel while it is open.
+        struct Socket {
+            var plan: SocketPlan
+            var channel: Channel?
+            /// The position of its interface in the configuration; nil for the unicast socket.
+            var interface: Int?
+            /// Its interface has no address of its family (at the last look): it is looked up
+            /// again every `lookInterval`, and sends leave it out.
+            var waiting = false
+            /// It has waited for that address and not been open since: when it opens, it
+            /// counts as opened late and restates everything joined.
+            var late = false
+        }
+
+        /// How often an interface is looked up again while a socket waits for its address.
+        static let lookInterval: TimeAmount = .seconds(1)
+
+        /// Every socket; the first is the unicast one.
+        private var sockets: [Socket] = []
+        /// The configuration's interfaces, by the names the kernel gives them.
+        private var names: [String] = []
         private(set) var ipv6Refused: [String: String] = [:]
         private var socketRestarts = 0
         private var reopenFailures = 0
+        private var socketsOpenedLate = 0
         private var timer: Scheduled<Void>?
         private var timerDeadline: NIODeadline?
         private var rng = SystemRandomNumberGenerator()
@@ -37,12 +56,17 @@ extension LANDiscovery {
             self.continuation = continuation
         }
 
-        func attach(machine: LANDiscoveryMachine, sockets: [(plan: SocketPlan, channel: Channel)], ipv6Refused: [String: String]) {
+        /// Takes over the sockets: watches the open ones, and starts looking for the address
+        /// of those that wait.
+        func attach(machine: LANDiscoveryMachine, sockets: [Socket], interfaces names: [String], ipv6Refused: [String: String]) {
             loop.preconditionInEventLoop()
             self.machine = machine
-            self.sockets = sockets.map { ($0.plan, $0.channel) }
+            self.sockets = sockets
+            self.names = names
             self.ipv6Refused = ipv6Refused
-            for (index, socket) in sockets.enumerated() { watch(index, socket.channel) }
+            for (index, socket) in sockets.enumerated() {
+                if let channel = socket.channel { watch(index, channel) } else { open(index, after: Self.lookInterval) }
+            }
         }
 
         func channel(_ index: Int) -> Channel? {
@@ -56,34 +80,61 @@ extension LANDiscovery {
                 loop.execute { [self] in
                     guard !closed, sockets[index].channel === channel else { return }
                     sockets[index].channel = nil
-                    reopen(index, after: .milliseconds(50))
+                    open(index, after: .milliseconds(50))
                 }
             }
         }
 
-        /// Tries to open socket `index` again after `pause`, doubling the pause (to 5 s)
-        /// while it fails. Sends meanwhile are dropped and counted; announcements repeat.
-        /// The interface is looked up again off the loop (`getifaddrs`).
-        private func reopen(_ index: Int, after pause: TimeAmount) {
+        /// Opens socket `index` after `pause` on its interface as it is then, looked up again
+        /// off the loop (`getifaddrs`): a socket that closed under us, or one that waits for
+        /// its interface's address. Without that address it waits: looked up again every
+        /// `lookInterval`, which is no failure. An open that fails is counted and tried again
+        /// after twice the pause (at most 5 s). Sends meanwhile are dropped — counted as
+        /// errors, except through a socket that waits — and announcements repeat. A socket
+        /// that opens after waiting sends a query and an announcement at once.
+        private func open(_ index: Int, after pause: TimeAmount) {
             loop.scheduleTask(in: pause) { [self] in
                 guard !closed else { return }
                 let plan = sockets[index].plan
                 Task { [self] in
                     let fresh = plan.refreshed()
-                    let channel = try? await fresh.open(core: self, loop: loop)
+                    let channel = fresh.isReady ? try? await fresh.open(core: self, loop: loop) : nil
                     loop.execute { [self] in
-                        guard let channel else {
-                            reopenFailures += 1
-                            if !closed { reopen(index, after: min(pause * 2, .seconds(5))) }
+                        guard !closed else { channel?.close(promise: nil); return }
+                        sockets[index].plan = fresh
+                        sockets[index].waiting = !fresh.isReady
+                        guard fresh.isReady else {
+                            sockets[index].late = true
+                            open(index, after: Self.lookInterval)
                             return
                         }
-                        guard !closed else { channel.close(promise: nil); return }
-                        sockets[index] = (fresh, channel)
-                        socketRestarts += 1
+                        guard let channel else {
+                            reopenFailures += 1
+                            open(index, after: min(pause * 2, .seconds(5)))
+                            return
+                        }
+                        sockets[index].channel = channel
                         watch(index, channel)
+                        if sockets[index].late {
+                            sockets[index].late = false
+                            socketsOpenedLate += 1
+                            greet(through: index)
+                        } else {
+                            socketRestarts += 1
+                        }
                     }
                 }
             }
+        }
+
+        /// Sends the machine's `restate` (a query and an announcement of everything joined)
+        /// through socket `index` alone: the others have been carrying them all along.
+        private func greet(through index: Int) {
+            guard var machine, let group = sockets[index].plan.group else { return }
+            let actions = machine.restate(at: now)
+            self.machine = machine
+            for case let .multicast(bytes) in actions { send(bytes, to: group, on: sockets[index].channel) }
+            rearm()
         }
 
         private var now: LANDiscoveryMachine.Time {
@@ -147,7 +198,7 @@ extension LANDiscovery {
             for action in actions {
                 switch action {
                 case let .multicast(bytes):
-                    for socket in sockets {
+                    for socket in sockets where !socket.waiting {
                         guard let group = socket.plan.group else { continue }
                         send(bytes, to: group, on: socket.channel)
                     }
@@ -196,7 +247,20 @@ extension LANDiscovery {
         var counters: Counters {
             loop.preconditionInEventLoop()
             return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped,
-                            socketRestarts: socketRestarts, socketReopenFailures: reopenFailures)
+                            socketRestarts: socketRestarts, socketReopenFailures: reopenFailures,
+                            socketsOpenedLate: socketsOpenedLate)
+        }
+
+        /// Each configured interface: the families whose socket is open, those whose socket
+        /// is not (it waits for the address, or is being opened again), why IPv6 failed.
+        var interfaces: [DiscoveryInterface] {
+            loop.preconditionInEventLoop()
+            return names.enumerated().map { position, name in
+                let own = sockets.filter { $0.interface == position }
+                return DiscoveryInterface(name: name, families: own.filter { $0.channel != nil }.compactMap(\.plan.family),
+                                          waiting: own.filter { $0.channel == nil }.compactMap(\.plan.family),
+                                          ipv6Failed: ipv6Refused[name])
+            }
         }
 
         /// Stops everything; returns the channels for the caller to close.

@@ -11,13 +11,14 @@ public final class VaultNetwork: Sendable {
     /// Where the network runs. The default is what a person on a LAN wants: every
     /// non-loopback, multicast-capable interface that is up and has an IPv4 address (with
     /// IPv6 discovery too where it has a link-local one). Tests and the demo always pass `lo`
-    /// (MACHINE.md's network rule).
+    /// (MACHINE.md's network rule). A named interface without an address yet is no error:
+    /// discovery there starts when it gets one (`LANDiscovery`).
     public struct Options: Sendable {
         /// Discovery interfaces: `lo`, a name (`eth0`) or an IPv4 address; nil = the LAN default.
         public var interfaces: [String]?
-        /// IPv6 discovery and sessions on the named interfaces that have an IPv6 link-local
-        /// address (DESIGN decision 6), beside IPv4. `lo` and interfaces given by an IPv4
-        /// address are IPv4 only.
+        /// IPv6 discovery and sessions on the named interfaces that have, or get, an IPv6
+        /// link-local address (DESIGN decision 6), beside IPv4. `lo` and interfaces given by
+        /// an IPv4 address are IPv4 only.
         public var ipv6 = true
         /// The session port (0: any free port).
         public var port: UInt16 = 0
@@ -41,22 +42,19 @@ public final class VaultNetwork: Sendable {
     public let swarm: Swarm
     /// The swarm's clock (session times are relative to it).
     public let clock: SystemSwarmClock
-    /// One discovery interface as given, and the address families discovery runs on there.
-    public struct DiscoveryInterface: Sendable, Codable, Equatable, CustomStringConvertible {
-        public var name: String
-        /// "IPv4", "IPv6", or both.
-        public var families: [String]
-        /// Why IPv6 could not be set up there, when it was wanted.
-        public var ipv6Failed: String?
+    /// The discovery interfaces as they were given (`--interface`), or the LAN default.
+    public let interfaceNames: [String]
 
-        /// `eth0`, `eth0 (IPv4+IPv6)`, `eth0 (IPv6)`, `eth0 (IPv4; IPv6 failed: …)`.
-        public var description: String {
-            if let ipv6Failed { return "\(name) (IPv4; IPv6 failed: \(ipv6Failed))" }
-            return families.contains("IPv6") ? "\(name) (\(families.joined(separator: "+")))" : name
+    /// Each discovery interface as given, and how discovery runs there now: the families it
+    /// runs on, those it waits for (no address yet), why IPv6 failed.
+    public var interfaces: [DiscoveryInterface] {
+        get async {
+            var shown = await discovery.interfaces
+            for (i, name) in interfaceNames.enumerated() where shown.indices.contains(i) { shown[i].name = name }
+            return shown
         }
     }
 
-    public let interfaces: [DiscoveryInterface]
     public var localEndpoint: Endpoint { swarm.transport.localEndpoint }
     private let transport: UDPTransport
     private let discovery: LANDiscovery
@@ -64,11 +62,11 @@ public final class VaultNetwork: Sendable {
     /// each peer's path (LAN, punched, relay) under the sessions.
     public let bootstrap: BootstrapClient?
 
-    private init(swarm: Swarm, clock: SystemSwarmClock, interfaces: [DiscoveryInterface], transport: UDPTransport, discovery: LANDiscovery,
+    private init(swarm: Swarm, clock: SystemSwarmClock, interfaceNames: [String], transport: UDPTransport, discovery: LANDiscovery,
                  bootstrap: BootstrapClient?) {
         self.swarm = swarm
         self.clock = clock
-        self.interfaces = interfaces
+        self.interfaceNames = interfaceNames
         self.transport = transport
         self.discovery = discovery
         self.bootstrap = bootstrap
@@ -96,7 +94,7 @@ public final class VaultNetwork: Sendable {
         let all: [String: Int] = [
             "udp.sendDropped": t.sendDropped, "udp.sendErrors": t.sendErrors, "udp.receiveDropped": t.receiveDropped,
             "udp.socketRestarts": t.socketRestarts, "discovery.socketRestarts": d.socketRestarts,
-            "discovery.socketReopenFailures": d.socketReopenFailures,
+            "discovery.socketReopenFailures": d.socketReopenFailures, "discovery.socketsOpenedLate": d.socketsOpenedLate,
             "discovery.badMagic": m.badMagic, "discovery.unsupportedVersion": m.unsupportedVersion,
             "discovery.malformed": m.malformed, "discovery.wrongSocket": m.wrongSocket,
             "discovery.rateLimited": m.rateLimited, "discovery.unsolicitedAnswers": m.unsolicitedAnswers,
@@ -109,25 +107,29 @@ public final class VaultNetwork: Sendable {
         let names: [String]
         if let given = options.interfaces { names = given } else { names = try defaultInterfaces() }
         guard !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
+        // Looked up now (SwarmNIO's one lookup): a name no interface has, or an address none
+        // holds, is an error — a typo, most likely; an interface that exists without an
+        // address yet is not: discovery waits for it.
         var specs: [InterfaceSpec] = []
-        var addresses: [Endpoint.Address?] = []
-        var ipv6 = false
-        var shown: [DiscoveryInterface] = []
+        var resolved: [InterfaceSpec.Resolved] = []
         for name in names {
-            let resolved = try resolve(name, ipv6: options.ipv6)
-            specs.append(resolved.spec)
-            addresses.append(resolved.ipv4)
-            ipv6 = ipv6 || resolved.ipv6
-            shown.append(DiscoveryInterface(name: name, families: (resolved.ipv4 == nil ? [] : ["IPv4"]) + (resolved.ipv6 ? ["IPv6"] : [])))
+            let spec = InterfaceSpec(parsing: name)
+            do { resolved.append(try spec.resolve()) } catch {
+                throw VaultError(.network, (error as? SwarmNIOError)?.detail ?? "\(error)")
+            }
+            specs.append(spec)
         }
-        // IPv6 on any interface: one dual-stack socket on every address of both families.
-        // Otherwise one interface given by its address: bind the session socket there
-        // (loopback stays loopback); a named one or several: every address, so each LAN
-        // reaches us and a new address (DHCP) does not strand the socket.
+        // IPv6 wherever discovery may run it, now or once a link-local address appears: one
+        // dual-stack socket on every address of both families, so the session port
+        // discovery announces is reachable on both. Otherwise one interface given by its
+        // address: bind the session socket there (loopback stays loopback); a named one or
+        // several: every address, so each LAN reaches us and a new address (DHCP) does not
+        // strand the socket.
+        let ipv6 = options.ipv6 && NetworkInterface.ipv6Supported && resolved.contains(where: \.ipv6Capable)
         let bind: Endpoint.Address
         if ipv6 {
             bind = Endpoint.ipv6Unspecified
-        } else if addresses.count == 1, specs[0].isAddress, let only = addresses[0] {
+        } else if resolved.count == 1, specs[0].isAddress, let only = resolved[0].ipv4 {
             bind = only
         } else {
             bind = .v4(0, 0, 0, 0)
@@ -148,23 +150,15 @@ public final class VaultNetwork: Sendable {
                 await transport.close()
                 throw error
             }
-            // IPv6 is best effort: where it could not be set up, say so beside the name.
-            let refused = await discovery.ipv6Refused
-            if !refused.isEmpty {
-                for i in shown.indices {
-                    guard let reason = refused[shown[i].name] else { continue }
-                    shown[i].families = ["IPv4"]
-                    shown[i].ipv6Failed = reason
-                }
-            }
             let clock = SystemSwarmClock()
             var bootstrap: BootstrapClient?
             if !options.bootstrapNodes.isEmpty {
                 // Peers behind our NAT are offered the chosen interfaces' IPv4 addresses (not
-                // every interface of the host, which a wildcard socket would suggest).
+                // every interface of the host, which a wildcard socket would suggest), as
+                // they are at start.
                 var configuration = BootstrapClientMachine.Configuration()
                 configuration.localEndpoints = transport.localEndpoint.isUnspecified
-                    ? addresses.compactMap { $0 }.map { Endpoint(address: $0, port: transport.localEndpoint.port) }.filter { !$0.isLoopback }
+                    ? resolved.compactMap(\.ipv4).map { Endpoint(address: $0, port: transport.localEndpoint.port) }.filter { !$0.isLoopback }
                     : [transport.localEndpoint]
                 bootstrap = BootstrapClient.start(identity: identity.keyPair, transport: transport, nodes: options.bootstrapNodes,
                                                   configuration: configuration)
@@ -172,7 +166,7 @@ public final class VaultNetwork: Sendable {
             let sources: [any DiscoverySource] = [discovery] + (bootstrap.map { [$0] } ?? [])
             let swarm = try Swarm(identity: identity.keyPair, transport: bootstrap ?? transport, discovery: sources,
                                   configuration: options.swarm, clock: clock)
-            return VaultNetwork(swarm: swarm, clock: clock, interfaces: shown, transport: transport, discovery: discovery,
+            return VaultNetwork(swarm: swarm, clock: clock, interfaceNames: names, transport: transport, discovery: discovery,
                                 bootstrap: bootstrap)
         } catch let error as VaultError {
             throw error
@@ -186,23 +180,6 @@ public final class VaultNetwork: Sendable {
 
     /// Closes every session (telling the peers) and the sockets.
     public func stop() async { await swarm.shutdown() }
-
-    /// `lo`, an IPv4 address, or an interface name → discovery spec, its IPv4 address (if
-    /// any), and whether IPv6 discovery runs on it (SwarmNIO's lookup, `InterfaceSpec`).
-    static func resolve(_ name: String, ipv6: Bool) throws(VaultError) -> (spec: InterfaceSpec, ipv4: Endpoint.Address?, ipv6: Bool) {
-        let spec = InterfaceSpec(parsing: name)
-        let found: InterfaceSpec.Resolved
-        do { found = try spec.resolve() } catch {
-            throw VaultError(.network, (error as? SwarmNIOError)?.detail ?? "\(error)")
-        }
-        let v6 = ipv6 && found.ipv6LinkLocal != nil
-        guard found.ipv4 != nil || v6 else {
-            throw VaultError(.network, ipv6
-                ? "interface \(name) has no IPv4 address and no IPv6 link-local address here (see: ip addr)"
-                : "interface \(name) has no IPv4 address here (see: ip -4 addr)")
-        }
-        return (spec, found.ipv4, v6)
-    }
 
     /// The LAN default (`NetworkInterface.lanDefault`): up, multicast-capable, non-loopback
     /// interfaces with an IPv4 address. When there is none, the error says what to name.

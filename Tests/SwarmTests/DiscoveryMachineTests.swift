@@ -102,6 +102,38 @@ struct DiscoveryMachineTests {
         #expect(lan.nodes[0].machine.counters.answersSent == 1)
     }
 
+    /// A socket that opens late (its interface got its address after the joins) restates
+    /// everything at once: one query for the topics looked up and one announcement of those
+    /// announced, the schedule unchanged; the answer to that query is accepted, and the peer
+    /// sees us from the announcement, long before its own next announcement.
+    @Test func restateQueriesAndAnnouncesEverythingJoinedAtOnce() throws {
+        var lan = SimulatedLAN()
+        var slow = LANDiscoveryMachine.Configuration()
+        slow.announceInterval = .seconds(60)
+        lan.add(); lan.add(configuration: slow)
+        lan.join(1, topic)
+        lan.run(for: .seconds(4))
+        // Node 0 joins while its only socket waits for an address: nothing it sends arrives.
+        _ = lan.nodes[0].machine.join(topic, announce: true, lookup: true, at: lan.time, rng: &lan.rng)
+        _ = lan.nodes[0].machine.join(other, announce: false, lookup: true, at: lan.time, rng: &lan.rng)
+        lan.now = lan.now + .milliseconds(100)
+        let deadline = lan.nodes[0].machine.nextDeadline
+        let sent = lan.nodes[0].machine.counters
+        let actions = lan.nodes[0].machine.restate(at: lan.time)
+        #expect(lan.nodes[0].machine.nextDeadline == deadline, "the schedule is left as it is")
+        let messages = try actions.map { action -> DiscoveryMessage in
+            guard case let .multicast(bytes) = action else { throw DiscoveryMessage.DecodeFailure.malformed }
+            return try DiscoveryMessage.decode(bytes).get()
+        }
+        #expect(messages.map(\.kind) == [.query, .announcement])
+        #expect(messages.first?.beacons.count == 2 && messages.last?.beacons.count == 1)
+        #expect(lan.nodes[0].machine.counters.queriesSent == sent.queriesSent + 1)
+        #expect(lan.nodes[0].machine.counters.announcementsSent == sent.announcementsSent + 1)
+        lan.perform(actions, by: 0)
+        #expect(lan.saw(0, 1, topic), "node 1's answer to the restated query is taken")
+        #expect(lan.saw(1, 0, topic), "node 1 sees node 0 from the restated announcement")
+    }
+
     @Test func lookupOnlyNodeFindsAnnounceOnlyNodeButIsNotSeen() {
         var lan = SimulatedLAN()
         lan.add(); lan.add()

@@ -106,6 +106,51 @@ struct NetnsDiscoveryTests {
         #expect(!endpoints.contains("10.77.0.1:42001"))
     }
 
+    /// A host whose eth0 has no address yet when its probe starts (a peer started at boot,
+    /// before its link is configured): discovery does not fail, it waits, looking eth0 up
+    /// every second, and opens its socket when the address appears 2 s later. The two hosts
+    /// then find each other both ways — IPv4 alone (`--ipv4-only`), and on an IPv6-only LAN
+    /// with the link-local address added by hand. Announcements are a minute apart, so what
+    /// finds them is the query and announcement sent as the late socket opens.
+    @Test(arguments: [false, true]) func aHostWhoseAddressArrivesLateFindsAndIsFound(ipv6: Bool) async throws {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let bed = Netns.bedName(ipv6 ? "late6" : "late4")
+        let topic = SecureRandom.bytes(32).hexString
+        func run(_ host: Int) async throws -> Probe.Output {
+            Probe.Output(try await Probe.run(Netns.inHost(bed, host, [
+                probe.path, "--interface", "eth0", "--port", "31892", "--topic", topic, "--seconds", "5",
+                "--announce-interval", "60000", "--session-port", "\(42_000 + host)",
+            ] + (ipv6 ? [] : ["--ipv4-only"])), timeout: 15))
+        }
+        let (first, second, linkLocal) = try await Netns.withBed(bed, hosts: 2, ipv6Only: ipv6) {
+            try Netns.tool(["exec", bed, "1", "ip", "addr", "flush", "dev", "eth0"])
+            async let first = run(1)
+            async let second = run(2)
+            try await Task.sleep(for: .seconds(2))
+            let commands = ipv6 ? [["ip", "-6", "addr", "add", "fe80::1:1/64", "dev", "eth0"]]
+                : [["ip", "addr", "add", "10.77.0.1/24", "dev", "eth0"], ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"]]
+            for command in commands { try Netns.tool(["exec", bed, "1"] + command) }
+            return (try await first, try await second, try Netns.linkLocal(bed, host: 2))
+        }
+        let waiting = ipv6 ? "interfaces eth0 (waiting for IPv4+IPv6)" : "interfaces eth0 (waiting for IPv4)"
+        let running = ipv6 ? "interfaces eth0 (IPv6; waiting for IPv4)" : "interfaces eth0"
+        #expect(first.lines.filter { $0.hasPrefix("interfaces ") } == [waiting, running], "\(first.lines)")
+        #expect(first.lines.contains { $0.hasPrefix("counters ") && $0.contains(" socketsOpenedLate=1") && $0.contains(" sendErrors=0 ") },
+                "a socket that waits is no send error: \(first.lines)")
+        let firstAt = ipv6 ? "[fe80::1:1%" : "10.77.0.1:"
+        let secondAt = ipv6 ? "[\(linkLocal)%" : "10.77.0.2:"
+        let seen = second.sightings.filter { $0.peer == first.peer && $0.endpoint.hasPrefix(firstAt) }
+        let saw = first.sightings.filter { $0.peer == second.peer && $0.endpoint.hasPrefix(secondAt) }
+        #expect(!seen.isEmpty, "host 2 did not see host 1 once its address came: \(second.lines) / \(first.lines)")
+        #expect(!saw.isEmpty, "host 1 did not see host 2 once its address came: \(first.lines) / \(second.lines)")
+        // The address came ~2 s after the probes started; when each was seen, in ms after its join.
+        print("address \(ipv6 ? "IPv6" : "IPv4") added ~2000 ms after start; host 1 seen by host 2 at "
+              + "\(second.lines.first { $0.hasPrefix("sighting \(first.peer ?? "")") }?.split(separator: " ").last ?? "?") ms, "
+              + "host 2 seen by host 1 at \(first.lines.first { $0.hasPrefix("sighting \(second.peer ?? "")") }?.split(separator: " ").last ?? "?") ms")
+    }
+
     /// The interface lookup in a host of the bed: an interface with no address at all is
     /// listed (it exists, and is up), and an IPv6 link-local address the kernel still checks
     /// for duplicates (tentative, DAD switched on for this) counts only once the check is over.

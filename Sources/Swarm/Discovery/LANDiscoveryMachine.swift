@@ -255,6 +255,26 @@ public struct LANDiscoveryMachine: Sendable {
         return actions
     }
 
+    /// Everything joined, at once: one query for the topics looked up and one announcement
+    /// of those announced, the schedule left as it is. For a socket that opens after the
+    /// topics were joined (its interface got its address late): the peers on that link learn
+    /// of us, and answer us, now rather than at their next announcement.
+    public mutating func restate(at time: Time) -> [Action] {
+        let epoch = BeaconEpoch(unixSeconds: time.unixSeconds)
+        let sorted = topics.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+        var actions: [Action] = []
+        for chunk in chunks(sorted.filter { topics[$0]?.lookup == true }.map { Beacon(topic: $0, epoch: epoch) }) {
+            actions.append(.multicast(DiscoveryMessage(kind: .query, sender: peer, port: replyPort, beacons: chunk).encoded()))
+            counters.queriesSent += 1
+            lastQuerySent = time.monotonic
+        }
+        for chunk in chunks(sorted.filter { topics[$0]?.announce == true }.map { Beacon(topic: $0, epoch: epoch) }) {
+            actions.append(.multicast(DiscoveryMessage(kind: .announcement, sender: peer, port: sessionPort, beacons: chunk).encoded()))
+            counters.announcementsSent += 1
+        }
+        return actions
+    }
+
     /// Handles one datagram that arrived on `socket` from `source`.
     public mutating func receive(_ payload: [UInt8], from source: Endpoint, on socket: Socket, at time: Time) -> [Action] {
         counters.received += 1
