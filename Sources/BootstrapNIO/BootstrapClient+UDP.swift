@@ -23,12 +23,13 @@ extension BootstrapClient {
     /// address every IPv4 address of the host's interfaces except loopback, at most four.
     public static func interfaceEndpoints(for bound: Endpoint) -> [Endpoint] {
         guard bound.isUnspecified else { return [bound] }
-        guard let devices = try? System.enumerateDevices() else { return [] }
         var out: [Endpoint] = []
-        for device in devices {
-            guard let address = device.address, address.protocol == .inet, let text = address.ipAddress,
-                  let endpoint = Endpoint(text, defaultPort: bound.port), !endpoint.isLoopback, !out.contains(endpoint) else { continue }
-            out.append(endpoint)
+        for interface in NetworkInterface.all() {
+            for address in interface.ipv4Addresses {
+                let endpoint = Endpoint(address: address, port: bound.port)
+                guard !endpoint.isLoopback, !out.contains(endpoint) else { continue }
+                out.append(endpoint)
+            }
         }
         return Array(out.prefix(BootstrapWire.maxLocals))
     }

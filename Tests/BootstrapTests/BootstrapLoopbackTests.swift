@@ -97,6 +97,15 @@ func exchange(_ text: String, from a: PeerConnection, to b: PeerConnection) asyn
 struct BootstrapLoopbackTests {
     static func topic() -> Topic { Topic(bytes: SecureRandom.bytes(32))! }
 
+    /// What a socket on `0.0.0.0` offers peers behind the same NAT: the host's IPv4
+    /// addresses from the shared interface lookup, loopback left out, with the socket's port.
+    @Test func aWildcardSocketOffersTheHostsIPv4AddressesButLoopback() {
+        let offered = BootstrapClient.interfaceEndpoints(for: .v4(0, 0, 0, 0, port: 4242))
+        let expected = NetworkInterface.all().flatMap(\.ipv4Addresses).map { Endpoint(address: $0, port: 4242) }.filter { !$0.isLoopback }
+        #expect(offered == Array(expected.prefix(4)))
+        #expect(BootstrapClient.interfaceEndpoints(for: .v4(127, 0, 0, 1, port: 4242)) == [.v4(127, 0, 0, 1, port: 4242)])
+    }
+
     @Test func twoPeersConnectDirectlyAndChat() async throws {
         let server = try await BootstrapServer.start(bind: .v4(127, 0, 0, 1, port: 0))
         let serving = Task { await server.run() }
