@@ -62,6 +62,13 @@ public struct NetworkInterface: Sendable, Hashable {
             let i: Int
             if let known = result.firstIndex(where: { $0.name == name }) {
                 i = known
+            } else if let colon = name.firstIndex(of: ":"),
+                      let base = result.firstIndex(where: { $0.name == name[..<colon] }) {
+                // An IPv4 address with a label (`eth0:1`, an old-style alias) is listed under
+                // its label, which is no interface of its own (no link entry, the same index):
+                // it is an address of `eth0`. Listed apart, it made a second discovery socket on
+                // the same link in the LAN default, and one waiting for ever for an IPv6 address.
+                i = base
             } else {
                 result.append(NetworkInterface(
                     name: name, index: if_nametoindex(name), isUp: flags & UInt32(IFF_UP) != 0,

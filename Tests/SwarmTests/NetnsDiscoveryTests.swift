@@ -183,6 +183,24 @@ struct NetnsDiscoveryTests {
         #expect(checked.hasSuffix(" ipv6=fe80::abcd"), "\(checked)")
     }
 
+    /// Review 9: an IPv4 address with a label (`ip addr add … label eth0:1`, an old-style
+    /// alias) is an address of eth0, not an interface of its own. `getifaddrs` names it by its
+    /// label; listed apart, the LAN default took `eth0:1` beside `eth0` (two IPv4 discovery
+    /// sockets on one link, every datagram sent and heard twice) and its IPv6 socket waited
+    /// for ever for a link-local address an alias never has.
+    @Test func aLabelledAddressBelongsToItsInterface() async throws {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let bed = Netns.bedName("alias")
+        let lines = try await Netns.withBed(bed, hosts: 1) {
+            try Netns.tool(["exec", bed, "1", "ip", "addr", "add", "10.77.0.101/24", "dev", "eth0", "label", "eth0:1"])
+            return try await Probe.run(Netns.inHost(bed, 1, [probe.path, "--list-interfaces"]), timeout: 10)
+        }
+        #expect(!lines.contains { $0.hasPrefix("interface eth0:1 ") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("interface eth0 ") && $0.contains(" ipv4=10.77.0.1,10.77.0.101 ") }, "\(lines)")
+    }
+
     @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
         let bed = Netns.bedName("loss")
         let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {
