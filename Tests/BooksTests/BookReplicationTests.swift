@@ -329,4 +329,70 @@ import Testing
         #expect(pair.reader.forkProof == nil)
         twinStore.close()
     }
+
+    /// Review 9: what an honest author signed never makes anyone record a fork, however it is
+    /// shown to them: every root of the book's history, in any order, to the author itself,
+    /// to a reader that followed every batch (every root held), to one that fetched the book
+    /// in one answer (one root held: shorter roots are checked against its tree's peaks),
+    /// and to a sparse one (peaks missing: nothing compared); a root of another book of the
+    /// same author (not this book's: the Fetcher refuses it first, its signature does not
+    /// verify for this id); and the author's own latest root while it keeps appending.
+    @Test func noRootAnHonestAuthorSignedIsAForkAnywhere() throws {
+        let pair = try Pair(pages: 0)
+        var roots: [SignedRoot] = []
+        var next: UInt64 = 0
+        for batch in [1, 3, 2, 5, 1, 4, 7, 9, 1] as [UInt64] {
+            try pair.author.append(contentsOf: (next..<(next + batch)).map { testPage($0) })
+            next += batch
+            roots.append(try #require(pair.author.signedRoot))
+            try pair.send(pair.reader.length..<next)
+        }
+        let latest = try #require(pair.author.signedRoot)
+        func reader(_ secret: UInt8, _ dir: TemporaryDirectory, pages: [Range<UInt64>]) throws -> (BookStore, Book) {
+            let store = try openStore(dir, secret: secret)
+            let book = try store.open(id: pair.author.id, title: "bob-ana-task")
+            for range in pages {
+                let proof = try pair.author.proof(for: range, atLength: latest.length, upgradingFrom: book.length)
+                try book.apply(signedRoot: latest, proof: proof, pages: pair.author.pages(in: range))
+            }
+            return (store, book)
+        }
+        let oneDir = TemporaryDirectory("one-answer"), sparseDir = TemporaryDirectory("sparse")
+        defer { oneDir.remove(); sparseDir.remove() }
+        let (oneStore, oneAnswer) = try reader(3, oneDir, pages: [0..<next])
+        let (sparseStore, sparse) = try reader(4, sparseDir, pages: [0..<1, 17..<18])
+        defer { oneStore.close(); sparseStore.close() }
+        #expect(try oneAnswer.signedRoot(atLength: 6) == nil, "the one-answer reader holds the latest root only")
+        let holders = [pair.author, pair.reader, oneAnswer, sparse]
+        let other = try pair.authorStore.createOrOpen(name: "bob-carol-task")
+        try other.append(contentsOf: (0..<4).map { testPage($0 + 50) })
+        let foreign = try #require(other.signedRoot)
+        #expect(!SignedRoot(book: pair.author.id, length: foreign.length, rootHash: foreign.rootHash, signature: foreign.signature).isValid)
+        var rng = SystemRandomNumberGenerator()
+        for order in [roots, roots.reversed(), roots.shuffled(using: &rng)] {
+            for root in order + [foreign] {
+                for holder in holders { try holder.check(signedRoot: root) }
+            }
+        }
+        for holder in holders { #expect(holder.forkProof == nil) }
+        // The author appends on another thread while its latest root is shown to it and to
+        // the readers, as statuses would be: never a fork.
+        let done = Atomic<Bool>(false)
+        let appended = next
+        let appender = Thread {
+            for i in appended..<(appended + 300) { _ = try? pair.author.append(testPage(i)) }
+            done.store(true, ordering: .releasing)
+        }
+        appender.start()
+        var shown = 0
+        while !done.load(ordering: .acquiring) || shown == 0 {
+            let root = try #require(pair.author.signedRoot)
+            for holder in holders { try holder.check(signedRoot: root) }
+            if root.length > pair.reader.length { try pair.send(pair.reader.length..<root.length) }
+            try pair.reader.check(signedRoot: root)
+            shown += 1
+        }
+        #expect(pair.author.length == next + 300 && pair.reader.length >= next)
+        for holder in holders { #expect(holder.forkProof == nil) }
+    }
 }
