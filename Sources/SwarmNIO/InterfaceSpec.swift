@@ -63,8 +63,9 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
         /// Its IPv4 address; nil while an interface given by name has none (or is down).
         public var ipv4: Endpoint.Address?
         /// Whether IPv6 discovery belongs here: an interface given by name that is
-        /// multicast-capable and not loopback (IPv6 multicast does not deliver on `lo`,
-        /// MACHINE.md). An interface given by its IPv4 address, and loopback, are IPv4 only.
+        /// multicast-capable, not loopback (IPv6 multicast does not deliver on `lo`,
+        /// MACHINE.md) and does not have IPv6 switched off (`disable_ipv6`). An interface
+        /// given by its IPv4 address, and loopback, are IPv4 only.
         public var ipv6Capable: Bool
         /// Its usable IPv6 link-local address (`fe80::/10`) when `ipv6Capable`; nil while it
         /// has none.
@@ -85,7 +86,9 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
             }
             let ipv4 = found.ipv4
             let loopback = found.isLoopback || ipv4.map { Endpoint(address: $0, port: 0).isLoopback } == true
-            let ipv6Capable = found.isMulticast && !loopback
+            // An interface with IPv6 switched off never gets a link-local address: IPv6 is
+            // not waited for there (it would show as waiting for ever, looked up every second).
+            let ipv6Capable = found.isMulticast && !loopback && !NetworkInterface.isIPv6Disabled(on: found.name)
             return Resolved(spec: self, name: name, index: found.index, isLoopback: loopback, ipv4: ipv4,
                             ipv6Capable: ipv6Capable, ipv6LinkLocal: ipv6Capable && found.isUp ? found.ipv6LinkLocal : nil)
         case let .address(address):

@@ -114,6 +114,17 @@ public struct NetworkInterface: Sendable, Hashable {
         return true
     }()
 
+    /// Whether IPv6 is switched off on interface `name` (`net.ipv6.conf.NAME.disable_ipv6 = 1`,
+    /// which `…conf.all.disable_ipv6` sets on every interface): it then never gets a link-local
+    /// address, so nothing should wait for one. False where the file is missing (no such
+    /// interface, not Linux, IPv6 not in the kernel: `ipv6Supported` covers that).
+    public static func isIPv6Disabled(on name: String) -> Bool {
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != "..",
+              let file = fopen("/proc/sys/net/ipv6/conf/\(name)/disable_ipv6", "r") else { return false }
+        defer { fclose(file) }
+        return fgetc(file) == Int32(UInt8(ascii: "1"))
+    }
+
     private struct UnusableKey: Hashable {
         var name: String
         var address: [UInt8]

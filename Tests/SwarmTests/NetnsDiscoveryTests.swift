@@ -201,6 +201,41 @@ struct NetnsDiscoveryTests {
         #expect(lines.contains { $0.hasPrefix("interface eth0 ") && $0.contains(" ipv4=10.77.0.1,10.77.0.101 ") }, "\(lines)")
     }
 
+    /// Review 9: on an interface with IPv6 switched off (`disable_ipv6=1`, as many servers
+    /// have it) no link-local address ever comes. Since discovery waits for addresses, it
+    /// said `eth0 (IPv4; waiting for IPv6)` for as long as it ran — in the daemon's ready
+    /// line and `inspect` too — and looked the interface up every second for nothing; before,
+    /// such an interface ran IPv4 and said `eth0`. It runs IPv4 alone again, with nothing
+    /// waiting, and still finds its peer.
+    @Test func anInterfaceWithIPv6SwitchedOffWaitsForNoIPv6() async throws {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        let bed = Netns.bedName("noipv6")
+        let topic = SecureRandom.bytes(32).hexString
+        let outputs = try await Netns.withBed(bed, hosts: 2) {
+            try Netns.tool(["exec", bed, "1", "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+            return try await withThrowingTaskGroup(of: (Int, Probe.Output).self) { group in
+                for host in 1...2 {
+                    group.addTask {
+                        (host, Probe.Output(try await Probe.run(Netns.inHost(bed, host, [
+                            probe.path, "--interface", "eth0", "--port", "31896", "--topic", topic, "--seconds", "3",
+                            "--announce-interval", "1000", "--session-port", "\(42_000 + host)",
+                        ]), timeout: 15)))
+                    }
+                }
+                var outputs: [(Int, Probe.Output)] = []
+                for try await o in group { outputs.append(o) }
+                return outputs.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+        }
+        #expect(outputs[0].lines.filter { $0.hasPrefix("interfaces ") } == ["interfaces eth0", "interfaces eth0"], "\(outputs[0].lines)")
+        #expect(outputs[0].sightings.contains { $0.peer == outputs[1].peer && $0.endpoint == "\(Netns.address(host: 2)):42002" },
+                "\(outputs[0].lines)")
+        #expect(outputs[1].lines.filter { $0.hasPrefix("interfaces ") } == ["interfaces eth0 (IPv4+IPv6)", "interfaces eth0 (IPv4+IPv6)"],
+                "\(outputs[1].lines)")
+    }
+
     @Test func threeHostsFindEachOtherWithTwentyPercentLoss() async throws {
         let bed = Netns.bedName("loss")
         let (outputs, status) = try await Netns.withBed(bed, hosts: 3) {
