@@ -167,14 +167,33 @@ extension Messenger {
 
     private func refused(_ refusal: Refusal) async {
         if refusal.byRemote, refusal.reason == .forked, !refusedAsForked.contains(refusal.book) {
-            refusedAsForked.insert(refusal.book)
-            record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked: "
-                   + "it holds two histories, and messages of one do not reach the other side")
+            // Only the book's other party speaks for it: its reader (ours) or its author (one
+            // we read). A refusal needs no capability, so anyone with a session who knows the
+            // id could send one; taken from them, it stopped the pair's messages (a forked book
+            // is not written, and the next generation is refused by a reader whose copy is not).
+            if let party = otherParty(of: refusal.book), party == refusal.peer {
+                refusedAsForked.insert(refusal.book)
+                record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked: "
+                       + "it holds two histories, and messages of one do not reach the other side")
+            } else {
+                record("warning", "\(refusal.peer.short) refused book \(refusal.book.hex.prefix(16))… as forked, "
+                       + "a book it neither writes nor reads for us: not taken")
+            }
         }
         if refusal.reason == .forked { await startNextGeneration(after: refusal.book, refusedBy: refusal.peer, byRemote: refusal.byRemote) }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
+    }
+
+    /// The other party of a pairwise book we write or read: its reader when we are its author,
+    /// its author when we are its reader; nil for any other book.
+    private func otherParty(of book: BookID) -> PeerID? {
+        guard let entry = try? store.list().first(where: { $0.id == book }),
+              let name = entry.name.flatMap(TaskBookName.init(parsing:)), !name.isJournal else { return nil }
+        if name.author == localPeer { return name.reader }
+        if name.reader == localPeer { return name.author }
+        return nil
     }
 
     /// Books one pair may have (PROTOCOL.md §10.3): generations beyond are neither written

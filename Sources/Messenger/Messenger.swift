@@ -37,8 +37,9 @@ public actor Messenger {
     var nextSubscriber = 0
     var recentEvents: [EventReport] = []
     var refusals: [EventReport] = []
-    /// Books a member refused as forked (two histories under one key, as after a store
-    /// restored from `identity.key` alone): ours, or theirs when they found it first.
+    /// Books the other party of the pair refused as forked (two histories under one key, as
+    /// after a store restored from `identity.key` alone): ours, refused by its reader, or
+    /// theirs, refused by its author. Nobody else's refusal counts (`refused`).
     var refusedAsForked: Set<BookID> = []
     /// The replication policy's view of which topic opens which book (set while online).
     var bookTopics: BookTopics?

@@ -237,6 +237,45 @@ import Testing
         await bob.stop()
     }
 
+    /// Review 9: a refusal needs no capability (the machine takes `refuse` before any `open`),
+    /// so any peer with a session that knows a book id — a member: ids are public keys, and
+    /// copies carry them — can send `refuse(4)` on a pair's book. It was taken as the pair's
+    /// word: Bob put his book for Ana among the books refused as forked, stopped writing it
+    /// (`send` skips a forked book) and moved the pair to a next generation (written at the
+    /// next connection), which Ana refuses, her copy not being forked: Bob's messages to Ana
+    /// stopped. (Bob's driver reports a remote's refusal only when the session ends; Carol
+    /// ends hers.)
+    @Test("another member's refuse(4) on a pair's book does not stop the pair's messages", .timeLimit(.minutes(1)))
+    func aThirdMembersRefusalDoesNotCutAPair() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let (bob, ana, carol, task) = try await bed.threeInATask()
+        try await bob.messenger.send("one", to: task)
+        #expect(try await eventually { try await ana.texts(task) == ["one"] })
+        #expect(try await eventually { try await carol.texts(task) == ["one"] })
+        let bobForAna = try #require(try bob.store.id(named: TaskBookName(author: bob.id, reader: ana.id, task: task).text))
+        let toBob = try #require(await carol.swarm?.openConnections.first { $0.remotePeer == bob.id })
+        let channel = try await toBob.openChannel(label: Array("bsrepl/1".utf8) + bobForAna.bytes)
+        for _ in 0..<5 {
+            try? await channel.send([1, 7, 4])  // version 1, refuse, reason 4: forked
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await carol.stop()
+        let heard = await eventually {
+            await bob.messenger.refusals.contains { $0.kind == "refused-by-remote" && $0.detail.contains(bobForAna.hex.prefix(8)) }
+        }
+        #expect(heard, "Bob did not take Carol's refusal in: the test shows nothing")
+        try await bob.messenger.send("two", to: task)
+        let arrived = try await eventually(.seconds(5)) { try await ana.texts(task) == ["one", "two"] }
+        let anaTexts = try await ana.texts(task)
+        #expect(arrived, "ana: \(anaTexts)")
+        #expect(try await bob.messenger.currentPairwiseName(for: ana.id, task: task).generation == 0,
+                "Bob would start a new generation of his book for Ana on Carol's word")
+        #expect(try await bob.messenger.summary(of: task).members.first { $0.peer == ana.id.publicKey.hex }?.problem == nil)
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a compiled book of other people's messages verifies against each author", .timeLimit(.minutes(1)))
     func compileAcrossAuthors() async throws {
         let bed = MessengerBed()
