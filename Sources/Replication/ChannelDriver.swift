@@ -84,7 +84,9 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
                         if m.isClosed { break }
                     }
                     serveSideInputs(&m, now: now)
-                    return m.hasPendingOutput
+                    // Closed by this batch (the remote's `refuse`, a local failure) with nothing
+                    // to send: the flush still reports the actions and ends the driver.
+                    return m.hasPendingOutput || m.isClosed
                 }
                 if more { await flush() } else { updateDeadline() }
                 if isFinished { break }
@@ -137,7 +139,7 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
             let now = clock.now()
             if let more = machine.withLockIfAvailable({ m -> Bool in
                 serveSideInputs(&m, now: now)
-                return m.hasPendingOutput
+                return m.hasPendingOutput || m.isClosed
             }) {
                 if more { await flush() } else { updateDeadline() }
                 return

@@ -276,6 +276,32 @@ import Testing
         await bob.stop()
     }
 
+    /// Review 9: a remote's `refuse` closed the replication machine, but its driver went on
+    /// waiting for messages: the refusal was reported, and the channel closed, only when the
+    /// session ended (a driver and its timer per refused channel until then; a reader's
+    /// refusal of a forked book reached its author only at the end of the session).
+    @Test("a remote's refusal is reported at once and ends the channel", .timeLimit(.minutes(1)))
+    func aRemotesRefusalIsReportedAtOnce() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let (bob, ana, carol, task) = try await bed.threeInATask()
+        try await bob.messenger.send("one", to: task)
+        #expect(try await eventually { try await ana.texts(task) == ["one"] })
+        let bobForAna = try #require(try bob.store.id(named: TaskBookName(author: bob.id, reader: ana.id, task: task).text))
+        let toBob = try #require(await carol.swarm?.openConnections.first { $0.remotePeer == bob.id })
+        let channel = try await toBob.openChannel(label: Array("bsrepl/1".utf8) + bobForAna.bytes)
+        try await channel.send([1, 7, 1])  // version 1, refuse, reason 1: not authorized
+        let heard = await eventually(.seconds(3)) {
+            await bob.messenger.refusals.contains { $0.kind == "refused-by-remote" && $0.detail.contains(bobForAna.hex.prefix(8)) }
+        }
+        #expect(heard, "the refusal is not reported while the session lasts")
+        #expect(await eventually(.seconds(3)) { !channel.isOpen }, "the refused channel stays open")
+        #expect(await eventually(.seconds(3)) { await bob.messenger.network?.replicator.peers(of: bobForAna) == [ana.id] })
+        await carol.stop()
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a compiled book of other people's messages verifies against each author", .timeLimit(.minutes(1)))
     func compileAcrossAuthors() async throws {
         let bed = MessengerBed()
