@@ -85,8 +85,13 @@ extension Book {
                 try recordFork(ForkProof(first: held, second: root), state: &state, db: db)
             }
             if root.length > latest.length {
-                if state.keyPair != nil { try conflict(with: latest) }
-                return
+                guard state.keyPair != nil else { return }
+                guard state.forks.isEmpty else {
+                    throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
+                }
+                try recordFork(ForkProof(first: latest, second: root), state: &state, db: db,
+                               detail: "book \(id.hex.prefix(16))… holds \(latest.length) pages, but its key signed a root of \(root.length): "
+                                   + "this store lost pages (restored from an older copy or from the key alone), so the book can only fork from here")
             }
             if let held = root.length == latest.length ? latest : try db.root(book: state.number, id: id, length: root.length) {
                 if held.rootHash != root.rootHash { try conflict(with: held) }
@@ -245,9 +250,25 @@ extension Book {
         }
     }
 
-    private func recordFork(_ fork: ForkProof, state: inout BookStore.BookState, db: SQLiteDatabase) throws -> Never {
+    private func recordFork(_ fork: ForkProof, state: inout BookStore.BookState, db: SQLiteDatabase,
+                            detail: String? = nil) throws -> Never {
         try db.transaction { try db.insertFork(book: state.number, proof: fork) }
         state.forks.append(fork)
-        throw BooksError(.forked, "the author of book \(id.hex.prefix(16))… signed two different trees: \(fork)", file: store.file)
+        throw BooksError(.forked, detail ?? "the author of book \(id.hex.prefix(16))… signed two different trees: \(fork)", file: store.file)
+    }
+
+    /// Keeps a fork proof found elsewhere — a holder announced two roots of one length —
+    /// like one found here (§3.6): stored durably, the book refused from then on. Only a
+    /// self-evident proof of this book is kept (`.invalidProof` otherwise); a book already
+    /// forked keeps the proof it has.
+    public func keep(_ fork: ForkProof) throws {
+        guard fork.first.book == id, fork.isSelfEvident else {
+            throw BooksError(.invalidProof, "\(fork) is not a fork proof of book \(id.hex.prefix(16))…")
+        }
+        try store.withState(id) { state, db in
+            guard state.forks.isEmpty else { return }
+            try db.transaction { try db.insertFork(book: state.number, proof: fork) }
+            state.forks.append(fork)
+        }
     }
 }

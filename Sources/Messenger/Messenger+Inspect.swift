@@ -13,7 +13,11 @@ extension Messenger {
         for entry in try storage({ try store.list() }) {
             let book = try storage { try store.open(id: entry.id) }
             var problem: String?
-            if entry.isForked { problem = "forked: the author signed two different trees" }
+            if entry.isForked {
+                problem = entry.isWritable
+                    ? "forked: its key signed pages this store does not hold (the store lost or restored from an older copy, or the key used elsewhere)"
+                    : "forked: the author signed two different trees"
+            }
             if problem == nil, let root = book.signedRoot, !root.isValid { problem = "latest signed root does not verify" }
             if verify, problem == nil {
                 do { try book.verify() } catch let error as BooksError { problem = error.detail } catch { problem = "\(error)" }

@@ -95,17 +95,28 @@ struct Fetcher: Sendable {
                 return .refuse(.invalidData, "the status root at length \(root.length) is not signed by the book's author", nil)
             }
             if let seen = remoteRoots[root.length], seen.rootHash != root.rootHash {
-                return .refuse(.forked, "the remote announced two roots at length \(root.length)", ForkProof(first: seen, second: root))
+                // Both validly signed: a proof anyone can check, kept like one found here.
+                let fork = ForkProof(first: seen, second: root)
+                do {
+                    try book.keep(fork)
+                } catch {
+                    return .localFailure("keeping a fork proof: \(error)")
+                }
+                return .refuse(.forked, "the remote announced two roots at length \(root.length)", fork)
             }
-            do {
-                try book.check(signedRoot: root)
-            } catch let error as BooksError where error.code == .forked {
-                return .refuse(.forked, error.detail, book.forkProof)
-            } catch {
-                return .localFailure("checking a root: \(error)")
+            // A root seen before was checked then (a remote alternating between two
+            // statuses costs no lookups); one held or conflicting since is found by `apply`.
+            if remoteRoots[root.length] != root {
+                do {
+                    try book.check(signedRoot: root)
+                } catch let error as BooksError where error.code == .forked {
+                    return .refuse(.forked, error.detail, book.forkProof)
+                } catch {
+                    return .localFailure("checking a root: \(error)")
+                }
+                if remoteRoots.count >= 16, let oldest = remoteRoots.keys.min() { remoteRoots[oldest] = nil }
+                remoteRoots[root.length] = root
             }
-            if remoteRoots.count >= 16, let oldest = remoteRoots.keys.min() { remoteRoots[oldest] = nil }
-            remoteRoots[root.length] = root
         }
         remote = RemoteView(length: root.length, root: root, held: status.held)
         return .nothing

@@ -24,9 +24,12 @@ public protocol ReplicatedBook: AnyObject, Sendable {
                 page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof
     /// Verifies, then stores in one transaction (see `Book.apply`).
     func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws
-    /// Checks a validly signed root against the one held at the same length; a different
-    /// root is a fork: the proof is kept and `.forked` thrown.
+    /// Checks a validly signed root against what is held (`Book.check(signedRoot:)`): a
+    /// root that cannot belong to the held tree, or, at the author, one longer than the
+    /// book, is a fork: the proof is kept and `.forked` thrown.
     func check(signedRoot: SignedRoot) throws
+    /// Keeps a self-evident fork proof found elsewhere (`Book.keep(_:)`).
+    func keep(_ fork: ForkProof) throws
     var forkProof: ForkProof? { get }
 }
 

@@ -322,6 +322,7 @@ import Testing
         let (twinStore, restored) = try twin(twinDir, pages: (0..<3).map { testPage($0 + 100) })
         let error = #expect(throws: BooksError.self) { try restored.check(signedRoot: #require(pair.reader.signedRoot)) }
         #expect(error?.code == .forked)
+        #expect(error?.detail.contains("holds 3 pages, but its key signed a root of 8: this store lost pages") == true)
         #expect(restored.forkProof == ForkProof(first: restored.signedRoot!, second: pair.reader.signedRoot!))
         // A reader shown a longer root learns of news, nothing more.
         try pair.author.append(testPage(8))

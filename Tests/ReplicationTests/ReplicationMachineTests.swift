@@ -155,6 +155,34 @@ struct ReplicationMachineTests {
         #expect(try reader.pages(in: 0..<50) == before)
     }
 
+    @Test("a holder announcing two roots of one length: refused, and the fork proof kept in the store")
+    func twoRootsFromOneHolderAreKept() throws {
+        let honest = try Fixtures.authorBook(Fixtures.store(dir.sub("a1"), seed: 1), count: 5)
+        let forkStore = try Fixtures.store(dir.sub("a2"), seed: 1)
+        let forked = try forkStore.createOrOpen(name: "ana-bob-task")
+        try forked.append(contentsOf: (0..<5).map { Fixtures.page($0 + 1_000_000) })
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: honest.id)
+        func status(_ sequence: UInt32, _ root: SignedRoot) -> ReplicationMessage.Status {
+            ReplicationMessage.Status(sequence: sequence, acknowledged: 0, needsAck: false, rangesTruncated: false,
+                                      length: root.length, root: (root.rootHash, root.signature), held: [0..<root.length])
+        }
+        var fetcher = Fetcher(interest: .all, configuration: ReplicationConfiguration())
+        let first = try #require(honest.signedRoot), second = try #require(forked.signedRoot)
+        #expect(fetcher.remoteStatus(status(1, first), book: reader) == .nothing)
+        // Seen again (a remote alternating between statuses): nothing to do.
+        #expect(fetcher.remoteStatus(status(2, first), book: reader) == .nothing)
+        let outcome = fetcher.remoteStatus(status(3, second), book: reader)
+        let fork = ForkProof(first: first, second: second)
+        #expect(outcome == .refuse(.forked, "the remote announced two roots at length 5", fork))
+        // Kept like a fork found by the store itself: the book is refused from now on.
+        #expect(reader.forkProof == fork)
+        #expect(throws: BooksError(.forked, "")) { try reader.proof(for: 0..<0) }
+        // A proof that proves nothing is not kept.
+        let other = try Fixtures.store(dir.sub("c"), seed: 3).open(id: honest.id)
+        #expect(throws: BooksError(.invalidProof, "")) { try other.keep(ForkProof(first: first, second: first)) }
+        #expect(other.forkProof == nil)
+    }
+
     @Test("a reader without the right secret is refused")
     func notAuthorized() throws {
         let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 10)

@@ -43,6 +43,7 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
         try inner.applyAnswer(signedRoot: signedRoot, proof: proof, pages: pages)
     }
     func check(signedRoot: SignedRoot) throws { try inner.check(signedRoot: signedRoot) }
+    func keep(_ fork: ForkProof) throws { try inner.keep(fork) }
 
     func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
                 page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
