@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "bookswarm-bench", targets: ["BookswarmBench"]),
         .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
+        .executable(name: "fuzz-swarm", targets: ["FuzzSwarm"]),
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
@@ -75,6 +76,10 @@ let package = Package(
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
+        // The fuzz targets of the readers of network bytes beyond Noise (one per module, a
+        // selector byte per reader), over one shared driver.
+        .target(name: "FuzzSupport"),
+        .executableTarget(name: "FuzzSwarm", dependencies: ["FuzzSupport", "Swarm", "Sodium", nioCore]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["JSONLines", "Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),

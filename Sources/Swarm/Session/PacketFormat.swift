@@ -1,6 +1,8 @@
 /// Session packets on the wire (PROTOCOL.md §7). Every packet starts with a 4-byte header:
 /// version, type, two reserved zero bytes. Integers are little-endian. Each handshake type
 /// has one fixed length, so a length check alone rejects most garbage before any crypto.
+/// The readers and writers below are `package`: the fuzz target (Sources/FuzzSwarm) checks
+/// that what they read re-encodes to the same bytes.
 public enum PacketFormat {
     /// §7.1: the only version this code speaks.
     public static let version: UInt8 = 1
@@ -39,7 +41,7 @@ public enum PacketFormat {
 }
 
 /// §7.1 packet types.
-enum PacketType: UInt8 {
+package enum PacketType: UInt8 {
     case ikInitiation = 1
     case ikResponse = 2
     case xxInitiation = 3
@@ -47,7 +49,7 @@ enum PacketType: UInt8 {
     case xxFinish = 5
     case transport = 6
 
-    var fixedLength: Int? {
+    package var fixedLength: Int? {
         switch self {
         case .ikInitiation: PacketFormat.ikInitiationLength
         case .ikResponse: PacketFormat.ikResponseLength
@@ -60,7 +62,7 @@ enum PacketType: UInt8 {
 }
 
 /// A handshake packet: sender index, receiver index (absent in initiations), Noise message.
-struct HandshakePacket: Equatable {
+package struct HandshakePacket: Equatable {
     var type: PacketType
     var senderIndex: UInt32
     var receiverIndex: UInt32
@@ -70,11 +72,11 @@ struct HandshakePacket: Equatable {
 }
 
 /// What the first four bytes say, or why the datagram is garbage.
-enum PacketHeader {
+package enum PacketHeader {
     case packet(PacketType)
     case dropped(DropReason)
 
-    init(_ bytes: [UInt8]) {
+    package init(_ bytes: [UInt8]) {
         guard bytes.count <= PacketFormat.maxDatagram else { self = .dropped(.tooBig); return }
         guard bytes.count >= PacketFormat.headerLength, bytes[0] == PacketFormat.version,
               bytes[2] == 0, bytes[3] == 0, let type = PacketType(rawValue: bytes[1]) else {
@@ -91,7 +93,7 @@ enum PacketHeader {
 
 extension HandshakePacket {
     /// Reads a packet whose header and length `PacketHeader` already checked.
-    init(validated bytes: [UInt8], type: PacketType) {
+    package init(validated bytes: [UInt8], type: PacketType) {
         self.type = type
         var offset = PacketFormat.headerLength
         senderIndex = bytes.readUInt32(at: offset)
@@ -105,7 +107,7 @@ extension HandshakePacket {
         noise = Array(bytes[offset...])
     }
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(PacketFormat.headerLength + 8 + noise.count)
         out.append(contentsOf: [PacketFormat.version, type.rawValue, 0, 0])
@@ -119,7 +121,7 @@ extension HandshakePacket {
 
 /// The cleartext part of a transport packet: receiver index and counter (the AEAD nonce).
 /// The 16 header bytes are also the AEAD's associated data.
-struct TransportHeader: Equatable {
+package struct TransportHeader: Equatable {
     var receiverIndex: UInt32
     var counter: UInt64
 
@@ -128,12 +130,12 @@ struct TransportHeader: Equatable {
         self.counter = counter
     }
 
-    init(validated bytes: [UInt8]) {
+    package init(validated bytes: [UInt8]) {
         receiverIndex = bytes.readUInt32(at: 4)
         counter = bytes.readUInt64(at: 8)
     }
 
-    func write(into out: inout [UInt8]) {
+    package func write(into out: inout [UInt8]) {
         out.append(contentsOf: [PacketFormat.version, PacketType.transport.rawValue, 0, 0])
         out.appendUInt32(receiverIndex)
         out.appendUInt64(counter)

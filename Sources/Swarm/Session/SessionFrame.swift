@@ -37,7 +37,9 @@ public enum CloseReason: UInt8, Sendable {
     case refused = 5
 }
 
-enum SessionFrame: Equatable {
+/// One frame (§8.1). `package`, as `ControlMessage`: the fuzz target (Sources/FuzzSwarm)
+/// reads both and seals frames of every kind through `SessionManager.sendFrame`.
+package enum SessionFrame: Equatable {
     case ping(echo: UInt64)
     case pong(echo: UInt64)
     case close(CloseReason)
@@ -47,7 +49,7 @@ enum SessionFrame: Equatable {
     case channelClose(UInt16)
 
     /// Encoded length, for the size check before sealing.
-    var encodedLength: Int {
+    package var encodedLength: Int {
         switch self {
         case .ping, .pong: 9
         case .close: 2
@@ -57,7 +59,7 @@ enum SessionFrame: Equatable {
         }
     }
 
-    func write(into out: inout [UInt8]) {
+    package func write(into out: inout [UInt8]) {
         switch self {
         case let .ping(echo): out.append(FrameKind.ping.rawValue); out.appendUInt64(echo)
         case let .pong(echo): out.append(FrameKind.pong.rawValue); out.appendUInt64(echo)
@@ -73,7 +75,7 @@ enum SessionFrame: Equatable {
 
     /// Parses a decrypted plaintext; nil when malformed. Takes ownership so channel data can
     /// be handed on without another copy.
-    init?(plaintext: consuming [UInt8]) {
+    package init?(plaintext: consuming [UInt8]) {
         guard let first = plaintext.first, let kind = FrameKind(rawValue: first) else { return nil }
         let count = plaintext.count
         switch kind {
@@ -102,7 +104,7 @@ enum SessionFrame: Equatable {
 /// §8.3: messages on the control channel: a topic capability, and its acknowledgement
 /// (capabilities are retransmitted until acknowledged, since a lost one would leave the peer
 /// out of a topic for the whole session).
-enum ControlMessage: Equatable {
+package enum ControlMessage: Equatable {
     /// A keyed hash of a topic and the session's handshake hash.
     case capability([UInt8])
     /// "Received" (not "verified": the answer must not tell a non-member anything).
@@ -112,14 +114,14 @@ enum ControlMessage: Equatable {
     static let capabilityAckType: UInt8 = 2
     static let capabilityLength = 32
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         switch self {
         case let .capability(bytes): return [ControlMessage.capabilityType] + bytes
         case let .capabilityAck(bytes): return [ControlMessage.capabilityAckType] + bytes
         }
     }
 
-    init?(_ bytes: [UInt8]) {
+    package init?(_ bytes: [UInt8]) {
         guard bytes.count == 1 + ControlMessage.capabilityLength else { return nil }
         switch bytes[0] {
         case ControlMessage.capabilityType: self = .capability(Array(bytes[1...]))

@@ -146,3 +146,14 @@ extension SessionManager {
         return earliest
     }
 }
+
+extension SessionManager {
+    /// Whether the timer cache names exactly the sessions that have a timer, each with its
+    /// current deadline: what `store` keeps true. For the fuzz target (Sources/FuzzSwarm),
+    /// which checks it after every input and cannot see the tables.
+    package var timersAreConsistent: Bool {
+        let expected = Set(sessions.compactMap { peer, s in deadline(of: s) == nil ? nil : peer })
+        guard Set(deadlines.keys) == expected else { return false }
+        return deadlines.allSatisfy { peer, t in sessions[peer].flatMap { deadline(of: $0) } == t }
+    }
+}

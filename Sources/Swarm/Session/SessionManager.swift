@@ -190,6 +190,21 @@ public struct SessionManager {
         store(s)
     }
 
+    /// Sends any frame to an established peer, as the session's own sends do; false without
+    /// a session. Not for the application: the fuzz target (Sources/FuzzSwarm) plays a
+    /// remote whose frames break the rules (a channel id of the wrong parity, a control
+    /// message that does not parse), which the public sends never produce.
+    @discardableResult
+    package mutating func sendFrame(_ frame: SessionFrame, to peer: PeerID, now: Timestamp) -> Bool {
+        guard frame.encodedLength <= PacketFormat.maxTransportPlaintext, var s = sessions.removeValue(forKey: peer) else {
+            return false
+        }
+        defer { store(s) }
+        guard s.isEstablished else { return false }
+        send(frame, in: &s, now: now)
+        return true
+    }
+
     public mutating func closeChannel(_ channel: UInt16, with peer: PeerID, now: Timestamp) {
         guard var s = sessions.removeValue(forKey: peer) else { return }
         if s.channels.close(channel) { send(.channelClose(channel), in: &s, now: now) }
