@@ -73,8 +73,10 @@ extension Book {
     /// * Longer than the verified length: news for a reader. For the author (a writable
     ///   book) it is a root it signed but no longer holds: its store lost pages (a vault
     ///   restored from the key alone), and its book can only fork from here.
-    /// The signature must have been checked (`signedRoot.isValid`).
+    /// The signature must have been checked (`signedRoot.isValid`). A root of more pages
+    /// than a book holds (`Book.maximumLength`) throws `.invalidProof`.
     public func check(signedRoot root: SignedRoot) throws {
+        try Book.checkLength(root)
         guard root.book == id, root.length > 0 else { return }
         try store.withState(id) { state, db in
             guard let latest = state.latest else { return }
@@ -109,7 +111,8 @@ extension Book {
     /// Verifies `pages` (the pages of `proof.pages`, in order) and the proof against
     /// `signedRoot`, then stores the pages, the tree nodes they establish and the root in
     /// one transaction, and notifies `lengthUpdates`. Nothing is stored unless all of it
-    /// verifies. Returns the book's new state.
+    /// verifies; a root of more pages than a book holds (`Book.maximumLength`) never does,
+    /// however it is signed. Returns the book's new state.
     ///
     /// The transaction is atomic but not synced when it returns (unlike an author's
     /// `append`): a reader's pages can be fetched again, so one fsync per answer would only
@@ -134,6 +137,9 @@ extension Book {
         guard signedRoot.book == id else {
             throw BooksError(.invalidSignature, "the signed root belongs to book \(signedRoot.book.hex.prefix(16))…, not \(id.hex.prefix(16))…")
         }
+        // Before anything else: a page beyond the limit would be stored under another row's
+        // key (§4.3), and a tree of more pages under row slots made for 41 nodes at most.
+        try Book.checkLength(signedRoot)
         guard proof.length == signedRoot.length, pages.count == proof.pages.count,
               MerkleProof.isWellFormed(pages: proof.pages, length: proof.length, fromLength: proof.fromLength) else {
             throw BooksError(.invalidProof, "\(proof) does not fit \(signedRoot) with \(pages.count) pages")
@@ -241,6 +247,14 @@ extension Book {
         if signedRoot.length > state.length {
             state.latest = signedRoot
             state.peaks = FlatTree.roots(length: signedRoot.length).map { TreeNode(index: $0, hash: byIndex[$0]!) }
+        }
+    }
+
+    /// A root of more pages than a book holds is invalid, however it is signed (§3.1).
+    private static func checkLength(_ signedRoot: SignedRoot) throws {
+        guard signedRoot.length <= Book.maximumLength else {
+            throw BooksError(.invalidProof, "the signed root claims \(signedRoot.length) pages; a book holds at most \(Book.maximumLength)",
+                             limit: Int(Book.maximumLength))
         }
     }
 

@@ -10,6 +10,9 @@ public final class Book: Sendable, CustomStringConvertible {
     /// The largest page accepted, in bytes (4 MiB): large enough for attachments a
     /// messenger sends whole, small enough that a page fits in memory several times over.
     public static let maximumPageSize = 4 * 1024 * 1024
+    /// The most pages a book holds, 2^40 (PROTOCOL.md §3.1): a page's index is 40 bits of
+    /// its row's key (§4.3). A signed root claiming more is no book's, whoever signed it.
+    public static let maximumLength: UInt64 = PageKey.maximumPages
 
     public let id: BookID
     public let store: BookStore
@@ -137,8 +140,8 @@ public final class Book: Sendable, CustomStringConvertible {
             }
             let start = state.length
             guard !pages.isEmpty else { return start..<start }
-            guard start + UInt64(pages.count) <= PageKey.maximumPages else {
-                throw BooksError(.outOfRange, "a book holds at most \(PageKey.maximumPages) pages", file: store.file)
+            guard start + UInt64(pages.count) <= Book.maximumLength else {
+                throw BooksError(.outOfRange, "a book holds at most \(Book.maximumLength) pages", file: store.file)
             }
             var peaks = state.peaks
             let end = start + UInt64(pages.count)

@@ -37,10 +37,10 @@ public struct MerkleProof: Hashable, Sendable, CustomStringConvertible {
 
     enum Step { case checked, expanded, carried }
 
-    /// Whether a request is well formed: pages within the length, a non-empty tree, and an
-    /// upgrade from a length no longer than the target.
-    static func isWellFormed(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> Bool {
-        length > 0 && pages.upperBound <= length && fromLength <= length
+    /// Whether a request is well formed: pages within the length, a tree of 1 to
+    /// `Book.maximumLength` pages, and an upgrade from a length no longer than the target.
+    package static func isWellFormed(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> Bool {
+        length > 0 && length <= Book.maximumLength && pages.upperBound <= length && fromLength <= length
     }
 
     static func step(_ index: UInt64, pages: Range<UInt64>, fromLength: UInt64, oldPeaks: [UInt64]) -> Step {
@@ -55,7 +55,7 @@ public struct MerkleProof: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The indices of the nodes a proof for this request carries, in walk order.
-    static func nodeIndices(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> [UInt64] {
+    package static func nodeIndices(pages: Range<UInt64>, length: UInt64, fromLength: UInt64) -> [UInt64] {
         precondition(isWellFormed(pages: pages, length: length, fromLength: fromLength), "malformed proof request")
         let oldPeaks = fromLength > 0 ? FlatTree.roots(length: fromLength) : []
         var result: [UInt64] = []
@@ -75,9 +75,9 @@ public struct MerkleProof: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// What checking a proof yields.
-    struct Outcome {
+    package struct Outcome {
         /// The root hash over the recomputed peaks of `length`.
-        var rootHash: PageHash
+        package var rootHash: PageHash
         /// Every node the proof establishes: carried, and recomputed (leaves included).
         var nodes: [TreeNode]
         /// Peaks of `fromLength` whose recomputed hash differs from the trusted one. If
@@ -89,7 +89,7 @@ public struct MerkleProof: Hashable, Sendable, CustomStringConvertible {
     /// comparing the peaks of `fromLength` with `trusted`, the ones the reader verified.
     /// Throws `.invalidProof` when the proof does not fit the walk; the caller compares
     /// `rootHash` with the signed root.
-    func evaluate(pageHashes: [PageHash], trusted: [UInt64: PageHash]) throws -> Outcome {
+    package func evaluate(pageHashes: [PageHash], trusted: [UInt64: PageHash]) throws -> Outcome {
         guard MerkleProof.isWellFormed(pages: pages, length: length, fromLength: fromLength),
               pageHashes.count == pages.count else {
             throw BooksError(.invalidProof, "proof of pages \(pages) at length \(length) from \(fromLength) with \(pageHashes.count) pages is malformed")

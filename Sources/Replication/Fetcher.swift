@@ -111,6 +111,9 @@ struct Fetcher: Sendable {
                     try book.check(signedRoot: root)
                 } catch let error as BooksError where error.code == .forked {
                     return .refuse(.forked, error.detail, book.forkProof)
+                } catch let error as BooksError where error.code == .invalidProof {
+                    // A root of more pages than any book holds (`Book.maximumLength`).
+                    return .refuse(.invalidData, error.detail, nil)
                 } catch {
                     return .localFailure("checking a root: \(error)")
                 }

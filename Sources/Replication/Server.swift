@@ -46,7 +46,8 @@ struct Server: Sendable {
         }
         guard request.atLength > 0, request.atLength <= localLength, request.pages.upperBound <= request.atLength,
               request.fromLength <= request.atLength,
-              UInt64(request.pages.count) <= configuration.maxPagesPerRequest else {
+              // Not `pages.count`: an Int, which traps for a range of more than 2^63 pages.
+              request.pages.upperBound - request.pages.lowerBound <= configuration.maxPagesPerRequest else {
             stats.requestsRejected += 1
             out.append(ReplicationMessage.noData(requestID: request.id, reason: .outOfRange).encoded())
             return .nothing

@@ -396,4 +396,51 @@ import Testing
         #expect(pair.author.length == next + 300 && pair.reader.length >= next)
         for holder in holders { #expect(holder.forkProof == nil) }
     }
+
+    /// Found by fuzz-replication (a hostile author's answer): a validly signed root of more
+    /// pages than a book holds (2^40, §3.1) was stored. Page 2^40 of book number 1 went to
+    /// the row key of its page 0 (§4.3), and a page with more than 40 trailing one bits to a
+    /// row with more tree nodes than a row holds, so the reader's own `verify()` then called
+    /// its store corrupt. Now refused before anything is stored, by `apply` and `check`.
+    @Test func rootsOfMorePagesThanABookHoldsAreRefusedHoweverSigned() throws {
+        let pair = try Pair(pages: 1)
+        let keys = try BookName.keyPair(masterSecret: masterSecret(1), name: "bob-ana-task")
+        let page = Array("forged".utf8)
+        // Length 2^40 + 1: a perfect tree of 2^40 pages, then page 2^40 alone.
+        let length = Book.maximumLength + 1
+        let peaks = FlatTree.roots(length: length)
+        let left = TreeNode(index: peaks[0], hash: try PageHash(bytes: [UInt8](repeating: 7, count: 32)))
+        let rootHash = PageHash.root(peaks: [left, TreeNode(index: peaks[1], hash: PageHash.leaf(page))])
+        let signable = SignedRoot.signable(book: pair.author.id, length: length, rootHash: rootHash)
+        let root = SignedRoot(book: pair.author.id, length: length, rootHash: rootHash, signature: keys.sign(signable))
+        #expect(root.isValid)
+        let proof = MerkleProof(pages: Book.maximumLength..<length, length: length, fromLength: 0, nodes: [left])
+        let error = #expect(throws: BooksError.self) { try pair.reader.apply(signedRoot: root, proof: proof, pages: [page]) }
+        #expect(error?.code == .invalidProof)
+        #expect(error?.limit == Int(Book.maximumLength))
+        #expect(throws: BooksError(.invalidProof, "")) { try pair.reader.check(signedRoot: root) }
+        #expect(pair.reader.length == 0 && pair.reader.heldRanges().isEmpty)
+        // The proof does not verify on its own either: no tree is that long.
+        #expect(!proof.verifies(pages: [page], against: root))
+
+        // Exactly 2^40 pages is a book's: its last page is stored and verifies after reopening.
+        let full = Book.maximumLength
+        let last = (full - 1)..<full
+        let nodes = MerkleProof.nodeIndices(pages: last, length: full, fromLength: 0).map {
+            TreeNode(index: $0, hash: PageHash.leaf(testPage($0)))
+        }
+        let fullProof = MerkleProof(pages: last, length: full, fromLength: 0, nodes: nodes)
+        let fullHash = try fullProof.evaluate(pageHashes: [PageHash.leaf(page)], trusted: [:]).rootHash
+        let fullRoot = SignedRoot(book: pair.author.id, length: full, rootHash: fullHash,
+                                  signature: keys.sign(SignedRoot.signable(book: pair.author.id, length: full, rootHash: fullHash)))
+        try pair.reader.apply(signedRoot: fullRoot, proof: fullProof, pages: [page])
+        pair.readerStore.close()
+        let reopened = try openStore(pair.readerDir, secret: 2)
+        let again = try reopened.open(id: pair.author.id)
+        #expect(again.heldRanges().ranges == [last])
+        #expect(try again.get(full - 1) == page)
+        #expect(try again.get(0) == nil)
+        try again.verify()
+        reopened.close()
+    }
 }

@@ -1,5 +1,6 @@
 import Books
 import Foundation
+import Sodium
 import Swarm
 import Testing
 @testable import Replication
@@ -257,5 +258,76 @@ struct ReplicationMachineTests {
         machine.receive([ReplicationWire.version, ReplicationWire.MessageType.status.rawValue, 1], now: now)
         #expect(machine.isClosed)
         #expect(machine.takeActions().contains { if case .refused(.malformed, _, _) = $0 { true } else { false } })
+    }
+
+    /// Found by fuzz-replication: a status whose root its author signed for more pages than
+    /// a book holds (§3.1) is refused as invalid data, as a status with a bad signature is;
+    /// the reader never asks for those pages, and nothing is stored.
+    @Test("a validly signed root of more pages than a book holds is refused")
+    func rootBeyondAnyBook() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 1)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        let keys = try BookName.keyPair(masterSecret: SecretBytes(copying: [UInt8](repeating: 1, count: 32)), name: "ana-bob-task")
+        let length = Book.maximumLength + 1
+        let rootHash = try PageHash(bytes: [UInt8](repeating: 5, count: 32))
+        let signature = keys.sign(SignedRoot.signable(book: author.id, length: length, rootHash: rootHash))
+        let (_, binding) = Fixtures.bindings()
+        var machine = ReplicationMachine(book: reader, binding: binding, policy: Fixtures.policy, interest: .all)
+        let now = Timestamp(nanoseconds: 1)
+        machine.start(now: now)
+        let status = ReplicationMessage.status(.init(sequence: 1, acknowledged: 0, needsAck: true, rangesTruncated: false,
+                                                     length: length, root: (rootHash, signature), held: [0..<length]))
+        machine.receive(status.encoded(), now: now)
+        let closed = machine.isClosed
+        #expect(closed)
+        #expect(machine.takeActions().contains { if case .refused(.invalidData, _, _) = $0 { true } else { false } })
+        #expect(!machine.takeMessages().contains { if case .request? = try? ReplicationMessage.decode($0).get() { true } else { false } })
+        #expect(reader.length == 0 && reader.heldRanges().isEmpty)
+    }
+
+    /// Found by fuzz-replication: a holder counted a request's pages with `Range.count`, an
+    /// `Int`, which traps for more than 2^63 pages; a book that long was reachable while
+    /// readers stored roots of any length (see the test above). The bound is now compared
+    /// in `UInt64`: such a request is out of range, whatever book answers it.
+    @Test("a request for more than 2^63 pages is out of range, not a trap")
+    func requestBeyondInt() throws {
+        let book = EndlessBook()
+        let (binding, _) = Fixtures.bindings()
+        var machine = ReplicationMachine(book: book, binding: binding, policy: Fixtures.policy, interest: .none)
+        let now = Timestamp(nanoseconds: 1)
+        machine.start(now: now)
+        let capability = ReadCapability.make(secret: Fixtures.secret, book: book.id, handshakeHash: Fixtures.handshakeHash,
+                                             sender: .responder)
+        machine.receive(ReplicationMessage.open(.init(book: book.id, capability: capability)).encoded(), now: now)
+        _ = machine.takeMessages()
+        let request = ReplicationMessage.Request(id: 7, pages: 0..<(UInt64.max - 1), atLength: UInt64.max, fromLength: 0,
+                                                 maxBytes: 1 << 20, fragments: [])
+        machine.receive(ReplicationMessage.request(request).encoded(), now: now)
+        #expect(machine.takeMessages() == [ReplicationMessage.noData(requestID: 7, reason: .outOfRange).encoded()])
+        #expect(!machine.isClosed)
+    }
+}
+
+/// A book that claims 2^64 − 1 pages and holds none: what a holder would be asked to serve if
+/// a reader had stored a root of any length.
+private final class EndlessBook: ReplicatedBook, @unchecked Sendable {
+    let id = BookID(Ed25519.KeyPair.generate().publicKey)
+    let isWritable = false
+    let forkProof: ForkProof? = nil
+    var signedRoot: SignedRoot? {
+        SignedRoot(book: id, length: .max, rootHash: try! PageHash(bytes: [UInt8](repeating: 1, count: 32)),
+                   signature: [UInt8](repeating: 0, count: 64))
+    }
+
+    func signedRoot(atLength length: UInt64) throws -> SignedRoot? { length == .max ? signedRoot : nil }
+    func heldRanges() -> PageRanges { PageRanges() }
+    func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws {
+        throw BooksError(.notHeld, "nothing is stored here")
+    }
+    func check(signedRoot: SignedRoot) throws {}
+    func keep(_ fork: ForkProof) throws {}
+    func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
+        throw BooksError(.notHeld, "nothing is held here")
     }
 }
