@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "bookswarm-demo", targets: ["BookswarmDemo"]),
         .executable(name: "fuzz-noise", targets: ["FuzzNoise"]),
         .executable(name: "fuzz-swarm", targets: ["FuzzSwarm"]),
+        .executable(name: "fuzz-replication", targets: ["FuzzReplication"]),
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
@@ -80,6 +81,7 @@ let package = Package(
         // selector byte per reader), over one shared driver.
         .target(name: "FuzzSupport"),
         .executableTarget(name: "FuzzSwarm", dependencies: ["FuzzSupport", "Swarm", "Sodium", nioCore]),
+        .executableTarget(name: "FuzzReplication", dependencies: ["FuzzSupport", "Replication", "Books", "Swarm", "Sodium"]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["JSONLines", "Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),

@@ -6,8 +6,9 @@ import Sodium
 /// Every message is `u8 version ‖ u8 type ‖ fields`, little-endian, and fits one channel
 /// message (`ReplicationWire.maxMessage`): there is no byte stream (DESIGN decision 5), only
 /// idempotent state (`open`, `status`) and requests with a timeout and retry, whose answers
-/// travel as fragments that can be re-requested one by one.
-enum ReplicationMessage: Equatable, Sendable {
+/// travel as fragments that can be re-requested one by one. `package`, as `ResponseBody` and
+/// `ChannelLabel`: the fuzz target (Sources/FuzzReplication) reads through them.
+package enum ReplicationMessage: Equatable, Sendable {
     case open(Open)
     case status(Status)
     case request(Request)
@@ -17,14 +18,14 @@ enum ReplicationMessage: Equatable, Sendable {
     case refuse(RefuseReason)
 
     /// §9.2.1: the book this channel replicates and the sender's right to read it.
-    struct Open: Equatable, Sendable {
+    package struct Open: Equatable, Sendable {
         var book: BookID
         var capability: [UInt8]
     }
 
     /// §9.2.2: the sender's verified length, signed root and held pages. Idempotent state:
     /// re-sent until acknowledged, and acknowledged by the other side's own status.
-    struct Status: Equatable, Sendable {
+    package struct Status: Equatable, Sendable {
         /// Increases whenever the content changes.
         var sequence: UInt32
         /// The highest `sequence` of the other side received so far.
@@ -41,7 +42,7 @@ enum ReplicationMessage: Equatable, Sendable {
         var root: (hash: PageHash, signature: [UInt8])?
         var held: [Range<UInt64>]
 
-        static func == (a: Status, b: Status) -> Bool {
+        package static func == (a: Status, b: Status) -> Bool {
             a.sequence == b.sequence && a.acknowledged == b.acknowledged && a.needsAck == b.needsAck
                 && a.rangesTruncated == b.rangesTruncated && a.length == b.length && a.held == b.held
                 && a.root?.hash == b.root?.hash && a.root?.signature == b.root?.signature
@@ -52,7 +53,7 @@ enum ReplicationMessage: Equatable, Sendable {
     /// upgrading the requester from `fromLength`. The answer holds at most `maxBytes` of
     /// pages (at least one page). `fragments` lists the fragments wanted (empty: all), so a
     /// lossy path re-asks only for what it lacks.
-    struct Request: Equatable, Sendable {
+    package struct Request: Equatable, Sendable {
         var id: UInt32
         var pages: Range<UInt64>
         var atLength: UInt64
@@ -62,7 +63,7 @@ enum ReplicationMessage: Equatable, Sendable {
     }
 
     /// §9.2.4: one fragment of the answer to request `requestID`.
-    struct DataFragment: Equatable, Sendable {
+    package struct DataFragment: Equatable, Sendable {
         var requestID: UInt32
         var index: UInt16
         var count: UInt16
@@ -72,7 +73,7 @@ enum ReplicationMessage: Equatable, Sendable {
 }
 
 /// §9.2.5: why a holder cannot answer a request.
-enum NoDataReason: UInt8, Sendable, Error {
+package enum NoDataReason: UInt8, Sendable, Error {
     /// The pages or the tree nodes of the proof are not held here.
     case notHeld = 1
     /// The request reaches beyond this holder's length, or is malformed.
@@ -146,12 +147,12 @@ public enum ReplicationWire {
 extension ReplicationMessage {
     /// Why a message did not decode. An unknown type or version is not an error of the
     /// peer (a newer peer may send it) and is ignored; a malformed known message is.
-    enum DecodeFailure: Error, Equatable {
+    package enum DecodeFailure: Error, Equatable {
         case unknown
         case malformed
     }
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var out: [UInt8] = []
         write(into: &out)
         return out
@@ -213,7 +214,7 @@ extension ReplicationMessage {
 
     /// Decodes one channel message. Every field is checked here, so the machine only ever
     /// sees well-formed messages.
-    static func decode(_ bytes: [UInt8]) -> Result<ReplicationMessage, DecodeFailure> {
+    package static func decode(_ bytes: [UInt8]) -> Result<ReplicationMessage, DecodeFailure> {
         guard bytes.count <= ReplicationWire.maxMessage else { return .failure(.malformed) }
         var cursor = WireCursor(bytes)
         guard let version = cursor.readUInt8(), let rawType = cursor.readUInt8() else { return .failure(.malformed) }

@@ -32,12 +32,12 @@ public protocol ReplicationConnection: AnyObject, Sendable {
 }
 
 /// §9.1: the label of a book's channel: this tag, then the 32-byte book id.
-enum ChannelLabel {
+package enum ChannelLabel {
     static let tag: [UInt8] = Array("bsrepl/1".utf8)
 
-    static func make(_ book: BookID) -> [UInt8] { tag + book.bytes }
+    package static func make(_ book: BookID) -> [UInt8] { tag + book.bytes }
 
-    static func book(in label: [UInt8]) -> BookID? {
+    package static func book(in label: [UInt8]) -> BookID? {
         guard label.count == tag.count + 32, Array(label.prefix(tag.count)) == tag else { return nil }
         return try? BookID(bytes: Array(label.suffix(32)))
     }

@@ -5,8 +5,8 @@ import Books
 /// (u32 page length ‖ page)*` for the pages `start..<end`. The tree length and the length
 /// it upgrades from are the request's; the signed root is the one the requester already
 /// holds or was pushed, so neither travels again with every answer.
-struct ResponseBody: Equatable {
-    var pages: Range<UInt64>
+package struct ResponseBody: Equatable {
+    package var pages: Range<UInt64>
     var nodes: [TreeNode]
     /// Views of the pages (of the received answer's buffer, when decoded: no copy).
     var pageData: [ArraySlice<UInt8>]
@@ -16,7 +16,7 @@ struct ResponseBody: Equatable {
     static let maxNodes = 256
     static let nodeSize = 8 + PageHash.length
 
-    func encoded() -> EncodedAnswer {
+    package func encoded() -> EncodedAnswer {
         var answer = EncodedAnswer(pages: self.pages, nodes: nodes)
         for page in pageData { answer.appendPage(page) }
         return answer
@@ -24,7 +24,7 @@ struct ResponseBody: Equatable {
 
     /// Decodes an answer; nil when malformed or when it contradicts `request` (another
     /// start, pages beyond the requested ones, or none when pages were asked for).
-    static func decode(_ bytes: [UInt8], for request: ReplicationMessage.Request) -> ResponseBody? {
+    package static func decode(_ bytes: [UInt8], for request: ReplicationMessage.Request) -> ResponseBody? {
         var cursor = WireCursor(bytes)
         guard let start = cursor.readUInt64(), let end = cursor.readUInt64(), start <= end,
               start == request.pages.lowerBound, end <= request.pages.upperBound,
@@ -83,7 +83,7 @@ struct ResponseBody: Equatable {
 /// An answer's encoding (§9.3) as a holder keeps it: the head (range and proof nodes) and
 /// the framed pages in two buffers, so that the pages are written once, straight from the
 /// store, and cut into fragments from there.
-struct EncodedAnswer {
+package struct EncodedAnswer {
     private(set) var head: [UInt8] = []
     private(set) var pages: [UInt8] = []
 
@@ -104,7 +104,7 @@ struct EncodedAnswer {
         pages = framedPages
     }
 
-    var count: Int { head.count + pages.count }
+    package var count: Int { head.count + pages.count }
 
     mutating func appendPage<Page: Collection<UInt8>>(_ page: Page) {
         EncodedAnswer.frame(page, into: &pages)
@@ -117,7 +117,7 @@ struct EncodedAnswer {
     }
 
     /// Appends bytes `range` of the whole encoding to `out`.
-    func append(_ range: Range<Int>, to out: inout [UInt8]) {
+    package func append(_ range: Range<Int>, to out: inout [UInt8]) {
         let split = head.count
         if range.lowerBound < split { out.append(contentsOf: head[range.lowerBound..<min(range.upperBound, split)]) }
         if range.upperBound > split { out.append(contentsOf: pages[max(range.lowerBound, split) - split..<range.upperBound - split]) }
