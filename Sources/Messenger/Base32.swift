@@ -43,17 +43,23 @@ enum Base32 {
         }
     }
 
+    /// Decodes `text`; a character outside the alphabet is reported as the character the
+    /// text holds (a pasted "é" as "é", not as the first byte of its UTF-8).
     static func decode(_ text: Substring, strictPadding: Bool = true) throws -> [UInt8] {
         var out: [UInt8] = []
         var buffer: UInt32 = 0
         var bits = 0
-        for c in text.utf8 {
-            guard let v = try value(of: c) else { continue }
-            buffer = (buffer << 5) | UInt32(v)
-            bits += 5
-            if bits >= 8 {
-                out.append(UInt8((buffer >> UInt32(bits - 8)) & 0xff))
-                bits -= 8
+        for character in text {
+            guard character.isASCII else { throw DecodeError.invalidCharacter(character) }
+            // ASCII: one byte per scalar ("\r\n", one character, is two).
+            for c in character.utf8 {
+                guard let v = try value(of: c) else { continue }
+                buffer = (buffer << 5) | UInt32(v)
+                bits += 5
+                if bits >= 8 {
+                    out.append(UInt8((buffer >> UInt32(bits - 8)) & 0xff))
+                    bits -= 8
+                }
             }
         }
         // Leftover bits must be the zero padding the encoder wrote.

@@ -88,12 +88,31 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .missingPrefix: return "not a Bookswarm invite code: it should start with \"bsw1-\""
-            case let .invalidCharacter(c): return "invite code contains \"\(c)\", which no invite code has: check for a typo"
+            case let .invalidCharacter(c): return "invite code contains \(ParseError.show(c)), which no invite code has: check for a typo"
             case let .wrongLength(n): return "invite code has \(n) bytes instead of \(InviteCode.payloadLength + InviteCode.checksumLength): part of it is missing or repeated"
             case .checksumMismatch: return "invite code checksum does not match: a character was mistyped"
             case let .unsupportedVersion(v): return "invite code version \(v) is newer than this program understands"
             case .invalidCreator: return "invite code names an invalid peer id"
             }
+        }
+
+        /// A character as a one-line message can show it: quoted when it is visible, else
+        /// by its code points (a control character, a line break, a bidirectional override,
+        /// a space that is not U+0020), so that the message stays one plain line.
+        static func show(_ c: Character) -> String {
+            let visible = c.unicodeScalars.allSatisfy { scalar in
+                switch scalar.properties.generalCategory {
+                case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator, .surrogate, .privateUse, .unassigned:
+                    false
+                default:
+                    true
+                }
+            }
+            guard !visible else { return "\"\(c)\"" }
+            return c.unicodeScalars.map { scalar in
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+            }.joined(separator: " ")
         }
     }
 

@@ -56,6 +56,26 @@ import Swarm
         }
     }
 
+    /// Found by fuzz-messenger: a code pasted with a byte that is not UTF-8 (0x90, read as
+    /// U+FFFD) was refused for containing "ï", the first byte of U+FFFD's UTF-8, which the
+    /// code does not contain; a pasted "é" was "Ã" the same way, and a vertical tab went
+    /// into the message raw. The character named is now the one pasted, and one that does
+    /// not show is named by its code points, so the message stays one plain line.
+    @Test func refusedCharactersAreNamedAsPasted() throws {
+        let fuzzed: [UInt8] = Array("bsw1-0658hr-yxeg4z-35fxab-djtf5t-bnscms-r9qwes-84gv8".utf8) + [0x90, 0x59, 0x95, 0x61]
+        let pasted = String(decoding: fuzzed, as: UTF8.self)
+        #expect(throws: InviteCode.ParseError.invalidCharacter("\u{FFFD}")) { try InviteCode(parsing: pasted) }
+        #expect(throws: InviteCode.ParseError.invalidCharacter("é")) { try InviteCode(parsing: "bsw1-abé") }
+        #expect(throws: InviteCode.ParseError.invalidCharacter("\u{0B}")) { try InviteCode(parsing: "bsw1-ab\u{0B}cd") }
+        #expect(InviteCode.ParseError.invalidCharacter("é").description == "invite code contains \"é\", which no invite code has: check for a typo")
+        #expect(InviteCode.ParseError.invalidCharacter("\u{0B}").description.contains("contains U+000B,"))
+        #expect(InviteCode.ParseError.invalidCharacter("\u{202E}").description.contains("contains U+202E,"))
+        #expect(InviteCode.ParseError.invalidCharacter("\u{A0}").description.contains("contains U+00A0,"))
+        // Separators inside a code are still skipped, CR LF (one Character) included.
+        let code = InviteCode(creator: creator, task: .random())
+        #expect(try InviteCode(parsing: code.text.replacingOccurrences(of: "-", with: "\r\n")) == code)
+    }
+
     @Test func topicIsStableAndSeparatesTasksAndCreators() {
         let task = TaskID.random()
         let a = InviteCode(creator: creator, task: task)
