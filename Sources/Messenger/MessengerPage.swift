@@ -138,7 +138,9 @@ public struct MessengerPage: Hashable, Sendable {
         out.appendVarint(meta.time)
         precondition(meta.fields.count <= MessengerPage.maxMetaFields)
         out.appendVarint(UInt64(meta.fields.count))
-        for key in meta.fields.keys.sorted() {
+        // §10.2: in byte order, the order the decoder checks (String's own order compares
+        // Unicode-normalized text, and differs for keys that are not in NFC).
+        for key in meta.fields.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             let k = Array(key.utf8), v = Array(meta.fields[key]!.utf8)
             precondition(k.count <= MessengerPage.maxMetaFieldLength && v.count <= MessengerPage.maxMetaFieldLength)
             out.appendVarint(UInt64(k.count)); out += k
@@ -181,6 +183,9 @@ public struct MessengerPage: Hashable, Sendable {
             guard let key = String(validating: k, as: UTF8.self), let value = String(validating: v, as: UTF8.self) else {
                 throw .invalidUTF8
             }
+            // Different bytes can be the same text ("é" precomposed, or "e" and a combining
+            // accent): as keys of `fields` they are one, and the page would lose a field.
+            guard fields[key] == nil else { throw .unsortedMeta }
             fields[key] = value
             lastKey = k
         }
@@ -208,7 +213,7 @@ public enum PageDecodingError: Error, Hashable, Sendable, CustomStringConvertibl
         case let .unsupportedVersion(v): return "page format version \(v) is not supported"
         case .malformedInteger: return "page has a malformed or over-long integer"
         case let .fieldTooLarge(limit): return "page field exceeds its limit of \(limit)"
-        case .unsortedMeta: return "page meta keys are not in canonical order"
+        case .unsortedMeta: return "page meta keys are not in canonical order (strictly increasing bytes, no two the same text)"
         case .invalidUTF8: return "page meta is not valid UTF-8"
         case .copyWithoutOrigin: return "copied page does not reference its original"
         case let .trailingBytes(n): return "page has \(n) unexpected trailing bytes"

@@ -53,6 +53,36 @@ import Sodium
         #expect(throws: PageDecodingError.copyWithoutOrigin) { try MessengerPage(decoding: copy.encoded()) }
     }
 
+    /// Found writing fuzz-messenger's round-trip check (decode, encode, compare bytes): the
+    /// encoder sorted meta keys as Swift orders Strings (by their Unicode-normalized text)
+    /// while the decoder requires byte order, so a page with the keys "e\u{301}" and "f",
+    /// which decodes, encoded to "f" first and its own decoder refused it; and two keys with
+    /// different bytes but the same text ("e\u{301}", "é") decoded to one field. Now the
+    /// encoder writes byte order and the decoder refuses keys that are the same text.
+    @Test func metaKeysAreCanonicalAsBytesAndAsText() throws {
+        func page(_ keys: [String]) -> [UInt8] {
+            // A page without fields ends with its field count: 0. Write our own fields.
+            var sample = Self.sample(index: 0)
+            sample.meta.fields = [:]
+            var bytes = sample.encoded()
+            bytes[bytes.count - 1] = UInt8(keys.count)
+            for (i, key) in keys.enumerated() {
+                bytes += [UInt8(key.utf8.count)] + Array(key.utf8) + [1, UInt8(ascii: "0") + UInt8(i)]
+            }
+            return bytes
+        }
+        let decomposed = "e\u{301}"
+        let ordered = page([decomposed, "f"])
+        let decoded = try MessengerPage(decoding: ordered)
+        #expect(decoded.encoded() == ordered)
+        #expect(try MessengerPage(decoding: decoded.encoded()) == decoded)
+        #expect(throws: PageDecodingError.unsortedMeta) { try MessengerPage(decoding: page(["f", decomposed])) }
+        #expect(throws: PageDecodingError.unsortedMeta) { try MessengerPage(decoding: page([decomposed, "\u{E9}"])) }
+        var written = Self.sample()
+        written.meta.fields = ["f": "1", decomposed: "2", "\u{E9}x": "3"]
+        #expect(try MessengerPage(decoding: written.encoded()) == written)
+    }
+
     @Test func randomBytesNeverCrash() {
         var rng = SodiumRandomNumberGenerator()
         var decodedCount = 0
