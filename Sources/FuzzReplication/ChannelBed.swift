@@ -40,10 +40,35 @@ struct ChannelBed {
     var toReader: [[UInt8]] = []
     var toHolder: [[UInt8]] = []
 
-    /// The poised bed over the reader's store as it is now (rebuilt after a reset).
+    /// The poised bed over the reader's store as it is now. After a reset only the reader's
+    /// machine is made again, over the new store, fed what the holder sent it the first time
+    /// (the holder's side, its answers made, is kept).
     static func poised() -> ChannelBed {
         let fixtures = BookFixtures.shared
         if let cached, cached.generation == fixtures.generation { return cached.bed }
+        guard var bed = cached?.bed else {
+            let bed = setUp()
+            cached = (fixtures.generation, bed)
+            return bed
+        }
+        bed.reader = ReplicationMachine(book: fixtures.reader, binding: readerBinding, policy: policy, interest: .all)
+        bed.reader.start(now: bed.now)
+        for message in bed.genuine.map(\.bytes) where (try? ReplicationMessage.decode(message).get()).map(isData) == false {
+            bed.reader.receive(message, now: bed.now)
+        }
+        _ = bed.reader.takeMessages()
+        _ = bed.reader.takeActions()
+        cached = (fixtures.generation, bed)
+        return bed
+    }
+
+    private static func isData(_ message: ReplicationMessage) -> Bool {
+        if case .data = message { true } else { false }
+    }
+
+    /// Opens and statuses exchanged, requests made and answered, the answers held back.
+    private static func setUp() -> ChannelBed {
+        let fixtures = BookFixtures.shared
         var bed = ChannelBed(
             reader: ReplicationMachine(book: fixtures.reader, binding: readerBinding, policy: policy, interest: .all),
             holder: ReplicationMachine(book: fixtures.author, binding: holderBinding, policy: policy, interest: .none))
@@ -69,7 +94,6 @@ struct ChannelBed {
         precondition(answered && fixtures.readerIsPristine, "the bed is poised with answers held back")
         _ = bed.reader.takeActions()
         _ = bed.holder.takeActions()
-        cached = (fixtures.generation, bed)
         return bed
     }
 
