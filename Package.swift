@@ -82,7 +82,7 @@ let package = Package(
         // The fuzz targets of the readers of network bytes beyond Noise (one per module, a
         // selector byte per reader), over one shared driver.
         .target(name: "FuzzSupport"),
-        .executableTarget(name: "FuzzSwarm", dependencies: ["FuzzSupport", "Swarm", "Sodium", nioCore]),
+        .executableTarget(name: "FuzzSwarm", dependencies: ["FuzzSupport", "Swarm", "Noise", "Sodium", nioCore]),
         .executableTarget(name: "FuzzReplication", dependencies: ["FuzzSupport", "Replication", "Books", "Swarm", "Sodium"]),
         .executableTarget(name: "FuzzBootstrap", dependencies: ["FuzzSupport", "Bootstrap", "Swarm", "Sodium"]),
         .executableTarget(name: "FuzzMessenger", dependencies: ["FuzzSupport", "Messenger", "Books", "Swarm", "Sodium"]),

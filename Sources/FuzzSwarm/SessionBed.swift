@@ -1,4 +1,5 @@
 import FuzzSupport
+import Noise
 import Sodium
 import Swarm
 
@@ -34,6 +35,8 @@ final class EphemeralKeys: @unchecked Sendable {
 /// | 5 | call, operands | A's application calls (the same, and dials) |
 /// | 6 | bytes, u16 bit | B seals the frame, one bit of the packet is flipped, A receives it |
 /// | 7 | | A receives again the last datagram B sent it (a replay) |
+/// | 8 | who, 48 bytes | an IK initiation to A, by B or by F with its own keys, whose payload (§7.3) is these bytes |
+/// | 9 | 48 bytes | C's IK response to A's dial, made with C's keys, whose payload is these bytes |
 ///
 /// Invariants: a datagram A drops is counted once and changes nothing (no output, no event,
 /// no session's figures, no timer); no datagram A sends exceeds §7.1's 1200 bytes; the timer
@@ -80,6 +83,8 @@ struct SessionBed {
         /// Datagrams the handshakes produced, some delivered to A during the set-up (replays
         /// now), some held back (each completes or advances a handshake of A).
         var captured: [Genuine]
+        /// A's IK initiation to C, which a hostile C answers (op 9).
+        var initiationToC: [UInt8]
     }
 
     // The fuzzer runs one input at a time on one thread.
@@ -118,7 +123,8 @@ struct SessionBed {
         // A's IK dial to C: C answers, the answer is held back.
         var c = manager(3)
         a.connect(to: c.localPeer, at: SessionBed.c, now: now)
-        for datagram in a.takeDatagrams() { c.receive(Datagram(remote: SessionBed.a, payload: datagram.payload), now: now) }
+        let initiationToC = a.takeDatagrams()
+        for datagram in initiationToC { c.receive(Datagram(remote: SessionBed.a, payload: datagram.payload), now: now) }
         for datagram in c.takeDatagrams() { captured.append(Genuine(name: "ik-response-c", from: SessionBed.c, bytes: datagram.payload)) }
         // A's XX dial to D's endpoint: D answers, the answer is held back.
         var d = manager(4)
@@ -144,7 +150,7 @@ struct SessionBed {
         _ = a.takeEvents()
         _ = b.takeEvents()
         precondition(!a.hasOutput && !b.hasOutput, "the bed starts quiet")
-        return Poised(a: a, b: b, now: now, captured: captured)
+        return Poised(a: a, b: b, now: now, captured: captured, initiationToC: initiationToC[0].payload)
     }
 
     static var genuineDatagrams: [(name: String, bytes: [UInt8])] { poised.captured.map { ($0.name, $0.bytes) } }
@@ -183,6 +189,15 @@ struct SessionBed {
             t.byte(6); t.chunk(frame); t.u16(200)
             scripts.append(("tampered-\(name)", t.bytes))
         }
+        for (name, who) in [("f", UInt8(0)), ("b", UInt8(1))] {
+            var s = FuzzScript()
+            s.byte(8); s.byte(who); s.chunk(poisedPeer(who == 0 ? 6 : 2).bytes + [UInt8](repeating: 0, count: SessionID.length))
+            s.byte(3)
+            scripts.append(("initiation-payload-\(name)", s.bytes))
+        }
+        var response = FuzzScript()
+        response.byte(9); response.chunk(poisedPeer(3).bytes + [UInt8](repeating: 0, count: SessionID.length)); response.byte(3)
+        scripts.append(("response-payload-c", response.bytes))
         var timers = FuzzScript()
         for _ in 0..<8 { timers.byte(2); timers.u16(3000); timers.byte(3) }
         scripts.append(("timers", timers.bytes))
@@ -233,7 +248,7 @@ struct SessionBed {
 
     mutating func step(_ script: inout FuzzInput) {
         let peerA = a.localPeer, peerB = b.localPeer
-        switch script.byte() % 8 {
+        switch script.byte() % 10 {
         case 0:
             let source = SessionBed.sources[Int(script.byte()) % SessionBed.sources.count]
             receiveChecked(Datagram(remote: source, payload: script.chunk()))
@@ -291,10 +306,47 @@ struct SessionBed {
                 bytes[(bit / 8) % bytes.count] ^= 1 << UInt8(bit % 8)
                 receiveChecked(Datagram(remote: SessionBed.b, payload: bytes))
             }
-        default:
+        case 7:
             guard let replay = lastFromB else { return }
             receiveChecked(Datagram(remote: SessionBed.b, payload: replay))
+        case 8:
+            let (who, from) = script.byte() & 1 == 0 ? (UInt8(6), SessionBed.f) : (UInt8(2), SessionBed.b)
+            guard let packet = SessionBed.initiation(by: who, payload: SessionBed.payload(script.chunk())) else { return }
+            receiveChecked(Datagram(remote: from, payload: packet))
+        default:
+            guard let packet = SessionBed.responseOfC(to: SessionBed.poised.initiationToC, payload: SessionBed.payload(script.chunk())) else { return }
+            receiveChecked(Datagram(remote: SessionBed.c, payload: packet))
         }
+    }
+
+    // MARK: - Handshakes of a hostile peer
+
+    /// §7.3: the bytes as a handshake payload (48 bytes: a peer id, a session id).
+    static func payload(_ bytes: [UInt8]) -> [UInt8] {
+        Array((bytes + [UInt8](repeating: 0, count: PacketFormat.handshakePayloadLength)).prefix(PacketFormat.handshakePayloadLength))
+    }
+
+    /// §7.3's prologue, which binds every handshake to the protocol version.
+    static let prologue = Array("bookswarm/session/v1".utf8)
+
+    /// An IK initiation (§7.2) to A by peer `n`, made with its own keys and `payload`.
+    static func initiation(by n: UInt8, payload: [UInt8]) -> [UInt8]? {
+        guard let local = try? identity(n).x25519(), let remote = try? identity(1).publicKey.x25519(),
+              var noise = try? HandshakeState(pattern: .IK, initiator: true, prologue: prologue, localStatic: local,
+                                              localEphemeral: EphemeralKeys.shared.next(), remoteStatic: remote),
+              let message = try? noise.writeMessage(payload: payload) else { return nil }
+        return [PacketFormat.version, 1, 0, 0] + [0x11, 0x22, 0x33, n] + message
+    }
+
+    /// C's IK response (§7.2) to A's initiation, made with C's keys and `payload`.
+    static func responseOfC(to initiation: [UInt8], payload: [UInt8]) -> [UInt8]? {
+        guard let local = try? identity(3).x25519(),
+              var noise = try? HandshakeState(pattern: .IK, initiator: false, prologue: prologue, localStatic: local,
+                                              localEphemeral: EphemeralKeys.shared.next()),
+              (try? noise.readMessage(Array(initiation[(PacketFormat.headerLength + PacketFormat.indexLength)...]))) != nil,
+              let message = try? noise.writeMessage(payload: payload) else { return nil }
+        let senderIndex = Array(initiation[PacketFormat.headerLength..<(PacketFormat.headerLength + PacketFormat.indexLength)])
+        return [PacketFormat.version, 2, 0, 0] + [0x33, 0x33, 0x33, 0x33] + senderIndex + message
     }
 
     static func poisedPeer(_ n: UInt8) -> PeerID { PeerID(identity(n).publicKey) }
