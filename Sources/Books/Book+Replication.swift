@@ -80,20 +80,17 @@ extension Book {
         guard root.book == id, root.length > 0 else { return }
         try store.withState(id) { state, db in
             guard let latest = state.latest else { return }
-            func conflict(with held: SignedRoot) throws -> Never {
+            func conflict(with held: SignedRoot, detail: String? = nil) throws -> Never {
                 guard state.forks.isEmpty else {
                     throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
                 }
-                try recordFork(ForkProof(first: held, second: root), state: &state, db: db)
+                try recordFork(ForkProof(first: held, second: root), state: &state, db: db, detail: detail)
             }
             if root.length > latest.length {
                 guard state.keyPair != nil else { return }
-                guard state.forks.isEmpty else {
-                    throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
-                }
-                try recordFork(ForkProof(first: latest, second: root), state: &state, db: db,
-                               detail: "book \(id.hex.prefix(16))… holds \(latest.length) pages, but its key signed a root of \(root.length): "
-                                   + "this store lost pages (restored from an older copy or from the key alone), so the book can only fork from here")
+                try conflict(with: latest,
+                             detail: "book \(id.hex.prefix(16))… holds \(latest.length) pages, but its key signed a root of \(root.length): "
+                                 + "this store lost pages (restored from an older copy or from the key alone), so the book can only fork from here")
             }
             if let held = root.length == latest.length ? latest : try db.root(book: state.number, id: id, length: root.length) {
                 if held.rootHash != root.rootHash { try conflict(with: held) }
