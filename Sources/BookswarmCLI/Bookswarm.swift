@@ -15,7 +15,7 @@ struct Bookswarm: AsyncParsableCommand {
         `bookswarm join CODE`; then both `bookswarm chat TASK`. `bookswarm daemon` keeps the \
         peer online in the background.
         """,
-        subcommands: [IdCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
+        subcommands: [IdCommand.self, NameCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
                       LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BootstrapCommand.self])
 
     /// ArgumentParser's `main`, except that a mistake on the command line is one line on

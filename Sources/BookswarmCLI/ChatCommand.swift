@@ -21,9 +21,9 @@ struct ChatCommand: AsyncParsableCommand {
             let incoming = Task {
                 for await item in session.items {
                     if item.event == .live, let summary = item.summary {
-                        let online = summary.members.filter(\.online).map { String($0.peer.prefix(8)) }
-                        terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(summary.members.count) members"
-                                       + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: " ")) + " --")
+                        let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
+                        terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(Format.count(summary.members.count, "member"))"
+                                       + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: ", ")) + " --")
                     } else if let line = Format.line(item, me: me) {
                         terminal.print(line)
                     }

@@ -11,7 +11,33 @@ struct IdCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let identity = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self)
-            if output.json { try printJSON(identity) } else { printOut(identity.peer) }
+            if output.json { try printJSON(identity) } else {
+                printOut(identity.peer + (identity.name.map { "  " + Format.shown($0, continuation: nil) } ?? ""))
+            }
+        }
+    }
+}
+
+struct NameCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "name", abstract: "Show or choose the name the members of your tasks see.",
+        discussion: """
+            The name goes into every book you write in your tasks, so members see it once they \
+            have replicated it (now if they are online, else later); they always see the first \
+            8 hex digits of your peer id beside it, since anyone can choose any name. \
+            1…\(Messenger.maxNameBytes) bytes on one line. Without NAME, prints the current one.
+            """)
+    @Argument(help: "The name to choose.") var name: String?
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let identity = try await Control.call(ControlRequest(command: .name, text: name), vault, as: PeerIdentity.self)
+            if output.json { try printJSON(identity); return }
+            if let name = identity.name { printOut(Format.shown(name, continuation: nil)) } else {
+                printOut("no name chosen yet: bookswarm name NAME")
+            }
         }
     }
 }
@@ -51,7 +77,7 @@ struct TaskCompileCommand: AsyncParsableCommand {
         try await reportingErrors {
             let result = try await Control.call(ControlRequest(command: .compile, task: task, name: name), vault, as: CompileResult.self)
             if output.json { try printJSON(result); return }
-            printOut("\(result.name)  \(result.book)  +\(result.copied) copies, \(result.length) pages")
+            printOut("\(result.name)  \(result.book)  +\(result.copied) \(result.copied == 1 ? "copy" : "copies"), \(Format.count(Int(result.length), "page"))")
             if result.skipped > 0 {
                 printOut("\(result.skipped) messages not copied: no verifiable proof of them (their book is forked)")
             }
@@ -171,9 +197,9 @@ struct TasksCommand: AsyncParsableCommand {
             if tasks.isEmpty { printOut("no tasks yet: bookswarm task new TITLE, or bookswarm join CODE") }
             for task in tasks {
                 let online = task.members.filter(\.online).count
-                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(title not received yet)"))  \(task.messages) messages, \(task.unread) unread")
-                printOut("          members: \(task.members.count) (\(online) online)  "
-                         + task.members.map { String($0.peer.prefix(8)) + ($0.online ? "*" : "") }.joined(separator: " "))
+                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(title not received yet)"))  \(Format.count(task.messages, "message")), \(task.unread) unread")
+                let members = task.members.map { Format.who($0.peer, name: $0.name, me: "") + ($0.online ? "*" : "") }.joined(separator: ", ")
+                printOut("          members: \(task.members.count) (\(online) online)" + (members.isEmpty ? "" : "  " + members))
                 printOut("          invite:  \(task.invite)")
                 for member in task.members { if let problem = member.problem { printOut("          ! \(problem)") } }
             }
@@ -240,8 +266,11 @@ struct LogCommand: AsyncParsableCommand {
 
 /// Human-readable lines.
 enum Format {
+    /// "1 message", "2 messages": a count with its noun, singular for one.
+    static func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+
     static func line(_ entry: LogEntry, me: String) -> String {
-        "[\(clock(entry.time))] \(who(entry.author, me: me)): \(shown(entry.text, continuation: "    | "))"
+        "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
     }
 
     /// Text another person wrote, made safe to put on a terminal: control characters
@@ -275,11 +304,18 @@ enum Format {
         case .live: return nil
         case .presence:
             guard let peer = item.peer else { return nil }
-            return "* \(who(peer, me: me)) \(item.online == true ? "is here" : "left")"
+            return "* \(who(peer, name: item.name, me: me)) \(item.online == true ? "is here" : "left")"
         }
     }
 
-    static func who(_ peer: String, me: String) -> String { peer == me ? "you" : String(peer.prefix(8)) }
+    /// Who wrote or came: "you", or the first 8 hex digits of the peer id, after the name
+    /// they chose if they did ("Ana (db67fe8f)": a name is only a claim, the id tells two
+    /// Anas apart).
+    static func who(_ peer: String, name: String?, me: String) -> String {
+        if peer == me { return "you" }
+        guard let name else { return String(peer.prefix(8)) }
+        return "\(shown(name, continuation: nil)) (\(peer.prefix(8)))"
+    }
 
     static func clock(_ milliseconds: UInt64) -> String {
         let formatter = DateFormatter()

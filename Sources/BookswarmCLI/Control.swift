@@ -13,7 +13,7 @@ import Vault
 /// process on the vault directly, so every command behaves the same either way.
 struct ControlRequest: Codable, Sendable {
     enum Command: String, Codable, Sendable {
-        case id, taskNew = "task-new", join, tasks, send, log, inspect, compile, check, follow
+        case id, name, taskNew = "task-new", join, tasks, send, log, inspect, compile, check, follow
     }
 
     var command: Command
@@ -26,6 +26,8 @@ struct ControlRequest: Codable, Sendable {
 
 struct PeerIdentity: Codable {
     var peer: String
+    /// The display name this peer chose (`bookswarm name`), if any.
+    var name: String?
 }
 
 /// What the daemon's network adds to `inspect`: the counters of what it dropped below the
@@ -49,6 +51,8 @@ struct FollowItem: Codable, Sendable {
     var event: Kind
     var entry: LogEntry?
     var peer: String?
+    /// On `presence`: the member's display name, if they chose one.
+    var name: String?
     var online: Bool?
     /// On `live`: the task's title and members.
     var summary: TaskSummary?
@@ -61,7 +65,11 @@ enum Control {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch request.command {
         case .id:
-            return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex))
+            return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex, name: try await messenger.ownName()))
+        case .name:
+            // With a text: choose it as the name; without: show the name.
+            if let text = request.text { try await messenger.setOwnName(text) }
+            return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex, name: try await messenger.ownName()))
         case .taskNew:
             return try encoder.encode(try await messenger.newTask(title: request.text ?? ""))
         case .join:
@@ -118,7 +126,8 @@ enum Control {
                     case let .changed(changed) where changed == task:
                         await catchUp()
                     case let .presence(changed, peer, online) where changed == task:
-                        continuation.yield(FollowItem(event: .presence, peer: peer.publicKey.hex, online: online))
+                        let name = try? await messenger.names(in: task)[peer.publicKey.hex]
+                        continuation.yield(FollowItem(event: .presence, peer: peer.publicKey.hex, name: name ?? nil, online: online))
                     case .changed, .presence:
                         break
                     }

@@ -61,7 +61,7 @@ enum InspectPrinter {
         for t in r.tasks {
             printOut("  \(t.id.prefix(8))  \(Format.title(t.title, or: "(title not received yet)"))  \(t.messages) messages  creator \(t.creator.prefix(8))")
             for m in t.members {
-                printOut("      \(m.peer.prefix(8))  \(m.online ? "online " : "offline")  writes-to \(m.writesTo)  reads-from \(m.readsFrom)")
+                printOut("      \(Format.who(m.peer, name: m.name, me: ""))  \(m.online ? "online " : "offline")  writes-to \(m.writesTo)  reads-from \(m.readsFrom)")
             }
         }
         printOut("\nrecent events (\(r.events.count))")

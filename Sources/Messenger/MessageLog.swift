@@ -14,14 +14,18 @@ public struct LogEntry: Codable, Hashable, Sendable {
     /// The book and index it was read from.
     public var book: String
     public var index: UInt64
+    /// The author's display name as their newest `name` page held here says (their claim:
+    /// show it with the peer id), or nil.
+    public var name: String?
 
-    public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64) {
+    public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil) {
         self.author = author
         self.id = id
         self.time = time
         self.text = text
         self.book = book
         self.index = index
+        self.name = name
     }
 
     /// Identifies the message across books: one author, one id.
@@ -42,6 +46,11 @@ public struct LogEntry: Codable, Hashable, Sendable {
 public struct MessageLog: Sendable {
     public private(set) var entries: [LogEntry] = []
     public private(set) var malformed = 0
+    /// Each author's newest display name (peer id hex → name), from `name` pages: the one
+    /// with the latest author's time, then the later generation, then the later index.
+    public var names: [String: String] { newestNames.mapValues(\.name) }
+    private var newestNames: [String: (order: NameOrder, name: String)] = [:]
+    private typealias NameOrder = (time: UInt64, generation: UInt32, index: UInt64)
 
     public init() {}
 
@@ -55,6 +64,10 @@ public struct MessageLog: Sendable {
             malformed += 1
             return
         }
+        if case .name = page.kind {
+            addName(page, index: index, name: name)
+            return
+        }
         guard case .chat = page.kind else { return }
         guard let text = page.text else {
             malformed += 1
@@ -65,13 +78,28 @@ public struct MessageLog: Sendable {
                                 book: book.hex, index: index))
     }
 
-    /// The log: deduplicated and ordered. `preferredBooks` wins a tie between copies.
+    /// A `name` page whose text is not a valid display name (too long, control characters)
+    /// is malformed: nothing is shown for it.
+    private mutating func addName(_ page: MessengerPage, index: UInt64, name: TaskBookName) {
+        guard let text = String(validating: page.data, as: UTF8.self), let shown = Messenger.displayName(text), shown == text else {
+            malformed += 1
+            return
+        }
+        let author = name.author.publicKey.hex
+        let order: NameOrder = (page.meta.time, name.generation, index)
+        if let existing = newestNames[author], existing.order >= order { return }
+        newestNames[author] = (order, text)
+    }
+
+    /// The log: deduplicated and ordered, each entry with its author's name. `preferredBooks`
+    /// wins a tie between copies.
     public func ordered(preferring preferredBooks: Set<String> = []) -> [LogEntry] {
         var byKey: [String: LogEntry] = [:]
-        for entry in entries {
+        for var entry in entries {
             if let existing = byKey[entry.key], preferredBooks.contains(existing.book) || !preferredBooks.contains(entry.book) {
                 continue
             }
+            entry.name = newestNames[entry.author]?.name
             byKey[entry.key] = entry
         }
         return byKey.values.sorted { ($0.time, $0.author, $0.index, $0.id) < ($1.time, $1.author, $1.index, $1.id) }

@@ -101,7 +101,7 @@ public actor Messenger {
         guard journal.length == 0 else { return }
         var fields: [String: String] = [:]
         if let title { fields["title"] = title }
-        try append([PageSpec(kind: .task, data: creator.bytes + task.bytes, fields: fields)], to: journal)
+        try append([PageSpec(kind: .task, data: creator.bytes + task.bytes, fields: fields)] + namePage(), to: journal)
     }
 
     /// Finds a task from what a person typed: its id or an unambiguous prefix of it (at
@@ -195,14 +195,14 @@ public actor Messenger {
         guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
+        let (entries, names) = try logAndNames(of: task)
         let members = try members(of: task).sorted().map { peer in
             let mine = newest(books, author: localPeer, reader: peer)
             let theirs = newest(books, author: peer, reader: localPeer)
-            return MemberSummary(peer: peer.publicKey.hex, online: online.contains(peer),
+            return MemberSummary(peer: peer.publicKey.hex, name: names[peer.publicKey.hex], online: online.contains(peer),
                                  writesTo: mine != nil, readsFrom: theirs != nil,
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
         }
-        let entries = try log(of: task)
         let fromOthers = entries.filter { $0.author != localPeer.publicKey.hex }.count
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: entries.count,
@@ -226,12 +226,7 @@ public actor Messenger {
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
         var journalEntry: LogEntry?
-        let own = try books(of: task).filter { $0.name.author == localPeer }
-        // Per reader, only the newest generation is written, and never a forked book (the
-        // store refuses it; the next generation replaces it, see `currentPairwiseName`).
-        var newest: [PeerID: UInt32] = [:]
-        for (name, _) in own { newest[name.reader] = max(newest[name.reader] ?? 0, name.generation) }
-        for (name, book) in own where name.generation == newest[name.reader] && (name.isJournal || !isForked(book)) {
+        for (name, book) in try booksWritten(in: task) {
             let index = try append([PageSpec(kind: .chat, data: bytes, fields: ["id": id], time: time)], to: book).lowerBound
             if name.isJournal {
                 journalEntry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: text, book: book.id.hex, index: index)
@@ -242,8 +237,21 @@ public actor Messenger {
         return journalEntry
     }
 
+    /// The books this peer writes to in the task: its journal and, per reader, the newest
+    /// generation of their pairwise book — never a forked one (the store refuses it; the
+    /// next generation replaces it, see `currentPairwiseName`).
+    func booksWritten(in task: TaskID) throws -> [(name: TaskBookName, book: Book)] {
+        let own = try books(of: task).filter { $0.name.author == localPeer }
+        var newest: [PeerID: UInt32] = [:]
+        for (name, _) in own { newest[name.reader] = max(newest[name.reader] ?? 0, name.generation) }
+        return own.filter { $0.name.generation == newest[$0.name.reader] && ($0.name.isJournal || !isForked($0.book)) }
+    }
+
     /// The task's messages from every book held here, deduplicated and ordered.
-    public func log(of task: TaskID) throws -> [LogEntry] {
+    public func log(of task: TaskID) throws -> [LogEntry] { try logAndNames(of: task).entries }
+
+    /// The log, and every member's display name (peer id hex → name) from the same pages.
+    func logAndNames(of task: TaskID) throws -> (entries: [LogEntry], names: [String: String]) {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         var log = MessageLog()
         var journals: Set<String> = []
@@ -256,7 +264,7 @@ public actor Messenger {
                 }
             }
         }
-        return log.ordered(preferring: journals)
+        return (log.ordered(preferring: journals), log.names)
     }
 
     /// Marks every message of the task as read.
@@ -330,6 +338,7 @@ public actor Messenger {
         if let record = tasks[task], record.creator == localPeer, let title = record.ownTitle {
             specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
         }
+        specs += try namePage()
         let journal = try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) }
         for index in 0..<journal.contiguousLength {
             guard let bytes = try storage({ try journal.get(index) }), let page = try? MessengerPage(decoding: bytes),

@@ -47,6 +47,9 @@ public struct MessengerPage: Hashable, Sendable {
         /// First page of a peer's own journal of a task: `data` is the creator's peer id ‖
         /// task id (the invite), `meta.fields["title"]` the title when this peer created it.
         case task
+        /// The author's display name, as it chose it: `data` is UTF-8 (PROTOCOL.md §10.2).
+        /// The newest one in a book the author writes is the name shown for them.
+        case name
         case unknown(UInt64)
 
         var code: UInt64 {
@@ -57,6 +60,7 @@ public struct MessengerPage: Hashable, Sendable {
             case .copy: return 4
             case .title: return 5
             case .task: return 6
+            case .name: return 7
             case let .unknown(code): return code
             }
         }
@@ -69,6 +73,7 @@ public struct MessengerPage: Hashable, Sendable {
             case 4: self = .copy
             case 5: self = .title
             case 6: self = .task
+            case 7: self = .name
             default: self = .unknown(code)
             }
         }

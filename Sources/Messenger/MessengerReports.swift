@@ -15,6 +15,8 @@ public struct TaskSummary: Codable, Hashable, Sendable {
 
 public struct MemberSummary: Codable, Hashable, Sendable {
     public var peer: String
+    /// The member's display name, as their own pages held here say (their claim), or nil.
+    public var name: String? = nil
     /// A session with the member is open now (always false offline).
     public var online: Bool
     /// This peer writes a book for the member / reads the member's book.

@@ -69,8 +69,7 @@ struct CLIProcessTests {
     @Test("messages sent while the reader is offline arrive when it comes back", .timeLimit(.minutes(1)))
     func offlineDelivery() async throws {
         let scratch = Scratch()
-        let port = testDiscoveryPort()
-        let (bob, ana) = (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
+        let (bob, ana) = Member.bobAndAna(scratch)
         try await bob.start()
         defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
         let task = try await bob.newTask("offline")
@@ -90,6 +89,33 @@ struct CLIProcessTests {
         // Unread: Bob's message counted until Ana reads the log.
         let tasks = try #require(try await ana.run(["tasks", "--json"]).json as? [[String: Any]])
         #expect(tasks.first?["unread"] as? Int == 0, "the log above marked everything read: \(tasks)")
+        await ana.stop()
+        await bob.stop()
+    }
+
+    @Test("names: chosen with `bookswarm name`, shown to the other member beside the peer id", .timeLimit(.minutes(1)))
+    func names() async throws {
+        let scratch = Scratch()
+        let (bob, ana) = Member.bobAndAna(scratch)
+        try await bob.start()
+        try await ana.start()
+        defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+        #expect(try await bob.ok(["name"]).contains("no name chosen yet"))
+        #expect(try await bob.ok(["name", "Bob the Builder"]) == "Bob the Builder\n")
+        let bobID = try await bob.ok(["id", "--json"])
+        #expect(bobID.contains("\"name\" : \"Bob the Builder\""), "\(bobID)")
+        let task = try await bob.newTask("names")
+        try await bob.ok(["send", task.id, "hello"])
+        try await ana.ok(["join", task.invite])
+        let bobPeer = try #require((try await bob.run(["id", "--json"]).json as? [String: Any])?["peer"] as? String)
+        #expect(try await eventually { try await ana.ok(["log", task.id]).contains("Bob the Builder (\(bobPeer.prefix(8))): hello") })
+        // Ana names herself after joining; Bob sees it among the members.
+        try await ana.ok(["name", "Ana"])
+        #expect(try await eventually { try await bob.ok(["tasks"]).contains("Ana (") })
+        // A name that could disguise itself on a terminal is refused in one line.
+        let bad = try await ana.run(["name", "Ana\u{1b}[2J"])
+        #expect(!bad.ok && bad.stderr.hasPrefix("bookswarm: a name is") && bad.stdout.isEmpty, "\(bad)")
+        #expect(try await ana.ok(["name"]) == "Ana\n")
         await ana.stop()
         await bob.stop()
     }

@@ -10,8 +10,7 @@ struct ChatTerminalTests {
     @Test(.timeLimit(.minutes(1)))
     func twoPeersChat() async throws {
         let scratch = Scratch()
-        let port = testDiscoveryPort()
-        let (bob, ana) = (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
+        let (bob, ana) = Member.bobAndAna(scratch)
         try await bob.start()
         try await ana.start()
         defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }

@@ -67,3 +67,46 @@ import Testing
         #expect(MessengerWire.task(inLabel: Array("bsrepl/1".utf8) + id.bytes) == nil)
     }
 }
+
+@Suite struct MessageLogNameTests {
+    @Test("an author's newest name (by their time, then generation, then index) is on each of their entries; a bad name is malformed")
+    func newestNameWins() {
+        let (a, b) = (MessageLogTests.peer(1), MessageLogTests.peer(2))
+        let task = MessageLogTests.task
+        let aToB = TaskBookName(author: a, reader: b, task: task)
+        let aToB1 = aToB.generation(1)
+        let (book0, book1) = (MessageLogTests.bookID(1), MessageLogTests.bookID(2))
+        func name(_ text: String, book: BookID, index: UInt64, time: UInt64) -> [UInt8] {
+            MessageLogTests.page(author: a, book: book, index: index, text: text, id: "n\(index)", time: time, kind: .name)
+        }
+        var log = MessageLog()
+        log.add(page: MessageLogTests.page(author: a, book: book0, index: 1, text: "hi", id: "m1", time: 10), index: 1, book: book0, name: aToB)
+        log.add(page: name("Ana", book: book0, index: 2, time: 20), index: 2, book: book0, name: aToB)
+        #expect(log.ordered().map(\.name) == ["Ana"])
+        // Later by the author's clock wins, wherever it sits.
+        log.add(page: name("Ana B.", book: book1, index: 1, time: 30), index: 1, book: book1, name: aToB1)
+        log.add(page: name("older", book: book0, index: 3, time: 25), index: 3, book: book0, name: aToB)
+        #expect(log.names == [a.publicKey.hex: "Ana B."])
+        // Same time: the later generation, then the later index.
+        log.add(page: name("Ana C.", book: book1, index: 2, time: 30), index: 2, book: book1, name: aToB1)
+        #expect(log.names[a.publicKey.hex] == "Ana C.")
+        // Names that could pass for something else on a terminal are not shown.
+        for (i, bad) in ["", " ", "two\nlines", "esc\u{1b}[2J", "rtl\u{202e}", String(repeating: "x", count: 65), " padded"].enumerated() {
+            log.add(page: name(bad, book: book1, index: UInt64(10 + i), time: 40), index: UInt64(10 + i), book: book1, name: aToB1)
+        }
+        #expect(log.names[a.publicKey.hex] == "Ana C.")
+        #expect(log.malformed == 7)
+        #expect(log.ordered().map(\.text) == ["hi"], "a name page is not a message")
+    }
+
+    @Test("what makes a display name")
+    func displayNames() {
+        #expect(Messenger.displayName("  Ana  ") == "Ana")
+        #expect(Messenger.displayName("Zoë Ångström-Łukasz") == "Zoë Ångström-Łukasz")
+        #expect(Messenger.displayName(String(repeating: "é", count: 32)) != nil, "64 bytes")
+        #expect(Messenger.displayName(String(repeating: "é", count: 32) + "e") == nil, "65 bytes")
+        for bad in ["", "\n", "a\tb", "a\u{0}b", "a\u{7f}", "a\u{85}b", "a\u{200e}b", "a\u{2028}b", "a\u{e000}"] {
+            #expect(Messenger.displayName(bad) == nil, "\(bad.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+    }
+}

@@ -62,6 +62,12 @@ final class Member: @unchecked Sendable {
         return entries.compactMap { $0["text"] as? String }
     }
 
+    /// Bob and Ana on loopback, with a discovery port of their own.
+    static func bobAndAna(_ scratch: Scratch) -> (bob: Member, ana: Member) {
+        let port = testDiscoveryPort()
+        return (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
+    }
+
     /// Creates a task; returns (id, invite).
     func newTask(_ title: String) async throws -> (id: String, invite: String) {
         let out = try await ok(["task", "new", title, "--json"])
