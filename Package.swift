@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium", "Swarm"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
         .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
-        .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium"]),
+        .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium", "BookswarmCLI"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,13 +7,14 @@ import Glibc
 /// The chat screen's bottom line: a prompt and what the person is typing, which incoming
 /// lines never garble. Every output goes through `print(_:)`, which clears the prompt line
 /// (`\r` + erase line), writes the incoming line, and redraws the prompt with the partial
-/// input. On a terminal the input is read in non-canonical mode without echo, so this
-/// class does the echo and knows the buffer; elsewhere (a pipe) lines are read as they come.
+/// input. On a terminal the input is read in non-canonical mode without echo and edited by
+/// a `LineEditor` (cursor keys, history, word deletion; see there), which also draws it;
+/// elsewhere (a pipe) lines are read as they come.
 final class ChatTerminal: @unchecked Sendable {
     let prompt: String
     let isTerminal: Bool
     private let lock = NSLock()
-    private var buffer: [UInt8] = []
+    private var editor = LineEditor()
     private var saved = termios()
     private var rawMode = false
 
@@ -34,7 +35,7 @@ final class ChatTerminal: @unchecked Sendable {
         }
         tcsetattr(STDIN_FILENO, TCSANOW, &raw)
         rawMode = true
-        lock.withLock { write("\(prompt)") }
+        lock.withLock { write(promptLine()) }
     }
 
     func restore() {
@@ -48,7 +49,7 @@ final class ChatTerminal: @unchecked Sendable {
     func print(_ line: String) {
         lock.withLock {
             if isTerminal {
-                write("\r\u{1b}[2K" + line + "\r\n" + prompt + String(decoding: buffer, as: UTF8.self))
+                write("\r\u{1b}[2K" + line + "\r\n" + promptLine())
             } else {
                 write(line + "\n")
             }
@@ -69,44 +70,19 @@ final class ChatTerminal: @unchecked Sendable {
                 }
                 var byte: UInt8 = 0
                 loop: while Glibc.read(STDIN_FILENO, &byte, 1) == 1 {
-                    switch byte {
-                    case 3:
+                    let outcome = lock.withLock { () -> LineEditor.Outcome in
+                        let outcome = editor.feed(byte)
+                        if outcome != .none { write(promptLine()) }
+                        return outcome
+                    }
+                    switch outcome {
+                    case .none, .redraw:
+                        continue
+                    case .interrupt, .endOfInput:
                         break loop
-                    case 4:
-                        if lock.withLock({ buffer.isEmpty }) { break loop }
-                    case 13, 10:
-                        let line = lock.withLock { () -> String in
-                            let text = String(decoding: buffer, as: UTF8.self)
-                            buffer = []
-                            write("\r\u{1b}[2K" + prompt)
-                            return text
-                        }
+                    case let .submit(line):
                         if line == "/quit" { break loop }
                         if !line.trimmingCharacters(in: .whitespaces).isEmpty { continuation.yield(line) }
-                    case 127, 8:
-                        lock.withLock {
-                            guard !buffer.isEmpty else { return }
-                            // Drop a whole UTF-8 character: continuation bytes first.
-                            while let last = buffer.popLast(), last & 0xC0 == 0x80 {}
-                            write("\r\u{1b}[2K" + prompt + String(decoding: buffer, as: UTF8.self))
-                        }
-                    case 21:  // Ctrl-U: clear the line
-                        lock.withLock {
-                            buffer = []
-                            write("\r\u{1b}[2K" + prompt)
-                        }
-                    case 27, 0..<32:
-                        break  // escape sequences and other controls are ignored
-                    default:
-                        lock.withLock {
-                            buffer.append(byte)
-                            if byte < 0x80 {
-                                write(String(UnicodeScalar(byte)))
-                            } else if String(validating: buffer, as: UTF8.self) != nil {
-                                // A multi-byte character is complete: redraw to show it.
-                                write("\r\u{1b}[2K" + prompt + String(decoding: buffer, as: UTF8.self))
-                            }
-                        }
                     }
                 }
                 continuation.finish()
@@ -114,11 +90,20 @@ final class ChatTerminal: @unchecked Sendable {
         }
     }
 
+    /// The prompt line as the editor draws it for the terminal's width now (asked each
+    /// time, so a resized window is drawn right at the next key or line).
+    private func promptLine() -> String {
+        var size = winsize()
+        let columns = ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
+        return editor.render(prompt: prompt, columns: columns)
+    }
+
     private func write(_ text: String) {
         let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
             if n <= 0 { return }
             offset += n
         }

@@ -185,7 +185,7 @@ struct CLIErrorTests {
         let scratch = Scratch()
         try FileManager.default.createDirectory(atPath: scratch.root, withIntermediateDirectories: true)
         let notADirectory = scratch.dir("file")
-        FileManager.default.createFile(atPath: notADirectory, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: notADirectory, contents: Data("x".utf8))
         Self.expectOneLineError(try await CLI.run(["tasks", "--dir", notADirectory]), mentioning: "not a directory")
         Self.expectOneLineError(try await CLI.run(["id", "--dir", notADirectory + "/sub"]), mentioning: notADirectory)
     }

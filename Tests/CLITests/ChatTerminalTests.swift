@@ -45,6 +45,25 @@ struct ChatTerminalTests {
         #expect(await tmux.waitFor("ana", "you: half typed line"), "\(tmux.screen("ana"))")
         #expect(try await bob.texts(task.id) == ["history before the chat", "hello from Bob", "half typed line"])
 
+        // Editing with the keys of a terminal: arrows, Home, history, Ctrl-U; wide characters.
+        try tmux.type("ana", "helo wrld")
+        try tmux.keys("ana", ["Left", "Left", "Left"])
+        try tmux.type("ana", "o")
+        try tmux.keys("ana", ["Home", "Right", "Right", "Right"])
+        try tmux.type("ana", "l")
+        #expect(await tmux.waitFor("ana", "\(anaID)> hello world"), "\(tmux.screen("ana"))")
+        try tmux.keys("ana", ["End"])
+        try tmux.enter("ana")
+        #expect(await tmux.waitFor("bob", "\(anaID): hello world"), "\(tmux.screen("bob"))")
+        try tmux.keys("ana", ["Up"])
+        #expect(await tmux.waitFor("ana", "\(anaID)> hello world"), "the line entered before: \(tmux.screen("ana"))")
+        try tmux.keys("ana", ["C-u"])
+        try tmux.type("ana", "日本語 ok")
+        try tmux.enter("ana")
+        #expect(await tmux.waitFor("bob", "\(anaID): 日本語 ok"), "\(tmux.screen("bob"))")
+        #expect(!tmux.screen("ana").contains("[D") && !tmux.screen("ana").contains("[A"), "\(tmux.screen("ana"))")
+        #expect(try await bob.texts(task.id).suffix(2) == ["hello world", "日本語 ok"])
+
         // Ana's peer goes away: Bob's chat says so; /quit ends Ana's chat.
         try tmux.type("ana", "/quit")
         try tmux.enter("ana")
@@ -90,6 +109,8 @@ struct Tmux {
 
     func type(_ name: String, _ text: String) throws { try tmux(["send-keys", "-t", name, "-l", text], capture: false) }
     func enter(_ name: String) throws { try tmux(["send-keys", "-t", name, "Enter"], capture: false) }
+    /// Keys by tmux's names ("Left", "Home", "C-u", …).
+    func keys(_ name: String, _ keys: [String]) throws { try tmux(["send-keys", "-t", name] + keys, capture: false) }
     func screen(_ name: String) -> String { (try? tmux(["capture-pane", "-p", "-t", name])) ?? "" }
     func alive(_ name: String) -> Bool { (try? tmux(["list-sessions", "-F", "#{session_name}"]))?.split(separator: "\n").contains { $0 == name } ?? false }
     func killServer() { _ = try? tmux(["kill-server"], capture: false) }
