@@ -4,6 +4,7 @@
 //   discovery-probe --interface lo|NAME|A.B.C.D --port P --topic HEX64 [--seconds S]
 //                   [--session-port N] [--announce-interval MS] [--lookup-only | --announce-only]
 //                   [--ipv4-only]
+//   discovery-probe --lan-default … (the same options, no --interface)
 //   discovery-probe --list-interfaces
 //
 // `--list-interfaces` prints the host's interfaces as discovery sees them
@@ -13,8 +14,12 @@
 // Prints `peer <hex>` first, `interfaces <as the daemon shows them>` once discovery has
 // started, `flushed` when the first lookup round is over, then
 // `sighting <peer hex> <endpoint> <ms since join>` once per peer and endpoint, and
-// `interfaces …` and `counters …` on exit. Discovery runs on both families unless
-// `--ipv4-only`; an interface without an address yet waits for it.
+// `interfaces …` and `counters …` on exit; in between, `interfaces-now <ms since join>
+// <as the daemon shows them>` each time that changes (looked at every 100 ms). Discovery runs
+// on both families unless `--ipv4-only`; an interface without an address yet waits for it.
+// `--lan-default` runs on the LAN default, followed as interfaces come and go, like a
+// daemon without --interface: it multicasts on the host's real interfaces, so run it only
+// inside a network namespace of your own (MACHINE.md's network rule). It must be asked for.
 // Runs for S seconds (default 5, at most 120) and exits by itself.
 import Foundation
 import Sodium
@@ -46,14 +51,17 @@ var flags: Set<String> = []
 var args = CommandLine.arguments.dropFirst()
 while let arg = args.popFirst() {
     switch arg {
-    case "--lookup-only", "--announce-only", "--ipv4-only": flags.insert(arg)
+    case "--lookup-only", "--announce-only", "--ipv4-only", "--lan-default": flags.insert(arg)
     case "--interface", "--port", "--topic", "--seconds", "--session-port", "--announce-interval":
         guard let value = args.popFirst() else { fail("\(arg) needs a value") }
         options[arg] = value
     default: fail("unknown argument \(arg)")
     }
 }
-guard let interfaceText = options["--interface"] else { fail("--interface is required (never a default)") }
+let lanDefault = flags.contains("--lan-default")
+guard lanDefault != (options["--interface"] != nil) else {
+    fail("--interface or --lan-default is required (never a default), not both")
+}
 guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port is required") }
 guard let topicHex = options["--topic"], let topic = Topic(bytes: [UInt8](hex: topicHex) ?? []) else {
     fail("--topic must be 64 hex digits")
@@ -65,7 +73,7 @@ if let text = options["--announce-interval"] {
     guard let ms = Int64(text), (100...60_000).contains(ms) else { fail("--announce-interval is 100…60000 ms") }
     machine.announceInterval = .milliseconds(ms)
 }
-let interface = InterfaceSpec(parsing: interfaceText)
+let givenInterfaces = options["--interface"].map { [InterfaceSpec(parsing: $0)] } ?? []
 
 let identity = Ed25519.KeyPair.generate()
 let peer = PeerID(identity.publicKey)
@@ -74,7 +82,8 @@ say("peer \(peer)")
 do {
     let discovery = try await LANDiscovery.start(
         peer: peer, sessionPort: sessionPort, configuration: {
-            var configuration = LANDiscovery.Configuration(interfaces: [interface], port: port, machine: machine)
+            var configuration = lanDefault ? LANDiscovery.Configuration.lanDefault(port: port, machine: machine)
+                : LANDiscovery.Configuration(interfaces: givenInterfaces, port: port, machine: machine)
             // No session socket here: both families, to look at a LAN.
             configuration.ipv6 = !flags.contains("--ipv4-only")
             return configuration
@@ -91,16 +100,29 @@ do {
             }
         }
     }
+    let watcher = Task {
+        var shown = await discovery.interfaces
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let now = await discovery.interfaces
+            guard now != shown, !Task.isCancelled else { continue }
+            shown = now
+            let ms = (ContinuousClock.now - joined) / .milliseconds(1)
+            say("interfaces-now \(String(format: "%.1f", ms)) \(now.map(\.description).joined(separator: ", "))")
+        }
+    }
     await discovery.join(topic, announce: !flags.contains("--lookup-only"), lookup: !flags.contains("--announce-only"))
     await discovery.flushed(topic)
     say("flushed")
     try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+    watcher.cancel()
+    await watcher.value
     let c = await discovery.counters
     let interfaces = await discovery.interfaces
     await discovery.close()
     await reader.value
     say("interfaces \(interfaces.map(\.description).joined(separator: ", "))")
-    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors) socketRestarts=\(c.socketRestarts) socketReopenFailures=\(c.socketReopenFailures) socketsOpenedLate=\(c.socketsOpenedLate)")
+    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors) socketRestarts=\(c.socketRestarts) socketReopenFailures=\(c.socketReopenFailures) socketsOpenedLate=\(c.socketsOpenedLate) interfacesTakenUp=\(c.interfacesTakenUp) interfacesDropped=\(c.interfacesDropped)")
 } catch {
     fail("\(error)")
 }

@@ -32,6 +32,16 @@ import Darwin
 /// address appears, with a query and an announcement at once (`LANDiscoveryMachine.restate`).
 /// A socket that closes under us is opened again the same way (`SocketPlan`).
 ///
+/// Instead of given interfaces, discovery can follow the LAN default
+/// (`Configuration.lanDefault`, what the daemon runs on when no interface is named): the
+/// interfaces that are up, multicast-capable, not loopback and have an IPv4 address
+/// (`NetworkInterface.lanDefault`), looked at again every second. One that joins that set —
+/// Wi-Fi coming up after the daemon started, a new veth, a lease on a link that had none — is
+/// taken up as a late socket is: its sockets open and greet at once. One that leaves it is
+/// dropped quietly (its sockets closed) and taken up again when it returns; one whose IPv4
+/// address or index changes has its sockets opened again on what it has now. With none yet,
+/// discovery runs all the same and waits (`DiscoveryInterface.anyLANWaiting`).
+///
 /// Both families carry the same datagrams: every query and announcement goes out on every
 /// socket, and a peer on a dual-stack LAN is seen twice, once per family, each sighting with
 /// the address it came from (a link-local IPv6 one with its interface as scope).
@@ -39,8 +49,13 @@ import Darwin
 /// `start` opens the sockets and begins; `close` stops all traffic and finishes `sightings`.
 public final class LANDiscovery: DiscoverySource {
     public struct Configuration: Sendable {
-        /// Where to run: explicit, never a default (see `InterfaceSpec`).
+        /// Where to run: explicit (see `InterfaceSpec`); empty when `followsLANDefault`.
         public var interfaces: [InterfaceSpec]
+        /// Run on the LAN default as it is at each moment (`NetworkInterface.lanDefault`,
+        /// looked at again every second) instead of on `interfaces`, which must then be
+        /// empty. Never the default: it multicasts on the host's real network, so tests set
+        /// it only inside network namespaces of their own (MACHINE.md's network rule).
+        public var followsLANDefault = false
         /// The shared discovery port: the project's (`DiscoveryGroup.port`) in real use, a
         /// test's own one in tests so they never meet a real run.
         public var port: UInt16
@@ -67,6 +82,15 @@ public final class LANDiscovery: DiscoverySource {
             self.group = group
             self.machine = machine
         }
+
+        /// Discovery on the LAN default, followed as interfaces come and go (see
+        /// `followsLANDefault`).
+        public static func lanDefault(port: UInt16 = DiscoveryGroup.port, group: Endpoint.Address = DiscoveryGroup.ipv4.address,
+                                      machine: LANDiscoveryMachine.Configuration = .init()) -> Configuration {
+            var configuration = Configuration(interfaces: [], port: port, group: group, machine: machine)
+            configuration.followsLANDefault = true
+            return configuration
+        }
     }
 
     /// The machine's counters plus what the sockets refused.
@@ -80,8 +104,12 @@ public final class LANDiscovery: DiscoverySource {
         /// that failed (it is retried every 5 s at most).
         public var socketReopenFailures: Int = 0
         /// Sockets opened after start because their interface got the address they need
-        /// then (or got it back after losing it).
+        /// then (or got it back after losing it, or, on the LAN default, a new one).
         public var socketsOpenedLate: Int = 0
+        /// Interfaces of the LAN default taken up after start (`followsLANDefault`).
+        public var interfacesTakenUp: Int = 0
+        /// Interfaces that left the LAN default and were dropped (`followsLANDefault`).
+        public var interfacesDropped: Int = 0
     }
 
     public let sightings: AsyncStream<PeerSighting>
@@ -94,13 +122,16 @@ public final class LANDiscovery: DiscoverySource {
     /// of `configuration`: opens the sockets whose interface has its address now; the others
     /// wait for it. Fails on a name no interface has or an address none holds, or when a
     /// socket that can be opened cannot (IPv6 excepted: it is refused, shown in
-    /// `interfaces`, and IPv4 runs).
+    /// `interfaces`, and IPv4 runs). Following the LAN default, it starts with whatever
+    /// the default is now, none included; a socket that cannot be opened is tried again.
     public static func start(
         peer: PeerID, sessionPort: UInt16, configuration: Configuration,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> LANDiscovery {
-        guard !configuration.interfaces.isEmpty else {
-            throw SwarmNIOError(.invalidAddress, "LAN discovery needs at least one interface")
+        let follows = configuration.followsLANDefault
+        guard follows ? configuration.interfaces.isEmpty : !configuration.interfaces.isEmpty else {
+            throw SwarmNIOError(.invalidAddress, follows ? "LAN discovery follows the LAN default or runs on given interfaces, not both"
+                                                         : "LAN discovery needs at least one interface")
         }
         guard case let .v4(g0, _, _, _) = configuration.group, (224...239).contains(g0) else {
             throw SwarmNIOError(.invalidAddress, "discovery group must be an IPv4 multicast address")
@@ -110,7 +141,14 @@ public final class LANDiscovery: DiscoverySource {
         }
         // A name no interface has, or an address none holds, is an error now (a typo); an
         // interface that exists but lacks an address waits for it.
-        let interfaces = try configuration.interfaces.map { try $0.resolve() }
+        let interfaces: [InterfaceSpec.Resolved]
+        if follows {
+            let all = NetworkInterface.all()
+            interfaces = NetworkInterface.lanDefault(among: all).compactMap { try? InterfaceSpec.named($0.name).resolve(among: all) }
+        } else {
+            interfaces = try configuration.interfaces.map { try $0.resolve() }
+        }
+        let ipv6Runs = configuration.ipv6 && NetworkInterface.ipv6Supported
         let loop = group.next()
         let (stream, continuation) = AsyncStream<PeerSighting>.makeStream(
             bufferingPolicy: .bufferingNewest(configuration.sightingBuffer))
@@ -120,7 +158,7 @@ public final class LANDiscovery: DiscoverySource {
         for (position, interface) in interfaces.enumerated() {
             wanted.append(Core.Socket(plan: .multicast4(interface, group: Endpoint(address: configuration.group, port: configuration.port)),
                                       interface: position))
-            if configuration.ipv6, interface.ipv6Capable, NetworkInterface.ipv6Supported {
+            if ipv6Runs, interface.ipv6Capable {
                 let group = Endpoint(address: configuration.ipv6Group, port: configuration.port, scopeID: interface.index)
                 wanted.append(Core.Socket(plan: .multicast6(interface, group: group), interface: position))
             }
@@ -145,12 +183,19 @@ public final class LANDiscovery: DiscoverySource {
                     multicast.append(socket)
                 } catch let error where socket.plan.family == "IPv6" {
                     ipv6Refused[interfaces[socket.interface ?? 0].name] = (error as? SwarmNIOError)?.detail ?? "\(error)"
+                } catch where follows {
+                    // Not this run's mistake but the moment's (the address went as we
+                    // opened): the socket is opened again, as one taken up later would be.
+                    socket.waiting = true
+                    socket.late = true
+                    multicast.append(socket)
                 }
             }
             // The unicast socket listens where peers can reach us: the interface's own address
             // when there is one interface given by its IPv4 address, every address otherwise
             // (of both families when IPv6 discovery runs or waits for an address).
-            let dualStack = multicast.contains { $0.plan.family == "IPv6" }
+            // Following the LAN default, any interface may come with IPv6 later.
+            let dualStack = follows ? ipv6Runs : multicast.contains { $0.plan.family == "IPv6" }
             let unicastBind: Endpoint
             if dualStack {
                 unicastBind = Endpoint(address: Endpoint.ipv6Unspecified, port: 0)
@@ -173,8 +218,11 @@ public final class LANDiscovery: DiscoverySource {
             let sockets = [Core.Socket(plan: unicastPlan, channel: unicast)] + multicast
             let names = interfaces.map(\.name)
             let refused = ipv6Refused
+            let follow = follows ? Core.Follow(
+                group4: Endpoint(address: configuration.group, port: configuration.port),
+                group6: ipv6Runs ? Endpoint(address: configuration.ipv6Group, port: configuration.port) : nil) : nil
             try await loop.submit {
-                core.attach(machine: machine, sockets: sockets, interfaces: names, ipv6Refused: refused)
+                core.attach(machine: machine, sockets: sockets, interfaces: names, ipv6Refused: refused, follow: follow)
             }.get()
             return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
         } catch {
@@ -239,9 +287,27 @@ public final class LANDiscovery: DiscoverySource {
         }
     }
 
+    /// The IPv4 address of each interface discovery runs on now (or is opening a socket
+    /// on), loopback left out: what a bootstrap client offers peers behind the same NAT.
+    public var ipv4Addresses: [Endpoint.Address] {
+        get async {
+            let core = self.core
+            return (try? await core.loop.submit { core.ipv4Addresses }.get()) ?? []
+        }
+    }
+
+    /// Calls `handler` with `ipv4Addresses` at once and then whenever they change (an
+    /// interface taken up or dropped, an address that came or changed), on discovery's
+    /// event loop: it must return quickly. Replaces an earlier handler; none after `close`.
+    public func observeIPv4Addresses(_ handler: @escaping @Sendable ([Endpoint.Address]) -> Void) async {
+        let core = self.core
+        try? await core.loop.submit { core.observeIPv4Addresses(handler) }.get()
+    }
+
     /// How discovery runs on each of its interfaces now, in the configuration's order (named
-    /// as the kernel names them): the families it runs on, those it waits for, and why IPv6
-    /// failed where it did.
+    /// as the kernel names them), or for the LAN default by name: the families it runs on,
+    /// those it waits for, and why IPv6 failed where it did. The LAN default with no
+    /// interface yet shows as `DiscoveryInterface.anyLANWaiting`.
     public var interfaces: [DiscoveryInterface] {
         get async {
             let core = self.core
@@ -301,21 +367,37 @@ public final class LANDiscovery: DiscoverySource {
         /// One that cannot be looked up any more (gone) keeps its name and index and has no
         /// address: the socket waits until it is back.
         func refreshed() -> SocketPlan {
-            func lookedUp(_ interface: InterfaceSpec.Resolved) -> InterfaceSpec.Resolved {
-                if let now = try? interface.spec.resolve() { return now }
-                var gone = interface
-                gone.ipv4 = nil
-                gone.ipv6LinkLocal = nil
-                return gone
-            }
             switch self {
             case .unicast:
                 return self
-            case let .multicast4(interface, group):
-                return .multicast4(lookedUp(interface), group: group)
-            case let .multicast6(interface, group):
-                let now = lookedUp(interface)
+            case let .multicast4(interface, _), let .multicast6(interface, _):
+                if let now = try? interface.spec.resolve() { return on(now) }
+                var gone = interface
+                gone.ipv4 = nil
+                gone.ipv6LinkLocal = nil
+                return on(gone)
+            }
+        }
+
+        /// The same socket for the interface as `now` has it.
+        func on(_ now: InterfaceSpec.Resolved) -> SocketPlan {
+            switch self {
+            case .unicast:
+                return self
+            case let .multicast4(_, group):
+                return .multicast4(now, group: group)
+            case let .multicast6(_, group):
                 return .multicast6(now, group: Endpoint(address: group.address, port: group.port, scopeID: now.index))
+            }
+        }
+
+        /// Whether an open socket of this plan no longer fits its interface as `now` has it:
+        /// IPv4 membership and sending go by the interface's address, IPv6 by its index.
+        func isStale(for now: InterfaceSpec.Resolved) -> Bool {
+            switch self {
+            case .unicast: false
+            case let .multicast4(was, _): was.ipv4 != now.ipv4 || was.index != now.index
+            case let .multicast6(was, _): was.index != now.index
             }
         }
 

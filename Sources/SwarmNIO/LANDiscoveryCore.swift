@@ -20,27 +20,57 @@ extension LANDiscovery {
         struct Socket {
             var plan: SocketPlan
             var channel: Channel?
-            /// The position of its interface in the configuration; nil for the unicast socket.
+            /// The slot of its interface (`Interface.slot`); nil for the unicast socket.
             var interface: Int?
             /// Its interface has no address of its family (at the last look): it is looked up
-            /// again every `lookInterval`, and sends leave it out.
+            /// again every `lookInterval`, and sends leave it out. Also set while a socket of
+            /// an interface of the LAN default opens (taken up, or moved to a new address).
             var waiting = false
             /// It has waited for that address and not been open since: when it opens, it
             /// counts as opened late and restates everything joined.
             var late = false
+            /// Stable for the socket's life: its timers and callbacks find it by this, since
+            /// sockets come and go with the interfaces of the LAN default.
+            var id = 0
         }
 
-        /// How often an interface is looked up again while a socket waits for its address.
+        /// An interface discovery runs on: one of the configuration's (its slot is its
+        /// position there), or one of the LAN default taken up since.
+        struct Interface {
+            var slot: Int
+            /// As the kernel names it.
+            var name: String
+        }
+
+        /// What following the LAN default needs to take up an interface that comes: the
+        /// groups (the IPv6 one nil when IPv6 discovery does not run).
+        struct Follow: Sendable {
+            var group4: Endpoint
+            var group6: Endpoint?
+        }
+
+        /// How often an interface is looked up again while a socket waits for its address,
+        /// and how often the LAN default is looked at again when discovery follows it.
         static let lookInterval: TimeAmount = .seconds(1)
 
         /// Every socket; the first is the unicast one.
         private var sockets: [Socket] = []
-        /// The configuration's interfaces, by the names the kernel gives them.
-        private var names: [String] = []
+        /// The interfaces, in the order they are shown: the configuration's, or those of the
+        /// LAN default now, by name.
+        private var interfaceList: [Interface] = []
+        /// Set when discovery follows the LAN default rather than fixed interfaces.
+        private var follow: Follow?
+        private var nextSlot = 0
+        private var nextSocketID = 0
         private(set) var ipv6Refused: [String: String] = [:]
         private var socketRestarts = 0
         private var reopenFailures = 0
         private var socketsOpenedLate = 0
+        private var interfacesTakenUp = 0
+        private var interfacesDropped = 0
+        /// Told the IPv4 addresses discovery runs on whenever they change (`observeIPv4Addresses`).
+        private var addressObserver: (@Sendable ([Endpoint.Address]) -> Void)?
+        private var observedAddresses: [Endpoint.Address] = []
         private var timer: Scheduled<Void>?
         private var timerDeadline: NIODeadline?
         private var rng = SystemRandomNumberGenerator()
@@ -57,64 +87,77 @@ extension LANDiscovery {
         }
 
         /// Takes over the sockets: watches the open ones, and starts looking for the address
-        /// of those that wait.
-        func attach(machine: LANDiscoveryMachine, sockets: [Socket], interfaces names: [String], ipv6Refused: [String: String]) {
+        /// of those that wait (or opening again those that failed). With `follow`, looks at
+        /// the LAN default again every `lookInterval` from now on.
+        func attach(machine: LANDiscoveryMachine, sockets: [Socket], interfaces names: [String], ipv6Refused: [String: String],
+                    follow: Follow? = nil) {
             loop.preconditionInEventLoop()
             self.machine = machine
             self.sockets = sockets
-            self.names = names
+            for i in self.sockets.indices { self.sockets[i].id = i }
+            nextSocketID = sockets.count
+            interfaceList = names.enumerated().map { Interface(slot: $0.offset, name: $0.element) }
+            nextSlot = names.count
             self.ipv6Refused = ipv6Refused
-            for (index, socket) in sockets.enumerated() {
-                if let channel = socket.channel { watch(index, channel) } else { open(index, after: Self.lookInterval) }
+            self.follow = follow
+            for socket in self.sockets {
+                if let channel = socket.channel { watch(socket.id, channel) } else { open(socket.id, after: Self.lookInterval) }
             }
+            if follow != nil { lookAgain(after: Self.lookInterval) }
         }
+
+        /// Where socket `id` is in `sockets` now; nil once it is gone.
+        private func position(_ id: Int) -> Int? { sockets.firstIndex { $0.id == id } }
 
         func channel(_ index: Int) -> Channel? {
             loop.preconditionInEventLoop()
             return sockets.indices.contains(index) ? sockets[index].channel : nil
         }
 
-        /// When socket `index` closes and we did not close it, opens it again.
-        private func watch(_ index: Int, _ channel: Channel) {
+        /// When socket `id` closes and we did not close it, opens it again.
+        private func watch(_ id: Int, _ channel: Channel) {
             channel.closeFuture.whenComplete { [self] _ in
                 loop.execute { [self] in
-                    guard !closed, sockets[index].channel === channel else { return }
-                    sockets[index].channel = nil
-                    open(index, after: .milliseconds(50))
+                    guard !closed, let i = position(id), sockets[i].channel === channel else { return }
+                    sockets[i].channel = nil
+                    open(id, after: .milliseconds(50))
                 }
             }
         }
 
-        /// Opens socket `index` after `pause` on its interface as it is then, looked up again
-        /// off the loop (`getifaddrs`): a socket that closed under us, or one that waits for
-        /// its interface's address. Without that address it waits: looked up again every
-        /// `lookInterval`, which is no failure. An open that fails is counted and tried again
-        /// after twice the pause (at most 5 s). Sends meanwhile are dropped — counted as
-        /// errors, except through a socket that waits — and announcements repeat. A socket
-        /// that opens after waiting sends a query and an announcement at once.
-        private func open(_ index: Int, after pause: TimeAmount) {
+        /// Opens socket `id` after `pause` on its interface as it is then, looked up again
+        /// off the loop (`getifaddrs`): a socket that closed under us, one that waits for
+        /// its interface's address, or one of an interface of the LAN default just taken up.
+        /// Without that address it waits: looked up again every `lookInterval`, which is no
+        /// failure. An open that fails is counted and tried again after twice the pause (at
+        /// most 5 s). Sends meanwhile are dropped — counted as errors, except through a
+        /// socket that waits — and announcements repeat. A socket that opens after waiting
+        /// sends a query and an announcement at once. A socket removed meanwhile (its
+        /// interface left the LAN default) is not opened.
+        private func open(_ id: Int, after pause: TimeAmount) {
             loop.scheduleTask(in: pause) { [self] in
-                guard !closed else { return }
-                let plan = sockets[index].plan
+                guard !closed, let i = position(id) else { return }
+                let plan = sockets[i].plan
                 Task { [self] in
                     let fresh = plan.refreshed()
                     let channel = fresh.isReady ? try? await fresh.open(core: self, loop: loop) : nil
                     loop.execute { [self] in
-                        guard !closed else { channel?.close(promise: nil); return }
+                        guard !closed, let index = position(id) else { channel?.close(promise: nil); return }
                         sockets[index].plan = fresh
                         sockets[index].waiting = !fresh.isReady
+                        defer { notifyAddresses() }
                         guard fresh.isReady else {
                             sockets[index].late = true
-                            open(index, after: Self.lookInterval)
+                            open(id, after: Self.lookInterval)
                             return
                         }
                         guard let channel else {
                             reopenFailures += 1
-                            open(index, after: min(pause * 2, .seconds(5)))
+                            open(id, after: min(max(pause, .milliseconds(50)) * 2, .seconds(5)))
                             return
                         }
                         sockets[index].channel = channel
-                        watch(index, channel)
+                        watch(id, channel)
                         if sockets[index].late {
                             sockets[index].late = false
                             socketsOpenedLate += 1
@@ -135,6 +178,110 @@ extension LANDiscovery {
             self.machine = machine
             for case let .multicast(bytes) in actions { send(bytes, to: group, on: sockets[index].channel) }
             rearm()
+        }
+
+        // MARK: Following the LAN default
+
+        /// Looks at the LAN default again after `pause` (off the loop: `getifaddrs`), takes up
+        /// what came, drops what went, and looks again every `lookInterval`.
+        private func lookAgain(after pause: TimeAmount) {
+            loop.scheduleTask(in: pause) { [self] in
+                guard !closed else { return }
+                Task { [self] in
+                    let all = NetworkInterface.all()
+                    let wanted = NetworkInterface.lanDefault(among: all).compactMap { try? InterfaceSpec.named($0.name).resolve(among: all) }
+                    loop.execute { [self] in
+                        guard !closed else { return }
+                        // An empty list is the kernel not answering (even `lo` is missing), not
+                        // every interface gone: keep what runs.
+                        if !all.isEmpty { track(wanted) }
+                        lookAgain(after: Self.lookInterval)
+                    }
+                }
+            }
+        }
+
+        /// Makes discovery run on `wanted`, the LAN default as it is now. An interface that
+        /// left it (down, its IPv4 address gone, removed) is dropped quietly: its sockets
+        /// close, nothing is counted as an error. One that joined it is taken up: its sockets
+        /// open (IPv6 too where it has, or gets, a link-local address) and send a query and
+        /// an announcement at once. One whose IPv4 address or index changed has its sockets
+        /// opened again on what it has now, and greets the same way.
+        private func track(_ wanted: [InterfaceSpec.Resolved]) {
+            loop.preconditionInEventLoop()
+            guard let follow else { return }
+            let names = Set(wanted.map(\.name))
+            for gone in interfaceList where !names.contains(gone.name) {
+                for socket in sockets where socket.interface == gone.slot { socket.channel?.close(promise: nil) }
+                sockets.removeAll { $0.interface == gone.slot }
+                ipv6Refused[gone.name] = nil
+                interfacesDropped += 1
+            }
+            interfaceList.removeAll { !names.contains($0.name) }
+            for interface in wanted {
+                if let known = interfaceList.first(where: { $0.name == interface.name }) {
+                    for i in sockets.indices where sockets[i].interface == known.slot && sockets[i].plan.isStale(for: interface) {
+                        sockets[i].plan = sockets[i].plan.on(interface)
+                        // Open: close it, and `watch` opens it again on the new address. Not
+                        // open: its own lookups (every second) will find the new address.
+                        guard let channel = sockets[i].channel else { continue }
+                        sockets[i].waiting = true
+                        sockets[i].late = true
+                        channel.close(promise: nil)
+                    }
+                    continue
+                }
+                let slot = nextSlot
+                nextSlot += 1
+                let at = interfaceList.firstIndex { $0.name > interface.name } ?? interfaceList.endIndex
+                interfaceList.insert(Interface(slot: slot, name: interface.name), at: at)
+                var plans = [SocketPlan.multicast4(interface, group: follow.group4)]
+                if let group6 = follow.group6, interface.ipv6Capable {
+                    plans.append(.multicast6(interface, group: Endpoint(address: group6.address, port: group6.port, scopeID: interface.index)))
+                }
+                for plan in plans {
+                    let id = nextSocketID
+                    nextSocketID += 1
+                    sockets.append(Socket(plan: plan, interface: slot, waiting: true, late: true, id: id))
+                    open(id, after: .zero)
+                }
+                interfacesTakenUp += 1
+            }
+            notifyAddresses()
+        }
+
+        // MARK: The addresses discovery runs on
+
+        /// The IPv4 address of each interface discovery runs on (or is opening a socket on),
+        /// as last looked up, loopback left out, in the order of the interfaces.
+        var ipv4Addresses: [Endpoint.Address] {
+            loop.preconditionInEventLoop()
+            var out: [Endpoint.Address] = []
+            for interface in interfaceList {
+                for socket in sockets where socket.interface == interface.slot {
+                    guard case let .multicast4(resolved, _) = socket.plan, !resolved.isLoopback, let address = resolved.ipv4,
+                          !out.contains(address) else { continue }
+                    out.append(address)
+                }
+            }
+            return out
+        }
+
+        /// Calls `handler` with `ipv4Addresses` now, and again on the loop each time they change.
+        func observeIPv4Addresses(_ handler: @escaping @Sendable ([Endpoint.Address]) -> Void) {
+            loop.preconditionInEventLoop()
+            guard !closed else { return }
+            addressObserver = handler
+            observedAddresses = ipv4Addresses
+            handler(observedAddresses)
+        }
+
+        private func notifyAddresses() {
+            guard let addressObserver else { return }
+            let now = ipv4Addresses
+            guard now != observedAddresses else { return }
+            observedAddresses = now
+            addressObserver(now)
         }
 
         private var now: LANDiscoveryMachine.Time {
@@ -248,18 +395,21 @@ extension LANDiscovery {
             loop.preconditionInEventLoop()
             return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped,
                             socketRestarts: socketRestarts, socketReopenFailures: reopenFailures,
-                            socketsOpenedLate: socketsOpenedLate)
+                            socketsOpenedLate: socketsOpenedLate, interfacesTakenUp: interfacesTakenUp,
+                            interfacesDropped: interfacesDropped)
         }
 
-        /// Each configured interface: the families whose socket is open, those whose socket
-        /// is not (it waits for the address, or is being opened again), why IPv6 failed.
+        /// Each interface: the families whose socket is open, those whose socket is not (it
+        /// waits for the address, or is being opened again), why IPv6 failed. Following the
+        /// LAN default while it is empty: one entry, `DiscoveryInterface.anyLANWaiting`.
         var interfaces: [DiscoveryInterface] {
             loop.preconditionInEventLoop()
-            return names.enumerated().map { position, name in
-                let own = sockets.filter { $0.interface == position }
-                return DiscoveryInterface(name: name, families: own.filter { $0.channel != nil }.compactMap(\.plan.family),
+            if follow != nil && interfaceList.isEmpty { return [DiscoveryInterface.anyLANWaiting] }
+            return interfaceList.map { interface in
+                let own = sockets.filter { $0.interface == interface.slot }
+                return DiscoveryInterface(name: interface.name, families: own.filter { $0.channel != nil }.compactMap(\.plan.family),
                                           waiting: own.filter { $0.channel == nil }.compactMap(\.plan.family),
-                                          ipv6Failed: ipv6Refused[name])
+                                          ipv6Failed: ipv6Refused[interface.name])
             }
         }
 
@@ -273,6 +423,7 @@ extension LANDiscovery {
             for promise in waiters.values.joined() { promise.succeed() }
             waiters = [:]
             continuation.finish()
+            addressObserver = nil
             let channels = sockets.compactMap(\.channel)
             sockets = []
             return channels

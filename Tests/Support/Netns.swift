@@ -33,6 +33,13 @@ public enum Netns {
     public static func up(_ name: String, hosts: Int) throws { try tool(["up", name, "\(hosts)"]) }
     public static func loss(_ name: String, percent: Double) throws { try tool(["loss", name, String(format: "%.2f", percent)]) }
     public static func down(_ name: String) { _ = try? tool(["down", name]) }
+    /// Removes host `host`'s eth0 (its veth pair): only `lo` is left there.
+    public static func unplug(_ name: String, host: Int) throws { try tool(["unplug", name, "\(host)"]) }
+    /// Gives host `host` an eth0 again (a new veth pair on the bridge, so a new index and a new
+    /// link-local address), with its bed address or `address`, and the multicast route.
+    public static func plug(_ name: String, host: Int, address: String? = nil) throws {
+        try tool(["plug", name, "\(host)"] + (address.map { [$0] } ?? []))
+    }
     public static func status(_ name: String) -> String { (try? tool(["status", name])) ?? "" }
 
     /// argv that runs `command` inside host `host` (1-based) of bed `name`.

@@ -184,6 +184,24 @@ struct DiscoveryLoopbackTests {
             _ = try await LANDiscovery.start(peer: Self.newPeer(), sessionPort: 1,
                                              configuration: .init(interfaces: [.named("no-such-if0")], port: 31_807))
         }
+        // The LAN default is followed instead of given interfaces, never beside them. (It is
+        // not started here: it would multicast on the host's real network. The namespace
+        // bed runs it: NetnsLANDefaultTests.)
+        var both = LANDiscovery.Configuration.lanDefault(port: 31_807)
+        both.interfaces = [.loopback]
+        await #expect(throws: SwarmNIOError(.invalidAddress, "")) {
+            _ = try await LANDiscovery.start(peer: Self.newPeer(), sessionPort: 1, configuration: both)
+        }
+    }
+
+    /// How the LAN default with no interface yet is shown and encoded (the ready line, `inspect`).
+    @Test func theLANDefaultWithNoInterfaceYetShowsAsWaiting() throws {
+        let waiting = DiscoveryInterface.anyLANWaiting
+        #expect(waiting.description == "any LAN interface (waiting for IPv4)")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        #expect(String(decoding: try encoder.encode(waiting), as: UTF8.self) == #"{"families":[],"name":"*","waiting":["IPv4"]}"#)
+        #expect(DiscoveryInterface(name: "eth0", families: ["IPv4"]).description == "eth0")
     }
 
     @Test func separateProcessesShareTheDiscoveryPort() async throws {
