@@ -164,6 +164,26 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
         }
     }
 
+    // MARK: Our own addresses
+
+    /// Our own socket addresses, offered to peers behind the same NAT (PROTOCOL.md §11.5).
+    public var localEndpoints: [Endpoint] { machine.withLock { $0.configuration.localEndpoints } }
+
+    /// Replaces our own socket addresses (an interface came or went): each node gets a
+    /// registration with the new ones at once. The same ones again change nothing.
+    public func setLocalEndpoints(_ endpoints: [Endpoint]) {
+        guard !closed.load(ordering: .relaxed) else { return }
+        let now = clock.now()
+        let out = machine.withLock { m in
+            m.setLocalEndpoints(endpoints, now: now)
+            return m.takeDatagrams()
+        }
+        if !out.isEmpty { inner.send(out) }
+    }
+
+    /// Whether `close` was called.
+    public var isClosed: Bool { closed.load(ordering: .relaxed) }
+
     // MARK: Inspection
 
     /// The path behind the endpoint a session uses (`PeerConnection.endpoint`).

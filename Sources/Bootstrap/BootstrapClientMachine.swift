@@ -51,7 +51,8 @@ public struct BootstrapClientMachine: Sendable {
         public var maxQueued = 64
         /// Peers tracked at most (paths and virtual endpoints).
         public var maxPeers = 4096
-        /// Our own socket addresses, offered to peers behind the same NAT.
+        /// Our own socket addresses, offered to peers behind the same NAT (at most
+        /// `BootstrapWire.maxLocals` are sent). `setLocalEndpoints` changes them later.
         public var localEndpoints: [Endpoint] = []
 
         public init() {}
@@ -152,6 +153,18 @@ public struct BootstrapClientMachine: Sendable {
 
     public mutating func leave(_ topic: Topic, now: Timestamp) {
         guard topics.removeValue(forKey: topic) != nil else { return }
+        for key in Array(nodes.keys) { nodes[key]?.nextRegister = now }
+        tick(now: now, unixSeconds: nil)
+    }
+
+    // MARK: Our own addresses
+
+    /// Our own socket addresses changed (an interface came or went, a new lease): every node
+    /// is sent a registration with them at once, replacing the one it holds (§11.3), rather
+    /// than at the next refresh. The same addresses again change nothing.
+    public mutating func setLocalEndpoints(_ endpoints: [Endpoint], now: Timestamp) {
+        guard endpoints != configuration.localEndpoints else { return }
+        configuration.localEndpoints = endpoints
         for key in Array(nodes.keys) { nodes[key]?.nextRegister = now }
         tick(now: now, unixSeconds: nil)
     }

@@ -30,6 +30,32 @@ struct BootstrapClientMachineTests {
         #expect(world.node.counters.relayedDatagrams == 0)
     }
 
+    /// A peer's own addresses change (an interface came or went): the node gets a
+    /// registration with the new ones at once, not at the next refresh 20 s later, and it
+    /// replaces the one it held; the same addresses again send nothing.
+    @Test func newLocalAddressesAreRegisteredAtOnce() {
+        var world = NATWorld([.cone, .cone])
+        world.join(Self.topic)
+        world.run(for: .seconds(2))
+        func locals() -> [Endpoint]? { world.node.registry.registration(of: world.peer(0), now: world.now)?.locals }
+        #expect(locals() == [.v4(10, 0, 0, 2, port: 5000)])
+        let moved: [Endpoint] = [.v4(10, 0, 0, 2, port: 5000), .v4(192, 168, 7, 9, port: 5000)]
+        world.hosts[0].machine.setLocalEndpoints(moved, now: world.now)
+        #expect(world.hosts[0].machine.configuration.localEndpoints == moved)
+        world.deliver()
+        #expect(locals() == moved, "registered again without any time passing")
+        world.hosts[0].machine.setLocalEndpoints(moved, now: world.now)
+        #expect(world.hosts[0].machine.takeDatagrams().isEmpty, "the same addresses again send nothing")
+        // None left (every interface went): the registration says so.
+        world.hosts[0].machine.setLocalEndpoints([], now: world.now)
+        world.deliver()
+        #expect(locals() == [])
+        // And the next refresh keeps its schedule: nothing more until it is due.
+        world.run(for: .seconds(1))
+        #expect(locals() == [])
+        #expect(world.node.registrationCount == 2)
+    }
+
     @Test func symmetricNATsFallBackToTheRelayAfterTheBound() {
         var world = NATWorld([.symmetric, .cone])
         world.join(Self.topic)

@@ -1,0 +1,93 @@
+@testable import Bootstrap
+import BookswarmTestSupport
+import Foundation
+import Swarm
+import Testing
+
+/// The addresses a peer offers a bootstrap node for peers behind the same NAT (its *locals*,
+/// PROTOCOL.md §11.3, §11.5) follow its interfaces as they come and go, in the namespace
+/// test bed: host 1 runs a node that records every datagram (`--capture`), host 2 a peer; a
+/// test reads the registrations the node received and the locals in each.
+@Suite("Offered local addresses follow the interfaces", .serialized,
+       .enabled(if: Netns.available, "\(Netns.unavailableReason ?? "")"))
+struct BootstrapLocalsTests {
+    static let nodePort = 7100
+
+    /// Starts the node on host 1 of `bed`, recording into `capture`.
+    static func startNode(_ bed: String, capture: String) async throws -> ChildProcess {
+        guard let binary = ChildProcess.binary("bookswarm-bootstrap") else {
+            throw Netns.Failure(description: "bookswarm-bootstrap is not built: run `swift build`")
+        }
+        let node = try ChildProcess(Netns.inHost(bed, 1, [binary, "--port", "\(nodePort)", "--bind", Netns.address(host: 1), "--capture", capture]))
+        _ = await node.waitFor(.seconds(5)) { $0.event == "ready" }
+        return node
+    }
+
+    /// The locals of every registration the node received so far, in order.
+    static func registeredLocals(_ capture: String) -> [[Endpoint]] {
+        guard let data = FileManager.default.contents(atPath: capture) else { return [] }
+        let bytes = [UInt8](data)
+        var out: [[Endpoint]] = []
+        var i = 0
+        while i + 3 <= bytes.count {
+            let incoming = bytes[i] == 0
+            let length = Int(bytes[i + 1]) | Int(bytes[i + 2]) << 8
+            guard i + 3 + length <= bytes.count else { break }
+            let payload = Array(bytes[(i + 3)..<(i + 3 + length)])
+            i += 3 + length
+            guard incoming, case let .register(register)? = BootstrapMessage(decoding: payload),
+                  register.signature.contains(where: { $0 != 0 }) else { continue }
+            out.append(register.locals)
+        }
+        return out
+    }
+
+    /// Polls the capture until the last registration's locals, as a set, are `expected`.
+    static func eventuallyRegistered(_ capture: String, _ expected: Set<Endpoint>, within timeout: Duration) async -> Duration? {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < timeout {
+            if let last = registeredLocals(capture).last, Set(last) == expected { return ContinuousClock.now - start }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    /// A second interface in host `host`, `eth1` with the address 192.168.77.K: one end of a
+    /// veth pair whose other end (`eth1p`, no address) stays in the host, so nothing it
+    /// sends leaves the host.
+    static func addSecondInterface(_ bed: String, host: Int) throws {
+        for command in [["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"], ["ip", "link", "set", "eth1p", "up"],
+                        ["ip", "addr", "add", "192.168.77.\(host)/24", "dev", "eth1"], ["ip", "link", "set", "eth1", "up"]] {
+            try Netns.tool(["exec", bed, "\(host)"] + command)
+        }
+    }
+
+    /// The library's client over a socket bound to 0.0.0.0 (`bootstrap-peer --bind 0.0.0.0`)
+    /// offers the host's interface addresses as they are now, looked at every 2 s.
+    @Test(.timeLimit(.minutes(1))) func aClientOnAWildcardSocketOffersTheHostsAddressesNow() async throws {
+        guard let peer = ChildProcess.binary("bootstrap-peer") else {
+            throw Netns.Failure(description: "bootstrap-peer is not built: run `swift build`")
+        }
+        let bed = Netns.bedName("bswild")
+        let capture = "/tmp/bootstrap-wild-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: capture) }
+        try await Netns.withBed(bed, hosts: 2) {
+            let node = try await Self.startNode(bed, capture: capture)
+            defer { node.kill() }
+            let client = try ChildProcess(Netns.inHost(bed, 2, [
+                peer, "--bind", "0.0.0.0", "--port", "42000", "--seed", "7", "--topic", String(repeating: "ab", count: 32),
+                "--bootstrap", "\(Netns.address(host: 1)):\(Self.nodePort)", "--seconds", "20",
+            ]))
+            defer { client.kill() }
+            let eth0 = Endpoint.v4(10, 77, 0, 2, port: 42000)
+            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5)) != nil, "\(Self.registeredLocals(capture))")
+            try Self.addSecondInterface(bed, host: 2)
+            let eth1 = Endpoint.v4(192, 168, 77, 2, port: 42000)
+            #expect(await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(5)) != nil, "\(Self.registeredLocals(capture))")
+            try Netns.tool(["exec", bed, "2", "ip", "link", "set", "eth1", "down"])
+            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5)) != nil,
+                    "an interface that is down is not offered: \(Self.registeredLocals(capture))")
+            await client.stop()
+        }
+    }
+}
