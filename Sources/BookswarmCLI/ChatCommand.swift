@@ -77,6 +77,9 @@ struct DaemonCommand: AsyncParsableCommand {
                 writeOut(try encoder.encode(ready) + Data("\n".utf8))
             } else {
                 printOut("bookswarm daemon: peer \(messenger.localPeer.publicKey.hex) at udp \(endpoint), discovery on \(interfaces.map(\.description).joined(separator: ", ")), control \(server.path)")
+                if interfaces.contains(where: { $0.name == DiscoveryInterface.anyLANName }) {
+                    printOut("bookswarm daemon: no network interface is up with an IPv4 address yet; discovery starts on each as it comes (--interface NAME for an IPv6-only LAN, --interface lo for this machine alone)")
+                }
             }
             await waitForTermination()
             await server.close()

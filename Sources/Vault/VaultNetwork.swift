@@ -10,11 +10,14 @@ import SwarmNIO
 public final class VaultNetwork: Sendable {
     /// Where the network runs. The default is what a person on a LAN wants: every
     /// non-loopback, multicast-capable interface that is up and has an IPv4 address (with
-    /// IPv6 discovery too where it has a link-local one). Tests and the demo always pass `lo`
+    /// IPv6 discovery too where it has a link-local one), followed as interfaces come and go
+    /// (`LANDiscovery.Configuration.lanDefault`): with none yet the network starts and
+    /// waits. Tests and the demo pass `lo`, or run in network namespaces of their own
     /// (MACHINE.md's network rule). A named interface without an address yet is no error:
     /// discovery there starts when it gets one (`LANDiscovery`).
     public struct Options: Sendable {
-        /// Discovery interfaces: `lo`, a name (`eth0`) or an IPv4 address; nil = the LAN default.
+        /// Discovery interfaces: `lo`, a name (`eth0`) or an IPv4 address; nil = the LAN
+        /// default, followed.
         public var interfaces: [String]?
         /// IPv6 discovery and sessions on the named interfaces that have, or get, an IPv6
         /// link-local address (DESIGN decision 6), beside IPv4. `lo` and interfaces given by
@@ -42,11 +45,14 @@ public final class VaultNetwork: Sendable {
     public let swarm: Swarm
     /// The swarm's clock (session times are relative to it).
     public let clock: SystemSwarmClock
-    /// The discovery interfaces as they were given (`--interface`), or the LAN default.
+    /// The discovery interfaces as they were given (`--interface`); empty for the LAN
+    /// default, whose interfaces change (`interfaces`).
     public let interfaceNames: [String]
 
-    /// Each discovery interface as given, and how discovery runs there now: the families it
-    /// runs on, those it waits for (no address yet), why IPv6 failed.
+    /// Each discovery interface as given — or, on the LAN default, each of its interfaces
+    /// now, `DiscoveryInterface.anyLANWaiting` while it has none — and how discovery runs
+    /// there now: the families it runs on, those it waits for (no address yet), why IPv6
+    /// failed.
     public var interfaces: [DiscoveryInterface] {
         get async {
             var shown = await discovery.interfaces
@@ -104,9 +110,9 @@ public final class VaultNetwork: Sendable {
     }
 
     public static func start(identity: Identity, options: Options) async throws(VaultError) -> VaultNetwork {
-        let names: [String]
-        if let given = options.interfaces { names = given } else { names = try defaultInterfaces() }
-        guard !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
+        let names = options.interfaces ?? []
+        let follows = options.interfaces == nil
+        guard follows || !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
         // Looked up now (SwarmNIO's one lookup): a name no interface has, or an address none
         // holds, is an error — a typo, most likely; an interface that exists without an
         // address yet is not: discovery waits for it.
@@ -119,13 +125,13 @@ public final class VaultNetwork: Sendable {
             }
             specs.append(spec)
         }
-        // IPv6 wherever discovery may run it, now or once a link-local address appears: one
-        // dual-stack socket on every address of both families, so the session port
-        // discovery announces is reachable on both. Otherwise one interface given by its
-        // address: bind the session socket there (loopback stays loopback); a named one or
-        // several: every address, so each LAN reaches us and a new address (DHCP) does not
-        // strand the socket.
-        let ipv6 = options.ipv6 && NetworkInterface.ipv6Supported && resolved.contains(where: \.ipv6Capable)
+        // IPv6 wherever discovery may run it, now or once a link-local address appears — on
+        // the LAN default, whatever interface comes: one dual-stack socket on every address
+        // of both families, so the session port discovery announces is reachable on both.
+        // Otherwise one interface given by its address: bind the session socket there
+        // (loopback stays loopback); a named one or several: every address, so each LAN
+        // reaches us and a new address (DHCP) does not strand the socket.
+        let ipv6 = options.ipv6 && NetworkInterface.ipv6Supported && (follows || resolved.contains(where: \.ipv6Capable))
         let bind: Endpoint.Address
         if ipv6 {
             bind = Endpoint.ipv6Unspecified
@@ -139,13 +145,10 @@ public final class VaultNetwork: Sendable {
             let peer = PeerID(identity.keyPair.publicKey)
             let discovery: LANDiscovery
             do {
-                discovery = try await LANDiscovery.start(
-                    peer: peer, sessionPort: transport.localEndpoint.port,
-                    configuration: {
-                        var configuration = LANDiscovery.Configuration(interfaces: specs, port: options.discoveryPort)
-                        configuration.ipv6 = options.ipv6
-                        return configuration
-                    }())
+                var configuration = follows ? LANDiscovery.Configuration.lanDefault(port: options.discoveryPort)
+                    : LANDiscovery.Configuration(interfaces: specs, port: options.discoveryPort)
+                configuration.ipv6 = options.ipv6
+                discovery = try await LANDiscovery.start(peer: peer, sessionPort: transport.localEndpoint.port, configuration: configuration)
             } catch {
                 await transport.close()
                 throw error
@@ -153,15 +156,20 @@ public final class VaultNetwork: Sendable {
             let clock = SystemSwarmClock()
             var bootstrap: BootstrapClient?
             if !options.bootstrapNodes.isEmpty {
-                // Peers behind our NAT are offered the chosen interfaces' IPv4 addresses (not
-                // every interface of the host, which a wildcard socket would suggest), as
-                // they are at start.
+                // Peers behind our NAT are offered the IPv4 addresses of the interfaces
+                // discovery runs on (not every interface of the host, which a wildcard socket
+                // would suggest), as they are now and whenever they change.
+                let port = transport.localEndpoint.port
+                let follow = transport.localEndpoint.isUnspecified
+                @Sendable func offered(_ addresses: [Endpoint.Address]) -> [Endpoint] {
+                    addresses.map { Endpoint(address: $0, port: port) }.filter { !$0.isLoopback }
+                }
                 var configuration = BootstrapClientMachine.Configuration()
-                configuration.localEndpoints = transport.localEndpoint.isUnspecified
-                    ? resolved.compactMap(\.ipv4).map { Endpoint(address: $0, port: transport.localEndpoint.port) }.filter { !$0.isLoopback }
-                    : [transport.localEndpoint]
-                bootstrap = BootstrapClient.start(identity: identity.keyPair, transport: transport, nodes: options.bootstrapNodes,
-                                                  configuration: configuration)
+                configuration.localEndpoints = follow ? offered(await discovery.ipv4Addresses) : [transport.localEndpoint]
+                let client = BootstrapClient.start(identity: identity.keyPair, transport: transport, nodes: options.bootstrapNodes,
+                                                   configuration: configuration)
+                if follow { await discovery.observeIPv4Addresses { client.setLocalEndpoints(offered($0)) } }
+                bootstrap = client
             }
             let sources: [any DiscoverySource] = [discovery] + (bootstrap.map { [$0] } ?? [])
             let swarm = try Swarm(identity: identity.keyPair, transport: bootstrap ?? transport, discovery: sources,
@@ -171,7 +179,8 @@ public final class VaultNetwork: Sendable {
         } catch let error as VaultError {
             throw error
         } catch {
-            throw VaultError(.network, "cannot start the network on \(names.joined(separator: ",")): \((error as? SwarmNIOError)?.detail ?? "\(error)")")
+            let on = follows ? "the LAN's interfaces" : names.joined(separator: ",")
+            throw VaultError(.network, "cannot start the network on \(on): \((error as? SwarmNIOError)?.detail ?? "\(error)")")
         }
     }
 
@@ -180,19 +189,4 @@ public final class VaultNetwork: Sendable {
 
     /// Closes every session (telling the peers) and the sockets.
     public func stop() async { await swarm.shutdown() }
-
-    /// The LAN default (`NetworkInterface.lanDefault`): up, multicast-capable, non-loopback
-    /// interfaces with an IPv4 address. When there is none, the error says what to name.
-    static func defaultInterfaces() throws(VaultError) -> [String] {
-        let all = NetworkInterface.all()
-        let names = NetworkInterface.lanDefault(among: all).map(\.name)
-        guard !names.isEmpty else {
-            let ipv6Only = all.filter { $0.isUp && $0.isMulticast && !$0.isLoopback && $0.ipv6LinkLocal != nil }.map(\.name).sorted()
-            if !ipv6Only.isEmpty {
-                throw VaultError(.network, "no multicast-capable interface with an IPv4 address is up; name one to use IPv6 alone (--interface \(ipv6Only[0])), or use --interface lo to chat on this machine")
-            }
-            throw VaultError(.network, "no multicast-capable network interface is up; use --interface lo to chat on this machine")
-        }
-        return names
-    }
 }

@@ -62,6 +62,58 @@ struct BootstrapLocalsTests {
         }
     }
 
+    /// `bookswarm daemon` with no `--interface` (the LAN default, followed), started while its
+    /// host has no address at all: it starts, waiting; once eth0 gets its address the node
+    /// hears from it, and the registration offers that address; a second interface that comes
+    /// is offered at once beside it (not at the next refresh, 20 s later), and dropped when
+    /// it goes.
+    @Test(.timeLimit(.minutes(1))) func aDaemonOffersTheAddressesItsInterfacesHaveNow() async throws {
+        guard let bookswarm = ChildProcess.binary("bookswarm") else {
+            throw Netns.Failure(description: "bookswarm is not built: run `swift build`")
+        }
+        let bed = Netns.bedName("bslocals")
+        let capture = "/tmp/bootstrap-locals-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let vault = NSTemporaryDirectory() + "bookswarm-locals-\(UUID().uuidString.prefix(8))"
+        defer {
+            try? FileManager.default.removeItem(atPath: capture)
+            try? FileManager.default.removeItem(atPath: vault)
+        }
+        try await Netns.withBed(bed, hosts: 2) {
+            try Netns.tool(["exec", bed, "2", "ip", "addr", "flush", "dev", "eth0"])
+            let node = try await Self.startNode(bed, capture: capture)
+            defer { node.kill() }
+            let daemon = try ChildProcess(Netns.inHost(bed, 2, [
+                bookswarm, "daemon", "--json", "--dir", vault, "--discovery-port", "\(31_900 + Int(getpid() % 90))",
+                "--bootstrap", "\(Netns.address(host: 1)):\(Self.nodePort)",
+            ]))
+            defer { daemon.kill() }
+            let ready = try #require(await daemon.waitFor(.seconds(15)) { $0.event == "ready" }, "\(daemon.transcript)")
+            #expect(ready.raw.contains(#""interfaces":[{"families":[],"name":"*","waiting":["IPv4"]}]"#), "\(ready.raw)")
+            let port = try #require(ready.fields["endpoint"].flatMap { Endpoint($0) }?.port, "\(ready.raw)")
+            try await Task.sleep(for: .seconds(1))
+            #expect(Self.registeredLocals(capture).isEmpty, "no address, no route to the node")
+
+            for command in [["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"], ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"]] {
+                try Netns.tool(["exec", bed, "2"] + command)
+            }
+            let eth0 = Endpoint.v4(10, 77, 0, 2, port: port)
+            let first = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5))
+            #expect(first != nil, "\(Self.registeredLocals(capture))")
+
+            try Self.addSecondInterface(bed, host: 2)
+            let eth1 = Endpoint.v4(192, 168, 77, 2, port: port)
+            let added = await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(5))
+            #expect(added != nil, "\(Self.registeredLocals(capture))")
+
+            try Netns.tool(["exec", bed, "2", "ip", "link", "del", "eth1"])
+            let removed = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5))
+            #expect(removed != nil, "\(Self.registeredLocals(capture))")
+            print("daemon: eth0's address offered \(first.map { "\($0)" } ?? "never") after it came; a second interface "
+                  + "after \(added.map { "\($0)" } ?? "never"), dropped after \(removed.map { "\($0)" } ?? "never")")
+            await daemon.stop()
+        }
+    }
+
     /// The library's client over a socket bound to 0.0.0.0 (`bootstrap-peer --bind 0.0.0.0`)
     /// offers the host's interface addresses as they are now, looked at every 2 s.
     @Test(.timeLimit(.minutes(1))) func aClientOnAWildcardSocketOffersTheHostsAddressesNow() async throws {

@@ -8,8 +8,9 @@ import Testing
 @Suite("bookswarm on a three-host LAN", .serialized,
        .enabled(if: Netns.available && CLI.available, "\(Netns.unavailableReason ?? "bookswarm is not built: run `swift build`")"))
 struct CLINamespaceTests {
-    static func member(_ name: String, host: Int, bed: String, scratch: Scratch, port: Int, daemonOptions: [String] = []) -> Member {
-        Member(name, scratch: scratch, interface: "eth0", discoveryPort: port,
+    static func member(_ name: String, host: Int, bed: String, scratch: Scratch, port: Int, interface: String? = "eth0",
+                       daemonOptions: [String] = []) -> Member {
+        Member(name, scratch: scratch, interface: interface, discoveryPort: port,
                prefix: ["/usr/bin/env", "ip", "netns", "exec", "\(bed)-h\(host)"], daemonOptions: daemonOptions)
     }
 
@@ -82,6 +83,58 @@ struct CLINamespaceTests {
             #expect(interfaces?.count == 1 && interfaces?[0]["families"] as? [String] == ["IPv4", "IPv6"] && interfaces?[0]["waiting"] == nil,
                     "\(report ?? [:])")
             #expect((report?["drops"] as? [String: Any])?["discovery.socketsOpenedLate"] as? Int == 2, "\(report ?? [:])")
+            for m in [bob, ana] { await m.stop() }
+        }
+    }
+
+    /// A laptop's daemon started before its network is up: no `--interface` (the LAN
+    /// default) on a host with only `lo`. It starts and says it waits; then an eth0 arrives
+    /// (a veth pair, addressed), a daemon on the other host finds it, and they chat. The eth0
+    /// goes: it is dropped and `inspect` says discovery waits again; a message sent meanwhile
+    /// arrives once an eth0 is back, at another address (and a new link-local one).
+    @Test("a daemon on the LAN default takes interfaces up as they come and drops them as they go", .timeLimit(.minutes(1)))
+    func interfacesComeAndGo() async throws {
+        let bed = Netns.bedName("clifollow")
+        try await Netns.withBed(bed, hosts: 2) {
+            try Netns.unplug(bed, host: 1)
+            let scratch = Scratch()
+            let port = testDiscoveryPort()
+            let bob = Self.member("bob", host: 1, bed: bed, scratch: scratch, port: port, interface: nil)
+            let ana = Self.member("ana", host: 2, bed: bed, scratch: scratch, port: port, interface: nil)
+            for m in [bob, ana] { try await m.start() }
+            defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+            #expect(bob.daemon?.log.contains(#""interfaces":[{"families":[],"name":"*","waiting":["IPv4"]}]"#) == true,
+                    "\(bob.daemon?.log ?? "")")
+            #expect(ana.daemon?.log.contains(#""interfaces":[{"families":["IPv4","IPv6"],"name":"eth0"}]"#) == true,
+                    "\(ana.daemon?.log ?? "")")
+            #expect(try await bob.ok(["inspect"]).contains("discovery on any LAN interface (waiting for IPv4)"))
+            let task = try await bob.newTask("no network yet")
+            try await bob.ok(["send", task.id, "first"])
+
+            try Netns.plug(bed, host: 1)
+            let plugged = ContinuousClock.now
+            try await ana.ok(["join", task.invite])
+            #expect(try await eventually { try await ana.texts(task.id) == ["first"] })
+            print("eth0 plugged → first message at the joiner: \(ContinuousClock.now - plugged)")
+            #expect(try await eventually(.seconds(5)) { try await bob.ok(["inspect"]).contains("discovery on eth0 (IPv4+IPv6)") })
+
+            try Netns.unplug(bed, host: 1)
+            #expect(try await eventually(.seconds(5)) {
+                try await bob.ok(["inspect"]).contains("discovery on any LAN interface (waiting for IPv4)")
+            })
+            try await bob.ok(["send", task.id, "while unplugged"])
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await !ana.texts(task.id).contains("while unplugged"))
+            try Netns.plug(bed, host: 1, address: "10.77.0.11")
+            let back = ContinuousClock.now
+            #expect(try await eventually(.seconds(30)) { try await ana.texts(task.id).contains("while unplugged") })
+            print("eth0 back → message sent while unplugged at the reader: \(ContinuousClock.now - back)")
+            try await ana.ok(["send", task.id, "reply"])
+            #expect(try await eventually { try await bob.texts(task.id) == ["first", "while unplugged", "reply"] })
+            let report = try JSONSerialization.jsonObject(with: Data(try await bob.ok(["inspect", "--json"]).utf8)) as? [String: Any]
+            let interfaces = report?["interfaces"] as? [[String: Any]]
+            #expect(interfaces?.count == 1 && interfaces?[0]["name"] as? String == "eth0"
+                    && interfaces?[0]["families"] as? [String] == ["IPv4", "IPv6"], "\(report ?? [:])")
             for m in [bob, ana] { await m.stop() }
         }
     }

@@ -74,11 +74,14 @@ final class Daemon: Sendable {
     private final class TextBuffer: Sendable { let text = Mutex<String>("") }
     private let output = TextBuffer()
 
-    init(directory: String, interface: String, discoveryPort: Int, prefix: [String] = [], extra: [String] = []) throws {
+    /// `interface` nil: none named, the LAN default — which multicasts on the real network
+    /// of wherever it runs, so only inside a namespace of the test's own (`prefix`).
+    init(directory: String, interface: String?, discoveryPort: Int, prefix: [String] = [], extra: [String] = []) throws {
+        precondition(interface != nil || !prefix.isEmpty, "the LAN default runs only inside a test's own namespace")
         self.directory = directory
         let process = Process()
-        let argv = prefix + [CLI.binary!, "daemon", "--json", "--dir", directory, "--interface", interface,
-                             "--discovery-port", "\(discoveryPort)"] + extra
+        let argv = prefix + [CLI.binary!, "daemon", "--json", "--dir", directory] + (interface.map { ["--interface", $0] } ?? [])
+            + ["--discovery-port", "\(discoveryPort)"] + extra
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         let out = Pipe()

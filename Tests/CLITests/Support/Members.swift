@@ -5,7 +5,9 @@ import Testing
 final class Member: @unchecked Sendable {
     let name: String
     let directory: String
-    let interface: String
+    /// The `--interface` of every command; nil for none (the LAN default), only inside a
+    /// namespace of the test's own (`prefix`).
+    let interface: String?
     let discoveryPort: Int
     /// Wraps commands that must run where the daemon runs (a namespace), if any.
     let prefix: [String]
@@ -13,8 +15,9 @@ final class Member: @unchecked Sendable {
     let daemonOptions: [String]
     var daemon: Daemon?
 
-    init(_ name: String, scratch: Scratch, interface: String = "lo", discoveryPort: Int, prefix: [String] = [],
+    init(_ name: String, scratch: Scratch, interface: String? = "lo", discoveryPort: Int, prefix: [String] = [],
          daemonOptions: [String] = []) {
+        precondition(interface != nil || !prefix.isEmpty, "the LAN default runs only inside a test's own namespace")
         self.name = name
         directory = scratch.dir(name)
         self.interface = interface
@@ -26,7 +29,7 @@ final class Member: @unchecked Sendable {
     /// `bookswarm ARGS --dir DIR` with this member's network options.
     @discardableResult
     func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> CLI.Result {
-        try await CLI.run(arguments + ["--dir", directory, "--interface", interface, "--discovery-port", "\(discoveryPort)"],
+        try await CLI.run(arguments + ["--dir", directory] + (interface.map { ["--interface", $0] } ?? []) + ["--discovery-port", "\(discoveryPort)"],
                           prefix: prefix, timeout: timeout)
     }
 
