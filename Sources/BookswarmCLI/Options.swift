@@ -10,7 +10,7 @@ struct VaultOptions: ParsableArguments {
     var dir: String?
 
     @Option(name: .long, help: ArgumentHelp("A LAN discovery interface: lo, a name such as eth0, or an IPv4 address; repeat for several.",
-        discussion: "Default: every non-loopback, multicast-capable interface that is up. A named interface runs discovery over IPv4 and, where it has an IPv6 link-local address, over IPv6 too. Used when this command brings the network up itself (no daemon running)."))
+        discussion: "Default: every non-loopback, multicast-capable interface that is up with an IPv4 address, followed as interfaces come and go (with none yet, discovery waits). A named interface runs discovery over IPv4 and, where it has an IPv6 link-local address, over IPv6 too. Used when this command brings the network up itself (no daemon running)."))
     var interface: [String] = []
 
     @Flag(name: .customLong("ipv4-only"), help: "Run discovery and sessions over IPv4 only, even where interfaces have IPv6.")
