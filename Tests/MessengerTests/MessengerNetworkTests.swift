@@ -24,7 +24,7 @@ import Testing
             let book = try #require(try writer.store.book(named: name))
             let first = try MessengerPage(decoding: try #require(try book.get(0)))
             #expect(first.kind == .address && first.data == reader.id.bytes + task.bytes)
-            #expect(try await eventually { (try? reader.store.book(named: name))??.contiguousLength == book.length })
+            #expect(await eventually { (try? reader.store.book(named: name))??.contiguousLength == book.length })
         }
         try await ana.messenger.send("hello Bob", to: task)
         #expect(try await eventually { try await bob.texts(task) == ["before Ana", "hello Bob"] })
@@ -84,7 +84,7 @@ import Testing
             for reader in peers where reader !== writer {
                 let name = TaskBookName(author: writer.id, reader: reader.id, task: task).text
                 #expect(try writer.store.book(named: name)?.isWritable == true)
-                #expect(try await eventually { (try? reader.store.book(named: name))??.isWritable == false })
+                #expect(await eventually { (try? reader.store.book(named: name))??.isWritable == false })
             }
         }
         for p in peers { await p.stop() }

@@ -14,7 +14,7 @@ struct DemoTests {
           .enabled(if: available, "BOOKSWARM_BIN/bookswarm-demo not found (run through Tools/test): demo test skipped"))
     func demo() throws {
         let process = Process()
-        process.executableURL = try #require(Self.binary)
+        process.executableURL = Self.binary
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -48,7 +48,7 @@ import Sodium
         let dir = VaultDirectory(path: temporaryDirectory())
         defer { try? FileManager.default.removeItem(atPath: dir.path) }
         try dir.prepare()
-        FileManager.default.createFile(atPath: dir.identityFile, contents: Data("garbage\n".utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: dir.identityFile, contents: Data("garbage\n".utf8), attributes: [.posixPermissions: 0o600])
         #expect(throws: VaultError(.identityCorrupt, "")) { try Identity.loadOrCreate(in: dir) }
         #expect(FileManager.default.contents(atPath: dir.identityFile) == Data("garbage\n".utf8))
     }
@@ -71,7 +71,7 @@ import Sodium
 
     @Test func unusableDirectoryIsNamed() throws {
         let file = temporaryDirectory()
-        FileManager.default.createFile(atPath: file, contents: Data())
+        _ = FileManager.default.createFile(atPath: file, contents: Data())
         defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(throws: VaultError(.directoryUnusable, "")) { try VaultDirectory(path: file).prepare() }
     }
