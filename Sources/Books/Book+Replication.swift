@@ -30,8 +30,23 @@ extension Book {
     /// length), upgrading the reader from `fromLength` (0: the reader holds nothing
     /// verified). Any holder of the needed nodes can make it; `.notHeld` otherwise.
     public func proof(for pages: Range<UInt64>, atLength length: UInt64? = nil, upgradingFrom fromLength: UInt64 = 0) throws -> MerkleProof {
+        try proof(for: pages, atLength: length, upgradingFrom: fromLength, evenIfForked: false)
+    }
+
+    /// `proof(for:atLength:upgradingFrom:)` from the history this peer verified, also when it
+    /// refuses the book as forked: everything it holds was verified against the author's
+    /// signature before the fork was found (a fork is recorded before anything of it is
+    /// stored), so the pages and nodes held are one history, the one its signed roots sign.
+    /// For the book's author only, which lost that history (PROTOCOL.md §9.6); anyone else
+    /// is refused a forked book.
+    public func historyProof(for pages: Range<UInt64>, atLength length: UInt64? = nil, upgradingFrom fromLength: UInt64 = 0) throws -> MerkleProof {
+        try proof(for: pages, atLength: length, upgradingFrom: fromLength, evenIfForked: true)
+    }
+
+    private func proof(for pages: Range<UInt64>, atLength length: UInt64?, upgradingFrom fromLength: UInt64,
+                       evenIfForked: Bool) throws -> MerkleProof {
         try store.withState(id) { state, db in
-            guard state.forks.isEmpty else {
+            guard state.forks.isEmpty || evenIfForked else {
                 throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
             }
             let length = length ?? state.length

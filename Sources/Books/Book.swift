@@ -175,6 +175,35 @@ public final class Book: Sendable, CustomStringConvertible {
         }
     }
 
+    // MARK: - Giving a book up (the author)
+
+    /// Gives up writing this book: drops every page, tree node, signed root and fork proof
+    /// the store holds of it, and keeps the book — its id and its name — as a read-only book
+    /// that holds nothing (PROTOCOL.md §4.7). One durable transaction: after a crash the book
+    /// is as it was, or given up; never in between.
+    ///
+    /// For an author whose own history of the book was lost and written again from page 0
+    /// (a vault restored from its key alone: a fork, §3.6), so that it can take back the
+    /// version its readers hold: from here on the store is one of the book's readers, which
+    /// fetches, verifies and stores what holders serve, and appends nothing (`append` throws
+    /// `.readOnly`). `createOrOpen(name:)` would take the key up again, as for any read copy
+    /// of one's own book; the messenger never does so for a generation it gave up (§10.3).
+    /// `.readOnly` for a book this store does not write.
+    public func becomeReader() throws {
+        try store.withState(id) { state, db in
+            guard state.keyPair != nil else {
+                throw BooksError(.readOnly, "book \(id.hex.prefix(16))… is not written by this store: nothing to give up", file: store.file)
+            }
+            try db.transaction { try db.dropHistory(book: state.number, name: state.name) }
+            state.keyPair = nil
+            state.latest = nil
+            state.peaks = []
+            state.held = PageRanges()
+            state.forks = []
+            store.notify(state)
+        }
+    }
+
     /// Room for the nodes one page completes: at most 1 + 40 (a book's pages < 2^40).
     static let treeBufferSize = 64 * PageHash.length
 

@@ -44,6 +44,23 @@ extension SQLiteDatabase {
         try s.run()
     }
 
+    /// Deletes everything the store holds of book `number` but its `book` row — page rows,
+    /// tree nodes, signed roots, fork proofs — and marks the row read-only (PROTOCOL.md §4.7).
+    /// Called inside one transaction, so a crash leaves the book as it was or given up.
+    func dropHistory(book number: Int64, name: String?) throws {
+        let pages = try statement("DELETE FROM page WHERE key >= ? AND key < ?")
+        pages.bind(1, PageKey.key(book: number, page: 0))
+        pages.bind(2, PageKey.key(book: number + 1, page: 0))
+        try pages.run()
+        for sql: StaticString in ["DELETE FROM node WHERE book = ?", "DELETE FROM root WHERE book = ?",
+                                  "DELETE FROM fork WHERE book = ?"] {
+            let s = try statement(sql)
+            s.bind(1, number)
+            try s.run()
+        }
+        try updateBook(number: number, name: name, writable: false)
+    }
+
     struct BookRow {
         var number: Int64
         var key: [UInt8]

@@ -8,6 +8,10 @@ import Sodium
 //       appends one page at a time, printing each index as its append returns
 //   books-crash-child DIRECTORY MASTER_SECRET_HEX batch SIZE
 //       appends batches of SIZE pages, printing "batch END" as each returns
+//   books-crash-child DIRECTORY MASTER_SECRET_HEX giveup SIZE
+//       for n = 0, 1, …: writes the book "crash-giveup-n" (SIZE pages, one batch), printing
+//       "written n", then gives it up (`Book.becomeReader`), printing "given up n"; a book
+//       already given up (an earlier run's) is skipped, one half-way is finished
 //
 // Page i's bytes are `CrashPage.bytes(i)`, so the test can check every page it finds.
 // Runs until killed (or 1 000 000 pages, so a lost child cannot fill the disk).
@@ -36,6 +40,21 @@ guard arguments.count >= 4, let secretBytes = [UInt8](hex: arguments[2]), secret
 let limit: UInt64 = 1_000_000
 do {
     let store = try BookStore.open(directory: arguments[1], masterSecret: SecretBytes(copying: secretBytes))
+    if arguments[3] == "giveup" {
+        guard arguments.count == 5, let size = UInt64(arguments[4]), size > 0 else { fail("giveup needs a SIZE") }
+        for n in 0..<100_000 {
+            let name = "crash-giveup-\(n)"
+            if let done = try store.book(named: name), !done.isWritable { continue }
+            let book = try store.createOrOpen(name: name)
+            if book.length == 0 {
+                try book.append(contentsOf: (0..<size).map(pageBytes))
+                report("written \(n)")
+            }
+            try book.becomeReader()
+            report("given up \(n)")
+        }
+        exit(0)
+    }
     let book = try store.createOrOpen(name: "crash-test-book")
     switch arguments[3] {
     case "single":

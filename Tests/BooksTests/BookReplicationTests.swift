@@ -443,4 +443,66 @@ import Testing
         try again.verify()
         reopened.close()
     }
+
+    /// A vault restored from its key alone writes its book again from page 0: a fork its
+    /// store finds when shown the reader's root (§3.6). It gives the book up — pages, nodes,
+    /// roots and fork proof dropped, the book kept read-only under its id and name — and
+    /// takes back the reader's version, which the reader serves from the history it verified
+    /// even though it refuses the book as forked itself (§4.7, §9.6).
+    @Test func aRestoredAuthorGivesItsForkedBookUpAndTakesBackTheReadersVersion() throws {
+        let pair = try Pair(pages: 8, batch: 3)
+        try pair.send(0..<8)
+        let twinDir = TemporaryDirectory("twin")
+        defer { twinDir.remove() }
+        var twinStore = try openStore(twinDir, secret: 1)
+        // Books on either side of it, to show the drop keeps to its own book's rows.
+        let before = try twinStore.createOrOpen(name: "aaa")
+        try before.append(contentsOf: (0..<5).map { testPage($0 + 500) })
+        let restored = try twinStore.createOrOpen(name: "bob-ana-task")
+        try restored.append(contentsOf: (0..<3).map { testPage($0 + 100) })
+        let after = try twinStore.createOrOpen(name: "zzz")
+        try after.append(contentsOf: (0..<4).map { testPage($0 + 700) })
+        // The fork, found on both sides.
+        #expect(throws: BooksError(.forked, "")) { try restored.check(signedRoot: #require(pair.reader.signedRoot)) }
+        #expect(throws: BooksError(.forked, "")) { try pair.reader.check(signedRoot: #require(restored.signedRoot)) }
+        #expect(restored.forkProof != nil && pair.reader.forkProof != nil)
+
+        try restored.becomeReader()
+        #expect(!restored.isWritable && restored.name == "bob-ana-task" && restored.id == pair.author.id)
+        #expect(restored.length == 0 && restored.signedRoot == nil && restored.heldRanges().isEmpty && restored.forkProof == nil)
+        #expect(try restored.get(0) == nil)
+        #expect(throws: BooksError(.readOnly, "")) { try restored.append(testPage(0)) }
+        #expect(throws: BooksError(.readOnly, "")) { try restored.becomeReader() }
+        try restored.verify()
+        // Nothing of it is left on disk but its book row; its neighbours are untouched.
+        let number = try RawSQLite.integer(twinDir.databaseFile, "SELECT id FROM book WHERE name = 'bob-ana-task'")
+        for sql in ["SELECT count(*) FROM page WHERE key >= \(number << 40) AND key < \((number + 1) << 40)",
+                    "SELECT count(*) FROM node WHERE book = \(number)", "SELECT count(*) FROM root WHERE book = \(number)",
+                    "SELECT count(*) FROM fork WHERE book = \(number)",
+                    "SELECT writable FROM book WHERE id = \(number)"] {
+            #expect(try RawSQLite.integer(twinDir.databaseFile, sql) == 0, "\(sql)")
+        }
+        for neighbour in [before, after] {
+            #expect(neighbour.isWritable && neighbour.contiguousLength == neighbour.length && neighbour.length > 0)
+            try neighbour.verify()
+        }
+
+        // The reader refuses the book, yet serves its author the history it verified.
+        #expect(throws: BooksError(.forked, "")) { try pair.reader.proof(for: 0..<8) }
+        let root = try #require(pair.reader.signedRoot)
+        try restored.apply(signedRoot: root, proof: pair.reader.historyProof(for: 0..<5, atLength: 8), pages: pair.reader.pages(in: 0..<5))
+        try restored.apply(signedRoot: root, proof: pair.reader.historyProof(for: 5..<8, atLength: 8), pages: pair.reader.pages(in: 5..<8))
+        #expect(try restored.pages(in: 0..<8) == (0..<8).map { testPage($0) })
+        try restored.check(signedRoot: root)
+        #expect(restored.forkProof == nil)
+        twinStore.close()
+        twinStore = try openStore(twinDir, secret: 1)
+        let reopened = try #require(try twinStore.book(named: "bob-ana-task"))
+        #expect(reopened.id == pair.author.id && !reopened.isWritable && reopened.length == 8 && reopened.contiguousLength == 8)
+        try reopened.verify()
+        #expect(try twinStore.list().first { $0.name == "bob-ana-task" }.map { !$0.isWritable && !$0.isForked } == true)
+        #expect(try #require(try twinStore.book(named: "aaa")).length == 5)
+        #expect(try #require(try twinStore.book(named: "zzz")).length == 4)
+        twinStore.close()
+    }
 }

@@ -137,4 +137,49 @@ import Testing
         }
         #expect(reported >= size * UInt64(Self.rounds))
     }
+
+    /// Giving a book up (`Book.becomeReader`, PROTOCOL.md §4.7) is one transaction: killed in
+    /// the middle, the book is as it was (writable, every page there, verifying) or given up
+    /// (read-only, nothing held, no root); never a book with some pages gone.
+    @Test func aBookGivenUpMidWayIsAsBeforeOrEmpty() throws {
+        let executable = try Self.childExecutable()
+        let dir = TemporaryDirectory("crash-giveup")
+        defer { dir.remove() }
+        var rng = SystemRandomNumberGenerator()
+        let size: UInt64 = 400
+        var givenUp: Set<Int> = [], written: Set<Int> = []
+        var seenWhole = 0
+        for round in 0..<Self.rounds {
+            let lines = try Self.runAndKill(executable, [dir.path, Self.secretHex, "giveup", "\(size)"], rng: &rng)
+            for line in lines {
+                if line.hasPrefix("written "), let n = Int(line.dropFirst(8)) { written.insert(n) }
+                else if line.hasPrefix("given up "), let n = Int(line.dropFirst(9)) { givenUp.insert(n) }
+                else { Issue.record("round \(round): unexpected output \(line)") }
+            }
+            let store = try BookStore.open(directory: dir.path, masterSecret: SecretBytes(copying: [UInt8](hex: Self.secretHex)!))
+            for entry in try store.list() {
+                guard let name = entry.name, name.hasPrefix("crash-giveup-"), let n = Int(name.dropFirst(13)) else { continue }
+                let book = try store.open(id: entry.id)
+                if book.isWritable {
+                    // Not given up yet: whole (or, before its one append returned, empty).
+                    #expect(!givenUp.contains(n), "round \(round): \(name) was reported given up but is writable")
+                    #expect(book.length == size || (book.length == 0 && !written.contains(n)),
+                            "round \(round): \(name) is writable with \(book.length) pages")
+                    #expect(book.contiguousLength == book.length && book.forkProof == nil)
+                    if book.length == size {
+                        #expect(try book.get(size - 1) == Self.childPage(size - 1))
+                        seenWhole += 1
+                    }
+                } else {
+                    #expect(book.length == 0 && book.signedRoot == nil && book.heldRanges().isEmpty,
+                            "round \(round): \(name) is given up but holds \(book.heldRanges().count) pages, length \(book.length)")
+                    #expect(try book.get(0) == nil)
+                }
+                try book.verify()
+            }
+            store.close()
+        }
+        #expect(givenUp.count > Self.rounds)
+        #expect(seenWhole > 0, "no round was killed between a book's append and its giving up")
+    }
 }

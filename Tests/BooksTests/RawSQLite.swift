@@ -40,6 +40,17 @@ enum RawSQLite {
     }
 
     /// Runs `sql` with `?1` bound to `blob`.
+    /// The integer in the first column of the first row of `sql`.
+    static func integer(_ file: String, _ sql: String) throws -> Int64 {
+        try withDatabase(file) { db in
+            var s: OpaquePointer?
+            guard sqlite3_prepare_v2(db, sql, -1, &s, nil) == SQLITE_OK else { throw Failure(description: String(cString: sqlite3_errmsg(db))) }
+            defer { sqlite3_finalize(s) }
+            guard sqlite3_step(s) == SQLITE_ROW else { throw Failure(description: "no row for \(sql)") }
+            return sqlite3_column_int64(s, 0)
+        }
+    }
+
     static func update(_ file: String, _ sql: String, blob: [UInt8]) throws {
         try withDatabase(file) { db in
             var s: OpaquePointer?
