@@ -65,11 +65,20 @@ public struct ReplicationPolicy: Sendable {
     public var secret: @Sendable (BookID) -> [UInt8]?
     /// Whether `peer` may read `book`, given its capability. Called once per channel open.
     public var authorize: @Sendable (PeerID, BookID, CapabilityCheck) -> Bool
+    /// The peer that writes `book`, when the application knows it (nil: unknown). A holder
+    /// that refuses a book as forked still serves its author the history it verified, and
+    /// still accepts the author's channel for it, so that an author who lost its store (a
+    /// vault restored from its key alone) can take back the version its readers hold
+    /// (PROTOCOL.md §9.6, §9.7). The author is the session's authenticated remote peer; it
+    /// proves the right to read like anyone (`authorize`).
+    public var author: @Sendable (BookID) -> PeerID?
 
     public init(secret: @escaping @Sendable (BookID) -> [UInt8]?,
-                authorize: @escaping @Sendable (PeerID, BookID, CapabilityCheck) -> Bool) {
+                authorize: @escaping @Sendable (PeerID, BookID, CapabilityCheck) -> Bool,
+                author: @escaping @Sendable (BookID) -> PeerID? = { _ in nil }) {
         self.secret = secret
         self.authorize = authorize
+        self.author = author
     }
 
     /// Every book is readable by whoever proves one shared secret (e.g. one task's topic).

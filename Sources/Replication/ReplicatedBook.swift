@@ -22,6 +22,10 @@ public protocol ReplicatedBook: AnyObject, Sendable {
     /// `fromLength`: the proof's range is the pages handed over.
     func answer(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
                 page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof
+    /// `answer`, also when this side refuses the book as forked: from the history it
+    /// verified before (`Book.historyProof`). Served to the book's author only (§9.6).
+    func answerFromHistory(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                           page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof
     /// Verifies, then stores in one transaction (see `Book.apply`).
     func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws
     /// Checks a validly signed root against what is held (`Book.check(signedRoot:)`): a
@@ -33,11 +37,26 @@ public protocol ReplicatedBook: AnyObject, Sendable {
     var forkProof: ForkProof? { get }
 }
 
+extension ReplicatedBook {
+    /// A book that cannot tell its verified history apart answers as usual (a forked one
+    /// then answers nothing).
+    public func answerFromHistory(pages: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                                  page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
+        try answer(pages: pages, atLength: atLength, upgradingFrom: fromLength, maxBytes: maxBytes, page: page)
+    }
+}
+
 extension Book: ReplicatedBook {
     public func answer(pages range: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
                        page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
         let served = try withPages(in: range, maxBytes: maxBytes, page)
         return try proof(for: served, atLength: atLength, upgradingFrom: fromLength)
+    }
+
+    public func answerFromHistory(pages range: Range<UInt64>, atLength: UInt64, upgradingFrom fromLength: UInt64, maxBytes: Int,
+                                  page: (UnsafeRawBufferPointer) throws -> Void) throws -> MerkleProof {
+        let served = try withPages(in: range, maxBytes: maxBytes, page)
+        return try historyProof(for: served, atLength: atLength, upgradingFrom: fromLength)
     }
 
     public func applyAnswer(signedRoot: SignedRoot, proof: MerkleProof, pages: [ArraySlice<UInt8>]) throws {

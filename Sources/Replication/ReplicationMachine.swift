@@ -194,6 +194,7 @@ public struct ReplicationMachine: Sendable {
                         return refuse(.notAuthorized, "the capability for this book was not accepted", fork: nil)
                     }
                     active.remoteCapability = open.capability
+                    active.server.servesForkedHistory = policy.author(book.id) == binding.remote
                 }
                 // A repeated open means our status did not arrive.
                 sendStatus(now: now)

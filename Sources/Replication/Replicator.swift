@@ -233,7 +233,13 @@ public final class Replicator: Sendable {
             return
         }
         let known = (try? store.list().contains { $0.id == bookID }) ?? false
-        let banned = state.withLock { $0.banned[Key(peer: peer, book: bookID)] != nil }
+        // A peer refused for a fork is let in again when it is the book's author: it may
+        // come for the history this side holds, having lost its own (PROTOCOL.md §9.7). What
+        // it sends is checked as before, and a conflicting root refuses it again.
+        let banned = state.withLock { s in
+            guard let reason = s.banned[Key(peer: peer, book: bookID)] else { return false }
+            return reason != .forked || policy.author(bookID) != peer
+        }
         guard known, !banned else {
             // Nothing to serve, or a peer refused before: the channel ends here.
             Task { await channel.close() }

@@ -20,6 +20,9 @@ struct Server: Sendable {
     }
 
     let configuration: ReplicationConfiguration
+    /// The remote is the book's author (the policy says so): a book this side refuses as
+    /// forked is still served to it, from the history verified before (PROTOCOL.md §9.6).
+    var servesForkedHistory = false
     private var queue: [ReplicationMessage.Request] = []
     private var cache: [Key: EncodedAnswer] = [:]
     private var cacheOrder: [Key] = []
@@ -116,13 +119,17 @@ struct Server: Sendable {
             // for a short one).
             var framed: [UInt8] = []
             let count = request.pages.count
-            let proof = try book.answer(pages: request.pages, atLength: request.atLength,
-                                        upgradingFrom: request.fromLength, maxBytes: maxBytes) { page in
+            func frame(_ page: UnsafeRawBufferPointer) {
                 if framed.isEmpty {
                     framed.reserveCapacity(min(count * (4 + page.count), maxBytes + 4 * count + page.count))
                 }
                 EncodedAnswer.frame(page, into: &framed)
             }
+            let proof = servesForkedHistory
+                ? try book.answerFromHistory(pages: request.pages, atLength: request.atLength, upgradingFrom: request.fromLength,
+                                             maxBytes: maxBytes) { frame($0) }
+                : try book.answer(pages: request.pages, atLength: request.atLength, upgradingFrom: request.fromLength,
+                                  maxBytes: maxBytes) { frame($0) }
             return .success(EncodedAnswer(framedPages: framed, range: proof.pages, nodes: proof.nodes))
         } catch let error as BooksError {
             switch error.code {

@@ -13,9 +13,10 @@ struct ReplicationMachineTests {
 
     func pair(author: any ReplicatedBook, reader: any ReplicatedBook, interest: Interest = .all,
               conditions: Simulation.Conditions = .init(), configuration: ReplicationConfiguration = .init(),
-              readerPolicy: ReplicationPolicy = Fixtures.policy, seed: UInt64 = 1) -> Simulation {
+              readerPolicy: ReplicationPolicy = Fixtures.policy, authorPolicy: ReplicationPolicy = Fixtures.policy,
+              seed: UInt64 = 1) -> Simulation {
         let (ba, bb) = Fixtures.bindings()
-        let a = ReplicationMachine(book: author, binding: ba, policy: Fixtures.policy, interest: .none, configuration: configuration)
+        let a = ReplicationMachine(book: author, binding: ba, policy: authorPolicy, interest: .none, configuration: configuration)
         let b = ReplicationMachine(book: reader, binding: bb, policy: readerPolicy, interest: interest, configuration: configuration)
         var sim = Simulation(a: a, b: b, conditions: conditions, seed: seed)
         sim.start()
@@ -182,6 +183,50 @@ struct ReplicationMachineTests {
         let other = try Fixtures.store(dir.sub("c"), seed: 3).open(id: honest.id)
         #expect(throws: BooksError(.invalidProof, "")) { try other.keep(ForkProof(first: first, second: first)) }
         #expect(other.forkProof == nil)
+    }
+
+    /// PROTOCOL.md §3.6, §9.6, §10.3: a vault restored from its key alone writes its book
+    /// again from page 0; the reader, holding the old pages, refuses it as forked. The
+    /// author gives its book up (`becomeReader`) and fetches the old version from that
+    /// reader, which serves it — to the book's author only — from the history it verified.
+    @Test("a restored author takes back its book's old version from the reader that refuses the book as forked")
+    func restoredAuthorTakesBackItsBook() throws {
+        let honest = try Fixtures.authorBook(Fixtures.store(dir.sub("a1"), seed: 1), count: 300)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: honest.id)
+        var first = pair(author: honest, reader: reader)
+        #expect(first.run { _ in reader.contiguousLength == 300 })
+        // The store is lost; the key is not. Three new pages under the same key.
+        let restoredStore = try Fixtures.store(dir.sub("a2"), seed: 1)
+        let restored = try restoredStore.createOrOpen(name: "ana-bob-task")
+        try restored.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
+        var fork = pair(author: restored, reader: reader)
+        fork.run(for: .seconds(10)) { $0.a.isClosed && $0.b.isClosed }
+        #expect(reader.forkProof != nil || restored.forkProof != nil)
+        // Make sure the reader refuses the book itself, the harder case.
+        if reader.forkProof == nil {
+            #expect(throws: BooksError(.forked, "")) { try reader.check(signedRoot: #require(restored.signedRoot)) }
+        }
+        #expect(throws: BooksError(.forked, "")) { try reader.proof(for: 0..<1) }
+
+        try restored.becomeReader()
+        // The reader is machine A (the holder); its remote, peer 2, is the restored author.
+        // Not known as the book's author: a forked book is served to nobody.
+        var stranger = pair(author: reader, reader: restored)
+        stranger.run(for: .seconds(5)) { _ in restored.length > 0 }
+        #expect(restored.heldRanges().isEmpty)
+        #expect(stranger.b.stats.pagesStored == 0)
+        // Known as the author: served, verified against the author's signature, stored.
+        let knowsTheAuthor = ReplicationPolicy(secret: { _ in Fixtures.secret },
+                                               authorize: { _, _, check in check.proves(secret: Fixtures.secret) },
+                                               author: { _ in Fixtures.peer(2) })
+        var back = pair(author: reader, reader: restored, authorPolicy: knowsTheAuthor)
+        let done = back.run { _ in restored.contiguousLength == 300 }
+        #expect(done)
+        #expect(try Fixtures.checkIdentical(restored, count: 300))
+        #expect(!restored.isWritable && restored.forkProof == nil)
+        #expect((back.actionsA + back.actionsB).allSatisfy { if case .refused = $0 { false } else { true } })
+        // The reader still refuses the book for everything else.
+        #expect(reader.forkProof != nil && reader.length == 300)
     }
 
     @Test("a reader without the right secret is refused")

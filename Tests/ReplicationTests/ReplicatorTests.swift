@@ -138,4 +138,49 @@ struct ReplicatorTests {
         await reader.stop()
         await author.stop()
     }
+
+    /// PROTOCOL.md §9.6, §9.7, §10.3 over real sessions: the author's store is lost; the
+    /// vault, restored from its key, writes the book again and meets the reader, which
+    /// holds the old version and refuses the new one as forked (and the peer with it). The
+    /// author gives the book up and fetches it like a reader: the reader lets its author in
+    /// again and serves it the history it verified.
+    @Test("a restored author gets its book's old version back from the reader that refused it", .timeLimit(.minutes(1)))
+    func restoredAuthorGetsItsBookBack() async throws {
+        let bed = ReplicationBed(.memory)
+        var author = try await bed.peer(1)
+        let authorID = author.id
+        let secret = bed.topic.bytes
+        // The reader's application knows who writes the book (the messenger: from its name).
+        let policy = ReplicationPolicy(secret: { _ in secret }, authorize: { _, _, check in check.proves(secret: secret) },
+                                       author: { _ in authorID })
+        let reader = try await bed.peer(2, policyOverride: policy)
+        let book = try Fixtures.authorBook(author.store, count: 500)
+        try await reader.replicator.replicate(book.id)
+        let copy = try reader.store.open(id: book.id)
+        #expect(await eventually { copy.contiguousLength == 500 })
+
+        await author.crash()
+        try FileManager.default.removeItem(atPath: bed.directory.sub("peer1"))
+        author = try await bed.peer(1)
+        let restored = try Fixtures.authorBook(author.store, count: 0)
+        try restored.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
+        #expect(restored.id == book.id)
+        // The reader asks the author's new session for the book (it wants it from everyone):
+        // the two histories meet and the fork is found, by one side or both.
+        #expect(await eventually {
+            (reader.replicator.refusalLog + author.replicator.refusalLog).contains { $0.reason == .forked }
+        })
+        #expect(copy.length == 500 && copy.contiguousLength == 500)
+
+        try restored.becomeReader()
+        try await author.replicator.replicate(book.id)
+        // A peer this side refused for the fork it no longer holds is asked again.
+        await author.replicator.retry(book.id, from: reader.id)
+        let back = await eventually { restored.contiguousLength == 500 }
+        #expect(back, "author: \(author.replicator.refusalLog) reader: \(reader.replicator.refusalLog)")
+        #expect(try Fixtures.checkIdentical(restored, count: 500))
+        #expect(!restored.isWritable)
+        await reader.stop()
+        await author.stop()
+    }
 }
