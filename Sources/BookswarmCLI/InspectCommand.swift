@@ -49,7 +49,7 @@ enum InspectPrinter {
         printOut("\nbooks (\(r.books.count))")
         for b in r.books {
             printOut("  \(b.id.prefix(16))…  \(b.role.padding(toLength: 6, withPad: " ", startingAt: 0))  held \(b.held)/\(b.length)  "
-                     + "\(b.verified ? "verified" : "NOT VERIFIED: \(b.problem ?? "")")  \(label(b.name, me: r.peer))"
+                     + "\(b.verified ? "verified" + (b.problem.map { " (\($0))" } ?? "") : "NOT VERIFIED: \(b.problem ?? "")")  \(label(b.name, me: r.peer))"
                      + (b.peers.isEmpty ? "" : "  peers: " + b.peers.map { "\($0.key.prefix(8))@\($0.value)" }.sorted().joined(separator: " ")))
         }
         printOut("\nsessions (\(r.sessions.count))")

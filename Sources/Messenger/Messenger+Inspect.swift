@@ -7,27 +7,46 @@ extension Messenger {
     /// Books, sessions, tasks, recent events and refusals. `verify` re-checks every book
     /// from the disk up (`Book.verify()`); without it a book counts as verified when its
     /// latest signed root verifies (checked at open and before any page is stored) and it
-    /// has no fork.
+    /// has no fork — or its fork is one a later generation of its pair replaced (§10.3),
+    /// which is then named in `problem` beside `verified`.
     public func inspect(verify: Bool = false, drops: [String: UInt64] = [:]) async throws -> InspectReport {
         var books: [BookReport] = []
-        for entry in try storage({ try store.list() }) {
+        let entries = try storage { try store.list() }
+        // The newest generation held of each pair (PROTOCOL.md §10.3).
+        var newest: [TaskBookName: UInt32] = [:]
+        for name in entries.compactMap({ $0.name.flatMap(TaskBookName.init(parsing:)) }) where !name.isJournal {
+            newest[name.generation(0)] = max(newest[name.generation(0)] ?? 0, name.generation)
+        }
+        for entry in entries {
             let book = try storage { try store.open(id: entry.id) }
             var problem: String?
+            // A forked generation that a later one of its pair replaced is what a vault
+            // restored from its key alone leaves behind (§10.3): handled, not a failure. Its
+            // held pages are checked like any book's; the fork is named as a note.
+            var note: String?
             if entry.isForked {
-                problem = entry.isWritable
+                let fork = entry.isWritable
                     ? "forked: its key signed pages this store does not hold (the store lost or restored from an older copy, or the key used elsewhere)"
                     : "forked: the author signed two different trees"
+                if let name = entry.name.flatMap(TaskBookName.init(parsing:)), !name.isJournal,
+                   let later = newest[name.generation(0)], later > name.generation {
+                    note = fork + "; replaced by generation \(later) of the pair"
+                } else {
+                    problem = fork
+                }
             }
             if problem == nil, let root = book.signedRoot, !root.isValid { problem = "latest signed root does not verify" }
             if verify, problem == nil {
                 do { try book.verify() } catch let error as BooksError { problem = error.detail } catch { problem = "\(error)" }
             }
+            let verified = problem == nil
+            if verified, let note { problem = note }
             var peers: [String: UInt64] = [:]
             if let network, let progress = try? network.replicator.progress(of: entry.id) {
                 for (peer, length) in progress.peers { peers[peer.publicKey.hex] = length }
             }
             books.append(BookReport(name: entry.name, id: entry.id.hex, role: entry.isWritable ? "author" : "reader",
-                                    length: entry.length, held: book.heldRanges().count, verified: problem == nil,
+                                    length: entry.length, held: book.heldRanges().count, verified: verified,
                                     problem: problem, peers: peers))
         }
         var sessions: [SessionReport] = []

@@ -55,6 +55,8 @@ public struct BookReport: Codable, Hashable, Sendable {
     /// Latest signed root checked (at open or arrival); after `inspect verify`, the whole
     /// book re-checked from the disk up.
     public var verified: Bool
+    /// Why it is not verified; beside `verified`, a note (a fork a later generation of its
+    /// pair replaced, PROTOCOL.md §10.3).
     public var problem: String?
     /// Peers with an open replication channel for it, and how far they told us it goes.
     public var peers: [String: UInt64]
