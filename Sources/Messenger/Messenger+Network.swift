@@ -57,13 +57,16 @@ extension Messenger {
         let topics = BookTopics()
         for task in tasks.keys {
             for (name, book) in (try? books(of: task)) ?? [] where !name.isJournal {
-                topics.set(book.id, topic: tasks[task]!.invite.topic)
+                topics.set(book.id, topic: tasks[task]!.invite.topic, author: name.author)
             }
         }
         bookTopics = topics
+        // The author of a pairwise book is the author part of its name: a member that refuses
+        // the book as forked still serves it the history it holds (PROTOCOL.md §9.6, §10.3).
         let policy = ReplicationPolicy(
             secret: { book in topics.topic(of: book)?.bytes },
-            authorize: { _, book, check in topics.topic(of: book).map { check.proves(topic: $0) } ?? false })
+            authorize: { _, book, check in topics.topic(of: book).map { check.proves(topic: $0) } ?? false },
+            author: { book in topics.author(of: book) })
         let replicator = Replicator(store: store, localPeer: localPeer, policy: policy, configuration: replication, clock: clock,
                                     otherChannel: { [weak self] peer, channel in
                                         Task { await self?.accepted(channel, from: peer) }
@@ -99,6 +102,7 @@ extension Messenger {
         for (name, book) in (try? books(of: task)) ?? [] where name.reader == localPeer && !name.isJournal {
             await follow(book, task: task)
         }
+        await takeBackForkedBooks(in: task)
         for (peer, connection) in network.connections where connection.topics.contains(record.invite.topic) {
             await runConnectionProtocol(with: peer, task: task)
         }
@@ -108,7 +112,7 @@ extension Messenger {
     /// pages arrive.
     private func follow(_ book: Book, task: TaskID) async {
         guard let network, network.watchers[book.id] == nil, let record = tasks[task] else { return }
-        bookTopics?.set(book.id, topic: record.invite.topic)
+        bookTopics?.set(book.id, topic: record.invite.topic, author: book.name.flatMap(TaskBookName.init(parsing:))?.author)
         do { try await network.replicator.replicate(book.id) } catch {
             self.record("error", "cannot replicate \(book.id.hex.prefix(16))…: \(error)")
         }
@@ -180,7 +184,10 @@ extension Messenger {
                        + "a book it neither writes nor reads for us: not taken")
             }
         }
-        if refusal.reason == .forked { await startNextGeneration(after: refusal.book, refusedBy: refusal.peer, byRemote: refusal.byRemote) }
+        if refusal.reason == .forked {
+            await startNextGeneration(after: refusal.book, refusedBy: refusal.peer, byRemote: refusal.byRemote)
+            if let task = taskOfPairwiseBook(refusal.book) { await takeBackForkedBooks(in: task) }
+        }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
@@ -194,6 +201,49 @@ extension Messenger {
         if name.author == localPeer { return name.reader }
         if name.reader == localPeer { return name.author }
         return nil
+    }
+
+    /// The task of a pairwise book held here, by its name.
+    private func taskOfPairwiseBook(_ book: BookID) -> TaskID? {
+        guard let entry = try? store.list().first(where: { $0.id == book }),
+              let name = entry.name.flatMap(TaskBookName.init(parsing:)), !name.isJournal else { return nil }
+        return name.task
+    }
+
+    /// Takes back, from their readers, the versions of this peer's forked books (PROTOCOL.md
+    /// §10.3): a pairwise book we write that is forked — we wrote it again from page 0 after
+    /// losing our store, while its reader holds the old pages — and that a later generation
+    /// of the pair has replaced is given up (`Book.becomeReader`: our own pages of it go,
+    /// their messages being in the journal and the newest generation anyway) and fetched
+    /// like a book we read, from every member that holds it; its reader serves it to us, its
+    /// author, although it refuses the book as forked (§9.6). Our own messages from before
+    /// the loss, and the task's title for its creator, come back with it. A book given up
+    /// earlier (before a restart) is fetched again the same way. Never the newest generation
+    /// of a pair: that one is written.
+    func takeBackForkedBooks(in task: TaskID) async {
+        guard let network, tasks[task] != nil, let books = try? books(of: task) else { return }
+        for (name, book) in books where name.author == localPeer && !name.isJournal {
+            let replaced = books.contains {
+                $0.name.author == localPeer && $0.name.reader == name.reader && $0.name.generation > name.generation
+            }
+            guard replaced else { continue }
+            if book.isWritable {
+                guard isForked(book) else { continue }
+                do {
+                    try storage { try book.becomeReader() }
+                } catch {
+                    self.record("error", "cannot give up the forked book \(book.id.hex.prefix(16))… for \(name.reader.short): \(error)")
+                    continue
+                }
+                refusedAsForked.remove(book.id)
+                self.record("member", "book \(book.id.hex.prefix(16))… for \(name.reader.short) (generation \(name.generation)) is forked: "
+                            + "giving up our copy, taking back the one \(name.reader.short) holds")
+            }
+            guard network.watchers[book.id] == nil else { continue }
+            await follow(book, task: task)
+            // This side may have refused the reader for the fork it no longer holds.
+            await network.replicator.retry(book.id, from: name.reader)
+        }
     }
 
     /// Books one pair may have (PROTOCOL.md §10.3): generations beyond are neither written
@@ -387,9 +437,14 @@ extension Messenger {
 /// Which topic entitles a peer to which book: read synchronously by the replication
 /// policy, written by the messenger as books appear.
 final class BookTopics: Sendable {
-    private let table = Mutex<[BookID: Topic]>([:])
+    private let table = Mutex<[BookID: (topic: Topic, author: PeerID?)]>([:])
 
-    func set(_ book: BookID, topic: Topic) { table.withLock { $0[book] = topic } }
+    /// `author`: who writes the book, when known (nil keeps what was known).
+    func set(_ book: BookID, topic: Topic, author: PeerID? = nil) {
+        table.withLock { $0[book] = (topic, author ?? $0[book]?.author) }
+    }
 
-    func topic(of book: BookID) -> Topic? { table.withLock { $0[book] } }
+    func topic(of book: BookID) -> Topic? { table.withLock { $0[book]?.topic } }
+
+    func author(of book: BookID) -> PeerID? { table.withLock { $0[book]?.author } }
 }

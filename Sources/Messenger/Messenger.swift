@@ -128,15 +128,23 @@ public actor Messenger {
         return record.invite
     }
 
-    /// The title: the creator's own, or the one read from the creator's book.
+    /// The title: the creator's own (its journal's), or the `title` page of the creator's
+    /// book for us — or, for a creator whose journal has none (a vault restored from its key
+    /// alone starts a new journal), of a book it wrote itself and took back from a reader
+    /// (PROTOCOL.md §10.3). Only the creator writes `title` pages, and only books of the
+    /// creator's (their pages signed by keys of its books) are looked at.
     func title(of task: TaskID) -> String? {
         guard let record = tasks[task] else { return nil }
         if let own = record.ownTitle { return own }
-        let name = TaskBookName(author: record.creator, reader: localPeer, task: task)
-        guard let book = try? store.book(named: name.text) else { return nil }
-        for index in 0..<min(book.contiguousLength, 4) {
-            if let bytes = try? book.get(index), let page = try? MessengerPage(decoding: bytes), case .title = page.kind {
-                return String(validating: page.data, as: UTF8.self)
+        // The creator's pairwise books held here: its books for us (any generation), or, for the
+        // creator itself, its books for everyone.
+        let candidates = ((try? books(of: task)) ?? []).filter { $0.name.author == record.creator && !$0.name.isJournal }
+            .sorted { ($0.name.generation, $0.name.reader) < ($1.name.generation, $1.name.reader) }
+        for (_, book) in candidates {
+            for index in 0..<min(book.contiguousLength, 4) {
+                if let bytes = try? book.get(index), let page = try? MessengerPage(decoding: bytes), case .title = page.kind {
+                    return String(validating: page.data, as: UTF8.self)
+                }
             }
         }
         return nil
@@ -188,7 +196,8 @@ public actor Messenger {
     }
 
     public func summaries() throws -> [TaskSummary] {
-        try tasks.values.sorted { ($0.ownTitle ?? "", $0.id.hex) < ($1.ownTitle ?? "", $1.id.hex) }.map { try summary(of: $0.id) }
+        try tasks.values.map { ($0.id, title(of: $0.id) ?? "") }.sorted { ($0.1, $0.0.hex) < ($1.1, $1.0.hex) }
+            .map { try summary(of: $0.0) }
     }
 
     public func summary(of task: TaskID) throws -> TaskSummary {
@@ -327,22 +336,40 @@ public actor Messenger {
     }
 
     /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its
-    /// reader's address first, then the title (creator only), then the history of the
-    /// journal — so a new generation carries every message this vault still holds. Returns
-    /// the book of the current generation (`currentPairwiseName`).
+    /// reader's address first, then the title (creator only), then the history — the
+    /// messages of books this vault took back after losing its store (§10.3) that its journal
+    /// lacks, oldest first, then the journal's — so a new generation, or a member who joins
+    /// later, gets every message this vault holds. Returns the book of the current
+    /// generation (`currentPairwiseName`).
     func createPairwiseBook(for reader: PeerID, task: TaskID) throws -> Book {
         let name = try currentPairwiseName(for: reader, task: task)
         let book = try storage { try store.createOrOpen(name: name.text) }
         guard book.length == 0 else { return book }
         var specs = [PageSpec(kind: .address, data: reader.bytes + task.bytes)]
-        if let record = tasks[task], record.creator == localPeer, let title = record.ownTitle {
+        // A restored creator's title comes from a book it took back (`title(of:)`), once it has.
+        if let record = tasks[task], record.creator == localPeer, let title = title(of: task) {
             specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
         }
         specs += try namePage()
-        let journal = try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) }
-        for index in 0..<journal.contiguousLength {
-            guard let bytes = try storage({ try journal.get(index) }), let page = try? MessengerPage(decoding: bytes),
-                  case .chat = page.kind else { continue }
+        func chats(of book: Book) throws -> [MessengerPage] {
+            try (0..<book.contiguousLength).compactMap { index in
+                guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes),
+                      case .chat = page.kind else { return nil }
+                return page
+            }
+        }
+        let journal = try chats(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
+        var seen = Set(journal.compactMap { $0.meta.fields["id"] })
+        var recovered: [MessengerPage] = []
+        for (other, taken) in try books(of: task) where other.author == localPeer && !other.isJournal && !taken.isWritable {
+            for page in try chats(of: taken) {
+                // Only messages with an id: one without is known by its book and index.
+                guard let id = page.meta.fields["id"], seen.insert(id).inserted else { continue }
+                recovered.append(page)
+            }
+        }
+        recovered.sort { ($0.meta.time, $0.meta.fields["id"] ?? "") < ($1.meta.time, $1.meta.fields["id"] ?? "") }
+        for page in recovered + journal {
             // The same message id and time: readers deduplicate and order it as the original.
             specs.append(PageSpec(kind: .chat, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))
         }

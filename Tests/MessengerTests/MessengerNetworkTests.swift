@@ -213,6 +213,83 @@ import Testing
         await bob.stop()
     }
 
+    /// PROTOCOL.md §10.3: after a restore from `identity.key` alone, the author takes back
+    /// from each reader the version of the (forked) book it wrote for them: its own messages
+    /// from before the loss, and, for the task's creator, the title.
+    @Test("a vault restored from its key alone gets its history and the task's title back from its peers", .timeLimit(.minutes(1)))
+    func restoredVaultGetsItsHistoryBack() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var bob = try await bed.online(1)
+        let ana = try await bed.online(2)
+        let (task, invite) = try await bob.newTask("Fix the roof")
+        try await bob.messenger.send("The roof leaks above the kitchen.", to: task)
+        _ = try await ana.messenger.join(invite)
+        try await ana.messenger.send("I can come on Saturday.", to: task)
+        try await bob.messenger.send("Bring a ladder.", to: task)
+        try await ana.messenger.send("Will do.", to: task)
+        let before = ["The roof leaks above the kitchen.", "I can come on Saturday.", "Bring a ladder.", "Will do."]
+        #expect(try await eventually { try await bob.texts(task) == before })
+        #expect(try await eventually { try await ana.texts(task) == before })
+        let anaBefore = try await ana.messenger.log(of: task)
+
+        // Bob's store is lost; his identity (the bed's seed) is not. He joins again.
+        await bob.stop()
+        try FileManager.default.removeItem(atPath: bed.root + "/1")
+        bob = try await bed.online(1)
+        _ = try await bob.messenger.join(invite)
+        #expect(try await bob.messenger.summary(of: task).title == nil)
+        // Within seconds: every earlier message — his own, taken back from Ana, and hers — in
+        // the order Ana sees them, and the title.
+        func same(_ a: [LogEntry], _ b: [LogEntry]) -> Bool { a.map { [$0.key, $0.text, "\($0.time)"] } == b.map { [$0.key, $0.text, "\($0.time)"] } }
+        let back = try await eventually(.seconds(5)) { same(try await bob.messenger.log(of: task), anaBefore) }
+        let bobLog = try await bob.texts(task), events = await bob.messenger.recentEvents.suffix(12)
+        #expect(back, "bob: \(bobLog) events: \(events)")
+        #expect(try await bob.messenger.summaries().map(\.title) == ["Fix the roof"])
+        // Bob's first book for Ana is a read copy of Ana's version now; he writes generation 1.
+        let first = TaskBookName(author: bob.id, reader: ana.id, task: task)
+        let given = try #require(try bob.store.book(named: first.text))
+        let held = try #require(try ana.store.book(named: first.text))
+        #expect(!given.isWritable && given.length == held.length && given.signedRoot == held.signedRoot)
+        #expect(try await bob.messenger.currentPairwiseName(for: ana.id, task: task).generation == 1)
+
+        // New messages flow both ways, and both logs agree.
+        try await bob.messenger.send("Back again.", to: task)
+        try await ana.messenger.send("Welcome back.", to: task)
+        let after = before + ["Back again.", "Welcome back."]
+        #expect(try await eventually { try await ana.texts(task) == after })
+        #expect(try await eventually { try await bob.texts(task) == after })
+        #expect(same(try await bob.messenger.log(of: task), try await ana.messenger.log(of: task)))
+        for peer in [bob, ana] {
+            let report = try await peer.messenger.inspect(verify: true)
+            let failed = report.books.filter { !$0.verified }
+            #expect(failed.isEmpty, "\(failed)")
+            #expect(try await peer.messenger.summary(of: task).members.allSatisfy { $0.problem == nil })
+        }
+
+        // A restart keeps it all: the book given up stays a read copy, nothing is written to it.
+        await bob.stop()
+        bob = try await bed.online(1)
+        #expect(try await bob.texts(task) == after)
+        #expect(try await bob.messenger.summary(of: task).title == "Fix the roof")
+        #expect(try bob.store.book(named: first.text)?.isWritable == false)
+        try await bob.messenger.send("Once more.", to: task)
+        #expect(try await eventually { try await ana.texts(task) == after + ["Once more."] })
+        #expect(try bob.store.id(named: first.generation(2).text) == nil)
+        // A member who joins now gets Bob's messages from before the loss too: his new book
+        // for her carries what he took back, and her log is everyone's.
+        let carol = try await bed.online(3)
+        _ = try await carol.messenger.join(invite)
+        let all = try await ana.messenger.log(of: task)
+        let joined = try await eventually { same(try await carol.messenger.log(of: task), all) }
+        let carolTexts = try await carol.texts(task)
+        #expect(joined, "carol: \(carolTexts)")
+        #expect(try await carol.messenger.summary(of: task).title == "Fix the roof")
+        await carol.stop()
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("a member cannot pass someone else's book off as its own new generation", .timeLimit(.minutes(1)))
     func aMemberCannotRelabelAnotherMembersBook() async throws {
         let bed = MessengerBed()
