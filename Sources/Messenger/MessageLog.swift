@@ -78,6 +78,15 @@ public struct MessageLog: Sendable {
                                 book: book.hex, index: index))
     }
 
+    /// Takes in what another log (of other books of the same task) has read.
+    public mutating func absorb(_ other: MessageLog) {
+        entries += other.entries
+        malformed += other.malformed
+        for (author, named) in other.newestNames where newestNames[author].map({ $0.order < named.order }) ?? true {
+            newestNames[author] = named
+        }
+    }
+
     /// A `name` page whose text is not a valid display name (too long, control characters)
     /// is malformed: nothing is shown for it.
     private mutating func addName(_ page: MessengerPage, index: UInt64, name: TaskBookName) {

@@ -41,6 +41,8 @@ public actor Messenger {
     /// after a store restored from `identity.key` alone): ours, refused by its reader, or
     /// theirs, refused by its author. Nobody else's refusal counts (`refused`).
     var refusedAsForked: Set<BookID> = []
+    /// What the log has read of each book so far (`bookLog(of:name:)`).
+    var logCache: [BookID: BookLogCache] = [:]
     /// The replication policy's view of which topic opens which book (set while online).
     var bookTopics: BookTopics?
 
@@ -266,14 +268,34 @@ public actor Messenger {
         var journals: Set<String> = []
         for (name, book) in try books(of: task) {
             if name.isJournal { journals.insert(book.id.hex) }
-            for range in book.heldRanges().ranges {
-                for index in range {
+            log.absorb(try bookLog(of: book, name: name))
+        }
+        return (log.ordered(preferring: journals), log.names)
+    }
+
+    /// What one book contributes to its task's log, reading only the pages that arrived
+    /// since the last call: a chat that follows a long task reads each new page once, not
+    /// the whole task on every message. Books only grow, but for a forked one given up
+    /// (`Book.becomeReader`), which turns read-only and empty before it fills again with
+    /// another history: a book whose held pages no longer include all those read, or whose
+    /// role changed, is read again from its start.
+    func bookLog(of book: Book, name: TaskBookName) throws -> MessageLog {
+        let held = book.heldRanges()
+        var cache = logCache[book.id] ?? BookLogCache(writable: book.isWritable)
+        if cache.writable != book.isWritable || !cache.read.ranges.allSatisfy(held.containsAll) {
+            cache = BookLogCache(writable: book.isWritable)
+        }
+        for range in held.ranges {
+            for unread in cache.read.missing(in: range) {
+                for index in unread {
                     guard let page = try storage({ try book.get(index) }) else { continue }
-                    log.add(page: page, index: index, book: book.id, name: name)
+                    cache.log.add(page: page, index: index, book: book.id, name: name)
                 }
             }
         }
-        return (log.ordered(preferring: journals), log.names)
+        cache.read = held
+        logCache[book.id] = cache
+        return cache.log
     }
 
     /// Marks every message of the task as read.
@@ -402,6 +424,14 @@ public actor Messenger {
         recentEvents.append(EventReport(time: wallClock(), kind: kind, detail: detail))
         if recentEvents.count > 200 { recentEvents.removeFirst(recentEvents.count - 200) }
     }
+}
+
+/// The part of a task's log read from one book, and which of its pages it came from.
+struct BookLogCache {
+    var read = PageRanges()
+    /// Whether the book was the author's when read (a given-up book turns read-only).
+    var writable: Bool
+    var log = MessageLog()
 }
 
 /// Runs a store call, describing a Books failure as a messenger one.
