@@ -371,6 +371,24 @@ public final class BookStore: @unchecked Sendable {
         try locked { _ in states.values.first { $0.name == name }.map { Book(id: $0.id, store: self) } }
     }
 
+    /// Deletes books and all the store holds of them — pages, tree nodes, signed roots, fork
+    /// proofs, name and key — in one durable transaction: after a crash all of them are
+    /// there or none is (PROTOCOL.md §4.8). Handles to them fail with `.unknownBook` from
+    /// then on, and their length subscribers' streams finish. Ids not in the store are
+    /// ignored. A book created later under a deleted one's name is a new book (a named
+    /// book's key is derived again from the name: the same key, §3.7).
+    public func delete(_ ids: [BookID]) throws {
+        let deleted = try locked { db -> [BookID] in
+            let doomed = ids.compactMap { states[$0] }
+            guard !doomed.isEmpty else { return [] }
+            try db.transaction { for state in doomed { try db.deleteBook(number: state.number) } }
+            for state in doomed { states[state.id] = nil }
+            return doomed.map(\.id)
+        }
+        let continuations = subscribers.withLock { s in deleted.flatMap { s.table.removeValue(forKey: $0).map { Array($0.values) } ?? [] } }
+        for continuation in continuations { continuation.finish() }
+    }
+
     /// The id of the book titled `name`.
     public func id(named name: String) throws -> BookID? {
         try locked { _ in states.values.first { $0.name == name }?.id }

@@ -61,6 +61,16 @@ extension SQLiteDatabase {
         try updateBook(number: number, name: name, writable: false)
     }
 
+    /// Deletes book `number` and everything the store holds of it: its history
+    /// (`dropHistory`) and its `book` row, so its name and key are gone too (PROTOCOL.md
+    /// §4.8). Called inside one transaction.
+    func deleteBook(number: Int64) throws {
+        try dropHistory(book: number, name: nil)
+        let s = try statement("DELETE FROM book WHERE id = ?")
+        s.bind(1, number)
+        try s.run()
+    }
+
     struct BookRow {
         var number: Int64
         var key: [UInt8]

@@ -12,6 +12,10 @@ import Sodium
 //       for n = 0, 1, …: writes the book "crash-giveup-n" (SIZE pages, one batch), printing
 //       "written n", then gives it up (`Book.becomeReader`), printing "given up n"; a book
 //       already given up (an earlier run's) is skipped, one half-way is finished
+//   books-crash-child DIRECTORY MASTER_SECRET_HEX delete SIZE
+//       for n = 0, 1, …: writes the books "crash-delete-PID-n-a" and "…-b" (SIZE pages each),
+//       printing "written PID-n", then deletes both in one call (`BookStore.delete`),
+//       printing "deleted PID-n"
 //
 // Page i's bytes are `CrashPage.bytes(i)`, so the test can check every page it finds.
 // Runs until killed (or 1 000 000 pages, so a lost child cannot fill the disk).
@@ -52,6 +56,18 @@ do {
             }
             try book.becomeReader()
             report("given up \(n)")
+        }
+        exit(0)
+    }
+    if arguments[3] == "delete" {
+        guard arguments.count == 5, let size = UInt64(arguments[4]), size > 0 else { fail("delete needs a SIZE") }
+        let run = getpid()
+        for n in 0..<100_000 {
+            let books = try ["a", "b"].map { try store.createOrOpen(name: "crash-delete-\(run)-\(n)-\($0)") }
+            for book in books { try book.append(contentsOf: (0..<size).map(pageBytes)) }
+            report("written \(run)-\(n)")
+            try store.delete(books.map(\.id))
+            report("deleted \(run)-\(n)")
         }
         exit(0)
     }

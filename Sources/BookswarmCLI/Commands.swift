@@ -44,8 +44,31 @@ struct NameCommand: AsyncParsableCommand {
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "Create tasks and compile books from them.",
-        subcommands: [TaskNewCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
+        commandName: "task", abstract: "Create, leave and compile tasks.",
+        subcommands: [TaskNewCommand.self, TaskLeaveCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
+}
+
+struct TaskLeaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leave", abstract: "Leave a task: delete its messages and books from this vault.",
+        discussion: """
+            The other members keep theirs and are not told. Without --yes, says what would be \
+            deleted and changes nothing. Joining again with the invite code brings the \
+            messages back from the members.
+            """)
+    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Flag(help: "Really leave and delete.") var yes = false
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let left = try await Control.call(ControlRequest(command: .taskLeave, task: task, confirm: yes), vault, as: LeaveResult.self)
+            if output.json { try printJSON(left); return }
+            printOut("left    \(left.task)  \(Format.title(left.title, or: "")): \(Format.count(left.messages, "message")) "
+                     + "and \(Format.count(left.books, "book")) deleted")
+        }
+    }
 }
 
 struct TaskNewCommand: AsyncParsableCommand {

@@ -13,7 +13,7 @@ import Vault
 /// process on the vault directly, so every command behaves the same either way.
 struct ControlRequest: Codable, Sendable {
     enum Command: String, Codable, Sendable {
-        case id, name, taskNew = "task-new", join, tasks, send, log, inspect, compile, check, follow
+        case id, name, taskNew = "task-new", taskLeave = "task-leave", join, tasks, send, log, inspect, compile, check, follow
     }
 
     var command: Command
@@ -22,6 +22,8 @@ struct ControlRequest: Codable, Sendable {
     var name: String?
     var verify: Bool?
     var markRead: Bool?
+    /// `task-leave`: really leave (without it, the answer says what would be deleted).
+    var confirm: Bool?
 }
 
 struct PeerIdentity: Codable {
@@ -74,6 +76,14 @@ enum Control {
             return try encoder.encode(try await messenger.newTask(title: request.text ?? ""))
         case .join:
             return try encoder.encode(try await messenger.join(parseInvite(request.text ?? "")))
+        case .taskLeave:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            guard request.confirm == true else {
+                let summary = try await messenger.summary(of: task)
+                throw CLIError("leaving deletes \(Format.title(summary.title, or: task.hex)) from this vault, with its "
+                               + "\(Format.count(summary.messages, "message")); run again with --yes to leave")
+            }
+            return try encoder.encode(try await messenger.leave(task))
         case .tasks:
             return try encoder.encode(try await messenger.summaries())
         case .send:

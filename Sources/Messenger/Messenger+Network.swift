@@ -369,6 +369,8 @@ extension Messenger {
     /// labelled with the next generation here.
     @discardableResult
     private func learnBook(_ id: BookID, of peer: PeerID, task: TaskID) async -> Bool {
+        // A task left while its channel was open: nothing of it is taken any more.
+        guard tasks[task] != nil else { return false }
         let pair = TaskBookName(author: peer, reader: localPeer, task: task)
         let books = (try? books(of: task)) ?? []
         var name = pair
@@ -445,6 +447,9 @@ final class BookTopics: Sendable {
     }
 
     func topic(of book: BookID) -> Topic? { table.withLock { $0[book]?.topic } }
+
+    /// The book is no task's any more (its task was left): nobody may open it.
+    func remove(_ book: BookID) { table.withLock { $0[book] = nil } }
 
     func author(of book: BookID) -> PeerID? { table.withLock { $0[book]?.author } }
 }

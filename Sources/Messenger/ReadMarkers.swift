@@ -21,6 +21,13 @@ final class ReadMarkers: @unchecked Sendable {
 
     func seen(_ task: TaskID) -> Int { lock.withLock { counts[task.hex] ?? 0 } }
 
+    /// Forgets a task's marker (the task was left).
+    func forget(_ task: TaskID) {
+        let snapshot: [String: Int]? = lock.withLock { counts.removeValue(forKey: task.hex).map { _ in counts } }
+        guard let snapshot, let file, let data = try? JSONEncoder().encode(snapshot) else { return }
+        try? data.write(to: URL(fileURLWithPath: file), options: .atomic)
+    }
+
     func markSeen(_ task: TaskID, count: Int) {
         let snapshot: [String: Int]? = lock.withLock {
             guard counts[task.hex] != count else { return nil }

@@ -154,4 +154,33 @@ import Testing
         let store = try openStore(dir)
         store.close()
     }
+
+    @Test("delete: the books go, with their pages, names and keys; the others stay; handles fail; a name can be used again")
+    func deletingBooks() async throws {
+        let dir = TemporaryDirectory("delete")
+        defer { dir.remove() }
+        let secret = SecretBytes(copying: [UInt8](repeating: 9, count: 32))
+        var store = try BookStore.open(directory: dir.path, masterSecret: secret)
+        let (a, b, kept) = try (store.createOrOpen(name: "a"), store.createOrOpen(name: "b"), store.createOrOpen(name: "kept"))
+        for book in [a, b, kept] { try book.append(contentsOf: (0..<50).map { Array("page \($0) of \(book.id.hex.prefix(4))".utf8) }) }
+        let updates = a.lengthUpdates
+        let watcher = Task { for await _ in updates {}; return true }
+        try store.delete([a.id, b.id, BookID(Ed25519.KeyPair.generate().publicKey)])
+        #expect(await watcher.value, "a deleted book's length stream finishes")
+        #expect(try store.list().map(\.name) == ["kept"])
+        #expect(throws: BooksError(.unknownBook, "")) { try a.get(0) }
+        #expect(throws: BooksError(.unknownBook, "")) { try b.append([1]) }
+        #expect(try kept.get(49) == Array("page 49 of \(kept.id.hex.prefix(4))".utf8))
+        store.close()
+        #expect(try RawSQLite.integer(dir.path + "/books.sqlite", "SELECT count(*) FROM page") == 50)
+        store = try BookStore.open(directory: dir.path, masterSecret: secret)
+        #expect(try store.book(named: "a") == nil)
+        // The same name again: the same derived key, a new empty book.
+        let again = try store.createOrOpen(name: "a")
+        #expect(again.id == a.id && again.length == 0 && again.isWritable)
+        try again.append([7])
+        try again.verify()
+        try store.open(id: kept.id).verify()
+        store.close()
+    }
 }

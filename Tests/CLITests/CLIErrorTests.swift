@@ -30,6 +30,19 @@ struct CLIErrorTests {
         #expect(try await bob.texts(task.id) == ["kept"])
     }
 
+    @Test func leavingATaskWantsYes() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("Keep me")
+        try await bob.ok(["send", task.id, "kept"])
+        Self.expectOneLineError(try await bob.run(["task", "leave", task.id]), mentioning: "--yes")
+        #expect(try await bob.texts(task.id) == ["kept"], "nothing deleted without --yes")
+        let left = try await bob.ok(["task", "leave", "Keep me", "--yes"])
+        #expect(left.hasPrefix("left    \(task.id)  Keep me: 1 message and 1 book deleted"), "\(left)")
+        Self.expectOneLineError(try await bob.run(["log", task.id]), mentioning: "unknown task")
+        Self.expectOneLineError(try await bob.run(["task", "leave", task.id, "--yes"]), mentioning: "unknown task")
+    }
+
     @Test func whatOthersWroteCannotDriveTheTerminal() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())

@@ -19,7 +19,12 @@ final class MessengerBed: Sendable {
         c.session.handshakeRetransmitMax = .milliseconds(400)
         c.session.keepaliveInterval = .milliseconds(200)
         c.session.deadPeerTimeout = .milliseconds(1500)
-        c.retry = RetryPolicy(delays: [.milliseconds(100), .milliseconds(300)], jitter: 0.2)
+        // The in-memory hub reports a peer once, when it joins (no periodic announcements as
+        // on a LAN): a peer given up after its last retry is never dialled again. Retries
+        // that span a few seconds keep a loaded machine (CI, two cores, other suites in
+        // parallel), where handshakes time out, from stranding a scenario; a normal run
+        // never waits for them.
+        c.retry = RetryPolicy(delays: [.milliseconds(100), .milliseconds(300), .seconds(1), .seconds(2), .seconds(3)], jitter: 0.2)
         return c
     }
 
@@ -109,8 +114,9 @@ final class Peer: Sendable {
     func texts(_ task: TaskID) async throws -> [String] { try await messenger.log(of: task).map(\.text) }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// Polls `condition` until it holds or `timeout` passes (20 s by default: durable appends
+/// wait for fsyncs, which a disk busy with other suites can stretch to seconds).
+func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
