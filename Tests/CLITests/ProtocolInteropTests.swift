@@ -1,0 +1,228 @@
+import BookswarmTestSupport
+import Foundation
+import Testing
+
+/// PROTOCOL.md's claim that an outsider can write a compatible peer from it, tested for the
+/// disk format and the messenger pages: Tests/Interop/bookswarm_reader.py, written from
+/// PROTOCOL.md alone (Python's sqlite3 and hashlib, PyNaCl), reads the vaults real `bookswarm`
+/// daemons left behind, re-checks every hash, tree node and signed root (§3, §4), decodes
+/// every messenger page (§10.2) and computes each task's log (§10.3), which must equal
+/// `bookswarm log TASK --json` on the same vault, entry for entry.
+@Suite("an independent reader of the store and the messenger pages (Python, from PROTOCOL.md)", .serialized,
+       .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"),
+       .enabled(if: Python.readerAvailable, "python3 with PyNaCl is missing: interop skipped"))
+struct ProtocolInteropTests {
+    @Test("three people, names, multi-byte and large messages, one offline, a compiled book: the reader agrees with every vault",
+          .timeLimit(.minutes(3)))
+    func readerAgreesWithTheStore() async throws {
+        let scratch = Scratch()
+        let port = testDiscoveryPort()
+        let (bob, ana, carol) = (Member("bob", scratch: scratch, discoveryPort: port),
+                                 Member("ana", scratch: scratch, discoveryPort: port),
+                                 Member("carol", scratch: scratch, discoveryPort: port))
+        for m in [bob, ana, carol] { try await m.start() }
+        defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+
+        // The reader refuses a store that a daemon holds open (§4.1's lock).
+        let busy = try await Python.reader([bob.directory])
+        #expect(busy.status == 1 && busy.stderr.contains("stop the daemon first"), "\(busy)")
+
+        try await bob.ok(["name", "Bob"])
+        try await carol.ok(["name", "卡罗尔 🏠"])
+        let task = try await bob.newTask("Fix the roof — 屋根")
+        var sent = 0
+        func send(_ m: Member, _ text: String) async throws {
+            try await m.ok(["send", task.id, text])
+            sent += 1
+        }
+        try await send(bob, "The roof leaks. Ça coûte cher — 屋根が漏れる 🌧️")
+        try await ana.ok(["join", task.invite])
+        try await carol.ok(["join", task.invite])
+        // Ana chooses her name after joining: a `name` page appended to books that exist.
+        try await send(ana, "I have a ladder 🪜")
+        try await ana.ok(["name", "Ana Lívia"])
+        // Over 16 KiB: larger than an SQLite page of the store (§4.1), so it overflows.
+        try await send(bob, String(repeating: "Große Straße — 大きな屋根. ", count: 600))
+        // Over 1024 bytes (the page row carries its leaf, §4.4), and the boundary itself: a
+        // chat page of a journal is 137 bytes + the text (index < 128, a 24-digit id, a time
+        // of 6 varint bytes), so 887 bytes of text make a page of exactly 1024 bytes, 888 of 1025.
+        try await send(carol, String(repeating: "ü", count: 750))
+        try await send(ana, String(repeating: "a", count: 887))
+        try await send(ana, String(repeating: "b", count: 888))
+        #expect(try await converged([bob, ana, carol], task.id, sent), "before Carol leaves")
+
+        // Carol goes offline; Bob writes more than one request's worth (256 KiB, §9.5), so the
+        // first answer she gets holds some of the pages and proves the rest with nodes that
+        // go to the `node` table (§4.4). She writes offline too.
+        await carol.stop()
+        for i in 1...5 { try await send(bob, String(repeating: "\(i)é", count: 20_000)) }
+        try await send(ana, "while Carol is away")
+        try await send(carol, "written offline by Carol ✍️")
+        try await carol.start()
+        #expect(try await converged([bob, ana, carol], task.id, sent, timeout: .seconds(30)), "after Carol is back")
+
+        // A new name: every later `name` page wins (§10.2, newest by time).
+        try await bob.ok(["name", "Bob the Builder"])
+        try await send(carol, "back — 戻りました")
+        #expect(try await converged([bob, ana, carol], task.id, sent), "at the end")
+        for m in [ana, carol] {
+            #expect(try await eventually { try await memberNames(m, task.id).contains("Bob the Builder") }, "\(m.name)")
+        }
+        let compiled = try #require(try await carol.run(["task", "compile", task.id, "minutes", "--json"]).json as? [String: Any])
+        #expect(compiled["copied"] as? Int == sent, "\(compiled)")
+        for m in [bob, ana, carol] { await m.stop() }
+
+        var totals: [String: Int] = [:]
+        for m in [bob, ana, carol] {
+            let logged = try await m.run(["log", task.id, "--json"])
+            try #require(logged.ok, "\(m.name): \(logged)")
+            let expected = try #require(logged.json as? [[String: Any]])
+            #expect(expected.count == sent, "\(m.name)")
+            let reader = try await Python.reader([m.directory, "--task", task.id])
+            try #require(reader.status == 0, "\(m.name): \(reader.stderr)")
+            let lines = reader.stdout.split(separator: "\n")
+            let entries = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            #expect((entries as NSArray).isEqual(to: expected), "\(m.name): the reader's log differs from `bookswarm log`:\n\(diff(entries, expected))")
+            let counts = try #require(reader.checked, "\(m.name): \(reader.stderr)")
+            print("interop: \(m.name)'s vault: \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+            for (k, v) in counts { totals[k, default: 0] += v }
+            if m === carol {
+                #expect(counts["copies verified"] == sent, "every copy of the compiled book verified: \(counts)")
+                #expect(counts["node rows", default: 0] > 0, "Carol's catch-up left nodes in the `node` table: \(counts)")
+            }
+        }
+        #expect(totals["pages of 1024 bytes", default: 0] > 0 && totals["pages of 1025 bytes", default: 0] > 0, "\(totals)")
+        #expect(totals["pages > 1024 bytes", default: 0] > 0 && totals["roots recomputed"] == totals["signed roots"], "\(totals)")
+
+        // The reader is no rubber stamp: each single change to Carol's store is found.
+        try await tamperedStoresAreRefused(carol.directory, scratch: scratch)
+    }
+
+    @Test("the version-1 fixture store (§4.6): a sparse copy, node rows, pages over 1024 bytes, 4 KiB SQLite pages")
+    func readerChecksTheFixture() async throws {
+        let secret = (0..<32).map { String(format: "%02x", ($0 + 42 * 31) % 256) }.joined()
+        let result = try await Python.reader(["--store", RepoScript.url("Tests/BooksTests/Fixtures/store-v1/books.sqlite").path,
+                                              "--master-secret", secret])
+        #expect(result.status == 0, "\(result)")
+        let counts = try #require(result.checked, "\(result)")
+        #expect(counts["books"] == 3 && counts["keys derived"] == 2 && counts["node rows", default: 0] > 0, "\(counts)")
+        #expect(counts["roots recomputed"] == counts["signed roots"], "\(counts)")
+    }
+
+    /// One change per copy of the vault, by SQL on the copy; the reader must exit 1 saying so.
+    func tamperedStoresAreRefused(_ vault: String, scratch: Scratch) async throws {
+        let cases: [(what: String, sql: String, reason: String)] = [
+            ("a page's data stored as text", "UPDATE page SET data = 'text' WHERE key = (SELECT min(key) FROM page)", "not blobs"),
+            ("a page's data", "UPDATE page SET data = CAST(data || x'00' AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE length(data) < 1000)", ""),
+            ("a parent hash in a tree column",
+             "UPDATE page SET tree = zeroblob(32) WHERE key = (SELECT max(key) FROM page WHERE length(tree) = 32 AND length(data) <= 1024)", ""),
+            ("the leaf of a page over 1024 bytes",
+             "UPDATE page SET tree = CAST(substr(tree, 33) AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE length(data) > 1024)", "tree column"),
+            ("a signature in a page row",
+             "UPDATE page SET root = CAST(substr(root, 1, 95) || x'00' AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE root IS NOT NULL)",
+             "does not verify"),
+            ("a root hash in the root table",
+             "UPDATE root SET hash = zeroblob(32) WHERE (book, length) = (SELECT book, length FROM root LIMIT 1)", "does not verify"),
+            ("a hash in the node table", "UPDATE node SET hash = zeroblob(32) WHERE (book, idx) = (SELECT book, idx FROM node LIMIT 1)", ""),
+        ]
+        let edit = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); n = db.execute(sys.argv[2]).rowcount; "
+            + "db.commit(); db.close(); print(n)"
+        for (n, c) in cases.enumerated() {
+            let copy = scratch.dir("tampered-\(n)")
+            try FileManager.default.copyItem(atPath: vault, toPath: copy)
+            let edited = try await Python.run(["-c", edit, copy + "/store/books.sqlite", c.sql])
+            try #require(edited.status == 0 && edited.stdout == "1\n", "tampering with \(c.what): \(edited)")
+            let result = try await Python.reader([copy])
+            #expect(result.status == 1 && result.stderr.hasPrefix("mismatch: ") && (c.reason.isEmpty || result.stderr.contains(c.reason)),
+                    "\(c.what): \(result)")
+            print("interop: tampered with \(c.what) → \(result.stderr.trimmingCharacters(in: .newlines))")
+        }
+    }
+
+    /// Polls until every member's log of the task has `count` messages. `tasks --json`, not
+    /// `log`: its answer stays small however large the messages are.
+    func converged(_ members: [Member], _ task: String, _ count: Int, timeout: Duration = .seconds(15)) async throws -> Bool {
+        try await eventually(timeout) {
+            for m in members {
+                let tasks = try await m.run(["tasks", "--json"]).json as? [[String: Any]]
+                guard tasks?.first(where: { $0["id"] as? String == task })?["messages"] as? Int == count else { return false }
+            }
+            return true
+        }
+    }
+
+    func memberNames(_ m: Member, _ task: String) async throws -> [String] {
+        let tasks = try await m.run(["tasks", "--json"]).json as? [[String: Any]]
+        let members = tasks?.first { $0["id"] as? String == task }?["members"] as? [[String: Any]] ?? []
+        return members.compactMap { $0["name"] as? String }
+    }
+
+    func diff(_ a: [[String: Any]], _ b: [[String: Any]]) -> String {
+        func short(_ e: [String: Any]) -> String {
+            e.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(describing: $0.value).prefix(24))" }.joined(separator: " ")
+        }
+        var lines: [String] = []
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? short(a[i]) : "—", y = i < b.count ? short(b[i]) : "—"
+            if x != y { lines.append("#\(i) reader: \(x)\n#\(i) binary: \(y)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// python3 as a child process, run off the cooperative pool (it reads whole stores).
+enum Python {
+    static let readerScript = RepoScript.url("Tests/Interop/bookswarm_reader.py")
+
+    /// Whether python3 with PyNaCl is present (Tools/test installs it; CI has it).
+    static let readerAvailable: Bool = {
+        guard let result = try? run(["-c", "import nacl.signing, sqlite3"]) as Result else { return false }
+        if result.status != 0 { print("interop: python3 with pynacl not available: reader tests skipped") }
+        return result.status == 0
+    }()
+
+    struct Result: CustomStringConvertible {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var description: String { "exit \(status); stdout: \(stdout.prefix(500)); stderr: \(stderr)" }
+        /// The reader's `checked: {…}` line.
+        var checked: [String: Int]? {
+            guard let line = stderr.split(separator: "\n").last(where: { $0.hasPrefix("checked: ") }) else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(line.dropFirst("checked: ".count).utf8)) as? [String: Int]
+        }
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read stderr beside stdout, so that neither pipe fills while the other is drained.
+        let errData = Collected()
+        let errThread = Thread { errData.data = err.fileHandleForReading.readDataToEndOfFile(); errData.done.signal() }
+        errThread.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        errData.done.wait()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    static func run(_ arguments: [String]) async throws -> Result {
+        try await offPool { try run(arguments) }
+    }
+
+    static func reader(_ arguments: [String]) async throws -> Result {
+        try await run([readerScript.path] + arguments)
+    }
+
+    private final class Collected: @unchecked Sendable {
+        var data = Data()
+        let done = DispatchSemaphore(value: 0)
+    }
+}

@@ -1,0 +1,747 @@
+#!/usr/bin/env python3
+"""An independent reader of a Bookswarm vault, written from PROTOCOL.md alone.
+
+It checks the disk format (§4) and the book layer (§3) of every book in a vault's store, and
+reads the task messenger's pages (§10.2, §10.3) to print each task's log the way `bookswarm
+log TASK --json` does (§10.7 `entry`), one JSON object per line. Nothing of Bookswarm's own
+code is used: Python's sqlite3 and hashlib (BLAKE2b) and PyNaCl (Ed25519).
+
+Usage: bookswarm_reader.py VAULT [--task TASK_ID]
+       bookswarm_reader.py --store BOOKS.SQLITE [--master-secret HEX]
+
+Without --task, every task of the vault (its journals) is printed as a line
+`{"task": ID, "title": ..., "messages": N}` followed by its entries; with --task, only that
+task's entries. A summary of what was checked goes to stderr as one line `checked: {JSON counts}`. Any mismatch between the
+store and PROTOCOL.md ends the run with exit status 1 and one line `mismatch: REASON` on
+stderr. Exit 3: PyNaCl is missing (the Swift test then skips).
+
+The daemon must be stopped first: the store is opened read-only (`mode=ro`), and the last
+connection of a closed store has copied the WAL back into the file (§4.1).
+"""
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import unicodedata
+
+try:
+    import nacl.bindings
+    import nacl.exceptions
+    import nacl.signing
+except ImportError as error:  # the Swift test skips with this message
+    print(f"missing {error.name}", file=sys.stderr, flush=True)
+    sys.exit(3)
+
+
+class Mismatch(Exception):
+    """The store disagrees with PROTOCOL.md."""
+
+
+def fail(message):
+    raise Mismatch(message)
+
+
+# ---------------------------------------------------------------- §1, §3.3 hashes
+
+def blake2b(data, size=32, key=b""):
+    return hashlib.blake2b(data, digest_size=size, key=key).digest()
+
+
+def u64(n):
+    return n.to_bytes(8, "little")
+
+
+def leaf_hash(page):
+    return blake2b(b"\x00" + u64(len(page)) + page)
+
+
+def parent_hash(left, right):
+    return blake2b(b"\x01" + left + right)
+
+
+def root_hash(peaks):
+    """peaks: [(flat index, hash)], left to right."""
+    return blake2b(b"\x02" + b"".join(u64(i) + h for i, h in peaks))
+
+
+# ---------------------------------------------------------------- §3.2 flat tree
+
+def depth(k):
+    d = 0
+    while k & 1:
+        k >>= 1
+        d += 1
+    return d
+
+
+def offset(k):
+    return k >> (depth(k) + 1)
+
+
+def flat_index(d, o):
+    return (o << (d + 1)) + (1 << d) - 1
+
+
+def children(k):
+    d = depth(k)
+    half = 1 << (d - 1)
+    return k - half, k + half
+
+
+def parent_of(k):
+    d = depth(k)
+    return flat_index(d + 1, offset(k) >> 1)
+
+
+def sibling_of(k):
+    d = depth(k)
+    return flat_index(d, offset(k) ^ 1)
+
+
+def pages_of(k):
+    """The pages node k covers: range(first, last + 1)."""
+    d, o = depth(k), offset(k)
+    return range(o << d, (o + 1) << d)
+
+
+def completing_page(k):
+    """rightSpan(k) / 2: the page whose append completes node k."""
+    return pages_of(k)[-1]
+
+
+def peaks(n):
+    """Flat indices of the peaks of a tree of n pages, left to right (§3.2)."""
+    result, start = [], 0
+    for d in range(n.bit_length() - 1, -1, -1):
+        if n & (1 << d):
+            result.append(flat_index(d, start >> d))
+            start += 1 << d
+    return result
+
+
+def nodes_completed_by(j):
+    """The nodes page j completes, bottom up: its leaf, then 1 parent per trailing 1 bit."""
+    return [flat_index(d, j >> d) for d in range(depth(j) + 1)]
+
+
+assert peaks(11) == [7, 17, 20]  # §3.2's example
+
+
+# ---------------------------------------------------------------- §3.4 signed roots
+
+BOOK_TAG = b"bookswarm/book/v1"
+assert len(BOOK_TAG) == 17
+
+
+def signature_ok(book_id, length, root, signature):
+    signable = BOOK_TAG + book_id + u64(length) + root
+    assert len(signable) == 89
+    try:
+        nacl.signing.VerifyKey(book_id).verify(signable, signature)
+        return True
+    except (nacl.exceptions.BadSignatureError, ValueError, nacl.exceptions.CryptoError):
+        return False
+
+
+# ---------------------------------------------------------------- §3.5 proofs (copy evidence)
+
+def verify_proof(book_id, page_index, page, length, root, signature, nodes):
+    """The proof of one page against a signed root, upgrading from 0 (§3.5, §10.2)."""
+    if not (page_index < length and length >= 1):
+        return False
+    entries = list(nodes)
+
+    def visit(k):
+        span = pages_of(k)
+        if span[0] <= page_index <= span[-1]:
+            if depth(k) == 0:
+                return leaf_hash(page)
+            left, right = children(k)
+            return parent_hash(visit(left), visit(right))
+        if not entries or entries[0][0] != k:
+            raise ValueError(f"proof entry for node {k} missing or out of place")
+        return entries.pop(0)[1]
+
+    try:
+        computed = [(p, visit(p)) for p in peaks(length)]
+    except ValueError:
+        return False
+    if entries:
+        return False
+    return root_hash(computed) == root and signature_ok(book_id, length, root, signature)
+
+
+# ---------------------------------------------------------------- §10.2 messenger pages
+
+class Malformed(Exception):
+    pass
+
+
+class Reader:
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def bytes(self, n):
+        if self.at + n > len(self.data):
+            raise Malformed("truncated")
+        out = self.data[self.at:self.at + n]
+        self.at += n
+        return out
+
+    def u8(self):
+        return self.bytes(1)[0]
+
+    def varint(self):
+        """Unsigned LEB128, canonical: ≤ 10 bytes, no trailing zero group, ≤ 2^64 − 1."""
+        value, shift = 0, 0
+        for count in range(1, 11):
+            byte = self.u8()
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                if byte == 0 and count > 1:
+                    raise Malformed("non-canonical varint")
+                if value > 2**64 - 1:
+                    raise Malformed("varint over 2^64 - 1")
+                return value
+            shift += 7
+        raise Malformed("varint over 10 bytes")
+
+    def done(self):
+        return self.at == len(self.data)
+
+
+def utf8(raw, what):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed(f"{what} is not UTF-8")
+
+
+CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME = 1, 2, 3, 4, 5, 6, 7
+
+
+def decode_page(data):
+    r = Reader(data)
+    if r.u8() != 1:
+        raise Malformed("version is not 1")
+    page = {"author": r.bytes(32), "book": r.bytes(32)}
+    page["index"] = r.varint()
+    page["previous"] = r.bytes(32) if page["index"] > 0 else None
+    n = r.varint()
+    if n > 64:
+        raise Malformed("over 64 refs")
+    page["refs"] = []
+    for _ in range(n):
+        page["refs"].append((r.bytes(32), r.varint(), r.bytes(32)))
+    page["type"] = r.varint()
+    length = r.varint()
+    if length > 2**20:
+        raise Malformed("data over 2^20 bytes")
+    page["data"] = r.bytes(length)
+    page["time"] = r.varint()
+    k = r.varint()
+    if k > 16:
+        raise Malformed("over 16 meta fields")
+    meta, raw_keys, canonical = {}, [], set()
+    for _ in range(k):
+        key_length = r.varint()
+        if key_length > 256:
+            raise Malformed("meta key over 256 bytes")
+        raw_key = r.bytes(key_length)
+        key = utf8(raw_key, "meta key")
+        value_length = r.varint()
+        if value_length > 256:
+            raise Malformed("meta value over 256 bytes")
+        value = utf8(r.bytes(value_length), "meta value")
+        if raw_keys and raw_key <= raw_keys[-1]:
+            raise Malformed("meta keys not strictly increasing")
+        if unicodedata.normalize("NFD", key) in canonical:
+            raise Malformed("two meta keys canonically equivalent")
+        raw_keys.append(raw_key)
+        canonical.add(unicodedata.normalize("NFD", key))
+        meta[key] = value
+    page["meta"] = meta
+    if not r.done():
+        raise Malformed("trailing bytes")
+    if page["type"] == COPY and not page["refs"]:
+        raise Malformed("copy without refs")
+    return page
+
+
+def decode_copy_evidence(data):
+    r = Reader(data)
+    if r.u8() != 1:
+        raise Malformed("copy evidence version is not 1")
+    original = r.bytes(r.varint())
+    length = r.varint()
+    root, signature = r.bytes(32), r.bytes(64)
+    m = r.varint()
+    if m > 128:
+        raise Malformed("over 128 proof nodes")
+    nodes = [(r.varint(), r.bytes(32)) for _ in range(m)]
+    if not r.done():
+        raise Malformed("trailing bytes in copy evidence")
+    return original, length, root, signature, nodes
+
+
+WHITE_SPACE = set(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                            0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
+FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def valid_name(data):
+    """§10.2 display names: 1…64 bytes of UTF-8, trimmed, no invisible or control scalars."""
+    if not 1 <= len(data) <= 64:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text[0] in WHITE_SPACE or text[-1] in WHITE_SPACE:
+        return None
+    if any(unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in text):
+        return None
+    return text
+
+
+# ---------------------------------------------------------------- §10.3 book names
+
+HEX64, HEX32 = "[0-9a-f]{64}", "[0-9a-f]{32}"
+TASK_BOOK = re.compile(rf"^({HEX64})-({HEX64})-({HEX32})(?:\.([1-9][0-9]?))?$")
+
+
+def classify(name):
+    """('task', author, reader, task, generation) | ('profile',) | ('compiled', NAME) | ('other',)."""
+    if name is None:
+        return ("other",)
+    m = TASK_BOOK.match(name)
+    if m:
+        generation = int(m.group(4) or 0)
+        if generation > 15:
+            fail(f"book {name!r}: generation over 15 (§10.3)")
+        return ("task", bytes.fromhex(m.group(1)), bytes.fromhex(m.group(2)), bytes.fromhex(m.group(3)), generation)
+    if name == "profile":
+        return ("profile",)
+    if name.startswith("compiled:"):
+        rest = name[len("compiled:"):]
+        if not rest or rest != rest.strip():
+            fail(f"book {name!r}: compiled name not trimmed or empty (§3.7)")
+        return ("compiled", rest)
+    return ("other",)
+
+
+# ---------------------------------------------------------------- §10.6 vault, §3.7 keys
+
+def read_identity(vault):
+    path = os.path.join(vault, "identity.key")
+    if os.stat(path).st_mode & 0o077:
+        fail("identity.key has group or other permission bits (§10.6)")
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines[0] != b"bookswarm-identity-v1" or len(lines) < 2 or not re.fullmatch(rb"[0-9a-fA-F]{64}", lines[1]):
+        fail("identity.key is not `bookswarm-identity-v1` then 64 hex digits (§10.6)")
+    return bytes.fromhex(lines[1].decode())
+
+
+def master_secret(seed):
+    return blake2b(seed, key=b"bookswarm/vault/master-secret/v1")
+
+
+def book_public_key(master, name):
+    seed = blake2b(b"bookswarm/book-key/v1" + b"\x00" + name.encode("utf-8"), key=master)
+    return bytes(nacl.signing.SigningKey(seed).verify_key)
+
+
+# ---------------------------------------------------------------- §4 the store
+
+class Book:
+    def __init__(self, number, key, name, writable):
+        self.number, self.key, self.name, self.writable = number, key, name, writable
+        self.pages = {}  # index → data
+        self.stored = {}  # flat index → hash, from page rows and the node table
+        self.roots = {}  # length → (hash, signature, where)
+        self.values = {}  # flat index → hash, as value() found it
+        self.verified_pages = set()  # pages tied to a signed root by recomputation
+
+    @property
+    def label(self):
+        return f"book {self.number} ({self.name or self.key.hex()[:16]})"
+
+    def store_node(self, k, h, where):
+        if len(h) != 32:
+            fail(f"{self.label}: node {k} from {where} is {len(h)} bytes, not 32")
+        if k in self.stored and self.stored[k] != h:
+            fail(f"{self.label}: node {k} differs between page row and node table (§4.4)")
+        self.stored[k] = h
+
+    def value(self, k):
+        """Node k's hash, recomputed from pages and children wherever possible; else as stored.
+        Every stored node that can be recomputed must equal its recomputation."""
+        if k in self.values:
+            return self.values[k]
+        h = None
+        if depth(k) == 0:
+            if k // 2 in self.pages:
+                h = leaf_hash(self.pages[k // 2])
+        else:
+            left, right = children(k)
+            lv, rv = self.value(left), self.value(right)
+            if lv is not None and rv is not None:
+                h = parent_hash(lv, rv)
+        if h is not None and k in self.stored and self.stored[k] != h:
+            fail(f"{self.label}: stored node {k} is not the hash of its "
+                 + ("page (§3.3 leaf)" if depth(k) == 0 else "children (§3.3 parent)"))
+        if h is None:
+            h = self.stored.get(k)
+        self.values[k] = h
+        return h
+
+
+def open_store(path):
+    """The store, read-only. §4.1: a daemon holds an exclusive flock on store/books.lock while the
+    store is open; a closed store has no WAL left (its last connection copied it back). The file
+    stays in WAL mode, so even a `mode=ro` connection would create `-shm` and `-wal` beside it:
+    with no WAL present the file is opened `immutable=1` instead, which writes nothing."""
+    if not os.path.exists(path):
+        fail(f"{path}: no store")
+    lock = os.path.join(os.path.dirname(path), "books.lock")
+    if os.path.exists(lock):
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            fail(f"{path}: the store is open (books.lock is locked): stop the daemon first")
+        finally:
+            os.close(fd)
+    wal = os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0
+    db = sqlite3.connect(f"file:{path}?mode=ro" + ("" if wal else "&immutable=1"), uri=True)
+    application_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if application_id != 0x426F6F6B:
+        fail(f"{path}: application_id is {application_id:#x}, not 0x426F6F6B (§4.1)")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version != 1:
+        fail(f"{path}: schema version {version}; this reader knows version 1 (§4.2)")
+    return db
+
+
+def load_books(db):
+    books = []
+    for number, key, name, writable in db.execute("SELECT id, CAST(key AS BLOB), name, writable FROM book ORDER BY id"):
+        if not 1 <= number < 2**23:
+            fail(f"book row {number}: local number outside 1 … 2^23 − 1 (§4.2)")
+        if not isinstance(key, bytes) or len(key) != 32:
+            fail(f"book row {number}: key is not a 32-byte blob")
+        if writable not in (0, 1):
+            fail(f"book row {number}: writable is {writable!r}")
+        if name is not None and not 1 <= len(name.encode("utf-8")) <= 255:
+            fail(f"book row {number}: name of {len(name.encode())} bytes, not 1–255 (§3.7)")
+        if writable and name is None:
+            fail(f"book row {number}: writable without a name (§4.1)")
+        books.append(Book(number, key, name, bool(writable)))
+    return books
+
+
+def check_book(db, book, counts):
+    low, high = book.number << 40, (book.number + 1) << 40
+    rows = db.execute("SELECT key, typeof(tree) || typeof(data) || typeof(root), CAST(tree AS BLOB), "
+                      "CAST(data AS BLOB), CAST(root AS BLOB) FROM page WHERE key >= ? AND key < ? ORDER BY key",
+                      (low, high)).fetchall()
+    page_roots = []
+    for key, types, tree, data, root in rows:
+        j = key & (2**40 - 1)
+        if types not in ("blobblobblob", "blobblobnull"):
+            fail(f"{book.label} page {j}: tree, data, root are {types}, not blobs (§4.2)")
+        if len(data) > 4 * 1024 * 1024:
+            fail(f"{book.label} page {j}: over the 4 MiB page limit (§3.1)")
+        book.pages[j] = data
+        # §4.4: the leaf only for a page longer than 1024 bytes, then the parents it completes.
+        completed = nodes_completed_by(j)
+        slots = completed if len(data) > 1024 else completed[1:]
+        if len(tree) != 32 * len(slots):
+            fail(f"{book.label} page {j} ({len(data)} bytes): tree column of {len(tree)} bytes, "
+                 f"expected {32 * len(slots)} (§4.4: {'leaf + ' if len(data) > 1024 else ''}"
+                 f"{len(completed) - 1} parents)")
+        for slot, k in enumerate(slots):
+            book.store_node(k, tree[32 * slot:32 * slot + 32], f"page row {j}")
+        counts["tree bytes"] += len(tree)
+        if len(data) > 1024:
+            counts["pages > 1024 bytes"] += 1
+        if len(data) in (1024, 1025):
+            counts[f"pages of {len(data)} bytes"] += 1
+        if root is not None:
+            if not isinstance(root, bytes) or len(root) != 96:
+                fail(f"{book.label} page {j}: root column is not root hash (32) ‖ signature (64) (§4.2)")
+            page_roots.append((j + 1, root[:32], root[32:]))
+    for idx, kind, h in db.execute("SELECT idx, typeof(hash), CAST(hash AS BLOB) FROM node WHERE book = ? ORDER BY idx",
+                                   (book.number,)):
+        if not 0 <= idx < 2**41 or kind != "blob":
+            fail(f"{book.label}: node table row {idx} out of range or not a blob (§4.2)")
+        book.store_node(idx, h, "node table")
+        counts["node rows"] += 1
+    table_roots = db.execute("SELECT length, CAST(hash AS BLOB), CAST(signature AS BLOB) FROM root WHERE book = ? "
+                             "AND typeof(hash) = 'blob' AND typeof(signature) = 'blob' ORDER BY length",
+                             (book.number,)).fetchall()
+    if len(table_roots) != db.execute("SELECT count(*) FROM root WHERE book = ?", (book.number,)).fetchone()[0]:
+        fail(f"{book.label}: a root row whose hash or signature is not a blob (§4.2)")
+    for length, h, sig, where in [(l, h, s, "page row") for l, h, s in page_roots] + \
+                                  [(l, h, s, "root table") for l, h, s in table_roots]:
+        if not (1 <= length <= 2**40) or len(h) != 32 or len(sig) != 64:
+            fail(f"{book.label}: signed root of length {length} in the {where} has a bad shape (§4.2)")
+        if length in book.roots and book.roots[length][0] != h:
+            fail(f"{book.label}: two different roots at length {length} (a fork outside the fork table)")
+        if not signature_ok(book.key, length, h, sig):
+            fail(f"{book.label}: the signed root of length {length} ({where}) does not verify (§3.4)")
+        book.roots[length] = (h, sig, where)
+        counts["signed roots"] += 1
+    # Every stored node that can be recomputed from pages and children equals it.
+    for k in sorted(book.stored):
+        book.value(k)
+    for j in book.pages:
+        book.value(2 * j)
+    # Every signed root whose peaks are all known equals the root of those peaks (§3.3).
+    checked_roots = []
+    for length, (h, _, where) in sorted(book.roots.items()):
+        values = [(p, book.value(p)) for p in peaks(length)]
+        if all(v is not None for _, v in values):
+            if root_hash(values) != h:
+                fail(f"{book.label}: the signed root of length {length} ({where}) is not the root of the "
+                     f"stored tree (§3.3)")
+            checked_roots.append(length)
+            counts["roots recomputed"] += 1
+    latest = max(book.roots) if book.roots else 0
+    # §4.5: the latest signed root is the longer of the newest root row and the last page's column.
+    if book.pages and max(book.pages) >= latest:
+        fail(f"{book.label}: page {max(book.pages)} held beyond the verified length {latest}")
+    # Every held page is tied by recomputation to a signed root that verified.
+    for j in sorted(book.pages):
+        for length in checked_roots:
+            if length <= j:
+                continue
+            peak = next(p for p in peaks(length) if j in pages_of(p))
+            k, ok = 2 * j, True
+            while k != peak:
+                if book.value(sibling_of(k)) is None:
+                    ok = False
+                    break
+                k = parent_of(k)
+            if ok:
+                book.verified_pages.add(j)
+                break
+        else:
+            fail(f"{book.label}: page {j} is tied to no signed root by the stored tree")
+    if book.writable:
+        # An author's book: every page 0 … n−1, and its last page row carries the latest root.
+        n = len(book.pages)
+        if n and (sorted(book.pages) != list(range(n))):
+            fail(f"{book.label}: an author's book with gaps")
+        if n and (n not in book.roots or book.roots[n][2] != "page row"):
+            fail(f"{book.label}: the author's last page row carries no signed root (§4.5)")
+        if n == 0 and book.roots:
+            fail(f"{book.label}: signed roots without pages")
+    forks = db.execute("SELECT first_length, first_hash, first_signature, second_length, second_hash, "
+                       "second_signature FROM fork WHERE book = ?", (book.number,)).fetchall()
+    for fl, fh, fs, sl, sh, ss in forks:
+        if not (signature_ok(book.key, fl, fh, fs) and signature_ok(book.key, sl, sh, ss)):
+            fail(f"{book.label}: a fork proof whose signatures do not both verify (§3.6)")
+    book.forked = bool(forks)
+    book.length = latest
+    counts["books"] += 1
+    counts["pages"] += len(book.pages)
+
+
+# ---------------------------------------------------------------- §10.3 the messenger's view
+
+def new_counts():
+    return {k: 0 for k in ["books", "pages", "pages > 1024 bytes", "tree bytes", "node rows", "signed roots",
+                           "roots recomputed", "messenger pages", "copies verified", "keys derived",
+                           "pages of 1024 bytes", "pages of 1025 bytes"]}
+
+
+def check_store(path, master, counts):
+    """§3 and §4 for every book of one store file; with the master secret, §3.7's keys too."""
+    db = open_store(path)
+    books = load_books(db)
+    for book in books:
+        check_book(db, book, counts)
+        if book.writable and master is not None:
+            if book_public_key(master, book.name) != book.key:
+                fail(f"{book.label}: its key is not the one the master secret derives for its name (§3.7)")
+            counts["keys derived"] += 1
+    db.close()
+    return books
+
+
+def read_vault(vault, only_task=None):
+    counts = new_counts()
+    seed = read_identity(vault)
+    me = bytes(nacl.signing.SigningKey(seed).verify_key)
+    books = check_store(os.path.join(vault, "store", "books.sqlite"), master_secret(seed), counts)
+
+    tasks = {}  # task id → list of (book, kind tuple)
+    decoded = {}  # (book number, index) → page
+    for book in books:
+        kind = classify(book.name)
+        if kind[0] == "task":
+            _, author, reader, task, generation = kind
+            if (author == me) != book.writable:
+                fail(f"{book.label}: written by {'us' if author == me else 'another'} but writable={book.writable}")
+            if author == reader and (author != me or generation):
+                fail(f"{book.label}: a journal of another peer, or of a generation (§10.3)")
+            tasks.setdefault(task, []).append((book, kind))
+        if kind[0] in ("task", "compiled", "profile"):
+            for j, data in sorted(book.pages.items()):
+                try:
+                    page = decode_page(data)
+                except Malformed as error:
+                    fail(f"{book.label} page {j}: not a messenger page: {error} (§10.2)")
+                counts["messenger pages"] += 1
+                check_head(book, kind, j, page, me)
+                decoded[(book.number, j)] = page
+        if kind[0] == "compiled":
+            if not book.writable:
+                fail(f"{book.label}: a compiled book we do not write")
+            for j in sorted(book.pages):
+                check_copy(book, j, decoded[(book.number, j)])
+                counts["copies verified"] += 1
+        if kind[0] == "other":
+            print(f"note: {book.label} has a name no section defines", file=sys.stderr)
+
+    journals = {task for task, entries in tasks.items()
+                if any(k[1] == me and k[2] == me for _, k in entries)}
+    out = []
+    for task in sorted(journals):
+        if only_task is not None and task.hex() != only_task:
+            continue
+        entries, title = task_log(tasks[task], decoded, me)
+        if only_task is None:
+            header = {"task": task.hex(), "messages": len(entries)}
+            if title is not None:
+                header["title"] = title
+            out.append(header)
+        out.extend(entries)
+    if only_task is not None and bytes.fromhex(only_task) not in journals:
+        fail(f"task {only_task}: no journal in this vault")
+    return out, counts
+
+
+def check_head(book, kind, j, page, me):
+    """§10.2: head.book and head.index are where the page is; head.previous the leaf hash of
+    page index − 1; head.author the author part of the name (task books), or the store's own
+    peer (its profile and compiled books, which only it writes)."""
+    where = f"{book.label} page {j}"
+    expected_author = kind[1] if kind[0] == "task" else me
+    if page["author"] != expected_author:
+        fail(f"{where}: head.author is not the book's author (§10.2)")
+    if page["book"] != book.key or page["index"] != j:
+        fail(f"{where}: head.book/head.index are not where the page was found (§10.2)")
+    if j > 0:
+        previous = book.value(2 * (j - 1))
+        if previous is not None and page["previous"] != previous:
+            fail(f"{where}: head.previous is not the leaf hash of page {j - 1} (§10.2)")
+    if kind[0] == "task":
+        _, author, reader, task, _ = kind
+        if j == 0:
+            expected_type = TASK if author == reader else ADDRESS
+            if page["type"] != expected_type:
+                fail(f"{where}: page 0 of type {page['type']}, expected {expected_type} (§10.3)")
+            if author != reader and page["data"] != reader + task:
+                fail(f"{where}: address page data is not reader peer id ‖ task id (§10.2)")
+            if author == reader and (len(page["data"]) != 48 or page["data"][32:] != task):
+                fail(f"{where}: task page data is not creator ‖ task id (§10.2)")
+    if page["type"] == NAME and valid_name(page["data"]) is None:
+        fail(f"{where}: a name page our binary wrote is not a valid name (§10.2)")
+    if page["type"] == CHAT:
+        utf8(page["data"], f"{where}: chat text")
+
+
+def check_copy(book, j, page):
+    where = f"{book.label} page {j}"
+    if page["type"] != COPY:
+        fail(f"{where}: a compiled book holds only copy pages (§10.2), this is type {page['type']}")
+    try:
+        original, length, root, signature, nodes = decode_copy_evidence(page["data"])
+    except Malformed as error:
+        fail(f"{where}: copy evidence: {error}")
+    original_book, original_index, page_hash = page["refs"][0]
+    if leaf_hash(original) != page_hash:
+        fail(f"{where}: the original's leaf hash is not refs[0].pageHash (§10.2)")
+    if not verify_proof(original_book, original_index, original, length, root, signature, nodes):
+        fail(f"{where}: the copy's proof or signature does not verify (§10.2)")
+    inner = decode_page(original)
+    if inner["book"] != original_book or inner["index"] != original_index:
+        fail(f"{where}: the original's head does not name refs[0]")
+
+
+def task_log(entries, decoded, me):
+    """§10.3 the log, and the display names of §10.2."""
+    title = None
+    chats = {}  # (author, id) → (rank, page, book)
+    names = {}  # author → (time, generation, index, name)
+    for book, kind in entries:
+        _, author, reader, task, generation = kind
+        journal = author == reader
+        for j in sorted(book.pages):
+            page = decoded[(book.number, j)]
+            if page["type"] == TASK and journal and "title" in page["meta"] and title is None:
+                title = page["meta"]["title"]
+            if page["type"] == TITLE and title is None:
+                title = utf8(page["data"], "title")
+            if page["type"] == NAME:
+                name = valid_name(page["data"])
+                candidate = (page["time"], generation, j, name)
+                if name is not None and (author not in names or candidate[:3] > names[author][:3]):
+                    names[author] = candidate
+            if page["type"] != CHAT:
+                continue
+            message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
+            key = (author, message_id)
+            # The journal's copy wins; among other copies the first found stays (PROTOCOL is
+            # silent on which: every copy carries the same meta).
+            if key in chats and not (journal and not chats[key][0]):
+                continue
+            chats[key] = (journal, page, book, j, message_id)
+    log = []
+    for (author, message_id), (_, page, book, j, _) in chats.items():
+        entry = {"author": author.hex(), "id": message_id, "time": page["time"],
+                 "text": page["data"].decode("utf-8"), "book": book.key.hex(), "index": j}
+        if author in names:
+            entry["name"] = names[author][3]
+        log.append(entry)
+    log.sort(key=lambda e: (e["time"], e["author"], e["index"], e["id"]))
+    return log, title
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("vault", help="a vault directory (§10.6), or with --store a books.sqlite file")
+    parser.add_argument("--task", help="task id (32 hex digits): print only its entries")
+    parser.add_argument("--store", action="store_true", help="check one store file only (§3, §4), no messenger")
+    parser.add_argument("--master-secret", help="with --store: the store's master secret (64 hex digits), "
+                                                "to check the keys of its writable books (§3.7)")
+    args = parser.parse_args()
+    try:
+        if args.store:
+            lines, counts = [], new_counts()
+            master = bytes.fromhex(args.master_secret) if args.master_secret else None
+            check_store(args.vault, master, counts)
+        else:
+            lines, counts = read_vault(args.vault, args.task.lower() if args.task else None)
+    except Mismatch as error:
+        print(f"mismatch: {error}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as error:
+        print(f"mismatch: cannot read the vault: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    print("checked: " + json.dumps(counts, sort_keys=True), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
