@@ -86,6 +86,7 @@ struct ProtocolInteropTests {
             let counts = try #require(reader.checked, "\(m.name): \(reader.stderr)")
             print("interop: \(m.name)'s vault: \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
             for (k, v) in counts { totals[k, default: 0] += v }
+            #expect(counts["malformed pages"] == 0 && counts["wrong previous (shown)"] == 0, "\(m.name): \(counts)")
             if m === carol {
                 #expect(counts["copies verified"] == sent, "every copy of the compiled book verified: \(counts)")
                 #expect(counts["node rows", default: 0] > 0, "Carol's catch-up left nodes in the `node` table: \(counts)")
@@ -96,6 +97,48 @@ struct ProtocolInteropTests {
 
         // The reader is no rubber stamp: each single change to Carol's store is found.
         try await tamperedStoresAreRefused(carol.directory, scratch: scratch)
+        // And the other direction: a book written by Python from PROTOCOL.md, read by both.
+        try await craftedGenerationIsReadAlike(ana: ana.directory, bob: bob.directory, task: task.id, scratch: scratch)
+    }
+
+    /// Tests/Interop/bookswarm_craft.py writes generation 1 of Bob's book for Ana into a copy of
+    /// her vault (§3.7 key, §3.4 signature, §4.4 tree, §10.2 pages probing the reader rules).
+    /// The binary must verify it, and its log must equal the Python reader's: generation 0's
+    /// copy of a duplicate message wins (§10.3), a chat that is not UTF-8 or whose head is not
+    /// where it was found is hidden, a wrong head.previous is not, and of two names of the
+    /// same time the newer generation's wins (§10.2).
+    func craftedGenerationIsReadAlike(ana: String, bob: String, task: String, scratch: Scratch) async throws {
+        let before = try #require(try await CLI.run(["log", task, "--json", "--dir", ana]).json as? [[String: Any]])
+        let vault = scratch.dir("ana-crafted")
+        try FileManager.default.copyItem(atPath: ana, toPath: vault)
+        let crafted = try await Python.run([Python.craftScript.path, vault, bob, task, "1"])
+        try #require(crafted.status == 0, "\(crafted)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(crafted.stdout.utf8)) as? [String: Any])
+        let book = try #require(plan["book"] as? String), duplicate = try #require(plan["duplicate"] as? String)
+
+        let books = try #require(try await CLI.run(["inspect", "verify", "--json", "--dir", vault]).json as? [[String: Any]])
+        let report = books.first { $0["id"] as? String == book }
+        #expect(report?["verified"] as? Bool == true && report?["length"] as? Int == 9, "the binary verifies the crafted book: \(String(describing: report))")
+
+        let logged = try await CLI.run(["log", task, "--json", "--dir", vault])
+        let expected = try #require(logged.json as? [[String: Any]], "\(logged)")
+        let reader = try await Python.reader([vault, "--task", task])
+        try #require(reader.status == 0, "\(reader.stderr)")
+        let entries = try reader.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect((entries as NSArray).isEqual(to: expected), "crafted generation: the reader's log differs:\n\(diff(entries, expected))")
+        #expect(reader.checked?["malformed pages"] == 4 && reader.checked?["wrong previous (shown)"] == 1, "\(reader.stderr)")
+
+        let ids = expected.compactMap { $0["id"] as? String }
+        let originalBook = before.first { $0["id"] as? String == duplicate }?["book"] as? String
+        #expect(expected.first { $0["id"] as? String == duplicate }?["book"] as? String == originalBook, "generation 0's copy wins")
+        #expect(ids.filter { $0 == duplicate }.count == 1)
+        for hidden in plan["hidden"] as? [String] ?? [] { #expect(!ids.contains(hidden), "\(hidden) is hidden") }
+        for shown in plan["shown"] as? [String] ?? [] { #expect(ids.contains(shown), "\(shown) is shown") }
+        #expect(expected.count == before.count + 2)
+        let bobNames = Set(expected.filter { $0["book"] as? String == originalBook }.compactMap { $0["name"] as? String })
+        #expect(bobNames == [plan["name"] as? String ?? "?"], "\(bobNames)")
     }
 
     @Test("the version-1 fixture store (§4.6): a sparse copy, node rows, pages over 1024 bytes, 4 KiB SQLite pages")
@@ -173,6 +216,7 @@ struct ProtocolInteropTests {
 /// python3 as a child process, run off the cooperative pool (it reads whole stores).
 enum Python {
     static let readerScript = RepoScript.url("Tests/Interop/bookswarm_reader.py")
+    static let craftScript = RepoScript.url("Tests/Interop/bookswarm_craft.py")
 
     /// Whether python3 with PyNaCl is present (Tools/test installs it; CI has it).
     static let readerAvailable: Bool = {

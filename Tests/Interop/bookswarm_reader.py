@@ -559,7 +559,8 @@ def check_book(db, book, counts):
 def new_counts():
     return {k: 0 for k in ["books", "pages", "pages > 1024 bytes", "tree bytes", "node rows", "signed roots",
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
-                           "pages of 1024 bytes", "pages of 1025 bytes"]}
+                           "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
+                           "wrong previous (shown)"]}
 
 
 def check_store(path, master, counts):
@@ -595,12 +596,21 @@ def read_vault(vault, only_task=None):
             tasks.setdefault(task, []).append((book, kind))
         if kind[0] in ("task", "compiled", "profile"):
             for j, data in sorted(book.pages.items()):
+                # A page of a book we wrote must be perfect; one of another author's book that
+                # is not is hidden and counted, as §10.2 tells readers to.
                 try:
                     page = decode_page(data)
+                    problems = page_problems(book, kind, j, page, me)
                 except Malformed as error:
-                    fail(f"{book.label} page {j}: not a messenger page: {error} (§10.2)")
+                    page, problems = None, [("malformed", f"not a messenger page: {error}")]
+                if problems and book.writable:
+                    fail(f"{book.label} page {j}: {problems[0][1]}")
                 counts["messenger pages"] += 1
-                check_head(book, kind, j, page, me)
+                if any(severity == "malformed" for severity, _ in problems):
+                    counts["malformed pages"] += 1
+                    continue
+                if problems:
+                    counts["wrong previous (shown)"] += 1
                 decoded[(book.number, j)] = page
         if kind[0] == "compiled":
             if not book.writable:
@@ -629,34 +639,40 @@ def read_vault(vault, only_task=None):
     return out, counts
 
 
-def check_head(book, kind, j, page, me):
-    """§10.2: head.book and head.index are where the page is; head.previous the leaf hash of
-    page index − 1; head.author the author part of the name (task books), or the store's own
-    peer (its profile and compiled books, which only it writes)."""
-    where = f"{book.label} page {j}"
+def page_problems(book, kind, j, page, me):
+    """What §10.2 and §10.3 require of the page found at index j of book: a list of
+    ("malformed" | "previous", reason). head.author is the author part of the name (task
+    books), or the store's own peer (its profile and compiled books, which only it writes);
+    head.book and head.index are where the page is. head.previous is the leaf hash of page
+    index − 1, but a reader does not check it (the Merkle tree already fixes the order): a
+    wrong one is only reported."""
+    problems = []
     expected_author = kind[1] if kind[0] == "task" else me
     if page["author"] != expected_author:
-        fail(f"{where}: head.author is not the book's author (§10.2)")
+        problems.append(("malformed", "head.author is not the book's author (§10.2)"))
     if page["book"] != book.key or page["index"] != j:
-        fail(f"{where}: head.book/head.index are not where the page was found (§10.2)")
+        problems.append(("malformed", "head.book/head.index are not where the page was found (§10.2)"))
+    if kind[0] == "task" and j == 0:
+        _, author, reader, task, _ = kind
+        expected_type = TASK if author == reader else ADDRESS
+        if page["type"] != expected_type:
+            problems.append(("malformed", f"page 0 of type {page['type']}, expected {expected_type} (§10.3)"))
+        elif author != reader and page["data"] != reader + task:
+            problems.append(("malformed", "address page data is not reader peer id ‖ task id (§10.2)"))
+        elif author == reader and (len(page["data"]) != 48 or page["data"][32:] != task):
+            problems.append(("malformed", "task page data is not creator ‖ task id (§10.2)"))
+    if page["type"] == NAME and valid_name(page["data"]) is None:
+        problems.append(("malformed", "a name page whose name is not valid (§10.2)"))
+    if page["type"] == CHAT:
+        try:
+            page["data"].decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(("malformed", "a chat page whose text is not UTF-8 (§10.2)"))
     if j > 0:
         previous = book.value(2 * (j - 1))
         if previous is not None and page["previous"] != previous:
-            fail(f"{where}: head.previous is not the leaf hash of page {j - 1} (§10.2)")
-    if kind[0] == "task":
-        _, author, reader, task, _ = kind
-        if j == 0:
-            expected_type = TASK if author == reader else ADDRESS
-            if page["type"] != expected_type:
-                fail(f"{where}: page 0 of type {page['type']}, expected {expected_type} (§10.3)")
-            if author != reader and page["data"] != reader + task:
-                fail(f"{where}: address page data is not reader peer id ‖ task id (§10.2)")
-            if author == reader and (len(page["data"]) != 48 or page["data"][32:] != task):
-                fail(f"{where}: task page data is not creator ‖ task id (§10.2)")
-    if page["type"] == NAME and valid_name(page["data"]) is None:
-        fail(f"{where}: a name page our binary wrote is not a valid name (§10.2)")
-    if page["type"] == CHAT:
-        utf8(page["data"], f"{where}: chat text")
+            problems.append(("previous", f"head.previous is not the leaf hash of page {j - 1} (§10.2)"))
+    return problems
 
 
 def check_copy(book, j, page):
@@ -686,11 +702,13 @@ def task_log(entries, decoded, me):
         _, author, reader, task, generation = kind
         journal = author == reader
         for j in sorted(book.pages):
-            page = decoded[(book.number, j)]
+            page = decoded.get((book.number, j))
+            if page is None:  # malformed, hidden
+                continue
             if page["type"] == TASK and journal and "title" in page["meta"] and title is None:
                 title = page["meta"]["title"]
             if page["type"] == TITLE and title is None:
-                title = utf8(page["data"], "title")
+                title = page["data"].decode("utf-8", errors="replace")
             if page["type"] == NAME:
                 name = valid_name(page["data"])
                 candidate = (page["time"], generation, j, name)
@@ -700,13 +718,13 @@ def task_log(entries, decoded, me):
                 continue
             message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
             key = (author, message_id)
-            # The journal's copy wins; among other copies the first found stays (PROTOCOL is
-            # silent on which: every copy carries the same meta).
-            if key in chats and not (journal and not chats[key][0]):
+            # The journal's copy wins, then the copy of the oldest generation (§10.3).
+            rank = (not journal, generation)
+            if key in chats and chats[key][0] <= rank:
                 continue
-            chats[key] = (journal, page, book, j, message_id)
+            chats[key] = (rank, page, book, j)
     log = []
-    for (author, message_id), (_, page, book, j, _) in chats.items():
+    for (author, message_id), (_, page, book, j) in chats.items():
         entry = {"author": author.hex(), "id": message_id, "time": page["time"],
                  "text": page["data"].decode("utf-8"), "book": book.key.hex(), "index": j}
         if author in names:

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Writes a book into a stopped vault from PROTOCOL.md alone: the other direction of
+bookswarm_reader.py. The book is a further generation of a pairwise book (§10.3) as its reader
+holds it, with pages that probe the reader rules of §10.2 and §10.3.
+
+Usage: bookswarm_craft.py READER_VAULT AUTHOR_VAULT TASK_ID GENERATION
+
+READER_VAULT holds `author-reader-task` (generation 0); AUTHOR_VAULT is the author's vault,
+whose identity.key gives the book key (§3.7, §10.6). Into READER_VAULT's store goes the book
+`author-reader-task.GENERATION`, read-only (writable 0), with its pages, tree columns (§4.4)
+and one signed root in the root table (§3.4, §4.5). Its pages (§10.2):
+
+  0  address                                   (shown: no)
+  1  a copy of generation 0's first chat, same meta      (a duplicate: generation 0's copy wins)
+  2  a chat whose text is not UTF-8            (hidden)
+  3  a chat without an id                      (shown, id `<16 hex of the book id>:3`)
+  4  a chat whose head.author is the reader    (hidden)
+  5  a chat whose head.index is wrong          (hidden)
+  6  a chat whose head.previous is wrong       (shown: readers do not check it)
+  7  a name with a right-to-left override, the newest   (not a valid name: ignored)
+  8  a valid name, as old as generation 0's newest name (newer by generation: it wins)
+
+Prints one JSON object: {"book", "duplicate", "hidden", "shown", "name"} (ids of the chats).
+"""
+import json
+import os
+import sqlite3
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bookswarm_reader as r  # noqa: E402  (the same primitives, §3 and §10)
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_page(author, book, index, previous, type_, data, time, meta):
+    """§10.2, no refs."""
+    out = b"\x01" + author + book + varint(index) + (previous if index else b"")
+    out += varint(0) + varint(type_) + varint(len(data)) + data + varint(time) + varint(len(meta))
+    for key in sorted(meta, key=lambda k: k.encode()):
+        k, v = key.encode(), meta[key].encode()
+        out += varint(len(k)) + k + varint(len(v)) + v
+    return out
+
+
+def main():
+    reader_vault, author_vault, task_hex, generation = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    task = bytes.fromhex(task_hex)
+    author_seed = r.read_identity(author_vault)
+    author = bytes(r.nacl.signing.SigningKey(author_seed).verify_key)
+    reader = bytes(r.nacl.signing.SigningKey(r.read_identity(reader_vault)).verify_key)
+    base = f"{author.hex()}-{reader.hex()}-{task.hex()}"
+    name = f"{base}.{generation}"
+    seed = r.blake2b(b"bookswarm/book-key/v1\x00" + name.encode(), key=r.master_secret(author_seed))
+    signing = r.nacl.signing.SigningKey(seed)
+    book = bytes(signing.verify_key)
+
+    db = sqlite3.connect(os.path.join(reader_vault, "store", "books.sqlite"))
+    (gen0,) = db.execute("SELECT id FROM book WHERE name = ?", (base,)).fetchone()
+    old = [r.decode_page(d) for (d,) in db.execute("SELECT data FROM page WHERE key >> 40 = ? ORDER BY key", (gen0,))]
+    first_chat = next(p for p in old if p["type"] == r.CHAT)
+    newest_name_time = max(p["time"] for p in old if p["type"] == r.NAME)
+    t = first_chat["time"]
+    chosen = f"Generation {generation}"
+    bad_previous = b"\x00" * 32
+    plan = [  # (head author, head index or None, previous override, type, data, time, meta)
+        (author, None, None, r.ADDRESS, reader + task, t, {}),
+        (author, None, None, r.CHAT, first_chat["data"], t, dict(first_chat["meta"])),
+        (author, None, None, r.CHAT, b"\xff\xfe not UTF-8", t + 1, {"id": "a" * 24}),
+        (author, None, None, r.CHAT, b"a chat without an id", t + 2, {}),
+        (reader, None, None, r.CHAT, b"head.author is the reader", t + 3, {"id": "b" * 24}),
+        (author, 99, None, r.CHAT, b"head.index is 99", t + 4, {"id": "c" * 24}),
+        (author, None, bad_previous, r.CHAT, b"head.previous is wrong", t + 5, {"id": "d" * 24}),
+        (author, None, None, r.NAME, "Mallory\u202e".encode(), newest_name_time + 10**6, {}),
+        (author, None, None, r.NAME, chosen.encode(), newest_name_time, {}),
+    ]
+    pages, previous = [], None
+    for j, (head_author, head_index, previous_override, type_, data, time, meta) in enumerate(plan):
+        page = encode_page(head_author, book, j if head_index is None else head_index,
+                           previous_override or previous, type_, data, time, meta)
+        pages.append(page)
+        previous = r.leaf_hash(page)
+
+    nodes = {2 * j: r.leaf_hash(p) for j, p in enumerate(pages)}
+
+    def node(k):
+        if k not in nodes:
+            left, right = r.children(k)
+            nodes[k] = r.parent_hash(node(left), node(right))
+        return nodes[k]
+
+    length = len(pages)
+    root = r.root_hash([(p, node(p)) for p in r.peaks(length)])
+    signature = signing.sign(r.BOOK_TAG + book + r.u64(length) + root).signature
+    (number,) = db.execute("SELECT max(id) + 1 FROM book").fetchone()
+    with db:
+        db.execute("INSERT INTO book (id, key, name, writable) VALUES (?, ?, ?, 0)", (number, book, name))
+        for j, page in enumerate(pages):
+            completed = r.nodes_completed_by(j)
+            slots = completed if len(page) > 1024 else completed[1:]
+            db.execute("INSERT INTO page (key, tree, data, root) VALUES (?, ?, ?, NULL)",
+                       ((number << 40) | j, b"".join(node(k) for k in slots), page))
+        db.execute("INSERT INTO root (book, length, hash, signature) VALUES (?, ?, ?, ?)",
+                   (number, length, root, signature))
+    db.close()
+    print(json.dumps({"book": book.hex(), "duplicate": first_chat["meta"]["id"], "hidden": ["a" * 24, "b" * 24, "c" * 24],
+                      "shown": [f"{book.hex()[:16]}:3", "d" * 24], "name": chosen}))
+
+
+if __name__ == "__main__":
+    main()
