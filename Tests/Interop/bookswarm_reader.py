@@ -560,7 +560,7 @@ def new_counts():
     return {k: 0 for k in ["books", "pages", "pages > 1024 bytes", "tree bytes", "node rows", "signed roots",
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
                            "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
-                           "wrong previous (shown)"]}
+                           "wrong previous (shown)", "books given up"]}
 
 
 def check_store(path, master, counts):
@@ -581,7 +581,8 @@ def read_vault(vault, only_task=None):
     counts = new_counts()
     seed = read_identity(vault)
     me = bytes(nacl.signing.SigningKey(seed).verify_key)
-    books = check_store(os.path.join(vault, "store", "books.sqlite"), master_secret(seed), counts)
+    master = master_secret(seed)
+    books = check_store(os.path.join(vault, "store", "books.sqlite"), master, counts)
 
     tasks = {}  # task id → list of (book, kind tuple)
     decoded = {}  # (book number, index) → page
@@ -589,8 +590,14 @@ def read_vault(vault, only_task=None):
         kind = classify(book.name)
         if kind[0] == "task":
             _, author, reader, task, generation = kind
-            if (author == me) != book.writable:
-                fail(f"{book.label}: written by {'us' if author == me else 'another'} but writable={book.writable}")
+            if book.writable and author != me:
+                fail(f"{book.label}: writable, but another peer's book (§10.3)")
+            if author == me and not book.writable:
+                # Our own book given up to take back its readers' version (§4.7, §10.3): read-only,
+                # its key still the one the master secret derives from its name.
+                if book_public_key(master, book.name) != book.key:
+                    fail(f"{book.label}: a book of ours given up, but its key is not derived from its name (§4.7)")
+                counts["books given up"] += 1
             if author == reader and (author != me or generation):
                 fail(f"{book.label}: a journal of another peer, or of a generation (§10.3)")
             tasks.setdefault(task, []).append((book, kind))
@@ -691,6 +698,11 @@ def check_copy(book, j, page):
     inner = decode_page(original)
     if inner["book"] != original_book or inner["index"] != original_index:
         fail(f"{where}: the original's head does not name refs[0]")
+    # What `bookswarm task compile` writes (§10.2): a copy of a chat keeps its time, and meta
+    # `author` and `task` name the original's author and task in hex.
+    if inner["type"] != CHAT or page["time"] != inner["time"] or page["meta"].get("author") != inner["author"].hex() \
+            or not re.fullmatch(HEX32, page["meta"].get("task", "")):
+        fail(f"{where}: a copy whose time or meta `author`/`task` are not the original's (§10.2)")
 
 
 def task_log(entries, decoded, me):
