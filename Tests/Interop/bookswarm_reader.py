@@ -669,7 +669,11 @@ def page_problems(book, kind, j, page, me):
         elif author == reader and (len(page["data"]) != 48 or page["data"][32:] != task):
             problems.append(("malformed", "task page data is not creator ‖ task id (§10.2)"))
     if page["type"] == NAME and valid_name(page["data"]) is None:
-        problems.append(("malformed", "a name page whose name is not valid (§10.2)"))
+        unassigned = [f"U+{ord(c):04X}" for c in page["data"].decode("utf-8", errors="replace")
+                      if unicodedata.category(c) == "Cn"]
+        problems.append(("malformed", "a name page whose name is not valid (§10.2)" + (
+            f"; {', '.join(unassigned)} unassigned in this Python's Unicode {unicodedata.unidata_version}"
+            if unassigned else "")))
     if page["type"] == CHAT:
         try:
             page["data"].decode("utf-8")
