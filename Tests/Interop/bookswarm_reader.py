@@ -11,12 +11,15 @@ Usage: bookswarm_reader.py VAULT [--task TASK_ID]
 
 Without --task, every task of the vault (its journals) is printed as a line
 `{"task": ID, "title": ..., "messages": N}` followed by its entries; with --task, only that
-task's entries. A summary of what was checked goes to stderr as one line `checked: {JSON counts}`. Any mismatch between the
-store and PROTOCOL.md ends the run with exit status 1 and one line `mismatch: REASON` on
-stderr. Exit 3: PyNaCl is missing (the Swift test then skips).
+task's entries. A summary of what was checked goes to stderr as one line
+`checked: {JSON counts}`. Any mismatch between the store and PROTOCOL.md ends the run with
+exit status 1 and one line `mismatch: REASON` on stderr. A fault in a book the vault wrote is
+a mismatch; a malformed page in another author's book is what §10.2 tells readers to hide:
+it is counted and left out of the log. Exit 3: PyNaCl is missing (the Swift test skips).
 
-The daemon must be stopped first: the store is opened read-only (`mode=ro`), and the last
-connection of a closed store has copied the WAL back into the file (§4.1).
+Stop the daemon first (the reader refuses a store whose books.lock is held, §4.1). The store
+is opened read-only and, when no WAL is left beside it, `immutable=1`, so that nothing is
+written next to it (a `mode=ro` connection would leave -shm and -wal files behind).
 """
 import argparse
 import fcntl
@@ -29,7 +32,6 @@ import sys
 import unicodedata
 
 try:
-    import nacl.bindings
     import nacl.exceptions
     import nacl.signing
 except ImportError as error:  # the Swift test skips with this message
@@ -106,11 +108,6 @@ def pages_of(k):
     """The pages node k covers: range(first, last + 1)."""
     d, o = depth(k), offset(k)
     return range(o << d, (o + 1) << d)
-
-
-def completing_page(k):
-    """rightSpan(k) / 2: the page whose append completes node k."""
-    return pages_of(k)[-1]
 
 
 def peaks(n):
