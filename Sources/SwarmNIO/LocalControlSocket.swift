@@ -97,8 +97,14 @@ public final class LocalControlServer: Sendable {
                         await handler(request, Reply(writer: outbound))
                         break
                     }
-                    // The answer is complete: closing the channel also ends the reader,
-                    // which inbound iteration alone would not notice.
+                    // The answer is complete once it has gone out: a write returns when the
+                    // channel took it, and a close would drop what the socket's buffers could
+                    // not take yet (an answer of a few hundred KB to a client that reads it
+                    // slowly). Writes leave in order, so an empty one written after the
+                    // answer completes when all of it has been written.
+                    try? await channel.writeAndFlush(ByteBuffer()).get()
+                    // Closing the channel also ends the reader, which inbound iteration alone
+                    // would not notice.
                     try? await channel.close()
                 }
                 _ = await group.next()
@@ -186,19 +192,25 @@ public final class LocalControlClient {
 
     /// The next reply line, or nil once the daemon has closed the connection.
     public func readLine() throws -> [UInt8]? {
+        // Bytes before `scanned` hold no line break: each read is searched once, so a long
+        // answer costs linear time, not a rescan of all of it per read.
+        var scanned = 0
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[..<newline])
                 buffer.removeSubrange(...newline)
                 return line
             }
+            scanned = buffer.count
             if sawEOF { return nil }
-            var chunk = [UInt8](repeating: 0, count: 16384)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 65536) { chunk -> Int in
+                let n = read(fd, chunk.baseAddress, chunk.count)
+                if n > 0 { buffer.append(contentsOf: chunk[0..<n]) }
+                return n
+            }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw SwarmNIOError(.closed, "control connection failed: \(String(cString: strerror(errno)))") }
-            if n == 0 { sawEOF = true; continue }
-            buffer += chunk[0..<n]
+            if n == 0 { sawEOF = true }
         }
     }
 

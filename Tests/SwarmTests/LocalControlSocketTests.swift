@@ -34,6 +34,31 @@ struct LocalControlSocketTests {
         #expect(LocalControlClient.connect(path: path) == nil)
     }
 
+    /// An answer larger than the socket's buffers (a task's log of big messages) arrives
+    /// whole: the connection closes only after it has gone out.
+    @Test func aLargeAnswerArrivesWhole() async throws {
+        let path = socketPath()
+        let answer = (0..<(3 << 20)).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+        let server = try await LocalControlServer.start(path: path) { _, reply in
+            try? await reply.send(answer)
+            try? await reply.send(Array("after".utf8))
+        }
+        for _ in 0..<3 {
+            let lines: [[UInt8]] = try await offPool {
+                guard let client = LocalControlClient.connect(path: path) else { return [] }
+                try client.send(Array("log".utf8))
+                // A slow reader: the daemon's writes outrun it.
+                usleep(50_000)
+                var lines: [[UInt8]] = []
+                while let line = try client.readLine() { lines.append(line) }
+                return lines
+            }
+            #expect(lines.count == 2 && lines.first == answer && lines.last == Array("after".utf8),
+                    "\(lines.map(\.count)) bytes")
+        }
+        await server.close()
+    }
+
     @Test func clientClosingEndsAStreamingHandler() async throws {
         let path = socketPath()
         let ended = Mutex(false)
