@@ -78,10 +78,10 @@ let package = Package(
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
         .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
-        .executableTarget(name: "FuzzNoise", dependencies: ["Sodium", "Noise"]),
-        // The fuzz targets of the readers of network bytes beyond Noise (one per module, a
-        // selector byte per reader), over one shared driver.
+        // The fuzz targets of the readers of network bytes (one per module, a selector byte
+        // per reader), over one shared driver.
         .target(name: "FuzzSupport"),
+        .executableTarget(name: "FuzzNoise", dependencies: ["FuzzSupport", "Sodium", "Noise"]),
         .executableTarget(name: "FuzzSwarm", dependencies: ["FuzzSupport", "Swarm", "Noise", "Sodium", nioCore]),
         .executableTarget(name: "FuzzReplication", dependencies: ["FuzzSupport", "Replication", "Books", "Swarm", "Sodium"]),
         .executableTarget(name: "FuzzBootstrap", dependencies: ["FuzzSupport", "Bootstrap", "Swarm", "Sodium"]),

@@ -1,3 +1,4 @@
+import FuzzSupport
 import Noise
 import Sodium
 
@@ -8,7 +9,9 @@ import Sodium
 /// An input is one selector byte (which reader, modulo their number) followed by the
 /// message bytes. Invariants checked beyond "no crash": a reader that rejects a message is
 /// dead afterwards, and one that accepts it has advanced.
-enum NoiseReaders {
+enum NoiseReaders: FuzzTarget {
+    static let name = "noise"
+
     struct Reader: Sendable {
         let name: String
         let state: HandshakeState
@@ -19,7 +22,7 @@ enum NoiseReaders {
     static let readers: [Reader] = build()
     static let transport: (receive: CipherState, validMessage: [UInt8]) = buildTransport()
 
-    static func fuzzOne(_ input: UnsafeRawBufferPointer) {
+    static func fuzzOne(_ input: [UInt8]) {
         guard let selector = input.first else { return }
         let message = Array(input.dropFirst())
         let index = Int(selector) % (readers.count + 1)

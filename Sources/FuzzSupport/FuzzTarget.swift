@@ -1,4 +1,4 @@
-// The driver every fuzz target but fuzz-noise shares (../shared/MACHINE.md, "libFuzzer").
+// The driver every fuzz target shares (../shared/MACHINE.md, "libFuzzer").
 //
 // Built with `-sanitize=fuzzer,address -DFUZZING` (Tools/fuzz NAME SECONDS), `FuzzTarget.main`
 // hands control to libFuzzer's driver: SwiftPM links executables with `--defsym main=…_main`,
