@@ -122,21 +122,13 @@ import Testing
     func restoredFromTheKeyAlone() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        var ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
-        try await ana.messenger.send("before", to: task)
-        #expect(try await eventually { try await bob.texts(task) == ["before"] })
-        // Ana's store is lost; her identity (the bed's seed) is not. She joins again and
-        // writes: her book for Bob starts again from page 0 under the same key — a fork of
-        // what Bob holds. One side or the other detects it (Bob refuses her new pages, or her
-        // replicator sees Bob's old root); she starts generation 1, a new book that begins
-        // with what her journal holds, and announces it.
-        await ana.stop()
-        try FileManager.default.removeItem(atPath: bed.root + "/2")
-        ana = try await bed.online(2)
-        _ = try await ana.messenger.join(invite)
+        // Ana's store is lost after "before"; her identity (the bed's seed) is not. She joins
+        // again and writes: her book for Bob starts again from page 0 under the same key — a
+        // fork of what Bob holds. One side or the other detects it (Bob refuses her new pages,
+        // or her replicator sees Bob's old root); she starts generation 1, a new book that
+        // begins with what her journal holds, and announces it.
+        let (bob, restored, task, invite) = try await bed.anaRestoredFromHerKeyAlone(after: ["before"])
+        var ana = restored
         try await ana.messenger.send("after", to: task)
         let next = TaskBookName(author: ana.id, reader: bob.id, task: task, generation: 1)
         let rotated = try await eventually { try ana.store.id(named: next.text) != nil }
@@ -171,10 +163,7 @@ import Testing
         #expect(try ana.store.id(named: next.generation(2).text) == nil)
 
         // Lost again: generation 0 forks, then generation 1 (Bob holds it too), then 2 works.
-        await ana.stop()
-        try FileManager.default.removeItem(atPath: bed.root + "/2")
-        ana = try await bed.online(2)
-        _ = try await ana.messenger.join(invite)
+        ana = try await bed.restore(ana, joining: invite)
         try await ana.messenger.send("second restore", to: task)
         let third = try await eventually(.seconds(20)) { try await bob.texts(task).last == "second restore" }
         let events = await ana.messenger.recentEvents.suffix(12)
@@ -188,22 +177,13 @@ import Testing
     func restoredBookShorterThanTheReadersCopy() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        var ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
         let before = (1...8).map { "before \($0)" }
-        for text in before { try await ana.messenger.send(text, to: task) }
-        #expect(try await eventually { try await bob.texts(task) == before })
-        // Ana's store is lost. Her book for Bob starts again from page 0, and one message
-        // leaves it shorter than Bob's copy: nothing at a length Bob holds a root of to
-        // compare with. Bob checks her root against his tree's root at that length (or her
-        // side sees his longer root of her own key), so the fork shows at once and the next
-        // generation carries her message — before, it waited until her book grew past 8.
-        await ana.stop()
-        try FileManager.default.removeItem(atPath: bed.root + "/2")
-        ana = try await bed.online(2)
-        _ = try await ana.messenger.join(invite)
+        // Ana's store is lost after eight messages. Her book for Bob starts again from page 0,
+        // and one message leaves it shorter than Bob's copy: nothing at a length Bob holds a
+        // root of to compare with. Bob checks her root against his tree's root at that length
+        // (or her side sees his longer root of her own key), so the fork shows at once and the
+        // next generation carries her message — before, it waited until her book grew past 8.
+        let (bob, ana, task, _) = try await bed.anaRestoredFromHerKeyAlone(after: before)
         try await ana.messenger.send("after", to: task)
         let arrived = try await eventually { try await bob.texts(task) == before + ["after"] }
         let events = await ana.messenger.recentEvents.suffix(12), bobTexts = try await bob.texts(task)
@@ -234,10 +214,7 @@ import Testing
         let anaBefore = try await ana.messenger.log(of: task)
 
         // Bob's store is lost; his identity (the bed's seed) is not. He joins again.
-        await bob.stop()
-        try FileManager.default.removeItem(atPath: bed.root + "/1")
-        bob = try await bed.online(1)
-        _ = try await bob.messenger.join(invite)
+        bob = try await bed.restore(bob, joining: invite)
         #expect(try await bob.messenger.summary(of: task).title == nil)
         // Within seconds: every earlier message — his own, taken back from Ana, and hers — in
         // the order Ana sees them, and the title.

@@ -70,6 +70,28 @@ final class MessengerBed: Sendable {
         _ = try await carol.messenger.join(invite)
         return (bob, ana, carol, task)
     }
+
+    /// Bob (1) creates a task that Ana (2) joins; Ana writes `before` and Bob receives it.
+    /// Then Ana's store is lost and she comes back from her identity alone (`restore`).
+    func anaRestoredFromHerKeyAlone(after before: [String]) async throws -> (bob: Peer, ana: Peer, task: TaskID, invite: InviteCode) {
+        let bob = try await online(1)
+        let ana = try await online(2)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        for text in before { try await ana.messenger.send(text, to: task) }
+        #expect(try await eventually { try await bob.texts(task) == before })
+        return (bob, try await restore(ana, joining: invite), task, invite)
+    }
+
+    /// Stops `peer` and deletes its directory (the store is lost; the identity, the bed's
+    /// seed, is not), then brings it online again and joins the task of `invite`.
+    func restore(_ peer: Peer, joining invite: InviteCode) async throws -> Peer {
+        await peer.stop()
+        try FileManager.default.removeItem(atPath: root + "/\(peer.seed)")
+        let restored = try await online(peer.seed)
+        _ = try await restored.messenger.join(invite)
+        return restored
+    }
 }
 
 /// Waits (bounded) until the messenger's network is up.
