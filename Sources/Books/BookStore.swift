@@ -182,7 +182,7 @@ public final class BookStore: @unchecked Sendable {
             // flock needs no write access: a lock file made read-only still works.
             if fd < 0 && (errno == EACCES || errno == EROFS) { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) }
             guard fd >= 0 else {
-                throw BooksError(.storage, "cannot open the lock file \(path): \(String(cString: strerror(errno)))", file: file)
+                throw BooksError(.storage, "cannot open the lock file \(path): \(errnoText(errno))", file: file)
             }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 let reason = errno
@@ -198,7 +198,7 @@ public final class BookStore: @unchecked Sendable {
                     }
                     throw BooksError(.storeLocked, "the store is open in another process or store (\(lockFileName) is locked)", file: file)
                 }
-                throw BooksError(.storage, "cannot lock \(path): \(String(cString: strerror(reason)))", file: file)
+                throw BooksError(.storage, "cannot lock \(path): \(errnoText(reason))", file: file)
             }
             var locked = stat(), current = stat()
             if fstat(fd, &locked) == 0, stat(path, &current) == 0, locked.st_dev == current.st_dev, locked.st_ino == current.st_ino {

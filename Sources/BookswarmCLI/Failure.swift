@@ -2,6 +2,7 @@ import ArgumentParser
 import Books
 import Foundation
 import Messenger
+import Sodium
 import SwarmNIO
 import Vault
 
@@ -60,7 +61,7 @@ func writeOut(_ data: Data) {
             if n < 0 && errno == EINTR { continue }
             let code = errno
             if code == EPIPE { exit(0) }
-            FileHandle.standardError.write(Data("bookswarm: cannot write the output: \(String(cString: strerror(code)))\n".utf8))
+            FileHandle.standardError.write(Data("bookswarm: cannot write the output: \(errnoText(code))\n".utf8))
             exit(74)
         }
     }

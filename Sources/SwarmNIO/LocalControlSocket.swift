@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Sodium
 
 #if canImport(Glibc)
 import Glibc
@@ -209,7 +210,7 @@ public final class LocalControlClient {
                 return n
             }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw SwarmNIOError(.closed, "control connection failed: \(String(cString: strerror(errno)))") }
+            guard n >= 0 else { throw SwarmNIOError(.closed, "control connection failed: \(errnoText(errno))") }
             if n == 0 { sawEOF = true }
         }
     }

@@ -28,7 +28,7 @@ public struct SwarmNIOError: CodedError {
     /// A socket error as a person reads it: the system's text for an errno ("Address
     /// already in use"), NIO's description otherwise.
     static func reason(_ error: any Error) -> String {
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let io = error as? IOError { return errnoText(io.errnoCode).lowercased() }
         return "\(error)"
     }
 }

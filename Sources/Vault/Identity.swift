@@ -49,14 +49,14 @@ public struct Identity: Sendable {
         let fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
             if errno == EEXIST { return try load(file) }
-            throw VaultError(.identityUnreadable, "cannot create \(file): \(VaultDirectory.reason(errno))")
+            throw VaultError(.identityUnreadable, "cannot create \(file): \(errnoText(errno))")
         }
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
         guard written == text.count, synced == 0 else {
             unlink(file)
-            throw VaultError(.identityUnreadable, "cannot write \(file): \(VaultDirectory.reason(errno))")
+            throw VaultError(.identityUnreadable, "cannot write \(file): \(errnoText(errno))")
         }
         do { return try Identity(seed: seed) } catch {
             throw VaultError(.identityCorrupt, "\(file): \(error)")
@@ -66,7 +66,7 @@ public struct Identity: Sendable {
     static func load(_ file: String) throws(VaultError) -> Identity {
         var info = stat()
         guard stat(file, &info) == 0 else {
-            throw VaultError(.identityUnreadable, "cannot read \(file): \(VaultDirectory.reason(errno))")
+            throw VaultError(.identityUnreadable, "cannot read \(file): \(errnoText(errno))")
         }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw VaultError(.identityUnreadable, "\(file) is not a file (a directory or something else is in its place)")
@@ -76,7 +76,7 @@ public struct Identity: Sendable {
                                                       file, info.st_mode & 0o777, file))
         }
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw VaultError(.identityUnreadable, "cannot read \(file): \(VaultDirectory.reason(errno))")
+            throw VaultError(.identityUnreadable, "cannot read \(file): \(errnoText(errno))")
         }
         var bytes = [UInt8](data)
         defer { secureZero(&bytes) }

@@ -1,4 +1,5 @@
 import Foundation
+import Sodium
 
 /// Where a peer keeps its identity, its book store and its lock.
 ///
@@ -36,13 +37,11 @@ public struct VaultDirectory: Sendable, Hashable {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
             } catch {
-                throw VaultError(.directoryUnusable, "cannot create \(path): \(Self.reason(errno))")
+                throw VaultError(.directoryUnusable, "cannot create \(path): \(errnoText(errno))")
             }
         }
         guard access(path, R_OK | W_OK | X_OK) == 0 else {
-            throw VaultError(.directoryUnusable, "cannot use \(path): \(Self.reason(errno))")
+            throw VaultError(.directoryUnusable, "cannot use \(path): \(errnoText(errno))")
         }
     }
-
-    static func reason(_ code: Int32) -> String { String(cString: strerror(code)) }
 }

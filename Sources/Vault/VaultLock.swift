@@ -1,4 +1,5 @@
 import Foundation
+import Sodium
 
 /// Exactly one process at a time owns a vault directory: the daemon, or a command that runs
 /// without one. An exclusive `flock` on `lock` says who; the kernel releases it when the
@@ -12,7 +13,7 @@ public final class VaultLock: @unchecked Sendable {
         let path = directory.lockFile
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw VaultError(.directoryUnusable, "cannot open \(path): \(VaultDirectory.reason(errno))")
+            throw VaultError(.directoryUnusable, "cannot open \(path): \(errnoText(errno))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.describeHolder(fd)
