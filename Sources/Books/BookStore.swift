@@ -152,11 +152,20 @@ public final class BookStore: @unchecked Sendable {
             try store.loadBooks(database)
             // Checkpoints from here on are the checkpointer's, off every caller's path.
             let pageSize = max(512, Int(try database.pragmaInteger("page_size")))
-            let checkpointer = try Checkpointer(path: file,
-                                                threshold: checkpointThreshold ?? checkpointThresholdBytes / pageSize,
+            let threshold = checkpointThreshold ?? checkpointThresholdBytes / pageSize
+            let checkpointer = try Checkpointer(path: file, threshold: threshold,
                                                 hardLimit: checkpointHardLimit ?? checkpointHardLimitBytes / pageSize)
             store.checkpointer = checkpointer
             try database.execute("PRAGMA wal_autocheckpoint = 0")
+            // A checkpoint never shrinks the WAL file: SQLite writes the next frames over it
+            // from its start, so a file that once grew to the hard limit (a writer that outran
+            // the checkpointer, or one large batch) would keep that size on disk until the
+            // store closes. With a limit, the first commit after a pass that caught up (the
+            // one that restarts the WAL) truncates the file to it. The limit is the threshold:
+            // about what the WAL holds when a pass starts, so a store writing at a steady pace
+            // keeps reusing its file (it grows back only by what is committed while a pass
+            // runs), while what an outrun or one large batch added is given back.
+            try database.execute("PRAGMA journal_size_limit = \(threshold * pageSize)")
             database.setWALHook(checkpointer)
             database.admitWrite = { [weak checkpointer] in
                 if let refusal = checkpointer?.admitWrite() {
