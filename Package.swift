@@ -67,8 +67,11 @@ let package = Package(
         // does not need the vault, so its tests run over in-memory swarms.
         .target(name: "Vault", dependencies: ["Sodium", "Books", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO"]),
         .target(name: "Messenger", dependencies: ["Sodium", "Books", "Swarm", "Replication"]),
+        // The daemon's control protocol: requests and the daemon's answers (PROTOCOL.md §10.7),
+        // apart from the command so that a fuzz target can drive it.
+        .target(name: "BookswarmControl", dependencies: ["Messenger", "Vault", "Books", "Swarm", "SwarmNIO"]),
         .executableTarget(name: "BookswarmCLI", dependencies: [
-            "Vault", "Messenger", "Books", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO", "Sodium",
+            "BookswarmControl", "Vault", "Messenger", "Books", "Swarm", "SwarmNIO", "Bootstrap", "BootstrapNIO", "Sodium",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

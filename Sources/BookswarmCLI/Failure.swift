@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookswarmControl
 import Books
 import Foundation
 import Messenger
@@ -7,25 +8,7 @@ import SwarmNIO
 import Vault
 
 /// Errors reach the person as one line on stderr and a non-zero exit (issue 6): every
-/// command runs its body through `reportingErrors`.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
-}
-
-func oneLine(_ error: any Error) -> String {
-    let text: String
-    switch error {
-    case let e as VaultError: text = e.message
-    case let e as MessengerError: text = e.message
-    case let e as CLIError: text = e.description
-    case let e as BooksError: text = e.file.map { "\(e.detail) (\($0))" } ?? e.detail
-    case let e as SwarmNIOError: text = e.detail
-    default: text = "\(error)"
-    }
-    return text.split(whereSeparator: \.isNewline).joined(separator: " ")
-}
-
+/// command runs its body through `reportingErrors` (`oneLine`, `CLIError`: BookswarmControl).
 func reportingErrors(_ body: () async throws -> Void) async throws {
     // A daemon that goes away mid-request must give an error line, not a silent SIGPIPE death.
     signal(SIGPIPE, SIG_IGN)

@@ -1,3 +1,4 @@
+import BookswarmControl
 import Foundation
 import Messenger
 import SwarmNIO

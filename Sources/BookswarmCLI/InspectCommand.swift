@@ -1,4 +1,5 @@
 import ArgumentParser
+import BookswarmControl
 import Foundation
 import Messenger
 

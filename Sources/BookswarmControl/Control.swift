@@ -1,0 +1,137 @@
+import Foundation
+import Messenger
+
+/// The daemon's control protocol (PROTOCOL.md §10.7): one JSON request line per connection
+/// on `<dir>/control.sock`; the answer is one line `{"ok":true,"result":…}` or
+/// `{"ok":false,"error":"one line"}`; `follow` answers with one event per line
+/// (`FollowItem`) until the client closes. Without a daemon, the same requests run in the
+/// command's own process on the vault directly (`execute`), so every command behaves the
+/// same either way. The client side is the bookswarm command's (`Control.call`).
+public enum Control {
+    /// Runs one request against a messenger (in the daemon, or in the command's process).
+    public static func execute(_ request: ControlRequest, on messenger: Messenger,
+                               network: NetworkStatus = NetworkStatus()) async throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        switch request.command {
+        case .id:
+            return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex, name: try await messenger.ownName()))
+        case .name:
+            // With a text: choose it as the name; without: show the name.
+            if let text = request.text { try await messenger.setOwnName(text) }
+            return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex, name: try await messenger.ownName()))
+        case .taskNew:
+            return try encoder.encode(try await messenger.newTask(title: request.text ?? ""))
+        case .join:
+            return try encoder.encode(try await messenger.join(parseInvite(request.text ?? "")))
+        case .taskLeave:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            guard request.confirm == true else {
+                let summary = try await messenger.summary(of: task)
+                let messages = summary.messages == 1 ? "1 message" : "\(summary.messages) messages"
+                throw CLIError("leaving deletes \(summary.title.map { "\"\($0)\"" } ?? "task \(task.hex)") from this vault, "
+                               + "with its \(messages); run again with --yes to leave")
+            }
+            return try encoder.encode(try await messenger.leave(task))
+        case .tasks:
+            return try encoder.encode(try await messenger.summaries())
+        case .send:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            return try encoder.encode(try await messenger.send(request.text ?? "", to: task))
+        case .log:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            let entries = try await messenger.log(of: task)
+            if request.markRead ?? true { try await messenger.markRead(task) }
+            return try encoder.encode(entries)
+        case .inspect:
+            var report = try await messenger.inspect(verify: request.verify ?? false, drops: network.drops)
+            report.interfaces = network.interfaces
+            return try encoder.encode(report)
+        case .compile:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            return try encoder.encode(try await messenger.compile(task, into: request.name ?? ""))
+        case .check:
+            return try encoder.encode(try await messenger.checkCompiled(request.name ?? ""))
+        case .follow:
+            throw CLIError("follow is a streaming request")
+        }
+    }
+
+    public static func parseInvite(_ text: String) throws -> InviteCode {
+        do { return try InviteCode(parsing: text) } catch {
+            throw MessengerError(.invalidInvite, "invalid invite code: \(error.description)")
+        }
+    }
+
+    /// A task's messages, then live events: what `log --follow` and `chat` show.
+    public static func follow(_ messenger: Messenger, task: TaskID) -> AsyncStream<FollowItem> {
+        AsyncStream(bufferingPolicy: .bufferingNewest(4096)) { continuation in
+            let worker = Task {
+                // Subscribe before reading the history, so nothing falls between the two.
+                let events = await messenger.subscribe()
+                var seen: Set<String> = []
+                func catchUp() async {
+                    guard let entries = try? await messenger.log(of: task) else { return }
+                    for entry in entries where !seen.contains(entry.key) {
+                        seen.insert(entry.key)
+                        continuation.yield(FollowItem(event: .message, entry: entry))
+                    }
+                    try? await messenger.markRead(task)
+                }
+                await catchUp()
+                continuation.yield(FollowItem(event: .live, summary: try? await messenger.summary(of: task)))
+                for await event in events {
+                    switch event {
+                    case let .changed(changed) where changed == task:
+                        await catchUp()
+                    case let .presence(changed, peer, online) where changed == task:
+                        let name = try? await messenger.names(in: task)[peer.publicKey.hex]
+                        continuation.yield(FollowItem(event: .presence, peer: peer.publicKey.hex, name: name ?? nil, online: online))
+                    case .changed, .presence:
+                        break
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in worker.cancel() }
+        }
+    }
+
+    // MARK: - Daemon side
+
+    /// Answers one request line from a local client through `reply` (one line per call,
+    /// without its `\n`; it throws once the client has gone). Whatever the line holds, the
+    /// answer is one `{"ok":false,"error":…}` line or a result: never a crash of the daemon.
+    public static func serve(_ line: [UInt8], reply: @Sendable ([UInt8]) async throws -> Void, messenger: Messenger,
+                             network: @Sendable () async -> NetworkStatus) async {
+        guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
+            try? await reply(envelope(error: "malformed control request"))
+            return
+        }
+        if request.command == .follow {
+            do {
+                let task = try await messenger.resolveTask(request.task ?? "")
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                for await item in follow(messenger, task: task) {
+                    try await reply(Array(try encoder.encode(item)))
+                }
+            } catch {
+                try? await reply(envelope(error: oneLine(error)))
+            }
+            return
+        }
+        do {
+            let status = request.command == .inspect ? await network() : NetworkStatus()
+            let result = try await execute(request, on: messenger, network: status)
+            try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
+        } catch {
+            try? await reply(envelope(error: oneLine(error)))
+        }
+    }
+
+    static func envelope(error: String) -> [UInt8] {
+        let quoted = (try? JSONEncoder().encode(error)) ?? Data("\"error\"".utf8)
+        return Array("{\"ok\":false,\"error\":".utf8) + Array(quoted) + Array("}".utf8)
+    }
+}

@@ -1,0 +1,85 @@
+import Messenger
+import Swarm
+
+/// One request on the daemon's control socket (PROTOCOL.md §10.7): a JSON object on one
+/// line. A missing string counts as `""`; unknown keys are ignored.
+public struct ControlRequest: Codable, Sendable {
+    public enum Command: String, Codable, Sendable {
+        case id, name, taskNew = "task-new", taskLeave = "task-leave", join, tasks, send, log, inspect, compile, check, follow
+    }
+
+    public var command: Command
+    public var task: String?
+    public var text: String?
+    public var name: String?
+    public var verify: Bool?
+    public var markRead: Bool?
+    /// `task-leave`: really leave (without it, the answer says what would be deleted).
+    public var confirm: Bool?
+
+    public init(command: Command, task: String? = nil, text: String? = nil, name: String? = nil,
+                verify: Bool? = nil, markRead: Bool? = nil, confirm: Bool? = nil) {
+        self.command = command
+        self.task = task
+        self.text = text
+        self.name = name
+        self.verify = verify
+        self.markRead = markRead
+        self.confirm = confirm
+    }
+}
+
+/// The result of `id`.
+public struct PeerIdentity: Codable, Sendable {
+    public var peer: String
+    /// The display name this peer chose (`bookswarm name`), if any.
+    public var name: String?
+
+    public init(peer: String, name: String? = nil) {
+        self.peer = peer
+        self.name = name
+    }
+}
+
+/// What the daemon's network adds to `inspect`: the counters of what it dropped below the
+/// sessions, and how discovery runs on each interface now.
+public struct NetworkStatus: Sendable {
+    public var drops: [String: UInt64]
+    public var interfaces: [DiscoveryInterface]?
+
+    public init(drops: [String: UInt64] = [:], interfaces: [DiscoveryInterface]? = nil) {
+        self.drops = drops
+        self.interfaces = interfaces
+    }
+}
+
+/// One line of a `follow` stream.
+public struct FollowItem: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable {
+        /// A message, from history or new.
+        case message
+        /// The history is complete; live events follow.
+        case live
+        /// A member connected or left.
+        case presence
+    }
+
+    public var event: Kind
+    public var entry: LogEntry?
+    public var peer: String?
+    /// On `presence`: the member's display name, if they chose one.
+    public var name: String?
+    public var online: Bool?
+    /// On `live`: the task's title and members.
+    public var summary: TaskSummary?
+
+    public init(event: Kind, entry: LogEntry? = nil, peer: String? = nil, name: String? = nil, online: Bool? = nil,
+                summary: TaskSummary? = nil) {
+        self.event = event
+        self.entry = entry
+        self.peer = peer
+        self.name = name
+        self.online = online
+        self.summary = summary
+    }
+}
