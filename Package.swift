@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "fuzz-replication", targets: ["FuzzReplication"]),
         .executable(name: "fuzz-bootstrap", targets: ["FuzzBootstrap"]),
         .executable(name: "fuzz-messenger", targets: ["FuzzMessenger"]),
+        .executable(name: "fuzz-control", targets: ["FuzzControl"]),
         .executable(name: "discovery-probe", targets: ["DiscoveryProbe"]),
         .executable(name: "swarm-peer", targets: ["SwarmPeer"]),
         .executable(name: "books-crash-child", targets: ["BooksCrashChild"]),
@@ -89,6 +90,10 @@ let package = Package(
         .executableTarget(name: "FuzzReplication", dependencies: ["FuzzSupport", "Replication", "Books", "Swarm", "Sodium"]),
         .executableTarget(name: "FuzzBootstrap", dependencies: ["FuzzSupport", "Bootstrap", "Swarm", "Sodium"]),
         .executableTarget(name: "FuzzMessenger", dependencies: ["FuzzSupport", "Messenger", "Books", "Swarm", "Sodium"]),
+        .executableTarget(name: "FuzzControl", dependencies: [
+            "FuzzSupport", "BookswarmControl", "Messenger", "Books", "Swarm", "SwarmNIO", "Sodium", nioCore,
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .executableTarget(name: "DiscoveryProbe", dependencies: ["Swarm", "SwarmNIO", "Sodium"]),
         .executableTarget(name: "SwarmPeer", dependencies: ["JSONLines", "Swarm", "SwarmNIO", "Sodium", nioCore]),
         .executableTarget(name: "BooksCrashChild", dependencies: ["Books", "Sodium"]),

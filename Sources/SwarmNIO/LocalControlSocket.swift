@@ -123,12 +123,15 @@ public final class LocalControlServer: Sendable {
     }
 }
 
-/// Splits a byte stream into lines (without the `\n`), refusing lines over `maxLength`.
-struct LineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-    let maxLength: Int
+/// Splits a byte stream into lines (without the `\n`), refusing lines over `maxLength`:
+/// the control socket's framing (public for its fuzz target).
+public struct LineDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
+    public let maxLength: Int
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public init(maxLength: Int) { self.maxLength = maxLength }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
             if buffer.readableBytes > maxLength { throw SwarmNIOError(.invalidAddress, "control line too long") }
             return .needMoreData
@@ -140,7 +143,7 @@ struct LineDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         return .needMoreData
     }
