@@ -107,7 +107,9 @@ let package = Package(
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
         .testTarget(name: "NoiseTests", dependencies: ["Sodium", "Noise"]),
         .testTarget(name: "BooksTests", dependencies: ["Books", "Sodium", "CSQLite"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwarmTests", dependencies: ["BookswarmTestSupport", "Swarm", "SwarmNIO", "Sodium"]),
+        .testTarget(name: "SwarmTests", dependencies: [
+            "BookswarmTestSupport", "Swarm", "SwarmNIO", "Sodium", .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "ReplicationTests", dependencies: ["BookswarmTestSupport", "Replication", "Books", "Swarm", "SwarmNIO", "Sodium"]),
         .testTarget(name: "BootstrapTests", dependencies: ["BookswarmTestSupport", "Bootstrap", "BootstrapNIO", "Swarm", "SwarmNIO", "Sodium", "Books", "Replication"]),
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium", "Swarm"]),

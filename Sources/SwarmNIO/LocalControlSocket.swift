@@ -137,6 +137,8 @@ public struct LineDecoder: ByteToMessageDecoder {
             return .needMoreData
         }
         let length = newline - buffer.readerIndex
+        // Its line break may come in the same read as the bytes that take it over the limit.
+        if length > maxLength { throw SwarmNIOError(.invalidAddress, "control line too long") }
         let line = buffer.readSlice(length: length)!
         buffer.moveReaderIndex(forwardBy: 1)
         context.fireChannelRead(wrapInboundOut(line))

@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import NIOCore
+import NIOEmbedded
 import Synchronization
 import Testing
 @testable import SwarmNIO
@@ -83,6 +85,17 @@ struct LocalControlSocketTests {
         while !ended.withLock({ $0 }) && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(ended.withLock { $0 })
         await server.close()
+    }
+
+    /// Found by fuzz-control: a line over the limit whose line break came in the same read
+    /// as its last bytes was delivered (up to a read's size over the 1 MiB of §10.7).
+    @Test func aLineOverTheLimitIsRefusedWhereverItsLineBreakArrives() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineDecoder(maxLength: 9)))
+        try channel.writeInbound(ByteBuffer(string: "012345678\n0123"))
+        #expect(try channel.readInbound(as: ByteBuffer.self) == ByteBuffer(string: "012345678"), "exactly the limit")
+        #expect(throws: SwarmNIOError.self) { try channel.writeInbound(ByteBuffer(string: "456789\nab\n")) }
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil, "nothing of or after the long line")
+        _ = try? channel.finish()
     }
 
     @Test func noDaemonMeansNoClient() {
