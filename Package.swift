@@ -115,6 +115,7 @@ let package = Package(
         .testTarget(name: "VaultTests", dependencies: ["Vault", "Books", "Sodium", "Swarm"]),
         .testTarget(name: "MessengerTests", dependencies: ["Messenger", "Books", "Replication", "Swarm", "Sodium"]),
         .testTarget(name: "JSONLinesTests", dependencies: ["JSONLines"]),
+        .testTarget(name: "BookswarmControlTests", dependencies: ["BookswarmControl", "Messenger", "Books", "Sodium"]),
         .testTarget(name: "CLITests", dependencies: ["BookswarmTestSupport", "Messenger", "Sodium", "BookswarmCLI"]),
     ],
     swiftLanguageModes: [.v6]

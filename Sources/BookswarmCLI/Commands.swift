@@ -311,9 +311,8 @@ enum Format {
             switch scalar.value {
             case 0x0A where continuation != nil: out += "\n" + continuation!
             case 0x09: out += " "
-            case 0x00...0x1F, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            default: out.unicodeScalars.append(scalar)
+            default:
+                if TerminalText.acts(scalar) { out += TerminalText.escaped(scalar) } else { out.unicodeScalars.append(scalar) }
             }
         }
         return out
