@@ -92,6 +92,7 @@ enum ControlReaders: FuzzTarget {
         switch request.command {
         case .taskNew, .join, .send, .compile, .follow: return true
         case .name: return request.text != nil
+        case .taskLeave: return request.confirm == true
         case .log: return request.markRead ?? true
         case .id, .tasks, .inspect, .check: return false
         }
@@ -137,6 +138,7 @@ enum ControlReaders: FuzzTarget {
         case .inspect: decodes = (try? decoder.decode(InspectReport.self, from: data)) != nil
         case .compile: decodes = (try? decoder.decode(CompileResult.self, from: data)) != nil
         case .check: decodes = (try? decoder.decode([CopyCheck].self, from: data)) != nil
+        case .taskLeave: decodes = (try? decoder.decode(LeaveResult.self, from: data)) != nil
         case .follow: preconditionFailure("follow streams")
         }
         precondition(decodes, "the result of \(command) does not decode as the client reads it")

@@ -22,6 +22,8 @@ enum Seeds {
             ("inspect-verify", #"{"command":"inspect","verify":true}"#),
             ("compile", #"{"command":"compile","name":"record","task":"Fix the roof"}"#),
             ("check", #"{"command":"check","name":"record"}"#),
+            ("task-leave-ask", #"{"command":"task-leave","task":"Fix the roof"}"#),
+            ("task-leave", #"{"command":"task-leave","confirm":true,"task":"Fix the roof"}"#),
             ("follow", #"{"command":"follow","task":"Fix the roof"}"#),
             ("unknown-task", #"{"command":"send","task":"Fix the ro\u0001f","text":"x"}"#),
             ("unknown-command", #"{"command":"delete","task":"Fix the roof"}"#),
