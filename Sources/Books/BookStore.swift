@@ -253,8 +253,9 @@ public final class BookStore: @unchecked Sendable {
     }
 
     /// Copies the WAL back into the database now and returns when that pass is done
-    /// (checkpoints otherwise run in the background from 1000 WAL pages on). For a caller
-    /// about to copy the file, or to measure without a backlog of earlier writes.
+    /// (checkpoints otherwise run in the background once the WAL holds
+    /// `checkpointThresholdBytes`, 16 MiB). For a caller about to copy the file, or to
+    /// measure without a backlog of earlier writes.
     public func checkpoint() throws {
         guard let checkpointer = try locked({ _ in self.checkpointer }) else { return }
         switch checkpointer.checkpointNow() {
