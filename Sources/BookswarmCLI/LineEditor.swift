@@ -79,6 +79,12 @@ struct LineEditor {
     private mutating func escape() -> Outcome {
         guard pending.count >= 2 else { return .none }
         let kind = pending[1]
+        // ESC ESC: Alt with an arrow in some terminals (`ESC ESC [ D`); the second starts
+        // the sequence.
+        if kind == 0x1B {
+            pending = [0x1B]
+            return .none
+        }
         if kind == UInt8(ascii: "[") {
             guard pending.count >= 3, let last = pending.last, (0x40...0x7E).contains(last) else {
                 if pending.count > Self.maxSequence { pending = [] }

@@ -53,7 +53,15 @@ extension Messenger {
                 if stillMembers.contains(connection.remotePeer) { await network.swarm.connect(to: connection.endpoint) }
             }
         }
-        try storage { try store.delete(books.map(\.book.id)) }
+        do {
+            try storage { try store.delete(books.map(\.book.id)) }
+        } catch {
+            // Nothing was deleted (one transaction): the task is still this vault's, and the
+            // network takes it up again.
+            tasks[task] = left
+            if network != nil { await startTask(task) }
+            throw error
+        }
         for (_, book) in books {
             logCache[book.id] = nil
             refusedAsForked.remove(book.id)

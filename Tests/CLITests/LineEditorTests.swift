@@ -59,6 +59,9 @@ import Testing
         #expect(e.cursor == 0)
         Self.type("\u{1b}f\u{1b}[1;5C", into: &e)
         #expect(e.cursor == 10)
+        // Alt-← as some terminals send it (ESC ESC [ D): a move, no "[D" typed.
+        Self.type("\u{1b}\u{1b}[D", into: &e)
+        #expect(e.cursor == 9 && e.line == "alpha beta gamma")
     }
 
     @Test("Enter submits; ↑ ↓ walk the history and keep the line being typed")
