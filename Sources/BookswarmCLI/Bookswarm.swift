@@ -11,9 +11,9 @@ struct Bookswarm: AsyncParsableCommand {
         commandName: "bookswarm",
         abstract: "A peer-to-peer task messenger: tasks, invite codes, chat over a LAN.",
         discussion: """
-        Start with `bookswarm task new TITLE`, give the invite code to someone, who runs \
-        `bookswarm join CODE`; then both `bookswarm chat TASK`. `bookswarm daemon` keeps the \
-        peer online in the background.
+        Start with `bookswarm name YOUR-NAME` and `bookswarm task new TITLE`, give the invite \
+        code to someone, who runs `bookswarm join CODE`; then both `bookswarm chat TASK`. \
+        `bookswarm daemon` keeps the peer online in the background.
         """,
         subcommands: [IdCommand.self, NameCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
                       LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BootstrapCommand.self])
