@@ -103,7 +103,14 @@ public final class LocalControlServer: Sendable {
                     // not take yet (an answer of a few hundred KB to a client that reads it
                     // slowly). Writes leave in order, so an empty one written after the
                     // answer completes when all of it has been written.
-                    try? await channel.writeAndFlush(ByteBuffer()).get()
+                    // The wait gives way when the task is cancelled (the server closing, or
+                    // the client's end closed first): a future alone would wait for a client
+                    // that stopped reading for ever, and `close()` with it.
+                    try? await withTaskCancellationHandler {
+                        try await channel.writeAndFlush(ByteBuffer()).get()
+                    } onCancel: {
+                        channel.close(promise: nil)
+                    }
                     // Closing the channel also ends the reader, which inbound iteration alone
                     // would not notice.
                     try? await channel.close()

@@ -61,6 +61,39 @@ struct LocalControlSocketTests {
         await server.close()
     }
 
+    /// A client that asks and then stops reading (a `bookswarm log` piped into a pager
+    /// that waits) must not keep the server from closing: waiting for the answer to drain
+    /// gives way when the server closes.
+    @Test func closingTheServerDoesNotWaitForAClientThatStopsReading() async throws {
+        let path = socketPath()
+        let answer = [UInt8](repeating: UInt8(ascii: "a"), count: 8 << 20)
+        let answered = Mutex(false)
+        let server = try await LocalControlServer.start(path: path) { _, reply in
+            try? await reply.send(answer)
+            answered.withLock { $0 = true }
+        }
+        final class Holder: @unchecked Sendable { var client: LocalControlClient? }
+        let holder = Holder()
+        try await offPool {
+            holder.client = LocalControlClient.connect(path: path)
+            try holder.client?.send(Array("log".utf8))
+        }
+        #expect(holder.client != nil)
+        let deadline = Date().addingTimeInterval(5)
+        while !answered.withLock({ $0 }) && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(answered.withLock { $0 })
+        let closed = Mutex(false)
+        let closing = Task {
+            await server.close()
+            closed.withLock { $0 = true }
+        }
+        let closeDeadline = Date().addingTimeInterval(5)
+        while !closed.withLock({ $0 }) && Date() < closeDeadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(closed.withLock { $0 }, "server.close() still waiting for a client that does not read")
+        holder.client = nil  // closes the socket: a server still waiting gets EPIPE
+        _ = await closing.value
+    }
+
     @Test func clientClosingEndsAStreamingHandler() async throws {
         let path = socketPath()
         let ended = Mutex(false)
