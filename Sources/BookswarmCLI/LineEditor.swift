@@ -85,6 +85,12 @@ struct LineEditor {
             pending = [0x1B]
             return .none
         }
+        // A lone Escape, then Enter or another control key: the key counts as itself (Enter
+        // still sends), not as Alt with it.
+        if kind < 0x20 {
+            pending = []
+            return feed(kind)
+        }
         if kind == UInt8(ascii: "[") {
             guard pending.count >= 3, let last = pending.last, (0x40...0x7E).contains(last) else {
                 if pending.count > Self.maxSequence { pending = [] }

@@ -24,8 +24,11 @@ extension Messenger {
         guard let left = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let result = LeaveResult(task: task.hex, title: title(of: task), books: books.count, messages: try log(of: task).count)
-        // First: nothing the network does from here on finds the task and makes its books again.
+        // First: nothing the network does from here on finds the task and makes its books
+        // again, and no join of it starts a journal that the delete below would take.
         tasks[task] = nil
+        leaving.insert(task)
+        defer { leaving.remove(task) }
         if let network {
             for (_, book) in books {
                 await network.replicator.stopReplicating(book.id)

@@ -41,6 +41,8 @@ public actor Messenger {
     /// after a store restored from `identity.key` alone): ours, refused by its reader, or
     /// theirs, refused by its author. Nobody else's refusal counts (`refused`).
     var refusedAsForked: Set<BookID> = []
+    /// Tasks whose `leave` is under way (`join` waits for it to end).
+    var leaving: Set<TaskID> = []
     /// What the log has read of each book so far (`bookLog(of:name:)`).
     var logCache: [BookID: BookLogCache] = [:]
     /// The replication policy's view of which topic opens which book (set while online).
@@ -90,6 +92,11 @@ public actor Messenger {
     /// Joining a task again is harmless.
     @discardableResult
     public func join(_ invite: InviteCode) async throws -> TaskSummary {
+        // A leave of this task under way deletes its books once its awaits are done: a
+        // journal started now would go with them.
+        guard !leaving.contains(invite.task) else {
+            throw MessengerError(.alreadyMember, "task \(invite.task.hex) is being left right now; join it again once that is done")
+        }
         if tasks[invite.task] == nil {
             try startJournal(task: invite.task, creator: invite.creator, title: nil)
             tasks[invite.task] = TaskRecord(id: invite.task, creator: invite.creator, ownTitle: nil)

@@ -82,6 +82,8 @@ import Testing
         // An entry taken from the history and edited is a new line; the history keeps the old.
         Self.type("\u{10}" + " again\r", into: &e)  // Ctrl-P
         #expect(e.history == ["first", "second", "second again"])
+        // A lone Escape does not swallow the Enter after it.
+        #expect(Self.type("ok\u{1b}\r", into: &e) == [.submit("ok")])
         #expect(Self.type("\u{03}", into: &e) == [.interrupt])
     }
 
