@@ -46,7 +46,17 @@ import Testing
         #expect(try await eventually { try await ana.texts(task) == (try await carol.texts(task)) })
         #expect(Set(try await ana.texts(task)) == Set(everything + ["after Ana left"]))
         try await ana.messenger.send("back", to: task)
-        for peer in [bob, carol] { #expect(try await eventually { try await peer.texts(task).last == "back" }) }
+        for peer in [bob, carol] {
+            let got = try await eventually { try await peer.texts(task).last == "back" }
+            if !got {
+                let r = try await peer.messenger.inspect()
+                print("DIAG \(peer.seed) texts=\(try await peer.texts(task)) books=\(r.books.map { "\($0.name?.suffix(40) ?? "-") \($0.length)/\($0.held) \($0.problem ?? "")" })")
+                print("DIAG \(peer.seed) events=\(r.events.suffix(25).map { $0.kind + ": " + $0.detail }) refusals=\(r.refusals.map(\.detail))")
+                let a = try await ana.messenger.inspect()
+                print("DIAG ana books=\(a.books.map { "\($0.name?.suffix(40) ?? "-") \($0.length)/\($0.held) \($0.problem ?? "")" }) events=\(a.events.suffix(25).map { $0.kind + ": " + $0.detail })")
+            }
+            #expect(got)
+        }
         await carol.stop()
         await ana.stop()
         await bob.stop()
