@@ -9,11 +9,7 @@ struct CLIProcessTests {
     @Test("Bob, Ana and Carol: invite, join, chat, kill -9 and restart, catch up", .timeLimit(.minutes(2)))
     func demoScenario() async throws {
         let scratch = Scratch()
-        let port = testDiscoveryPort()
-        let (bob, ana, carol) = (Member("bob", scratch: scratch, discoveryPort: port),
-                                 Member("ana", scratch: scratch, discoveryPort: port),
-                                 Member("carol", scratch: scratch, discoveryPort: port))
-        for m in [bob, ana, carol] { try await m.start() }
+        let (bob, ana, carol) = try await Member.bobAnaAndCarolStarted(scratch)
         defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
 
         let task = try await bob.newTask("Fix the roof")

@@ -16,11 +16,7 @@ struct ProtocolInteropTests {
           .timeLimit(.minutes(3)))
     func readerAgreesWithTheStore() async throws {
         let scratch = Scratch()
-        let port = testDiscoveryPort()
-        let (bob, ana, carol) = (Member("bob", scratch: scratch, discoveryPort: port),
-                                 Member("ana", scratch: scratch, discoveryPort: port),
-                                 Member("carol", scratch: scratch, discoveryPort: port))
-        for m in [bob, ana, carol] { try await m.start() }
+        let (bob, ana, carol) = try await Member.bobAnaAndCarolStarted(scratch)
         defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
 
         // The reader refuses a store that a daemon holds open (§4.1's lock).

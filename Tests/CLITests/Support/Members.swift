@@ -71,6 +71,15 @@ final class Member: @unchecked Sendable {
         return (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
     }
 
+    /// Bob, Ana and Carol on loopback with a discovery port of their own, their daemons started.
+    static func bobAnaAndCarolStarted(_ scratch: Scratch) async throws -> (bob: Member, ana: Member, carol: Member) {
+        let port = testDiscoveryPort()
+        let members = (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port),
+                       Member("carol", scratch: scratch, discoveryPort: port))
+        for m in [members.0, members.1, members.2] { try await m.start() }
+        return members
+    }
+
     /// Creates a task; returns (id, invite).
     func newTask(_ title: String) async throws -> (id: String, invite: String) {
         let out = try await ok(["task", "new", title, "--json"])
