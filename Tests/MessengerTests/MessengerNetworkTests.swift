@@ -205,8 +205,12 @@ import Testing
         let (task, invite) = try await bob.newTask("Fix the roof")
         try await bob.messenger.send("The roof leaks above the kitchen.", to: task)
         _ = try await ana.messenger.join(invite)
+        // Each message in a later millisecond than the one before: two of one millisecond are
+        // ordered by author id (§10.3), not by who sent first.
         try await ana.messenger.send("I can come on Saturday.", to: task)
+        try await Task.sleep(for: .milliseconds(2))
         try await bob.messenger.send("Bring a ladder.", to: task)
+        try await Task.sleep(for: .milliseconds(2))
         try await ana.messenger.send("Will do.", to: task)
         let before = ["The roof leaks above the kitchen.", "I can come on Saturday.", "Bring a ladder.", "Will do."]
         #expect(try await eventually { try await bob.texts(task) == before })
@@ -232,6 +236,7 @@ import Testing
 
         // New messages flow both ways, and both logs agree.
         try await bob.messenger.send("Back again.", to: task)
+        try await Task.sleep(for: .milliseconds(2))
         try await ana.messenger.send("Welcome back.", to: task)
         let after = before + ["Back again.", "Welcome back."]
         #expect(try await eventually { try await ana.texts(task) == after })
