@@ -23,7 +23,7 @@ struct ChatCommand: AsyncParsableCommand {
                 for await item in session.items {
                     if item.event == .live, let summary = item.summary {
                         let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
-                        terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(Format.count(summary.members.count, "member"))"
+                        terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(counted(summary.members.count, "member"))"
                                        + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: ", ")) + " --")
                     } else if let line = Format.line(item, me: me) {
                         terminal.print(line)

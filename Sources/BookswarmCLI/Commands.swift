@@ -66,8 +66,8 @@ struct TaskLeaveCommand: AsyncParsableCommand {
         try await reportingErrors {
             let left = try await Control.call(ControlRequest(command: .taskLeave, task: task, confirm: yes), vault, as: LeaveResult.self)
             if output.json { try printJSON(left); return }
-            printOut("left    \(left.task)  \(Format.title(left.title, or: "")): \(Format.count(left.messages, "message")) "
-                     + "and \(Format.count(left.books, "book")) deleted")
+            printOut("left    \(left.task)  \(Format.title(left.title, or: "")): \(counted(left.messages, "message")) "
+                     + "and \(counted(left.books, "book")) deleted")
         }
     }
 }
@@ -101,7 +101,7 @@ struct TaskCompileCommand: AsyncParsableCommand {
         try await reportingErrors {
             let result = try await Control.call(ControlRequest(command: .compile, task: task, name: name), vault, as: CompileResult.self)
             if output.json { try printJSON(result); return }
-            printOut("\(result.name)  \(result.book)  +\(result.copied) \(result.copied == 1 ? "copy" : "copies"), \(Format.count(Int(result.length), "page"))")
+            printOut("\(result.name)  \(result.book)  +\(counted(result.copied, "copy", plural: "copies")), \(counted(Int(result.length), "page"))")
             if result.skipped > 0 {
                 printOut("\(result.skipped) messages not copied: no verifiable proof of them (their book is forked)")
             }
@@ -221,7 +221,7 @@ struct TasksCommand: AsyncParsableCommand {
             if tasks.isEmpty { printOut("no tasks yet: bookswarm task new TITLE, or bookswarm join CODE") }
             for task in tasks {
                 let online = task.members.filter(\.online).count
-                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(title not received yet)"))  \(Format.count(task.messages, "message")), \(task.unread) unread")
+                printOut("\(task.id.prefix(8))  \(Format.title(task.title, or: "(title not received yet)"))  \(counted(task.messages, "message")), \(task.unread) unread")
                 let members = task.members.map { Format.who($0.peer, name: $0.name, me: "") + ($0.online ? "*" : "") }.joined(separator: ", ")
                 printOut("          members: \(task.members.count) (\(online) online)" + (members.isEmpty ? "" : "  " + members))
                 printOut("          invite:  \(task.invite)")
@@ -290,9 +290,6 @@ struct LogCommand: AsyncParsableCommand {
 
 /// Human-readable lines.
 enum Format {
-    /// "1 message", "2 messages": a count with its noun, singular for one.
-    static func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
-
     static func line(_ entry: LogEntry, me: String) -> String {
         "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
     }

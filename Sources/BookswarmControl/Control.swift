@@ -28,9 +28,8 @@ public enum Control {
             let task = try await messenger.resolveTask(request.task ?? "")
             guard request.confirm == true else {
                 let summary = try await messenger.summary(of: task)
-                let messages = summary.messages == 1 ? "1 message" : "\(summary.messages) messages"
                 throw CLIError("leaving deletes \(summary.title.map { "\"\($0)\"" } ?? "task \(task.hex)") from this vault, "
-                               + "with its \(messages); run again with --yes to leave")
+                               + "with its \(counted(summary.messages, "message")); run again with --yes to leave")
             }
             return try encoder.encode(try await messenger.leave(task))
         case .tasks:

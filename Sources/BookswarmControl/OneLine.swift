@@ -10,6 +10,12 @@ public struct CLIError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
+/// "1 message", "2 messages": a count with its noun, singular for one (`plural`: the noun's
+/// plural when it is not the noun with an "s").
+public func counted(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+    n == 1 ? "1 \(noun)" : "\(n) \(plural ?? noun + "s")"
+}
+
 /// Any error as the one line a person reads: the CLI's stderr line, and the `error` of a
 /// control answer (PROTOCOL.md §10.7). Line breaks become spaces; other characters that
 /// would act on a terminal (an error may quote what was typed: a task name, a book name)

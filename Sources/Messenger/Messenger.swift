@@ -205,15 +205,14 @@ public actor Messenger {
     }
 
     public func summaries() throws -> [TaskSummary] {
-        try tasks.values.map { ($0.id, title(of: $0.id) ?? "") }.sorted { ($0.1, $0.0.hex) < ($1.1, $1.0.hex) }
-            .map { try summary(of: $0.0) }
+        try tasks.keys.map { try summary(of: $0) }.sorted { ($0.title ?? "", $0.id) < ($1.title ?? "", $1.id) }
     }
 
     public func summary(of task: TaskID) throws -> TaskSummary {
         guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
-        let (entries, names) = try logAndNames(of: task)
+        let (entries, names) = try logAndNames(of: task, books: books)
         let members = try members(of: task).sorted().map { peer in
             let mine = newest(books, author: localPeer, reader: peer)
             let theirs = newest(books, author: peer, reader: localPeer)
@@ -269,11 +268,13 @@ public actor Messenger {
     public func log(of task: TaskID) throws -> [LogEntry] { try logAndNames(of: task).entries }
 
     /// The log, and every member's display name (peer id hex → name) from the same pages.
-    func logAndNames(of task: TaskID) throws -> (entries: [LogEntry], names: [String: String]) {
+    /// `books`: the task's books when the caller has them already.
+    func logAndNames(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
+        -> (entries: [LogEntry], names: [String: String]) {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         var log = MessageLog()
         var journals: Set<String> = []
-        for (name, book) in try books(of: task) {
+        for (name, book) in try given ?? books(of: task) {
             if name.isJournal { journals.insert(book.id.hex) }
             log.absorb(try bookLog(of: book, name: name))
         }
