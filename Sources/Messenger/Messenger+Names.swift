@@ -53,7 +53,7 @@ extension Messenger {
         let page = PageSpec(kind: .name, data: Array(name.utf8))
         let profile = try storage { try store.createOrOpen(name: Self.profileBookName) }
         for task in tasks.keys {
-            for (_, book) in try booksWritten(in: task) { try append([page], to: book) }
+            try appendToBooksWritten([page], in: task)
             notify(.changed(task))
         }
         // The profile last: a failure above leaves the old name in force, and setting the

@@ -242,16 +242,29 @@ public actor Messenger {
         }
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
-        var journalEntry: LogEntry?
-        for (name, book) in try booksWritten(in: task) {
-            let index = try append([PageSpec(kind: .chat, data: bytes, fields: ["id": id], time: time)], to: book).lowerBound
-            if name.isJournal {
-                journalEntry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: text, book: book.id.hex, index: index)
+        let written = try appendToBooksWritten([PageSpec(kind: .chat, data: bytes, fields: ["id": id], time: time)], in: task)
+        notify(.changed(task))
+        guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
+        return LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: text, book: journal.book.hex, index: journal.index)
+    }
+
+    /// Appends `specs` to every book this peer writes in the task, the journal first. A
+    /// pairwise book found forked between choosing it and appending (replication records a
+    /// fork proof from other threads) is passed over: the next generation, which starts with
+    /// everything the journal holds, carries these pages to its reader. Returns where the
+    /// journal took them.
+    @discardableResult
+    func appendToBooksWritten(_ specs: [PageSpec], in task: TaskID) throws -> (book: BookID, index: UInt64)? {
+        var journal: (book: BookID, index: UInt64)?
+        for (name, book) in try booksWritten(in: task).sorted(by: { $0.name.isJournal && !$1.name.isJournal }) {
+            do {
+                let range = try append(specs, to: book)
+                if name.isJournal { journal = (book.id, range.lowerBound) }
+            } catch where !name.isJournal && isForked(book) {
+                continue
             }
         }
-        notify(.changed(task))
-        guard let journalEntry else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
-        return journalEntry
+        return journal
     }
 
     /// The books this peer writes to in the task: its journal and, per reader, the newest
