@@ -39,6 +39,11 @@ public struct ReplicationConfiguration: Sendable {
     /// Answers whose proof went stale (the reader moved on meanwhile) tolerated in a row
     /// before the peer is treated as broken.
     public var maxStaleInARow: Int = 64
+    /// How often a book's author refused as forked is let in again for that book (it may
+    /// come for the history this side holds, PROTOCOL.md §9.7): a channel it opens sooner
+    /// waits for its turn, and one more beside it is closed — an author that keeps sending
+    /// conflicting roots costs one exchange per interval, not one per datagram it can send.
+    public var forkedAuthorReadmitInterval: Duration = .seconds(1)
 
     public init() {}
 }

@@ -42,6 +42,9 @@ public final class Replicator: Sendable {
         var wanted: [BookID: (interest: Interest, peer: PeerID?)] = [:]
         /// Peers refused for a book, with the reason.
         var banned: [Key: RefuseReason] = [:]
+        /// When a book's author refused as forked was last let in for it, and whether a
+        /// channel of its waits for its turn (`forkedAuthorReadmitInterval`).
+        var readmitted: [Key: (at: Timestamp, waiting: Bool)] = [:]
         var refusalLog: [Refusal] = []
         var subscribers: [BookID: [Int: AsyncStream<ReplicationProgress>.Continuation]] = [:]
         var nextSubscriber = 0
@@ -233,19 +236,50 @@ public final class Replicator: Sendable {
             return
         }
         let known = (try? store.list().contains { $0.id == bookID }) ?? false
-        // A peer refused for a fork is let in again when it is the book's author: it may
-        // come for the history this side holds, having lost its own (PROTOCOL.md §9.7). What
-        // it sends is checked as before, and a conflicting root refuses it again.
-        let banned = state.withLock { s in
-            guard let reason = s.banned[Key(peer: peer, book: bookID)] else { return false }
-            return reason != .forked || policy.author(bookID) != peer
-        }
-        guard known, !banned else {
+        let admission = known ? admit(peer, for: bookID) : .refused
+        switch admission {
+        case .now:
+            start(bookID, channel: channel, on: connection)
+        case .refused:
             // Nothing to serve, or a peer refused before: the channel ends here.
             Task { await channel.close() }
-            return
+        case .at(let turn):
+            Task { [self] in
+                try? await clock.sleep(until: turn)
+                state.withLock { $0.readmitted[Key(peer: peer, book: bookID)]?.waiting = false }
+                let open = state.withLock { $0.connections[peer] === connection }
+                if open, !Task.isCancelled { start(bookID, channel: channel, on: connection) } else { await channel.close() }
+            }
         }
-        start(bookID, channel: channel, on: connection)
+    }
+
+    private enum Admission { case now, refused, at(Timestamp) }
+
+    /// Whether a channel `peer` opens for `bookID` is served. A peer refused for a fork is
+    /// let in again when it is the book's author: it may come for the history this side
+    /// holds, having lost its own (PROTOCOL.md §9.7). What it sends is checked as before, and
+    /// a conflicting root refuses it again — so it is let in at most once per
+    /// `forkedAuthorReadmitInterval`: a channel opened sooner waits for its turn, and any
+    /// other opened meanwhile is closed.
+    private func admit(_ peer: PeerID, for bookID: BookID) -> Admission {
+        let key = Key(peer: peer, book: bookID)
+        return state.withLock { s in
+            guard let reason = s.banned[key] else { return .now }
+            guard reason == .forked, policy.author(bookID) == peer else { return .refused }
+            let now = clock.now()
+            guard let last = s.readmitted[key] else {
+                s.readmitted[key] = (now, false)
+                return .now
+            }
+            guard !last.waiting else { return .refused }
+            let turn = last.at + configuration.forkedAuthorReadmitInterval
+            guard turn > now else {
+                s.readmitted[key] = (now, false)
+                return .now
+            }
+            s.readmitted[key] = (turn, true)
+            return .at(turn)
+        }
     }
 
     private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection) {

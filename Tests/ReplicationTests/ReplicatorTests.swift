@@ -183,4 +183,48 @@ struct ReplicatorTests {
         await reader.stop()
         await author.stop()
     }
+
+    /// The author of a book refused as forked is let in again (it may come for its history),
+    /// but at most once per `forkedAuthorReadmitInterval`: an author that keeps opening
+    /// channels with its conflicting root is refused once per interval, not once per channel.
+    @Test("a forked author that keeps coming back is let in once per interval", .timeLimit(.minutes(1)))
+    func forkedAuthorIsReadmittedAtABoundedRate() async throws {
+        let bed = ReplicationBed(.memory)
+        var author = try await bed.peer(1)
+        let authorID = author.id
+        let secret = bed.topic.bytes
+        let policy = ReplicationPolicy(secret: { _ in secret }, authorize: { _, _, check in check.proves(secret: secret) },
+                                       author: { _ in authorID })
+        let reader = try await bed.peer(2, policyOverride: policy)
+        let book = try Fixtures.authorBook(author.store, count: 50)
+        try await reader.replicator.replicate(book.id)
+        let copy = try reader.store.open(id: book.id)
+        #expect(await eventually { copy.contiguousLength == 50 })
+
+        await author.crash()
+        try FileManager.default.removeItem(atPath: bed.directory.sub("peer1"))
+        author = try await bed.peer(1)
+        let forked = try Fixtures.authorBook(author.store, count: 0)
+        try forked.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
+        func readerRefusals() -> Int {
+            reader.replicator.refusalLog.filter { $0.peer == authorID && $0.reason == .forked && !$0.byRemote }.count
+        }
+        #expect(await eventually { readerRefusals() >= 1 })
+        // The author keeps coming back with its forked root, every 10 ms for 2.5 s.
+        try await author.replicator.replicate(forked.id)
+        let start = ContinuousClock.now
+        let before = readerRefusals()
+        while ContinuousClock.now - start < .milliseconds(2500) {
+            await author.replicator.retry(forked.id, from: reader.id)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let refusedAgain = readerRefusals() - before
+        // Once per second: 2 or 3 in 2.5 s (without the bound, one per attempt: ~200).
+        #expect(refusedAgain >= 1 && refusedAgain <= 4, "refused again \(refusedAgain) times")
+        #expect(copy.length == 50 && copy.contiguousLength == 50)
+        try copy.verify()
+        await reader.stop()
+        await author.stop()
+    }
 }
