@@ -50,6 +50,8 @@ public struct MessageLog: Sendable {
     /// with the latest author's time, then the later generation, then the later index.
     public var names: [String: String] { newestNames.mapValues(\.name) }
     private var newestNames: [String: (order: NameOrder, name: String)] = [:]
+    /// Each book read (book id hex → its reader and generation), to choose between copies.
+    private var bookOrder: [String: (reader: String, generation: UInt32)] = [:]
     private typealias NameOrder = (time: UInt64, generation: UInt32, index: UInt64)
 
     public init() {}
@@ -74,6 +76,7 @@ public struct MessageLog: Sendable {
             return
         }
         let id = page.meta.fields["id"] ?? "\(book.hex.prefix(16)):\(index)"
+        bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
         entries.append(LogEntry(author: name.author.publicKey.hex, id: id, time: page.meta.time, text: text,
                                 book: book.hex, index: index))
     }
@@ -81,7 +84,13 @@ public struct MessageLog: Sendable {
     /// Takes in what another log (of other books of the same task) has read.
     public mutating func absorb(_ other: MessageLog) {
         entries += other.entries
+        bookOrder.merge(other.bookOrder) { mine, _ in mine }
         malformed += other.malformed
+        absorbNames(other)
+    }
+
+    /// Takes in only the names another log has read (for who is who, without the messages).
+    public mutating func absorbNames(_ other: MessageLog) {
         for (author, named) in other.newestNames where newestNames[author].map({ $0.order < named.order }) ?? true {
             newestNames[author] = named
         }
@@ -100,14 +109,18 @@ public struct MessageLog: Sendable {
         newestNames[author] = (order, text)
     }
 
-    /// The log: deduplicated and ordered, each entry with its author's name. `preferredBooks`
-    /// wins a tie between copies.
+    /// The log: deduplicated and ordered, each entry with its author's name. Of several
+    /// copies of a message, the one in `preferredBooks` (the journal) is kept, else the one in
+    /// the book of the least reader id, then of the earliest generation (PROTOCOL.md §10.3):
+    /// the same choice whatever order the books were read in.
     public func ordered(preferring preferredBooks: Set<String> = []) -> [LogEntry] {
+        func rank(_ entry: LogEntry) -> (Int, String, UInt32) {
+            let order = bookOrder[entry.book]
+            return (preferredBooks.contains(entry.book) ? 0 : 1, order?.reader ?? "", order?.generation ?? 0)
+        }
         var byKey: [String: LogEntry] = [:]
         for var entry in entries {
-            if let existing = byKey[entry.key], preferredBooks.contains(existing.book) || !preferredBooks.contains(entry.book) {
-                continue
-            }
+            if let existing = byKey[entry.key], rank(existing) <= rank(entry) { continue }
             entry.name = newestNames[entry.author]?.name
             byKey[entry.key] = entry
         }

@@ -70,6 +70,7 @@ extension Messenger {
             refusedAsForked.remove(book.id)
         }
         markers.forget(task)
+        foundTitles[task] = nil
         self.record("task", "left task \(task.hex): \(books.count) books deleted")
         notify(.changed(task))
         return result

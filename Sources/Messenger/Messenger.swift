@@ -45,6 +45,8 @@ public actor Messenger {
     var leaving: Set<TaskID> = []
     /// What the log has read of each book so far (`bookLog(of:name:)`).
     var logCache: [BookID: BookLogCache] = [:]
+    /// Titles found in the creator's books (`title(of:)`): a task's title never changes.
+    var foundTitles: [TaskID: String] = [:]
     /// The replication policy's view of which topic opens which book (set while online).
     var bookTopics: BookTopics?
 
@@ -145,6 +147,7 @@ public actor Messenger {
     func title(of task: TaskID) -> String? {
         guard let record = tasks[task] else { return nil }
         if let own = record.ownTitle { return own }
+        if let found = foundTitles[task] { return found }
         // The creator's pairwise books held here: its books for us (any generation), or, for the
         // creator itself, its books for everyone.
         let candidates = ((try? books(of: task)) ?? []).filter { $0.name.author == record.creator && !$0.name.isJournal }
@@ -152,7 +155,9 @@ public actor Messenger {
         for (_, book) in candidates {
             for index in 0..<min(book.contiguousLength, 4) {
                 if let bytes = try? book.get(index), let page = try? MessengerPage(decoding: bytes), case .title = page.kind {
-                    return String(validating: page.data, as: UTF8.self)
+                    let title = String(validating: page.data, as: UTF8.self)
+                    foundTitles[task] = title
+                    return title
                 }
             }
         }

@@ -23,18 +23,24 @@ final class ReadMarkers: @unchecked Sendable {
 
     /// Forgets a task's marker (the task was left).
     func forget(_ task: TaskID) {
-        let snapshot: [String: Int]? = lock.withLock { counts.removeValue(forKey: task.hex).map { _ in counts } }
-        guard let snapshot, let file, let data = try? JSONEncoder().encode(snapshot) else { return }
-        try? data.write(to: URL(fileURLWithPath: file), options: .atomic)
+        lock.withLock {
+            guard counts.removeValue(forKey: task.hex) != nil else { return }
+            save()
+        }
     }
 
     func markSeen(_ task: TaskID, count: Int) {
-        let snapshot: [String: Int]? = lock.withLock {
-            guard counts[task.hex] != count else { return nil }
+        lock.withLock {
+            guard counts[task.hex] != count else { return }
             counts[task.hex] = count
-            return counts
+            save()
         }
-        guard let snapshot, let file, let data = try? JSONEncoder().encode(snapshot) else { return }
+    }
+
+    /// Writes the markers; called with the lock held, so two writers' files cannot land in
+    /// the other order (an older snapshot replacing a newer one). The file is small.
+    private func save() {
+        guard let file, let data = try? JSONEncoder().encode(counts) else { return }
         try? data.write(to: URL(fileURLWithPath: file), options: .atomic)
     }
 }

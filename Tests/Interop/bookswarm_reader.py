@@ -731,9 +731,9 @@ def task_log(entries, decoded, me):
                 continue
             message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
             key = (author, message_id)
-            # The journal's copy wins, then the copy in the book whose name is least in byte
-            # order (§10.3): generation 0 of a pair first, but ".10" before ".2".
-            rank = (not journal, book.name.encode())
+            # The journal's copy wins, then the copy in the book of the least reader id, then
+            # of the least generation (§10.3).
+            rank = (not journal, reader, generation)
             if key in chats and chats[key][0] <= rank:
                 continue
             chats[key] = (rank, page, book, j)

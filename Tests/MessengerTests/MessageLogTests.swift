@@ -31,6 +31,26 @@ import Testing
         #expect(ordered[1].book == Self.bookID(1).hex)
     }
 
+    @Test("of copies outside the journal: the least reader id, then the least generation (2 before 10), in whatever order read")
+    func copyChoiceIsByReaderThenGenerationNumber() {
+        let (a, b, c) = (Self.peer(1), Self.peer(2), Self.peer(3))
+        let (lowReader, highReader) = b.publicKey.hex < c.publicKey.hex ? (b, c) : (c, b)
+        let copies: [(TaskBookName, BookID, UInt64)] = [
+            (TaskBookName(author: a, reader: highReader, task: Self.task), Self.bookID(1), 4),
+            (TaskBookName(author: a, reader: lowReader, task: Self.task).generation(10), Self.bookID(2), 7),
+            (TaskBookName(author: a, reader: lowReader, task: Self.task).generation(2), Self.bookID(3), 5),
+        ]
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]] {
+            var log = MessageLog()
+            for i in order {
+                let (name, book, index) = copies[i]
+                log.add(page: Self.page(author: a, book: book, index: index, text: "hi", id: "m1", time: 100), index: index, book: book, name: name)
+            }
+            let ordered = log.ordered()
+            #expect(ordered.count == 1 && ordered.first?.book == Self.bookID(3).hex && ordered.first?.index == 5, "\(order)")
+        }
+    }
+
     @Test func refusesPagesThatLieAboutTheirAuthorBookOrIndex() {
         let (a, b) = (Self.peer(1), Self.peer(2))
         let bToA = TaskBookName(author: b, reader: a, task: Self.task)
