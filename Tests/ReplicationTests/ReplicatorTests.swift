@@ -147,24 +147,7 @@ struct ReplicatorTests {
     @Test("a restored author gets its book's old version back from the reader that refused it", .timeLimit(.minutes(1)))
     func restoredAuthorGetsItsBookBack() async throws {
         let bed = ReplicationBed(.memory)
-        var author = try await bed.peer(1)
-        let authorID = author.id
-        let secret = bed.topic.bytes
-        // The reader's application knows who writes the book (the messenger: from its name).
-        let policy = ReplicationPolicy(secret: { _ in secret }, authorize: { _, _, check in check.proves(secret: secret) },
-                                       author: { _ in authorID })
-        let reader = try await bed.peer(2, policyOverride: policy)
-        let book = try Fixtures.authorBook(author.store, count: 500)
-        try await reader.replicator.replicate(book.id)
-        let copy = try reader.store.open(id: book.id)
-        #expect(await eventually { copy.contiguousLength == 500 })
-
-        await author.crash()
-        try FileManager.default.removeItem(atPath: bed.directory.sub("peer1"))
-        author = try await bed.peer(1)
-        let restored = try Fixtures.authorBook(author.store, count: 0)
-        try restored.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
-        #expect(restored.id == book.id)
+        let (author, reader, restored, copy) = try await restoredAuthorAndItsReader(bed, pages: 500)
         // The reader asks the author's new session for the book (it wants it from everyone):
         // the two histories meet and the fork is found, by one side or both.
         #expect(await eventually {
@@ -173,9 +156,9 @@ struct ReplicatorTests {
         #expect(copy.length == 500 && copy.contiguousLength == 500)
 
         try restored.becomeReader()
-        try await author.replicator.replicate(book.id)
+        try await author.replicator.replicate(restored.id)
         // A peer this side refused for the fork it no longer holds is asked again.
-        await author.replicator.retry(book.id, from: reader.id)
+        await author.replicator.retry(restored.id, from: reader.id)
         let back = await eventually { restored.contiguousLength == 500 }
         #expect(back, "author: \(author.replicator.refusalLog) reader: \(reader.replicator.refusalLog)")
         #expect(try Fixtures.checkIdentical(restored, count: 500))
@@ -190,24 +173,9 @@ struct ReplicatorTests {
     @Test("a forked author that keeps coming back is let in once per interval", .timeLimit(.minutes(1)))
     func forkedAuthorIsReadmittedAtABoundedRate() async throws {
         let bed = ReplicationBed(.memory)
-        var author = try await bed.peer(1)
-        let authorID = author.id
-        let secret = bed.topic.bytes
-        let policy = ReplicationPolicy(secret: { _ in secret }, authorize: { _, _, check in check.proves(secret: secret) },
-                                       author: { _ in authorID })
-        let reader = try await bed.peer(2, policyOverride: policy)
-        let book = try Fixtures.authorBook(author.store, count: 50)
-        try await reader.replicator.replicate(book.id)
-        let copy = try reader.store.open(id: book.id)
-        #expect(await eventually { copy.contiguousLength == 50 })
-
-        await author.crash()
-        try FileManager.default.removeItem(atPath: bed.directory.sub("peer1"))
-        author = try await bed.peer(1)
-        let forked = try Fixtures.authorBook(author.store, count: 0)
-        try forked.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
+        let (author, reader, forked, copy) = try await restoredAuthorAndItsReader(bed, pages: 50)
         func readerRefusals() -> Int {
-            reader.replicator.refusalLog.filter { $0.peer == authorID && $0.reason == .forked && !$0.byRemote }.count
+            reader.replicator.refusalLog.filter { $0.peer == author.id && $0.reason == .forked && !$0.byRemote }.count
         }
         #expect(await eventually { readerRefusals() >= 1 })
         // The author keeps coming back with its forked root, every 10 ms for 2.5 s.
@@ -226,5 +194,30 @@ struct ReplicatorTests {
         try copy.verify()
         await reader.stop()
         await author.stop()
+    }
+
+    /// A reader that holds `pages` pages of peer 1's book, and peer 1 after losing its store:
+    /// restored from its key alone, it wrote the book again (3 other pages under the same
+    /// key). The reader's application knows who writes the book (the messenger: from its name).
+    private func restoredAuthorAndItsReader(_ bed: ReplicationBed, pages: UInt64) async throws
+        -> (author: ReplicaPeer, reader: ReplicaPeer, restored: Book, copy: Book) {
+        var author = try await bed.peer(1)
+        let authorID = author.id
+        let secret = bed.topic.bytes
+        let policy = ReplicationPolicy(secret: { _ in secret }, authorize: { _, _, check in check.proves(secret: secret) },
+                                       author: { _ in authorID })
+        let reader = try await bed.peer(2, policyOverride: policy)
+        let book = try Fixtures.authorBook(author.store, count: pages)
+        try await reader.replicator.replicate(book.id)
+        let copy = try reader.store.open(id: book.id)
+        #expect(await eventually { copy.contiguousLength == pages })
+
+        await author.crash()
+        try FileManager.default.removeItem(atPath: bed.directory.sub("peer1"))
+        author = try await bed.peer(1)
+        let restored = try Fixtures.authorBook(author.store, count: 0)
+        try restored.append(contentsOf: (0..<3).map { Fixtures.page($0 + 1_000_000) })
+        #expect(restored.id == book.id)
+        return (author, reader, restored, copy)
     }
 }
