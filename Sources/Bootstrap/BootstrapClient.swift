@@ -32,6 +32,7 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
     private let sightingsContinuation: AsyncStream<PeerSighting>.Continuation
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let closed = Atomic<Bool>(false)
+    private let delivered = Atomic<Int>(0)
     private let clock: any SwarmClock
     private let unixSeconds: @Sendable () -> UInt64
 
@@ -75,14 +76,14 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
         let receiver = Task { [self] in
             for await batch in inner.incoming {
                 let now = clock.now()
-                let (delivered, out, seen) = machine.withLock { m -> ([Datagram], [Datagram], [PeerSighting]) in
+                let (delivered, out) = machine.withLock { m -> ([Datagram], [Datagram]) in
                     var delivered: [Datagram] = []
                     delivered.reserveCapacity(batch.count)
                     for datagram in batch { if let d = m.receive(datagram, now: now) { delivered.append(d) } }
-                    return (delivered, m.takeDatagrams(), m.takeSightings())
+                    deliver(m.takeSightings())
+                    return (delivered, m.takeDatagrams())
                 }
                 if !out.isEmpty { inner.send(out) }
-                for s in seen { sightingsContinuation.yield(s) }
                 if !delivered.isEmpty { incomingContinuation.yield(delivered) }
             }
             incomingContinuation.finish()
@@ -91,12 +92,12 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
             while !Task.isCancelled && !closed.load(ordering: .relaxed) {
                 let now = clock.now()
                 let unix = unixSeconds()
-                let (out, seen, deadline) = machine.withLock { m in
+                let (out, deadline) = machine.withLock { m in
                     m.tick(now: now, unixSeconds: unix)
-                    return (m.takeDatagrams(), m.takeSightings(), m.nextDeadline)
+                    deliver(m.takeSightings())
+                    return (m.takeDatagrams(), m.nextDeadline)
                 }
                 if !out.isEmpty { inner.send(out) }
-                for s in seen { sightingsContinuation.yield(s) }
                 // Wake at the machine's deadline, and at least every 250 ms for the epoch.
                 var wake = now + .milliseconds(250)
                 if let deadline, deadline < wake { wake = deadline }
@@ -155,6 +156,16 @@ public final class BootstrapClient: DatagramTransport, DiscoverySource, Sendable
         }
         if !out.isEmpty { inner.send(out) }
     }
+
+    /// Puts sightings into the stream. Called with the machine's lock held, so that a round
+    /// the machine reports flushed has its sightings in the stream (`flushed`).
+    private func deliver(_ sightings: [PeerSighting]) {
+        for s in sightings {
+            if case .enqueued = sightingsContinuation.yield(s) { delivered.add(1, ordering: .relaxed) }
+        }
+    }
+
+    public var sightingsDelivered: Int { delivered.load(ordering: .relaxed) }
 
     public func flushed(_ topic: Topic) async {
         let end = clock.now() + flushTimeout

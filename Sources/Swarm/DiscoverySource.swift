@@ -21,8 +21,12 @@ public protocol DiscoverySource: Sendable {
     func leave(_ topic: Topic) async
     /// Peers seen for joined topics (own announcements are filtered out). One consumer.
     var sightings: AsyncStream<PeerSighting> { get }
-    /// Returns when the first lookup round for `topic` is over (query sent, answers awaited).
+    /// Returns when the first lookup round for `topic` is over (query sent, answers awaited)
+    /// and the sightings it brought are in `sightings`.
     func flushed(_ topic: Topic) async
+    /// How many sightings the source has put into `sightings` so far (not those a full
+    /// buffer dropped): `Swarm.flushed()` waits until it has taken that many.
+    var sightingsDelivered: Int { get }
     /// Stops all traffic; `sightings` finishes.
     func close() async
 }

@@ -250,6 +250,8 @@ public final class LANDiscovery: DiscoverySource {
         try? await core.loop.submit { core.leave(topic) }.get()
     }
 
+    public var sightingsDelivered: Int { core.sightingsDelivered.load(ordering: .relaxed) }
+
     public func flushed(_ topic: Topic) async {
         let core = self.core
         let future = try? await core.loop.submit { core.flushedFuture(topic) }.get()

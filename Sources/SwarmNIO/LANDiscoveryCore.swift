@@ -1,5 +1,6 @@
 import NIOCore
 import Swarm
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -79,6 +80,8 @@ extension LANDiscovery {
         private var waiters: [Topic: [EventLoopPromise<Void>]] = [:]
         private var sendErrors = 0
         private var sightingsDropped = 0
+        /// Sightings put into the stream (read off the loop: `sightingsDelivered`).
+        let sightingsDelivered = Atomic<Int>(0)
         private var closed = false
 
         init(loop: EventLoop, continuation: AsyncStream<PeerSighting>.Continuation) {
@@ -354,7 +357,11 @@ extension LANDiscovery {
                     if !unicast.plan.isDualStack && to.isIPv6 { sendErrors += 1; continue }
                     send(bytes, to: unicast.plan.isDualStack ? to.socketAddressForIPv6Socket : to.socketAddress, on: unicast.channel)
                 case let .sighting(sighting):
-                    if case .dropped = continuation.yield(sighting) { sightingsDropped += 1 }
+                    switch continuation.yield(sighting) {
+                    case .enqueued: sightingsDelivered.add(1, ordering: .relaxed)
+                    case .dropped: sightingsDropped += 1
+                    default: break
+                    }
                 case let .flushed(topic):
                     flushedTopics.insert(topic)
                     for promise in waiters.removeValue(forKey: topic) ?? [] { promise.succeed() }

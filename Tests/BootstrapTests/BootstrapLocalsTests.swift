@@ -67,7 +67,7 @@ struct BootstrapLocalsTests {
     /// hears from it, and the registration offers that address; a second interface that comes
     /// is offered at once beside it (not at the next refresh, 20 s later), and dropped when
     /// it goes.
-    @Test(.timeLimit(.minutes(1))) func aDaemonOffersTheAddressesItsInterfacesHaveNow() async throws {
+    @Test(.timeLimit(.minutes(2))) func aDaemonOffersTheAddressesItsInterfacesHaveNow() async throws {
         guard let bookswarm = ChildProcess.binary("bookswarm") else {
             throw Netns.Failure(description: "bookswarm is not built: run `swift build`")
         }
@@ -97,16 +97,16 @@ struct BootstrapLocalsTests {
                 try Netns.tool(["exec", bed, "2"] + command)
             }
             let eth0 = Endpoint.v4(10, 77, 0, 2, port: port)
-            let first = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5))
+            let first = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(10))
             #expect(first != nil, "\(Self.registeredLocals(capture))")
 
             try Self.addSecondInterface(bed, host: 2)
             let eth1 = Endpoint.v4(192, 168, 77, 2, port: port)
-            let added = await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(5))
+            let added = await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(10))
             #expect(added != nil, "\(Self.registeredLocals(capture))")
 
             try Netns.tool(["exec", bed, "2", "ip", "link", "del", "eth1"])
-            let removed = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5))
+            let removed = await Self.eventuallyRegistered(capture, [eth0], within: .seconds(10))
             #expect(removed != nil, "\(Self.registeredLocals(capture))")
             print("daemon: eth0's address offered \(first.map { "\($0)" } ?? "never") after it came; a second interface "
                   + "after \(added.map { "\($0)" } ?? "never"), dropped after \(removed.map { "\($0)" } ?? "never")")
@@ -116,7 +116,7 @@ struct BootstrapLocalsTests {
 
     /// The library's client over a socket bound to 0.0.0.0 (`bootstrap-peer --bind 0.0.0.0`)
     /// offers the host's interface addresses as they are now, looked at every 2 s.
-    @Test(.timeLimit(.minutes(1))) func aClientOnAWildcardSocketOffersTheHostsAddressesNow() async throws {
+    @Test(.timeLimit(.minutes(2))) func aClientOnAWildcardSocketOffersTheHostsAddressesNow() async throws {
         guard let peer = ChildProcess.binary("bootstrap-peer") else {
             throw Netns.Failure(description: "bootstrap-peer is not built: run `swift build`")
         }
@@ -132,12 +132,12 @@ struct BootstrapLocalsTests {
             ]))
             defer { client.kill() }
             let eth0 = Endpoint.v4(10, 77, 0, 2, port: 42000)
-            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5)) != nil, "\(Self.registeredLocals(capture))")
+            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(10)) != nil, "\(Self.registeredLocals(capture))")
             try Self.addSecondInterface(bed, host: 2)
             let eth1 = Endpoint.v4(192, 168, 77, 2, port: 42000)
-            #expect(await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(5)) != nil, "\(Self.registeredLocals(capture))")
+            #expect(await Self.eventuallyRegistered(capture, [eth0, eth1], within: .seconds(10)) != nil, "\(Self.registeredLocals(capture))")
             try Netns.tool(["exec", bed, "2", "ip", "link", "set", "eth1", "down"])
-            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(5)) != nil,
+            #expect(await Self.eventuallyRegistered(capture, [eth0], within: .seconds(10)) != nil,
                     "an interface that is down is not offered: \(Self.registeredLocals(capture))")
             await client.stop()
         }

@@ -120,9 +120,12 @@ struct BootstrapLoopbackTests {
             // Same host: the peers reach each other at their own socket addresses.
             #expect(await a.waitForPath(ca, ["lan"], .seconds(20)) == "lan")
             #expect(await b.waitForPath(cb, ["lan"], .seconds(20)) == "lan")
+            // The chat goes direct. (Before the direct path opens, a slow machine may have
+            // relayed a few datagrams: the relay is the fallback while punching.)
+            let relayed = server.counters.relayedDatagrams
             #expect(try await exchange("hello from a", from: ca, to: cb) == "hello from a")
+            #expect(server.counters.relayedDatagrams == relayed)
         }
-        #expect(server.counters.relayedDatagrams == 0)
         await a.stop()
         await b.stop()
         await server.stop()

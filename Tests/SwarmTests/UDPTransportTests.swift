@@ -184,9 +184,10 @@ struct UDPTransportTests {
         // retries every second, lost a descriptor each time).
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
         let before = descriptors()
-        for _ in 0..<200 { _ = try? await UDPTransport.bind(.v4(192, 0, 2, 1, port: 0)) }
-        // Other tests run beside this one and hold sockets of their own (a few dozen at most).
-        #expect(descriptors() - before < 100, "\(before) → \(descriptors())")
+        for _ in 0..<2000 { _ = try? await UDPTransport.bind(.v4(192, 0, 2, 1, port: 0)) }
+        // A leak is one descriptor per attempt. Other tests run beside this one and hold
+        // sockets of their own: a few dozen, a few hundred on a loaded machine.
+        #expect(descriptors() - before < 1000, "\(before) → \(descriptors())")
     }
 
     @Test func endpointRoundTripsThroughSocketAddress() {

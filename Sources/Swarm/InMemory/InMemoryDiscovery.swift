@@ -9,6 +9,11 @@ public final class InMemoryDiscoveryHub: Sendable {
         var announced: Set<Topic> = []
         var lookedUp: Set<Topic> = []
         var continuation: AsyncStream<PeerSighting>.Continuation
+        var delivered = 0
+
+        mutating func deliver(_ sighting: PeerSighting) {
+            if case .enqueued = continuation.yield(sighting) { delivered += 1 }
+        }
     }
 
     private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
@@ -32,14 +37,17 @@ public final class InMemoryDiscoveryHub: Sendable {
             for (other, entry) in all where other != id && entry.peer != me.peer {
                 // Our lookup finds their announcements; our announcement reaches their lookups.
                 if lookup && entry.announced.contains(topic) {
-                    me.continuation.yield(PeerSighting(peer: entry.peer, topic: topic, endpoint: entry.endpoint))
+                    me.deliver(PeerSighting(peer: entry.peer, topic: topic, endpoint: entry.endpoint))
                 }
                 if announce && entry.lookedUp.contains(topic) {
-                    entry.continuation.yield(PeerSighting(peer: me.peer, topic: topic, endpoint: me.endpoint))
+                    all[other]?.deliver(PeerSighting(peer: me.peer, topic: topic, endpoint: me.endpoint))
                 }
             }
+            all[id] = me
         }
     }
+
+    func delivered(_ id: ObjectIdentifier) -> Int { entries.withLock { $0[id]?.delivered ?? 0 } }
 
     func leave(_ id: ObjectIdentifier, topic: Topic) {
         entries.withLock { all in
@@ -70,6 +78,8 @@ public final class InMemoryDiscovery: DiscoverySource {
 
     /// Sightings are delivered during `join`, so the first round is over at once.
     public func flushed(_ topic: Topic) async {}
+
+    public var sightingsDelivered: Int { hub.delivered(ObjectIdentifier(self)) }
 
     public func close() async { hub.close(ObjectIdentifier(self)) }
 }

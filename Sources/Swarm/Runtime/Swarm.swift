@@ -43,6 +43,8 @@ public actor Swarm {
     /// timer earlier than that appeared.
     var timerSleep: (until: Timestamp, sleeper: Task<Void, Never>)?
 
+    /// Sightings each discovery source's loop has taken from its stream (`flushed`).
+    var sightingsTaken: [Int]
     /// Topics joined, with their discovery flags.
     var topics: [Topic: (announce: Bool, lookup: Bool)] = [:]
     /// Peers we dial and redial: seen for a joined topic, or asked for with `joinPeer`.
@@ -152,6 +154,7 @@ public actor Swarm {
         localPeer = PeerID(identity.publicKey)
         self.transport = transport
         self.discovery = discovery
+        sightingsTaken = [Int](repeating: 0, count: discovery.count)
         self.configuration = configuration
         self.clock = clock
         rng = random
@@ -172,8 +175,8 @@ public actor Swarm {
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.receiveLoop() }
-                for source in discovery {
-                    group.addTask { await self.sightingLoop(source) }
+                for (index, source) in discovery.enumerated() {
+                    group.addTask { await self.sightingLoop(source, index: index) }
                 }
                 group.addTask { await self.timerLoop() }
                 await self.waitForStop()
@@ -211,8 +214,11 @@ public actor Swarm {
         for await batch in transport.incoming { receive(batch) }
     }
 
-    private func sightingLoop(_ source: any DiscoverySource) async {
-        for await sighting in source.sightings { sighted(sighting) }
+    private func sightingLoop(_ source: any DiscoverySource, index: Int) async {
+        for await sighting in source.sightings {
+            sightingsTaken[index] += 1
+            sighted(sighting)
+        }
     }
 
     /// Sleeps until the earliest timer (the session manager's, a redial) and fires it. A
@@ -320,9 +326,14 @@ public actor Swarm {
         for topic in topics.keys {
             for source in discovery { await source.flushed(topic) }
         }
-        // Let sightings that arrived with the round reach us through the sighting loops,
-        // then wait out the dials they started (bounded by the handshake schedule).
-        try? await clock.sleep(until: clock.now() + .milliseconds(20))
+        // Let the sighting loops take every sighting the round brought (on a busy machine
+        // they may not have run yet), then wait out the dials they started (bounded by the
+        // handshake schedule).
+        let delivered = discovery.map(\.sightingsDelivered)
+        let taken = clock.now() + .seconds(2)
+        while lifecycle != .stopped, zip(sightingsTaken, delivered).contains(where: { $0 < $1 }), clock.now() < taken {
+            try? await clock.sleep(until: clock.now() + .milliseconds(5))
+        }
         let limit = clock.now().adding(nanoseconds: manager.timing.handshakeLifetime)
         while clock.now() < limit {
             let pending = candidates.keys.contains { manager.isKnown($0) && !manager.isEstablished(with: $0) }
