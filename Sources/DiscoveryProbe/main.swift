@@ -20,7 +20,9 @@
 // `--lan-default` runs on the LAN default, followed as interfaces come and go, like a
 // daemon without --interface: it multicasts on the host's real interfaces, so run it only
 // inside a network namespace of your own (MACHINE.md's network rule). It must be asked for.
-// Runs for S seconds (default 5, at most 120) and exits by itself.
+// Runs for S seconds (default 5, at most 120) and exits by itself; SIGTERM ends the run
+// early the same way (the closing `interfaces` and `counters` lines are printed), so a test
+// can stop a probe once it has seen what it waited for.
 import Foundation
 import Sodium
 import Swarm
@@ -114,7 +116,12 @@ do {
     await discovery.join(topic, announce: !flags.contains("--lookup-only"), lookup: !flags.contains("--announce-only"))
     await discovery.flushed(topic)
     say("flushed")
-    try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+    let run = Task { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
+    signal(SIGTERM, SIG_IGN)
+    let terminated = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+    terminated.setEventHandler { run.cancel() }
+    terminated.resume()
+    await run.value
     watcher.cancel()
     await watcher.value
     let c = await discovery.counters

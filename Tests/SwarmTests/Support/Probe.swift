@@ -51,3 +51,91 @@ enum Probe {
         }
     }
 }
+
+/// A probe that runs while the test watches its output: each line as it comes, with when it
+/// came, so a test waits for what it needs (with a deadline) instead of sleeping a fixed time,
+/// and stops the probe once it has it (SIGTERM: the probe prints its closing lines and exits).
+final class LiveProbe: @unchecked Sendable {
+    private let process = Process()
+    private let lock = NSLock()
+    private var received: [(line: String, at: ContinuousClock.Instant)] = []
+    private var ended = false
+
+    /// Starts `command` (argv, the executable first). Give the probe a `--seconds` longer than
+    /// the test needs: it is the bound should the test never stop it.
+    init(_ command: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let handle = out.fileHandleForReading
+        Thread { [self] in
+            var partial = Data()
+            while true {
+                let data = handle.availableData
+                let now = ContinuousClock.now
+                if data.isEmpty { break }
+                partial.append(data)
+                while let newline = partial.firstIndex(of: 0x0A) {
+                    let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+                    lock.withLock { received.append((line, now)) }
+                    partial = Data(partial[(newline + 1)...])
+                }
+            }
+            let rest = String(decoding: partial, as: UTF8.self)
+            lock.withLock {
+                if !rest.isEmpty { received.append((rest, ContinuousClock.now)) }
+                ended = true
+            }
+        }.start()
+    }
+
+    /// Every line so far.
+    var lines: [String] { lock.withLock { received.map(\.line) } }
+
+    /// When the first line `matching` came, if one has.
+    func when(_ matching: (String) -> Bool) -> ContinuousClock.Instant? {
+        lock.withLock { received.first { matching($0.line) }?.at }
+    }
+
+    /// How many lines have come so far: `waitFor(after:)` looks only at those that come later.
+    var count: Int { lock.withLock { received.count } }
+
+    /// Waits until a line `matching` has come (after the first `after` lines); false if none
+    /// came within `timeout` (or the probe ended without it).
+    @discardableResult
+    func waitFor(after skipped: Int = 0, within timeout: Duration, _ matching: @escaping (String) -> Bool) async -> Bool {
+        await waitUntil(within: timeout) { self.lock.withLock { self.received.dropFirst(skipped).contains { matching($0.line) } } }
+    }
+
+    /// Waits until `condition` holds (looked at every 50 ms); false if it did not within
+    /// `timeout`, or the probe ended and it still does not.
+    @discardableResult
+    func waitUntil(within timeout: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            if lock.withLock({ ended }) { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
+    /// Stops the probe (SIGTERM) and returns all it printed, its closing lines included;
+    /// killed if it has not exited within 5 s.
+    func finish() async -> Probe.Output {
+        if process.isRunning { process.terminate() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while !lock.withLock({ ended }), ContinuousClock.now < deadline + .seconds(1) { try? await Task.sleep(for: .milliseconds(20)) }
+        return Probe.Output(lines)
+    }
+
+    /// Kills the probe if it still runs (a test that failed before `finish`).
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
