@@ -71,6 +71,11 @@ public struct InterfaceSpec: Hashable, Sendable, CustomStringConvertible {
         /// has none.
         public var ipv6LinkLocal: Endpoint.Address?
 
+        /// Whether IPv6 discovery may run here at some time, if not now: an interface given
+        /// by name that is not loopback. It runs while `ipv6Capable`, which changes when IPv6
+        /// is switched on or off there (or the MULTICAST flag set); LAN discovery follows it.
+        public var mayRunIPv6: Bool { !spec.isAddress && !isLoopback }
+
         /// `ipv4` as bytes in network order, for the socket options.
         var ipv4Bytes: [UInt8]? { ipv4.map { Endpoint(address: $0, port: 0).addressBytes } }
     }

@@ -27,10 +27,20 @@ import Darwin
 ///
 /// A multicast socket needs its interface's address of its family (IPv4, or an IPv6
 /// link-local one). An interface given by name that exists but lacks it — down, waiting for
-/// a DHCP lease, a link-local address not there yet — is no error: that socket waits, the
-/// interface is looked up again every second (off the loop), and the socket opens when the
-/// address appears, with a query and an announcement at once (`LANDiscoveryMachine.restate`).
-/// A socket that closes under us is opened again the same way (`SocketPlan`).
+/// a DHCP lease, a link-local address not there yet or still tentative — is no error: that
+/// socket waits, and opens when the address appears, with a query and an announcement at
+/// once (`LANDiscoveryMachine.restate`). A socket that closes under us is opened again the
+/// same way (`SocketPlan`).
+///
+/// The interfaces are looked at again every second (off the loop), given ones as the LAN
+/// default (below), and followed: a socket whose own address changed or went — a new DHCP
+/// address, an IPv6 link-local address gone or replaced, a new interface index (removed and
+/// back), the interface down or removed — is closed and opened again on what the interface
+/// has now, at once or when the address comes back, and greets as a late socket does; IPv6
+/// discovery comes and goes with IPv6 on the interface (switched on or off). A given
+/// interface that disappears keeps its entry and waits, with no error and nothing retried
+/// until it is back. Nothing changes for an interface that stays as it was. (Loopback given
+/// as 127.0.0.1 is not looked at: it cannot change.)
 ///
 /// Instead of given interfaces, discovery can follow the LAN default
 /// (`Configuration.lanDefault`, what the daemon runs on when no interface is named): the
@@ -38,9 +48,9 @@ import Darwin
 /// (`NetworkInterface.lanDefault`), looked at again every second. One that joins that set —
 /// Wi-Fi coming up after the daemon started, a new veth, a lease on a link that had none — is
 /// taken up as a late socket is: its sockets open and greet at once. One that leaves it is
-/// dropped quietly (its sockets closed) and taken up again when it returns; one whose IPv4
-/// address or index changes has its sockets opened again on what it has now. With none yet,
-/// discovery runs all the same and waits (`DiscoveryInterface.anyLANWaiting`).
+/// dropped quietly (its sockets closed) and taken up again when it returns; one that stays is
+/// followed as a given interface is. With none yet, discovery runs all the same and waits
+/// (`DiscoveryInterface.anyLANWaiting`).
 ///
 /// Both families carry the same datagrams: every query and announcement goes out on every
 /// socket, and a peer on a dual-stack LAN is seen twice, once per family, each sighting with
@@ -104,7 +114,8 @@ public final class LANDiscovery: DiscoverySource {
         /// that failed (it is retried every 5 s at most).
         public var socketReopenFailures: Int = 0
         /// Sockets opened after start because their interface got the address they need
-        /// then (or got it back after losing it, or, on the LAN default, a new one).
+        /// then — or got it back after losing it, got a new one, had IPv6 switched on, came
+        /// back after it was removed, or, on the LAN default, was taken up.
         public var socketsOpenedLate: Int = 0
         /// Interfaces of the LAN default taken up after start (`followsLANDefault`).
         public var interfacesTakenUp: Int = 0
@@ -193,9 +204,10 @@ public final class LANDiscovery: DiscoverySource {
             }
             // The unicast socket listens where peers can reach us: the interface's own address
             // when there is one interface given by its IPv4 address, every address otherwise
-            // (of both families when IPv6 discovery runs or waits for an address).
-            // Following the LAN default, any interface may come with IPv6 later.
-            let dualStack = follows ? ipv6Runs : multicast.contains { $0.plan.family == "IPv6" }
+            // (of both families when IPv6 discovery may run on some interface, now or later:
+            // one given by name may get IPv6, switched on or multicast-capable after start;
+            // following the LAN default, any interface may come with IPv6).
+            let dualStack = ipv6Runs && (follows || interfaces.contains(where: \.mayRunIPv6))
             let unicastBind: Endpoint
             if dualStack {
                 unicastBind = Endpoint(address: Endpoint.ipv6Unspecified, port: 0)
@@ -216,13 +228,14 @@ public final class LANDiscovery: DiscoverySource {
             // Reopened, the unicast socket must keep its port: queries advertise it.
             let unicastPlan = SocketPlan.unicast(Endpoint(address: unicastBind.address, port: reply.port))
             let sockets = [Core.Socket(plan: unicastPlan, channel: unicast)] + multicast
-            let names = interfaces.map(\.name)
+            let given = interfaces.map { (name: $0.name, spec: $0.spec) }
             let refused = ipv6Refused
-            let follow = follows ? Core.Follow(
+            let groups = Core.Groups(
                 group4: Endpoint(address: configuration.group, port: configuration.port),
-                group6: ipv6Runs ? Endpoint(address: configuration.ipv6Group, port: configuration.port) : nil) : nil
+                group6: ipv6Runs ? Endpoint(address: configuration.ipv6Group, port: configuration.port) : nil)
             try await loop.submit {
-                core.attach(machine: machine, sockets: sockets, interfaces: names, ipv6Refused: refused, follow: follow)
+                core.attach(machine: machine, sockets: sockets, interfaces: given, ipv6Refused: refused, groups: groups,
+                            followsLANDefault: follows)
             }.get()
             return LANDiscovery(sightings: stream, replyEndpoint: reply, peer: peer, core: core)
         } catch {
@@ -367,13 +380,23 @@ public final class LANDiscovery: DiscoverySource {
         /// The same socket for the interface as it is now: a named interface may have a new
         /// IPv4 address (DHCP), a new index (unplugged and back), or an address it lacked.
         /// One that cannot be looked up any more (gone) keeps its name and index and has no
-        /// address: the socket waits until it is back.
+        /// address (`lost`): the socket waits until it is back.
         func refreshed() -> SocketPlan {
             switch self {
             case .unicast:
                 return self
             case let .multicast4(interface, _), let .multicast6(interface, _):
                 if let now = try? interface.spec.resolve() { return on(now) }
+                return lost()
+            }
+        }
+
+        /// The same socket for its interface gone: same name and index, no address.
+        func lost() -> SocketPlan {
+            switch self {
+            case .unicast:
+                return self
+            case let .multicast4(interface, _), let .multicast6(interface, _):
                 var gone = interface
                 gone.ipv4 = nil
                 gone.ipv6LinkLocal = nil
@@ -393,13 +416,19 @@ public final class LANDiscovery: DiscoverySource {
             }
         }
 
-        /// Whether an open socket of this plan no longer fits its interface as `now` has it:
-        /// IPv4 membership and sending go by the interface's address, IPv6 by its index.
-        func isStale(for now: InterfaceSpec.Resolved) -> Bool {
-            switch self {
-            case .unicast: false
-            case let .multicast4(was, _): was.ipv4 != now.ipv4 || was.index != now.index
-            case let .multicast6(was, _): was.index != now.index
+        /// Whether a socket opened by this plan no longer fits its interface as `fresh` (the
+        /// same plan, looked up again) has it: IPv4 membership and sending go by the
+        /// interface's address, IPv6 ones by its index; and a socket whose address went or
+        /// changed must greet from the new one (peers know us by the address we send from).
+        /// What else changes on the interface (the other family's address) leaves it alone.
+        func isStale(for fresh: SocketPlan) -> Bool {
+            switch (self, fresh) {
+            case let (.multicast4(was, _), .multicast4(now, _)):
+                was.ipv4 != now.ipv4 || was.index != now.index
+            case let (.multicast6(was, _), .multicast6(now, _)):
+                was.ipv6LinkLocal != now.ipv6LinkLocal || was.index != now.index
+            default:
+                false
             }
         }
 

@@ -23,15 +23,18 @@ extension LANDiscovery {
             var channel: Channel?
             /// The slot of its interface (`Interface.slot`); nil for the unicast socket.
             var interface: Int?
-            /// Its interface has no address of its family (at the last look): it is looked up
-            /// again every `lookInterval`, and sends leave it out. Also set while a socket of
-            /// an interface of the LAN default opens (taken up, or moved to a new address).
+            /// Its interface has no address of its family (at the last look): the look every
+            /// `lookInterval` opens it once it has, and sends leave it out. Also set while a
+            /// socket opens that waited, was just added, or is moved to a new address.
             var waiting = false
             /// It has waited for that address and not been open since: when it opens, it
             /// counts as opened late and restates everything joined.
             var late = false
+            /// An open of it is scheduled or under way (`open`), or waits out a pause after a
+            /// failed one: the look leaves it to that.
+            var opening = false
             /// Stable for the socket's life: its timers and callbacks find it by this, since
-            /// sockets come and go with the interfaces of the LAN default.
+            /// sockets come and go with interfaces (and with IPv6 on them).
             var id = 0
         }
 
@@ -41,17 +44,20 @@ extension LANDiscovery {
             var slot: Int
             /// As the kernel names it.
             var name: String
+            /// How the look finds it again: as given, or by its name on the LAN default.
+            var spec: InterfaceSpec
         }
 
-        /// What following the LAN default needs to take up an interface that comes: the
-        /// groups (the IPv6 one nil when IPv6 discovery does not run).
-        struct Follow: Sendable {
+        /// The groups, for the sockets an interface comes to need after start (an interface
+        /// taken up from the LAN default, IPv6 switched on where it was off); the IPv6 one nil
+        /// when IPv6 discovery does not run.
+        struct Groups: Sendable {
             var group4: Endpoint
             var group6: Endpoint?
         }
 
-        /// How often an interface is looked up again while a socket waits for its address,
-        /// and how often the LAN default is looked at again when discovery follows it.
+        /// How often the interfaces are looked at again: the LAN default when discovery
+        /// follows it, the given interfaces otherwise.
         static let lookInterval: TimeAmount = .seconds(1)
 
         /// Every socket; the first is the unicast one.
@@ -59,8 +65,9 @@ extension LANDiscovery {
         /// The interfaces, in the order they are shown: the configuration's, or those of the
         /// LAN default now, by name.
         private var interfaceList: [Interface] = []
-        /// Set when discovery follows the LAN default rather than fixed interfaces.
-        private var follow: Follow?
+        private var groups = Groups(group4: DiscoveryGroup.ipv4, group6: nil)
+        /// Discovery follows the LAN default rather than given interfaces.
+        private var followsLANDefault = false
         private var nextSlot = 0
         private var nextSocketID = 0
         private(set) var ipv6Refused: [String: String] = [:]
@@ -89,24 +96,27 @@ extension LANDiscovery {
             self.continuation = continuation
         }
 
-        /// Takes over the sockets: watches the open ones, and starts looking for the address
-        /// of those that wait (or opening again those that failed). With `follow`, looks at
-        /// the LAN default again every `lookInterval` from now on.
-        func attach(machine: LANDiscoveryMachine, sockets: [Socket], interfaces names: [String], ipv6Refused: [String: String],
-                    follow: Follow? = nil) {
+        /// Takes over the sockets: watches the open ones, and from `lookInterval` on looks at
+        /// the interfaces again every `lookInterval` (`lookAgain`), which opens those that
+        /// wait once their address is there (or those that failed to open at start). With
+        /// `followsLANDefault`, the interfaces are the LAN default as it is at each look.
+        func attach(machine: LANDiscoveryMachine, sockets: [Socket], interfaces: [(name: String, spec: InterfaceSpec)],
+                    ipv6Refused: [String: String], groups: Groups, followsLANDefault: Bool = false) {
             loop.preconditionInEventLoop()
             self.machine = machine
             self.sockets = sockets
             for i in self.sockets.indices { self.sockets[i].id = i }
             nextSocketID = sockets.count
-            interfaceList = names.enumerated().map { Interface(slot: $0.offset, name: $0.element) }
-            nextSlot = names.count
+            interfaceList = interfaces.enumerated().map { Interface(slot: $0.offset, name: $0.element.name, spec: $0.element.spec) }
+            nextSlot = interfaces.count
             self.ipv6Refused = ipv6Refused
-            self.follow = follow
+            self.groups = groups
+            self.followsLANDefault = followsLANDefault
             for socket in self.sockets {
-                if let channel = socket.channel { watch(socket.id, channel) } else { open(socket.id, after: Self.lookInterval) }
+                if let channel = socket.channel { watch(socket.id, channel) }
             }
-            if follow != nil { lookAgain(after: Self.lookInterval) }
+            // Loopback given as 127.0.0.1 is always there as it is: nothing to look at.
+            if followsLANDefault || !interfaceList.allSatisfy({ $0.spec == .loopback }) { lookAgain(after: Self.lookInterval) }
         }
 
         /// Where socket `id` is in `sockets` now; nil once it is gone.
@@ -129,15 +139,17 @@ extension LANDiscovery {
         }
 
         /// Opens socket `id` after `pause` on its interface as it is then, looked up again
-        /// off the loop (`getifaddrs`): a socket that closed under us, one that waits for
-        /// its interface's address, or one of an interface of the LAN default just taken up.
-        /// Without that address it waits: looked up again every `lookInterval`, which is no
-        /// failure. An open that fails is counted and tried again after twice the pause (at
-        /// most 5 s). Sends meanwhile are dropped — counted as errors, except through a
-        /// socket that waits — and announcements repeat. A socket that opens after waiting
-        /// sends a query and an announcement at once. A socket removed meanwhile (its
-        /// interface left the LAN default) is not opened.
+        /// off the loop (`getifaddrs`): a socket that closed under us (or that the look closed
+        /// because its interface changed), or one whose interface has the address it waited
+        /// for. Without that address it waits, which is no failure: the next look that finds
+        /// the address opens it. An open that fails is counted and tried again after twice the
+        /// pause (at most 5 s). Sends meanwhile are dropped — counted as errors, except through
+        /// a socket that waits — and announcements repeat. A socket that opens after waiting
+        /// sends a query and an announcement at once. A socket removed meanwhile (its interface
+        /// left the LAN default, or IPv6 was switched off there) is not opened.
         private func open(_ id: Int, after pause: TimeAmount) {
+            guard let i = position(id) else { return }
+            sockets[i].opening = true
             loop.scheduleTask(in: pause) { [self] in
                 guard !closed, let i = position(id) else { return }
                 let plan = sockets[i].plan
@@ -151,7 +163,7 @@ extension LANDiscovery {
                         defer { notifyAddresses() }
                         guard fresh.isReady else {
                             sockets[index].late = true
-                            open(id, after: Self.lookInterval)
+                            sockets[index].opening = false
                             return
                         }
                         guard let channel else {
@@ -159,6 +171,7 @@ extension LANDiscovery {
                             open(id, after: min(max(pause, .milliseconds(50)) * 2, .seconds(5)))
                             return
                         }
+                        sockets[index].opening = false
                         sockets[index].channel = channel
                         watch(id, channel)
                         if sockets[index].late {
@@ -183,21 +196,34 @@ extension LANDiscovery {
             rearm()
         }
 
-        // MARK: Following the LAN default
+        // MARK: Following the interfaces
 
-        /// Looks at the LAN default again after `pause` (off the loop: `getifaddrs`), takes up
-        /// what came, drops what went, and looks again every `lookInterval`.
+        /// Looks at the interfaces again after `pause` (off the loop: `getifaddrs`), follows
+        /// what changed (`track` on the LAN default, `refresh` on each given interface), and
+        /// looks again every `lookInterval`.
         private func lookAgain(after pause: TimeAmount) {
             loop.scheduleTask(in: pause) { [self] in
                 guard !closed else { return }
+                let follows = followsLANDefault
+                let given = follows ? [] : interfaceList.map { (slot: $0.slot, spec: $0.spec) }
                 Task { [self] in
                     let all = NetworkInterface.all()
-                    let wanted = NetworkInterface.lanDefault(among: all).compactMap { try? InterfaceSpec.named($0.name).resolve(among: all) }
+                    let wanted = follows
+                        ? NetworkInterface.lanDefault(among: all).compactMap { try? InterfaceSpec.named($0.name).resolve(among: all) } : []
+                    // A given interface that cannot be found (removed) is nil: its sockets wait.
+                    let found = given.map { (slot: $0.slot, now: try? $0.spec.resolve(among: all)) }
                     loop.execute { [self] in
                         guard !closed else { return }
                         // An empty list is the kernel not answering (even `lo` is missing), not
                         // every interface gone: keep what runs.
-                        if !all.isEmpty { track(wanted) }
+                        if !all.isEmpty {
+                            if follows {
+                                track(wanted)
+                            } else {
+                                for (slot, now) in found { refresh(slot, to: now) }
+                            }
+                            notifyAddresses()
+                        }
                         lookAgain(after: Self.lookInterval)
                     }
                 }
@@ -208,11 +234,10 @@ extension LANDiscovery {
         /// left it (down, its IPv4 address gone, removed) is dropped quietly: its sockets
         /// close, nothing is counted as an error. One that joined it is taken up: its sockets
         /// open (IPv6 too where it has, or gets, a link-local address) and send a query and
-        /// an announcement at once. One whose IPv4 address or index changed has its sockets
-        /// opened again on what it has now, and greets the same way.
+        /// an announcement at once. One that stays is followed as a given interface is
+        /// (`refresh`).
         private func track(_ wanted: [InterfaceSpec.Resolved]) {
             loop.preconditionInEventLoop()
-            guard let follow else { return }
             let names = Set(wanted.map(\.name))
             for gone in interfaceList where !names.contains(gone.name) {
                 for socket in sockets where socket.interface == gone.slot { socket.channel?.close(promise: nil) }
@@ -222,35 +247,71 @@ extension LANDiscovery {
             }
             interfaceList.removeAll { !names.contains($0.name) }
             for interface in wanted {
+                let slot: Int
                 if let known = interfaceList.first(where: { $0.name == interface.name }) {
-                    for i in sockets.indices where sockets[i].interface == known.slot && sockets[i].plan.isStale(for: interface) {
-                        sockets[i].plan = sockets[i].plan.on(interface)
-                        // Open: close it, and `watch` opens it again on the new address. Not
-                        // open: its own lookups (every second) will find the new address.
-                        guard let channel = sockets[i].channel else { continue }
-                        sockets[i].waiting = true
-                        sockets[i].late = true
-                        channel.close(promise: nil)
-                    }
-                    continue
+                    slot = known.slot
+                } else {
+                    slot = nextSlot
+                    nextSlot += 1
+                    let at = interfaceList.firstIndex { $0.name > interface.name } ?? interfaceList.endIndex
+                    interfaceList.insert(Interface(slot: slot, name: interface.name, spec: interface.spec), at: at)
+                    add(.multicast4(interface, group: groups.group4), to: slot)
+                    interfacesTakenUp += 1
                 }
-                let slot = nextSlot
-                nextSlot += 1
-                let at = interfaceList.firstIndex { $0.name > interface.name } ?? interfaceList.endIndex
-                interfaceList.insert(Interface(slot: slot, name: interface.name), at: at)
-                var plans = [SocketPlan.multicast4(interface, group: follow.group4)]
-                if let group6 = follow.group6, interface.ipv6Capable {
-                    plans.append(.multicast6(interface, group: Endpoint(address: group6.address, port: group6.port, scopeID: interface.index)))
-                }
-                for plan in plans {
-                    let id = nextSocketID
-                    nextSocketID += 1
-                    sockets.append(Socket(plan: plan, interface: slot, waiting: true, late: true, id: id))
-                    open(id, after: .zero)
-                }
-                interfacesTakenUp += 1
+                refresh(slot, to: interface)
             }
-            notifyAddresses()
+        }
+
+        /// Brings the sockets of interface `slot` in line with the interface as the look found
+        /// it, `now` (nil: a given interface that cannot be found, removed for now):
+        /// * IPv6 discovery comes and goes with IPv6 on the interface (`ipv6Capable`: IPv6
+        ///   switched on or off, the MULTICAST flag): its socket is added, to open when the
+        ///   link-local address is usable, or removed quietly. Not where it was refused at start.
+        /// * An open socket whose address is gone or changed (a new IPv4 address, a new or lost
+        ///   IPv6 link-local one, a new index: the interface removed and back, down) is closed;
+        ///   it opens again on what the interface has now — at once, or when the address comes
+        ///   — and then sends a query and an announcement at once.
+        /// * A socket that waits opens once its address is there.
+        /// Nothing else changes: a socket whose interface is as it was is left alone.
+        private func refresh(_ slot: Int, to now: InterfaceSpec.Resolved?) {
+            loop.preconditionInEventLoop()
+            guard let at = interfaceList.firstIndex(where: { $0.slot == slot }) else { return }
+            if let now {
+                interfaceList[at].name = now.name
+                let name = interfaceList[at].name
+                let hasIPv6 = sockets.contains { $0.interface == slot && $0.plan.family == "IPv6" }
+                if let group6 = groups.group6, now.ipv6Capable, !hasIPv6, ipv6Refused[name] == nil {
+                    add(.multicast6(now, group: Endpoint(address: group6.address, port: group6.port, scopeID: now.index)), to: slot)
+                } else if !now.ipv6Capable, hasIPv6 {
+                    for socket in sockets where socket.interface == slot && socket.plan.family == "IPv6" { socket.channel?.close(promise: nil) }
+                    sockets.removeAll { $0.interface == slot && $0.plan.family == "IPv6" }
+                }
+            }
+            for i in sockets.indices where sockets[i].interface == slot {
+                let fresh = now.map { sockets[i].plan.on($0) } ?? sockets[i].plan.lost()
+                if let channel = sockets[i].channel {
+                    let stale = sockets[i].plan.isStale(for: fresh)
+                    sockets[i].plan = fresh
+                    guard stale else { continue }
+                    // `watch` opens it again, on the interface as it is then.
+                    sockets[i].waiting = true
+                    sockets[i].late = true
+                    channel.close(promise: nil)
+                } else if !sockets[i].opening {
+                    sockets[i].plan = fresh
+                    sockets[i].waiting = true
+                    if fresh.isReady { open(sockets[i].id, after: .zero) }
+                }
+            }
+        }
+
+        /// A socket of `plan` for interface `slot`, waiting to be opened (`refresh` opens it),
+        /// after the interface's other sockets (IPv4 before IPv6).
+        private func add(_ plan: SocketPlan, to slot: Int) {
+            let id = nextSocketID
+            nextSocketID += 1
+            let at = sockets.lastIndex { $0.interface == slot }.map { $0 + 1 } ?? sockets.endIndex
+            sockets.insert(Socket(plan: plan, interface: slot, waiting: true, late: true, id: id), at: at)
         }
 
         // MARK: The addresses discovery runs on
@@ -411,7 +472,7 @@ extension LANDiscovery {
         /// LAN default while it is empty: one entry, `DiscoveryInterface.anyLANWaiting`.
         var interfaces: [DiscoveryInterface] {
             loop.preconditionInEventLoop()
-            if follow != nil && interfaceList.isEmpty { return [DiscoveryInterface.anyLANWaiting] }
+            if followsLANDefault && interfaceList.isEmpty { return [DiscoveryInterface.anyLANWaiting] }
             return interfaceList.map { interface in
                 let own = sockets.filter { $0.interface == interface.slot }
                 return DiscoveryInterface(name: interface.name, families: own.filter { $0.channel != nil }.compactMap(\.plan.family),

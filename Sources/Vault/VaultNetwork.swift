@@ -125,13 +125,15 @@ public final class VaultNetwork: Sendable {
             }
             specs.append(spec)
         }
-        // IPv6 wherever discovery may run it, now or once a link-local address appears — on
-        // the LAN default, whatever interface comes: one dual-stack socket on every address
-        // of both families, so the session port discovery announces is reachable on both.
+        // IPv6 wherever discovery may run it, now or later — a named interface (not `lo`)
+        // whose link-local address appears, or whose IPv6 is switched on, after start; on the
+        // LAN default, whatever interface comes: one dual-stack socket on every address of
+        // both families, so the session port discovery announces is reachable on both.
+        // Discovery runs IPv6 exactly then (never announcing a port nothing serves over IPv6).
         // Otherwise one interface given by its address: bind the session socket there
         // (loopback stays loopback); a named one or several: every address, so each LAN
         // reaches us and a new address (DHCP) does not strand the socket.
-        let ipv6 = options.ipv6 && NetworkInterface.ipv6Supported && (follows || resolved.contains(where: \.ipv6Capable))
+        let ipv6 = options.ipv6 && NetworkInterface.ipv6Supported && (follows || resolved.contains(where: \.mayRunIPv6))
         let bind: Endpoint.Address
         if ipv6 {
             bind = Endpoint.ipv6Unspecified
@@ -147,7 +149,7 @@ public final class VaultNetwork: Sendable {
             do {
                 var configuration = follows ? LANDiscovery.Configuration.lanDefault(port: options.discoveryPort)
                     : LANDiscovery.Configuration(interfaces: specs, port: options.discoveryPort)
-                configuration.ipv6 = options.ipv6
+                configuration.ipv6 = ipv6
                 discovery = try await LANDiscovery.start(peer: peer, sessionPort: transport.localEndpoint.port, configuration: configuration)
             } catch {
                 await transport.close()

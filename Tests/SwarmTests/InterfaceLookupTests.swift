@@ -76,4 +76,40 @@ struct InterfaceLookupTests {
         #expect(resolvedTunnel.ipv4 != nil && !resolvedTunnel.ipv6Capable && resolvedTunnel.ipv6LinkLocal == nil)
         #expect(NetworkInterface.lanDefault(among: [tunnel, bare, Self.eth]).map(\.name) == ["eth7"])
     }
+
+    /// What the look every second reopens (PROTOCOL.md §6.1): a socket whose own address or
+    /// interface index changed or went — IPv4 by the interface's first IPv4 address, IPv6 by
+    /// its usable link-local address — and nothing for a change of the other family's.
+    @Test func aSocketIsStaleOnlyWhenItsOwnAddressOrIndexChanged() throws {
+        func eth7(_ change: (inout NetworkInterface) -> Void = { _ in }) throws -> InterfaceSpec.Resolved {
+            var eth = Self.eth
+            change(&eth)
+            return try InterfaceSpec.named("eth7").resolve(among: [eth])
+        }
+        let was = try eth7()
+        let v4 = LANDiscovery.SocketPlan.multicast4(was, group: DiscoveryGroup.ipv4)
+        let v6 = LANDiscovery.SocketPlan.multicast6(was, group: Endpoint(address: DiscoveryGroup.ipv6.address, port: DiscoveryGroup.port, scopeID: 7))
+        func stale(_ now: InterfaceSpec.Resolved) -> (ipv4: Bool, ipv6: Bool) { (v4.isStale(for: v4.on(now)), v6.isStale(for: v6.on(now))) }
+
+        #expect(stale(was) == (false, false), "unchanged: no churn")
+        #expect(stale(try eth7 { $0.ipv4Addresses = [.v4(10, 1, 2, 4)] }) == (true, false), "a new IPv4 address (DHCP)")
+        #expect(stale(try eth7 { $0.ipv4Addresses = [] }) == (true, false), "its IPv4 address gone")
+        #expect(stale(try eth7 { $0.ipv4Addresses.append(.v4(10, 1, 2, 9)) }) == (false, false), "a second IPv4 address")
+        #expect(stale(try eth7 { $0.ipv6LinkLocal = nil }) == (false, true), "its link-local address gone")
+        #expect(stale(try eth7 { $0.ipv6LinkLocal = Endpoint("fe80::8", defaultPort: 0)!.address }) == (false, true), "a new link-local address")
+        #expect(stale(try eth7 { $0.isUp = false }) == (true, true), "down")
+        let back = try eth7 { $0.index = 9 }
+        #expect(stale(back) == (true, true), "removed and back: a new index")
+        if case let .multicast6(_, group) = v6.on(back) { #expect(group.scopeID == 9, "the IPv6 group is scoped to the new index") }
+        // Gone (a named interface that cannot be found): both wait, with nothing to open on.
+        #expect(v4.isStale(for: v4.lost()) && v6.isStale(for: v6.lost()) && !v4.lost().isReady && !v6.lost().isReady)
+
+        // IPv6 may come later to an interface given by name (not to loopback, nor to one given
+        // by its IPv4 address), whatever it has now.
+        let notMulticast = try eth7 { $0.isMulticast = false }
+        let loopback = try InterfaceSpec.loopback.resolve(among: [])
+        let byAddress = try InterfaceSpec.address(.v4(10, 1, 2, 3)).resolve(among: [Self.eth])
+        #expect(was.mayRunIPv6 && notMulticast.mayRunIPv6 && !notMulticast.ipv6Capable)
+        #expect(!loopback.mayRunIPv6 && !byAddress.mayRunIPv6)
+    }
 }

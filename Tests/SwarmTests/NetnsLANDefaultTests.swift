@@ -28,6 +28,18 @@ struct NetnsLANDefaultTests {
         ] + extra), timeout: seconds + 10))
     }
 
+    /// A probe on host `host`'s LAN default that the test watches as it runs (`LiveProbe`),
+    /// announcements a minute apart, stopped by the test (30 s at most).
+    static func live(_ bed: String, host: Int, port: Int, topic: String) throws -> LiveProbe {
+        guard let probe = Probe.binary else {
+            throw Netns.Failure(description: "discovery-probe not built: run `swift build` (Tools/test builds it)")
+        }
+        return try LiveProbe(Netns.inHost(bed, host, [
+            probe.path, "--lan-default", "--port", "\(port)", "--topic", topic, "--seconds", "30",
+            "--announce-interval", "60000", "--session-port", "\(42_000 + host)",
+        ]))
+    }
+
     /// When (ms after its join) `output`'s probe first saw `peer` at an endpoint starting with `prefix`.
     static func seen(_ output: Probe.Output, _ peer: String?, at prefix: String) -> Double? {
         output.lines.first { $0.hasPrefix("sighting \(peer ?? "?") \(prefix)") }
@@ -140,5 +152,72 @@ struct NetnsLANDefaultTests {
                 "moved by the look at the LAN default, not by a failed send: \(lines)")
         #expect(first.lines.last { $0.hasPrefix("interfaces ") } == "interfaces eth0", "\(lines)")
         #expect(Self.counters(first).contains(" sendErrors=0 "), "\(lines)")
+    }
+
+    /// Review 10: an interface of the LAN default taken up with IPv4 alone got no IPv6
+    /// socket when its link-local address came later; only leaving the LAN default and coming
+    /// back gave it one. Here host 1's eth0 has IPv6 switched off when the probes start, and
+    /// switched on once their first lookup round is over, with duplicate address detection
+    /// on (two probes), so its new link-local address is tentative for about two seconds
+    /// before it can be used. The look every second follows it: the IPv6 socket opens within
+    /// about a second of the address becoming usable (not while it is tentative) and greets,
+    /// and the hosts find each other over IPv6, both ways. When the address goes, the socket
+    /// closes quietly and waits; with IPv6 switched off again, nothing waits for it.
+    @Test func ipv6ThatComesAfterTheTakeUpIsFollowed() async throws {
+        let bed = Netns.bedName("ld6late")
+        let topic = SecureRandom.bytes(32).hexString
+        func ip6(_ command: [String]) throws -> String { try Netns.tool(["exec", bed, "1", "ip", "-6", "-o"] + command) }
+        let (first, second, linkLocal, delay, bothWays) = try await Netns.withBed(bed, hosts: 2) {
+            try Netns.tool(["exec", bed, "1", "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1",
+                            "net.ipv6.conf.eth0.accept_dad=1", "net.ipv6.conf.eth0.dad_transmits=2"])
+            let first = try Self.live(bed, host: 1, port: 31897, topic: topic)
+            let second = try Self.live(bed, host: 2, port: 31897, topic: topic)
+            defer { first.stop(); second.stop() }
+            let peer2 = { second.lines.first { $0.hasPrefix("peer ") }.map { String($0.dropFirst(5)) } ?? "?" }
+            let peer1 = { first.lines.first { $0.hasPrefix("peer ") }.map { String($0.dropFirst(5)) } ?? "?" }
+            // Host 1 runs IPv4 alone, and the hosts find each other over it.
+            for probe in [first, second] { await probe.waitFor(within: .seconds(8)) { $0 == "flushed" } }
+            await second.waitFor(within: .seconds(3)) { $0.hasPrefix("sighting \(peer1()) 10.77.0.1:42001 ") }
+            // After the first lookup round's last query (3 s after the join), so what finds
+            // host 1 over IPv6 is the greeting of its new socket.
+            for probe in [first, second] {
+                if let joined = probe.when({ $0.hasPrefix("interfaces ") }) { try await Task.sleep(until: joined + .milliseconds(3300)) }
+            }
+            try Netns.tool(["exec", bed, "1", "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"])
+            var usable: ContinuousClock.Instant?
+            let deadline = ContinuousClock.now + .seconds(6)
+            while usable == nil, ContinuousClock.now < deadline {
+                let shown = try ip6(["addr", "show", "dev", "eth0", "scope", "link"])
+                if shown.contains("fe80:"), !shown.contains("tentative") { usable = .now } else { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let linkLocal = try Netns.linkLocal(bed, host: 1)
+            let linkLocal2 = try Netns.linkLocal(bed, host: 2)
+            let running = await first.waitFor(within: .seconds(5)) { $0.hasPrefix("interfaces-now ") && $0.hasSuffix(" eth0 (IPv4+IPv6)") }
+            let seen = await second.waitFor(within: .seconds(3)) { $0.hasPrefix("sighting \(peer1()) [\(linkLocal)%") }
+            let saw = await first.waitFor(within: .seconds(3)) { $0.hasPrefix("sighting \(peer2()) [\(linkLocal2)%") }
+            // The address goes: the socket closes and waits. IPv6 switched off: nothing waits.
+            let before = first.count
+            _ = try ip6(["addr", "del", "\(linkLocal)/64", "dev", "eth0"])
+            await first.waitFor(after: before, within: .seconds(3)) { $0.hasPrefix("interfaces-now ") && $0.hasSuffix(" eth0 (IPv4; waiting for IPv6)") }
+            try Netns.tool(["exec", bed, "1", "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+            await first.waitUntil(within: .seconds(3)) { Self.changes(Probe.Output(first.lines)).last?.shown == "eth0" }
+            // From the address seen usable to the IPv6 socket seen open (each polled: ±0.1 s).
+            let opened = first.when { $0.hasPrefix("interfaces-now ") && $0.hasSuffix(" eth0 (IPv4+IPv6)") }
+            let delay = usable.flatMap { usable in opened.map { $0 - usable } }
+            return (await first.finish(), await second.finish(), linkLocal, delay, running && seen && saw)
+        }
+        let lines = "\(first.lines) / \(second.lines)"
+        #expect(first.lines.first { $0.hasPrefix("interfaces ") } == "interfaces eth0", "IPv6 switched off: IPv4 alone. \(lines)")
+        #expect(bothWays, "the hosts did not find each other over IPv6: \(lines)")
+        let shown = Self.changes(first).map(\.shown)
+        #expect(shown == ["eth0 (IPv4; waiting for IPv6)", "eth0 (IPv4+IPv6)", "eth0 (IPv4; waiting for IPv6)", "eth0"],
+                "waiting while the address is tentative, running, waiting once it went, IPv4 alone once IPv6 is off: \(lines)")
+        #expect(Self.counters(first).contains(" sendErrors=0 socketRestarts=0 socketReopenFailures=0 socketsOpenedLate=1 interfacesTakenUp=0 interfacesDropped=0"),
+                "one IPv6 socket opened late, nothing failed, eth0 never left the LAN default: \(lines)")
+        let opened = try #require(delay, "the link-local address never became usable, or the socket never opened: \(lines)")
+        #expect(opened > .milliseconds(-500), "the IPv6 socket opened while the address was tentative (\(opened) before it was usable)")
+        #expect(opened < .seconds(2), "the IPv6 socket opened \(opened) after the address became usable: \(lines)")
+        print("IPv6 switched on; its link-local address usable after DAD; the IPv6 socket open \(opened) later")
+        #expect(Self.seen(second, first.peer, at: "[\(linkLocal)%") != nil, "\(lines)")
     }
 }
