@@ -131,10 +131,15 @@ struct CLINamespaceTests {
             print("eth0 back → message sent while unplugged at the reader: \(ContinuousClock.now - back)")
             try await ana.ok(["send", task.id, "reply"])
             #expect(try await eventually { try await bob.texts(task.id) == ["first", "while unplugged", "reply"] })
-            let report = try JSONSerialization.jsonObject(with: Data(try await bob.ok(["inspect", "--json"]).utf8)) as? [String: Any]
-            let interfaces = report?["interfaces"] as? [[String: Any]]
-            #expect(interfaces?.count == 1 && interfaces?[0]["name"] as? String == "eth0"
-                    && interfaces?[0]["families"] as? [String] == ["IPv4", "IPv6"], "\(report ?? [:])")
+            // The message may come over the session before the once-a-second look takes eth0 up.
+            var report: [String: Any]?
+            let shown = try await eventually(.seconds(5)) {
+                report = try JSONSerialization.jsonObject(with: Data(try await bob.ok(["inspect", "--json"]).utf8)) as? [String: Any]
+                let interfaces = report?["interfaces"] as? [[String: Any]]
+                return interfaces?.count == 1 && interfaces?[0]["name"] as? String == "eth0"
+                    && interfaces?[0]["families"] as? [String] == ["IPv4", "IPv6"]
+            }
+            #expect(shown, "\(report ?? [:])")
             for m in [bob, ana] { await m.stop() }
         }
     }
