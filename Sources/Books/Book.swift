@@ -29,8 +29,11 @@ public final class Book: Sendable, CustomStringConvertible {
     private func state<T>(_ body: (BookStore.BookState) -> T) -> T {
         store.lock.lock()
         defer { store.lock.unlock() }
-        // A handle exists only for a book in the store's map, and books are never removed.
-        return body(store.states[id]!)
+        // A handle outlives a `BookStore.delete` of its book (a replication channel still
+        // running when a member leaves the task, §4.8): it reads as an empty book nobody
+        // writes, and its store calls throw `.unknownBook`.
+        return body(store.states[id] ?? BookStore.BookState(number: -1, id: id, name: nil, keyPair: nil, latest: nil,
+                                                             peaks: [], held: PageRanges(), forks: []))
     }
 
     /// The name (title) of the book in this store, if any.

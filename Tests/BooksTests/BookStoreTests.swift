@@ -170,6 +170,9 @@ import Testing
         #expect(try store.list().map(\.name) == ["kept"])
         #expect(throws: BooksError(.unknownBook, "")) { try a.get(0) }
         #expect(throws: BooksError(.unknownBook, "")) { try b.append([1]) }
+        // What a handle knows without the store (a replication channel still running when
+        // its member left the task): an empty book nobody writes — not a trap.
+        #expect(!a.isWritable && a.length == 0 && a.heldRanges().count == 0 && a.signedRoot == nil && a.forkProof == nil)
         #expect(try kept.get(49) == Array("page 49 of \(kept.id.hex.prefix(4))".utf8))
         store.close()
         #expect(try RawSQLite.integer(dir.path + "/books.sqlite", "SELECT count(*) FROM page") == 50)
