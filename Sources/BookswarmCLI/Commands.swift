@@ -249,7 +249,7 @@ struct SendCommand: AsyncParsableCommand {
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "log", abstract: "Print a task's messages from all its books, oldest first.")
+        commandName: "log", abstract: "Print a task's messages from all its books, oldest first, and when each member joined.")
     @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
     @Flag(help: "Keep printing new messages as they arrive.") var follow = false
     @OptionGroup var vault: VaultOptions
@@ -290,8 +290,15 @@ struct LogCommand: AsyncParsableCommand {
 
 /// Human-readable lines.
 enum Format {
+    /// A message: `[12:04:05] Ana (1d0f2a77): text`; a join: `[12:03:59] * Ana (1d0f2a77) joined`
+    /// (the `*` of the chat's other events, never a message's `name: ` form).
     static func line(_ entry: LogEntry, me: String) -> String {
-        "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
+        switch entry.kind {
+        case .chat:
+            return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
+        case .join:
+            return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) joined"
+        }
     }
 
     /// Text another person wrote, made safe to put on a terminal: control characters

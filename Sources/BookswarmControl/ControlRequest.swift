@@ -56,7 +56,8 @@ public struct NetworkStatus: Sendable {
 /// One line of a `follow` stream.
 public struct FollowItem: Codable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        /// A message, from history or new.
+        /// An entry of the log, from history or new: a message, or a member's join
+        /// (`entry.kind`).
         case message
         /// The history is complete; live events follow.
         case live

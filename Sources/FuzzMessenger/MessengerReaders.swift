@@ -112,7 +112,7 @@ enum MessengerReaders: FuzzTarget {
     // MARK: - The log
 
     /// Script: (book n, index, page bytes)*, the books being the pair's both ways and the
-    /// author's journal. The log holds one entry per (author, message id), in a total order.
+    /// author's journal. The log holds one entry per (kind, author, id), in a total order.
     static func log(_ script: FuzzInput) {
         var script = script
         var log = MessageLog()
@@ -129,7 +129,7 @@ enum MessengerReaders: FuzzTarget {
         let ordered = log.ordered(preferring: [books[2].hex])
         precondition(Set(ordered.map(\.key)).count == ordered.count, "a message twice in the log")
         for (a, b) in zip(ordered, ordered.dropFirst()) {
-            precondition(!((b.time, b.author, b.index, b.id) < (a.time, a.author, a.index, a.id)), "the log out of order")
+            precondition(LogEntry.precedes(a, b), "the log out of order (or two entries tie)")
         }
     }
 }

@@ -25,7 +25,7 @@ enum Seeds {
             ("chat", page(2, kind: .chat, data: Array("The roof leaks above the kitchen. Who can help?".utf8),
                           fields: ["id": "0123456789abcdef01234567"])),
             ("task", page(0, kind: .task, data: R.author.bytes + R.task.bytes, fields: ["title": "Fix the roof"])),
-            ("join", page(3, kind: .join, data: R.reader.bytes)),
+            ("join", page(3, kind: .join, data: R.author.bytes, fields: ["id": "89abcdef0123456789abcdef"])),
             ("unknown", page(4, kind: .unknown(300), data: [1, 2, 3], fields: ["a": "1", "b": "2"])),
         ]
         if let copy = genuineCopy() {

@@ -2,14 +2,26 @@ import Books
 import Sodium
 import Swarm
 
-/// One chat message as the log shows it.
+/// One entry of a task's log: a chat message, or a member's join (PROTOCOL.md §10.3).
 public struct LogEntry: Codable, Hashable, Sendable {
+    /// What the entry records: the page type it was read from.
+    public enum Kind: String, Codable, Hashable, Sendable {
+        /// A `chat` page: `text` is the message.
+        case chat
+        /// A `join` page: the author joined the task (by its invite) at `time`; `text` is "".
+        case join
+
+        /// The page type (§10.2): the last key of the log's order.
+        var pageType: UInt64 { self == .chat ? 1 : 3 }
+    }
+
     /// Author's peer id (hex).
     public var author: String
     /// The author's message id (`meta.fields["id"]`), the same in every book it was written to.
     public var id: String
     /// Milliseconds since the Unix epoch, by the author's clock.
     public var time: UInt64
+    /// The message; "" for a join.
     public var text: String
     /// The book and index it was read from.
     public var book: String
@@ -17,8 +29,12 @@ public struct LogEntry: Codable, Hashable, Sendable {
     /// The author's display name as their newest `name` page held here says (their claim:
     /// show it with the peer id), or nil.
     public var name: String?
+    /// A message or a join. In JSON (§10.7) the key `kind` is written for a join only
+    /// (`"kind":"join"`): a chat entry's JSON is what it was before joins were written.
+    public var kind: Kind
 
-    public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil) {
+    public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil,
+                kind: Kind = .chat) {
         self.author = author
         self.id = id
         self.time = time
@@ -26,23 +42,61 @@ public struct LogEntry: Codable, Hashable, Sendable {
         self.book = book
         self.index = index
         self.name = name
+        self.kind = kind
     }
 
-    /// Identifies the message across books: one author, one id.
-    public var key: String { author + "/" + id }
+    /// Identifies the entry across books: one kind, one author, one id (a chat and a join
+    /// with the same id are two entries). The author is 64 hex digits, so no two keys run
+    /// into each other.
+    public var key: String { kind.rawValue + "/" + author + "/" + id }
+
+    /// The log's order (§10.3): time, author id, index of the copy kept, id, page type.
+    public static func precedes(_ a: LogEntry, _ b: LogEntry) -> Bool {
+        if (a.time, a.author, a.index, a.id) != (b.time, b.author, b.index, b.id) {
+            return (a.time, a.author, a.index, a.id) < (b.time, b.author, b.index, b.id)
+        }
+        return a.kind.pageType < b.kind.pageType
+    }
+
+    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        author = try c.decode(String.self, forKey: .author)
+        id = try c.decode(String.self, forKey: .id)
+        time = try c.decode(UInt64.self, forKey: .time)
+        text = try c.decode(String.self, forKey: .text)
+        book = try c.decode(String.self, forKey: .book)
+        index = try c.decode(UInt64.self, forKey: .index)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .chat
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(author, forKey: .author)
+        try c.encode(id, forKey: .id)
+        try c.encode(time, forKey: .time)
+        try c.encode(text, forKey: .text)
+        try c.encode(book, forKey: .book)
+        try c.encode(index, forKey: .index)
+        try c.encodeIfPresent(name, forKey: .name)
+        if kind != .chat { try c.encode(kind, forKey: .kind) }
+    }
 }
 
 /// Builds a task's log from the pages of all its books that a peer holds (flow 2).
 ///
-/// * Only `chat` pages count; each must name the book's author and the book itself in its
-///   head, or it is counted as malformed and left out (a book id is bound to its author by
-///   the session that announced it, and the author signed the page: a mismatch means a
-///   buggy or hostile writer, not a message).
-/// * A peer's own messages sit in its journal and in each of its pairwise books: they are
-///   deduplicated by (author, message id); the journal's copy wins, so every peer orders a
-///   given author's messages the same way.
-/// * Order: author's time, then author id, then index in the canonical book — a total
-///   order that every member computes identically from the same messages.
+/// * Only `chat` and `join` pages make entries; each must name the book's author and the
+///   book itself in its head, or it is counted as malformed and left out (a book id is
+///   bound to its author by the session that announced it, and the author signed the page:
+///   a mismatch means a buggy or hostile writer, not a message). A `join` must name its
+///   author in its data (32 bytes), or it is malformed too.
+/// * A peer's own messages and joins sit in its journal and in each of its pairwise books:
+///   they are deduplicated by (kind, author, id); the journal's copy wins, so every peer
+///   orders a given author's entries the same way.
+/// * Order: author's time, then author id, then index in the canonical book, then id, then
+///   page type — a total order that every member computes identically from the same pages.
 public struct MessageLog: Sendable {
     public private(set) var entries: [LogEntry] = []
     public private(set) var malformed = 0
@@ -70,15 +124,29 @@ public struct MessageLog: Sendable {
             addName(page, index: index, name: name)
             return
         }
-        guard case .chat = page.kind else { return }
-        guard let text = page.text else {
-            malformed += 1
+        let kind: LogEntry.Kind
+        let text: String
+        switch page.kind {
+        case .chat:
+            guard let chat = page.text else {
+                malformed += 1
+                return
+            }
+            (kind, text) = (.chat, chat)
+        case .join:
+            // §10.2: the data is the peer id of the member who joined, the page's author.
+            guard page.data == name.author.bytes else {
+                malformed += 1
+                return
+            }
+            (kind, text) = (.join, "")
+        default:
             return
         }
         let id = page.meta.fields["id"] ?? "\(book.hex.prefix(16)):\(index)"
         bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
         entries.append(LogEntry(author: name.author.publicKey.hex, id: id, time: page.meta.time, text: text,
-                                book: book.hex, index: index))
+                                book: book.hex, index: index, kind: kind))
     }
 
     /// Takes in what another log (of other books of the same task) has read.
@@ -110,9 +178,9 @@ public struct MessageLog: Sendable {
     }
 
     /// The log: deduplicated and ordered, each entry with its author's name. Of several
-    /// copies of a message, the one in `preferredBooks` (the journal) is kept, else the one in
-    /// the book of the least reader id, then of the earliest generation (PROTOCOL.md §10.3):
-    /// the same choice whatever order the books were read in.
+    /// copies of a message or a join, the one in `preferredBooks` (the journal) is kept, else
+    /// the one in the book of the least reader id, then of the earliest generation (PROTOCOL.md
+    /// §10.3): the same choice whatever order the books were read in.
     public func ordered(preferring preferredBooks: Set<String> = []) -> [LogEntry] {
         func rank(_ entry: LogEntry) -> (Int, String, UInt32) {
             let order = bookOrder[entry.book]
@@ -124,6 +192,6 @@ public struct MessageLog: Sendable {
             entry.name = newestNames[entry.author]?.name
             byKey[entry.key] = entry
         }
-        return byKey.values.sorted { ($0.time, $0.author, $0.index, $0.id) < ($1.time, $1.author, $1.index, $1.id) }
+        return byKey.values.sorted(by: LogEntry.precedes)
     }
 }

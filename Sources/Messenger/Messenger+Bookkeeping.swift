@@ -11,7 +11,8 @@ extension Messenger {
     static let compiledPrefix = "compiled:"
 
     /// Appends to the book `compiled:NAME` a copy of every message of the task that it does
-    /// not hold yet, in log order. Running it again later adds only the newer messages.
+    /// not hold yet, in log order (joins are not copied). Running it again later adds only
+    /// the newer messages.
     public func compile(_ task: TaskID, into name: String) throws -> CompileResult {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw MessengerError(.invalidName, "a compiled book needs a name") }
@@ -25,7 +26,8 @@ extension Messenger {
         for check in try copies(in: book) { present.insert(check.ref.book + withUnsafeBytes(of: check.ref.index.littleEndian, Array.init)) }
         var specs: [PageSpec] = []
         var skipped = 0
-        for entry in try log(of: task) {
+        // Messages only: a compiled book is the conversation's record (PROTOCOL.md §10.2).
+        for entry in try log(of: task) where entry.kind == .chat {
             let source = try storage { try store.open(id: try BookID(hex: entry.book)) }
             let key = source.id.bytes + withUnsafeBytes(of: entry.index.littleEndian, Array.init)
             guard !present.contains(key) else { continue }

@@ -90,8 +90,10 @@ public actor Messenger {
         return try summary(of: id)
     }
 
-    /// Records a task of an invite code (the network part of joining is `joinNetwork`).
-    /// Joining a task again is harmless.
+    /// Records a task of an invite code (the network part of joining is `startTask`): its
+    /// journal starts with a `join` page, which every member will show as "… joined".
+    /// Joining a task again is harmless (nothing is written); joining after leaving it, or
+    /// after losing the store, starts a new journal, so a new `join`.
     @discardableResult
     public func join(_ invite: InviteCode) async throws -> TaskSummary {
         // A leave of this task under way deletes its books once its awaits are done: a
@@ -100,19 +102,26 @@ public actor Messenger {
             throw MessengerError(.alreadyMember, "task \(invite.task.hex) is being left right now; join it again once that is done")
         }
         if tasks[invite.task] == nil {
-            try startJournal(task: invite.task, creator: invite.creator, title: nil)
+            try startJournal(task: invite.task, creator: invite.creator, title: nil, joining: true)
             tasks[invite.task] = TaskRecord(id: invite.task, creator: invite.creator, ownTitle: nil)
         }
         if network != nil { await startTask(invite.task) }
         return try summary(of: invite.task)
     }
 
-    private func startJournal(task: TaskID, creator: PeerID, title: String?) throws {
+    /// Starts the journal of a task: its `task` page, then the `name` page (if a name was
+    /// chosen), then — `joining` by an invite — a `join` page naming this peer, with a fresh
+    /// id, one batch (PROTOCOL.md §10.3). The join travels into every pairwise book this peer
+    /// writes in the task (`createPairwiseBook`), so each member shows when it joined; the
+    /// creator writes none (its task starts with it).
+    private func startJournal(task: TaskID, creator: PeerID, title: String?, joining: Bool = false) throws {
         let journal = try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) }
         guard journal.length == 0 else { return }
         var fields: [String: String] = [:]
         if let title { fields["title"] = title }
-        try append([PageSpec(kind: .task, data: creator.bytes + task.bytes, fields: fields)] + namePage(), to: journal)
+        var specs = [PageSpec(kind: .task, data: creator.bytes + task.bytes, fields: fields)] + (try namePage())
+        if joining { specs.append(PageSpec(kind: .join, data: localPeer.bytes, fields: ["id": SecureRandom.bytes(12).hexString])) }
+        try append(specs, to: journal)
     }
 
     /// Finds a task from what a person typed: its id or an unambiguous prefix of it (at
@@ -225,9 +234,11 @@ public actor Messenger {
                                  writesTo: mine != nil, readsFrom: theirs != nil,
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
         }
-        let fromOthers = entries.filter { $0.author != localPeer.publicKey.hex }.count
+        // Messages only: a join is shown, but neither counted nor ever unread (§10.7).
+        let messages = entries.filter { $0.kind == .chat }
+        let fromOthers = messages.filter { $0.author != localPeer.publicKey.hex }.count
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
-                           invite: record.invite.text, members: members, messages: entries.count,
+                           invite: record.invite.text, members: members, messages: messages.count,
                            unread: max(0, fromOthers - markers.seen(task)))
     }
 
@@ -282,7 +293,8 @@ public actor Messenger {
         return own.filter { $0.name.generation == newest[$0.name.reader] && ($0.name.isJournal || !isForked($0.book)) }
     }
 
-    /// The task's messages from every book held here, deduplicated and ordered.
+    /// The task's log from every book held here, deduplicated and ordered: its messages and
+    /// its members' joins (`LogEntry.kind`).
     public func log(of task: TaskID) throws -> [LogEntry] { try logAndNames(of: task).entries }
 
     /// The log, and every member's display name (peer id hex → name) from the same pages.
@@ -324,9 +336,9 @@ public actor Messenger {
         return cache.log
     }
 
-    /// Marks every message of the task as read.
+    /// Marks every message of the task as read (the marker counts messages, never joins).
     public func markRead(_ task: TaskID) throws {
-        let fromOthers = try log(of: task).filter { $0.author != localPeer.publicKey.hex }.count
+        let fromOthers = try log(of: task).filter { $0.kind == .chat && $0.author != localPeer.publicKey.hex }.count
         markers.markSeen(task, count: fromOthers)
     }
 
@@ -385,10 +397,10 @@ public actor Messenger {
 
     /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its
     /// reader's address first, then the title (creator only), then the history — the
-    /// messages of books this vault took back after losing its store (§10.3) that its journal
-    /// lacks, oldest first, then the journal's — so a new generation, or a member who joins
-    /// later, gets every message this vault holds. Returns the book of the current
-    /// generation (`currentPairwiseName`).
+    /// messages and joins of books this vault took back after losing its store (§10.3) that
+    /// its journal lacks, oldest first, then the journal's — so a new generation, or a member
+    /// who joins later, gets every message this vault holds and sees when it joined. Returns
+    /// the book of the current generation (`currentPairwiseName`).
     func createPairwiseBook(for reader: PeerID, task: TaskID) throws -> Book {
         let name = try currentPairwiseName(for: reader, task: task)
         let book = try storage { try store.createOrOpen(name: name.text) }
@@ -399,27 +411,34 @@ public actor Messenger {
             specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
         }
         specs += try namePage()
-        func chats(of book: Book) throws -> [MessengerPage] {
+        /// The `chat` and `join` pages of a book of ours (a join only if it names us, as every
+        /// reader requires).
+        func history(of book: Book) throws -> [MessengerPage] {
             try (0..<book.contiguousLength).compactMap { index in
-                guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes),
-                      case .chat = page.kind else { return nil }
-                return page
+                guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes) else { return nil }
+                switch page.kind {
+                case .chat: return page
+                case .join: return page.data == localPeer.bytes ? page : nil
+                default: return nil
+                }
             }
         }
-        let journal = try chats(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
-        var seen = Set(journal.compactMap { $0.meta.fields["id"] })
+        /// A page's identity in the log: its kind and id (a chat and a join may share an id).
+        func key(_ page: MessengerPage) -> String? { page.meta.fields["id"].map { "\(page.kind.code)/\($0)" } }
+        let journal = try history(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
+        var seen = Set(journal.compactMap(key))
         var recovered: [MessengerPage] = []
         for (other, taken) in try books(of: task) where other.author == localPeer && !other.isJournal && !taken.isWritable {
-            for page in try chats(of: taken) {
-                // Only messages with an id: one without is known by its book and index.
-                guard let id = page.meta.fields["id"], seen.insert(id).inserted else { continue }
+            for page in try history(of: taken) {
+                // Only pages with an id: one without is known by its book and index.
+                guard let key = key(page), seen.insert(key).inserted else { continue }
                 recovered.append(page)
             }
         }
-        recovered.sort { ($0.meta.time, $0.meta.fields["id"] ?? "") < ($1.meta.time, $1.meta.fields["id"] ?? "") }
+        recovered.sort { ($0.meta.time, $0.meta.fields["id"] ?? "", $0.kind.code) < ($1.meta.time, $1.meta.fields["id"] ?? "", $1.kind.code) }
         for page in recovered + journal {
-            // The same message id and time: readers deduplicate and order it as the original.
-            specs.append(PageSpec(kind: .chat, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))
+            // The same kind, id and time: readers deduplicate and order it as the original.
+            specs.append(PageSpec(kind: page.kind, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))
         }
         try append(specs, to: book)
         return book

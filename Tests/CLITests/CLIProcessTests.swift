@@ -46,6 +46,21 @@ struct CLIProcessTests {
         let orders = try await [bob.texts(task.id), ana.texts(task.id), carol.texts(task.id)]
         #expect(orders[0] == orders[1] && orders[1] == orders[2], "\(orders)")
         #expect(orders[2].count == everything.count)
+        // Joins (PROTOCOL.md §10.3): each member's `log` shows Ana's and Carol's, in order with
+        // the messages — after Bob's first message, before his second — and its own as "you".
+        let (anaID, carolID) = (String(try await ana.id.prefix(8)), String(try await carol.id.prefix(8)))
+        for m in [bob, ana, carol] {
+            let lines = try await m.ok(["log", task.id]).split(separator: "\n").map(String.init)
+            func at(_ suffix: String) -> Int? { lines.firstIndex { $0.hasSuffix(suffix) } }
+            let anaJoined = at(m === ana ? "] * you joined" : "] * \(anaID) joined")
+            let carolJoined = at(m === carol ? "] * you joined" : "] * \(carolID) joined")
+            let (first, second) = (at(": The roof leaks."), at(": Who has a ladder?"))
+            #expect(lines.count == everything.count + 2, "\(m.name): \(lines)")
+            #expect(first != nil && anaJoined != nil && carolJoined != nil && second != nil, "\(m.name): \(lines)")
+            if let first, let anaJoined, let carolJoined, let second {
+                #expect(first < anaJoined && anaJoined < carolJoined && carolJoined < second, "\(m.name): \(lines)")
+            }
+        }
 
         // Six pairwise books and three journals; every book verifies everywhere.
         for m in [bob, ana, carol] {

@@ -25,6 +25,9 @@ struct ChatTerminalTests {
         try tmux.start("ana", [CLI.binary!, "chat", task.id, "--dir", ana.directory])
         #expect(await tmux.waitFor("ana", "history before the chat"), "\(tmux.screen("ana"))")
         #expect(await tmux.waitFor("bob", "\(bobID)>"), "\(tmux.screen("bob"))")
+        // Ana's join is in the history, after Bob's message, on both sides.
+        #expect(await tmux.waitFor("bob", "* \(anaID) joined"), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("ana", "* you joined"), "\(tmux.screen("ana"))")
 
         // Ana is half-way through a line when Bob's message arrives.
         try tmux.type("ana", "half typ")

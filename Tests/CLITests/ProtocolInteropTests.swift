@@ -73,7 +73,10 @@ struct ProtocolInteropTests {
             let logged = try await m.run(["log", task.id, "--json"])
             try #require(logged.ok, "\(m.name): \(logged)")
             let expected = try #require(logged.json as? [[String: Any]])
-            #expect(expected.count == sent, "\(m.name)")
+            // The messages, and Ana's and Carol's joins (§10.3), at every member.
+            #expect(expected.count == sent + 2, "\(m.name)")
+            let joins = expected.filter { $0["kind"] as? String == "join" }
+            #expect(joins.count == 2 && joins.allSatisfy { $0["text"] as? String == "" }, "\(m.name): \(joins)")
             let reader = try await Python.reader([m.directory, "--task", task.id])
             try #require(reader.status == 0, "\(m.name): \(reader.stderr)")
             let lines = reader.stdout.split(separator: "\n")
@@ -102,7 +105,8 @@ struct ProtocolInteropTests {
     /// The binary must verify it, and its log must equal the Python reader's: generation 0's
     /// copy of a duplicate message wins (§10.3), a chat that is not UTF-8 or whose head is not
     /// where it was found is hidden, a wrong head.previous is not, and of two names of the
-    /// same time the newer generation's wins (§10.2).
+    /// same time the newer generation's wins (§10.2); a join shows, one whose data is not its
+    /// author's id is hidden, and a chat with a join's id is an entry of its own.
     func craftedGenerationIsReadAlike(ana: String, bob: String, task: String, scratch: Scratch) async throws {
         let before = try #require(try await CLI.run(["log", task, "--json", "--dir", ana]).json as? [[String: Any]])
         let vault = scratch.dir("ana-crafted")
@@ -114,7 +118,8 @@ struct ProtocolInteropTests {
 
         let books = try #require(try await CLI.run(["inspect", "verify", "--json", "--dir", vault]).json as? [[String: Any]])
         let report = books.first { $0["id"] as? String == book }
-        #expect(report?["verified"] as? Bool == true && report?["length"] as? Int == 9, "the binary verifies the crafted book: \(String(describing: report))")
+        #expect(report?["verified"] as? Bool == true && report?["length"] as? Int == plan["length"] as? Int,
+                "the binary verifies the crafted book: \(String(describing: report))")
 
         let logged = try await CLI.run(["log", task, "--json", "--dir", vault])
         let expected = try #require(logged.json as? [[String: Any]], "\(logged)")
@@ -124,7 +129,7 @@ struct ProtocolInteropTests {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
         #expect((entries as NSArray).isEqual(to: expected), "crafted generation: the reader's log differs:\n\(diff(entries, expected))")
-        #expect(reader.checked?["malformed pages"] == 4 && reader.checked?["wrong previous (shown)"] == 1, "\(reader.stderr)")
+        #expect(reader.checked?["malformed pages"] == 6 && reader.checked?["wrong previous (shown)"] == 1, "\(reader.stderr)")
 
         let ids = expected.compactMap { $0["id"] as? String }
         let originalBook = before.first { $0["id"] as? String == duplicate }?["book"] as? String
@@ -132,7 +137,10 @@ struct ProtocolInteropTests {
         #expect(ids.filter { $0 == duplicate }.count == 1)
         for hidden in plan["hidden"] as? [String] ?? [] { #expect(!ids.contains(hidden), "\(hidden) is hidden") }
         for shown in plan["shown"] as? [String] ?? [] { #expect(ids.contains(shown), "\(shown) is shown") }
-        #expect(expected.count == before.count + 2)
+        #expect(expected.count == before.count + 4, "2 chats, a join, a chat with the join's id")
+        let fromCrafted = expected.filter { $0["book"] as? String == book }
+        #expect(fromCrafted.filter { $0["id"] as? String == String(repeating: "e", count: 24) }.map { $0["kind"] as? String ?? "chat" } == ["join", "chat"],
+                "a join and a chat of one id: two entries, the join first (its index is lower)")
         let bobNames = Set(expected.filter { $0["book"] as? String == originalBook }.compactMap { $0["name"] as? String })
         #expect(bobNames == [plan["name"] as? String ?? "?"], "\(bobNames)")
     }

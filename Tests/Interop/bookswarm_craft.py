@@ -19,8 +19,13 @@ and one signed root in the root table (§3.4, §4.5). Its pages (§10.2):
   6  a chat whose head.previous is wrong       (shown: readers do not check it)
   7  a name with a right-to-left override, the newest   (not a valid name: ignored)
   8  a valid name, as old as generation 0's newest name (newer by generation: it wins)
+  9  a join of the author (data: its peer id)  (shown, "kind": "join")
+ 10  a join whose data is the reader's id      (hidden)
+ 11  a join whose data is 31 bytes             (hidden)
+ 12  a chat with the id of the join at 9       (shown: a chat and a join are never one entry)
 
-Prints one JSON object: {"book", "duplicate", "hidden", "shown", "name"} (ids of the chats).
+Prints one JSON object: {"book", "length", "duplicate", "hidden", "shown", "name"} (ids of the
+chats and joins).
 """
 import json
 import os
@@ -83,6 +88,10 @@ def main():
         (author, None, bad_previous, r.CHAT, b"head.previous is wrong", t + 5, {"id": "d" * 24}),
         (author, None, None, r.NAME, "Mallory\u202e".encode(), newest_name_time + 10**6, {}),
         (author, None, None, r.NAME, chosen.encode(), newest_name_time, {}),
+        (author, None, None, r.JOIN, author, t + 6, {"id": "e" * 24}),
+        (author, None, None, r.JOIN, reader, t + 7, {"id": "f" * 24}),
+        (author, None, None, r.JOIN, author[:31], t + 8, {"id": "0" * 24}),
+        (author, None, None, r.CHAT, b"the id of a join", t + 6, {"id": "e" * 24}),
     ]
     pages, previous = [], None
     for j, (head_author, head_index, previous_override, type_, data, time, meta) in enumerate(plan):
@@ -113,8 +122,9 @@ def main():
         db.execute("INSERT INTO root (book, length, hash, signature) VALUES (?, ?, ?, ?)",
                    (number, length, root, signature))
     db.close()
-    print(json.dumps({"book": book.hex(), "duplicate": first_chat["meta"]["id"], "hidden": ["a" * 24, "b" * 24, "c" * 24],
-                      "shown": [f"{book.hex()[:16]}:3", "d" * 24], "name": chosen}))
+    print(json.dumps({"book": book.hex(), "length": length, "duplicate": first_chat["meta"]["id"],
+                      "hidden": ["a" * 24, "b" * 24, "c" * 24, "f" * 24, "0" * 24],
+                      "shown": [f"{book.hex()[:16]}:3", "d" * 24, "e" * 24], "name": chosen}))
 
 
 if __name__ == "__main__":

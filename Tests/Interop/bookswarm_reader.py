@@ -10,8 +10,8 @@ Usage: bookswarm_reader.py VAULT [--task TASK_ID]
        bookswarm_reader.py --store BOOKS.SQLITE [--master-secret HEX]
 
 Without --task, every task of the vault (its journals) is printed as a line
-`{"task": ID, "title": ..., "messages": N}` followed by its entries; with --task, only that
-task's entries. A summary of what was checked goes to stderr as one line
+`{"task": ID, "title": ..., "messages": N}` (N: its messages, joins not counted) followed by
+its entries (messages and joins); with --task, only that task's entries. A summary of what was checked goes to stderr as one line
 `checked: {JSON counts}`. Any mismatch between the store and PROTOCOL.md ends the run with
 exit status 1 and one line `mismatch: REASON` on stderr. A fault in a book the vault wrote is
 a mismatch; a malformed page in another author's book is what §10.2 tells readers to hide:
@@ -633,7 +633,8 @@ def read_vault(vault, only_task=None):
             continue
         entries, title = task_log(tasks[task], decoded, me)
         if only_task is None:
-            header = {"task": task.hex(), "messages": len(entries)}
+            # A summary's `messages` (§10.7): chat entries, joins not counted.
+            header = {"task": task.hex(), "messages": sum(1 for e in entries if "kind" not in e)}
             if title is not None:
                 header["title"] = title
             out.append(header)
@@ -676,6 +677,8 @@ def page_problems(book, kind, j, page, me):
             page["data"].decode("utf-8")
         except UnicodeDecodeError:
             problems.append(("malformed", "a chat page whose text is not UTF-8 (§10.2)"))
+    if page["type"] == JOIN and page["data"] != page["author"]:
+        problems.append(("malformed", "a join page whose data is not its head.author (§10.2)"))
     if j > 0:
         previous = book.value(2 * (j - 1))
         if previous is not None and page["previous"] != previous:
@@ -707,9 +710,9 @@ def check_copy(book, j, page):
 
 
 def task_log(entries, decoded, me):
-    """§10.3 the log, and the display names of §10.2."""
+    """§10.3 the log (its chat and join pages), and the display names of §10.2."""
     title = None
-    chats = {}  # (author, id) → (rank, page, book)
+    chats = {}  # (type, author, id) → (rank, page, book, index)
     names = {}  # author → (time, generation, index, name)
     for book, kind in entries:
         _, author, reader, task, generation = kind
@@ -727,10 +730,10 @@ def task_log(entries, decoded, me):
                 candidate = (page["time"], generation, j, name)
                 if name is not None and (author not in names or candidate[:3] > names[author][:3]):
                     names[author] = candidate
-            if page["type"] != CHAT:
+            if page["type"] not in (CHAT, JOIN):
                 continue
             message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
-            key = (author, message_id)
+            key = (page["type"], author, message_id)  # a chat and a join are never one entry
             # The journal's copy wins, then the copy in the book of the least reader id, then
             # of the least generation (§10.3).
             rank = (not journal, reader, generation)
@@ -738,14 +741,19 @@ def task_log(entries, decoded, me):
                 continue
             chats[key] = (rank, page, book, j)
     log = []
-    for (author, message_id), (_, page, book, j) in chats.items():
-        entry = {"author": author.hex(), "id": message_id, "time": page["time"],
-                 "text": page["data"].decode("utf-8"), "book": book.key.hex(), "index": j}
+    for (type_, author, message_id), (_, page, book, j) in chats.items():
+        entry = {"author": author.hex(), "id": message_id, "time": page["time"], "book": book.key.hex(), "index": j}
+        if type_ == JOIN:  # §10.7: "kind" on a join only, its text ""
+            entry["kind"] = "join"
+            entry["text"] = ""
+        else:
+            entry["text"] = page["data"].decode("utf-8")
         if author in names:
             entry["name"] = names[author][3]
-        log.append(entry)
-    log.sort(key=lambda e: (e["time"], e["author"], e["index"], e["id"]))
-    return log, title
+        log.append((type_, entry))
+    # (time, author id, index, id, type): the page type breaks a full tie, a chat first.
+    log.sort(key=lambda te: (te[1]["time"], te[1]["author"], te[1]["index"], te[1]["id"], te[0]))
+    return [entry for _, entry in log], title
 
 
 def main():

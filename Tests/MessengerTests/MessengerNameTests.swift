@@ -20,7 +20,8 @@ import Testing
         try await bob.messenger.send("who can help?", to: task)
         _ = try await ana.messenger.join(invite)
         let bobHex = bob.id.publicKey.hex, anaHex = ana.id.publicKey.hex
-        #expect(try await eventually { try await ana.messenger.log(of: task).map(\.name) == ["Bob"] })
+        // Bob's message, then Ana's join (she has no name yet).
+        #expect(try await eventually { try await ana.messenger.log(of: task).map(\.name) == ["Bob", nil] })
         #expect(try await ana.messenger.summary(of: task).members.first { $0.peer == bobHex }?.name == "Bob")
         // Bob's book for Ana: address, title, name, then the journal's history — one batch.
         let name = TaskBookName(author: bob.id, reader: ana.id, task: task).text
@@ -32,7 +33,8 @@ import Testing
         #expect(try await eventually { try await bob.messenger.summary(of: task).members.first { $0.peer == anaHex }?.name == nil })
         try await ana.messenger.setOwnName("Ana")
         #expect(try await eventually { try await bob.messenger.names(in: task)[anaHex] == "Ana" })
-        #expect(try await bob.messenger.log(of: task).map { $0.name ?? "-" } == ["Bob", "Ana"])
+        // Her newest name is on all her entries: her join and her message.
+        #expect(try await bob.messenger.log(of: task).map { "\($0.kind) \($0.name ?? "-")" } == ["chat Bob", "join Ana", "chat Ana"])
         try await ana.messenger.setOwnName("Ana B.")
         #expect(try await eventually { try await bob.messenger.summary(of: task).members.first { $0.peer == anaHex }?.name == "Ana B." })
         // The same name again writes nothing.

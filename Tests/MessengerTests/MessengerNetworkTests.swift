@@ -221,8 +221,11 @@ import Testing
         bob = try await bed.restore(bob, joining: invite)
         #expect(try await bob.messenger.summary(of: task).title == nil)
         // Within seconds: every earlier message — his own, taken back from Ana, and hers — in
-        // the order Ana sees them, and the title.
-        func same(_ a: [LogEntry], _ b: [LogEntry]) -> Bool { a.map { [$0.key, $0.text, "\($0.time)"] } == b.map { [$0.key, $0.text, "\($0.time)"] } }
+        // the order Ana sees them, and the title. (Messages: Bob's log has his new join too.)
+        func same(_ a: [LogEntry], _ b: [LogEntry]) -> Bool {
+            func messages(_ log: [LogEntry]) -> [[String]] { log.filter { $0.kind == .chat }.map { [$0.key, $0.text, "\($0.time)"] } }
+            return messages(a) == messages(b)
+        }
         let back = try await eventually(.seconds(5)) { same(try await bob.messenger.log(of: task), anaBefore) }
         let bobLog = try await bob.texts(task), events = await bob.messenger.recentEvents.suffix(12)
         #expect(back, "bob: \(bobLog) events: \(events)")
@@ -266,6 +269,13 @@ import Testing
         let joined = try await eventually { same(try await carol.messenger.log(of: task), all) }
         let carolTexts = try await carol.texts(task)
         #expect(joined, "carol: \(carolTexts)")
+        // The joins, alike everywhere: Ana's, Bob's when he joined again with the invite after
+        // the loss (his journal is new: so is his join), then Carol's.
+        for peer in [ana, bob, carol] {
+            let joins = try await eventually { try await peer.joins(task).map(\.author) == [ana, bob, carol].map(\.id.publicKey.hex) }
+            let shown = try await peer.joins(task).map { "\($0.author.prefix(8)) \($0.time)" }
+            #expect(joins, "\(peer.seed): \(shown)")
+        }
         #expect(try await carol.messenger.summary(of: task).title == "Fix the roof")
         await carol.stop()
         await ana.stop()

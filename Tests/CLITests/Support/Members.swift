@@ -58,11 +58,12 @@ final class Member: @unchecked Sendable {
         get async throws { try await ok(["id"]).trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 
-    /// The task's messages as this member sees them (texts, in log order).
+    /// The task's messages as this member sees them (texts, in log order): the entries
+    /// without a `kind` (§10.7: a join has `"kind":"join"`).
     func texts(_ task: String) async throws -> [String] {
         let result = try await run(["log", task, "--json"])
         guard result.ok, let entries = result.json as? [[String: Any]] else { return [] }
-        return entries.compactMap { $0["text"] as? String }
+        return entries.filter { $0["kind"] == nil }.compactMap { $0["text"] as? String }
     }
 
     /// Bob and Ana on loopback, with a discovery port of their own.

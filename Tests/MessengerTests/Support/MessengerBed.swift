@@ -133,7 +133,11 @@ final class Peer: Sendable {
         store.close()
     }
 
-    func texts(_ task: TaskID) async throws -> [String] { try await messenger.log(of: task).map(\.text) }
+    /// The task's messages (texts, in log order), without its joins.
+    func texts(_ task: TaskID) async throws -> [String] { try await messenger.log(of: task).filter { $0.kind == .chat }.map(\.text) }
+
+    /// The task's join entries as this peer shows them, in log order.
+    func joins(_ task: TaskID) async throws -> [LogEntry] { try await messenger.log(of: task).filter { $0.kind == .join } }
 }
 
 /// Polls `condition` until it holds or `timeout` passes (20 s by default: durable appends

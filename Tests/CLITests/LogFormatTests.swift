@@ -1,0 +1,28 @@
+import Foundation
+import BookswarmControl
+import Messenger
+import Testing
+@testable import BookswarmCLI
+
+/// How `log`, `log --follow` and `chat` print an entry of the log (`Format.line`).
+@Suite struct LogFormatTests {
+    static let ana = "1d0f2a77" + String(repeating: "0", count: 56)
+    static let me = "db67fe8f" + String(repeating: "1", count: 56)
+
+    @Test("a message is `[time] who: text`; a join is `[time] * who joined`, never in a message's form")
+    func joinLines() {
+        let message = LogEntry(author: Self.ana, id: "m", time: 0, text: "hello", book: "b", index: 3, name: "Ana")
+        let join = LogEntry(author: Self.ana, id: "j", time: 0, text: "", book: "b", index: 2, name: "Ana", kind: .join)
+        let clock = Format.clock(0)
+        #expect(Format.line(message, me: Self.me) == "[\(clock)] Ana (1d0f2a77): hello")
+        #expect(Format.line(join, me: Self.me) == "[\(clock)] * Ana (1d0f2a77) joined")
+        var mine = join
+        mine.author = Self.me
+        #expect(Format.line(mine, me: Self.me) == "[\(clock)] * you joined")
+        var unnamed = join
+        unnamed.name = nil
+        #expect(Format.line(unnamed, me: Self.me) == "[\(clock)] * 1d0f2a77 joined")
+        // The follow stream's items print the same way (`log --follow`, `chat`).
+        #expect(Format.line(FollowItem(event: .message, entry: join), me: Self.me) == "[\(clock)] * Ana (1d0f2a77) joined")
+    }
+}
