@@ -16,23 +16,10 @@ enum Probe {
     /// Starts `command` (argv, first element the executable) and returns its stdout lines
     /// once it exited; killed after `timeout` seconds so a test never hangs.
     static func run(_ command: [String], timeout: Double) async throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        let probe = try LiveProbe(command)
+        // Read as it comes (a pipe left unread would stall a talkative probe), until it exits.
+        await probe.waitUntil(within: .seconds(timeout)) { false }
+        return await probe.finish().lines.filter { !$0.isEmpty }
     }
 
     struct Output {
