@@ -52,10 +52,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
 
     /// The log's order (§10.3): time, author id, index of the copy kept, id, page type.
     public static func precedes(_ a: LogEntry, _ b: LogEntry) -> Bool {
-        if (a.time, a.author, a.index, a.id) != (b.time, b.author, b.index, b.id) {
-            return (a.time, a.author, a.index, a.id) < (b.time, b.author, b.index, b.id)
-        }
-        return a.kind.pageType < b.kind.pageType
+        (a.time, a.author, a.index, a.id, a.kind.pageType) < (b.time, b.author, b.index, b.id, b.kind.pageType)
     }
 
     private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind }
