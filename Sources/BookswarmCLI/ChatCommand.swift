@@ -9,7 +9,7 @@ struct ChatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat", abstract: "Chat in a task: history, live messages, a prompt that stays intact.",
         discussion: "Type a line and Enter to send it; /quit (or Ctrl-C, or Ctrl-D on an empty line) leaves. Without a daemon the network is up while the chat is open.")
-    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @OptionGroup var vault: VaultOptions
 
     func run() async throws {

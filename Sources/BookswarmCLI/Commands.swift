@@ -57,7 +57,7 @@ struct TaskLeaveCommand: AsyncParsableCommand {
             deleted and changes nothing. Joining again with the invite code brings the \
             messages back from the members.
             """)
-    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @Flag(help: "Really leave and delete.") var yes = false
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
@@ -92,7 +92,7 @@ struct TaskCompileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compile",
         abstract: "Copy the task's messages into a book of your own, each copy verifiable against its author.")
-    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @Argument(help: "The compiled book's name.") var name: String
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
@@ -234,7 +234,7 @@ struct TasksCommand: AsyncParsableCommand {
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send", abstract: "Append a chat message to a task (offline too: it is replicated when next online).")
-    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @Argument(help: "The message.") var text: String
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
@@ -250,7 +250,7 @@ struct SendCommand: AsyncParsableCommand {
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log", abstract: "Print a task's messages from all its books, oldest first, and when each member joined.")
-    @Argument(help: "The task: its id (or a prefix), invite code or title.") var task: String
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @Flag(help: "Keep printing new messages as they arrive.") var follow = false
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions

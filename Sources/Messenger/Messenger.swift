@@ -135,9 +135,27 @@ public actor Messenger {
             if hits.count == 1 { return hits[0] }
             if hits.count > 1 { throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(hits.count) tasks; type more of the id") }
         }
-        let titled = tasks.keys.filter { title(of: $0) == typed }
+        let titles = tasks.keys.compactMap { task in title(of: task).map { (task, $0) } }
+        let titled = titles.filter { $0.1 == typed }.map(\.0)
         if titled.count == 1 { return titled[0] }
         if titled.count > 1 { throw MessengerError(.ambiguousTask, "\(titled.count) tasks are titled \"\(typed)\"; use the id") }
+        // Then the title as typed in any case (and width, and accents), whole, or the
+        // beginning of one title only: `log roof` for "Fix the roof" is not a match, `log fix` is.
+        func folded(_ text: String) -> String {
+            text.folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
+        }
+        let key = folded(typed)
+        if !key.isEmpty {
+            let whole = titles.filter { folded($0.1) == key }.map(\.0)
+            if whole.count == 1 { return whole[0] }
+            let begun = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : []
+            if begun.count == 1 { return begun[0].0 }
+            if whole.count + begun.count > 1 {
+                let shown = (whole.isEmpty ? begun.map(\.1) : titles.filter { whole.contains($0.0) }.map(\.1)).sorted()
+                let listed = shown.prefix(3).map { "\"\($0)\"" }.joined(separator: ", ") + (shown.count > 3 ? ", …" : "")
+                throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(shown.count) tasks (\(listed)); type more of the title, or use the id")
+            }
+        }
         throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (see: bookswarm tasks)")
     }
 

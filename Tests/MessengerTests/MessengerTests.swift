@@ -29,6 +29,33 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a task by its title: exact, then in any case, then a unique beginning; ambiguity is an error naming the titles")
+    func tasksByTitle() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let roof = try #require(TaskID(hex: try await bob.messenger.newTask(title: "Fix the roof").id))
+        let fence = try #require(TaskID(hex: try await bob.messenger.newTask(title: "Fix the fence").id))
+        let cafe = try #require(TaskID(hex: try await bob.messenger.newTask(title: "Café").id))
+        let upper = try #require(TaskID(hex: try await bob.messenger.newTask(title: "FIX THE ROOF").id))
+        #expect(try await bob.messenger.resolveTask("Fix the roof") == roof)
+        #expect(try await bob.messenger.resolveTask("FIX THE ROOF") == upper)
+        #expect(try await bob.messenger.resolveTask("fix the f") == fence)
+        #expect(try await bob.messenger.resolveTask("CAFE") == cafe)
+        #expect(try await bob.messenger.resolveTask("caf") == cafe)
+        // Two titles equal but for case: typed in a third case, neither wins.
+        await #expect(throws: MessengerError(.ambiguousTask, "")) { try await bob.messenger.resolveTask("fix the roof") }
+        await #expect(throws: MessengerError(.ambiguousTask, "")) { try await bob.messenger.resolveTask("fix") }
+        // Only the beginning: a word in the middle is no match.
+        await #expect(throws: MessengerError(.unknownTask, "")) { try await bob.messenger.resolveTask("roof") }
+        do {
+            _ = try await bob.messenger.resolveTask("fix")
+        } catch let error as MessengerError {
+            #expect(error.message.contains("\"Fix the fence\"") && error.message.contains("3 tasks"), "\(error.message)")
+        }
+        await bob.stop()
+    }
+
     @Test func unknownTasksAndBadInputAreClearErrors() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
