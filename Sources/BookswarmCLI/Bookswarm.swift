@@ -16,7 +16,8 @@ struct Bookswarm: AsyncParsableCommand {
         `bookswarm daemon` keeps the peer online in the background.
         """,
         subcommands: [IdCommand.self, NameCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
-                      LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BootstrapCommand.self])
+                      LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BackupCommand.self,
+                      BootstrapCommand.self])
 
     /// ArgumentParser's `main`, except that a mistake on the command line is one line on
     /// stderr (what is wrong, and where the help is) and exit 64, like every other error of

@@ -3,6 +3,7 @@ import BookswarmControl
 import Foundation
 import Messenger
 import Swarm
+import Vault
 
 struct IdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "id", abstract: "Print this peer's id (its public key).")
@@ -39,6 +40,33 @@ struct NameCommand: AsyncParsableCommand {
             if let name = identity.name { printOut(Format.shown(name, continuation: nil)) } else {
                 printOut("no name chosen yet: bookswarm name NAME")
             }
+        }
+    }
+}
+
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Copy this vault, as it is now, to a new directory (with a daemon running too).",
+        discussion: """
+            The copy holds the identity (your secret key: keep the copy as safe as the vault), \
+            every book as one consistent snapshot, and the read markers. Appends and replication \
+            go on meanwhile. A file copy of a vault whose daemon runs can catch the store in the \
+            middle of a write; this cannot. To use the copy, give it as the vault (--dir DIR), \
+            or move it into the vault's place while no bookswarm process runs.
+            """)
+    @Argument(help: "The new directory to write the copy to (it must not exist).") var destination: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            // The daemon's working directory is not ours: it gets an absolute path.
+            let absolute = destination.hasPrefix("/") ? destination
+                : FileManager.default.currentDirectoryPath + "/" + destination
+            let result = try await Control.call(ControlRequest(command: .backup, text: absolute), vault, as: VaultBackup.self)
+            if output.json { try printJSON(result); return }
+            let size = ByteCountFormatter.string(fromByteCount: Int64(clamping: result.bytes), countStyle: .file)
+            printOut("backed up to \(result.path): \(counted(result.books, "book")), \(size)")
         }
     }
 }

@@ -68,7 +68,7 @@ extension Control {
                 continue
             }
             do {
-                let data = try await execute(request, on: peer.messenger)
+                let data = try await execute(request, on: peer.messenger, vault: peer.vault)
                 await peer.close()
                 return try JSONDecoder().decode(T.self, from: data)
             } catch {
@@ -108,11 +108,3 @@ extension Result where Failure == any Error {
     }
 }
 
-/// Runs blocking work on a thread of its own and returns its result.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try body() })
-        }
-    }
-}

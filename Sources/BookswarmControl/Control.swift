@@ -1,5 +1,6 @@
 import Foundation
 import Messenger
+import Vault
 
 /// The daemon's control protocol (PROTOCOL.md §10.7): one JSON request line per connection
 /// on `<dir>/control.sock`; the answer is one line `{"ok":true,"result":…}` or
@@ -8,8 +9,9 @@ import Messenger
 /// command's own process on the vault directly (`execute`), so every command behaves the
 /// same either way. The client side is the bookswarm command's (`Control.call`).
 public enum Control {
-    /// Runs one request against a messenger (in the daemon, or in the command's process).
-    public static func execute(_ request: ControlRequest, on messenger: Messenger,
+    /// Runs one request against a messenger (in the daemon, or in the command's process);
+    /// `vault`, the messenger's, for what concerns the vault as a whole (`backup`).
+    public static func execute(_ request: ControlRequest, on messenger: Messenger, vault: Vault? = nil,
                                network: NetworkStatus = NetworkStatus()) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -51,6 +53,11 @@ public enum Control {
             return try encoder.encode(try await messenger.compile(task, into: request.name ?? ""))
         case .check:
             return try encoder.encode(try await messenger.checkCompiled(request.name ?? ""))
+        case .backup:
+            guard let vault else { throw CLIError("no vault to back up here") }
+            let destination = request.text ?? ""
+            // Seconds of disk work for a large store: off the cooperative pool.
+            return try encoder.encode(try await offPool { try vault.backup(to: destination) })
         case .follow:
             throw CLIError("follow is a streaming request")
         }
@@ -102,7 +109,7 @@ public enum Control {
     /// without its `\n`; it throws once the client has gone). Whatever the line holds, the
     /// answer is one `{"ok":false,"error":…}` line or a result: never a crash of the daemon.
     public static func serve(_ line: [UInt8], reply: @Sendable ([UInt8]) async throws -> Void, messenger: Messenger,
-                             network: @Sendable () async -> NetworkStatus) async {
+                             vault: Vault? = nil, network: @Sendable () async -> NetworkStatus) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply(envelope(error: "malformed control request"))
             return
@@ -122,7 +129,7 @@ public enum Control {
         }
         do {
             let status = request.command == .inspect ? await network() : NetworkStatus()
-            let result = try await execute(request, on: messenger, network: status)
+            let result = try await execute(request, on: messenger, vault: vault, network: status)
             try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
             try? await reply(envelope(error: oneLine(error)))
@@ -132,5 +139,15 @@ public enum Control {
     static func envelope(error: String) -> [UInt8] {
         let quoted = (try? JSONEncoder().encode(error)) ?? Data("\"error\"".utf8)
         return Array("{\"ok\":false,\"error\":".utf8) + Array(quoted) + Array("}".utf8)
+    }
+}
+
+/// Runs blocking work (disk, a blocking socket) on a thread of its own, off Swift's
+/// cooperative pool, and returns its result.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try body() })
+        }
     }
 }

@@ -6,6 +6,8 @@ import Swarm
 public struct ControlRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
         case id, name, taskNew = "task-new", taskLeave = "task-leave", join, tasks, send, log, inspect, compile, check, follow
+        /// `text`: the absolute path of a new directory to write a copy of the vault to.
+        case backup
     }
 
     public var command: Command

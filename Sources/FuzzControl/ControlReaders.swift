@@ -7,6 +7,7 @@ import NIOEmbedded
 import Swarm
 import SwarmNIO
 import Synchronization
+import Vault
 
 /// The readers of the daemon's control socket (PROTOCOL.md §10.7), the bytes local clients
 /// write to it, behind a selector byte:
@@ -94,7 +95,8 @@ enum ControlReaders: FuzzTarget {
         case .name: return request.text != nil
         case .taskLeave: return request.confirm == true
         case .log: return request.markRead ?? true
-        case .id, .tasks, .inspect, .check: return false
+        // No vault is given to `serve` here: a backup is refused, nothing is written.
+        case .id, .tasks, .inspect, .check, .backup: return false
         }
     }
 
@@ -139,6 +141,7 @@ enum ControlReaders: FuzzTarget {
         case .compile: decodes = (try? decoder.decode(CompileResult.self, from: data)) != nil
         case .check: decodes = (try? decoder.decode([CopyCheck].self, from: data)) != nil
         case .taskLeave: decodes = (try? decoder.decode(LeaveResult.self, from: data)) != nil
+        case .backup: decodes = (try? decoder.decode(VaultBackup.self, from: data)) != nil
         case .follow: preconditionFailure("follow streams")
         }
         precondition(decodes, "the result of \(command) does not decode as the client reads it")

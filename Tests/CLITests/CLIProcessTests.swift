@@ -104,6 +104,47 @@ struct CLIProcessTests {
         await bob.stop()
     }
 
+    /// `bookswarm backup` while the daemon runs and a member keeps writing: the copy is a
+    /// vault of its own — the same peer, every book verifying, a log that is a prefix of the
+    /// original's; a second backup to the same place is refused in one line; without a
+    /// daemon the command backs the vault up itself.
+    @Test("backup: a running vault copied whole, usable as a vault", .timeLimit(.minutes(1)))
+    func backupWhileRunning() async throws {
+        let scratch = Scratch()
+        let (bob, ana) = Member.bobAndAna(scratch)
+        try await bob.start()
+        try await ana.start()
+        defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+        let task = try await bob.newTask("records")
+        try await ana.ok(["join", task.invite])
+        for i in 0..<5 { try await ana.ok(["send", task.id, "early \(i)"]) }
+        #expect(try await eventually { try await bob.texts(task.id).count == 5 })
+        // Ana goes on writing while Bob's daemon copies his vault.
+        let writing = Task { for i in 0..<20 { _ = try? await ana.run(["send", task.id, "late \(i)"]) } }
+        let copy = scratch.dir("bob-backup")
+        let answer = try #require(try await bob.run(["backup", copy, "--json"]).json as? [String: Any])
+        #expect(answer["path"] as? String == copy && (answer["books"] as? Int ?? 0) >= 3, "\(answer)")
+        let again = try await bob.run(["backup", copy])
+        #expect(again.status == 1 && again.stderr.contains("exists already") && again.stderr.split(separator: "\n").count == 1, "\(again)")
+        await writing.value
+        #expect(try await eventually { try await bob.texts(task.id).count == 25 })
+        let original = try await bob.texts(task.id)
+        let bobID = try await bob.id
+        await bob.stop()
+        await ana.stop()
+
+        let restored = Member("bob-backup", scratch: scratch, discoveryPort: bob.discoveryPort)
+        #expect(try await restored.id == bobID)
+        let copied = try await restored.texts(task.id)
+        #expect(copied.count >= 5 && copied == Array(original.prefix(copied.count)), "\(copied)")
+        let verified = try await restored.run(["inspect", "verify"])
+        #expect(verified.ok && !verified.stdout.contains("FAIL"), "\(verified)")
+        // No daemon: the command opens the vault and backs it up itself.
+        let offline = try await bob.run(["backup", scratch.dir("bob-offline-backup")])
+        #expect(offline.ok && offline.stdout.hasPrefix("backed up to "), "\(offline)")
+        #expect(try await Member("bob-offline-backup", scratch: scratch, discoveryPort: bob.discoveryPort).texts(task.id) == original)
+    }
+
     @Test("names: chosen with `bookswarm name`, shown to the other member beside the peer id", .timeLimit(.minutes(1)))
     func names() async throws {
         let scratch = Scratch()

@@ -1,0 +1,112 @@
+import Books
+import Foundation
+import Sodium
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `Vault.backup(to:)` wrote.
+public struct VaultBackup: Codable, Sendable {
+    /// The new vault directory.
+    public var path: String
+    /// Books in its store.
+    public var books: Int
+    /// Size of its store file.
+    public var bytes: UInt64
+
+    public init(path: String, books: Int, bytes: UInt64) {
+        self.path = path
+        self.books = books
+        self.bytes = bytes
+    }
+}
+
+extension Vault {
+    /// Writes a copy of this vault to `destination`, a new directory: the identity file, the
+    /// book store as one consistent snapshot (`BookStore.backup`: appends and replication
+    /// go on meanwhile) and the messenger's read markers. The copy is a vault of its own:
+    /// `--dir destination` opens it, as the same peer with the same books. It is built in a
+    /// hidden directory beside `destination` and renamed into place once complete and
+    /// synced, so `destination` never holds half a backup. `destination` must be an absolute
+    /// path that does not exist, in an existing directory.
+    public func backup(to destination: String) throws(VaultError) -> VaultBackup {
+        guard destination.hasPrefix("/") else {
+            throw VaultError(.directoryUnusable, "the backup's destination must be an absolute path (got \(destination))")
+        }
+        let target = (destination as NSString).standardizingPath
+        let parent = (target as NSString).deletingLastPathComponent
+        let name = (target as NSString).lastPathComponent
+        guard !name.isEmpty, target != "/" else { throw VaultError(.directoryUnusable, "\(destination) is no place for a backup") }
+        guard !FileManager.default.fileExists(atPath: target) else {
+            throw VaultError(.directoryUnusable, "\(target) exists already: a backup goes into a new directory")
+        }
+        guard target != directory.path, !target.hasPrefix(directory.path + "/") else {
+            throw VaultError(.directoryUnusable, "\(target) is inside the vault \(directory.path): back it up elsewhere")
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw VaultError(.directoryUnusable, "\(parent) does not exist: create it first, or choose another place")
+        }
+        let staging = parent + "/.\(name).partial-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        var complete = false
+        defer { if !complete { try? FileManager.default.removeItem(atPath: staging) } }
+        let copy = VaultDirectory(path: staging)
+        do {
+            try FileManager.default.createDirectory(atPath: copy.storeDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            chmod(staging, 0o700)
+        } catch {
+            throw VaultError(.directoryUnusable, "cannot create \(staging): \(errnoText(errno))")
+        }
+        // The identity: the same bytes, readable by the owner alone, synced.
+        guard let identityBytes = FileManager.default.contents(atPath: directory.identityFile) else {
+            throw VaultError(.identityUnreadable, "cannot read \(directory.identityFile): \(errnoText(errno))")
+        }
+        var secret = [UInt8](identityBytes)
+        defer { secureZero(&secret) }
+        try Self.writeNew(copy.identityFile, secret, mode: 0o600)
+        let bytes: UInt64
+        do {
+            bytes = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName)
+        } catch let error as BooksError {
+            throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error.detail)"
+                             + (error.file.map { $0 == store.file ? "" : " (\($0))" } ?? ""))
+        } catch {
+            throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error)")
+        }
+        // Read markers: replaced whole on every write, so any read of it is consistent.
+        if let markers = FileManager.default.contents(atPath: messengerStateFile) {
+            try Self.writeNew(staging + "/" + (messengerStateFile as NSString).lastPathComponent, [UInt8](markers), mode: 0o600)
+        }
+        let books = (try? store.list().count) ?? 0
+        for path in [copy.storeDirectory, staging] { Self.syncDirectory(path) }
+        guard !FileManager.default.fileExists(atPath: target), rename(staging, target) == 0 else {
+            throw VaultError(.directoryUnusable, "cannot move the backup to \(target): "
+                             + (FileManager.default.fileExists(atPath: target) ? "it exists now" : errnoText(errno)))
+        }
+        complete = true
+        Self.syncDirectory(parent)
+        return VaultBackup(path: target, books: books, bytes: bytes)
+    }
+
+    /// Creates `file` (which must not exist) with `bytes`, synced.
+    private static func writeNew(_ file: String, _ bytes: [UInt8], mode: mode_t) throws(VaultError) {
+        let fd = Glibc.open(file, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else { throw VaultError(.directoryUnusable, "cannot create \(file): \(errnoText(errno))") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        Glibc.close(fd)
+        guard written == bytes.count, synced == 0 else {
+            throw VaultError(.directoryUnusable, "cannot write \(file): \(errnoText(errno))")
+        }
+    }
+
+    private static func syncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        Glibc.close(fd)
+    }
+}
