@@ -272,7 +272,16 @@ public final class BookStore: @unchecked Sendable {
     var checkpointStats: Checkpointer.Stats { lock.withLock { checkpointer?.stats ?? Checkpointer.Stats() } }
 
     private func loadBooks(_ db: SQLiteDatabase) throws {
-        for row in try db.bookRows() {
+        let rows = try db.bookRows()
+        // Every book's rows go with its `book` row (deleting a book deletes all, in one
+        // transaction): rows of a book the table lacks mean a damaged `book` table, which
+        // would otherwise read as books gone — a task list suddenly empty.
+        let known = Set(rows.map(\.number))
+        if let orphan = try db.referencedBookNumbers().subtracting(known).min() {
+            throw BooksError(.corruptDatabase, "the book table has no row for book number \(orphan), whose pages, tree or "
+                             + "signed roots are stored: the table is damaged", file: file)
+        }
+        for row in rows {
             let id = try BookID(bytes: row.key)
             var keyPair: Ed25519.KeyPair?
             if row.writable {

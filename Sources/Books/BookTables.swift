@@ -71,6 +71,36 @@ extension SQLiteDatabase {
         try s.run()
     }
 
+    /// The book numbers that the page, node, root and fork tables hold rows of. Found with
+    /// one index seek per book in each table (pages are never scanned: their rows hold the
+    /// page bytes); the fork table, a few rows at most, is read whole.
+    func referencedBookNumbers() throws -> Set<Int64> {
+        var numbers: Set<Int64> = []
+        let seeks: [(sql: StaticString, key: (Int64) -> Int64, book: (Int64) -> Int64)] = [
+            ("SELECT key FROM page WHERE key >= ? ORDER BY key LIMIT 1",
+             { PageKey.key(book: $0, page: 0) }, { Int64(UInt64(bitPattern: $0) >> PageKey.indexBits) }),
+            ("SELECT book FROM node WHERE book >= ? ORDER BY book LIMIT 1", { $0 }, { $0 }),
+            ("SELECT book FROM root WHERE book >= ? ORDER BY book LIMIT 1", { $0 }, { $0 }),
+        ]
+        for seek in seeks {
+            let s = try statement(seek.sql)
+            defer { s.reset() }
+            var next: Int64 = 0
+            while next < PageKey.maximumBooks {
+                s.reset()
+                s.bind(1, seek.key(next))
+                guard try s.step() else { break }
+                let book = seek.book(s.int64(0))
+                numbers.insert(book)
+                next = max(book, next) + 1
+            }
+        }
+        let forks = try statement("SELECT DISTINCT book FROM fork")
+        defer { forks.reset() }
+        while try forks.step() { numbers.insert(forks.int64(0)) }
+        return numbers
+    }
+
     struct BookRow {
         var number: Int64
         var key: [UInt8]

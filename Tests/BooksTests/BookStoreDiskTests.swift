@@ -48,6 +48,37 @@ import Testing
         #expect(RawSQLite.fileBytes(dir.databaseFile) == garbage)
     }
 
+    /// A `book` table that lost rows (a damaged page that still reads as a valid, emptier
+    /// one) would show books — a whole task list — gone: the pages, tree and roots of a book
+    /// the table lacks are found at open, and the store is refused, untouched.
+    @Test func pagesOfABookTheBookTableLacksAreACorruptDatabase() throws {
+        let (dir, _) = try makeStore(pages: 20)
+        defer { dir.remove() }
+        // A second book, so that the damage can hit the first row or the last.
+        let store = try openStore(dir)
+        try store.createOrOpen(name: "second").append(contentsOf: (0..<3).map { testPage($0) })
+        store.close()
+        for (table, row) in [("book", "id = 1"), ("book", "name = 'second'")] {
+            let copy = TemporaryDirectory("disk-copy")
+            defer { copy.remove() }
+            try FileManager.default.removeItem(atPath: copy.path)
+            try FileManager.default.copyItem(atPath: dir.path, toPath: copy.path)
+            try RawSQLite.execute(copy.databaseFile, "DELETE FROM \(table) WHERE \(row)")
+            let before = RawSQLite.fileBytes(copy.databaseFile)
+            let error = #expect(throws: BooksError.self) { try openStore(copy) }
+            #expect(error?.code == .corruptDatabase && error?.file == copy.databaseFile, "\(String(describing: error))")
+            #expect(error?.detail.contains("no row for book number") == true, "\(String(describing: error))")
+            #expect(RawSQLite.fileBytes(copy.databaseFile) == before)
+        }
+        // A book deleted by the store takes all its rows with it: the store opens.
+        let again = try openStore(dir)
+        try again.delete([try #require(try again.id(named: "second"))])
+        again.close()
+        let reopened = try openStore(dir)
+        #expect(try reopened.list().map(\.name) == ["disk"])
+        reopened.close()
+    }
+
     @Test func truncatedFileIsACorruptDatabaseAndIsLeftAlone() throws {
         let (dir, _) = try makeStore(pages: 400, size: 1000)
         defer { dir.remove() }
