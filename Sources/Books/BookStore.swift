@@ -273,6 +273,11 @@ public final class BookStore: @unchecked Sendable {
 
     private func loadBooks(_ db: SQLiteDatabase) throws {
         let rows = try db.bookRows()
+        // A book's number keys its pages (`PageKey`): outside 0..<2^23 (a damaged or edited
+        // table) it would build keys of other books, or trap building them.
+        if let bad = rows.first(where: { !(0..<PageKey.maximumBooks).contains($0.number) }) {
+            throw BooksError(.corruptDatabase, "a book has the number \(bad.number), outside 0..<\(PageKey.maximumBooks)", file: file)
+        }
         // Every book's rows go with its `book` row (deleting a book deletes all, in one
         // transaction): rows of a book the table lacks mean a damaged `book` table, which
         // would otherwise read as books gone — a task list suddenly empty.
@@ -282,7 +287,9 @@ public final class BookStore: @unchecked Sendable {
                              + "signed roots are stored: the table is damaged", file: file)
         }
         for row in rows {
-            let id = try BookID(bytes: row.key)
+            guard let id = try? BookID(bytes: row.key) else {
+                throw BooksError(.corruptDatabase, "book \(row.number) has a key of \(row.key.count) bytes", file: file)
+            }
             var keyPair: Ed25519.KeyPair?
             if row.writable {
                 guard let name = row.name else {

@@ -31,6 +31,11 @@ extension SQLiteDatabase {
         guard try find.step() else { throw BooksError(.storage, "book row vanished after insert", file: path) }
         let number = find.int64(0)
         guard number < PageKey.maximumBooks else {
+            // Not left behind (no transaction holds it): a store refuses such a row at open.
+            find.reset()
+            let undo = try statement("DELETE FROM book WHERE id = ?")
+            undo.bind(1, number)
+            try undo.run()
             throw BooksError(.storage, "a store holds fewer than \(PageKey.maximumBooks) books", file: path, limit: Int(PageKey.maximumBooks))
         }
         return number

@@ -58,6 +58,11 @@ enum Schema {
     static func check(_ db: SQLiteDatabase) throws -> Int64 {
         let version = try db.pragmaInteger("user_version")
         let application = try db.pragmaInteger("application_id")
+        // `user_version` is a signed 32-bit header field: no Bookswarm writes a negative one,
+        // and one would index the migrations below zero.
+        guard version >= 0 else {
+            throw BooksError(.corruptDatabase, "the store has schema version \(version), which no Bookswarm writes", file: db.path)
+        }
         if version > currentVersion {
             throw BooksError(.unsupportedSchemaVersion,
                              "the store has schema version \(version); this code reads up to \(currentVersion)",

@@ -133,6 +133,59 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.databaseFile + "-wal"))
     }
 
+    /// `PRAGMA user_version` is a signed 32-bit field: a damaged header (or another program)
+    /// can hold a negative one, which no Bookswarm writes. It used to index the migrations
+    /// with a negative number and trap.
+    @Test func aNegativeSchemaVersionIsACorruptDatabaseAndIsLeftAlone() throws {
+        for version in [-1, -2_147_483_648] {
+            let (dir, _) = try makeStore()
+            defer { dir.remove() }
+            try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = \(version)")
+            let (error, _) = expectRefusedUnwritten(dir, .corruptDatabase)
+            #expect(error?.description.contains("\(version)") == true, "\(String(describing: error))")
+            // Put the version back: everything is there.
+            try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 1")
+            let store = try openStore(dir)
+            #expect(try store.book(named: "disk")?.length == 40)
+            store.close()
+        }
+    }
+
+    /// A book's number keys its pages (`number << 40 | index`, PROTOCOL.md §4.3) and must lie
+    /// in 0..<2^23. A damaged or edited `book` table with a negative number, or one near
+    /// Int64.max, used to trap building those keys (`UInt64(number)`, `number + 1`).
+    @Test func aBookNumberOutOfRangeIsACorruptDatabase() throws {
+        for number: Int64 in [-5, 1 << 23, Int64.max] {
+            let (dir, _) = try makeStore()
+            defer { dir.remove() }
+            try RawSQLite.execute(dir.databaseFile, "UPDATE book SET id = \(number) WHERE id = 1")
+            let error = #expect(throws: BooksError.self) { try openStore(dir) }
+            #expect(error?.code == .corruptDatabase, "\(number): \(String(describing: error))")
+            #expect(error?.file == dir.databaseFile)
+            #expect(error?.description.contains("\(number)") == true, "\(String(describing: error))")
+        }
+    }
+
+    /// The store itself never leaves such a row: the book past the last number is refused,
+    /// and its row taken out again, so the store still opens.
+    @Test func theBookPastTheLastNumberIsRefusedAndLeavesNoRow() throws {
+        let (dir, _) = try makeStore(pages: 5)
+        defer { dir.remove() }
+        var store = try openStore(dir)
+        let reader = try store.open(id: try store.derivedID(name: "someone else's")).id
+        store.close()
+        try RawSQLite.execute(dir.databaseFile, "UPDATE book SET id = \((1 << 23) - 1) WHERE key = x'\(reader.hex)'")
+        store = try openStore(dir)
+        let error = #expect(throws: BooksError.self) { try store.createOrOpen(name: "one too many") }
+        #expect(error?.code == .storage, "\(String(describing: error))")
+        store.close()
+        store = try openStore(dir)
+        #expect(try store.list().map(\.id).contains(reader))
+        #expect(try store.book(named: "one too many") == nil)
+        #expect(try store.book(named: "disk")?.length == 5)
+        store.close()
+    }
+
     /// Opens the store in `dir`, which must be refused with `code`, naming its file, and
     /// leave the file as it was, byte for byte. Returns the error and the file's bytes.
     @discardableResult
