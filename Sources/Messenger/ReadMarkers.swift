@@ -13,7 +13,9 @@ final class ReadMarkers: @unchecked Sendable {
         self.file = file
         if let file, let data = FileManager.default.contents(atPath: file),
            let decoded = try? JSONDecoder().decode([String: Int].self, from: data) {
-            counts = decoded
+            // A count below zero is none the vault wrote (a hand edit, damage): no marker,
+            // and nothing that could overflow the unread count (`count - marker`).
+            counts = decoded.filter { $0.value >= 0 }
         } else {
             counts = [:]
         }

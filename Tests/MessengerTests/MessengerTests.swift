@@ -111,6 +111,24 @@ import Testing
         await bob.stop()
     }
 
+    /// The read markers' file is the vault's to write, but it is a file on disk: a marker
+    /// that no count can be (negative, as a hand edit or damage leaves it) is no marker.
+    /// `Int.min` used to trap the unread count (`count - marker` overflowed).
+    @Test func aMarkerFileWithImpossibleCountsIsNoMarker() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var bob = try bed.offline(1)
+        let task = TaskID(hex: try await bob.messenger.newTask(title: "t").id)!
+        await bob.stop()
+        let file = bed.root + "/1/state.json"
+        for marker in ["-9223372036854775808", "-9223372036854775807", "-1"] {
+            try Data("{\"\(task.hex)\": \(marker), \"other\": 3}".utf8).write(to: URL(fileURLWithPath: file))
+            bob = try bed.offline(1)
+            #expect(try await bob.messenger.summary(of: task).unread == 0, "marker \(marker)")
+            await bob.stop()
+        }
+    }
+
     @Test func unreadCountsMessagesFromOthersSinceLastRead() async throws {
         // Unread counts need messages from someone else: covered with two peers in
         // MessengerNetworkTests; here, own messages never count as unread.
