@@ -131,7 +131,7 @@ struct TaskCompileCommand: AsyncParsableCommand {
             if output.json { try printJSON(result); return }
             printOut("\(result.name)  \(result.book)  +\(counted(result.copied, "copy", plural: "copies")), \(counted(Int(result.length), "page"))")
             if result.skipped > 0 {
-                printOut("\(result.skipped) messages not copied: no verifiable proof of them (their book is forked)")
+                printOut("\(result.skipped) messages not copied: no verifiable proof of them (their book is forked), or too large to copy with their proof")
             }
         }
     }

@@ -36,8 +36,16 @@ extension Messenger {
                 skipped += 1
                 continue
             }
+            // The copy holds the whole original page and its proof: for a message near the
+            // largest a page may hold (another client's; this one sends 64 KiB at most) that
+            // is more than a copy page's data may be (§10.2).
+            let data = copy.encodedData()
+            guard data.count <= MessengerPage.maxDataLength else {
+                skipped += 1
+                continue
+            }
             present.insert(key)
-            specs.append(PageSpec(kind: .copy, data: copy.encodedData(), refs: [copy.ref],
+            specs.append(PageSpec(kind: .copy, data: data, refs: [copy.ref],
                                   fields: ["task": task.hex, "author": entry.author], time: entry.time))
         }
         if !specs.isEmpty { try append(specs, to: book) }

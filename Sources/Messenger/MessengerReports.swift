@@ -33,7 +33,8 @@ public struct CompileResult: Codable, Hashable, Sendable {
     public var copied: Int
     public var length: UInt64
     /// Messages of the log that could not be copied: no verifiable proof of them exists
-    /// (their book is forked, or the page is not held whole).
+    /// (their book is forked, or the page is not held whole), or the copy with its proof
+    /// would exceed a page's data (a message near that size, from another client).
     public var skipped: Int
 }
 

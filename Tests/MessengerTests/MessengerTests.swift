@@ -111,6 +111,35 @@ import Testing
         await bob.stop()
     }
 
+    /// A member's chat page may hold up to `MessengerPage.maxDataLength` bytes of text (the
+    /// decoder's limit; this client sends at most 64 KiB, another may send more). Its copy —
+    /// the whole page plus its proof — is larger than a page's data may be: compiling it
+    /// used to trap in `MessengerPage.encoded()`. It is skipped and counted instead.
+    @Test func aMessageTooLargeToCopyIsSkippedWhenCompiling() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let ana = try bed.offline(2)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        try await bob.messenger.send("small", to: task)
+        // Ana writes a chat page of the largest data a page may hold into her book for Bob…
+        let anaBook = try await ana.messenger.createPairwiseBook(for: bob.id, task: task)
+        let big = [UInt8](repeating: UInt8(ascii: "a"), count: MessengerPage.maxDataLength)
+        try await ana.messenger.append([Messenger.PageSpec(kind: .chat, data: big, fields: ["id": "big"])], to: anaBook)
+        // …and Bob holds it, verified, as replication would store it.
+        let length = anaBook.length
+        let held = try bob.store.open(id: anaBook.id, title: TaskBookName(author: ana.id, reader: bob.id, task: task).text)
+        try held.apply(signedRoot: try #require(anaBook.signedRoot), proof: try anaBook.proof(for: 0..<length),
+                       pages: try anaBook.pages(in: 0..<length))
+        #expect(try await bob.texts(task).contains { $0.utf8.count == big.count })
+        let result = try await bob.messenger.compile(task, into: "record")
+        #expect(result.copied == 1 && result.skipped == 1, "\(result)")
+        #expect(try await bob.messenger.checkCompiled("record").map(\.authentic) == [true])
+        await ana.stop()
+        await bob.stop()
+    }
+
     /// The read markers' file is the vault's to write, but it is a file on disk: a marker
     /// that no count can be (negative, as a hand edit or damage leaves it) is no marker.
     /// `Int.min` used to trap the unread count (`count - marker` overflowed).
