@@ -166,10 +166,19 @@ struct LineEditor {
     private mutating func insert(_ scalar: Unicode.Scalar) -> Outcome {
         var before = String(text[..<cursor])
         before.unicodeScalars.append(scalar)
-        let after = text[cursor...]
-        let joined = Array(before + String(after))
-        cursor = joined.count - after.count
-        text = joined
+        text = Array(before + String(text[cursor...]))
+        // The cursor goes after the character that holds the scalar typed. Not "as many
+        // characters as there were after it, from the end": the new one can join with those
+        // (a man typed before a zero-width joiner and a house is one character where two
+        // were; a regional indicator re-pairs the ones after it), and that count put the
+        // cursor before the line's start.
+        let typed = before.unicodeScalars.count
+        var covered = 0
+        cursor = 0
+        while covered < typed, cursor < text.count {
+            covered += text[cursor].unicodeScalars.count
+            cursor += 1
+        }
         leaveHistory()
         return .redraw
     }

@@ -107,6 +107,28 @@ import Testing
         #expect(e.line == "caf 👩‍👩‍👧 日x")
     }
 
+    @Test("a character typed before others that it joins with leaves the cursor in the line")
+    func insertingJoinsCharactersAfterTheCursor() {
+        // A zero-width joiner and a house are two characters; a man typed before them makes
+        // one (👨‍🏠): fewer characters than were after the cursor. The cursor went negative,
+        // and drawing the line trapped (`widths[0..<-1]`).
+        var e = LineEditor()
+        Self.type("\u{200D}🏠" + Self.home + "👨", into: &e)
+        #expect(e.line == "👨\u{200D}🏠" && e.text.count == 1, "\(e.text)")
+        #expect((0...e.text.count).contains(e.cursor), "cursor \(e.cursor)")
+        _ = e.render(prompt: "> ", columns: 80)
+        // Regional indicators pair by position: after deleting what stood between them,
+        // four single ones sit side by side; a fifth before them pairs them up anew.
+        var flags = LineEditor()
+        Self.type("🇦x🇧x🇨x🇩" + Self.home + Self.right + Self.delete + Self.right + Self.delete + Self.right + Self.delete,
+                  into: &flags)
+        Self.type(Self.home + "🇪", into: &flags)
+        #expect((0...flags.text.count).contains(flags.cursor), "cursor \(flags.cursor) in \(flags.text)")
+        _ = flags.render(prompt: "> ", columns: 80)
+        Self.type("z" + Self.end + "!", into: &flags)
+        #expect(flags.line.hasSuffix("!") && flags.line.unicodeScalars.contains("z"), "\(flags.line)")
+    }
+
     @Test("widths in columns")
     func widths() {
         #expect(LineEditor.width("a") == 1)
