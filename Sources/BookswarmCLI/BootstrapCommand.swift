@@ -22,6 +22,13 @@ struct BootstrapCommand: AsyncParsableCommand {
     @Option(name: .customLong("stats-interval"), help: "Print the node's counters every this many seconds (0: never).")
     var statsInterval: Int = 0
 
+    func validate() throws {
+        // A day at most: a sleep far longer (towards Int.max seconds) traps in the runtime.
+        guard (0...86_400).contains(statsInterval) else {
+            throw ValidationError("--stats-interval takes seconds from 0 to 86400, not \(statsInterval)")
+        }
+    }
+
     /// One line of counters, `name=value` pairs a person can read and a script can split.
     static func statsLine(registrations: Int, _ c: BootstrapNode.Counters) -> String {
         var fields = [("registered", "\(registrations)"), ("received", "\(c.received)"), ("malformed", "\(c.malformed)"),

@@ -138,7 +138,10 @@ struct CLIErrorTests {
         for (arguments, needle) in [(["join"], "Missing expected argument '<code>' (see: bookswarm join --help)"),
                                     (["frob"], "Unexpected argument 'frob' (see: bookswarm --help)"),
                                     (["tasks", "--bogus"], "Unknown option '--bogus' (see: bookswarm tasks --help)"),
-                                    (["join", "x", "--wait", "99999"], "--wait takes seconds from 0 to 86400")] {
+                                    (["join", "x", "--wait", "99999"], "--wait takes seconds from 0 to 86400"),
+                                    // A sleep that long trapped the node (`Duration.components` overflowed).
+                                    (["bootstrap", "--port", "1", "--bind", "127.0.0.1", "--stats-interval", "\(Int.max)"],
+                                     "--stats-interval takes seconds from 0 to 86400")] {
             let result = try await CLI.run(arguments)
             #expect(result.status == 64, "\(arguments): \(result)")
             Self.expectOneLineError(result, mentioning: needle)
