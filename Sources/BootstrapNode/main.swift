@@ -31,7 +31,10 @@ while let arg = args.popFirst() {
 }
 guard let port = options["--port"].flatMap(UInt16.init) else { fail("--port P is required") }
 guard let bind = Endpoint(options["--bind"] ?? "0.0.0.0", defaultPort: port) else { fail("--bind must be an IP address") }
-let interval = Double(options["--stats-interval"] ?? "0") ?? 0
+// A day at most: a sleep far longer (or infinite) trapped the node.
+guard let interval = Double(options["--stats-interval"] ?? "0"), (0...86_400).contains(interval) else {
+    fail("--stats-interval takes seconds from 0 to 86400, not \(options["--stats-interval"] ?? "")")
+}
 
 func stats(_ server: BootstrapServer, event: String) {
     let c = server.counters

@@ -99,6 +99,29 @@ struct BootstrapLoopbackTests {
 
     /// What a socket on `0.0.0.0` offers peers behind the same NAT: the host's IPv4
     /// addresses from the shared interface lookup, loopback left out, with the socket's port.
+    /// `bookswarm-bootstrap --stats-interval S`: a number of seconds no sleep can take
+    /// (infinite, or past Int64 milliseconds) is refused in one line on stderr (exit 2); it
+    /// used to trap the node (`Int64(interval * 1000)`) once it served.
+    @Test(.enabled(if: ChildProcess.binary("bookswarm-bootstrap") != nil, "bookswarm-bootstrap is not built"))
+    func anImpossibleStatsIntervalIsRefused() async throws {
+        for interval in ["inf", "1e300", "9.3e15", "-1", "nan"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: ChildProcess.binary("bookswarm-bootstrap")!)
+            process.arguments = ["--port", "0", "--bind", "127.0.0.1", "--stats-interval", interval]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationReason == .exit && process.terminationStatus == 2, "\(interval): \(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1 && stderr.contains("--stats-interval"), "\(interval): \(stderr)")
+        }
+    }
+
     @Test func aWildcardSocketOffersTheHostsIPv4AddressesButLoopback() {
         let offered = BootstrapClient.interfaceEndpoints(for: .v4(0, 0, 0, 0, port: 4242))
         let expected = NetworkInterface.all().flatMap(\.ipv4Addresses).map { Endpoint(address: $0, port: 4242) }.filter { !$0.isLoopback }
