@@ -103,9 +103,16 @@ public final class Book: Sendable, CustomStringConvertible {
             }
             var served: UInt64 = 0
             var bytes = 0
-            try db.forEachPage(book: state.number, in: range) { _, _, data in
+            try db.forEachPage(book: state.number, in: range) { index, _, data in
                 bytes += data.count
                 guard served == 0 || bytes <= maxBytes else { return false }
+                // No page over the maximum is ever stored (`append` and `apply` refuse one):
+                // a larger one is a damaged or edited file, and served whole it would make an
+                // answer of more fragments than a data message can number.
+                guard data.count <= Book.maximumPageSize else {
+                    throw BooksError(.corruptDatabase, "page \(index) of book \(id.hex.prefix(16))… has \(data.count) bytes, "
+                                     + "over the maximum page size of \(Book.maximumPageSize)", file: store.file)
+                }
                 try body(data)
                 served += 1
                 return true

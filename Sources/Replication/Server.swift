@@ -130,7 +130,11 @@ struct Server: Sendable {
                                              maxBytes: maxBytes) { frame($0) }
                 : try book.answer(pages: request.pages, atLength: request.atLength, upgradingFrom: request.fromLength,
                                   maxBytes: maxBytes) { frame($0) }
-            return .success(EncodedAnswer(framedPages: framed, range: proof.pages, nodes: proof.nodes))
+            let answer = EncodedAnswer(framedPages: framed, range: proof.pages, nodes: proof.nodes)
+            // Fragments are numbered by a u16 (§9.2.4). A book's pages are at most 4 MiB, so an
+            // answer stays far below that; a book that hands over more is refused, not cut.
+            guard answer.count <= ReplicationWire.fragmentPayload * Int(UInt16.max) else { return .failure(.notHeld) }
+            return .success(answer)
         } catch let error as BooksError {
             switch error.code {
             case .forked: return .failure(.forked)

@@ -166,6 +166,21 @@ import Testing
         }
     }
 
+    /// No page over `Book.maximumPageSize` is ever stored; one grown on disk is not served
+    /// (a holder answering with it trapped once it passed 65 535 fragments) but refused as
+    /// `corruptDatabase` naming the file. Pages before it are served as usual.
+    @Test func aPageGrownPastTheMaximumOnDiskIsNotServed() throws {
+        let (dir, _) = try makeStore(pages: 5)
+        defer { dir.remove() }
+        try RawSQLite.execute(dir.databaseFile, "UPDATE page SET data = zeroblob(\(Book.maximumPageSize + 1)) WHERE key = \(pageKey(3))")
+        let store = try openStore(dir)
+        defer { store.close() }
+        let book = try #require(try store.book(named: "disk"))
+        let error = #expect(throws: BooksError.self) { try book.withPages(in: 2..<5) { _ in } }
+        #expect(error?.code == .corruptDatabase && error?.file == dir.databaseFile, "\(String(describing: error))")
+        #expect(try book.withPages(in: 0..<5, maxBytes: 100) { _ in } == 0..<2)
+    }
+
     /// The store itself never leaves such a row: the book past the last number is refused,
     /// and its row taken out again, so the store still opens.
     @Test func theBookPastTheLastNumberIsRefusedAndLeavesNoRow() throws {

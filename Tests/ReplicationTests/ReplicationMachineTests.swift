@@ -134,6 +134,20 @@ struct ReplicationMachineTests {
         #expect(reader.heldRanges().isEmpty)
     }
 
+    /// A page of 75 MB (a store file edited on disk) would be an answer of more fragments
+    /// than a u16 numbers: serving it trapped the holder (`ResponseBody.fragments`). It is
+    /// answered `no data` instead, and both sides carry on.
+    @Test("a holder handed an answer too large to number its fragments answers no data, and lives")
+    func oversizedAnswer() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 20)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        var sim = pair(author: TamperingBook(author, lie: .oversizedPage), reader: reader)
+        sim.run(for: .seconds(3)) { _ in false }
+        #expect(!sim.a.isClosed && !sim.b.isClosed)
+        #expect(sim.b.stats.requestsSent > 0 && sim.a.stats.requestsServed == 0, "\(sim.a.stats)")
+        #expect(reader.heldRanges().isEmpty)
+    }
+
     @Test("a forked root (two valid signatures, one length): refused, the fork proof kept")
     func forkedRoot() throws {
         // The same master secret and name in two stores: one key pair, two different trees.

@@ -11,6 +11,9 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
         case wrongProof
         /// Announces its root with a corrupted signature.
         case forgedRoot
+        /// Hands over the first page of every answer grown to 75 MB, as a store file edited
+        /// on disk could (`Book` itself refuses a page over its maximum).
+        case oversizedPage
     }
 
     let inner: Book
@@ -28,7 +31,7 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
     var signedRoot: SignedRoot? {
         guard let root = inner.signedRoot else { return nil }
         switch lie {
-        case .forgedPage, .wrongProof:
+        case .forgedPage, .wrongProof, .oversizedPage:
             return root
         case .forgedRoot:
             var signature = root.signature
@@ -50,13 +53,16 @@ final class TamperingBook: ReplicatedBook, @unchecked Sendable {
         var first = true
         let proof = try inner.answer(pages: pages, atLength: atLength, upgradingFrom: fromLength, maxBytes: maxBytes) { data in
             defer { first = false }
+            if lie == .oversizedPage, first {
+                return try [UInt8](repeating: 0, count: 75_000_000).withUnsafeBytes { try page($0) }
+            }
             guard lie == .forgedPage, first, !data.isEmpty else { return try page(data) }
             var forged = Array(data)
             forged[0] ^= 0x80
             try forged.withUnsafeBytes { try page($0) }
         }
         switch lie {
-        case .forgedPage, .forgedRoot:
+        case .forgedPage, .forgedRoot, .oversizedPage:
             return proof
         case .wrongProof:
             var nodes = proof.nodes
