@@ -55,9 +55,9 @@ extension Messenger {
     public func run(swarm: Swarm, clock: any SwarmClock, replication: ReplicationConfiguration = ReplicationConfiguration(),
                     describePath: @escaping @Sendable (Endpoint) -> String = { "direct \($0)" }) async {
         let topics = BookTopics()
-        for task in tasks.keys {
+        for (task, record) in tasks {
             for (name, book) in (try? books(of: task)) ?? [] where !name.isJournal {
-                topics.set(book.id, topic: tasks[task]!.invite.topic, author: name.author)
+                topics.set(book.id, topic: record.invite.topic, author: name.author)
             }
         }
         bookTopics = topics
@@ -132,7 +132,10 @@ extension Messenger {
         self.network?.acknowledged = network.acknowledged.filter { $0.peer != peer }
         network.replicator.attach(connection)
         record("connection", "\(peer.short) at \(connection.endpoint)")
-        for task in tasks.keys where connection.topics.contains(tasks[task]!.invite.topic) {
+        // The records as they are now: an `await` in the loop lets a `leave` remove one, and a
+        // lookup of `tasks` by a key taken before it would find nothing (runConnectionProtocol
+        // looks the task up again itself).
+        for (task, record) in tasks where connection.topics.contains(record.invite.topic) {
             await runConnectionProtocol(with: peer, task: task)
         }
         Task { [weak self] in
