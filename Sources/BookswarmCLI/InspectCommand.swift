@@ -76,14 +76,15 @@ enum InspectPrinter {
     /// A book's name with ids shortened: `author→reader task` or the name itself.
     static func label(_ name: String?, me: String) -> String {
         guard let name else { return "(unnamed)" }
-        let parts = name.split(separator: "-")
-        guard parts.count == 3, parts[0].count == 64, parts[1].count == 64 else { return name }
-        let author = parts[0] == me ? "me" : String(parts[0].prefix(8))
-        let reader = parts[1] == me ? "me" : String(parts[1].prefix(8))
-        // "TASK" or "TASK.G": a later generation of the pair's book (PROTOCOL.md §10.3).
-        let task = parts[2].split(separator: ".", maxSplits: 1)
-        let generation = task.count == 2 ? " (generation \(task[1]))" : ""
-        return parts[0] == parts[1] ? "journal of task \(task[0].prefix(8))"
-            : "\(author)→\(reader) task \(task[0].prefix(8))\(generation)"
+        // Only a task book's name is shortened; any other (a compiled book's takes any text,
+        // and may look like one) is shown as it is.
+        guard let book = TaskBookName(parsing: name) else { return name }
+        let (authorHex, readerHex) = (book.author.publicKey.hex, book.reader.publicKey.hex)
+        let author = authorHex == me ? "me" : String(authorHex.prefix(8))
+        let reader = readerHex == me ? "me" : String(readerHex.prefix(8))
+        let task = book.task.hex.prefix(8)
+        // A later generation of the pair's book (PROTOCOL.md §10.3).
+        let generation = book.generation > 0 ? " (generation \(book.generation))" : ""
+        return book.isJournal ? "journal of task \(task)" : "\(author)→\(reader) task \(task)\(generation)"
     }
 }

@@ -25,4 +25,17 @@ import Testing
         // The follow stream's items print the same way (`log --follow`, `chat`).
         #expect(Format.line(FollowItem(event: .message, entry: join), me: Self.me) == "[\(clock)] * Ana (1d0f2a77) joined")
     }
+
+    @Test("inspect's label of a book name: task books shortened, any other name as it is")
+    func bookLabels() {
+        let task = String(repeating: "7", count: 32)
+        #expect(InspectPrinter.label("\(Self.ana)-\(Self.me)-\(task)", me: Self.me) == "1d0f2a77→me task 77777777")
+        #expect(InspectPrinter.label("\(Self.ana)-\(Self.me)-\(task).2", me: Self.me) == "1d0f2a77→me task 77777777 (generation 2)")
+        #expect(InspectPrinter.label("\(Self.me)-\(Self.me)-\(task)", me: Self.me) == "journal of task 77777777")
+        // A name a person chose (`task compile` takes any) that only looks like one: its third
+        // part splits into no pieces at all. `task[0]` trapped inspect.
+        let chosen = "compiled:" + String(repeating: "c", count: 55) + "-\(Self.me)-."
+        #expect(!InspectPrinter.label(chosen, me: Self.me).isEmpty)
+        #expect(!InspectPrinter.label("compiled:" + String(repeating: "c", count: 55) + "-\(Self.me)-...", me: Self.me).isEmpty)
+    }
 }
