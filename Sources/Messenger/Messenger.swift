@@ -52,12 +52,19 @@ public actor Messenger {
 
     /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory).
     public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,
-                wallClock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws {
+                wallClock: @escaping @Sendable () -> UInt64 = { Messenger.milliseconds(since1970: Date()) }) throws {
         localPeer = PeerID(identity.publicKey)
         self.store = store
         self.wallClock = wallClock
         markers = ReadMarkers(file: stateFile)
         tasks = try Self.loadTasks(store: store, localPeer: localPeer)
+    }
+
+    /// `date` in milliseconds since the Unix epoch, as `meta.time` holds it: 0 for a date
+    /// before 1970 (a system clock set back that far; `UInt64` of a negative trapped).
+    @usableFromInline static func milliseconds(since1970 date: Date) -> UInt64 {
+        let ms = date.timeIntervalSince1970 * 1000
+        return ms > 0 ? UInt64(min(ms, 1.8e19)) : 0
     }
 
     private static func loadTasks(store: BookStore, localPeer: PeerID) throws -> [TaskID: TaskRecord] {

@@ -140,6 +140,15 @@ import Testing
         await bob.stop()
     }
 
+    /// The wall clock `meta.time` is read from: a system clock set before 1970 reads as 0
+    /// (the default clock trapped on `UInt64` of a negative, at the first page or event).
+    @Test func theWallClockBefore1970ReadsAsZero() {
+        #expect(Messenger.milliseconds(since1970: Date(timeIntervalSince1970: -86_400)) == 0)
+        #expect(Messenger.milliseconds(since1970: Date(timeIntervalSince1970: 0)) == 0)
+        #expect(Messenger.milliseconds(since1970: Date(timeIntervalSince1970: 1_700_000_000.5)) == 1_700_000_000_500)
+        #expect(Messenger.milliseconds(since1970: .distantFuture) > 1_700_000_000_000)
+    }
+
     /// The read markers' file is the vault's to write, but it is a file on disk: a marker
     /// that no count can be (negative, as a hand edit or damage leaves it) is no marker.
     /// `Int.min` used to trap the unread count (`count - marker` overflowed).
