@@ -110,13 +110,18 @@ struct ChannelBed {
         return request
     }
 
+    /// `fragments`: the (first, count) pairs of a re-request (§9.2.3).
     static func requestBytes(id: UInt32, start: UInt64, end: UInt64, atLength: UInt64, fromLength: UInt64,
-                             maxBytes: UInt32 = 256 << 10) -> [UInt8] {
+                             maxBytes: UInt32 = 256 << 10, fragments: [(UInt16, UInt16)] = []) -> [UInt8] {
         var out: [UInt8] = [ReplicationWire.version, 3]
         for value in [UInt64(id)] { appendLE(value, 4, &out) }
         for value in [start, end, atLength, fromLength] { appendLE(value, 8, &out) }
         appendLE(UInt64(maxBytes), 4, &out)
-        appendLE(0, 2, &out)
+        appendLE(UInt64(fragments.count), 2, &out)
+        for (first, count) in fragments {
+            appendLE(UInt64(first), 2, &out)
+            appendLE(UInt64(count), 2, &out)
+        }
         return out
     }
 
@@ -174,6 +179,14 @@ struct ChannelBed {
         hostile.byte(5); hostile.chunk(requestBytes(id: 10, start: 30, end: 40, atLength: 40, fromLength: 25))
         hostile.byte(2)
         scripts.append(("holder-requests", hostile.bytes))
+        // Re-requests naming fragments beyond the answer's count (§9.2.4 numbers them to
+        // 65 535): the holder used to build a range `first..<count` with first > count.
+        var beyond = FuzzScript()
+        beyond.byte(5); beyond.chunk(requestBytes(id: 11, start: 0, end: 3, atLength: 40, fromLength: 0, fragments: [(1000, 1)]))
+        beyond.byte(5); beyond.chunk(requestBytes(id: 12, start: 0, end: 40, atLength: 40, fromLength: 0,
+                                                   fragments: [(2, 65_533), (60_000, 5)]))
+        beyond.byte(2)
+        scripts.append(("holder-fragments-beyond", beyond.bytes))
         return scripts
     }
 

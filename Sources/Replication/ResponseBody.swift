@@ -56,8 +56,13 @@ package struct ResponseBody: Equatable {
         let size = ReplicationWire.fragmentPayload
         let count = max(1, (body.count + size - 1) / size)
         precondition(count <= Int(UInt16.max), "an answer is bounded far below 65 535 fragments")
-        var wanted: [Range<Int>] = only.isEmpty ? [0..<count]
-            : only.map { Int($0.lowerBound)..<min(Int($0.upperBound), count) }.filter { !$0.isEmpty }
+        // A re-request may name fragments beyond this answer's count (any u16, §9.2.4): those
+        // are none of its fragments. Clamped before the range is made: `first..<count` with
+        // `first > count` is no range (it trapped the holder).
+        var wanted: [Range<Int>] = only.isEmpty ? [0..<count] : only.compactMap { range in
+            let first = Int(range.lowerBound), end = min(Int(range.upperBound), count)
+            return first < end ? first..<end : nil
+        }
         wanted.sort { $0.lowerBound < $1.lowerBound }
         var messages: [[UInt8]] = []
         messages.reserveCapacity(wanted.reduce(0) { $0 + $1.count })

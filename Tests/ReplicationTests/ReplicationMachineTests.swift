@@ -134,6 +134,33 @@ struct ReplicationMachineTests {
         #expect(reader.heldRanges().isEmpty)
     }
 
+    /// A re-request names the fragments it lacks (§9.2.3); a reader may name ones beyond the
+    /// answer's count (§9.2.4 numbers them up to 65 535). The holder built the range
+    /// `first..<min(end, count)` for each, which traps when `first > count`: one request of
+    /// any member crashed every holder. Fragments beyond the answer are sent as none.
+    @Test("a request for fragments beyond the answer gets the ones that exist, and the holder lives")
+    func fragmentsBeyondTheAnswer() throws {
+        let author = try Fixtures.authorBook(Fixtures.store(dir.sub("a"), seed: 1), count: 20)
+        let reader = try Fixtures.store(dir.sub("b"), seed: 2).open(id: author.id)
+        var sim = pair(author: author, reader: reader)
+        #expect(sim.run { _ in reader.contiguousLength == 20 })
+        let now = Timestamp(nanoseconds: 10_000_000_000)
+        func ask(_ id: UInt32, pages: Range<UInt64>, fragments: [Range<UInt16>]) -> [ReplicationMessage.DataFragment] {
+            let request = ReplicationMessage.Request(id: id, pages: pages, atLength: 20, fromLength: 0, maxBytes: 1 << 20,
+                                                     fragments: fragments)
+            sim.a.receive(ReplicationMessage.request(request).encoded(), now: now)
+            return sim.a.takeMessages().compactMap {
+                if case let .success(.data(fragment)) = ReplicationMessage.decode($0), fragment.requestID == id { fragment } else { nil }
+            }
+        }
+        // Pages 0..<5 of 1 KiB: an answer of 5 fragments.
+        #expect(ask(1, pages: 0..<5, fragments: [1000..<1001]).isEmpty)
+        #expect(ask(2, pages: 0..<5, fragments: [6..<9, 65_000..<65_535]).isEmpty)
+        #expect(ask(3, pages: 0..<5, fragments: [3..<65_535]).map(\.index) == [3, 4])
+        #expect(ask(4, pages: 0..<5, fragments: [65_534..<65_535, 0..<1]).map(\.index) == [0])
+        #expect(!sim.a.isClosed)
+    }
+
     /// A page of 75 MB (a store file edited on disk) would be an answer of more fragments
     /// than a u16 numbers: serving it trapped the holder (`ResponseBody.fragments`). It is
     /// answered `no data` instead, and both sides carry on.
