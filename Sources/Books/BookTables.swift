@@ -97,6 +97,9 @@ extension SQLiteDatabase {
                 guard try s.step() else { break }
                 let book = seek.book(s.int64(0))
                 numbers.insert(book)
+                // A number no book can have ends the seek (it is reported as an orphan; one
+                // near Int64.max made `book + 1` trap).
+                guard book < PageKey.maximumBooks else { break }
                 next = max(book, next) + 1
             }
         }

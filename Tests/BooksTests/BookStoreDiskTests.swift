@@ -79,6 +79,27 @@ import Testing
         reopened.close()
     }
 
+    /// The same for a tree node, signed root or fork row of a book number no book can have
+    /// (at or past 2^23, up to Int64.max): the seek for the next number after it trapped.
+    @Test func rowsOfABookNumberNoBookCanHaveAreACorruptDatabase() throws {
+        let hash = "x'" + String(repeating: "00", count: 32) + "'"
+        let signature = "x'" + String(repeating: "00", count: 64) + "'"
+        for (insert, number) in [("INSERT INTO node (book, idx, hash) VALUES (%@, 0, \(hash))", "9223372036854775807"),
+                                 ("INSERT INTO root (book, length, hash, signature) VALUES (%@, 1, \(hash), \(signature))",
+                                  "9223372036854775807"),
+                                 ("INSERT INTO node (book, idx, hash) VALUES (%@, 0, \(hash))", "\(1 << 23)"),
+                                 ("INSERT INTO fork VALUES (%@, 1, \(hash), \(signature), 1, \(hash), \(signature))", "-3")] {
+            let (dir, _) = try makeStore(pages: 5)
+            defer { dir.remove() }
+            try RawSQLite.execute(dir.databaseFile, insert.replacingOccurrences(of: "%@", with: number))
+            let before = RawSQLite.fileBytes(dir.databaseFile)
+            let error = #expect(throws: BooksError.self) { try openStore(dir) }
+            #expect(error?.code == .corruptDatabase && error?.file == dir.databaseFile, "\(String(describing: error))")
+            #expect(error?.detail.contains(number) == true, "\(String(describing: error))")
+            #expect(RawSQLite.fileBytes(dir.databaseFile) == before)
+        }
+    }
+
     @Test func truncatedFileIsACorruptDatabaseAndIsLeftAlone() throws {
         let (dir, _) = try makeStore(pages: 400, size: 1000)
         defer { dir.remove() }
