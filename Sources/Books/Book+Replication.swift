@@ -205,7 +205,8 @@ extension Book {
                 throw BooksError(.invalidProof, "\(proof) does not lead to the root of \(signedRoot)", file: store.file)
             }
             if !outcome.conflicts.isEmpty {
-                // Validly signed, yet not an extension of the tree this peer verified.
+                // Validly signed, yet not an extension of the tree this peer verified. Conflicts
+                // need peaks of `fromLength` > 0, and `fromLength <= verified`: `latest` is set.
                 let first = try db.root(book: state.number, id: id, length: proof.fromLength) ?? state.latest!
                 try recordFork(ForkProof(first: first, second: signedRoot), state: &state, db: db)
             }
@@ -258,6 +259,8 @@ extension Book {
         state.held.insert(range)
         if signedRoot.length > state.length {
             state.latest = signedRoot
+            // The walk visited every peak of `length`: each was established (carried or
+            // recomputed) or checked against a trusted one, so each is in `byIndex`.
             state.peaks = FlatTree.roots(length: signedRoot.length).map { TreeNode(index: $0, hash: byIndex[$0]!) }
         }
     }
