@@ -80,6 +80,8 @@ struct NetnsLANDefaultTests {
                     at.allSatisfy { prefix in watcher.lines.contains { $0.hasPrefix("sighting \(peer(seen)) \(prefix)") } }
                 }
             }
+            // The probe reports the interfaces it runs on as it polls them: that line too.
+            await first.waitFor(within: .seconds(5)) { $0.hasPrefix("interfaces-now ") && $0.contains(" eth0") }
             return (await first.finish(), await second.finish(), linkLocal)
         }
         let lines = "\(first.lines) / \(second.lines)"
