@@ -392,6 +392,12 @@ public final class BookStore: @unchecked Sendable {
         BookID(try BookName.keyPair(masterSecret: masterSecret, name: name).publicKey)
     }
 
+    /// Book `id`, if the store has it — unlike `open(id:)`, which takes a new book in as a
+    /// reader's: for whoever must not bring back a book deleted meanwhile (§4.8).
+    public func book(id: BookID) throws -> Book? {
+        try locked { _ in states[id].map { Book(id: $0.id, store: self) } }
+    }
+
     /// The book titled `name`, if the store has one.
     public func book(named name: String) throws -> Book? {
         try locked { _ in states.values.first { $0.name == name }.map { Book(id: $0.id, store: self) } }

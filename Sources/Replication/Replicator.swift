@@ -170,7 +170,9 @@ public final class Replicator: Sendable {
 
     /// Pages held of the length known, for `book`.
     public func progress(of book: BookID) throws -> ReplicationProgress {
-        let handle = try store.open(id: book)
+        guard let handle = try store.book(id: book) else {
+            throw BooksError(.unknownBook, "book \(book.hex.prefix(16))… is not in the store", file: store.file)
+        }
         let peers = state.withLock { s in
             s.drivers.values.filter { $0.bookID == book }.compactMap { d in d.remoteLength.map { (d.peer, $0) } }
         }
@@ -283,7 +285,9 @@ public final class Replicator: Sendable {
     }
 
     private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection) {
-        guard let book = try? store.open(id: bookID) else {
+        // Never `open(id:)` here: a book deleted since the channel was asked for (a task
+        // left) would come back as an empty reader's book.
+        guard let book = try? store.book(id: bookID) else {
             Task { await channel.close() }
             return
         }

@@ -57,6 +57,20 @@ import Testing
         author.close()
     }
 
+    @Test("book(id:) finds a book without taking a new one in: a deleted book stays deleted")
+    func lookingABookUpNeverCreatesIt() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        let book = try store.createOrOpen(name: "ana-bob-t")
+        try book.append(testPage(0))
+        #expect(try store.book(id: book.id)?.length == 1)
+        try store.delete([book.id])
+        #expect(try store.book(id: book.id) == nil)
+        #expect(try store.list().isEmpty)
+        store.close()
+    }
+
     @Test func derivedKeysAreStableAcrossReopenAndDifferBetweenNamesAndSecrets() throws {
         let one = TemporaryDirectory("one")
         let two = TemporaryDirectory("two")
