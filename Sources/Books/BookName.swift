@@ -33,6 +33,11 @@ public enum BookName {
         guard bytes > 0, bytes <= maximumLength else {
             throw BooksError(.invalidName, "a book name must be 1…\(maximumLength) bytes, got \(bytes)", limit: maximumLength)
         }
+        // SQLite and C strings end at a NUL: the name stored would not be the name whose
+        // key was derived, and the store would then refuse to open (wrong master secret).
+        guard !name.utf8.contains(0) else {
+            throw BooksError(.invalidName, "a book name cannot contain a NUL character", limit: maximumLength)
+        }
     }
 
     /// "bookswarm/book-key/v1": domain tag of the key derivation.

@@ -31,6 +31,9 @@ extension Vault {
     /// synced, so `destination` never holds half a backup. `destination` must be an absolute
     /// path that does not exist, in an existing directory.
     public func backup(to destination: String) throws(VaultError) -> VaultBackup {
+        guard !destination.utf8.contains(0) else {
+            throw VaultError(.directoryUnusable, "the backup's destination cannot contain a NUL character")
+        }
         guard destination.hasPrefix("/") else {
             throw VaultError(.directoryUnusable, "the backup's destination must be an absolute path (got \(destination))")
         }

@@ -57,6 +57,26 @@ import Testing
         author.close()
     }
 
+    /// SQLite would store the name cut at the NUL, whose derived key is not the book's: the
+    /// store would refuse to open after a restart (wrong master secret).
+    @Test("a book name with a NUL is refused, and the store opens again")
+    func aNameWithANulIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        #expect(throws: BooksError(.invalidName, "")) { try store.createOrOpen(name: "compiled:a\u{0}b") }
+        let otherDir = TemporaryDirectory("other")
+        defer { otherDir.remove() }
+        let other = try openStore(otherDir, secret: 9)
+        let foreign = try other.createOrOpen(name: "x")
+        #expect(throws: BooksError(.invalidName, "")) { try store.open(id: foreign.id, title: "a\u{0}b") }
+        other.close()
+        store.close()
+        let reopened = try openStore(dir)
+        #expect(try reopened.list().isEmpty)
+        reopened.close()
+    }
+
     @Test("book(id:) finds a book without taking a new one in: a deleted book stays deleted")
     func lookingABookUpNeverCreatesIt() throws {
         let dir = TemporaryDirectory()
