@@ -108,7 +108,11 @@ public enum Control {
     /// Answers one request line from a local client through `reply` (one line per call,
     /// without its `\n`; it throws once the client has gone). Whatever the line holds, the
     /// answer is one `{"ok":false,"error":…}` line or a result: never a crash of the daemon.
-    public static func serve(_ line: [UInt8], reply: @Sendable ([UInt8]) async throws -> Void, messenger: Messenger,
+    /// `clientClosed` returns when the client has closed its end: it ends a `follow` stream
+    /// (an idle one writes nothing, so a failed write would not); any other request is
+    /// carried out and answered whatever the client did after sending it.
+    public static func serve(_ line: [UInt8], reply: @escaping @Sendable ([UInt8]) async throws -> Void,
+                             clientClosed: (@Sendable () async -> Void)? = nil, messenger: Messenger,
                              vault: Vault? = nil, network: @Sendable () async -> NetworkStatus) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply(envelope(error: "malformed control request"))
@@ -117,10 +121,17 @@ public enum Control {
         if request.command == .follow {
             do {
                 let task = try await messenger.resolveTask(request.task ?? "")
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                for await item in follow(messenger, task: task) {
-                    try await reply(Array(try encoder.encode(item)))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                        for await item in follow(messenger, task: task) {
+                            try await reply(Array(try encoder.encode(item)))
+                        }
+                    }
+                    if let clientClosed { group.addTask { await clientClosed() } }
+                    try await group.next()
+                    group.cancelAll()
                 }
             } catch {
                 try? await reply(envelope(error: oneLine(error)))

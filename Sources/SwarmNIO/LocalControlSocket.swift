@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import Sodium
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -11,13 +12,19 @@ import Glibc
 ///
 /// A Unix-domain stream socket in the vault directory (itself mode 0700; the socket is made
 /// 0600). One request per connection: the client writes one line, the server answers with
-/// zero or more lines and closes. A streaming request (follow) keeps answering until the
-/// client closes its end, which cancels the handler. Lines are opaque bytes here; the CLI
-/// puts JSON in them.
+/// zero or more lines and closes. A client may close its sending side once it has written
+/// its request (`shutdown(SHUT_WR)`, what `socat` and `nc -N` do): the request is carried out
+/// and answered all the same. A streaming handler (follow) watches `Reply.clientClosed()` to
+/// stop when the client closes its end. Lines are opaque bytes here; the CLI puts JSON in them.
 public final class LocalControlServer: Sendable {
     /// Writes one reply line to the client. Throws once the client has gone.
     public struct Reply: Sendable {
         let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        let closed: ClientClosed
+
+        /// Returns once the client has closed its end (or half of it: it sends nothing more
+        /// after its request either way); a streaming handler races it against its stream.
+        public func clientClosed() async { await closed.wait() }
 
         public func send(_ line: [UInt8]) async throws {
             var buffer = ByteBuffer()
@@ -45,6 +52,9 @@ public final class LocalControlServer: Sendable {
         do {
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 32)
+                // A client that closes its sending side after the request still reads the
+                // answer: without this NIO would close the whole connection at its EOF.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -82,9 +92,11 @@ public final class LocalControlServer: Sendable {
         let channel = connection.channel
         try? await connection.executeThenClose { inbound, outbound in
             let (requests, delivered) = AsyncStream<[UInt8]>.makeStream()
-            await withTaskGroup(of: Void.self) { group in
+            let closed = ClientClosed()
+            await withTaskGroup(of: Bool.self) { group in
                 // The reader owns the inbound side: the first line is the request; the
-                // client closing its end afterwards (EOF or error) ends a streaming handler.
+                // client closing its end afterwards (EOF or error) is told to the handler
+                // (`Reply.clientClosed`), which a request that is not a stream ignores.
                 group.addTask {
                     var lines = inbound.makeAsyncIterator()
                     if let first = try? await lines.next() {
@@ -92,10 +104,12 @@ public final class LocalControlServer: Sendable {
                     }
                     delivered.finish()
                     while (try? await lines.next()) != nil {}
+                    closed.signal()
+                    return false
                 }
                 group.addTask {
                     for await request in requests {
-                        await handler(request, Reply(writer: outbound))
+                        await handler(request, Reply(writer: outbound, closed: closed))
                         break
                     }
                     // The answer is complete once it has gone out: a write returns when the
@@ -114,8 +128,11 @@ public final class LocalControlServer: Sendable {
                     // Closing the channel also ends the reader, which inbound iteration alone
                     // would not notice.
                     try? await channel.close()
+                    return true
                 }
-                _ = await group.next()
+                // Until the handler is done: the reader ending first (the client's EOF) ends
+                // nothing by itself.
+                while let handlerDone = await group.next(), !handlerDone {}
                 group.cancelAll()
             }
         }
@@ -230,5 +247,35 @@ public final class LocalControlClient {
     /// Closes the sending side, telling a streaming handler to stop.
     public func finish() {
         shutdown(fd, Int32(SHUT_WR))
+    }
+}
+
+/// Whether a control client has closed its end, for the handler to wait on.
+final class ClientClosed: Sendable {
+    private let state = Mutex<(closed: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func signal() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.closed = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once `signal()` was called (at once if it was), or when the task is cancelled.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.closed || Task.isCancelled { return true }
+                    s.waiters.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            signal()
+        }
     }
 }

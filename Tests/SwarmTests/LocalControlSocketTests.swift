@@ -120,6 +120,52 @@ struct LocalControlSocketTests {
         await server.close()
     }
 
+    /// A client that closes its sending side once its request is out (`socat`, `nc -N`, a
+    /// script's `shutdown(SHUT_WR)`) still gets the whole answer, and the handler runs to its
+    /// end: before, NIO closed the connection at the client's EOF and the handler was cancelled.
+    @Test func aClientThatHalfClosesAfterItsRequestGetsItsAnswer() async throws {
+        let path = socketPath()
+        let finished = Mutex(false)
+        let server = try await LocalControlServer.start(path: path) { request, reply in
+            try? await Task.sleep(for: .milliseconds(200))  // work after the client's EOF
+            finished.withLock { $0 = !Task.isCancelled }
+            try? await reply.send(request + Array(" done".utf8))
+        }
+        let lines: [[UInt8]] = try await offPool {
+            guard let client = LocalControlClient.connect(path: path) else { return [] }
+            try client.send(Array("leave".utf8))
+            client.finish()
+            var lines: [[UInt8]] = []
+            while let line = try client.readLine() { lines.append(line) }
+            return lines
+        }
+        #expect(lines == [Array("leave done".utf8)])
+        #expect(finished.withLock { $0 }, "the handler was cancelled at the client's EOF")
+        await server.close()
+    }
+
+    /// A stream that has nothing to send (a follow of a quiet task) learns that its client
+    /// closed from `clientClosed()`, not from a failed write.
+    @Test func anIdleStreamLearnsThatItsClientClosed() async throws {
+        let path = socketPath()
+        let ended = Mutex(false)
+        let server = try await LocalControlServer.start(path: path) { _, reply in
+            try? await reply.send(Array("live".utf8))
+            await reply.clientClosed()
+            ended.withLock { $0 = true }
+        }
+        let first: [UInt8]? = try await offPool {
+            guard let client = LocalControlClient.connect(path: path) else { return nil }
+            try client.send(Array("follow".utf8))
+            return try client.readLine()  // the client is released (closed) on return
+        }
+        #expect(first == Array("live".utf8))
+        let deadline = Date().addingTimeInterval(5)
+        while !ended.withLock({ $0 }) && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(ended.withLock { $0 })
+        await server.close()
+    }
+
     /// Found by fuzz-control: a line over the limit whose line break came in the same read
     /// as its last bytes was delivered (up to a read's size over the 1 MiB of §10.7).
     @Test func aLineOverTheLimitIsRefusedWhereverItsLineBreakArrives() throws {
