@@ -11,8 +11,10 @@ import Vault
 public enum Control {
     /// Runs one request against a messenger (in the daemon, or in the command's process);
     /// `vault`, the messenger's, for what concerns the vault as a whole (`backup`).
+    /// `fileRoot`: where `attach` may read and `save` may write (nil: anywhere this user may;
+    /// a fuzzer keeps them inside a directory of its own).
     public static func execute(_ request: ControlRequest, on messenger: Messenger, vault: Vault? = nil,
-                               network: NetworkStatus = NetworkStatus()) async throws -> Data {
+                               network: NetworkStatus = NetworkStatus(), fileRoot: String? = nil) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch request.command {
@@ -58,9 +60,34 @@ public enum Control {
             let destination = request.text ?? ""
             // Seconds of disk work for a large store: off the cooperative pool.
             return try encoder.encode(try await offPool { try vault.backup(to: destination) })
+        case .attach:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            let path = try allowed(request.path ?? "", under: fileRoot)
+            let name = request.name
+            // Up to 64 MiB read and hashed: off the cooperative pool.
+            let source = try await offPool { try Attachments.read(path: path, name: name) }
+            return try encoder.encode(try await messenger.attach(source, caption: request.text ?? "", to: task))
+        case .files:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            return try encoder.encode(try await messenger.files(of: task))
+        case .save:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            let path = try allowed(request.path ?? "", under: fileRoot)
+            let source = try await messenger.fileSource(request.name ?? "", in: task)
+            return try encoder.encode(try await offPool { try source.write(to: path) })
         case .follow:
             throw CLIError("follow is a streaming request")
         }
+    }
+
+    /// `path` if it is absolute and, with a `root`, inside it (as written, `..` resolved).
+    static func allowed(_ path: String, under root: String?) throws -> String {
+        guard path.hasPrefix("/") else { throw CLIError("a path must be absolute (got \"\(path)\")") }
+        if let root {
+            let standardized = (path as NSString).standardizingPath
+            guard standardized.hasPrefix(root + "/") else { throw CLIError("\(path) is outside \(root)") }
+        }
+        return path
     }
 
     public static func parseInvite(_ text: String) throws -> InviteCode {
@@ -113,7 +140,7 @@ public enum Control {
     /// carried out and answered whatever the client did after sending it.
     public static func serve(_ line: [UInt8], reply: @escaping @Sendable ([UInt8]) async throws -> Void,
                              clientClosed: (@Sendable () async -> Void)? = nil, messenger: Messenger,
-                             vault: Vault? = nil, network: @Sendable () async -> NetworkStatus) async {
+                             vault: Vault? = nil, fileRoot: String? = nil, network: @Sendable () async -> NetworkStatus) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply(envelope(error: "malformed control request"))
             return
@@ -140,7 +167,7 @@ public enum Control {
         }
         do {
             let status = request.command == .inspect ? await network() : NetworkStatus()
-            let result = try await execute(request, on: messenger, vault: vault, network: status)
+            let result = try await execute(request, on: messenger, vault: vault, network: status, fileRoot: fileRoot)
             try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
             try? await reply(envelope(error: oneLine(error)))

@@ -8,23 +8,33 @@ public struct ControlRequest: Codable, Sendable {
         case id, name, taskNew = "task-new", taskLeave = "task-leave", join, tasks, send, log, inspect, compile, check, follow
         /// `text`: the absolute path of a new directory to write a copy of the vault to.
         case backup
+        /// `task`, `path` (absolute) of a file the daemon reads, `text` the caption, `name`
+        /// the file's name (absent: the path's last component).
+        case attach
+        /// `task`: its files, with how much of each is held here.
+        case files
+        /// `task`, `name` (the file: id, name or id prefix), `path` (absolute destination).
+        case save
     }
 
     public var command: Command
     public var task: String?
     public var text: String?
     public var name: String?
+    /// `attach`: the file to read; `save`: where to write the file (absolute paths).
+    public var path: String?
     public var verify: Bool?
     public var markRead: Bool?
     /// `task-leave`: really leave (without it, the answer says what would be deleted).
     public var confirm: Bool?
 
-    public init(command: Command, task: String? = nil, text: String? = nil, name: String? = nil,
+    public init(command: Command, task: String? = nil, text: String? = nil, name: String? = nil, path: String? = nil,
                 verify: Bool? = nil, markRead: Bool? = nil, confirm: Bool? = nil) {
         self.command = command
         self.task = task
         self.text = text
         self.name = name
+        self.path = path
         self.verify = verify
         self.markRead = markRead
         self.confirm = confirm

@@ -66,7 +66,7 @@ enum ControlReaders: FuzzTarget {
                         throw ClientGone()
                     }
                 }
-            }, messenger: messenger, network: { network })
+            }, messenger: messenger, fileRoot: bed.files, network: { network })
         }
         let answers = client.withLock { $0.lines }
         for answer in answers {
@@ -91,12 +91,13 @@ enum ControlReaders: FuzzTarget {
     /// Whether a request may change the vault (tasks, books, read markers).
     static func mayWrite(_ request: ControlRequest) -> Bool {
         switch request.command {
-        case .taskNew, .join, .send, .compile, .follow: return true
+        // `save` writes into the bed's `files` only (`fileRoot`), which reset() empties again.
+        case .taskNew, .join, .send, .compile, .follow, .attach, .save: return true
         case .name: return request.text != nil
         case .taskLeave: return request.confirm == true
         case .log: return request.markRead ?? true
         // No vault is given to `serve` here: a backup is refused, nothing is written.
-        case .id, .tasks, .inspect, .check, .backup: return false
+        case .id, .tasks, .inspect, .check, .backup, .files: return false
         }
     }
 
@@ -142,6 +143,9 @@ enum ControlReaders: FuzzTarget {
         case .check: decodes = (try? decoder.decode([CopyCheck].self, from: data)) != nil
         case .taskLeave: decodes = (try? decoder.decode(LeaveResult.self, from: data)) != nil
         case .backup: decodes = (try? decoder.decode(VaultBackup.self, from: data)) != nil
+        case .attach: decodes = (try? decoder.decode(LogEntry.self, from: data))?.kind == .file
+        case .files: decodes = (try? decoder.decode([FileReport].self, from: data)) != nil
+        case .save: decodes = (try? decoder.decode(SaveResult.self, from: data)) != nil
         case .follow: preconditionFailure("follow streams")
         }
         precondition(decodes, "the result of \(command) does not decode as the client reads it")

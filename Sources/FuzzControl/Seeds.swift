@@ -7,6 +7,7 @@ enum Seeds {
     static var requests: [(name: String, line: String)] {
         let joinedPrefix = String(VaultBed.joined.task.hex.prefix(8))
         let joinedInvite = VaultBed.joined.text
+        let files = VaultBed.shared.files
         return [
             ("id", #"{"command":"id"}"#),
             ("tasks", #"{"command":"tasks"}"#),
@@ -25,6 +26,12 @@ enum Seeds {
             ("task-leave-ask", #"{"command":"task-leave","task":"Fix the roof"}"#),
             ("task-leave", #"{"command":"task-leave","confirm":true,"task":"Fix the roof"}"#),
             ("follow", #"{"command":"follow","task":"Fix the roof"}"#),
+            ("attach", #"{"command":"attach","path":"\#(files)/\#(VaultBed.fileName)","task":"Fix the roof","text":"again"}"#),
+            ("attach-named", #"{"command":"attach","name":"leak.txt","path":"\#(files)/\#(VaultBed.fileName)","task":"Fix the roof"}"#),
+            ("files", #"{"command":"files","task":"Fix the roof"}"#),
+            ("save", #"{"command":"save","name":"\#(VaultBed.fileName)","path":"\#(files)/out","task":"Fix the roof"}"#),
+            ("save-as", #"{"command":"save","name":"\#(VaultBed.fileName)","path":"\#(files)/out/copy.txt","task":"Fix the roof"}"#),
+            ("save-outside", #"{"command":"save","name":"\#(VaultBed.fileName)","path":"/tmp/x","task":"Fix the roof"}"#),
             ("unknown-task", #"{"command":"send","task":"Fix the ro\u0001f","text":"x"}"#),
             ("unknown-command", #"{"command":"delete","task":"Fix the roof"}"#),
             ("wrong-type", #"{"command":"inspect","verify":"yes"}"#),

@@ -7,7 +7,9 @@ import Swarm
 /// The vault the control requests run against, as a daemon has it, offline: a store and a
 /// messenger (read markers in a state file) under a directory of this process (removed at
 /// exit). It holds a task this peer created ("Fix the roof", two messages, compiled into
-/// `compiled:record`) and one it joined (fixed ids, one message).
+/// `compiled:record`, and a file attached, `roof.txt`) and one it joined (fixed ids, one
+/// message). `attach` may read and `save` may write only inside `files`, which holds the
+/// file to attach and an empty `out` directory to save into.
 ///
 /// A request that may write (`VaultBed.mayWrite`) is followed by `reset()`, which puts the
 /// vault back as the template has it, so every input starts from the same state.
@@ -17,6 +19,7 @@ final class VaultBed: @unchecked Sendable {
     static let identity = keyPair(0x11)
     static let masterSecret = SecretBytes(copying: [UInt8](repeating: 0x12, count: 32))
     static let title = "Fix the roof"
+    static let fileName = "roof.txt"
     /// A task joined from another peer's invite (its title is in the creator's book, which
     /// this vault does not hold).
     static let joined = InviteCode(creator: PeerID(keyPair(0x22).publicKey), task: TaskID(bytes: [UInt8](repeating: 0x5A, count: TaskID.length))!)
@@ -28,6 +31,8 @@ final class VaultBed: @unchecked Sendable {
     }
 
     let directory: String
+    /// Where `attach` and `save` requests may read and write (`Control.execute`'s `fileRoot`).
+    let files: String
     private let template: String
     private let working: String
     private(set) var store: BookStore
@@ -38,16 +43,21 @@ final class VaultBed: @unchecked Sendable {
         directory = NSTemporaryDirectory() + "fuzz-control-\(getpid())"
         template = (directory as NSString).appendingPathComponent("template")
         working = (directory as NSString).appendingPathComponent("vault")
+        files = (directory as NSString).appendingPathComponent("files")
         try? FileManager.default.removeItem(atPath: directory)
         bedDirectory = directory
         atexit { if let path = bedDirectory { try? FileManager.default.removeItem(atPath: path) } }
         do {
+            try FileManager.default.createDirectory(atPath: files + "/out", withIntermediateDirectories: true)
+            let attached = files + "/" + VaultBed.fileName
+            try Data((0..<3000).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: attached))
             let (store, messenger) = try VaultBed.open(template)
             VaultBed.wait {
                 let created = try await messenger.newTask(title: VaultBed.title)
                 let task = try await messenger.resolveTask(created.id)
                 try await messenger.send("The roof leaks above the kitchen.", to: task)
                 try await messenger.send("Who can help?\nI have a ladder.", to: task)
+                try await messenger.attach(try Attachments.read(path: attached), caption: "the leak", to: task)
                 _ = try await messenger.compile(task, into: "record")
                 _ = try await messenger.join(VaultBed.joined)
                 try await messenger.send("hello from the joiner", to: VaultBed.joined.task)
@@ -61,8 +71,13 @@ final class VaultBed: @unchecked Sendable {
         }
     }
 
-    /// Puts the vault back as the template has it.
+    /// Puts the vault back as the template has it, and `files` as it was (a `save` may have
+    /// written into it).
     func reset() {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: files)) ?? [] where entry != VaultBed.fileName {
+            try? FileManager.default.removeItem(atPath: files + "/" + entry)
+        }
+        try? FileManager.default.createDirectory(atPath: files + "/out", withIntermediateDirectories: true)
         store.close()
         do {
             (store, messenger) = try VaultBed.copy(template, to: working)

@@ -13,7 +13,8 @@ import Swarm
 /// 1. invite codes (§10.1), which people paste: `InviteCode(parsing:)`;
 /// 2. the messenger channel's messages and label (§10.5): `MessengerWire`;
 /// 3. book titles naming a task's books (§10.3): `TaskBookName(parsing:)`;
-/// 4. a task's log fed a script of pages (`MessageLog`): several books, any order.
+/// 4. a task's log fed a script of pages (`MessageLog`): several books, any order, files
+///    and their parts among them.
 ///
 /// Beyond "no crash": a page that decodes re-encodes to exactly its bytes (the encoding is
 /// canonical, §10.2) and decodes again to itself; a code that parses is parsed again from
@@ -130,6 +131,14 @@ enum MessengerReaders: FuzzTarget {
         precondition(Set(ordered.map(\.key)).count == ordered.count, "a message twice in the log")
         for (a, b) in zip(ordered, ordered.dropFirst()) {
             precondition(LogEntry.precedes(a, b), "the log out of order (or two entries tie)")
+        }
+        // A file's parts (§10.2 Files): only its own numbers, each from a chunk read.
+        for entry in ordered where entry.kind == .file {
+            guard let file = entry.file else { preconditionFailure("a file entry without its file") }
+            precondition(Attachments.isValidName(file.name) && (file.parts == 0) == (file.size == 0), "a file entry breaks §10.2")
+            let parts = log.parts(of: entry, preferring: [books[2].hex])
+            precondition(parts.keys.allSatisfy { $0 < file.parts } && parts.values.allSatisfy { $0.length > 0 },
+                         "a part that is not the file's")
         }
     }
 }

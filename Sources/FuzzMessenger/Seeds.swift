@@ -18,6 +18,8 @@ enum Seeds {
                       refs: refs, kind: kind, data: data, meta: .init(time: 1_764_000_000_000 + index, fields: fields))
     }
 
+    static let fileID = "fedcba9876543210fedcba98"
+
     static var pages: [(name: String, bytes: [UInt8])] {
         var pages: [(String, MessengerPage)] = [
             ("address", page(0, kind: .address, data: R.reader.bytes + R.task.bytes)),
@@ -27,6 +29,12 @@ enum Seeds {
             ("task", page(0, kind: .task, data: R.author.bytes + R.task.bytes, fields: ["title": "Fix the roof"])),
             ("join", page(3, kind: .join, data: R.author.bytes, fields: ["id": "89abcdef0123456789abcdef"])),
             ("unknown", page(4, kind: .unknown(300), data: [1, 2, 3], fields: ["a": "1", "b": "2"])),
+            // A file of two parts (§10.2 Files): its chunks, then the file page naming them.
+            ("chunk-0", page(6, kind: .chunk, data: [UInt8](repeating: 0x61, count: 300), fields: ["id": fileID, "part": "0"])),
+            ("chunk-1", page(7, kind: .chunk, data: Array("the rest".utf8), fields: ["id": fileID, "part": "1"])),
+            ("file", page(8, kind: .file, data: Array("the leak, from above".utf8),
+                          fields: ["hash": Attachments.hash([UInt8](repeating: 0x61, count: 300) + Array("the rest".utf8)),
+                                   "id": fileID, "name": "roof.jpg", "parts": "2", "size": "308"])),
         ]
         if let copy = genuineCopy() {
             pages.append(("copy", page(5, kind: .copy, data: copy.encodedData(), refs: [copy.ref],

@@ -2,7 +2,8 @@ import Books
 import Sodium
 import Swarm
 
-/// One entry of a task's log: a chat message, or a member's join (PROTOCOL.md §10.3).
+/// One entry of a task's log: a chat message, a file attached, or a member's join
+/// (PROTOCOL.md §10.3).
 public struct LogEntry: Codable, Hashable, Sendable {
     /// What the entry records: the page type it was read from.
     public enum Kind: String, Codable, Hashable, Sendable {
@@ -10,9 +11,20 @@ public struct LogEntry: Codable, Hashable, Sendable {
         case chat
         /// A `join` page: the author joined the task (by its invite) at `time`; `text` is "".
         case join
+        /// A `file` page: the author attached a file (`LogEntry.file`); `text` is its caption.
+        case file
 
         /// The page type (§10.2): the last key of the log's order.
-        var pageType: UInt64 { self == .chat ? 1 : 3 }
+        var pageType: UInt64 {
+            switch self {
+            case .chat: return 1
+            case .join: return 3
+            case .file: return 9
+            }
+        }
+
+        /// Whether the entry counts as a message (§10.3): a chat or a file, never a join.
+        public var isMessage: Bool { self != .join }
     }
 
     /// Author's peer id (hex).
@@ -21,7 +33,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
     public var id: String
     /// Milliseconds since the Unix epoch, by the author's clock.
     public var time: UInt64
-    /// The message; "" for a join.
+    /// The message; a file's caption ("" if none); "" for a join.
     public var text: String
     /// The book and index it was read from.
     public var book: String
@@ -32,9 +44,11 @@ public struct LogEntry: Codable, Hashable, Sendable {
     /// A message or a join. In JSON (§10.7) the key `kind` is written for a join only
     /// (`"kind":"join"`): a chat entry's JSON is what it was before joins were written.
     public var kind: Kind
+    /// On a file entry: the file, as its `file` page describes it; nil otherwise.
+    public var file: AttachedFile?
 
     public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil,
-                kind: Kind = .chat) {
+                kind: Kind = .chat, file: AttachedFile? = nil) {
         self.author = author
         self.id = id
         self.time = time
@@ -43,10 +57,11 @@ public struct LogEntry: Codable, Hashable, Sendable {
         self.index = index
         self.name = name
         self.kind = kind
+        self.file = file
     }
 
     /// Identifies the entry across books: one kind, one author, one id (a chat and a join
-    /// with the same id are two entries). The author is 64 hex digits, so no two keys run
+    /// with the same id are two entries, and so are a file and either). The author is 64 hex digits, so no two keys run
     /// into each other.
     public var key: String { kind.rawValue + "/" + author + "/" + id }
 
@@ -55,7 +70,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         (a.time, a.author, a.index, a.id, a.kind.pageType) < (b.time, b.author, b.index, b.id, b.kind.pageType)
     }
 
-    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind }
+    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -67,6 +82,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         index = try c.decode(UInt64.self, forKey: .index)
         name = try c.decodeIfPresent(String.self, forKey: .name)
         kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .chat
+        file = try c.decodeIfPresent(AttachedFile.self, forKey: .file)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -79,16 +95,19 @@ public struct LogEntry: Codable, Hashable, Sendable {
         try c.encode(index, forKey: .index)
         try c.encodeIfPresent(name, forKey: .name)
         if kind != .chat { try c.encode(kind, forKey: .kind) }
+        try c.encodeIfPresent(file, forKey: .file)
     }
 }
 
 /// Builds a task's log from the pages of all its books that a peer holds (flow 2).
 ///
-/// * Only `chat` and `join` pages make entries; each must name the book's author and the
+/// * Only `chat`, `join` and `file` pages make entries; each must name the book's author and the
 ///   book itself in its head, or it is counted as malformed and left out (a book id is
 ///   bound to its author by the session that announced it, and the author signed the page:
 ///   a mismatch means a buggy or hostile writer, not a message). A `join` must name its
-///   author in its data (32 bytes), or it is malformed too.
+///   author in its data (32 bytes), or it is malformed too; so must a `file` or `chunk` page
+///   break none of §10.2's rules for files. A `chunk` makes no entry: where each part of a
+///   file sits is kept for `parts(of:)`.
 /// * A peer's own messages and joins sit in its journal and in each of its pairwise books:
 ///   they are deduplicated by (kind, author, id); the journal's copy wins, so every peer
 ///   orders a given author's entries the same way.
@@ -104,6 +123,15 @@ public struct MessageLog: Sendable {
     /// Each book read (book id hex → its reader and generation), to choose between copies.
     private var bookOrder: [String: (reader: String, generation: UInt32)] = [:]
     private typealias NameOrder = (time: UInt64, generation: UInt32, index: UInt64)
+    /// Every copy of every part of a file read: "author/id" → part number → copies.
+    private var partCopies: [String: [UInt64: [PartCopy]]] = [:]
+
+    /// Where one copy of a part of a file sits (a `chunk` page), and its length.
+    public struct PartCopy: Hashable, Sendable {
+        public var book: String
+        public var index: UInt64
+        public var length: Int
+    }
 
     public init() {}
 
@@ -123,6 +151,7 @@ public struct MessageLog: Sendable {
         }
         let kind: LogEntry.Kind
         let text: String
+        var file: AttachedFile?
         switch page.kind {
         case .chat:
             guard let chat = page.text else {
@@ -137,13 +166,28 @@ public struct MessageLog: Sendable {
                 return
             }
             (kind, text) = (.join, "")
+        case .file:
+            guard let manifest = Attachments.manifest(of: page) else {
+                malformed += 1
+                return
+            }
+            (kind, text, file) = (.file, manifest.caption, manifest.file)
+        case .chunk:
+            guard let (id, part) = Attachments.chunk(of: page) else {
+                malformed += 1
+                return
+            }
+            bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
+            partCopies[name.author.publicKey.hex + "/" + id, default: [:]][part, default: []]
+                .append(PartCopy(book: book.hex, index: index, length: page.data.count))
+            return
         default:
             return
         }
         let id = page.meta.fields["id"] ?? "\(book.hex.prefix(16)):\(index)"
         bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
         entries.append(LogEntry(author: name.author.publicKey.hex, id: id, time: page.meta.time, text: text,
-                                book: book.hex, index: index, kind: kind))
+                                book: book.hex, index: index, kind: kind, file: file))
     }
 
     /// Takes in what another log (of other books of the same task) has read.
@@ -151,6 +195,9 @@ public struct MessageLog: Sendable {
         entries += other.entries
         bookOrder.merge(other.bookOrder) { mine, _ in mine }
         malformed += other.malformed
+        for (file, parts) in other.partCopies {
+            partCopies[file, default: [:]].merge(parts) { $0 + $1 }
+        }
         absorbNames(other)
     }
 
@@ -179,10 +226,7 @@ public struct MessageLog: Sendable {
     /// the one in the book of the least reader id, then of the earliest generation (PROTOCOL.md
     /// §10.3): the same choice whatever order the books were read in.
     public func ordered(preferring preferredBooks: Set<String> = []) -> [LogEntry] {
-        func rank(_ entry: LogEntry) -> (Int, String, UInt32) {
-            let order = bookOrder[entry.book]
-            return (preferredBooks.contains(entry.book) ? 0 : 1, order?.reader ?? "", order?.generation ?? 0)
-        }
+        func rank(_ entry: LogEntry) -> (Int, String, UInt32) { self.rank(book: entry.book, preferring: preferredBooks) }
         var byKey: [String: LogEntry] = [:]
         for var entry in entries {
             if let existing = byKey[entry.key], rank(existing) <= rank(entry) { continue }
@@ -190,5 +234,27 @@ public struct MessageLog: Sendable {
             byKey[entry.key] = entry
         }
         return byKey.values.sorted(by: LogEntry.precedes)
+    }
+
+    /// How the log ranks a copy by its book (§10.3): the journal (`preferredBooks`) first, then
+    /// the book of the least reader id, then of the least generation.
+    private func rank(book: String, preferring preferredBooks: Set<String>) -> (Int, String, UInt32) {
+        let order = bookOrder[book]
+        return (preferredBooks.contains(book) ? 0 : 1, order?.reader ?? "", order?.generation ?? 0)
+    }
+
+    /// The parts of a file entry held here, one copy of each (PROTOCOL.md §10.2, Files): the
+    /// copy in the entry's own book, else the first in the log's order of copies (then the
+    /// lower index). Parts numbered beyond the file's are not its. Empty for another entry.
+    public func parts(of entry: LogEntry, preferring preferredBooks: Set<String> = []) -> [UInt64: PartCopy] {
+        guard entry.kind == .file, let file = entry.file, let held = partCopies[entry.author + "/" + entry.id] else { return [:] }
+        var chosen: [UInt64: PartCopy] = [:]
+        for (part, copies) in held where part < file.parts {
+            chosen[part] = copies.min { a, b in
+                let (ra, rb) = (rank(book: a.book, preferring: preferredBooks), rank(book: b.book, preferring: preferredBooks))
+                return (a.book == entry.book ? 0 : 1, ra.0, ra.1, ra.2, a.index) < (b.book == entry.book ? 0 : 1, rb.0, rb.1, rb.2, b.index)
+            }
+        }
+        return chosen
     }
 }

@@ -26,8 +26,9 @@ extension Messenger {
         for check in try copies(in: book) { present.insert(check.ref.book + withUnsafeBytes(of: check.ref.index.littleEndian, Array.init)) }
         var specs: [PageSpec] = []
         var skipped = 0
-        // Messages only: a compiled book is the conversation's record (PROTOCOL.md §10.2).
-        for entry in try log(of: task) where entry.kind == .chat {
+        // Messages only, chats and files (a file's `file` page: its parts stay out, its hash
+        // pins them): a compiled book is the conversation's record (PROTOCOL.md §10.2).
+        for entry in try log(of: task) where entry.kind.isMessage {
             let source = try storage { try store.open(id: try BookID(hex: entry.book)) }
             let key = source.id.bytes + withUnsafeBytes(of: entry.index.littleEndian, Array.init)
             guard !present.contains(key) else { continue }

@@ -8,7 +8,7 @@ public struct LeaveResult: Codable, Hashable, Sendable {
     public var title: String?
     /// Books deleted: the journal and the pairwise books written and read.
     public var books: Int
-    /// Messages the task's log held here (joins not counted).
+    /// Messages and files the task's log held here (joins not counted).
     public var messages: Int
 }
 
@@ -24,7 +24,7 @@ extension Messenger {
         guard let left = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let result = LeaveResult(task: task.hex, title: title(of: task), books: books.count,
-                                 messages: try log(of: task).filter { $0.kind == .chat }.count)
+                                 messages: try log(of: task).filter(\.kind.isMessage).count)
         // First: nothing the network does from here on finds the task and makes its books
         // again, and no join of it starts a journal that the delete below would take.
         tasks[task] = nil

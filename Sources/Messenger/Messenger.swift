@@ -259,8 +259,8 @@ public actor Messenger {
                                  writesTo: mine != nil, readsFrom: theirs != nil,
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
         }
-        // Messages only: a join is shown, but neither counted nor ever unread (§10.7).
-        let messages = entries.filter { $0.kind == .chat }
+        // Messages (chats and files) only: a join is shown, but neither counted nor ever unread (§10.7).
+        let messages = entries.filter(\.kind.isMessage)
         let fromOthers = messages.filter { $0.author != localPeer.publicKey.hex }.count
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: messages.count,
@@ -326,6 +326,14 @@ public actor Messenger {
     /// `books`: the task's books when the caller has them already.
     func logAndNames(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
         -> (entries: [LogEntry], names: [String: String]) {
+        let (log, journals) = try messageLog(of: task, books: given)
+        return (log.ordered(preferring: journals), log.names)
+    }
+
+    /// Everything the task's books held here say, unordered, and the journals' ids (hex), which
+    /// the log prefers (`MessageLog.ordered(preferring:)`).
+    func messageLog(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
+        -> (log: MessageLog, journals: Set<String>) {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         var log = MessageLog()
         var journals: Set<String> = []
@@ -333,7 +341,7 @@ public actor Messenger {
             if name.isJournal { journals.insert(book.id.hex) }
             log.absorb(try bookLog(of: book, name: name))
         }
-        return (log.ordered(preferring: journals), log.names)
+        return (log, journals)
     }
 
     /// What one book contributes to its task's log, reading only the pages that arrived
@@ -361,9 +369,9 @@ public actor Messenger {
         return cache.log
     }
 
-    /// Marks every message of the task as read (the marker counts messages, never joins).
+    /// Marks every message of the task as read (the marker counts messages and files, never joins).
     public func markRead(_ task: TaskID) throws {
-        let fromOthers = try log(of: task).filter { $0.kind == .chat && $0.author != localPeer.publicKey.hex }.count
+        let fromOthers = try log(of: task).filter { $0.kind.isMessage && $0.author != localPeer.publicKey.hex }.count
         markers.markSeen(task, count: fromOthers)
     }
 
@@ -422,10 +430,10 @@ public actor Messenger {
 
     /// Creates the pairwise book this peer writes for `reader` in `task`, if new: its
     /// reader's address first, then the title (creator only), then the history — the
-    /// messages and joins of books this vault took back after losing its store (§10.3) that
-    /// its journal lacks, oldest first, then the journal's — so a new generation, or a member
-    /// who joins later, gets every message this vault holds and sees when it joined. Returns
-    /// the book of the current generation (`currentPairwiseName`).
+    /// messages, files and joins of books this vault took back after losing its store (§10.3)
+    /// that its journal lacks, oldest first, then the journal's — so a new generation, or a
+    /// member who joins later, gets every message and file this vault holds and sees when it
+    /// joined. Returns the book of the current generation (`currentPairwiseName`).
     func createPairwiseBook(for reader: PeerID, task: TaskID) throws -> Book {
         let name = try currentPairwiseName(for: reader, task: task)
         let book = try storage { try store.createOrOpen(name: name.text) }
@@ -436,20 +444,27 @@ public actor Messenger {
             specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
         }
         specs += try namePage()
-        /// The `chat` and `join` pages of a book of ours (a join only if it names us, as every
-        /// reader requires).
+        /// The `chat`, `join`, `chunk` and `file` pages of a book of ours (a join only if it
+        /// names us, as every reader requires).
         func history(of book: Book) throws -> [MessengerPage] {
             try (0..<book.contiguousLength).compactMap { index in
                 guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes) else { return nil }
                 switch page.kind {
-                case .chat: return page
+                case .chat, .chunk, .file: return page
                 case .join: return page.data == localPeer.bytes ? page : nil
                 default: return nil
                 }
             }
         }
-        /// A page's identity in the log: its kind and id (a chat and a join may share an id).
-        func key(_ page: MessengerPage) -> String? { page.meta.fields["id"].map { "\(page.kind.code)/\($0)" } }
+        /// A page's identity in the log: its kind and id (a chat and a join may share an id),
+        /// and a chunk's part.
+        func key(_ page: MessengerPage) -> String? {
+            page.meta.fields["id"].map { "\(page.kind.code)/\($0)" + (page.kind == .chunk ? "/\(page.meta.fields["part"] ?? "")" : "") }
+        }
+        /// The order of pages taken back: time, id, type (a file's chunks before it), part.
+        func order(_ page: MessengerPage) -> (UInt64, String, UInt64, UInt64) {
+            (page.meta.time, page.meta.fields["id"] ?? "", page.kind.code, Attachments.number(page.meta.fields["part"]) ?? 0)
+        }
         let journal = try history(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
         var seen = Set(journal.compactMap(key))
         var recovered: [MessengerPage] = []
@@ -460,7 +475,7 @@ public actor Messenger {
                 recovered.append(page)
             }
         }
-        recovered.sort { ($0.meta.time, $0.meta.fields["id"] ?? "", $0.kind.code) < ($1.meta.time, $1.meta.fields["id"] ?? "", $1.kind.code) }
+        recovered.sort { order($0) < order($1) }
         for page in recovered + journal {
             // The same kind, id and time: readers deduplicate and order it as the original.
             specs.append(PageSpec(kind: page.kind, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))

@@ -20,6 +20,13 @@ public struct MessengerError: CodedError {
         case storage
         /// The network is not running in this process.
         case offline
+        /// A file cannot be attached (unreadable, too large, a name no file may have), or
+        /// saved where asked (an existing file, no such directory).
+        case invalidFile
+        /// No file of the task matches what the person typed, or several do.
+        case unknownFile
+        /// The file is not here whole yet, or its bytes do not match its hash: not written.
+        case fileUnavailable
     }
 
     public let code: Code

@@ -50,6 +50,13 @@ public struct MessengerPage: Hashable, Sendable {
         /// The author's display name, as it chose it: `data` is UTF-8 (PROTOCOL.md §10.2).
         /// The newest one in a book the author writes is the name shown for them.
         case name
+        /// One part of an attached file's bytes: `data` is the part; `meta.fields` name the
+        /// file (`id`) and the part's number (`part`) (PROTOCOL.md §10.2, Files).
+        case chunk
+        /// A file attached to the task, after its `chunk` pages in the same batch: `data` is
+        /// the caption (UTF-8, maybe empty); `meta.fields` hold `hash`, `id`, `name`, `parts`
+        /// and `size`.
+        case file
         case unknown(UInt64)
 
         var code: UInt64 {
@@ -61,6 +68,8 @@ public struct MessengerPage: Hashable, Sendable {
             case .title: return 5
             case .task: return 6
             case .name: return 7
+            case .chunk: return 8
+            case .file: return 9
             case let .unknown(code): return code
             }
         }
@@ -74,6 +83,8 @@ public struct MessengerPage: Hashable, Sendable {
             case 5: self = .title
             case 6: self = .task
             case 7: self = .name
+            case 8: self = .chunk
+            case 9: self = .file
             default: self = .unknown(code)
             }
         }

@@ -1,0 +1,143 @@
+import Foundation
+import Sodium
+
+/// A file attached to a task, as its `file` page describes it (PROTOCOL.md §10.2, Files):
+/// the entry's `file` in JSON (§10.7).
+public struct AttachedFile: Codable, Hashable, Sendable {
+    /// The file's name as its author gave it (§10.2's rules: no path separators or controls).
+    public var name: String
+    /// Its length in bytes.
+    public var size: UInt64
+    /// How many `chunk` pages carry its bytes.
+    public var parts: UInt64
+    /// BLAKE2b-256 of its bytes, 64 lower-case hex digits.
+    public var hash: String
+
+    public init(name: String, size: UInt64, parts: UInt64, hash: String) {
+        self.name = name
+        self.size = size
+        self.parts = parts
+        self.hash = hash
+    }
+}
+
+/// The rules and limits of attached files (PROTOCOL.md §10.2, Files; §10.7 `attach`).
+public enum Attachments {
+    /// The largest file `attach` takes: 64 MiB. Its author stores it n times (journal and n − 1
+    /// pairwise books), every other member once.
+    public static let maxSize = 64 * 1024 * 1024
+    /// The writer's part size: 256 KiB, so a page stays far below the store's page limit and
+    /// one replication request (256 KiB) carries about one part.
+    public static let partSize = 256 * 1024
+    /// A file name's longest, in UTF-8 bytes (a Linux file name's limit).
+    public static let maxNameBytes = 255
+    /// A caption's longest, in UTF-8 bytes (the same as a message's).
+    public static let maxCaptionBytes = 64 * 1024
+    /// Numbers in meta (`part`, `parts`, `size`) stay exact in JSON.
+    static let maxNumber: UInt64 = (1 << 53) - 1
+
+    /// Whether `name` may name a file (§10.2): 1…255 bytes of UTF-8, no `/` or `\`, not `.`
+    /// or `..`, no C0 or C1 control, DEL, or bidirectional mark, embedding, override or
+    /// isolate (what a terminal would act on, `TerminalText.acts` in the CLI: the same set).
+    public static func isValidName(_ name: String) -> Bool {
+        let count = name.utf8.count
+        guard count >= 1, count <= maxNameBytes, name != ".", name != ".." else { return false }
+        return name.unicodeScalars.allSatisfy { scalar in
+            switch scalar.value {
+            case 0x00...0x1F, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return false
+            case 0x2F, 0x5C: return false  // `/`, `\`
+            default: return true
+            }
+        }
+    }
+
+    /// A meta number (§10.2): decimal digits without leading zeros, at most 2^53 − 1.
+    static func number(_ text: String?) -> UInt64? {
+        guard let text, !text.isEmpty, text.utf8.count <= 16, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              text == "0" || text.utf8.first != 0x30, let value = UInt64(text), value <= maxNumber else { return nil }
+        return value
+    }
+
+    /// `count` lower-case hex digits.
+    static func isHex(_ text: String?, count: Int) -> Bool {
+        guard let text, text.utf8.count == count else { return false }
+        return text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// What a `file` page says, or nil when it is malformed (§10.2): its id, the file, and the
+    /// caption.
+    static func manifest(of page: MessengerPage) -> (id: String, file: AttachedFile, caption: String)? {
+        let fields = page.meta.fields
+        guard case .file = page.kind, let caption = String(validating: page.data, as: UTF8.self),
+              let id = fields["id"], isHex(id, count: 24), let hash = fields["hash"], isHex(hash, count: 64),
+              let name = fields["name"], isValidName(name),
+              let size = number(fields["size"]), let parts = number(fields["parts"]),
+              (parts == 0) == (size == 0), parts <= size else { return nil }
+        return (id, AttachedFile(name: name, size: size, parts: parts, hash: hash), caption)
+    }
+
+    /// What a `chunk` page says, or nil when it is malformed (§10.2): its file's id and its
+    /// part's number.
+    static func chunk(of page: MessengerPage) -> (id: String, part: UInt64)? {
+        guard case .chunk = page.kind, !page.data.isEmpty, let id = page.meta.fields["id"], isHex(id, count: 24),
+              let part = number(page.meta.fields["part"]) else { return nil }
+        return (id, part)
+    }
+
+    /// BLAKE2b-256 of `bytes`, in hex (the `hash` of §10.2).
+    public static func hash(_ bytes: [UInt8]) -> String { BLAKE2b.hash(bytes, outputLength: 32).hexString }
+
+    /// A file read from the disk, to attach (`Messenger.attach`).
+    public struct Source: Sendable {
+        public var name: String
+        public var bytes: [UInt8]
+
+        public init(name: String, bytes: [UInt8]) {
+            self.name = name
+            self.bytes = bytes
+        }
+    }
+
+    /// Reads the file at the absolute `path` to attach it: a regular file of at most
+    /// `maxSize` bytes, named `name` (nil or empty: the path's last component), which must
+    /// be a valid name. Blocking I/O: call it off the cooperative pool for a large file.
+    public static func read(path: String, name: String? = nil) throws -> Source {
+        guard path.hasPrefix("/") else {
+            throw MessengerError(.invalidFile, "the file to attach must be given by an absolute path (got \(path))")
+        }
+        let chosen = (name?.isEmpty ?? true) ? (path as NSString).lastPathComponent : name!
+        guard isValidName(chosen) else {
+            throw MessengerError(.invalidFile, "\"\(chosen)\" cannot name an attached file: a name is 1…\(maxNameBytes) bytes without "
+                                 + "/, \\ or control characters, and not . or .. (choose another with --name)")
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw MessengerError(.invalidFile, "\(path) is \((status.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"): only a file can be attached")
+        }
+        let tooLarge = { (size: Int) in
+            MessengerError(.invalidFile, "\(path) is \(size) bytes; a file of at most \(maxSize) bytes (64 MiB) can be attached")
+        }
+        guard status.st_size <= maxSize else { throw tooLarge(Int(status.st_size)) }
+        // Read to the end (a file that grows meanwhile is read as far as the limit allows).
+        var bytes = [UInt8](repeating: 0, count: Int(status.st_size) + 1)
+        var count = 0
+        while true {
+            if count == bytes.count {
+                guard bytes.count <= maxSize else { throw tooLarge(count) }
+                bytes += [UInt8](repeating: 0, count: min(1 << 20, maxSize + 1 - bytes.count))
+            }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= maxSize else { throw tooLarge(count) }
+        bytes.removeLast(bytes.count - count)
+        return Source(name: chosen, bytes: bytes)
+    }
+}
