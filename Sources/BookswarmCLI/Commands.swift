@@ -319,14 +319,35 @@ struct LogCommand: AsyncParsableCommand {
 /// Human-readable lines.
 enum Format {
     /// A message: `[12:04:05] Ana (1d0f2a77): text`; a join: `[12:03:59] * Ana (1d0f2a77) joined`
-    /// (the `*` of the chat's other events, never a message's `name: ` form).
+    /// (the `*` of the chat's other events, never a message's `name: ` form); a file:
+    /// `[12:04:09] Ana (1d0f2a77) attached roof.jpg (2.3 MB): caption` — not the `name: ` form
+    /// either, so no chat message can pass for a file.
     static func line(_ entry: LogEntry, me: String) -> String {
         switch entry.kind {
         case .chat:
             return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
         case .join:
             return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) joined"
+        case .file:
+            let file = entry.file.map { "\(shown($0.name, continuation: nil)) (\(size($0.size)))" } ?? "a file"
+            let caption = entry.text.isEmpty ? "" : ": " + shown(entry.text, continuation: "    | ")
+            return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)) attached \(file)\(caption)"
         }
+    }
+
+    /// A size as people read it: `512 bytes`, `1.5 KB`, `2.3 MB`, `1.1 GB` (powers of 1000,
+    /// one decimal below 100, none from 100; 999.5 and up is the next unit).
+    static func size(_ bytes: UInt64) -> String {
+        if bytes == 1 { return "1 byte" }
+        if bytes < 1000 { return "\(bytes) bytes" }
+        var value = Double(bytes) / 1000
+        var unit = 0
+        let units = ["KB", "MB", "GB", "TB"]
+        while value >= 999.5 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return (value < 99.95 ? String(format: "%.1f", value) : String(format: "%.0f", value)) + " " + units[unit]
     }
 
     /// Text another person wrote, made safe to put on a terminal: control characters
@@ -370,6 +391,13 @@ enum Format {
         if peer == me { return "you" }
         guard let name else { return String(peer.prefix(8)) }
         return "\(shown(name, continuation: nil)) (\(peer.prefix(8)))"
+    }
+
+    /// `2025-06-01 10:12` (a file stays listed for days: its date with its time).
+    static func date(_ milliseconds: UInt64) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 
     static func clock(_ milliseconds: UInt64) -> String {

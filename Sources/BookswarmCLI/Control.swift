@@ -15,7 +15,10 @@ extension Control {
     /// Blocking POSIX I/O, so it runs on a thread of its own, off the cooperative pool.
     static func callDaemon(_ request: ControlRequest, directory: VaultDirectory) async throws -> Data? {
         let body = try JSONEncoder().encode(request)
-        let limit: Duration = request.command == .inspect && request.verify == true ? .seconds(600) : .seconds(30)
+        // Seconds of disk work: re-checking every book, or up to 64 MiB written to every book
+        // of a task (attach) or read, hashed and written out (save).
+        let long = (request.command == .inspect && request.verify == true) || request.command == .attach || request.command == .save
+        let limit: Duration = long ? .seconds(600) : .seconds(30)
         return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)") {
             try await offPool {
                 guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }

@@ -145,6 +145,86 @@ struct CLIProcessTests {
         #expect(try await Member("bob-offline-backup", scratch: scratch, discoveryPort: bob.discoveryPort).texts(task.id) == original)
     }
 
+    /// Files (PROTOCOL.md §10.2 Files, §10.7): `attach` through Ana's daemon, `files` and
+    /// `save` at Bob's; the log line; every refusal one line on stderr, exit 1 (64 for usage).
+    @Test("files: attach, files, save between two daemons; errors are one line", .timeLimit(.minutes(2)))
+    func files() async throws {
+        let scratch = Scratch()
+        let (bob, ana) = Member.bobAndAna(scratch)
+        try await bob.start()
+        try await ana.start()
+        defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+        try await ana.ok(["name", "Ana"])
+        let task = try await bob.newTask("Fix the roof")
+        try await ana.ok(["join", task.invite])
+        let anaID = String(try await ana.id.prefix(8))
+
+        // 10 MB from Ana, attached by a relative path; Bob saves it once it is whole.
+        let files = scratch.dir("ana-files")
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        let bytes = try #require(FileHandle(forReadingAtPath: "/dev/urandom")?.readData(ofLength: 10_000_000))
+        try bytes.write(to: URL(fileURLWithPath: files + "/roof.jpg"))
+        let started = ContinuousClock.now
+        let attached = try await ana.run(["attach", task.id, "roof.jpg", "--text", "above the window"], in: files)
+        let attachTook = ContinuousClock.now - started
+        #expect(attached.ok && attached.stdout.hasPrefix("attached roof.jpg (10.0 MB) as file "), "\(attached)")
+        func report(_ m: Member) async throws -> [String: Any]? {
+            (try await m.run(["files", task.id, "--json"]).json as? [[String: Any]])?.first
+        }
+        #expect(try await eventually(.seconds(30)) { try await report(bob)?["whole"] as? Bool == true })
+        let out = scratch.dir("bob-out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let saved = try await bob.run(["save", task.id, "roof.jpg"], in: out)
+        let savedAfter = ContinuousClock.now - started
+        #expect(saved.ok && saved.stdout == "saved \(out)/roof.jpg (10.0 MB)\n", "\(saved)")
+        #expect(FileManager.default.contents(atPath: out + "/roof.jpg") == bytes, "byte-identical")
+        print("a 10 MB file over loopback (debug build, two daemons): attach \(attachTook), attach → saved at the other member \(savedAfter)")
+
+        // How it shows: the log line, the listing, the JSON entry.
+        let log = try await bob.ok(["log", task.id])
+        #expect(log.contains("] Ana (\(anaID)) attached roof.jpg (10.0 MB): above the window\n"), "\(log)")
+        #expect(try await ana.ok(["log", task.id]).contains("] you attached roof.jpg (10.0 MB): above the window\n"))
+        let listed = try await bob.ok(["files", task.id])
+        #expect(listed.hasSuffix("  Ana (\(anaID))  roof.jpg  10.0 MB  whole\n") && listed.split(separator: "\n").count == 1, "\(listed)")
+        let entry = try #require(try await report(bob)?["entry"] as? [String: Any])
+        let file = try #require(entry["file"] as? [String: Any])
+        #expect(entry["kind"] as? String == "file" && entry["text"] as? String == "above the window")
+        #expect(file["name"] as? String == "roof.jpg" && file["size"] as? Int == 10_000_000 && file["parts"] as? Int == 39)
+        let tasks = try #require(try await bob.run(["tasks", "--json"]).json as? [[String: Any]])
+        #expect(tasks.first?["messages"] as? Int == 1, "a file counts as a message: \(tasks)")
+        let id = try #require(entry["id"] as? String)
+
+        // By id prefix, to a new file name; the same again is refused (never replaced).
+        let copy = out + "/copy.jpg"
+        #expect(try await bob.ok(["save", task.id, String(id.prefix(6)), copy]) == "saved \(copy) (10.0 MB)\n")
+        #expect(FileManager.default.contents(atPath: copy) == bytes)
+        let refusals: [(Member, [String], String)] = [
+            (bob, ["save", task.id, id, copy], "exists already"),
+            (bob, ["save", task.id, "nope.jpg", out], "no file \"nope.jpg\""),
+            (bob, ["save", task.id, id, out + "/missing/dir/x.jpg"], "create it first"),
+            (ana, ["attach", task.id, files + "/missing.jpg"], "No such file"),
+            (ana, ["attach", task.id, files], "a directory"),
+            (ana, ["attach", task.id, files + "/roof.jpg", "--name", "../etc"], "cannot name"),
+            (ana, ["attach", "no such task", files + "/roof.jpg"], "unknown task"),
+        ]
+        let large = files + "/large.bin"
+        #expect(FileManager.default.createFile(atPath: large, contents: nil) && truncate(large, 64 * 1024 * 1024 + 1) == 0)
+        for (m, arguments, needle) in refusals + [(ana, ["attach", task.id, large], "at most 67108864 bytes (64 MiB)")] {
+            let result = try await m.run(arguments)
+            CLIErrorTests.expectOneLineError(result, mentioning: needle)
+            #expect(result.status == 1, "\(arguments): \(result)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["copy.jpg", "roof.jpg"], "nothing else written")
+        for arguments in [["attach", task.id], ["save", task.id], ["files"]] {
+            let usage = try await bob.run(arguments)
+            #expect(usage.status == 64 && usage.stderr.hasPrefix("bookswarm: ") && usage.stderr.contains("(see: bookswarm "), "\(usage)")
+        }
+        let own = try await report(ana)
+        #expect(own?["whole"] as? Bool == true && own?["held"] as? Int == 10_000_000, "\(String(describing: own))")
+        await ana.stop()
+        await bob.stop()
+    }
+
     @Test("names: chosen with `bookswarm name`, shown to the other member beside the peer id", .timeLimit(.minutes(1)))
     func names() async throws {
         let scratch = Scratch()

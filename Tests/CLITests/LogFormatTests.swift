@@ -38,4 +38,22 @@ import Testing
         #expect(!InspectPrinter.label(chosen, me: Self.me).isEmpty)
         #expect(!InspectPrinter.label("compiled:" + String(repeating: "c", count: 55) + "-\(Self.me)-...", me: Self.me).isEmpty)
     }
+
+    @Test("a file is `[time] who attached NAME (SIZE): caption`, never in a message's form; its name shown escaped")
+    func fileLines() {
+        let roof = AttachedFile(name: "roof.jpg", size: 2_345_678, parts: 9, hash: "")
+        var file = LogEntry(author: Self.ana, id: "f", time: 0, text: "above the window", book: "b", index: 9, name: "Ana", kind: .file, file: roof)
+        let clock = Format.clock(0)
+        #expect(Format.line(file, me: Self.me) == "[\(clock)] Ana (1d0f2a77) attached roof.jpg (2.3 MB): above the window")
+        file.text = ""
+        #expect(Format.line(file, me: Self.me) == "[\(clock)] Ana (1d0f2a77) attached roof.jpg (2.3 MB)")
+        file.author = Self.me
+        file.text = "two\nlines"
+        #expect(Format.line(file, me: Self.me) == "[\(clock)] you attached roof.jpg (2.3 MB): two\n    | lines")
+        // A name that reached the log broke no rule of §10.2, but is shown as any text is.
+        file.file?.name = "a\u{200F}b"
+        #expect(Format.line(file, me: Self.me).contains("attached a\\u{200f}b (2.3 MB)"))
+        #expect([0, 1, 999, 1000, 1499, 99_949, 99_950, 999_499, 999_500, 2_345_678, 67_108_864, 1_000_000_000].map(Format.size)
+                == ["0 bytes", "1 byte", "999 bytes", "1.0 KB", "1.5 KB", "99.9 KB", "100 KB", "999 KB", "1.0 MB", "2.3 MB", "67.1 MB", "1.0 GB"])
+    }
 }

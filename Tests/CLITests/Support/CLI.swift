@@ -24,14 +24,16 @@ enum CLI {
         var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
     }
 
-    /// Runs `bookswarm ARGS` (inside `prefix`, e.g. `ip netns exec …` or `setpriv …`) and
-    /// waits for it, killing it after `timeout`.
+    /// Runs `bookswarm ARGS` (inside `prefix`, e.g. `ip netns exec …` or `setpriv …`; in the
+    /// working directory `directory`, if given) and waits for it, killing it after `timeout`.
     @discardableResult
-    static func run(_ arguments: [String], prefix: [String] = [], timeout: Duration = .seconds(30)) async throws -> Result {
+    static func run(_ arguments: [String], prefix: [String] = [], directory: String? = nil,
+                    timeout: Duration = .seconds(30)) async throws -> Result {
         let process = Process()
         let argv = prefix + [binary!] + arguments
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -26,11 +26,12 @@ final class Member: @unchecked Sendable {
         self.daemonOptions = daemonOptions
     }
 
-    /// `bookswarm ARGS --dir DIR` with this member's network options.
+    /// `bookswarm ARGS --dir DIR` with this member's network options (run in the working
+    /// directory `in`, if given).
     @discardableResult
-    func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> CLI.Result {
+    func run(_ arguments: [String], in workingDirectory: String? = nil, timeout: Duration = .seconds(30)) async throws -> CLI.Result {
         try await CLI.run(arguments + ["--dir", directory] + (interface.map { ["--interface", $0] } ?? []) + ["--discovery-port", "\(discoveryPort)"],
-                          prefix: prefix, timeout: timeout)
+                          prefix: prefix, directory: workingDirectory, timeout: timeout)
     }
 
     /// Runs a command that must succeed; returns its stdout.

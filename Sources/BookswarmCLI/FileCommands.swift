@@ -1,0 +1,91 @@
+import ArgumentParser
+import BookswarmControl
+import Foundation
+import Messenger
+
+/// Files attached to a task (PROTOCOL.md §10.2 Files, §10.7 `attach`, `files`, `save`).
+
+/// `path` made absolute against this process's working directory: the daemon that reads or
+/// writes it has its own.
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+struct AttachCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach", abstract: "Share a file with a task (offline too: it is replicated when next online).",
+        discussion: """
+            At most 64 MiB. The file goes into every book you write in the task, like a \
+            message: your vault stores it once for each other member and once in your journal; \
+            each other member stores it once. The others see its name (the file's own, or \
+            --name) and its size in the log, and save it with `bookswarm save`.
+            """)
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
+    @Argument(help: "The file to share.") var path: String
+    @Option(help: "A caption, shown with the file.") var text: String?
+    @Option(help: "The name the others see (default: the file's own).") var name: String?
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = ControlRequest(command: .attach, task: task, text: text, name: name, path: absolutePath(path))
+            let entry = try await Control.call(request, vault, as: LogEntry.self)
+            if output.json { try printJSON(entry); return }
+            let file = entry.file.map { "\(Format.shown($0.name, continuation: nil)) (\(Format.size($0.size)))" } ?? "the file"
+            printOut("attached \(file) as file \(entry.id.prefix(8))")
+        }
+    }
+}
+
+struct FilesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "files", abstract: "List a task's files: id, when, who, name, size, and whether it is here whole.")
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            let files = try await Control.call(ControlRequest(command: .files, task: task), vault, as: [FileReport].self)
+            if output.json { try printJSON(files); return }
+            if files.isEmpty { printOut("no files in this task yet: bookswarm attach TASK PATH") }
+            for report in files {
+                let entry = report.entry
+                guard let file = entry.file else { continue }
+                let state = report.whole ? "whole" : "partial: \(Format.size(report.held)) here"
+                printOut("\(entry.id.prefix(8))  \(Format.date(entry.time))  \(Format.who(entry.author, name: entry.name, me: me))  "
+                         + "\(Format.shown(file.name, continuation: nil))  \(Format.size(file.size))  \(state)")
+            }
+        }
+    }
+}
+
+struct SaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "save", abstract: "Write a file of a task out, once it is here whole and matches its hash.",
+        discussion: """
+            FILE is the file's id (or the beginning of it, 4+ hex digits, as `bookswarm files` \
+            shows it) or its name. DEST is a new file, or a directory to put the file in under \
+            its name (default: the current directory). An existing file is never replaced; a \
+            file not here whole yet, or whose bytes do not match the hash its author gave, is \
+            not written.
+            """)
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
+    @Argument(help: "The file: its id (or its beginning), or its name.") var file: String
+    @Argument(help: "Where to write it: a new file, or a directory (default: the current directory).") var destination: String?
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = ControlRequest(command: .save, task: task, name: file,
+                                         path: absolutePath(destination ?? FileManager.default.currentDirectoryPath))
+            let saved = try await Control.call(request, vault, as: SaveResult.self)
+            if output.json { try printJSON(saved); return }
+            let size = saved.entry.file.map { " (\(Format.size($0.size)))" } ?? ""
+            printOut("saved \(Format.shown(saved.path, continuation: nil))\(size)")
+        }
+    }
+}
