@@ -12,7 +12,7 @@ import Testing
        .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"),
        .enabled(if: Python.readerAvailable, "python3 with PyNaCl is missing: interop skipped"))
 struct ProtocolInteropTests {
-    @Test("three people, names, multi-byte and large messages, one offline, a compiled book: the reader agrees with every vault",
+    @Test("three people, names, multi-byte and large messages, files, one offline, a compiled book: the reader agrees with every vault",
           .timeLimit(.minutes(3)))
     func readerAgreesWithTheStore() async throws {
         let scratch = Scratch()
@@ -45,6 +45,12 @@ struct ProtocolInteropTests {
         try await send(carol, String(repeating: "ü", count: 750))
         try await send(ana, String(repeating: "a", count: 887))
         try await send(ana, String(repeating: "b", count: 888))
+        // A file of three parts (§10.2 Files), with a caption: a message like a chat.
+        let files = scratch.dir("files")
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        try Data((0..<600_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }).write(to: URL(fileURLWithPath: files + "/roof.jpg"))
+        try await ana.ok(["attach", task.id, files + "/roof.jpg", "--text", "the leak — 屋根"])
+        sent += 1
         #expect(try await converged([bob, ana, carol], task.id, sent), "before Carol leaves")
 
         // Carol goes offline; Bob writes more than one request's worth (256 KiB, §9.5), so the
@@ -54,6 +60,10 @@ struct ProtocolInteropTests {
         for i in 1...5 { try await send(bob, String(repeating: "\(i)é", count: 20_000)) }
         try await send(ana, "while Carol is away")
         try await send(carol, "written offline by Carol ✍️")
+        // A file attached offline, with a name in several scripts, no caption.
+        try Data("a quote, 1 200 €\n".utf8).write(to: URL(fileURLWithPath: files + "/quote.txt"))
+        try await carol.ok(["attach", task.id, files + "/quote.txt", "--name", "Devis — 見積書 (2).txt"])
+        sent += 1
         try await carol.start()
         #expect(try await converged([bob, ana, carol], task.id, sent, timeout: .seconds(30)), "after Carol is back")
 
@@ -73,8 +83,9 @@ struct ProtocolInteropTests {
             let logged = try await m.run(["log", task.id, "--json"])
             try #require(logged.ok, "\(m.name): \(logged)")
             let expected = try #require(logged.json as? [[String: Any]])
-            // The messages, and Ana's and Carol's joins (§10.3), at every member.
+            // The messages and files, and Ana's and Carol's joins (§10.3), at every member.
             #expect(expected.count == sent + 2, "\(m.name)")
+            #expect(expected.filter { $0["kind"] as? String == "file" }.count == 2, "\(m.name)")
             let joins = expected.filter { $0["kind"] as? String == "join" }
             #expect(joins.count == 2 && joins.allSatisfy { $0["text"] as? String == "" }, "\(m.name): \(joins)")
             let reader = try await Python.reader([m.directory, "--task", task.id])
@@ -86,6 +97,7 @@ struct ProtocolInteropTests {
             print("interop: \(m.name)'s vault: \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
             for (k, v) in counts { totals[k, default: 0] += v }
             #expect(counts["malformed pages"] == 0 && counts["wrong previous (shown)"] == 0, "\(m.name): \(counts)")
+            #expect(counts["files"] == 2 && counts["files intact"] == 2, "\(m.name): both files put together and checked: \(counts)")
             if m === carol {
                 #expect(counts["copies verified"] == sent, "every copy of the compiled book verified: \(counts)")
                 #expect(counts["node rows", default: 0] > 0, "Carol's catch-up left nodes in the `node` table: \(counts)")
@@ -129,7 +141,7 @@ struct ProtocolInteropTests {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
         #expect((entries as NSArray).isEqual(to: expected), "crafted generation: the reader's log differs:\n\(diff(entries, expected))")
-        #expect(reader.checked?["malformed pages"] == 6 && reader.checked?["wrong previous (shown)"] == 1, "\(reader.stderr)")
+        #expect(reader.checked?["malformed pages"] == 8 && reader.checked?["wrong previous (shown)"] == 1, "\(reader.stderr)")
 
         let ids = expected.compactMap { $0["id"] as? String }
         let originalBook = before.first { $0["id"] as? String == duplicate }?["book"] as? String
@@ -137,7 +149,23 @@ struct ProtocolInteropTests {
         #expect(ids.filter { $0 == duplicate }.count == 1)
         for hidden in plan["hidden"] as? [String] ?? [] { #expect(!ids.contains(hidden), "\(hidden) is hidden") }
         for shown in plan["shown"] as? [String] ?? [] { #expect(ids.contains(shown), "\(shown) is shown") }
-        #expect(expected.count == before.count + 4, "2 chats, a join, a chat with the join's id")
+        #expect(expected.count == before.count + 6, "2 chats, a join, a chat with the join's id, 2 files")
+        // The crafted files as the binary sees them: one whole, saved (its hash checked), one not.
+        let files = try #require(plan["files"] as? [String: Any])
+        let reports = try #require(try await CLI.run(["files", task, "--json", "--dir", vault]).json as? [[String: Any]])
+        func whole(_ id: Any?) -> Bool? {
+            let wanted = id as? String
+            let found = reports.first { ($0["entry"] as? [String: Any])?["id"] as? String == wanted }
+            return found?["whole"] as? Bool
+        }
+        #expect(whole(files["whole"]) == true && whole(files["partial"]) == false, "\(reports)")
+        #expect(reader.checked?["files whole"] == (reader.checked?["files"] ?? 0) - 1, "\(reader.stderr)")
+        let out = scratch.dir("crafted-out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let saved = try await CLI.run(["save", task, try #require(files["whole"] as? String), out + "/crafted.txt", "--dir", vault])
+        #expect(saved.ok && (try? FileManager.default.attributesOfItem(atPath: out + "/crafted.txt")[.size] as? Int) == files["size"] as? Int, "\(saved)")
+        let partial = try await CLI.run(["save", task, try #require(files["partial"] as? String), out, "--dir", vault])
+        #expect(partial.status == 1 && partial.stderr.contains("not here whole yet"), "\(partial)")
         let fromCrafted = expected.filter { $0["book"] as? String == book }
         #expect(fromCrafted.filter { $0["id"] as? String == String(repeating: "e", count: 24) }.map { $0["kind"] as? String ?? "chat" } == ["join", "chat"],
                 "a join and a chat of one id: two entries, the join first (its index is lower)")

@@ -23,9 +23,15 @@ and one signed root in the root table (§3.4, §4.5). Its pages (§10.2):
  10  a join whose data is the reader's id      (hidden)
  11  a join whose data is 31 bytes             (hidden)
  12  a chat with the id of the join at 9       (shown: a chat and a join are never one entry)
+ 13  part 0 of file 111…, a chunk              (shown: no; a part of 15)
+ 14  part 1 of file 111…, a chunk              (shown: no; a part of 15)
+ 15  file 111…: 2 parts, its hash              (shown, "kind": "file"; whole and intact)
+ 16  a file named `a/b`                        (hidden)
+ 17  a chunk of file 111… with no bytes        (hidden)
+ 18  file 333…: 1 part, none written           (shown; not whole)
 
-Prints one JSON object: {"book", "length", "duplicate", "hidden", "shown", "name"} (ids of the
-chats and joins).
+Prints one JSON object: {"book", "length", "duplicate", "hidden", "shown", "name", "files"} (ids
+of the chats, joins and files; "files": {"whole": id, "partial": id, "size": the whole one's}).
 """
 import json
 import os
@@ -78,6 +84,11 @@ def main():
     t = first_chat["time"]
     chosen = f"Generation {generation}"
     bad_previous = b"\x00" * 32
+    content = b"a file crafted from PROTOCOL.md \xe2\x80\x94 " * 40  # §10.2 Files: two parts, any lengths
+    whole_id, bad_id, partial_id = "1" * 24, "2" * 24, "3" * 24
+
+    def file_meta(file_id, name, data, parts):
+        return {"hash": r.blake2b(data).hex(), "id": file_id, "name": name, "parts": str(parts), "size": str(len(data))}
     plan = [  # (head author, head index or None, previous override, type, data, time, meta)
         (author, None, None, r.ADDRESS, reader + task, t, {}),
         (author, None, None, r.CHAT, first_chat["data"], t, dict(first_chat["meta"])),
@@ -92,6 +103,12 @@ def main():
         (author, None, None, r.JOIN, reader, t + 7, {"id": "f" * 24}),
         (author, None, None, r.JOIN, author[:31], t + 8, {"id": "0" * 24}),
         (author, None, None, r.CHAT, b"the id of a join", t + 6, {"id": "e" * 24}),
+        (author, None, None, r.CHUNK, content[:1000], t + 9, {"id": whole_id, "part": "0"}),
+        (author, None, None, r.CHUNK, content[1000:], t + 9, {"id": whole_id, "part": "1"}),
+        (author, None, None, r.FILE, "a crafted file".encode(), t + 9, file_meta(whole_id, "crafted — 屋根.txt", content, 2)),
+        (author, None, None, r.FILE, b"", t + 10, file_meta(bad_id, "a/b", content, 2)),
+        (author, None, None, r.CHUNK, b"", t + 10, {"id": whole_id, "part": "2"}),
+        (author, None, None, r.FILE, b"", t + 11, file_meta(partial_id, "partial.bin", content, 1)),
     ]
     pages, previous = [], None
     for j, (head_author, head_index, previous_override, type_, data, time, meta) in enumerate(plan):
@@ -123,8 +140,9 @@ def main():
                    (number, length, root, signature))
     db.close()
     print(json.dumps({"book": book.hex(), "length": length, "duplicate": first_chat["meta"]["id"],
-                      "hidden": ["a" * 24, "b" * 24, "c" * 24, "f" * 24, "0" * 24],
-                      "shown": [f"{book.hex()[:16]}:3", "d" * 24, "e" * 24], "name": chosen}))
+                      "hidden": ["a" * 24, "b" * 24, "c" * 24, "f" * 24, "0" * 24, bad_id],
+                      "shown": [f"{book.hex()[:16]}:3", "d" * 24, "e" * 24, whole_id, partial_id], "name": chosen,
+                      "files": {"whole": whole_id, "partial": partial_id, "size": len(content)}}))
 
 
 if __name__ == "__main__":

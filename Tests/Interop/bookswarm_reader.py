@@ -10,8 +10,10 @@ Usage: bookswarm_reader.py VAULT [--task TASK_ID]
        bookswarm_reader.py --store BOOKS.SQLITE [--master-secret HEX]
 
 Without --task, every task of the vault (its journals) is printed as a line
-`{"task": ID, "title": ..., "messages": N}` (N: its messages, joins not counted) followed by
-its entries (messages and joins); with --task, only that task's entries. A summary of what was checked goes to stderr as one line
+`{"task": ID, "title": ..., "messages": N}` (N: its messages — chats and files —, joins not
+counted) followed by its entries (messages, files and joins); with --task, only that task's
+entries. Each file of a log is put together from its parts (§10.2 Files) and checked against
+its hash: counted as `files`, `files whole`, `files intact`. A summary of what was checked goes to stderr as one line
 `checked: {JSON counts}`. Any mismatch between the store and PROTOCOL.md ends the run with
 exit status 1 and one line `mismatch: REASON` on stderr. A fault in a book the vault wrote is
 a mismatch; a malformed page in another author's book is what §10.2 tells readers to hide:
@@ -218,7 +220,7 @@ def utf8(raw, what):
         raise Malformed(f"{what} is not UTF-8")
 
 
-CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME = 1, 2, 3, 4, 5, 6, 7
+CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME, CHUNK, FILE = 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 def decode_page(data):
@@ -303,6 +305,49 @@ def valid_name(data):
     if any(unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in text):
         return None
     return text
+
+
+# ---------------------------------------------------------------- §10.2 files
+
+HEX24, HEX64_TEXT = re.compile(r"[0-9a-f]{24}"), re.compile(r"[0-9a-f]{64}")
+NAME_FORBIDDEN = {*map(chr, range(0x00, 0x20)), *map(chr, range(0x7F, 0xA0)), "\u200e", "\u200f",
+                  *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)), "/", "\\"}
+
+
+def number(text):
+    """A meta number: decimal digits without leading zeros, at most 2^53 − 1; else None."""
+    if text is None or not re.fullmatch(r"0|[1-9][0-9]*", text) or int(text) > 2**53 - 1:
+        return None
+    return int(text)
+
+
+def valid_file_name(name):
+    return (name is not None and 1 <= len(name.encode("utf-8")) <= 255 and name not in (".", "..")
+            and not any(c in NAME_FORBIDDEN for c in name))
+
+
+def file_manifest(page):
+    """A `file` page's (id, {hash, name, parts, size}, caption), or None when it is malformed."""
+    meta = page["meta"]
+    try:
+        caption = page["data"].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    file_id, digest, name = meta.get("id"), meta.get("hash"), meta.get("name")
+    size, parts = number(meta.get("size")), number(meta.get("parts"))
+    if file_id is None or not HEX24.fullmatch(file_id) or digest is None or not HEX64_TEXT.fullmatch(digest):
+        return None
+    if not valid_file_name(name) or size is None or parts is None or (parts == 0) != (size == 0) or parts > size:
+        return None
+    return file_id, {"hash": digest, "name": name, "parts": parts, "size": size}, caption
+
+
+def chunk_of(page):
+    """A `chunk` page's (file id, part), or None when it is malformed."""
+    file_id, part = page["meta"].get("id"), number(page["meta"].get("part"))
+    if not page["data"] or file_id is None or not HEX24.fullmatch(file_id) or part is None:
+        return None
+    return file_id, part
 
 
 # ---------------------------------------------------------------- §10.3 book names
@@ -557,7 +602,7 @@ def new_counts():
     return {k: 0 for k in ["books", "pages", "pages > 1024 bytes", "tree bytes", "node rows", "signed roots",
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
                            "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
-                           "wrong previous (shown)", "books given up"]}
+                           "wrong previous (shown)", "books given up", "files", "files whole", "files intact"]}
 
 
 def check_store(path, master, counts):
@@ -631,10 +676,10 @@ def read_vault(vault, only_task=None):
     for task in sorted(journals):
         if only_task is not None and task.hex() != only_task:
             continue
-        entries, title = task_log(tasks[task], decoded, me)
+        entries, title = task_log(tasks[task], decoded, me, counts)
         if only_task is None:
-            # A summary's `messages` (§10.7): chat entries, joins not counted.
-            header = {"task": task.hex(), "messages": sum(1 for e in entries if "kind" not in e)}
+            # A summary's `messages` (§10.7): chat and file entries, joins not counted.
+            header = {"task": task.hex(), "messages": sum(1 for e in entries if e.get("kind", "file") == "file")}
             if title is not None:
                 header["title"] = title
             out.append(header)
@@ -679,6 +724,10 @@ def page_problems(book, kind, j, page, me):
             problems.append(("malformed", "a chat page whose text is not UTF-8 (§10.2)"))
     if page["type"] == JOIN and page["data"] != page["author"]:
         problems.append(("malformed", "a join page whose data is not its head.author (§10.2)"))
+    if page["type"] == FILE and file_manifest(page) is None:
+        problems.append(("malformed", "a file page that breaks the rules of §10.2 Files"))
+    if page["type"] == CHUNK and chunk_of(page) is None:
+        problems.append(("malformed", "a chunk page that breaks the rules of §10.2 Files"))
     if j > 0:
         previous = book.value(2 * (j - 1))
         if previous is not None and page["previous"] != previous:
@@ -702,18 +751,20 @@ def check_copy(book, j, page):
     inner = decode_page(original)
     if inner["book"] != original_book or inner["index"] != original_index:
         fail(f"{where}: the original's head does not name refs[0]")
-    # What `bookswarm task compile` writes (§10.2): a copy of a chat keeps its time, and meta
-    # `author` and `task` name the original's author and task in hex.
-    if inner["type"] != CHAT or page["time"] != inner["time"] or page["meta"].get("author") != inner["author"].hex() \
+    # What `bookswarm task compile` writes (§10.2): a copy of a chat or a file keeps its time,
+    # and meta `author` and `task` name the original's author and task in hex.
+    if inner["type"] not in (CHAT, FILE) or page["time"] != inner["time"] or page["meta"].get("author") != inner["author"].hex() \
             or not re.fullmatch(HEX32, page["meta"].get("task", "")):
         fail(f"{where}: a copy whose time or meta `author`/`task` are not the original's (§10.2)")
 
 
-def task_log(entries, decoded, me):
-    """§10.3 the log (its chat and join pages), and the display names of §10.2."""
+def task_log(entries, decoded, me, counts):
+    """§10.3 the log (its chat, join and file pages), the display names of §10.2, and each
+    file put together from its parts and checked (§10.2 Files)."""
     title = None
     chats = {}  # (type, author, id) → (rank, page, book, index)
     names = {}  # author → (time, generation, index, name)
+    parts = {}  # (author, file id) → {part: [(rank, index, book id, data)]}
     for book, kind in entries:
         _, author, reader, task, generation = kind
         journal = author == reader
@@ -730,22 +781,33 @@ def task_log(entries, decoded, me):
                 candidate = (page["time"], generation, j, name)
                 if name is not None and (author not in names or candidate[:3] > names[author][:3]):
                     names[author] = candidate
-            if page["type"] not in (CHAT, JOIN):
+            # The journal's copy wins, then the copy in the book of the least reader id, then
+            # of the least generation (§10.3); of a file's parts, then the lower index.
+            rank = (not journal, reader, generation)
+            if page["type"] == CHUNK:
+                file_id, part = chunk_of(page)
+                parts.setdefault((author, file_id), {}).setdefault(part, []).append((rank, j, book.key, page["data"]))
+                continue
+            if page["type"] not in (CHAT, JOIN, FILE):
                 continue
             message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
-            key = (page["type"], author, message_id)  # a chat and a join are never one entry
-            # The journal's copy wins, then the copy in the book of the least reader id, then
-            # of the least generation (§10.3).
-            rank = (not journal, reader, generation)
+            key = (page["type"], author, message_id)  # a chat, a join and a file are never one entry
             if key in chats and chats[key][0] <= rank:
                 continue
             chats[key] = (rank, page, book, j)
     log = []
     for (type_, author, message_id), (_, page, book, j) in chats.items():
         entry = {"author": author.hex(), "id": message_id, "time": page["time"], "book": book.key.hex(), "index": j}
-        if type_ == JOIN:  # §10.7: "kind" on a join only, its text ""
+        if type_ == JOIN:  # §10.7: "kind" on a join and a file only, a join's text ""
             entry["kind"] = "join"
             entry["text"] = ""
+        elif type_ == FILE:
+            file_id, file, caption = file_manifest(page)
+            entry["kind"], entry["text"], entry["file"] = "file", caption, file
+            intact = check_file(file, parts.get((author, file_id), {}), book.key, counts)
+            if book.writable and not intact:
+                # The vault's own file, read from the book it wrote (its journal): all there.
+                fail(f"{book.label} page {j}: a file this vault attached is not whole and intact (§10.2 Files)")
         else:
             entry["text"] = page["data"].decode("utf-8")
         if author in names:
@@ -754,6 +816,25 @@ def task_log(entries, decoded, me):
     # (time, author id, index, id, type): the page type breaks a full tie, a chat first.
     log.sort(key=lambda te: (te[1]["time"], te[1]["author"], te[1]["index"], te[1]["id"], te[0]))
     return [entry for _, entry in log], title
+
+
+def check_file(file, held, entry_book, counts):
+    """§10.2 Files: part p is a chunk of the author with the file's id and `part` = p — the one in
+    the entry's own book, else the first in the log's order of copies. Whole: every part held,
+    their lengths adding up to `size`; intact: their BLAKE2b-256 is `hash`."""
+    counts["files"] += 1
+    chosen = []
+    for p in range(file["parts"]) if len(held) >= file["parts"] else []:
+        if p not in held:
+            return False
+        chosen.append(min(held[p], key=lambda c: (c[2] != entry_book, c[0], c[1]))[3])
+    if len(chosen) != file["parts"] or sum(map(len, chosen)) != file["size"]:
+        return False
+    counts["files whole"] += 1
+    if blake2b(b"".join(chosen)).hex() != file["hash"]:
+        return False
+    counts["files intact"] += 1
+    return True
 
 
 def main():
