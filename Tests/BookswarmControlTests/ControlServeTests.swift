@@ -9,12 +9,13 @@ import Testing
 /// The daemon's answers to request lines (PROTOCOL.md §10.7), over a store of its own.
 @Suite("Control requests answered")
 struct ControlServeTests {
-    /// Answers `line` as the daemon does; the answer lines.
-    func serve(_ line: String, _ messenger: Messenger) async -> [String] {
+    /// Answers `line` as the daemon does (with paths kept under `fileRoot`, if given); the
+    /// answer lines.
+    func serve(_ line: String, _ messenger: Messenger, fileRoot: String? = nil) async -> [String] {
         let answers = Mutex<[String]>([])
         await Control.serve(Array(line.utf8), reply: { answer in
             answers.withLock { $0.append(String(decoding: answer, as: UTF8.self)) }
-        }, messenger: messenger, network: { NetworkStatus() })
+        }, messenger: messenger, fileRoot: fileRoot, network: { NetworkStatus() })
         return answers.withLock { $0 }
     }
 
@@ -46,6 +47,42 @@ struct ControlServeTests {
             #expect(object["ok"] as? Bool == false)
             let error = try #require(object["error"] as? String)
             #expect(error == #"unknown task "Fix\u{1b}[2J\u{7} the roof\u{202e}" (see: bookswarm tasks)"#)
+        }
+    }
+
+    /// §10.7 `attach`, `files`, `save`: a file read from an absolute path, listed whole, written
+    /// out; with a `fileRoot` (the control fuzz target's), nothing outside it is read or written.
+    @Test func filesAreAttachedListedAndSaved() async throws {
+        try await withMessenger { messenger in
+            let root = NSTemporaryDirectory() + "bookswarm-control-files-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+            let bytes = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            try bytes.write(to: URL(fileURLWithPath: root + "/roof.jpg"))
+            _ = try await messenger.newTask(title: "Fix the roof")
+            func result(_ line: String) async throws -> Any? {
+                let answers = await serve(line, messenger, fileRoot: root)
+                let first = try #require(answers.first)
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])
+                #expect(answers.count == 1 && object["ok"] as? Bool == true, "\(line): \(answers)")
+                return object["result"]
+            }
+            let entry = try #require(try await result(#"{"command":"attach","task":"Fix","path":"\#(root)/roof.jpg","text":"the leak"}"#) as? [String: Any])
+            #expect(entry["kind"] as? String == "file" && entry["text"] as? String == "the leak")
+            #expect((entry["file"] as? [String: Any])?["size"] as? Int == 300_000 && (entry["file"] as? [String: Any])?["parts"] as? Int == 2)
+            let files = try #require(try await result(#"{"command":"files","task":"Fix"}"#) as? [[String: Any]])
+            #expect(files.count == 1 && files[0]["whole"] as? Bool == true && files[0]["held"] as? Int == 300_000, "\(files)")
+            let saved = try #require(try await result(#"{"command":"save","task":"Fix","name":"roof.jpg","path":"\#(root)/out"}"#) as? [String: Any])
+            #expect(saved["path"] as? String == root + "/out/roof.jpg" && FileManager.default.contents(atPath: root + "/out/roof.jpg") == bytes)
+            // Outside the root, or a relative path: refused, nothing read or written.
+            for line in [#"{"command":"attach","task":"Fix","path":"/etc/hostname"}"#,
+                         #"{"command":"save","task":"Fix","name":"roof.jpg","path":"\#(root)/../escaped.jpg"}"#,
+                         #"{"command":"save","task":"Fix","name":"roof.jpg","path":"out"}"#] {
+                let answers = await serve(line, messenger, fileRoot: root)
+                #expect(answers.count == 1 && answers[0].hasPrefix(#"{"ok":false,"error":""#), "\(line): \(answers)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: root + "/../escaped.jpg"))
+            #expect(try await messenger.files(of: try await messenger.resolveTask("Fix")).count == 1)
         }
     }
 
