@@ -159,8 +159,8 @@ public struct FileSource: Sendable {
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw MessengerError(.invalidFile, "\(parent) is no directory: create it first, or choose another destination")
         }
-        let staging = parent + "/.\(entry.id).partial-\(getpid())"
-        unlink(staging)
+        // Its own name per save: two saves of one file at once never share it.
+        let staging = parent + "/.\(entry.id).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw MessengerError(.invalidFile, "cannot write in \(parent): \(errnoText(errno))") }
         var linked = false

@@ -190,11 +190,35 @@ extension Messenger {
         if refusal.reason == .forked {
             await startNextGeneration(after: refusal.book, refusedBy: refusal.peer, byRemote: refusal.byRemote)
             if let task = taskOfPairwiseBook(refusal.book) { await takeBackForkedBooks(in: task) }
+            if refusal.byRemote { retryTakingBack(refusal.book, from: refusal.peer) }
         }
         refusals.append(EventReport(time: wallClock(), kind: refusal.byRemote ? "refused-by-remote" : "refused",
                                     detail: refusal.description))
         if refusals.count > 200 { refusals.removeFirst(refusals.count - 200) }
     }
+
+    /// Asks the reader of a book we gave up (`takeBackForkedBooks`) for it once more, after its
+    /// readmission interval (PROTOCOL.md §9.7), when it refused us for it as forked: a channel
+    /// opened before we gave the book up still carried our forked root, and the reader, which
+    /// lets the author in once a second, refused that one — while the channel opened when we
+    /// gave it up was not opened, the old one being still there. Nothing would ask again
+    /// before the next session. At most `takeBackRetryLimit` times per book.
+    private func retryTakingBack(_ book: BookID, from peer: PeerID) {
+        guard let network, let held = try? store.open(id: book), !held.isWritable, otherParty(of: book) == peer,
+              let name = try? store.list().first(where: { $0.id == book })?.name.flatMap(TaskBookName.init(parsing:)),
+              name.author == localPeer, takeBackRetries[book, default: 0] < Self.takeBackRetryLimit else { return }
+        takeBackRetries[book, default: 0] += 1
+        record("member", "\(peer.short) refused book \(book.hex.prefix(16))… we gave up: asking for it again in a moment")
+        let clock = network.clock, replicator = network.replicator
+        Task {
+            try? await clock.sleep(until: clock.now() + Self.takeBackRetryDelay)
+            await replicator.retry(book, from: peer)
+        }
+    }
+
+    /// A little over a reader's readmission interval (§9.7: one second).
+    static let takeBackRetryDelay: Duration = .milliseconds(1200)
+    static let takeBackRetryLimit = 5
 
     /// The other party of a pairwise book we write or read: its reader when we are its author,
     /// its author when we are its reader; nil for any other book.

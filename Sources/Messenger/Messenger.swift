@@ -49,6 +49,9 @@ public actor Messenger {
     var foundTitles: [TaskID: String] = [:]
     /// The replication policy's view of which topic opens which book (set while online).
     var bookTopics: BookTopics?
+    /// How often a book given up was asked of its reader again after a refusal
+    /// (`retryTakingBack`).
+    var takeBackRetries: [BookID: Int] = [:]
 
     /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory).
     public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,

@@ -307,7 +307,8 @@ import Testing
         bob = try await bed.restore(bob, joining: invite)
         let back = try await eventually(.seconds(10)) { try await bob.messenger.files(of: task).first?.whole == true }
         let events = await bob.messenger.recentEvents.suffix(12)
-        #expect(back, "\(events)")
+        let refusals = (await bob.messenger.refusals, await ana.messenger.refusals)
+        #expect(back, "bob: \(events) refusals (bob's, ana's): \(refusals)")
         let report = try #require(try await bob.messenger.files(of: task).first)
         #expect(report.entry.id == entry.id && report.entry.text == "the plan" && report.entry.file == entry.file)
         #expect(FileManager.default.contents(atPath: try await bob.messenger.save(entry.id, in: task, to: try Self.directory(bed)).path) == Data(bytes))
