@@ -204,7 +204,7 @@ extension Messenger {
     /// gave it up was not opened, the old one being still there. Nothing would ask again
     /// before the next session. At most `takeBackRetryLimit` times per book.
     private func retryTakingBack(_ book: BookID, from peer: PeerID) {
-        guard let network, let held = try? store.open(id: book), !held.isWritable, otherParty(of: book) == peer,
+        guard let network, let held = try? store.book(id: book), !held.isWritable, otherParty(of: book) == peer,
               let name = try? store.list().first(where: { $0.id == book })?.name.flatMap(TaskBookName.init(parsing:)),
               name.author == localPeer, takeBackRetries[book, default: 0] < Self.takeBackRetryLimit else { return }
         takeBackRetries[book, default: 0] += 1
