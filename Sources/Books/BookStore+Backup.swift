@@ -8,9 +8,10 @@ extension BookStore {
     /// same instant), and appends and replication go on meanwhile. When this returns the
     /// copy is complete, checked (`PRAGMA quick_check`) and on disk (synced). A file copy
     /// of a store in use can catch the database and its WAL at different moments; this
-    /// cannot. `destination` must not exist. Returns the copy's size in bytes.
+    /// cannot. `destination` must not exist. Returns the copy's size in bytes and how many
+    /// books it holds.
     @discardableResult
-    public func backup(to destination: String) throws -> UInt64 {
+    public func backup(to destination: String) throws -> (bytes: UInt64, books: Int) {
         guard !FileManager.default.fileExists(atPath: destination) else {
             throw BooksError(.storage, "\(destination) exists already: a backup is written to a new file", file: destination)
         }
@@ -30,24 +31,22 @@ extension BookStore {
               let backup = sqlite3_backup_init(to, "main", from, "main") else {
             throw copy.failure(sqlite3_errcode(copy.rawHandle))
         }
-        // All pages in one step: one read transaction on the source, so one snapshot.
-        var rc = sqlite3_backup_step(backup, -1)
-        while rc == SQLITE_BUSY || rc == SQLITE_LOCKED {
-            // Only the copy's own lock can be busy (nobody else has the new file): rare.
-            usleep(10_000)
-            rc = sqlite3_backup_step(backup, -1)
-        }
+        // All pages in one step: one read transaction on the source, so one snapshot. A lock
+        // held longer than the connections' busy timeout fails the backup (`.storage`).
+        let rc = sqlite3_backup_step(backup, -1)
         let finish = sqlite3_backup_finish(backup)
         guard rc == SQLITE_DONE else { throw SQLiteDatabase.error(rc, String(cString: sqlite3_errstr(rc)), path: file) }
         guard finish == SQLITE_OK else { throw copy.failure(finish) }
         // The copy carries the store's header, WAL mode included: leave it whole in one
         // file (checkpointed, the WAL emptied) so that copying or moving it later is safe.
         _ = try copy.pragmaText("wal_checkpoint(TRUNCATE)")
-        guard let check = try copy.pragmaText("quick_check"), check == "ok" else {
-            throw BooksError(.corruptDatabase, "the copy failed its check: \(try copy.pragmaText("quick_check") ?? "no answer")", file: destination)
+        let check = try copy.pragmaText("quick_check")
+        guard check == "ok" else {
+            throw BooksError(.corruptDatabase, "the copy failed its check: \(check ?? "no answer")", file: destination)
         }
+        let books = try copy.bookRows().count
         finished = true
         var info = stat()
-        return stat(destination, &info) == 0 ? UInt64(info.st_size) : 0
+        return (stat(destination, &info) == 0 ? UInt64(info.st_size) : 0, books)
     }
 }

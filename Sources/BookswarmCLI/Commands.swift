@@ -60,10 +60,8 @@ struct BackupCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            // The daemon's working directory is not ours: it gets an absolute path.
-            let absolute = destination.hasPrefix("/") ? destination
-                : FileManager.default.currentDirectoryPath + "/" + destination
-            let result = try await Control.call(ControlRequest(command: .backup, text: absolute), vault, as: VaultBackup.self)
+            let request = ControlRequest(command: .backup, path: absolutePath(destination))
+            let result = try await Control.call(request, vault, as: VaultBackup.self)
             if output.json { try printJSON(result); return }
             let size = ByteCountFormatter.string(fromByteCount: Int64(clamping: result.bytes), countStyle: .file)
             printOut("backed up to \(result.path): \(counted(result.books, "book")), \(size)")

@@ -57,7 +57,7 @@ public enum Control {
             return try encoder.encode(try await messenger.checkCompiled(request.name ?? ""))
         case .backup:
             guard let vault else { throw CLIError("no vault to back up here") }
-            let destination = request.text ?? ""
+            let destination = request.path ?? ""
             // Seconds of disk work for a large store: off the cooperative pool.
             return try encoder.encode(try await offPool { try vault.backup(to: destination) })
         case .attach:

@@ -6,7 +6,7 @@ import Swarm
 public struct ControlRequest: Codable, Sendable {
     public enum Command: String, Codable, Sendable {
         case id, name, taskNew = "task-new", taskLeave = "task-leave", join, tasks, send, log, inspect, compile, check, follow
-        /// `text`: the absolute path of a new directory to write a copy of the vault to.
+        /// `path`: the absolute path of a new directory to write a copy of the vault to.
         case backup
         /// `task`, `path` (absolute) of a file the daemon reads, `text` the caption, `name`
         /// the file's name (absent: the path's last component).
@@ -21,7 +21,8 @@ public struct ControlRequest: Codable, Sendable {
     public var task: String?
     public var text: String?
     public var name: String?
-    /// `attach`: the file to read; `save`: where to write the file (absolute paths).
+    /// `attach`: the file to read; `save`: where to write the file; `backup`: the new
+    /// directory (absolute paths).
     public var path: String?
     public var verify: Bool?
     public var markRead: Bool?

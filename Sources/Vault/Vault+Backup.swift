@@ -64,15 +64,18 @@ extension Vault {
             throw VaultError(.directoryUnusable, "cannot create \(staging): \(errnoText(errno))")
         }
         // The identity: the same bytes, readable by the owner alone, synced.
-        guard let identityBytes = FileManager.default.contents(atPath: directory.identityFile) else {
+        guard var identityBytes = FileManager.default.contents(atPath: directory.identityFile) else {
             throw VaultError(.identityUnreadable, "cannot read \(directory.identityFile): \(errnoText(errno))")
         }
         var secret = [UInt8](identityBytes)
-        defer { secureZero(&secret) }
+        defer {
+            secureZero(&secret)
+            identityBytes.resetBytes(in: 0..<identityBytes.count)
+        }
         try Self.writeNew(copy.identityFile, secret, mode: 0o600)
-        let bytes: UInt64
+        let stored: (bytes: UInt64, books: Int)
         do {
-            bytes = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName)
+            stored = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName)
         } catch let error as BooksError {
             throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error.detail)"
                              + (error.file.map { $0 == store.file ? "" : " (\($0))" } ?? ""))
@@ -83,7 +86,6 @@ extension Vault {
         if let markers = FileManager.default.contents(atPath: messengerStateFile) {
             try Self.writeNew(staging + "/" + (messengerStateFile as NSString).lastPathComponent, [UInt8](markers), mode: 0o600)
         }
-        let books = (try? store.list().count) ?? 0
         for path in [copy.storeDirectory, staging] { Self.syncDirectory(path) }
         guard !FileManager.default.fileExists(atPath: target), rename(staging, target) == 0 else {
             throw VaultError(.directoryUnusable, "cannot move the backup to \(target): "
@@ -91,7 +93,7 @@ extension Vault {
         }
         complete = true
         Self.syncDirectory(parent)
-        return VaultBackup(path: target, books: books, bytes: bytes)
+        return VaultBackup(path: target, books: stored.books, bytes: stored.bytes)
     }
 
     /// Creates `file` (which must not exist) with `bytes`, synced.
