@@ -38,17 +38,11 @@ public enum Attachments {
 
     /// Whether `name` may name a file (§10.2): 1…255 bytes of UTF-8, no `/` or `\`, not `.`
     /// or `..`, no C0 or C1 control, DEL, or bidirectional mark, embedding, override or
-    /// isolate (what a terminal would act on, `TerminalText.acts` in the CLI: the same set).
+    /// isolate (what a terminal would act on: `TerminalText.acts`).
     public static func isValidName(_ name: String) -> Bool {
         let count = name.utf8.count
         guard count >= 1, count <= maxNameBytes, name != ".", name != ".." else { return false }
-        return name.unicodeScalars.allSatisfy { scalar in
-            switch scalar.value {
-            case 0x00...0x1F, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return false
-            case 0x2F, 0x5C: return false  // `/`, `\`
-            default: return true
-            }
-        }
+        return name.unicodeScalars.allSatisfy { $0 != "/" && $0 != "\\" && !TerminalText.acts($0) }
     }
 
     /// A meta number (§10.2): decimal digits without leading zeros, at most 2^53 − 1.

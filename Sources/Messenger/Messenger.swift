@@ -156,12 +156,11 @@ public actor Messenger {
         }
         let key = folded(typed)
         if !key.isEmpty {
-            let whole = titles.filter { folded($0.1) == key }.map(\.0)
-            if whole.count == 1 { return whole[0] }
-            let begun = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : []
-            if begun.count == 1 { return begun[0].0 }
-            if whole.count + begun.count > 1 {
-                let shown = (whole.isEmpty ? begun.map(\.1) : titles.filter { whole.contains($0.0) }.map(\.1)).sorted()
+            let whole = titles.filter { folded($0.1) == key }
+            let matches = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : whole
+            if matches.count == 1 { return matches[0].0 }
+            if matches.count > 1 {
+                let shown = matches.map(\.1).sorted()
                 let listed = shown.prefix(3).map { "\"\($0)\"" }.joined(separator: ", ") + (shown.count > 3 ? ", …" : "")
                 throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(shown.count) tasks (\(listed)); type more of the title, or use the id")
             }
