@@ -222,6 +222,20 @@ public final class Book: Sendable, CustomStringConvertible {
     /// per row cost on every append (PROTOCOL.md §4.4).
     public static let storedLeafThreshold = 1024
 
+    /// Pages of this size (64 KiB) and more share their bytes within a store: a page's
+    /// tail — all but its first `count % sharedTailAlignment` bytes — is stored once,
+    /// however many books hold it, in a `blob` row found by the tail's hash (PROTOCOL.md
+    /// §4.9). A file attached to a task goes into every book its author writes there, as
+    /// 256 KiB pages that differ only in their first bytes (each book's own page head):
+    /// stored once, not once per member. Smaller pages stay in their row, where one
+    /// insert is all a page costs.
+    public static let sharedPageThreshold = 64 * 1024
+
+    /// The tail of a large page that is shared is a multiple of this many bytes, counted
+    /// from the page's end (§4.9): heads of different lengths before the same bytes (a page
+    /// index written in one byte in one book, two in another) still share them.
+    public static let sharedTailAlignment = 4096
+
     /// Adds page `index` to a tree given by its peaks, and writes to `tree` the page row's
     /// tree column: the leaf hash (only for a page over `storedLeafThreshold` bytes), then
     /// the parents the page completes, bottom up. Returns the number of bytes written.

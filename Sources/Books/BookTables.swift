@@ -1,3 +1,5 @@
+import Sodium
+
 /// Reads and writes of the store's tables (PROTOCOL.md §4). Every function runs inside the
 /// store's lock; the ones that write are called inside a transaction.
 ///
@@ -49,14 +51,18 @@ extension SQLiteDatabase {
         try s.run()
     }
 
-    /// Deletes everything the store holds of book `number` but its `book` row — page rows,
-    /// tree nodes, signed roots, fork proofs — and marks the row read-only (PROTOCOL.md §4.7).
+    /// Deletes everything the store holds of book `number` but its `book` row — page rows
+    /// (and the `blob` rows of large pages no other page row names), tree nodes, signed
+    /// roots, fork proofs — and marks the row read-only (PROTOCOL.md §4.7).
     /// Called inside one transaction, so a crash leaves the book as it was or given up.
     func dropHistory(book number: Int64, name: String?) throws {
+        let blobs = try blobsUsed(book: number)
         let pages = try statement("DELETE FROM page WHERE key >= ? AND key < ?")
         pages.bind(1, PageKey.key(book: number, page: 0))
         pages.bind(2, PageKey.key(book: number + 1, page: 0))
         try pages.run()
+        // Bytes no other book's page names go with the last page naming them (§4.9).
+        for blob in blobs { try dropBlobIfUnused(blob) }
         for sql: StaticString in ["DELETE FROM node WHERE book = ?", "DELETE FROM root WHERE book = ?",
                                   "DELETE FROM fork WHERE book = ?"] {
             let s = try statement(sql)
@@ -128,11 +134,12 @@ extension SQLiteDatabase {
 
     /// A page row: the page bytes and `tree`, the hashes of the nodes the page completes
     /// (`FlatTree.completed(byPage:)`), 32 bytes each, leaf first. An author stores no
-    /// other tree node: every node is completed by exactly one page.
+    /// other tree node: every node is completed by exactly one page. A page of
+    /// `Book.sharedPageThreshold` bytes or more goes to `blob` (`storeShared`).
     func insertPage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, ignoreExisting: Bool) throws {
         let s = try ignoreExisting
-            ? statement("INSERT OR IGNORE INTO page (key, tree, data) VALUES (?, ?, ?)")
-            : statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
+            ? statement("INSERT OR IGNORE INTO page (key, tree, data, blob) VALUES (?, ?, ?, ?)")
+            : statement("INSERT INTO page (key, tree, data, blob) VALUES (?, ?, ?, ?)")
         try insertPage(s, book: book, index: index, tree: tree, data: data)
     }
 
@@ -141,24 +148,75 @@ extension SQLiteDatabase {
     func insertPage(_ s: SQLiteStatement, book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) throws {
         s.bind(1, PageKey.key(book: book, page: index))
         s.bindBorrowed(2, tree)
-        s.bindBorrowed(3, data)
-        try s.run()
+        try bindData(s, data: data, dataAt: 3, blobAt: 4) { try s.run() }
     }
 
     func appendPageStatement() throws -> SQLiteStatement {
-        try statement("INSERT INTO page (key, tree, data) VALUES (?, ?, ?)")
+        try statement("INSERT INTO page (key, tree, data, blob) VALUES (?, ?, ?, ?)")
     }
 
     /// The last page of an author's batch carries the batch's signed root in its row
     /// (`root` = root hash ‖ signature): a single-page append then writes one row of one
     /// table, which keeps a durable append close to a plain insert.
     func insertPage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, signedRoot: SignedRoot) throws {
-        let s = try statement("INSERT INTO page (key, tree, data, root) VALUES (?, ?, ?, ?)")
+        let s = try statement("INSERT INTO page (key, tree, data, root, blob) VALUES (?, ?, ?, ?, ?)")
         s.bind(1, PageKey.key(book: book, page: index))
         s.bindBorrowed(2, tree)
-        s.bindBorrowed(3, data)
         s.bind(4, signedRoot.rootHash.bytes + signedRoot.signature)
-        try s.run()
+        try bindData(s, data: data, dataAt: 3, blobAt: 5) { try s.run() }
+    }
+
+    /// Binds a page's bytes to a page row insert and runs `insert`: a small page inline
+    /// (`blob` NULL); a large one split at a multiple of `Book.sharedTailAlignment` bytes
+    /// from its end — the head (fewer than that many bytes) in `data`, the tail in the
+    /// `blob` row found by the tail's hash, or inserted (§4.9). A `blob` row inserted for a
+    /// page row that was then not inserted (`OR IGNORE` of a held page) is removed again.
+    private func bindData(_ s: SQLiteStatement, data: UnsafeRawBufferPointer,
+                          dataAt: Int32, blobAt: Int32, insert: () throws -> Void) throws {
+        guard data.count >= Book.sharedPageThreshold else {
+            s.bindBorrowed(dataAt, data)
+            s.bind(blobAt, nil as Int64?)
+            return try insert()
+        }
+        let split = data.count % Book.sharedTailAlignment
+        let tail = UnsafeRawBufferPointer(rebasing: data[split...])
+        let hash = BLAKE2b.hash(tail, outputLength: PageHash.length)
+        let find = try statement("SELECT id FROM blob WHERE hash = ?")
+        find.bind(1, hash)
+        let held: Int64? = try find.step() ? find.int64(0) : nil
+        find.reset()
+        let number: Int64
+        if let held {
+            number = held
+        } else {
+            let add = try statement("INSERT INTO blob (hash, data) VALUES (?, ?)")
+            add.bind(1, hash)
+            add.bindBorrowed(2, tail)
+            try add.run()
+            number = lastInsertRowID
+        }
+        s.bindBorrowed(dataAt, UnsafeRawBufferPointer(rebasing: data[..<split]))
+        s.bind(blobAt, number)
+        try insert()
+        if held == nil && changes == 0 { try dropBlobIfUnused(number) }
+    }
+
+    /// Deletes `blob` row `number` unless a page row still names it.
+    func dropBlobIfUnused(_ number: Int64) throws {
+        let drop = try statement("DELETE FROM blob WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM page WHERE blob = ?1)")
+        drop.bind(1, number)
+        try drop.run()
+    }
+
+    /// The `blob` rows that book `number`'s page rows name.
+    func blobsUsed(book number: Int64) throws -> Set<Int64> {
+        let s = try statement("SELECT blob FROM page WHERE key >= ? AND key < ? AND blob IS NOT NULL")
+        defer { s.reset() }
+        s.bind(1, PageKey.key(book: number, page: 0))
+        s.bind(2, PageKey.key(book: number + 1, page: 0))
+        var numbers: Set<Int64> = []
+        while try s.step() { numbers.insert(s.int64(0)) }
+        return numbers
     }
 
     /// A tree node a reader learnt from a proof that no page row it holds carries.
@@ -191,7 +249,7 @@ extension SQLiteDatabase {
     func node(book: Int64, index: UInt64) throws -> PageHash? {
         let page = FlatTree.rightSpan(index) >> 1
         let depth = FlatTree.depth(index)
-        let s = try statement("SELECT tree, data FROM page WHERE key = ?")
+        let s = try statement("SELECT tree, data, blob FROM page WHERE key = ?")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: page))
         if try s.step() {
@@ -206,7 +264,8 @@ extension SQLiteDatabase {
                 return PageHash(copying: UnsafeRawBufferPointer(rebasing: tree[start..<(start + PageHash.length)]))
             }
             // A small page's leaf is not stored: hashing the page is cheaper than storing it.
-            return found ?? s.withBlob(1) { PageHash.leaf($0) }
+            if let found { return found }
+            return try withPageData(s, dataAt: 1, blobAt: 2, index: page) { PageHash.leaf($0) }
         }
         let n = try statement("SELECT hash FROM node WHERE book = ? AND idx = ?")
         defer { n.reset() }
@@ -222,25 +281,48 @@ extension SQLiteDatabase {
     }
 
     func page(book: Int64, index: UInt64) throws -> [UInt8]? {
-        let s = try statement("SELECT data FROM page WHERE key = ?")
+        let s = try statement("SELECT data, blob FROM page WHERE key = ?")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: index))
         guard try s.step() else { return nil }
-        return s.blob(0)
+        return try withPageData(s, dataAt: 0, blobAt: 1, index: index) { Array($0) }
     }
 
-    /// Visits the held pages of `range` in order with their tree column and bytes.
     /// Visits the held pages of `range` in order: index, stored tree nodes, data (views
     /// valid during the call), until `body` returns false.
     func forEachPage(book: Int64, in range: Range<UInt64>,
                      _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
-        let s = try statement("SELECT key, tree, data FROM page WHERE key >= ? AND key < ? ORDER BY key")
+        let s = try statement("SELECT key, tree, data, blob FROM page WHERE key >= ? AND key < ? ORDER BY key")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: range.lowerBound))
         s.bind(2, PageKey.key(book: book, page: range.upperBound))
         while try s.step() {
             let index = PageKey.page(ofKey: s.int64(0))
-            guard try s.withBlob(1, { tree in try s.withBlob(2) { data in try body(index, tree, data) } }) else { return }
+            guard try s.withBlob(1, { tree in try withPageData(s, dataAt: 2, blobAt: 3, index: index) { try body(index, tree, $0) } }) else { return }
+        }
+    }
+
+    /// The bytes of the page in the current row of `s`: its `data` column, followed by the
+    /// `blob` row it names, if any (§4.9), for the duration of `body` (a view of the row,
+    /// or of a copy putting the two together).
+    private func withPageData<R>(_ s: SQLiteStatement, dataAt: Int32, blobAt: Int32, index: UInt64,
+                                 _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard !s.isNull(blobAt) else { return try s.withBlob(dataAt, body) }
+        let number = s.int64(blobAt)
+        let b = try statement("SELECT data FROM blob WHERE id = ?")
+        defer { b.reset() }
+        b.bind(1, number)
+        guard try b.step() else {
+            throw BooksError(.corruptDatabase, "page \(index) names blob \(number), which the store lacks", file: path)
+        }
+        return try s.withBlob(dataAt) { head in
+            try b.withBlob(0) { tail in
+                try withUnsafeTemporaryAllocation(byteCount: head.count + tail.count, alignment: 16) { page in
+                    if !head.isEmpty { UnsafeMutableRawBufferPointer(rebasing: page[..<head.count]).copyMemory(from: head) }
+                    if !tail.isEmpty { UnsafeMutableRawBufferPointer(rebasing: page[head.count...]).copyMemory(from: tail) }
+                    return try body(UnsafeRawBufferPointer(page))
+                }
+            }
         }
     }
 

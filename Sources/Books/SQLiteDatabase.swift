@@ -75,6 +75,12 @@ final class SQLiteDatabase {
         return SQLiteStatement(raw, database: self)
     }
 
+    /// The rowid of the last row this connection inserted.
+    var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE of this connection.
+    var changes: Int { handle.map { Int(sqlite3_changes64($0)) } ?? 0 }
+
     /// The value of a pragma that returns one integer.
     func pragmaInteger(_ name: String) throws -> Int64 {
         let s = try prepare("PRAGMA \(name)", persistent: false)
@@ -166,6 +172,10 @@ final class SQLiteStatement {
     func bind(_ position: Int32, _ value: UInt64) {
         // Lengths and indices stay below 2^63 (PROTOCOL.md §4): stored as SQLite integers.
         sqlite3_bind_int64(raw, position, Int64(bitPattern: value))
+    }
+
+    func bind(_ position: Int32, _ value: Int64?) {
+        if let value { sqlite3_bind_int64(raw, position, value) } else { sqlite3_bind_null(raw, position) }
     }
 
     func bind(_ position: Int32, _ value: String?) {

@@ -7,7 +7,7 @@ enum Schema {
     /// 'Book' in ASCII: tells a book store from any other SQLite file.
     static let applicationID: Int64 = 0x426F_6F6B
     /// The version this code writes.
-    static let currentVersion: Int64 = 1
+    static let currentVersion: Int64 = 2
 
     /// Migration `i` moves a database from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -47,6 +47,18 @@ enum Schema {
             second_hash      BLOB NOT NULL,
             second_signature BLOB NOT NULL
         );
+        """,
+        // 1 → 2: large pages stored once per store (PROTOCOL.md §4.9). A page row of
+        // `Book.sharedPageThreshold` bytes or more keeps an empty `data` and names its
+        // bytes' row in `blob`; rows written before stay as they are.
+        """
+        CREATE TABLE blob (
+            id   INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL UNIQUE,
+            data BLOB NOT NULL
+        );
+        ALTER TABLE page ADD COLUMN blob INTEGER;
+        CREATE INDEX page_blob ON page (blob) WHERE blob IS NOT NULL;
         """,
     ]
 

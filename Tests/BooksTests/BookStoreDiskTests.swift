@@ -123,11 +123,12 @@ import Testing
     @Test func newerSchemaVersionIsRefusedNamingTheFile() throws {
         let (dir, _) = try makeStore()
         defer { dir.remove() }
+        let current = try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version")
         try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 99")
         let (error, _) = expectRefusedUnwritten(dir, .unsupportedSchemaVersion)
         #expect(error?.description.contains("99") == true)
-        // An older code refusing a newer file loses nothing: back to version 1, it opens.
-        try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 1")
+        // An older code refusing a newer file loses nothing: back to its version, it opens.
+        try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = \(current)")
         let store = try openStore(dir)
         #expect(try store.book(named: "disk")?.length == 40)
         store.close()
@@ -161,11 +162,12 @@ import Testing
         for version in [-1, -2_147_483_648] {
             let (dir, _) = try makeStore()
             defer { dir.remove() }
+            let current = try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version")
             try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = \(version)")
             let (error, _) = expectRefusedUnwritten(dir, .corruptDatabase)
             #expect(error?.description.contains("\(version)") == true, "\(String(describing: error))")
             // Put the version back: everything is there.
-            try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = 1")
+            try RawSQLite.execute(dir.databaseFile, "PRAGMA user_version = \(current)")
             let store = try openStore(dir)
             #expect(try store.book(named: "disk")?.length == 40)
             store.close()

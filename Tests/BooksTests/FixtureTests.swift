@@ -3,22 +3,27 @@ import Foundation
 import Sodium
 import Testing
 
-/// The disk-format fixture: a store written by schema version 1, committed under
-/// Fixtures/, opened by the current code. Regenerate (only when adding a new version's
-/// fixture, never to "fix" a failing test) with
-/// `BOOKSWARM_WRITE_FIXTURES=1 swift test --filter FixtureTests`.
+/// The disk-format fixtures: stores written by each schema version, committed under
+/// Fixtures/, opened by the current code. The fixture of the current version is written
+/// (only when adding a new version's fixture, never to "fix" a failing test) with
+/// `BOOKSWARM_WRITE_FIXTURES=1 swift test --filter FixtureTests`; older ones were written
+/// by the code of their time and stay as they are.
 @Suite("Disk-format fixtures") struct FixtureTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let secret: UInt8 = 42
 
-    /// What the v1 fixture holds: an author's book, a sparse copy of another author's
-    /// book, and an empty book.
+    /// What the v1 fixture holds, and the v2 fixture too: an author's book, a sparse copy of
+    /// another author's book, and an empty book.
     static let authorName = "ana-bob-fixture"
     static let readName = "bob-ana-fixture"
     static let emptyName = "ana-carl-fixture"
     static let authorPages: [[UInt8]] = (0..<10).map { testPage($0, size: 20 + Int($0) * 150) }
     static let readPages: [[UInt8]] = (0..<9).map { testPage($0 + 1000, size: 60) }
     static let readHeld: [Range<UInt64>] = [2..<4, 7..<8]
+    /// What v2 adds: a large page (§4.9) in the author's book and one in a second authored
+    /// book, with heads of their own (100 and 101 bytes) before the same 64 KiB, stored once.
+    static let sharedName = "ana-dora-fixture"
+    static func largePage(head: Int) -> [UInt8] { [UInt8](repeating: UInt8(head), count: head) + testPage(77, size: Book.sharedPageThreshold) }
 
     /// Copies a committed fixture to a temporary directory (opening a store may write to it).
     func copyFixture(_ name: String) throws -> TemporaryDirectory {
@@ -50,19 +55,45 @@ import Testing
         #expect(try store.book(named: Self.emptyName)?.length == 0)
 
         // The current code keeps writing to a v1 store, in the page size it was made with
-        // (4 KiB, before new stores took 16 KiB).
+        // (4 KiB, before new stores took 16 KiB), migrated to the current schema: its
+        // large pages are stored once from then on (§4.9).
         try author.append(testPage(10))
+        try author.append(Self.largePage(head: 100))
+        try store.createOrOpen(name: Self.sharedName).append(Self.largePage(head: 101))
         try author.verify()
         store.close()
         #expect(try BookStoreDiskTests.filePageSize(dir.databaseFile) == 4096)
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 2)
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 1)
         let reopened = try openStore(dir, secret: Self.secret)
-        #expect(try reopened.book(named: Self.authorName)?.pages(in: 0..<11) == Self.authorPages + [testPage(10)])
+        #expect(try reopened.book(named: Self.authorName)?.pages(in: 0..<12) == Self.authorPages + [testPage(10), Self.largePage(head: 100)])
         reopened.close()
     }
 
+    @Test func schemaVersion2StoreOpensWithTheCurrentCode() throws {
+        let dir = try copyFixture("store-v2")
+        defer { dir.remove() }
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 2)
+        let store = try openStore(dir, secret: Self.secret)
+        #expect(try store.list().map(\.name) == [Self.authorName, Self.emptyName, Self.sharedName, Self.readName])
+        let author = try #require(try store.book(named: Self.authorName))
+        #expect(try author.pages(in: 0..<11) == Self.authorPages + [Self.largePage(head: 100)])
+        try author.verify()
+        let shared = try #require(try store.book(named: Self.sharedName))
+        #expect(try shared.pages(in: 0..<1) == [Self.largePage(head: 101)])
+        try shared.verify()
+        let read = try #require(try store.book(named: Self.readName))
+        #expect(read.heldRanges().ranges == Self.readHeld)
+        for range in Self.readHeld { #expect(try read.pages(in: range) == Array(Self.readPages[Int(range.lowerBound)..<Int(range.upperBound)])) }
+        try read.verify()
+        try author.append(testPage(11))
+        store.close()
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 1)
+    }
+
     @Test(.enabled(if: ProcessInfo.processInfo.environment["BOOKSWARM_WRITE_FIXTURES"] == "1"))
-    func writeSchemaVersion1Fixture() throws {
-        let target = Self.fixtures.appendingPathComponent("store-v1").path
+    func writeSchemaVersion2Fixture() throws {
+        let target = Self.fixtures.appendingPathComponent("store-v2").path
         try? FileManager.default.removeItem(atPath: target)
         let otherDir = TemporaryDirectory("fixture-other")
         defer { otherDir.remove() }
@@ -75,6 +106,8 @@ import Testing
         let author = try store.createOrOpen(name: Self.authorName)
         try author.append(contentsOf: Array(Self.authorPages[0..<3]))
         for page in Self.authorPages[3...] { try author.append(page) }
+        try author.append(Self.largePage(head: 100))
+        try store.createOrOpen(name: Self.sharedName).append(Self.largePage(head: 101))
         _ = try store.createOrOpen(name: Self.emptyName)
         let read = try store.open(id: source.id, title: Self.readName)
         let root = try #require(source.signedRoot)

@@ -98,6 +98,10 @@ struct ProtocolInteropTests {
             for (k, v) in counts { totals[k, default: 0] += v }
             #expect(counts["malformed pages"] == 0 && counts["wrong previous (shown)"] == 0, "\(m.name): \(counts)")
             #expect(counts["files"] == 2 && counts["files intact"] == 2, "\(m.name): both files put together and checked: \(counts)")
+            // roof.jpg's three parts are pages of 64 KiB and more: their tails are stored once
+            // per store (§4.9) — at Ana, for her journal and her two pairwise books.
+            #expect(counts["pages stored once (blob)", default: 0] >= (m === ana ? 9 : 3), "\(m.name): \(counts)")
+            #expect(counts["blob rows"] == 3, "\(m.name): \(counts)")
             if m === carol {
                 #expect(counts["copies verified"] == sent, "every copy of the compiled book verified: \(counts)")
                 #expect(counts["node rows", default: 0] > 0, "Carol's catch-up left nodes in the `node` table: \(counts)")
@@ -173,15 +177,17 @@ struct ProtocolInteropTests {
         #expect(bobNames == [plan["name"] as? String ?? "?"], "\(bobNames)")
     }
 
-    @Test("the version-1 fixture store (§4.6): a sparse copy, node rows, pages over 1024 bytes, 4 KiB SQLite pages")
-    func readerChecksTheFixture() async throws {
+    @Test("the fixture stores (§4.6): a sparse copy, node rows, pages over 1024 bytes, 4 KiB SQLite pages (v1), a page stored once (v2)",
+          arguments: [1, 2])
+    func readerChecksTheFixture(version: Int) async throws {
         let secret = (0..<32).map { String(format: "%02x", ($0 + 42 * 31) % 256) }.joined()
-        let result = try await Python.reader(["--store", RepoScript.url("Tests/BooksTests/Fixtures/store-v1/books.sqlite").path,
+        let result = try await Python.reader(["--store", RepoScript.url("Tests/BooksTests/Fixtures/store-v\(version)/books.sqlite").path,
                                               "--master-secret", secret])
         #expect(result.status == 0, "\(result)")
         let counts = try #require(result.checked, "\(result)")
-        #expect(counts["books"] == 3 && counts["keys derived"] == 2 && counts["node rows", default: 0] > 0, "\(counts)")
-        #expect(counts["roots recomputed"] == counts["signed roots"], "\(counts)")
+        #expect(counts["books"] == 3 + (version - 1) && counts["keys derived"] == 2 + (version - 1), "\(counts)")
+        #expect(counts["node rows", default: 0] > 0 && counts["roots recomputed"] == counts["signed roots"], "\(counts)")
+        #expect(counts["pages stored once (blob)"] == (version == 2 ? 2 : 0) && counts["blob rows"] == (version == 2 ? 1 : 0), "\(counts)")
     }
 
     /// One change per copy of the vault, by SQL on the copy; the reader must exit 1 saying so.
@@ -194,11 +200,15 @@ struct ProtocolInteropTests {
             ("the leaf of a page over 1024 bytes",
              "UPDATE page SET tree = CAST(substr(tree, 33) AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE length(data) > 1024)", "tree column"),
             ("a signature in a page row",
-             "UPDATE page SET root = CAST(substr(root, 1, 95) || x'00' AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE root IS NOT NULL)",
+             // The last byte changed (to 0, or to 1 where it was 0: 1 run in 256 left it as it was).
+             "UPDATE page SET root = CAST(substr(root, 1, 95) || CASE WHEN substr(root, 96) = x'00' THEN x'01' ELSE x'00' END AS BLOB) "
+                + "WHERE key = (SELECT max(key) FROM page WHERE root IS NOT NULL)",
              "does not verify"),
             ("a root hash in the root table",
              "UPDATE root SET hash = zeroblob(32) WHERE (book, length) = (SELECT book, length FROM root LIMIT 1)", "does not verify"),
             ("a hash in the node table", "UPDATE node SET hash = zeroblob(32) WHERE (book, idx) = (SELECT book, idx FROM node LIMIT 1)", ""),
+            ("the bytes of a large page (§4.9)", "UPDATE blob SET data = CAST(data || x'00' AS BLOB) WHERE id = (SELECT min(id) FROM blob)", ""),
+            ("a large page's bytes removed", "DELETE FROM blob WHERE id = (SELECT min(id) FROM blob)", "not there"),
         ]
         let edit = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); n = db.execute(sys.argv[2]).rowcount; "
             + "db.commit(); db.close(); print(n)"

@@ -466,8 +466,8 @@ def open_store(path):
     if application_id != 0x426F6F6B:
         fail(f"{path}: application_id is {application_id:#x}, not 0x426F6F6B (§4.1)")
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version != 1:
-        fail(f"{path}: schema version {version}; this reader knows version 1 (§4.2)")
+    if version not in (1, 2):
+        fail(f"{path}: schema version {version}; this reader knows versions 1 and 2 (§4.2, §4.9)")
     return db
 
 
@@ -490,14 +490,28 @@ def load_books(db):
 
 def check_book(db, book, counts):
     low, high = book.number << 40, (book.number + 1) << 40
-    rows = db.execute("SELECT key, typeof(tree) || typeof(data) || typeof(root), CAST(tree AS BLOB), "
-                      "CAST(data AS BLOB), CAST(root AS BLOB) FROM page WHERE key >= ? AND key < ? ORDER BY key",
-                      (low, high)).fetchall()
+    # §4.9 (version 2): a page of 64 KiB or more keeps its head in `data` and its tail in `blob`.
+    shared = db.execute("PRAGMA user_version").fetchone()[0] >= 2
+    rows = db.execute("SELECT page.key, typeof(page.tree) || typeof(page.data) || typeof(page.root), "
+                      "CAST(page.tree AS BLOB), CAST(page.data AS BLOB), CAST(page.root AS BLOB), "
+                      + ("page.blob, CAST(blob.hash AS BLOB), CAST(blob.data AS BLOB) FROM page "
+                         "LEFT JOIN blob ON blob.id = page.blob " if shared else "NULL, NULL, NULL FROM page ")
+                      + "WHERE page.key >= ? AND page.key < ? ORDER BY page.key", (low, high)).fetchall()
     page_roots = []
-    for key, types, tree, data, root in rows:
+    for key, types, tree, data, root, blob, blob_hash, blob_data in rows:
         j = key & (2**40 - 1)
         if types not in ("blobblobblob", "blobblobnull"):
             fail(f"{book.label} page {j}: tree, data, root are {types}, not blobs (§4.2)")
+        if blob is not None:
+            if blob_data is None:
+                fail(f"{book.label} page {j}: names blob {blob}, which is not there (§4.9)")
+            if len(data) >= 4096 or len(blob_data) % 4096 != 0 or len(data) + len(blob_data) < 65536:
+                fail(f"{book.label} page {j}: a head of {len(data)} bytes and a blob of {len(blob_data)} bytes "
+                     "are not a page of 64 KiB or more split 4 KiB-aligned from its end (§4.9)")
+            if blob_hash != blake2b(blob_data):
+                fail(f"{book.label} page {j}: blob {blob} is not stored under the hash of its bytes (§4.9)")
+            data = data + blob_data
+            counts["pages stored once (blob)"] += 1
         if len(data) > 4 * 1024 * 1024:
             fail(f"{book.label} page {j}: over the 4 MiB page limit (§3.1)")
         book.pages[j] = data
@@ -602,7 +616,8 @@ def new_counts():
     return {k: 0 for k in ["books", "pages", "pages > 1024 bytes", "tree bytes", "node rows", "signed roots",
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
                            "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
-                           "wrong previous (shown)", "books given up", "files", "files whole", "files intact"]}
+                           "wrong previous (shown)", "books given up", "files", "files whole", "files intact",
+                           "pages stored once (blob)", "blob rows"]}
 
 
 def check_store(path, master, counts):
@@ -615,6 +630,8 @@ def check_store(path, master, counts):
             if book_public_key(master, book.name) != book.key:
                 fail(f"{book.label}: its key is not the one the master secret derives for its name (§3.7)")
             counts["keys derived"] += 1
+    if db.execute("PRAGMA user_version").fetchone()[0] >= 2:
+        counts["blob rows"] += db.execute("SELECT count(*) FROM blob").fetchone()[0]
     db.close()
     return books
 

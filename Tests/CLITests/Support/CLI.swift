@@ -128,11 +128,15 @@ final class Daemon: Sendable {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
-/// A fresh vault directory per peer, removed at the end.
+/// A fresh vault directory per peer, removed at the end (kept, for a look after a failure,
+/// with `BOOKSWARM_KEEP_SCRATCH=1`).
 final class Scratch: Sendable {
     let root = NSTemporaryDirectory() + "bookswarm-cli-\(UUID().uuidString.prefix(8))"
     func dir(_ name: String) -> String { root + "/" + name }
-    deinit { try? FileManager.default.removeItem(atPath: root) }
+    deinit {
+        guard ProcessInfo.processInfo.environment["BOOKSWARM_KEEP_SCRATCH"] != "1" else { return }
+        try? FileManager.default.removeItem(atPath: root)
+    }
 }
 
 /// A discovery port of this test run's own, so runs never meet each other.
