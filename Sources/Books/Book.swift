@@ -141,7 +141,23 @@ public final class Book: Sendable, CustomStringConvertible {
             throw BooksError(.pageTooLarge, "page \(i) of the batch has \(page.count) bytes; the maximum page size is \(Book.maximumPageSize) bytes",
                              limit: Book.maximumPageSize)
         }
-        return try store.withState(id) { state, db in
+        var next = 0
+        return try append(count: pages.count) { _, _ in
+            defer { next += 1 }
+            return pages[next]
+        }
+    }
+
+    /// Appends `count` pages as one batch, as `append(contentsOf:)` does, making each with
+    /// `page(index, reading)` as it is stored, in order (`index`: where it goes in this
+    /// book): a batch far larger than memory — a member's copy of a task's history with its
+    /// files — holds one page at a time. `reading` reads the store's books, this one's pages
+    /// before the batch included; the store is locked for the whole batch, so calls on the
+    /// store from inside `page` would wait for it forever: only `reading` may be used. A
+    /// thrown error, or a page over `maximumPageSize`, rolls the whole batch back.
+    @discardableResult
+    public func append(count: Int, _ page: (UInt64, BookStore.Reading) throws -> [UInt8]) throws -> Range<UInt64> {
+        try store.withState(id) { state, db in
             guard let keyPair = state.keyPair else {
                 throw BooksError(.readOnly, "book \(id.hex.prefix(16))… was opened without its secret key", file: store.file)
             }
@@ -149,19 +165,25 @@ public final class Book: Sendable, CustomStringConvertible {
                 throw BooksError(.forked, "book \(id.hex.prefix(16))… is forked", file: store.file)
             }
             let start = state.length
-            guard !pages.isEmpty else { return start..<start }
-            guard start + UInt64(pages.count) <= Book.maximumLength else {
+            guard count > 0 else { return start..<start }
+            guard start + UInt64(count) <= Book.maximumLength else {
                 throw BooksError(.outOfRange, "a book holds at most \(Book.maximumLength) pages", file: store.file)
             }
             var peaks = state.peaks
-            let end = start + UInt64(pages.count)
+            let end = start + UInt64(count)
+            let reading = BookStore.Reading(store: store, db: db)
             let signed: SignedRoot = try db.transaction {
                 let insert = try db.appendPageStatement()
                 return try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
                     var signed: SignedRoot?
-                    for (offset, page) in pages.enumerated() {
+                    for offset in 0..<count {
                         let index = start + UInt64(offset)
-                        try page.withUnsafeBytes { data in
+                        let bytes = try page(index, reading)
+                        guard bytes.count <= Book.maximumPageSize else {
+                            throw BooksError(.pageTooLarge, "page \(offset) of the batch has \(bytes.count) bytes; the maximum page size is \(Book.maximumPageSize) bytes",
+                                             limit: Book.maximumPageSize)
+                        }
+                        try bytes.withUnsafeBytes { data in
                             let count = Book.extend(&peaks, with: data, at: index, tree: tree)
                             let nodes = UnsafeRawBufferPointer(rebasing: tree[..<count])
                             if index + 1 < end {

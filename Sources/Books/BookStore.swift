@@ -513,6 +513,25 @@ public final class BookStore: @unchecked Sendable {
     }
 }
 
+extension BookStore {
+    /// Reads the store's books while it is locked for a batch being written
+    /// (`Book.append(count:_:)`): valid only during that call.
+    public struct Reading {
+        let store: BookStore
+        let db: SQLiteDatabase
+
+        /// Page `index` of book `id`, or nil when it is not held. Of the book being
+        /// written, the pages it held before the batch (its state is stored back after).
+        public func page(_ index: UInt64, of id: BookID) throws -> [UInt8]? {
+            guard let state = store.states[id] else {
+                throw BooksError(.unknownBook, "book \(id.hex.prefix(16))… is not in the store", file: store.file)
+            }
+            guard state.held.contains(index) else { return nil }
+            return try db.page(book: state.number, index: index)
+        }
+    }
+}
+
 /// A book's length as its readers see it: what `Book.lengthUpdates` yields after every
 /// append and every verified arrival, and what replication pushes to remote readers.
 public struct BookLength: Hashable, Sendable {

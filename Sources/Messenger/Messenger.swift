@@ -392,26 +392,39 @@ public actor Messenger {
     /// index, hash of the previous page).
     @discardableResult
     func append(_ specs: [PageSpec], to book: Book) throws -> Range<UInt64> {
+        try append(count: specs.count, to: book) { offset, _ in specs[offset] }
+    }
+
+    /// `append(_:to:)` for a batch made one page at a time, as it is stored
+    /// (`Book.append(count:_:)`): `spec(offset, reading)` gives page `offset` of the batch
+    /// and may read the store's books through `reading` only.
+    @discardableResult
+    func append(count: Int, to book: Book, _ spec: (Int, BookStore.Reading) throws -> PageSpec) throws -> Range<UInt64> {
         let now = wallClock()
-        var index = book.length
-        var previous: [UInt8]? = nil
-        if index > 0 {
-            guard let last = try storage({ try book.get(index - 1) }) else {
-                throw MessengerError(.storage, "the last page of book \(book.id.hex.prefix(16))… is missing")
+        var start: UInt64?
+        var previous: [UInt8]?
+        return try storage {
+            try book.append(count: count) { index, reading in
+                if start == nil {
+                    start = index
+                    // The page before the batch, read inside its transaction: no other
+                    // append can come between.
+                    if index > 0 {
+                        guard let last = try reading.page(index - 1, of: book.id) else {
+                            throw MessengerError(.storage, "the last page of book \(book.id.hex.prefix(16))… is missing")
+                        }
+                        previous = PageHash.leaf(last).bytes
+                    }
+                }
+                let spec = try spec(Int(index - start!), reading)
+                let page = MessengerPage(head: .init(author: localPeer.bytes, book: book.id.bytes, index: index, previous: previous),
+                                         refs: spec.refs, kind: spec.kind, data: spec.data,
+                                         meta: .init(time: spec.time ?? now, fields: spec.fields))
+                let bytes = page.encoded()
+                previous = PageHash.leaf(bytes).bytes
+                return bytes
             }
-            previous = PageHash.leaf(last).bytes
         }
-        var pages: [[UInt8]] = []
-        for spec in specs {
-            let page = MessengerPage(head: .init(author: localPeer.bytes, book: book.id.bytes, index: index, previous: previous),
-                                     refs: spec.refs, kind: spec.kind, data: spec.data,
-                                     meta: .init(time: spec.time ?? now, fields: spec.fields))
-            let bytes = page.encoded()
-            pages.append(bytes)
-            previous = PageHash.leaf(bytes).bytes
-            index += 1
-        }
-        return try storage { try book.append(contentsOf: pages) }
     }
 
     /// Whether the pair can no longer use `book`: its author signed two histories (we hold
@@ -446,16 +459,25 @@ public actor Messenger {
             specs.append(PageSpec(kind: .title, data: Array(title.utf8)))
         }
         specs += try namePage()
+        /// A page of the history: where it is, and what orders and deduplicates it.
+        struct Source {
+            var book: BookID
+            var index: UInt64
+            var key: String?
+            var order: (UInt64, String, UInt64, UInt64)
+        }
         /// The `chat`, `join`, `chunk` and `file` pages of a book of ours (a join only if it
-        /// names us, as every reader requires).
-        func history(of book: Book) throws -> [MessengerPage] {
+        /// names us, as every reader requires) — where they are, not their bytes: a task's
+        /// files can be far larger than memory.
+        func history(of book: Book) throws -> [Source] {
             try (0..<book.contiguousLength).compactMap { index in
                 guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes) else { return nil }
                 switch page.kind {
-                case .chat, .chunk, .file: return page
-                case .join: return page.data == localPeer.bytes ? page : nil
+                case .chat, .chunk, .file: break
+                case .join: guard page.data == localPeer.bytes else { return nil }
                 default: return nil
                 }
+                return Source(book: book.id, index: index, key: key(page), order: order(page))
             }
         }
         /// A page's identity in the log: its kind and id (a chat and a join may share an id),
@@ -468,21 +490,29 @@ public actor Messenger {
             (page.meta.time, page.meta.fields["id"] ?? "", page.kind.code, Attachments.number(page.meta.fields["part"]) ?? 0)
         }
         let journal = try history(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
-        var seen = Set(journal.compactMap(key))
-        var recovered: [MessengerPage] = []
+        var seen = Set(journal.compactMap(\.key))
+        var recovered: [Source] = []
         for (other, taken) in try books(of: task) where other.author == localPeer && !other.isJournal && !taken.isWritable {
             for page in try history(of: taken) {
                 // Only pages with an id: one without is known by its book and index.
-                guard let key = key(page), seen.insert(key).inserted else { continue }
+                guard let key = page.key, seen.insert(key).inserted else { continue }
                 recovered.append(page)
             }
         }
-        recovered.sort { order($0) < order($1) }
-        for page in recovered + journal {
+        recovered.sort { $0.order < $1.order }
+        let sources = recovered + journal
+        // One batch, made a page at a time as it is stored: the history's files are never
+        // all in memory at once.
+        try append(count: specs.count + sources.count, to: book) { offset, reading in
+            guard offset >= specs.count else { return specs[offset] }
+            let source = sources[offset - specs.count]
+            guard let bytes = try reading.page(source.index, of: source.book) else {
+                throw MessengerError(.storage, "page \(source.index) of book \(source.book.hex.prefix(16))… went away while its copy was written")
+            }
+            let page = try MessengerPage(decoding: bytes)
             // The same kind, id and time: readers deduplicate and order it as the original.
-            specs.append(PageSpec(kind: page.kind, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time))
+            return PageSpec(kind: page.kind, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time)
         }
-        try append(specs, to: book)
         return book
     }
 

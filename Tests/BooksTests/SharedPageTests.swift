@@ -175,3 +175,56 @@ import Testing
         store.close()
     }
 }
+
+/// `Book.append(count:_:)`: a batch made a page at a time, reading the store as it goes.
+@Suite("Appending a batch made page by page") struct StreamedAppendTests {
+    @Test func pagesAreMadeInOrderAndMayReadTheStore() throws {
+        let dir = TemporaryDirectory("streamed")
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        defer { store.close() }
+        let source = try store.createOrOpen(name: "source")
+        try source.append(contentsOf: (0..<5).map { testPage($0, size: 100 << 10) })
+        let copy = try store.createOrOpen(name: "copy")
+        try copy.append(testPage(99))
+        var seen: [UInt64] = []
+        let range = try copy.append(count: 6) { index, reading in
+            seen.append(index)
+            // This book's pages before the batch, and any other book's.
+            if index == 1 { return try #require(try reading.page(0, of: copy.id)) }
+            #expect(try reading.page(index, of: copy.id) == nil)
+            return try #require(try reading.page(index - 2, of: source.id))
+        }
+        #expect(range == 1..<7 && seen == Array(1..<7))
+        #expect(try copy.pages(in: 0..<7) == [testPage(99), testPage(99)] + (0..<5).map { testPage($0, size: 100 << 10) })
+        try copy.verify()
+        // The five copies share their tails with the source's pages.
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 5)
+    }
+
+    @Test func aFailureMidwayStoresNothingOfTheBatch() throws {
+        let dir = TemporaryDirectory("streamed-fail")
+        defer { dir.remove() }
+        let store = try openStore(dir)
+        defer { store.close() }
+        let book = try store.createOrOpen(name: "book")
+        try book.append(testPage(0))
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try book.append(count: 3) { index, _ in
+                guard index < 3 else { throw Stop() }
+                return testPage(index, size: 200 << 10)
+            }
+        }
+        let error = #expect(throws: BooksError.self) {
+            try book.append(count: 2) { index, _ in testPage(index, size: index == 1 ? 100 : Book.maximumPageSize + 1) }
+        }
+        #expect(error?.code == .pageTooLarge)
+        #expect(book.length == 1)
+        try book.append(testPage(1))
+        #expect(try book.pages(in: 0..<2) == [testPage(0), testPage(1)])
+        try book.verify()
+        store.close()
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 0)
+    }
+}
