@@ -372,14 +372,39 @@ enum Format {
     /// A task's title as shown, or `fallback` when there is none.
     static func title(_ title: String?, or fallback: String) -> String { title.map { shown($0, continuation: nil) } ?? fallback }
 
-    static func line(_ item: FollowItem, me: String) -> String? {
+    /// `now`: the time a `whole` event is shown with (it happened as it arrives).
+    static func line(_ item: FollowItem, me: String, now: Date = Date()) -> String? {
         switch item.event {
         case .message: return item.entry.map { line($0, me: me) }
         case .live: return nil
         case .presence:
             guard let peer = item.peer else { return nil }
             return "* \(who(peer, name: item.name, me: me)) \(item.online == true ? "is here" : "left")"
+        case .whole:
+            guard let entry = item.entry, let file = entry.file else { return nil }
+            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(shown(file.name, continuation: nil)) "
+                + "(\(size(file.size))) from \(who(entry.author, name: entry.name, me: me)) is here"
         }
+    }
+
+    /// What `attach` prints: `attached roof.jpg (2.3 MB) as file 1a2b3c4d`.
+    static func attached(_ entry: LogEntry) -> String {
+        let file = entry.file.map { "\(shown($0.name, continuation: nil)) (\(size($0.size)))" } ?? "the file"
+        return "attached \(file) as file \(entry.id.prefix(8))"
+    }
+
+    /// One line of `files`: id, date and time, who, name, size, and whether it is here whole.
+    static func file(_ report: FileReport, me: String) -> String? {
+        let entry = report.entry
+        guard let file = entry.file else { return nil }
+        let state = report.whole ? "whole" : "partial: \(size(report.held)) here"
+        return "\(entry.id.prefix(8))  \(date(entry.time))  \(who(entry.author, name: entry.name, me: me))  "
+            + "\(shown(file.name, continuation: nil))  \(size(file.size))  \(state)"
+    }
+
+    /// What `save` prints: `saved /home/ana/roof.jpg (2.3 MB)`.
+    static func saved(_ result: SaveResult) -> String {
+        "saved \(shown(result.path, continuation: nil))" + (result.entry.file.map { " (\(size($0.size)))" } ?? "")
     }
 
     /// Who wrote or came: "you", or the first 8 hex digits of the peer id, after the name

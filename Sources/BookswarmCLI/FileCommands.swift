@@ -11,6 +11,20 @@ func absolutePath(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }
 
+/// The requests of `attach` and `save`, as the commands and `chat`'s /attach and /save make
+/// them: paths made absolute here (`task` nil: the chat's session fills it in).
+extension ControlRequest {
+    static func attach(task: String?, path: String, caption: String?, name: String? = nil) -> ControlRequest {
+        ControlRequest(command: .attach, task: task, text: caption, name: name, path: absolutePath(path))
+    }
+
+    /// `destination` nil: the current directory.
+    static func save(task: String?, file: String, destination: String?) -> ControlRequest {
+        ControlRequest(command: .save, task: task, name: file,
+                       path: absolutePath(destination ?? FileManager.default.currentDirectoryPath))
+    }
+}
+
 struct AttachCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attach", abstract: "Share a file with a task (offline too: it is replicated when next online).",
@@ -29,11 +43,9 @@ struct AttachCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let request = ControlRequest(command: .attach, task: task, text: text, name: name, path: absolutePath(path))
-            let entry = try await Control.call(request, vault, as: LogEntry.self)
+            let entry = try await Control.call(.attach(task: task, path: path, caption: text, name: name), vault, as: LogEntry.self)
             if output.json { try printJSON(entry); return }
-            let file = entry.file.map { "\(Format.shown($0.name, continuation: nil)) (\(Format.size($0.size)))" } ?? "the file"
-            printOut("attached \(file) as file \(entry.id.prefix(8))")
+            printOut(Format.attached(entry))
         }
     }
 }
@@ -51,13 +63,7 @@ struct FilesCommand: AsyncParsableCommand {
             let files = try await Control.call(ControlRequest(command: .files, task: task), vault, as: [FileReport].self)
             if output.json { try printJSON(files); return }
             if files.isEmpty { printOut("no files in this task yet: bookswarm attach TASK PATH") }
-            for report in files {
-                let entry = report.entry
-                guard let file = entry.file else { continue }
-                let state = report.whole ? "whole" : "partial: \(Format.size(report.held)) here"
-                printOut("\(entry.id.prefix(8))  \(Format.date(entry.time))  \(Format.who(entry.author, name: entry.name, me: me))  "
-                         + "\(Format.shown(file.name, continuation: nil))  \(Format.size(file.size))  \(state)")
-            }
+            for line in files.compactMap({ Format.file($0, me: me) }) { printOut(line) }
         }
     }
 }
@@ -80,12 +86,9 @@ struct SaveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let request = ControlRequest(command: .save, task: task, name: file,
-                                         path: absolutePath(destination ?? FileManager.default.currentDirectoryPath))
-            let saved = try await Control.call(request, vault, as: SaveResult.self)
+            let saved = try await Control.call(.save(task: task, file: file, destination: destination), vault, as: SaveResult.self)
             if output.json { try printJSON(saved); return }
-            let size = saved.entry.file.map { " (\(Format.size($0.size)))" } ?? ""
-            printOut("saved \(Format.shown(saved.path, continuation: nil))\(size)")
+            printOut(Format.saved(saved))
         }
     }
 }

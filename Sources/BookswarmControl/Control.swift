@@ -96,27 +96,39 @@ public enum Control {
         }
     }
 
-    /// A task's messages, then live events: what `log --follow` and `chat` show.
+    /// A task's messages, then live events: what `log --follow` and `chat` show — members
+    /// coming and going, and each file of another member's that becomes whole here.
     public static func follow(_ messenger: Messenger, task: TaskID) -> AsyncStream<FollowItem> {
         AsyncStream(bufferingPolicy: .bufferingNewest(4096)) { continuation in
             let worker = Task {
                 // Subscribe before reading the history, so nothing falls between the two.
                 let events = await messenger.subscribe()
+                let me = messenger.localPeer.publicKey.hex
                 var seen: Set<String> = []
-                func catchUp() async {
+                // Others' files not whole here yet (keys): each is told once when it is.
+                var arriving: Set<String> = []
+                func catchUp(history: Bool) async {
                     guard let entries = try? await messenger.log(of: task) else { return }
                     for entry in entries where !seen.contains(entry.key) {
                         seen.insert(entry.key)
                         continuation.yield(FollowItem(event: .message, entry: entry))
+                        if entry.kind == .file && entry.author != me { arriving.insert(entry.key) }
                     }
                     try? await messenger.markRead(task)
+                    // Only while some file is arriving: one more read of the log's files.
+                    guard !arriving.isEmpty, let files = try? await messenger.files(of: task) else { return }
+                    for report in files where report.whole && arriving.contains(report.entry.key) {
+                        arriving.remove(report.entry.key)
+                        // Whole already in the history: nothing to tell.
+                        if !history { continuation.yield(FollowItem(event: .whole, entry: report.entry)) }
+                    }
                 }
-                await catchUp()
+                await catchUp(history: true)
                 continuation.yield(FollowItem(event: .live, summary: try? await messenger.summary(of: task)))
                 for await event in events {
                     switch event {
                     case let .changed(changed) where changed == task:
-                        await catchUp()
+                        await catchUp(history: false)
                     case let .presence(changed, peer, online) where changed == task:
                         let name = try? await messenger.names(in: task)[peer.publicKey.hex]
                         continuation.yield(FollowItem(event: .presence, peer: peer.publicKey.hex, name: name ?? nil, online: online))

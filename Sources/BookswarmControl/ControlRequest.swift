@@ -76,6 +76,10 @@ public struct FollowItem: Codable, Sendable {
         case live
         /// A member connected or left.
         case presence
+        /// A file another member attached (`entry`, its `file` entry) is here whole now: it
+        /// can be saved. Told once per file, and only for a file that was not whole here when
+        /// the history was sent (whether it comes whole at once or part by part).
+        case whole
     }
 
     public var event: Kind

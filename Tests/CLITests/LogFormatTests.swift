@@ -56,4 +56,14 @@ import Testing
         #expect([0, 1, 999, 1000, 1499, 99_949, 99_950, 999_499, 999_500, 2_345_678, 67_108_864, 1_000_000_000].map(Format.size)
                 == ["0 bytes", "1 byte", "999 bytes", "1.0 KB", "1.5 KB", "99.9 KB", "100 KB", "999 KB", "1.0 MB", "2.3 MB", "67.1 MB", "1.0 GB"])
     }
+
+    @Test("a file of another member's that became whole: `[now] * NAME (SIZE) from who is here`")
+    func wholeLines() {
+        let roof = AttachedFile(name: "roof\u{1b}.jpg", size: 2_345_678, parts: 9, hash: "")
+        let entry = LogEntry(author: Self.ana, id: "f", time: 0, text: "", book: "b", index: 9, name: "Ana", kind: .file, file: roof)
+        let now = Date(timeIntervalSince1970: 1_000)
+        #expect(Format.line(FollowItem(event: .whole, entry: entry), me: Self.me, now: now)
+                == "[\(Format.clock(1_000_000))] * roof\\u{1b}.jpg (2.3 MB) from Ana (1d0f2a77) is here")
+        #expect(Format.line(FollowItem(event: .whole), me: Self.me) == nil)
+    }
 }
