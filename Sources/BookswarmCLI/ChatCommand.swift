@@ -8,7 +8,12 @@ import Vault
 struct ChatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat", abstract: "Chat in a task: history, live messages, a prompt that stays intact.",
-        discussion: "Type a line and Enter to send it; /quit (or Ctrl-C, or Ctrl-D on an empty line) leaves. Without a daemon the network is up while the chat is open.")
+        discussion: """
+            Type a line and Enter to send it; /quit (or Ctrl-C, or Ctrl-D on an empty line) leaves. \
+            /attach PATH [CAPTION] shares a file, /files lists the task's files, /save FILE [DEST] \
+            writes one out, /help lists the commands; a line that begins with // is sent with one /. \
+            Without a daemon the network is up while the chat is open.
+            """)
     @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @OptionGroup var vault: VaultOptions
 
@@ -17,7 +22,7 @@ struct ChatCommand: AsyncParsableCommand {
             let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
             let session = try await FollowSession.open(task: task, options: vault, role: "chat")
             let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
-            terminal.print("-- bookswarm chat \(task); /quit to leave --")
+            terminal.print("-- bookswarm chat \(task); /help for commands, /quit to leave --")
             terminal.start()
             let incoming = Task {
                 for await item in session.items {
@@ -25,18 +30,52 @@ struct ChatCommand: AsyncParsableCommand {
                         let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
                         terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(counted(summary.members.count, "member"))"
                                        + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: ", ")) + " --")
+                    } else if item.event == .whole, let line = Format.line(item, me: me), let entry = item.entry {
+                        terminal.print(line + " — " + ChatInput.saveHint(name: entry.file?.name ?? "", id: entry.id))
                     } else if let line = Format.line(item, me: me) {
                         terminal.print(line)
                     }
                 }
             }
             for await line in terminal.lines() {
-                do { try await session.send(line) } catch { terminal.print("! not sent: \(oneLine(error))") }
+                guard let input = ChatInput(parsing: line) else { continue }
+                await run(input, in: session, terminal: terminal, me: me)
             }
             terminal.restore()
             session.close()
             incoming.cancel()
             await session.finish()
+        }
+    }
+
+    /// Carries out one line typed at the prompt; what it prints (an error too) is one line
+    /// above the prompt (`/files`, `/help`: one per file or command), and the chat goes on.
+    private func run(_ input: ChatInput, in session: FollowSession, terminal: ChatTerminal, me: String) async {
+        /// Runs `body`; a failure is one line, `! ` + `failed` + the error.
+        func attempt(_ failed: String, _ body: () async throws -> Void) async {
+            do { try await body() } catch { terminal.print("! \(failed)\(oneLine(error))") }
+        }
+        switch input {
+        case let .message(text):
+            await attempt("not sent: ") { try await session.send(text) }
+        case let .attach(path, caption):
+            await attempt("not attached: ") {
+                terminal.print(Format.attached(try await session.call(.attach(task: nil, path: path, caption: caption), as: LogEntry.self)))
+            }
+        case .files:
+            await attempt("") {
+                let files = try await session.call(ControlRequest(command: .files), as: [FileReport].self)
+                if files.isEmpty { terminal.print("no files in this task yet: /attach PATH") }
+                for line in files.compactMap({ Format.file($0, me: me) }) { terminal.print(line) }
+            }
+        case let .save(file, destination):
+            await attempt("not saved: ") {
+                terminal.print(Format.saved(try await session.call(.save(task: nil, file: file, destination: destination), as: SaveResult.self)))
+            }
+        case .help:
+            for line in ChatInput.helpLines { terminal.print(line) }
+        case let .mistake(line):
+            terminal.print("! \(line)")
         }
     }
 }

@@ -62,7 +62,7 @@ final class ChatTerminal: @unchecked Sendable {
             Thread.detachNewThread { [self] in
                 if !isTerminal {
                     while let line = readLine() {
-                        if line == "/quit" { break }
+                        if Self.isQuit(line) { break }
                         continuation.yield(line)
                     }
                     continuation.finish()
@@ -81,7 +81,7 @@ final class ChatTerminal: @unchecked Sendable {
                     case .interrupt, .endOfInput:
                         break loop
                     case let .submit(line):
-                        if line == "/quit" { break loop }
+                        if Self.isQuit(line) { break loop }
                         if !line.trimmingCharacters(in: .whitespaces).isEmpty { continuation.yield(line) }
                     }
                 }
@@ -89,6 +89,9 @@ final class ChatTerminal: @unchecked Sendable {
             }
         }
     }
+
+    /// `/quit`, with white space around it or not.
+    static func isQuit(_ line: String) -> Bool { line.trimmingCharacters(in: .whitespaces) == "/quit" }
 
     /// The prompt line as the editor draws it for the terminal's width now (asked each
     /// time, so a resized window is drawn right at the next key or line).

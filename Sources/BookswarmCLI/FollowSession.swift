@@ -9,15 +9,21 @@ import SwarmNIO
 final class FollowSession: @unchecked Sendable {
     let items: AsyncStream<FollowItem>
     let taskTitle: String?
-    private let sender: @Sendable (String) async throws -> Void
+    /// Runs a request (`task` already set): on the daemon, or on the vault this process holds.
+    private let caller: @Sendable (ControlRequest) async throws -> Data
+    /// The task as requests name it: its id here, the text given on the command line with a
+    /// daemon (which resolves it).
+    private let task: String
     private let closer: @Sendable () -> Void
     private let local: LocalPeer?
 
-    private init(items: AsyncStream<FollowItem>, taskTitle: String?, sender: @escaping @Sendable (String) async throws -> Void,
+    private init(items: AsyncStream<FollowItem>, taskTitle: String?, task: String,
+                 caller: @escaping @Sendable (ControlRequest) async throws -> Data,
                  closer: @escaping @Sendable () -> Void, local: LocalPeer?) {
         self.items = items
         self.taskTitle = taskTitle
-        self.sender = sender
+        self.task = task
+        self.caller = caller
         self.closer = closer
         self.local = local
     }
@@ -38,8 +44,8 @@ final class FollowSession: @unchecked Sendable {
             try await peer.goOnline(try options.network)
             let messenger = peer.messenger
             let title = try? await messenger.summary(of: id).title
-            return FollowSession(items: Control.follow(messenger, task: id), taskTitle: title,
-                                 sender: { text in _ = try await messenger.send(text, to: id) },
+            return FollowSession(items: Control.follow(messenger, task: id), taskTitle: title, task: id.hex,
+                                 caller: { request in try await Control.execute(request, on: messenger, vault: peer.vault) },
                                  closer: {}, local: peer)
         } catch {
             await peer.close()
@@ -72,16 +78,23 @@ final class FollowSession: @unchecked Sendable {
         }
         let directory = options.directory
         return FollowSession(
-            items: items, taskTitle: nil,
-            sender: { text in
-                guard try await Control.callDaemon(ControlRequest(command: .send, task: task, text: text), directory: directory) != nil else {
-                    throw CLIError("the daemon stopped")
-                }
+            items: items, taskTitle: nil, task: task,
+            caller: { request in
+                guard let answer = try await Control.callDaemon(request, directory: directory) else { throw CLIError("the daemon stopped") }
+                return answer
             },
             closer: { box.client.finish() }, local: nil)
     }
 
-    func send(_ text: String) async throws { try await sender(text) }
+    /// Runs a request on the session's task (`chat`'s messages, /attach, /files, /save) the
+    /// way the session runs: through the daemon, or on the vault this process holds.
+    func call<T: Decodable>(_ request: ControlRequest, as type: T.Type) async throws -> T {
+        var request = request
+        request.task = task
+        return try JSONDecoder().decode(T.self, from: try await caller(request))
+    }
+
+    func send(_ text: String) async throws { _ = try await call(ControlRequest(command: .send, text: text), as: LogEntry.self) }
 
     /// Stops the stream (the daemon ends its side when the client closes).
     func close() { closer() }

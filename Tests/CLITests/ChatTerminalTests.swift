@@ -10,9 +10,7 @@ struct ChatTerminalTests {
     @Test(.timeLimit(.minutes(1)))
     func twoPeersChat() async throws {
         let scratch = Scratch()
-        let (bob, ana) = Member.bobAndAna(scratch)
-        try await bob.start()
-        try await ana.start()
+        let (bob, ana) = try await Member.bobAndAnaStarted(scratch)
         defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
         let task = try await bob.newTask("Roof")
         try await bob.ok(["send", task.id, "history before the chat"])
@@ -80,6 +78,106 @@ struct ChatTerminalTests {
     }
 }
 
+/// Files in `chat` (tmux), through Bob's daemon and with the vault opened by the chat itself:
+/// /attach (relative to the chat's directory, with a caption), /files, /save, /help, an
+/// unknown command, `//`, and errors that leave the chat running. Ana has a daemon and
+/// uses the commands: what Bob attaches in his chat she saves byte-identical with
+/// `bookswarm save`, and a file she attaches shows in his chat once it is here whole.
+@Suite("bookswarm chat: files and commands in tmux", .serialized,
+       .enabled(if: CLI.available && Tmux.available, "needs the bookswarm build and tmux (apt-get install tmux)"))
+struct ChatFilesTests {
+    @Test(.timeLimit(.minutes(2)), arguments: [true, false])
+    func filesInChat(throughDaemon: Bool) async throws {
+        let scratch = Scratch()
+        let (bob, ana) = try await Member.bobAndAnaStarted(scratch)
+        defer { for m in [bob, ana] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+        let task = try await bob.newTask("Roof")
+        try await ana.ok(["join", task.invite])
+        let (bobID, anaID) = (String(try await bob.id.prefix(8)), String(try await ana.id.prefix(8)))
+
+        // Bob's chat runs in `here`, which holds the file he attaches; Ana's files elsewhere.
+        let here = scratch.dir("bob-here"), anaFiles = scratch.dir("ana-files"), anaOut = scratch.dir("ana-out")
+        for dir in [here + "/out", anaFiles, anaOut] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let notes = Data((0..<700_000).map { _ in UInt8.random(in: 0...255) })
+        let photo = Data((0..<600_001).map { _ in UInt8.random(in: 0...255) })
+        try notes.write(to: URL(fileURLWithPath: here + "/notes.bin"))
+        try photo.write(to: URL(fileURLWithPath: anaFiles + "/photo.jpg"))
+
+        var chat = [CLI.binary!, "chat", task.id, "--dir", bob.directory]
+        if !throughDaemon {
+            // The chat opens the vault itself and brings the network up.
+            await bob.stop()
+            chat += ["--interface", "lo", "--discovery-port", "\(bob.discoveryPort)"]
+        }
+        let tmux = Tmux(socket: "bsw-\(getpid())-\(UInt16.random(in: 0...UInt16.max))")
+        defer { tmux.killServer() }
+        try tmux.start("bob", chat, directory: here)
+        #expect(await tmux.waitFor("bob", "\(bobID)>"), "\(tmux.screen("bob"))")
+        func line(_ text: String) throws {
+            try tmux.type("bob", text)
+            try tmux.enter("bob")
+        }
+
+        try line("/help")
+        #expect(await tmux.waitFor("bob", "/attach PATH [CAPTION]"), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "/save FILE [DEST]"), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "//text"), "\(tmux.screen("bob"))")
+        try line("/nope at all")
+        #expect(await tmux.waitFor("bob", "! unknown command /nope (/help lists them"), "\(tmux.screen("bob"))")
+        try line("//etc/hosts is full")
+        #expect(await tmux.waitFor("bob", "you: /etc/hosts is full"), "\(tmux.screen("bob"))")
+
+        // A file that is not there: one error line, and the chat goes on.
+        try line("/attach missing.bin look")
+        #expect(await tmux.waitFor("bob", "! not attached: "), "\(tmux.screen("bob"))")
+        #expect(tmux.screen("bob").contains("No such file"), "\(tmux.screen("bob"))")
+        #expect(tmux.alive("bob"))
+
+        // A path relative to the chat's directory, with a caption.
+        try line("/attach notes.bin the notes, page 2")
+        #expect(await tmux.waitFor("bob", "attached notes.bin (700 KB) as file "), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "you attached notes.bin (700 KB): the notes, page 2"), "\(tmux.screen("bob"))")
+        // Ana saves it with `bookswarm save`: byte-identical.
+        let saved = await eventually(.seconds(30)) { (try? await ana.run(["save", task.id, "notes.bin", anaOut]))?.ok == true }
+        if !saved { Issue.record("Ana could not save notes.bin: \(try await ana.run(["files", task.id]))") }
+        #expect(FileManager.default.contents(atPath: anaOut + "/notes.bin") == notes)
+        // Bob's own file is never announced as arrived.
+        #expect(!tmux.screen("bob").contains("notes.bin (700 KB) from"), "\(tmux.screen("bob"))")
+
+        // Ana attaches a file (its name with a space): Bob's chat shows it, and once it is
+        // here whole says so with the /save to type.
+        try await ana.ok(["attach", task.id, anaFiles + "/photo.jpg", "--name", "roof photo.jpg", "--text", "from Ana"])
+        #expect(await tmux.waitFor("bob", "\(anaID) attached roof photo.jpg (600 KB): from Ana", timeout: .seconds(30)), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "* roof photo.jpg (600 KB) from \(anaID) is here — /save \"roof photo.jpg\""), "\(tmux.screen("bob"))")
+
+        try line("/files")
+        #expect(await tmux.waitFor("bob", "  you  notes.bin  700 KB  whole"), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "  \(anaID)  roof photo.jpg  600 KB  whole"), "\(tmux.screen("bob"))")
+
+        try line("/save \"roof photo.jpg\" out")
+        #expect(await tmux.waitFor("bob", "saved \(here)/out/roof photo.jpg (600 KB)"), "\(tmux.screen("bob"))")
+        #expect(FileManager.default.contents(atPath: here + "/out/roof photo.jpg") == photo)
+        // Saved again to the same place: refused, nothing replaced, the chat goes on.
+        try line("/save \"roof photo.jpg\" out")
+        #expect(await tmux.waitFor("bob", "! not saved: "), "\(tmux.screen("bob"))")
+        #expect(tmux.screen("bob").contains("exists already"), "\(tmux.screen("bob"))")
+        try line("/save nothing.pdf")
+        #expect(await tmux.waitFor("bob", "! not saved: no file \"nothing.pdf\""), "\(tmux.screen("bob"))")
+
+        try line("still here")
+        #expect(await tmux.waitFor("bob", "you: still here"), "\(tmux.screen("bob"))")
+        try line("/quit")
+        #expect(await tmux.waitFor(gone: "bob"), "\(tmux.screen("bob"))")
+        // Of all those lines only two were messages; no command went out as one.
+        let sent = ["/etc/hosts is full", "still here"]
+        #expect(try await bob.texts(task.id) == sent)
+        let arrived = await eventually { (try? await ana.texts(task.id)) == sent }
+        if !arrived { Issue.record("Ana's messages: \(try await ana.texts(task.id))") }
+        await ana.stop()
+        await bob.stop()
+    }
+}
+
 /// A private tmux server (its own socket) driving terminal sessions.
 struct Tmux {
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
@@ -105,9 +203,10 @@ struct Tmux {
         return String(decoding: data, as: UTF8.self)
     }
 
-    func start(_ name: String, _ argv: [String]) throws {
+    /// Starts `argv` in a new session `name` (in the working directory `directory`, if given).
+    func start(_ name: String, _ argv: [String], directory: String? = nil) throws {
         let command = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        try tmux(["new-session", "-d", "-s", name, "-x", "120", "-y", "30", command], capture: false)
+        try tmux(["new-session", "-d", "-s", name, "-x", "120", "-y", "30"] + (directory.map { ["-c", $0] } ?? []) + [command], capture: false)
     }
 
     func type(_ name: String, _ text: String) throws { try tmux(["send-keys", "-t", name, "-l", text], capture: false) }

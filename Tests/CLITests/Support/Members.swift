@@ -73,6 +73,13 @@ final class Member: @unchecked Sendable {
         return (Member("bob", scratch: scratch, discoveryPort: port), Member("ana", scratch: scratch, discoveryPort: port))
     }
 
+    /// Bob and Ana on loopback with a discovery port of their own, their daemons started.
+    static func bobAndAnaStarted(_ scratch: Scratch) async throws -> (bob: Member, ana: Member) {
+        let (bob, ana) = bobAndAna(scratch)
+        for m in [bob, ana] { try await m.start() }
+        return (bob, ana)
+    }
+
     /// Bob, Ana and Carol on loopback with a discovery port of their own, their daemons started.
     static func bobAnaAndCarolStarted(_ scratch: Scratch) async throws -> (bob: Member, ana: Member, carol: Member) {
         let port = testDiscoveryPort()
