@@ -200,7 +200,7 @@ struct ProtocolInteropTests {
             ("the leaf of a page over 1024 bytes",
              "UPDATE page SET tree = CAST(substr(tree, 33) AS BLOB) WHERE key = (SELECT max(key) FROM page WHERE length(data) > 1024)", "tree column"),
             ("a signature in a page row",
-             // The last byte changed (to 0, or to 1 where it was 0: 1 run in 256 left it as it was).
+             // The last byte changed (to 0, or to 1 where it was 0): it is the top byte of S (< 2^253), 0 about one time in 16.
              "UPDATE page SET root = CAST(substr(root, 1, 95) || CASE WHEN substr(root, 96) = x'00' THEN x'01' ELSE x'00' END AS BLOB) "
                 + "WHERE key = (SELECT max(key) FROM page WHERE root IS NOT NULL)",
              "does not verify"),
