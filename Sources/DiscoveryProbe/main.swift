@@ -24,9 +24,11 @@
 // early the same way (the closing `interfaces` and `counters` lines are printed), so a test
 // can stop a probe once it has seen what it waited for.
 import Foundation
+import Synchronization
 import Sodium
 import Swarm
 import SwarmNIO
+import Synchronization
 
 /// One line on stdout, unbuffered, so a test reading the pipe sees it at once.
 func say(_ line: String) {
@@ -113,14 +115,22 @@ do {
             say("interfaces-now \(String(format: "%.1f", ms)) \(now.map(\.description).joined(separator: ", "))")
         }
     }
+    // SIGTERM ends the run whenever it comes, the closing lines printed: one that comes
+    // before the run (while joining) ends it as soon as it starts.
+    let stop = Mutex<(requested: Bool, run: Task<Void, Never>?)>((false, nil))
+    signal(SIGTERM, SIG_IGN)
+    let terminated = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+    // @Sendable: it runs on a dispatch queue, not the main actor.
+    terminated.setEventHandler { @Sendable in stop.withLock { $0.requested = true; $0.run?.cancel() } }
+    terminated.resume()
     await discovery.join(topic, announce: !flags.contains("--lookup-only"), lookup: !flags.contains("--announce-only"))
     await discovery.flushed(topic)
     say("flushed")
-    let run = Task { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
-    signal(SIGTERM, SIG_IGN)
-    let terminated = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-    terminated.setEventHandler { run.cancel() }
-    terminated.resume()
+    let run = Task<Void, Never> { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
+    stop.withLock { s in
+        s.run = run
+        if s.requested { run.cancel() }
+    }
     await run.value
     watcher.cancel()
     await watcher.value
@@ -129,7 +139,7 @@ do {
     await discovery.close()
     await reader.value
     say("interfaces \(interfaces.map(\.description).joined(separator: ", "))")
-    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors) socketRestarts=\(c.socketRestarts) socketReopenFailures=\(c.socketReopenFailures) socketsOpenedLate=\(c.socketsOpenedLate) interfacesTakenUp=\(c.interfacesTakenUp) interfacesDropped=\(c.interfacesDropped)")
+    say("counters received=\(c.machine.received) own=\(c.machine.own) malformed=\(c.machine.malformed) rateLimited=\(c.machine.rateLimited) queries=\(c.machine.queriesSent) announcements=\(c.machine.announcementsSent) answers=\(c.machine.answersSent) sightings=\(c.machine.sightings) sendErrors=\(c.sendErrors) socketRestarts=\(c.socketRestarts) socketReopenFailures=\(c.socketReopenFailures) socketsOpenedLate=\(c.socketsOpenedLate) interfacesTakenUp=\(c.interfacesTakenUp) interfacesDropped=\(c.interfacesDropped) looksOnChange=\(c.looksOnChange)")
 } catch {
     fail("\(error)")
 }

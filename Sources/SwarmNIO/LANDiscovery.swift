@@ -32,8 +32,9 @@ import Darwin
 /// once (`LANDiscoveryMachine.restate`). A socket that closes under us is opened again the
 /// same way (`SocketPlan`).
 ///
-/// The interfaces are looked at again every second (off the loop), given ones as the LAN
-/// default (below), and followed: a socket whose own address changed or went — a new DHCP
+/// The interfaces are looked at again within about 20 ms of the kernel announcing a change
+/// of links or addresses (route netlink, `InterfaceWatcher`), and every second in any case
+/// (off the loop), given ones as the LAN default (below), and followed: a socket whose own address changed or went — a new DHCP
 /// address, an IPv6 link-local address gone or replaced, a new interface index (removed and
 /// back), the interface down or removed — is closed and opened again on what the interface
 /// has now, at once or when the address comes back, and greets as a late socket does; IPv6
@@ -121,6 +122,9 @@ public final class LANDiscovery: DiscoverySource {
         public var interfacesTakenUp: Int = 0
         /// Interfaces that left the LAN default and were dropped (`followsLANDefault`).
         public var interfacesDropped: Int = 0
+        /// Looks at the interfaces made at once because the kernel announced a change
+        /// (route netlink), rather than at the next second.
+        public var looksOnChange: Int = 0
     }
 
     public let sightings: AsyncStream<PeerSighting>

@@ -59,6 +59,20 @@ extension LANDiscovery {
         /// How often the interfaces are looked at again: the LAN default when discovery
         /// follows it, the given interfaces otherwise.
         static let lookInterval: TimeAmount = .seconds(1)
+        /// How soon a look follows the kernel's word that interfaces changed: the messages
+        /// of one change (an address, its routes, its flags) arrive within a few
+        /// milliseconds and make one look.
+        static let lookAfterChange: TimeAmount = .milliseconds(20)
+        /// The kernel's word that interfaces changed (nil: none, the looks every second only).
+        private var watcher: InterfaceWatcher?
+        /// The next look and when it is due; `looking` while one reads the interfaces, and
+        /// `lookAgainSoon` when a change was announced meanwhile.
+        private var nextLook: Scheduled<Void>?
+        private var nextLookDue: NIODeadline?
+        private var looking = false
+        private var lookAgainSoon = false
+        /// Looks made early because the kernel announced a change (tests).
+        private(set) var looksOnChange = 0
 
         /// Every socket; the first is the unicast one.
         private var sockets: [Socket] = []
@@ -116,7 +130,26 @@ extension LANDiscovery {
                 if let channel = socket.channel { watch(socket.id, channel) }
             }
             // Loopback given as 127.0.0.1 is always there as it is: nothing to look at.
-            if followsLANDefault || !interfaceList.allSatisfy({ $0.spec == .loopback }) { lookAgain(after: Self.lookInterval) }
+            if followsLANDefault || !interfaceList.allSatisfy({ $0.spec == .loopback }) {
+                watcher = InterfaceWatcher { [weak self] in
+                    guard let self else { return }
+                    loop.execute { self.interfacesChanged() }
+                }
+                lookAgain(after: Self.lookInterval)
+            }
+        }
+
+        /// The kernel announced a change of interfaces or addresses: look soon rather than at
+        /// the next second.
+        private func interfacesChanged() {
+            loop.preconditionInEventLoop()
+            guard !closed else { return }
+            if looking {
+                lookAgainSoon = true
+            } else if nextLookDue.map({ $0 > .now() + Self.lookAfterChange }) ?? true {
+                looksOnChange += 1
+                lookAgain(after: Self.lookAfterChange)
+            }
         }
 
         /// Where socket `id` is in `sockets` now; nil once it is gone.
@@ -200,10 +233,17 @@ extension LANDiscovery {
 
         /// Looks at the interfaces again after `pause` (off the loop: `getifaddrs`), follows
         /// what changed (`track` on the LAN default, `refresh` on each given interface), and
-        /// looks again every `lookInterval`.
+        /// looks again every `lookInterval` — or `lookAfterChange` after the kernel announced
+        /// a change (`interfacesChanged`), which replaces the look planned later.
         private func lookAgain(after pause: TimeAmount) {
-            loop.scheduleTask(in: pause) { [self] in
+            nextLook?.cancel()
+            let due = NIODeadline.now() + pause
+            nextLookDue = due
+            nextLook = loop.scheduleTask(deadline: due) { [self] in
+                nextLook = nil
+                nextLookDue = nil
                 guard !closed else { return }
+                looking = true
                 let follows = followsLANDefault
                 let given = follows ? [] : interfaceList.map { (slot: $0.slot, spec: $0.spec) }
                 Task { [self] in
@@ -224,7 +264,11 @@ extension LANDiscovery {
                             }
                             notifyAddresses()
                         }
-                        lookAgain(after: Self.lookInterval)
+                        looking = false
+                        let soon = lookAgainSoon
+                        lookAgainSoon = false
+                        if soon { looksOnChange += 1 }
+                        lookAgain(after: soon ? Self.lookAfterChange : Self.lookInterval)
                     }
                 }
             }
@@ -464,7 +508,7 @@ extension LANDiscovery {
             return Counters(machine: machine?.counters ?? .init(), sendErrors: sendErrors, sightingsDropped: sightingsDropped,
                             socketRestarts: socketRestarts, socketReopenFailures: reopenFailures,
                             socketsOpenedLate: socketsOpenedLate, interfacesTakenUp: interfacesTakenUp,
-                            interfacesDropped: interfacesDropped)
+                            interfacesDropped: interfacesDropped, looksOnChange: looksOnChange)
         }
 
         /// Each interface: the families whose socket is open, those whose socket is not (it
@@ -488,6 +532,10 @@ extension LANDiscovery {
             closed = true
             timer?.cancel()
             timer = nil
+            nextLook?.cancel()
+            nextLook = nil
+            watcher?.stop()
+            watcher = nil
             for promise in waiters.values.joined() { promise.succeed() }
             waiters = [:]
             continuation.finish()
