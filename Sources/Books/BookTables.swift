@@ -135,7 +135,7 @@ extension SQLiteDatabase {
     /// A page row: the page bytes and `tree`, the hashes of the nodes the page completes
     /// (`FlatTree.completed(byPage:)`), 32 bytes each, leaf first. An author stores no
     /// other tree node: every node is completed by exactly one page. A page of
-    /// `Book.sharedPageThreshold` bytes or more goes to `blob` (`storeShared`).
+    /// `Book.sharedPageThreshold` bytes or more keeps its tail in `blob` (`bindData`).
     func insertPage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, ignoreExisting: Bool) throws {
         let s = try ignoreExisting
             ? statement("INSERT OR IGNORE INTO page (key, tree, data, blob) VALUES (?, ?, ?, ?)")

@@ -110,6 +110,9 @@ extension LANDiscovery {
             self.continuation = continuation
         }
 
+        /// A core dropped without `shutdown` still ends its watcher's thread.
+        deinit { watcher?.stop() }
+
         /// Takes over the sockets: watches the open ones, and from `lookInterval` on looks at
         /// the interfaces again every `lookInterval` (`lookAgain`), which opens those that
         /// wait once their address is there (or those that failed to open at start). With
