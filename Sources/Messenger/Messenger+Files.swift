@@ -45,18 +45,19 @@ extension Messenger {
         let time = wallClock()
         let bytes = source.bytes
         let size = bytes.count
-        var specs: [PageSpec] = []
-        var part = 0
-        for start in stride(from: 0, to: size, by: Attachments.partSize) {
-            specs.append(PageSpec(kind: .chunk, data: Array(bytes[start..<min(start + Attachments.partSize, size)]),
-                                  fields: ["id": id, "part": String(part)], time: time))
-            part += 1
-        }
+        let part = (size + Attachments.partSize - 1) / Attachments.partSize
         let file = AttachedFile(name: source.name, size: UInt64(size), parts: UInt64(part), hash: Attachments.hash(bytes))
-        specs.append(PageSpec(kind: .file, data: Array(caption.utf8),
-                              fields: ["id": id, "hash": file.hash, "name": file.name, "parts": String(file.parts),
-                                       "size": String(file.size)], time: time))
-        let written = try appendToBooksWritten(specs, in: task)
+        let described = PageSpec(kind: .file, data: Array(caption.utf8),
+                                 fields: ["id": id, "hash": file.hash, "name": file.name, "parts": String(file.parts),
+                                          "size": String(file.size)], time: time)
+        // Each book's batch makes its parts one at a time from the file's bytes: one part
+        // in memory beside them, not a copy of the file per book.
+        let written = try appendToBooksWritten(count: part + 1, in: task) { offset in
+            guard offset < part else { return described }
+            let start = offset * Attachments.partSize
+            return PageSpec(kind: .chunk, data: Array(bytes[start..<min(start + Attachments.partSize, size)]),
+                            fields: ["id": id, "part": String(offset)], time: time)
+        }
         notify(.changed(task))
         guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
         record("file", "attached \(file.name) (\(size) bytes, \(part) parts) to task \(task.hex.prefix(8))")

@@ -298,10 +298,17 @@ public actor Messenger {
     /// journal took them.
     @discardableResult
     func appendToBooksWritten(_ specs: [PageSpec], in task: TaskID) throws -> (book: BookID, index: UInt64)? {
+        try appendToBooksWritten(count: specs.count, in: task) { specs[$0] }
+    }
+
+    /// `appendToBooksWritten(_:in:)` for pages made one at a time (`spec(offset)`, called
+    /// once per page and book, in order), as each book's batch is stored.
+    @discardableResult
+    func appendToBooksWritten(count: Int, in task: TaskID, _ spec: (Int) throws -> PageSpec) throws -> (book: BookID, index: UInt64)? {
         var journal: (book: BookID, index: UInt64)?
         for (name, book) in try booksWritten(in: task).sorted(by: { $0.name.isJournal && !$1.name.isJournal }) {
             do {
-                let range = try append(specs, to: book)
+                let range = try append(count: count, to: book) { offset, _ in try spec(offset) }
                 if name.isJournal { journal = (book.id, range.lowerBound) }
             } catch where !name.isJournal && isForked(book) {
                 continue
