@@ -397,7 +397,9 @@ enum Format {
     static func file(_ report: FileReport, me: String) -> String? {
         let entry = report.entry
         guard let file = entry.file else { return nil }
-        let state = report.whole ? "whole" : "partial: \(size(report.held)) here"
+        // How far it has come, in whole per cent (99 until it is whole: never 100 % and partial).
+        let percent = file.size == 0 ? 0 : min(99, report.held * 100 / file.size)
+        let state = report.whole ? "whole" : "partial: \(size(report.held)) here (\(percent) %)"
         return "\(entry.id.prefix(8))  \(date(entry.time))  \(who(entry.author, name: entry.name, me: me))  "
             + "\(shown(file.name, continuation: nil))  \(size(file.size))  \(state)"
     }

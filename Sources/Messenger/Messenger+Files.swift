@@ -11,6 +11,12 @@ public struct FileReport: Codable, Hashable, Sendable {
     /// Every part is held and their lengths add up to the file's size (§10.2). Whether the
     /// bytes match the file's hash is checked when it is saved.
     public var whole: Bool
+
+    public init(entry: LogEntry, held: UInt64, whole: Bool) {
+        self.entry = entry
+        self.held = held
+        self.whole = whole
+    }
 }
 
 /// What `save` wrote.

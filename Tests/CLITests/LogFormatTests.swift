@@ -57,6 +57,17 @@ import Testing
                 == ["0 bytes", "1 byte", "999 bytes", "1.0 KB", "1.5 KB", "99.9 KB", "100 KB", "999 KB", "1.0 MB", "2.3 MB", "67.1 MB", "1.0 GB"])
     }
 
+    @Test("`files`: whole, or how much is here with its share in whole per cent, never 100 % while partial")
+    func filesListLines() {
+        let roof = AttachedFile(name: "roof.jpg", size: 2_345_678, parts: 9, hash: "")
+        let entry = LogEntry(author: Self.ana, id: "f00dfeed99", time: 0, text: "", book: "b", index: 9, name: "Ana", kind: .file, file: roof)
+        let start = "f00dfeed  \(Format.date(0))  Ana (1d0f2a77)  roof.jpg  2.3 MB  "
+        #expect(Format.file(FileReport(entry: entry, held: 2_345_678, whole: true), me: Self.me) == start + "whole")
+        #expect(Format.file(FileReport(entry: entry, held: 300_000, whole: false), me: Self.me) == start + "partial: 300 KB here (12 %)")
+        #expect(Format.file(FileReport(entry: entry, held: 2_345_000, whole: false), me: Self.me) == start + "partial: 2.3 MB here (99 %)")
+        #expect(Format.file(FileReport(entry: entry, held: 0, whole: false), me: Self.me) == start + "partial: 0 bytes here (0 %)")
+    }
+
     @Test("a file of another member's that became whole: `[now] * NAME (SIZE) from who is here`")
     func wholeLines() {
         let roof = AttachedFile(name: "roof\u{1b}.jpg", size: 2_345_678, parts: 9, hash: "")
