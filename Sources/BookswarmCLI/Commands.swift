@@ -327,7 +327,7 @@ enum Format {
         case .join:
             return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) joined"
         case .file:
-            let file = entry.file.map { "\(shown($0.name, continuation: nil)) (\(size($0.size)))" } ?? "a file"
+            let file = entry.file.map(named) ?? "a file"
             let caption = entry.text.isEmpty ? "" : ": " + shown(entry.text, continuation: "    | ")
             return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)) attached \(file)\(caption)"
         }
@@ -382,14 +382,14 @@ enum Format {
             return "* \(who(peer, name: item.name, me: me)) \(item.online == true ? "is here" : "left")"
         case .whole:
             guard let entry = item.entry, let file = entry.file else { return nil }
-            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(shown(file.name, continuation: nil)) "
-                + "(\(size(file.size))) from \(who(entry.author, name: entry.name, me: me)) is here"
+            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(named(file)) "
+                + "from \(who(entry.author, name: entry.name, me: me)) is here"
         }
     }
 
     /// What `attach` prints: `attached roof.jpg (2.3 MB) as file 1a2b3c4d`.
     static func attached(_ entry: LogEntry) -> String {
-        let file = entry.file.map { "\(shown($0.name, continuation: nil)) (\(size($0.size)))" } ?? "the file"
+        let file = entry.file.map(named) ?? "the file"
         return "attached \(file) as file \(entry.id.prefix(8))"
     }
 
@@ -403,6 +403,9 @@ enum Format {
         return "\(entry.id.prefix(8))  \(date(entry.time))  \(who(entry.author, name: entry.name, me: me))  "
             + "\(shown(file.name, continuation: nil))  \(size(file.size))  \(state)"
     }
+
+    /// A file as the log, `attach` and a `whole` event name it: `roof.jpg (2.3 MB)`.
+    static func named(_ file: AttachedFile) -> String { "\(shown(file.name, continuation: nil)) (\(size(file.size)))" }
 
     /// What `save` prints: `saved /home/ana/roof.jpg (2.3 MB)`.
     static func saved(_ result: SaveResult) -> String {

@@ -30,8 +30,8 @@ struct AttachCommand: AsyncParsableCommand {
         commandName: "attach", abstract: "Share a file with a task (offline too: it is replicated when next online).",
         discussion: """
             At most 64 MiB. The file goes into every book you write in the task, like a \
-            message: your vault stores it once for each other member and once in your journal; \
-            each other member stores it once. The others see its name (the file's own, or \
+            message; each vault stores its bytes once, whatever the number of books that hold \
+            it. The others see its name (the file's own, or \
             --name) and its size in the log, and save it with `bookswarm save`.
             """)
     @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String

@@ -23,8 +23,8 @@ public struct AttachedFile: Codable, Hashable, Sendable {
 
 /// The rules and limits of attached files (PROTOCOL.md §10.2, Files; §10.7 `attach`).
 public enum Attachments {
-    /// The largest file `attach` takes: 64 MiB. Its author stores it n times (journal and n − 1
-    /// pairwise books), every other member once.
+    /// The largest file `attach` takes: 64 MiB. It goes into the author's journal and n − 1
+    /// pairwise books, and every store keeps its bytes once (PROTOCOL.md §4.9).
     public static let maxSize = 64 * 1024 * 1024
     /// The writer's part size: 256 KiB, so a page stays far below the store's page limit and
     /// one replication request (256 KiB) carries about one part.

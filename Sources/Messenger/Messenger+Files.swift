@@ -76,10 +76,13 @@ extension Messenger {
         let (log, journals) = try messageLog(of: task)
         return log.ordered(preferring: journals).filter { $0.kind == .file }.map { entry in
             let parts = log.parts(of: entry, preferring: journals)
-            let held = parts.values.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+            let held = Self.bytes(of: parts)
             return FileReport(entry: entry, held: held, whole: UInt64(parts.count) == entry.file?.parts && held == entry.file?.size)
         }
     }
+
+    /// The bytes of a file's parts held here (`MessageLog.parts(of:)`), each counted once.
+    static func bytes(of parts: [UInt64: MessageLog.PartCopy]) -> UInt64 { parts.values.reduce(0) { $0 + UInt64($1.length) } }
 
     /// The file of the task that `text` names — its id, its exact name, or the beginning of
     /// its id (4 hex digits or more) — ready to be written out: every part must be held here.
@@ -91,7 +94,7 @@ extension Messenger {
         let entry = try Self.resolveFile(text, among: files)
         guard let file = entry.file else { throw MessengerError(.unknownFile, "no file \(entry.id) in this task") }
         let parts = log.parts(of: entry, preferring: journals)
-        let held = parts.values.reduce(UInt64(0)) { $0 + UInt64($1.length) }
+        let held = Self.bytes(of: parts)
         guard UInt64(parts.count) == file.parts else {
             throw MessengerError(.fileUnavailable, "\(file.name) is not here whole yet: \(parts.count) of \(file.parts) parts (\(held) of "
                                  + "\(file.size) bytes) held; the rest arrives from its author's book when replicated")

@@ -20,8 +20,6 @@ final class InterfaceWatcher: Sendable {
     private let socket: Int32
     private let wake: (read: Int32, write: Int32)
     private let stopped = Atomic<Bool>(false)
-    /// Batches of kernel messages seen (tests and `inspect`).
-    let notifications = Atomic<Int>(0)
 
     init?(changed: @escaping @Sendable () -> Void) {
         #if os(Linux)
@@ -89,7 +87,6 @@ final class InterfaceWatcher: Sendable {
                 if count > 0 || (count < 0 && (errno == ENOBUFS || errno == EINTR)) { continue }
                 break
             }
-            notifications.wrappingAdd(1, ordering: .relaxed)
             changed()
         }
         close(socket)
