@@ -40,7 +40,7 @@ extension Book {
             try db.forEachPage(book: state.number, in: 0..<length) { index, stored, data in
                 guard index == expected else { throw corrupt("page \(expected) is missing") }
                 expected += 1
-                let count = Book.extend(&peaks, with: data, at: index, tree: tree)
+                let count = Book.extend(&peaks, with: data, at: index, tree: tree).written
                 guard UnsafeRawBufferPointer(rebasing: tree[..<count]).elementsEqual(stored) else {
                     throw corrupt("page \(index) or its tree nodes do not match")
                 }

@@ -142,21 +142,23 @@ public final class Book: Sendable, CustomStringConvertible {
                              limit: Book.maximumPageSize)
         }
         var next = 0
-        return try append(count: pages.count) { _, _ in
+        return try append(count: pages.count) { _, _, _ in
             defer { next += 1 }
             return pages[next]
         }
     }
 
     /// Appends `count` pages as one batch, as `append(contentsOf:)` does, making each with
-    /// `page(index, reading)` as it is stored, in order (`index`: where it goes in this
-    /// book): a batch far larger than memory — a member's copy of a task's history with its
-    /// files — holds one page at a time. `reading` reads the store's books, this one's pages
-    /// before the batch included; the store is locked for the whole batch, so calls on the
-    /// store from inside `page` would wait for it forever: only `reading` may be used. A
-    /// thrown error, or a page over `maximumPageSize`, rolls the whole batch back.
+    /// `page(index, previous, reading)` as it is stored, in order (`index`: where it goes in
+    /// this book; `previous`: the leaf hash of the page before it in this batch, nil for the
+    /// batch's first — hashed once, for the tree, not again by a caller that chains pages):
+    /// a batch far larger than memory — a member's copy of a task's history with its files —
+    /// holds one page at a time. `reading` reads the store's books, this one's pages before
+    /// the batch included; the store is locked for the whole batch, so calls on the store
+    /// from inside `page` would wait for it forever: only `reading` may be used. A thrown
+    /// error, or a page over `maximumPageSize`, rolls the whole batch back.
     @discardableResult
-    public func append(count: Int, _ page: (UInt64, BookStore.Reading) throws -> [UInt8]) throws -> Range<UInt64> {
+    public func append(count: Int, _ page: (UInt64, PageHash?, BookStore.Reading) throws -> [UInt8]) throws -> Range<UInt64> {
         try store.withState(id) { state, db in
             guard let keyPair = state.keyPair else {
                 throw BooksError(.readOnly, "book \(id.hex.prefix(16))… was opened without its secret key", file: store.file)
@@ -176,15 +178,17 @@ public final class Book: Sendable, CustomStringConvertible {
                 let insert = try db.appendPageStatement()
                 return try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
                     var signed: SignedRoot?
+                    var previous: PageHash?
                     for offset in 0..<count {
                         let index = start + UInt64(offset)
-                        let bytes = try page(index, reading)
+                        let bytes = try page(index, previous, reading)
                         guard bytes.count <= Book.maximumPageSize else {
                             throw BooksError(.pageTooLarge, "page \(offset) of the batch has \(bytes.count) bytes; the maximum page size is \(Book.maximumPageSize) bytes",
                                              limit: Book.maximumPageSize)
                         }
                         try bytes.withUnsafeBytes { data in
-                            let count = Book.extend(&peaks, with: data, at: index, tree: tree)
+                            let (count, leaf) = Book.extend(&peaks, with: data, at: index, tree: tree)
+                            previous = leaf
                             let nodes = UnsafeRawBufferPointer(rebasing: tree[..<count])
                             if index + 1 < end {
                                 try db.insertPage(insert, book: state.number, index: index, tree: nodes, data: data)
@@ -260,11 +264,13 @@ public final class Book: Sendable, CustomStringConvertible {
 
     /// Adds page `index` to a tree given by its peaks, and writes to `tree` the page row's
     /// tree column: the leaf hash (only for a page over `storedLeafThreshold` bytes), then
-    /// the parents the page completes, bottom up. Returns the number of bytes written.
+    /// the parents the page completes, bottom up. Returns the number of bytes written, and
+    /// the page's leaf hash.
     static func extend(_ peaks: inout [TreeNode], with page: UnsafeRawBufferPointer, at index: UInt64,
-                       tree: UnsafeMutableRawBufferPointer) -> Int {
+                       tree: UnsafeMutableRawBufferPointer) -> (written: Int, leaf: PageHash) {
         var node = FlatTree.leaf(index)
-        var hash = PageHash.leaf(page)
+        let leaf = PageHash.leaf(page)
+        var hash = leaf
         var written = 0
         func write(_ hash: PageHash) {
             hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: tree[written..<(written + PageHash.length)]).copyMemory(from: $0) }
@@ -279,6 +285,6 @@ public final class Book: Sendable, CustomStringConvertible {
             write(hash)
         }
         peaks.append(TreeNode(index: node, hash: hash))
-        return written
+        return (written, leaf)
     }
 }

@@ -409,9 +409,9 @@ public actor Messenger {
     func append(count: Int, to book: Book, _ spec: (Int, BookStore.Reading) throws -> PageSpec) throws -> Range<UInt64> {
         let now = wallClock()
         var start: UInt64?
-        var previous: [UInt8]?
         return try storage {
-            try book.append(count: count) { index, reading in
+            try book.append(count: count) { index, inBatch, reading in
+                var previous = inBatch?.bytes
                 if start == nil {
                     start = index
                     // The page before the batch, read inside its transaction: no other
@@ -427,9 +427,7 @@ public actor Messenger {
                 let page = MessengerPage(head: .init(author: localPeer.bytes, book: book.id.bytes, index: index, previous: previous),
                                          refs: spec.refs, kind: spec.kind, data: spec.data,
                                          meta: .init(time: spec.time ?? now, fields: spec.fields))
-                let bytes = page.encoded()
-                previous = PageHash.leaf(bytes).bytes
-                return bytes
+                return page.encoded()
             }
         }
     }

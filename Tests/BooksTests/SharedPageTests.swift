@@ -126,7 +126,7 @@ import Testing
                     var peaks: [TreeNode] = []
                     try withUnsafeTemporaryAllocation(byteCount: Book.treeBufferSize, alignment: 8) { tree in
                         try page.withUnsafeBytes { data in
-                            let count = Book.extend(&peaks, with: data, at: 0, tree: tree)
+                            let count = Book.extend(&peaks, with: data, at: 0, tree: tree).written
                             try db.insertPage(book: state.number, index: 0, tree: UnsafeRawBufferPointer(rebasing: tree[..<count]),
                                               data: data, ignoreExisting: true)
                         }
@@ -188,12 +188,16 @@ import Testing
         let copy = try store.createOrOpen(name: "copy")
         try copy.append(testPage(99))
         var seen: [UInt64] = []
-        let range = try copy.append(count: 6) { index, reading in
+        var made: [[UInt8]] = []
+        let range = try copy.append(count: 6) { index, previous, reading in
             seen.append(index)
+            // The leaf hash of the page made before, in this batch only.
+            #expect(previous == made.last.map { PageHash.leaf($0) })
             // This book's pages before the batch, and any other book's.
-            if index == 1 { return try #require(try reading.page(0, of: copy.id)) }
-            #expect(try reading.page(index, of: copy.id) == nil)
-            return try #require(try reading.page(index - 2, of: source.id))
+            let page = index == 1 ? try #require(try reading.page(0, of: copy.id)) : try #require(try reading.page(index - 2, of: source.id))
+            if index > 1 { #expect(try reading.page(index, of: copy.id) == nil) }
+            made.append(page)
+            return page
         }
         #expect(range == 1..<7 && seen == Array(1..<7))
         #expect(try copy.pages(in: 0..<7) == [testPage(99), testPage(99)] + (0..<5).map { testPage($0, size: 100 << 10) })
@@ -211,13 +215,13 @@ import Testing
         try book.append(testPage(0))
         struct Stop: Error {}
         #expect(throws: Stop.self) {
-            try book.append(count: 3) { index, _ in
+            try book.append(count: 3) { index, _, _ in
                 guard index < 3 else { throw Stop() }
                 return testPage(index, size: 200 << 10)
             }
         }
         let error = #expect(throws: BooksError.self) {
-            try book.append(count: 2) { index, _ in testPage(index, size: index == 1 ? 100 : Book.maximumPageSize + 1) }
+            try book.append(count: 2) { index, _, _ in testPage(index, size: index == 1 ? 100 : Book.maximumPageSize + 1) }
         }
         #expect(error?.code == .pageTooLarge)
         #expect(book.length == 1)
