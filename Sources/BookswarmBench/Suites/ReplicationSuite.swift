@@ -8,7 +8,8 @@ import SwarmNIO
 /// `Tools/bench replication`: book replication between two peers (store, swarm, replicator
 /// each) in this process over UDP loopback —
 /// (a) throughput, pages/s and MB/s of page bytes, for 1 KiB and 16 KiB pages, against raw
-///     SwiftNIO UDP (1200-byte datagrams, `RawUDPFloor`) measured in the same run;
+///     SwiftNIO UDP (1200-byte datagrams, `RawUDPFloor`) measured right before and right
+///     after each run; `rounds` runs of each case, the one of median ratio reported;
 /// (b) latency from the author's `append` returning to the page verified and stored at a
 ///     connected reader (median and p99 over 1000 appends);
 /// (c) peak resident memory during the 100 000-page run;
@@ -99,13 +100,18 @@ enum ReplicationBench {
         var seconds: Double
         /// CPU seconds of the whole process, the reader's final checkpoint included.
         var cpu: Double
+        /// Raw UDP floor (bytes/s) measured right before the clock started and right after
+        /// it stopped, when asked for (`pairedFloor`).
+        var floors: (before: Double, after: Double)?
 
         /// Milliseconds of CPU per MB (10⁶ bytes) of pages.
         var cpuMillisecondsPerMB: Double { cpu * 1000 / (bytes * seconds / 1e6) }
     }
 
-    /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader.
-    static func throughput(count: UInt64, size: Int) async throws -> Run {
+    /// Replicates `count` pages of `size` bytes from a fresh author to a fresh reader;
+    /// with `pairedFloor`, the raw UDP floor is measured (1 s) right before the clock starts
+    /// and right after it stops, both peers up and idle.
+    static func throughput(count: UInt64, size: Int, pairedFloor: Bool = false) async throws -> Run {
         let pair = try await Pair()
         defer { Task { await pair.stop() } }
         let book = try pair.author.store.createOrOpen(name: "ana-bob-bench\(size)")
@@ -119,6 +125,7 @@ enum ReplicationBench {
         // the measured window, on the same two cores.
         try pair.author.store.checkpoint()
         let copy = try pair.reader.store.open(id: book.id)
+        let floorBefore = pairedFloor ? try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(1)).bytesPerSecond : 0
         let cpuBefore = threadCPUSeconds()
         let processBefore = processCPUSeconds()
         Profiler.enable()
@@ -136,23 +143,68 @@ enum ReplicationBench {
         try pair.reader.store.checkpoint()
         let cpuAfter = threadCPUSeconds()
         let processCPU = processCPUSeconds() - processBefore
+        let floorAfter = pairedFloor ? try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(1)).bytesPerSecond : 0
         Report.note("\(count) × \(size) B: " + describeCPU(from: cpuBefore, to: cpuAfter, seconds: seconds))
         try copy.verify()
         let stats = pair.reader.replicator.stats(of: book.id)
         Report.note("\(count) × \(size) B: \(String(format: "%.2f", seconds)) s, \(stats.requestsSent) requests, \(stats.retransmissions) retransmissions")
         await pair.stop()
-        return Run(pages: Double(count) / seconds, bytes: Double(count) * Double(size) / seconds, seconds: seconds, cpu: processCPU)
+        return Run(pages: Double(count) / seconds, bytes: Double(count) * Double(size) / seconds, seconds: seconds, cpu: processCPU,
+                   floors: pairedFloor ? (floorBefore, floorAfter) : nil)
+    }
+
+    /// One throughput run with the raw UDP floor measured right before and right after it
+    /// (`throughput(pairedFloor:)`): its ratio is taken against the mean of the two, so a
+    /// host that changes speed between the floor and the run (this VM does, from one
+    /// minute to the next) moves both sides of the ratio alike.
+    struct PairedRun {
+        var run: Run
+        var floor: Double
+        var ratio: Double { run.bytes / floor }
+
+        init(_ run: Run, count: UInt64, size: Int) {
+            self.run = run
+            let floors = run.floors ?? (0, 0)
+            floor = (floors.before + floors.after) / 2
+            Report.note(String(format: "%d × %d B: %.1f MB/s between raw floors of %.0f and %.0f MB/s: ratio %.3f", count, size,
+                               run.bytes / 1e6, floors.before / 1e6, floors.after / 1e6, ratio))
+        }
+    }
+
+    /// Of `rounds` paired runs, the one with the median ratio, and the spread.
+    static func median(of runs: [PairedRun], label: String) -> PairedRun {
+        let sorted = runs.sorted { $0.ratio < $1.ratio }
+        let middle = sorted[(sorted.count - 1) / 2]
+        Report.note("\(label): ratios of \(runs.count) rounds, in order: "
+                    + runs.map { String(format: "%.3f", $0.ratio) }.joined(separator: " ")
+                    + String(format: " (median %.3f)", middle.ratio))
+        return middle
+    }
+
+    /// Rounds of each throughput case: `BOOKSWARM_BENCH_ROUNDS`, default 3.
+    static var rounds: Int {
+        max(1, ProcessInfo.processInfo.environment["BOOKSWARM_BENCH_ROUNDS"].flatMap(Int.init) ?? 3)
     }
 
     static func run() async throws {
-        let floor = try await RawUDPFloor.measure(datagramSize: 1200, duration: .seconds(2))
-        Report.note("raw SwiftNIO UDP floor: \(floor)")
         let rssBefore = peakResidentBytes()
-        let (small, anonymousPeak) = try await peakAnonymousBytes { try await throughput(count: 100_000, size: 1024) }
+        // The memory figures come from the first round (a fresh process heap).
+        var anonymousPeak = 0
+        var smallRuns: [PairedRun] = []
+        for round in 0..<rounds {
+            let run: Run
+            if round == 0 {
+                (run, anonymousPeak) = try await peakAnonymousBytes { try await throughput(count: 100_000, size: 1024, pairedFloor: true) }
+            } else {
+                run = try await throughput(count: 100_000, size: 1024, pairedFloor: true)
+            }
+            smallRuns.append(PairedRun(run, count: 100_000, size: 1024))
+        }
         let rssAfter = peakResidentBytes()
-        Report.result("replication.pages_per_s_1KiB", small.pages, "pages/s")
-        Report.result("replication.MBps_1KiB", small.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
-        Report.result("replication.seconds_100k_1KiB", small.seconds, "s")
+        let small = median(of: smallRuns, label: "1 KiB")
+        Report.result("replication.pages_per_s_1KiB", small.run.pages, "pages/s")
+        Report.result("replication.MBps_1KiB", small.run.bytes / 1e6, "MB/s", floor: small.floor / 1e6)
+        Report.result("replication.seconds_100k_1KiB", small.run.seconds, "s")
         Report.result("replication.peak_rss_100k_run", Double(rssAfter) / 1e6, "MB")
         Report.result("replication.peak_anonymous_100k_run", Double(anonymousPeak) / 1e6, "MB")
         Report.note("peak RSS before the 100k run \(rssBefore / 1_000_000) MB (author and reader share this process)")
@@ -162,12 +214,16 @@ enum ReplicationBench {
                     large: try await ReplicationWorkFloor.measure(pageSize: 16 * 1024, directory: scratch))
         Report.note("work floor, 1 KiB pages: \(work.small.description)")
         Report.note("work floor, 16 KiB pages: \(work.large.description)")
-        reportAgainstWork(small, work.small, label: "1KiB", floor: floor)
+        reportAgainstWork(small.run, work.small, label: "1KiB", floor: small.floor)
 
-        let large = try await throughput(count: 6000, size: 16 * 1024)
-        Report.result("replication.pages_per_s_16KiB", large.pages, "pages/s")
-        Report.result("replication.MBps_16KiB", large.bytes / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
-        reportAgainstWork(large, work.large, label: "16KiB", floor: floor)
+        var largeRuns: [PairedRun] = []
+        for _ in 0..<rounds {
+            largeRuns.append(PairedRun(try await throughput(count: 6000, size: 16 * 1024, pairedFloor: true), count: 6000, size: 16 * 1024))
+        }
+        let large = median(of: largeRuns, label: "16 KiB")
+        Report.result("replication.pages_per_s_16KiB", large.run.pages, "pages/s")
+        Report.result("replication.MBps_16KiB", large.run.bytes / 1e6, "MB/s", floor: large.floor / 1e6)
+        reportAgainstWork(large.run, work.large, label: "16KiB", floor: large.floor)
         try await latency(appends: 1000)
         try await readerProcessMemory()
     }
@@ -232,10 +288,10 @@ enum ReplicationBench {
     /// as a fraction of that ceiling; and the reader's store against bare SQLite and BLAKE2b
     /// doing the same storing, in MB of pages per second of CPU (the ratio is the share of
     /// the store's CPU that the bare work would need).
-    static func reportAgainstWork(_ run: Run, _ work: ReplicationWorkFloor, label: String, floor: RawUDPFloor.Result) {
+    static func reportAgainstWork(_ run: Run, _ work: ReplicationWorkFloor, label: String, floor: Double) {
         Report.result("replication.cpu_ms_per_MB_\(label)", run.cpuMillisecondsPerMB, "ms/MB")
         Report.result("replication.work_floor_ms_per_MB_\(label)", work.total, "ms/MB")
-        Report.result("replication.work_ceiling_MBps_\(label)", work.ceilingBytesPerSecond / 1e6, "MB/s", floor: floor.bytesPerSecond / 1e6)
+        Report.result("replication.work_ceiling_MBps_\(label)", work.ceilingBytesPerSecond / 1e6, "MB/s", floor: floor / 1e6)
         Report.result("replication.MBps_\(label)_of_work_ceiling", run.bytes / 1e6, "MB/s", floor: work.ceilingBytesPerSecond / 1e6)
         Report.result("replication.reader_store_MB_per_cpu_s_\(label)", 1000 / work.store, "MB/s", floor: 1000 / (work.write + work.hash))
     }
