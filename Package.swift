@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "JSONLines"),
 
         // Executables: tools, demo, fuzzing, and the processes integration tests spawn.
-        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO"]),
+        .executableTarget(name: "BookswarmBench", dependencies: ["Sodium", "Noise", "Books", "CSQLite", "Swarm", "SwarmNIO", "Replication", "Bootstrap", "BootstrapNIO", "Messenger"]),
         .executableTarget(name: "BookswarmDemo", dependencies: ["Sodium", "Noise", nioCore, nioPosix]),
         // The fuzz targets of the readers of network bytes (one per module, a selector byte
         // per reader), over one shared driver.

@@ -10,6 +10,7 @@ let suites: [Suite] = [
     ReplicationBench.suite,
     ReplicationBench.throughputSuite,
     BootstrapBench.suite,
+    MessengerBench.suite,
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -105,10 +105,14 @@ public enum Control {
                 let events = await messenger.subscribe()
                 let me = messenger.localPeer.publicKey.hex
                 var seen: Set<String> = []
+                // Where this follower stands in the log: a change then hands over only the
+                // entries it added, however long the task.
+                var cursor: Messenger.LogCursor?
                 // Others' files not whole here yet (keys): each is told once when it is.
                 var arriving: Set<String> = []
                 func catchUp(history: Bool) async {
-                    guard let entries = try? await messenger.log(of: task) else { return }
+                    guard let (entries, next) = try? await messenger.logEntries(of: task, after: cursor) else { return }
+                    cursor = next
                     for entry in entries where !seen.contains(entry.key) {
                         seen.insert(entry.key)
                         continuation.yield(FollowItem(event: .message, entry: entry))

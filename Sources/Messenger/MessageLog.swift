@@ -135,18 +135,45 @@ public struct MessageLog: Sendable {
 
     public init() {}
 
+    /// The book pages come from, with the texts every entry of it repeats, made once.
+    public struct Source: Sendable {
+        public let book: BookID
+        public let name: TaskBookName
+        let bookHex: String
+        let authorHex: String
+        let readerHex: String
+        let authorBytes: [UInt8]
+        let bookBytes: [UInt8]
+
+        public init(book: BookID, name: TaskBookName) {
+            self.book = book
+            self.name = name
+            bookHex = book.hex
+            authorHex = name.author.publicKey.hex
+            readerHex = name.reader.publicKey.hex
+            authorBytes = name.author.bytes
+            bookBytes = book.bytes
+        }
+    }
+
     /// One page of a task book.
     public mutating func add(page bytes: [UInt8], index: UInt64, book: BookID, name: TaskBookName) {
+        add(page: bytes, index: index, from: Source(book: book, name: name))
+    }
+
+    /// One page of the book `source` names.
+    public mutating func add(page bytes: [UInt8], index: UInt64, from source: Source) {
+        let name = source.name
         guard let page = try? MessengerPage(decoding: bytes) else {
             malformed += 1
             return
         }
-        guard page.head.author == name.author.bytes, page.head.book == book.bytes, page.head.index == index else {
+        guard page.head.author == source.authorBytes, page.head.book == source.bookBytes, page.head.index == index else {
             malformed += 1
             return
         }
         if case .name = page.kind {
-            addName(page, index: index, name: name)
+            addName(page, index: index, name: name, author: source.authorHex)
             return
         }
         let kind: LogEntry.Kind
@@ -177,18 +204,21 @@ public struct MessageLog: Sendable {
                 malformed += 1
                 return
             }
-            bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
-            partCopies[name.author.publicKey.hex + "/" + id, default: [:]][part, default: []]
-                .append(PartCopy(book: book.hex, index: index, length: page.data.count))
+            bookOrder[source.bookHex] = (source.readerHex, name.generation)
+            partCopies[source.authorHex + "/" + id, default: [:]][part, default: []]
+                .append(PartCopy(book: source.bookHex, index: index, length: page.data.count))
             return
         default:
             return
         }
-        let id = page.meta.fields["id"] ?? "\(book.hex.prefix(16)):\(index)"
-        bookOrder[book.hex] = (name.reader.publicKey.hex, name.generation)
-        entries.append(LogEntry(author: name.author.publicKey.hex, id: id, time: page.meta.time, text: text,
-                                book: book.hex, index: index, kind: kind, file: file))
+        let id = page.meta.fields["id"] ?? "\(source.bookHex.prefix(16)):\(index)"
+        bookOrder[source.bookHex] = (source.readerHex, name.generation)
+        entries.append(LogEntry(author: source.authorHex, id: id, time: page.meta.time, text: text,
+                                book: source.bookHex, index: index, kind: kind, file: file))
     }
+
+    /// Whether nothing was read into this log.
+    public var isEmpty: Bool { entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty }
 
     /// Takes in what another log (of other books of the same task) has read.
     public mutating func absorb(_ other: MessageLog) {
@@ -210,12 +240,11 @@ public struct MessageLog: Sendable {
 
     /// A `name` page whose text is not a valid display name (too long, control characters)
     /// is malformed: nothing is shown for it.
-    private mutating func addName(_ page: MessengerPage, index: UInt64, name: TaskBookName) {
+    private mutating func addName(_ page: MessengerPage, index: UInt64, name: TaskBookName, author: String) {
         guard let text = String(validating: page.data, as: UTF8.self), let shown = Messenger.displayName(text), shown == text else {
             malformed += 1
             return
         }
-        let author = name.author.publicKey.hex
         let order: NameOrder = (page.meta.time, name.generation, index)
         if let existing = newestNames[author], existing.order >= order { return }
         newestNames[author] = (order, text)
@@ -223,18 +252,21 @@ public struct MessageLog: Sendable {
 
     /// The log: deduplicated and ordered, each entry with its author's name. Of several
     /// copies of a message or a join, the one in `preferredBooks` (the journal) is kept, else
-    /// the one in the book of the least reader id, then of the earliest generation (PROTOCOL.md
-    /// §10.3): the same choice whatever order the books were read in.
+    /// the one in the book of the least reader id, then of the earliest generation, then of
+    /// the lower index (PROTOCOL.md §10.3): the same choice whatever order the books were
+    /// read in.
     public func ordered(preferring preferredBooks: Set<String> = []) -> [LogEntry] {
-        func rank(_ entry: LogEntry) -> (Int, String, UInt32) { self.rank(book: entry.book, preferring: preferredBooks) }
-        var byKey: [String: LogEntry] = [:]
-        for var entry in entries {
-            if let existing = byKey[entry.key], rank(existing) <= rank(entry) { continue }
-            entry.name = newestNames[entry.author]?.name
-            byKey[entry.key] = entry
-        }
-        return byKey.values.sorted(by: LogEntry.precedes)
+        OrderedLog(self, preferring: preferredBooks).entries
     }
+
+    /// Whether copy `a` of an entry is kept rather than copy `b` (§10.3; see `ordered`).
+    func keeps(_ a: LogEntry, over b: LogEntry, preferring preferredBooks: Set<String>) -> Bool {
+        let (ra, rb) = (rank(book: a.book, preferring: preferredBooks), rank(book: b.book, preferring: preferredBooks))
+        return (ra.0, ra.1, ra.2, a.index) < (rb.0, rb.1, rb.2, b.index)
+    }
+
+    /// The display name an entry of `author` (hex) shows.
+    func name(of author: String) -> String? { newestNames[author]?.name }
 
     /// How the log ranks a copy by its book (§10.3): the journal (`preferredBooks`) first, then
     /// the book of the least reader id, then of the least generation.
@@ -256,5 +288,97 @@ public struct MessageLog: Sendable {
             }
         }
         return chosen
+    }
+}
+
+/// A task's log in its order (§10.3), with the copy kept of each entry by key, so that the
+/// entries read since can be put in their places without ordering the whole log again
+/// (`take`): a change of a long task (a message, a member's join) then costs a few lookups,
+/// not a sort of every entry.
+struct OrderedLog: Sendable {
+    private(set) var entries: [LogEntry] = []
+    /// The copy kept of each entry (`LogEntry.key`), as it stands in `entries`.
+    private var kept: [String: LogEntry] = [:]
+    /// Messages (`LogEntry.Kind.isMessage`) among `entries`, by author (hex).
+    private(set) var messagesByAuthor: [String: Int] = [:]
+    /// The entries `take` added (not those `init` ordered), in the order they came: what a
+    /// follower of the log has not seen yet is at the end.
+    private(set) var arrivals: [LogEntry] = []
+
+    /// Messages among the entries: chats and files, never joins (§10.3).
+    var messages: Int { messagesByAuthor.values.reduce(0, +) }
+
+    /// The whole log of `log`, ordered.
+    init(_ log: MessageLog, preferring preferredBooks: Set<String>) {
+        for entry in log.entries { choose(entry, log: log, preferring: preferredBooks) }
+        entries = kept.values.sorted(by: LogEntry.precedes)
+        for entry in entries where entry.kind.isMessage { messagesByAuthor[entry.author, default: 0] += 1 }
+    }
+
+    /// Takes in `added`, entries that `log` read since this order was made (or last
+    /// taken in), with no change of any author's name: the result is what `init` makes of
+    /// `log` as it is now.
+    mutating func take(_ added: [LogEntry], of log: MessageLog, preferring preferredBooks: Set<String>) {
+        var fresh: [String: LogEntry] = [:]
+        for var entry in added {
+            entry.name = log.name(of: entry.author)
+            let key = entry.key
+            let current = fresh[key] ?? kept[key]
+            if let current, !log.keeps(entry, over: current, preferring: preferredBooks) { continue }
+            fresh[key] = entry
+        }
+        guard !fresh.isEmpty else { return }
+        for (key, entry) in fresh {
+            // A copy kept before and now replaced leaves its place.
+            if let old = kept[key] {
+                let at = position(of: old)
+                if at < entries.count, entries[at] == old { entries.remove(at: at) }
+            } else if entry.kind.isMessage {
+                // A copy replacing another is of the same kind and author: counted once.
+                messagesByAuthor[entry.author, default: 0] += 1
+            }
+            kept[key] = entry
+        }
+        let sorted = fresh.values.sorted(by: LogEntry.precedes)
+        arrivals += sorted
+        if let last = entries.last, !LogEntry.precedes(last, sorted[0]) {
+            if sorted.count <= 32 {
+                for entry in sorted { entries.insert(entry, at: position(of: entry)) }
+            } else {
+                entries = Self.merge(entries, sorted)
+            }
+        } else {
+            entries += sorted
+        }
+    }
+
+    private mutating func choose(_ entry: LogEntry, log: MessageLog, preferring preferredBooks: Set<String>) {
+        let key = entry.key
+        if let current = kept[key], !log.keeps(entry, over: current, preferring: preferredBooks) { return }
+        var named = entry
+        named.name = log.name(of: entry.author)
+        kept[key] = named
+    }
+
+    /// The first index whose entry does not precede `entry` (where it stands, or would).
+    private func position(of entry: LogEntry) -> Int {
+        var (low, high) = (0, entries.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if LogEntry.precedes(entries[middle], entry) { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    private static func merge(_ a: [LogEntry], _ b: [LogEntry]) -> [LogEntry] {
+        var merged: [LogEntry] = []
+        merged.reserveCapacity(a.count + b.count)
+        var (i, j) = (0, 0)
+        while i < a.count && j < b.count {
+            if LogEntry.precedes(b[j], a[i]) { merged.append(b[j]); j += 1 } else { merged.append(a[i]); i += 1 }
+        }
+        merged += a[i...]
+        merged += b[j...]
+        return merged
     }
 }

@@ -73,8 +73,9 @@ extension Messenger {
 
     /// The task's files, in log order, each with how much of it is held here.
     public func files(of task: TaskID) throws -> [FileReport] {
-        let (log, journals) = try messageLog(of: task)
-        return log.ordered(preferring: journals).filter { $0.kind == .file }.map { entry in
+        let cache = try taskLog(of: task)
+        let (log, journals) = (cache.log, cache.journals)
+        return cache.order.entries.filter { $0.kind == .file }.map { entry in
             let parts = log.parts(of: entry, preferring: journals)
             let held = Self.bytes(of: parts)
             return FileReport(entry: entry, held: held, whole: UInt64(parts.count) == entry.file?.parts && held == entry.file?.size)
@@ -89,8 +90,9 @@ extension Messenger {
     /// The bytes are read and checked against the file's hash as they are written
     /// (`FileSource.write(to:)`, which can run off this actor).
     public func fileSource(_ text: String, in task: TaskID) throws -> FileSource {
-        let (log, journals) = try messageLog(of: task)
-        let files = log.ordered(preferring: journals).filter { $0.kind == .file }
+        let cache = try taskLog(of: task)
+        let (log, journals) = (cache.log, cache.journals)
+        let files = cache.order.entries.filter { $0.kind == .file }
         let entry = try Self.resolveFile(text, among: files)
         guard let file = entry.file else { throw MessengerError(.unknownFile, "no file \(entry.id) in this task") }
         let parts = log.parts(of: entry, preferring: journals)

@@ -72,6 +72,7 @@ extension Messenger {
         }
         markers.forget(task)
         foundTitles[task] = nil
+        taskLogs[task] = nil
         self.record("task", "left task \(task.hex): \(books.count) books deleted")
         notify(.changed(task))
         return result

@@ -45,6 +45,11 @@ public actor Messenger {
     var leaving: Set<TaskID> = []
     /// What the log has read of each book so far (`bookLog(of:name:)`).
     var logCache: [BookID: BookLogCache] = [:]
+    /// Numbers the book caches and task orders made (`BookLogCache.Version.cache`,
+    /// `TaskLogCache.build`).
+    var nextLogCache: UInt64 = 0
+    /// Each task's log as last built (`taskLog(of:)`).
+    var taskLogs: [TaskID: TaskLogCache] = [:]
     /// Titles found in the creator's books (`title(of:)`): a task's title never changes.
     var foundTitles: [TaskID: String] = [:]
     /// The replication policy's view of which topic opens which book (set while online).
@@ -253,7 +258,8 @@ public actor Messenger {
         guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
-        let (entries, names) = try logAndNames(of: task, books: books)
+        let log = try taskLog(of: task, books: books)
+        let names = log.names
         let members = try members(of: task).sorted().map { peer in
             let mine = newest(books, author: localPeer, reader: peer)
             let theirs = newest(books, author: peer, reader: localPeer)
@@ -262,10 +268,10 @@ public actor Messenger {
                                  problem: problem(mine: mine?.book, theirs: theirs?.book, peer: peer))
         }
         // Messages (chats and files) only: a join is shown, but neither counted nor ever unread (§10.7).
-        let messages = entries.filter(\.kind.isMessage)
-        let fromOthers = messages.filter { $0.author != localPeer.publicKey.hex }.count
+        let messages = log.order.messages
+        let fromOthers = messages - (log.order.messagesByAuthor[localPeer.publicKey.hex] ?? 0)
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
-                           invite: record.invite.text, members: members, messages: messages.count,
+                           invite: record.invite.text, members: members, messages: messages,
                            unread: max(0, fromOthers - markers.seen(task)))
     }
 
@@ -335,22 +341,58 @@ public actor Messenger {
     /// `books`: the task's books when the caller has them already.
     func logAndNames(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
         -> (entries: [LogEntry], names: [String: String]) {
-        let (log, journals) = try messageLog(of: task, books: given)
-        return (log.ordered(preferring: journals), log.names)
+        let cache = try taskLog(of: task, books: given)
+        return (cache.order.entries, cache.names)
     }
 
-    /// Everything the task's books held here say, unordered, and the journals' ids (hex), which
-    /// the log prefers (`MessageLog.ordered(preferring:)`).
-    func messageLog(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
-        -> (log: MessageLog, journals: Set<String>) {
+    /// The task's log as it stands, kept between calls: the pages that arrived since the last
+    /// call are read (`bookLogUpdate`) and their entries put in their places in the order
+    /// kept (`OrderedLog.take`). The whole log is ordered again only when what was kept no
+    /// longer describes the books — one was added, removed or read again from its start,
+    /// or an author's display name changed (every entry of theirs shows it).
+    func taskLog(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws -> TaskLogCache {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
-        var log = MessageLog()
+        let books = try given ?? self.books(of: task)
+        var updates: [(id: BookID, update: BookLogUpdate)] = []
         var journals: Set<String> = []
-        for (name, book) in try given ?? books(of: task) {
+        for (name, book) in books {
             if name.isJournal { journals.insert(book.id.hex) }
-            log.absorb(try bookLog(of: book, name: name))
+            updates.append((book.id, try bookLogUpdate(of: book, name: name)))
         }
-        return (log, journals)
+        // Taken out while it changes: a copy left in the table would make every change copy
+        // the whole log.
+        if var cache = taskLogs.removeValue(forKey: task), cache.journals == journals, cache.books.count == updates.count,
+           updates.allSatisfy({ cache.books[$0.id] == $0.update.before }) {
+            var added: [LogEntry] = []
+            for (id, update) in updates {
+                cache.books[id] = update.after
+                guard !update.delta.isEmpty else { continue }
+                cache.log.absorb(update.delta)
+                added += update.delta.entries
+            }
+            let names = cache.log.names
+            if names != cache.names {
+                cache.names = names
+                cache.order = OrderedLog(cache.log, preferring: journals)
+                cache.build = newBuild()
+            } else if !added.isEmpty {
+                cache.order.take(added, of: cache.log, preferring: journals)
+            }
+            taskLogs[task] = cache
+            return cache
+        }
+        var log = MessageLog()
+        for (_, update) in updates { log.absorb(update.log) }
+        let cache = TaskLogCache(books: Dictionary(uniqueKeysWithValues: updates.map { ($0.id, $0.update.after) }),
+                                 journals: journals, log: log, names: log.names, order: OrderedLog(log, preferring: journals),
+                                 build: newBuild())
+        taskLogs[task] = cache
+        return cache
+    }
+
+    /// What one book contributes to its task's log (`bookLogUpdate`).
+    func bookLog(of book: Book, name: TaskBookName) throws -> MessageLog {
+        try bookLogUpdate(of: book, name: name).log
     }
 
     /// What one book contributes to its task's log, reading only the pages that arrived
@@ -358,30 +400,71 @@ public actor Messenger {
     /// the whole task on every message. Books only grow, but for a forked one given up
     /// (`Book.becomeReader`), which turns read-only and empty before it fills again with
     /// another history: a book whose held pages no longer include all those read, or whose
-    /// role changed, is read again from its start.
-    func bookLog(of book: Book, name: TaskBookName) throws -> MessageLog {
+    /// role changed, is read again from its start (a new `BookLogCache.Version.cache`).
+    func bookLogUpdate(of book: Book, name: TaskBookName) throws -> BookLogUpdate {
         let held = book.heldRanges()
-        var cache = logCache[book.id] ?? BookLogCache(writable: book.isWritable)
+        var cache = logCache.removeValue(forKey: book.id) ?? newBookLogCache(writable: book.isWritable)
         if cache.writable != book.isWritable || !cache.read.ranges.allSatisfy(held.containsAll) {
-            cache = BookLogCache(writable: book.isWritable)
+            cache = newBookLogCache(writable: book.isWritable)
         }
+        let before = cache.version
+        var delta = MessageLog()
+        let source = MessageLog.Source(book: book.id, name: name)
         for range in held.ranges {
             for unread in cache.read.missing(in: range) {
-                for index in unread {
-                    guard let page = try storage({ try book.get(index) }) else { continue }
-                    cache.log.add(page: page, index: index, book: book.id, name: name)
+                // In runs of pages copied out under the store's lock, read out of it.
+                var next = unread.lowerBound
+                while next < unread.upperBound {
+                    var pages: [[UInt8]] = []
+                    let handed = try storage {
+                        try book.withPages(in: next..<min(unread.upperBound, next + 1024), maxBytes: 4 << 20) { pages.append(Array($0)) }
+                    }
+                    for (offset, page) in pages.enumerated() { delta.add(page: page, index: next + UInt64(offset), from: source) }
+                    next = handed.upperBound
                 }
             }
         }
+        if !delta.isEmpty {
+            cache.log.absorb(delta)
+            cache.version.pages += 1
+        }
         cache.read = held
         logCache[book.id] = cache
-        return cache.log
+        return BookLogUpdate(log: cache.log, delta: delta, before: before, after: cache.version)
+    }
+
+    private func newBookLogCache(writable: Bool) -> BookLogCache {
+        BookLogCache(writable: writable, version: .init(cache: newBuild(), pages: 0))
+    }
+
+    /// A number no book cache or task order had before.
+    private func newBuild() -> UInt64 {
+        nextLogCache += 1
+        return nextLogCache
+    }
+
+    /// Where a follower of a task's log stands (`logEntries(of:after:)`).
+    public struct LogCursor: Sendable, Equatable {
+        let build: UInt64
+        let arrivals: Int
+    }
+
+    /// The task's log entries a follower has not had since `cursor`, and where it stands
+    /// then: after a change, the entries taken in since (each change costs what it added,
+    /// however long the task); the whole log, in order, for no cursor or when the log was
+    /// ordered anew since (a book read again, a display name changed) — the follower then
+    /// tells the entries it has already shown by their keys.
+    public func logEntries(of task: TaskID, after cursor: LogCursor?) throws -> (entries: [LogEntry], cursor: LogCursor) {
+        let cache = try taskLog(of: task)
+        let next = LogCursor(build: cache.build, arrivals: cache.order.arrivals.count)
+        guard let cursor, cursor.build == next.build, cursor.arrivals <= next.arrivals else { return (cache.order.entries, next) }
+        return (Array(cache.order.arrivals[cursor.arrivals...]), next)
     }
 
     /// Marks every message of the task as read (the marker counts messages and files, never joins).
     public func markRead(_ task: TaskID) throws {
-        let fromOthers = try log(of: task).filter { $0.kind.isMessage && $0.author != localPeer.publicKey.hex }.count
-        markers.markSeen(task, count: fromOthers)
+        let order = try taskLog(of: task).order
+        markers.markSeen(task, count: order.messages - (order.messagesByAuthor[localPeer.publicKey.hex] ?? 0))
     }
 
     // MARK: - Pages
@@ -550,10 +633,39 @@ public actor Messenger {
 
 /// The part of a task's log read from one book, and which of its pages it came from.
 struct BookLogCache {
+    /// Which cache of the book (one per reading from its start) and how many reads added to
+    /// it: a task's log built from `version` can take in what a later read adds.
+    struct Version: Equatable, Sendable {
+        var cache: UInt64
+        var pages: Int
+    }
+
     var read = PageRanges()
     /// Whether the book was the author's when read (a given-up book turns read-only).
     var writable: Bool
+    var version: Version
     var log = MessageLog()
+}
+
+/// What a read of one book's new pages gives (`Messenger.bookLogUpdate`): the book's whole
+/// part of the log, what this read added, and its version before and after.
+struct BookLogUpdate {
+    var log: MessageLog
+    var delta: MessageLog
+    var before: BookLogCache.Version
+    var after: BookLogCache.Version
+}
+
+/// A task's log as `Messenger.taskLog` keeps it: the version of each book it was built
+/// from, everything read, and the order.
+struct TaskLogCache {
+    var books: [BookID: BookLogCache.Version]
+    var journals: Set<String>
+    var log: MessageLog
+    var names: [String: String]
+    var order: OrderedLog
+    /// Which ordering of the log `order` is (`Messenger.LogCursor`).
+    var build: UInt64
 }
 
 /// Runs a store call, describing a Books failure as a messenger one.

@@ -799,7 +799,8 @@ def task_log(entries, decoded, me, counts):
                 if name is not None and (author not in names or candidate[:3] > names[author][:3]):
                     names[author] = candidate
             # The journal's copy wins, then the copy in the book of the least reader id, then
-            # of the least generation (§10.3); of a file's parts, then the lower index.
+            # of the least generation, then the lower index (§10.3; a book's pages are read in
+            # index order, so of two copies in one book the first is kept).
             rank = (not journal, reader, generation)
             if page["type"] == CHUNK:
                 file_id, part = chunk_of(page)

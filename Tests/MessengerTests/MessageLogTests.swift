@@ -51,6 +51,59 @@ import Testing
         }
     }
 
+    @Test("a log kept in order and given what was read since equals the log ordered anew, whatever arrives when")
+    func orderTakenInStepsIsTheWholeOrder() {
+        let (a, b, c) = (Self.peer(1), Self.peer(2), Self.peer(3))
+        // Three members' books: a's journal, a's books for b and c (copies of a's messages),
+        // b's and c's books for a, and a second generation of b's.
+        let books: [(TaskBookName, BookID)] = [
+            (TaskBookName.journal(of: a, task: Self.task), Self.bookID(1)),
+            (TaskBookName(author: a, reader: b, task: Self.task), Self.bookID(2)),
+            (TaskBookName(author: a, reader: c, task: Self.task), Self.bookID(3)),
+            (TaskBookName(author: b, reader: a, task: Self.task), Self.bookID(4)),
+            (TaskBookName(author: b, reader: a, task: Self.task).generation(1), Self.bookID(5)),
+            (TaskBookName(author: c, reader: a, task: Self.task), Self.bookID(6)),
+        ]
+        var generator = SeededRandom(seed: 42)
+        for round in 0..<40 {
+            // Each book's pages: messages with times that collide, ids shared across the
+            // author's books (copies), and a duplicate id within one book now and then.
+            var pages: [(book: Int, index: UInt64, bytes: [UInt8])] = []
+            for (number, (name, id)) in books.enumerated() {
+                let count = UInt64.random(in: 0...30, using: &generator)
+                for index in 0..<count {
+                    let message = Int.random(in: 0..<25, using: &generator)
+                    let time = UInt64.random(in: 0..<12, using: &generator) * 10
+                    let kind: MessengerPage.Kind = message % 11 == 0 ? .join : .chat
+                    let text = kind == .join ? "" : "m\(message)"
+                    let bytes = kind == .join
+                        ? MessengerPage(head: .init(author: name.author.bytes, book: id.bytes, index: index, previous: index == 0 ? nil : [UInt8](repeating: 1, count: 32)),
+                                        kind: .join, data: name.author.bytes, meta: .init(time: time, fields: ["id": "j\(message)"])).encoded()
+                        : Self.page(author: name.author, book: id, index: index, text: text, id: "m\(message)", time: time)
+                    pages.append((number, index, bytes))
+                }
+            }
+            pages.shuffle(using: &generator)
+            let journals: Set<String> = [Self.bookID(1).hex]
+            var whole = MessageLog()
+            var order = OrderedLog(MessageLog(), preferring: journals)
+            var start = 0
+            while start < pages.count {
+                let end = min(pages.count, start + Int.random(in: 1...40, using: &generator))
+                var delta = MessageLog()
+                for (book, index, bytes) in pages[start..<end] {
+                    delta.add(page: bytes, index: index, book: books[book].1, name: books[book].0)
+                }
+                whole.absorb(delta)
+                order.take(delta.entries, of: whole, preferring: journals)
+                let expected = whole.ordered(preferring: journals)
+                #expect(order.entries == expected, "round \(round), pages \(start)..<\(end)")
+                #expect(order.messagesByAuthor == Dictionary(grouping: expected.filter(\.kind.isMessage), by: \.author).mapValues(\.count))
+                start = end
+            }
+        }
+    }
+
     @Test func refusesPagesThatLieAboutTheirAuthorBookOrIndex() {
         let (a, b) = (Self.peer(1), Self.peer(2))
         let bToA = TaskBookName(author: b, reader: a, task: Self.task)
@@ -130,3 +183,4 @@ import Testing
         }
     }
 }
+

@@ -29,6 +29,31 @@ import Testing
         await bob.stop()
     }
 
+    @Test("a follower's cursor: the whole log first, then only what each change added; the whole log again after a name change")
+    func logEntriesAfterACursor() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let task = try #require(TaskID(hex: try await bob.messenger.newTask(title: "t").id))
+        for n in 0..<5 { try await bob.messenger.send("m\(n)", to: task) }
+        let (first, cursor) = try await bob.messenger.logEntries(of: task, after: nil)
+        #expect(first.map(\.text) == ["m0", "m1", "m2", "m3", "m4"])
+        let (none, same) = try await bob.messenger.logEntries(of: task, after: cursor)
+        #expect(none.isEmpty && same == cursor, "nothing changed, nothing handed over")
+        try await bob.messenger.send("m5", to: task)
+        try await bob.messenger.send("m6", to: task)
+        let (added, later) = try await bob.messenger.logEntries(of: task, after: cursor)
+        #expect(added.map(\.text) == ["m5", "m6"])
+        #expect(try await bob.messenger.log(of: task).map(\.text) == (0...6).map { "m\($0)" })
+        // A new display name is on every entry of its author: the log is ordered anew and
+        // handed over whole, with the name.
+        _ = try await bob.messenger.setOwnName("Bob")
+        let (whole, _) = try await bob.messenger.logEntries(of: task, after: later)
+        #expect(whole.count == 7 && whole.allSatisfy { $0.name == "Bob" })
+        #expect(try await bob.messenger.summary(of: task).messages == 7)
+        await bob.stop()
+    }
+
     @Test("a task by its title: exact, then in any case, then a unique beginning; ambiguity is an error naming the titles")
     func tasksByTitle() async throws {
         let bed = MessengerBed()
