@@ -217,6 +217,10 @@ public struct MessageLog: Sendable {
                                 book: source.bookHex, index: index, kind: kind, file: file))
     }
 
+    /// Lets go of the entries (kept in an `OrderedLog`), keeping what else was read: the
+    /// names, the books' ranks and the files' parts.
+    mutating func forgetEntries() { entries = [] }
+
     /// Whether nothing was read into this log.
     public var isEmpty: Bool { entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty }
 
@@ -296,9 +300,18 @@ public struct MessageLog: Sendable {
 /// (`take`): a change of a long task (a message, a member's join) then costs a few lookups,
 /// not a sort of every entry.
 struct OrderedLog: Sendable {
+    /// Identifies an entry across books (`LogEntry.key`), without building a text.
+    struct Key: Hashable, Sendable {
+        let kind: LogEntry.Kind
+        let author: String
+        let id: String
+
+        init(_ entry: LogEntry) { (kind, author, id) = (entry.kind, entry.author, entry.id) }
+    }
+
     private(set) var entries: [LogEntry] = []
-    /// The copy kept of each entry (`LogEntry.key`), as it stands in `entries`.
-    private var kept: [String: LogEntry] = [:]
+    /// The copy kept of each entry, as it stands in `entries`.
+    private var kept: [Key: LogEntry] = [:]
     /// Messages (`LogEntry.Kind.isMessage`) among `entries`, by author (hex).
     private(set) var messagesByAuthor: [String: Int] = [:]
     /// The entries `take` added (not those `init` ordered), in the order they came: what a
@@ -316,13 +329,13 @@ struct OrderedLog: Sendable {
     }
 
     /// Takes in `added`, entries that `log` read since this order was made (or last
-    /// taken in), with no change of any author's name: the result is what `init` makes of
-    /// `log` as it is now.
+    /// taken in), its names set (`name(by:)`): the result is what `init` makes of `log`
+    /// with every entry it read.
     mutating func take(_ added: [LogEntry], of log: MessageLog, preferring preferredBooks: Set<String>) {
-        var fresh: [String: LogEntry] = [:]
+        var fresh: [Key: LogEntry] = [:]
         for var entry in added {
             entry.name = log.name(of: entry.author)
-            let key = entry.key
+            let key = Key(entry)
             let current = fresh[key] ?? kept[key]
             if let current, !log.keeps(entry, over: current, preferring: preferredBooks) { continue }
             fresh[key] = entry
@@ -352,8 +365,18 @@ struct OrderedLog: Sendable {
         }
     }
 
+    /// Shows each author's name as `names` (author hex → name) says: an author's newest
+    /// name is on every entry of theirs. The order does not change (names are not in it).
+    mutating func name(by names: [String: String]) {
+        for i in entries.indices where entries[i].name != names[entries[i].author] {
+            entries[i].name = names[entries[i].author]
+            kept[Key(entries[i])] = entries[i]
+        }
+        for i in arrivals.indices { arrivals[i].name = names[arrivals[i].author] }
+    }
+
     private mutating func choose(_ entry: LogEntry, log: MessageLog, preferring preferredBooks: Set<String>) {
-        let key = entry.key
+        let key = Key(entry)
         if let current = kept[key], !log.keeps(entry, over: current, preferring: preferredBooks) { return }
         var named = entry
         named.name = log.name(of: entry.author)

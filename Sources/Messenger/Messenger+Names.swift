@@ -71,9 +71,6 @@ extension Messenger {
     /// Every member's display name in the task, by peer id (hex): the newest `name` page
     /// (by its author's time) of the books held here that the member wrote.
     public func names(in task: TaskID) throws -> [String: String] {
-        guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
-        var names = MessageLog()
-        for (name, book) in try books(of: task) { names.absorbNames(try bookLog(of: book, name: name)) }
-        return names.names
+        try taskLog(of: task).names
     }
 }

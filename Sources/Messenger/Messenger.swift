@@ -43,7 +43,7 @@ public actor Messenger {
     var refusedAsForked: Set<BookID> = []
     /// Tasks whose `leave` is under way (`join` waits for it to end).
     var leaving: Set<TaskID> = []
-    /// What the log has read of each book so far (`bookLog(of:name:)`).
+    /// What the log has read of each book so far (`bookLogUpdate(of:name:)`).
     var logCache: [BookID: BookLogCache] = [:]
     /// Numbers the book caches and task orders made (`BookLogCache.Version.cache`,
     /// `TaskLogCache.build`).
@@ -347,57 +347,65 @@ public actor Messenger {
 
     /// The task's log as it stands, kept between calls: the pages that arrived since the last
     /// call are read (`bookLogUpdate`) and their entries put in their places in the order
-    /// kept (`OrderedLog.take`). The whole log is ordered again only when what was kept no
-    /// longer describes the books — one was added, removed or read again from its start,
-    /// or an author's display name changed (every entry of theirs shows it).
+    /// kept (`OrderedLog.take`); a book new to the task (a member met) is read whole the
+    /// same way, and a changed display name is set on its author's entries in place. The
+    /// log is read anew from every book only when what was kept no longer describes them:
+    /// a book gone, or read again from its start (a forked book given up). The order holds
+    /// each entry once; what the books said besides (names, files' parts) is kept in `log`,
+    /// without its entries.
     func taskLog(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws -> TaskLogCache {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try given ?? self.books(of: task)
-        var updates: [(id: BookID, update: BookLogUpdate)] = []
-        var journals: Set<String> = []
-        for (name, book) in books {
-            if name.isJournal { journals.insert(book.id.hex) }
-            updates.append((book.id, try bookLogUpdate(of: book, name: name)))
-        }
+        let journals = Set(books.filter(\.name.isJournal).map(\.book.id.hex))
         // Taken out while it changes: a copy left in the table would make every change copy
         // the whole log.
-        if var cache = taskLogs.removeValue(forKey: task), cache.journals == journals, cache.books.count == updates.count,
-           updates.allSatisfy({ cache.books[$0.id] == $0.update.before }) {
+        if var cache = taskLogs.removeValue(forKey: task), cache.journals == journals,
+           Set(cache.books.keys).isSubset(of: books.map(\.book.id)) {
             var added: [LogEntry] = []
-            for (id, update) in updates {
-                cache.books[id] = update.after
+            var consistent = true
+            for (name, book) in books {
+                let update = try bookLogUpdate(of: book, name: name)
+                let known = cache.books[book.id]
+                guard known == update.before || (known == nil && update.before.pages == 0) else {
+                    consistent = false
+                    break
+                }
+                cache.books[book.id] = update.after
                 guard !update.delta.isEmpty else { continue }
                 cache.log.absorb(update.delta)
                 added += update.delta.entries
             }
-            let names = cache.log.names
-            if names != cache.names {
-                cache.names = names
-                cache.order = OrderedLog(cache.log, preferring: journals)
-                cache.build = newBuild()
-            } else if !added.isEmpty {
+            if consistent {
+                cache.log.forgetEntries()
+                let names = cache.log.names
+                if names != cache.names {
+                    cache.names = names
+                    cache.order.name(by: names)
+                    cache.build = newBuild()
+                }
                 cache.order.take(added, of: cache.log, preferring: journals)
+                taskLogs[task] = cache
+                return cache
             }
-            taskLogs[task] = cache
-            return cache
         }
         var log = MessageLog()
-        for (_, update) in updates { log.absorb(update.log) }
-        let cache = TaskLogCache(books: Dictionary(uniqueKeysWithValues: updates.map { ($0.id, $0.update.after) }),
-                                 journals: journals, log: log, names: log.names, order: OrderedLog(log, preferring: journals),
-                                 build: newBuild())
+        var versions: [BookID: BookLogCache.Version] = [:]
+        for (name, book) in books {
+            logCache[book.id] = nil
+            let update = try bookLogUpdate(of: book, name: name)
+            log.absorb(update.delta)
+            versions[book.id] = update.after
+        }
+        let order = OrderedLog(log, preferring: journals)
+        log.forgetEntries()
+        let cache = TaskLogCache(books: versions, journals: journals, log: log, names: log.names, order: order, build: newBuild())
         taskLogs[task] = cache
         return cache
     }
 
-    /// What one book contributes to its task's log (`bookLogUpdate`).
-    func bookLog(of book: Book, name: TaskBookName) throws -> MessageLog {
-        try bookLogUpdate(of: book, name: name).log
-    }
-
-    /// What one book contributes to its task's log, reading only the pages that arrived
-    /// since the last call: a chat that follows a long task reads each new page once, not
-    /// the whole task on every message. Books only grow, but for a forked one given up
+    /// Reads the pages of one book that arrived since the last call into a log of their own
+    /// (`BookLogUpdate.delta`): a chat that follows a long task reads each new page once,
+    /// not the whole task on every message. Books only grow, but for a forked one given up
     /// (`Book.becomeReader`), which turns read-only and empty before it fills again with
     /// another history: a book whose held pages no longer include all those read, or whose
     /// role changed, is read again from its start (a new `BookLogCache.Version.cache`).
@@ -424,13 +432,10 @@ public actor Messenger {
                 }
             }
         }
-        if !delta.isEmpty {
-            cache.log.absorb(delta)
-            cache.version.pages += 1
-        }
+        if !delta.isEmpty { cache.version.pages += 1 }
         cache.read = held
         logCache[book.id] = cache
-        return BookLogUpdate(log: cache.log, delta: delta, before: before, after: cache.version)
+        return BookLogUpdate(delta: delta, before: before, after: cache.version)
     }
 
     private func newBookLogCache(writable: Bool) -> BookLogCache {
@@ -631,7 +636,7 @@ public actor Messenger {
     }
 }
 
-/// The part of a task's log read from one book, and which of its pages it came from.
+/// Which pages of one book the task's log has read (`Messenger.bookLogUpdate`).
 struct BookLogCache {
     /// Which cache of the book (one per reading from its start) and how many reads added to
     /// it: a task's log built from `version` can take in what a later read adds.
@@ -644,20 +649,19 @@ struct BookLogCache {
     /// Whether the book was the author's when read (a given-up book turns read-only).
     var writable: Bool
     var version: Version
-    var log = MessageLog()
 }
 
-/// What a read of one book's new pages gives (`Messenger.bookLogUpdate`): the book's whole
-/// part of the log, what this read added, and its version before and after.
+/// What a read of one book's new pages gives (`Messenger.bookLogUpdate`): what this read
+/// found, and the book's version before and after it.
 struct BookLogUpdate {
-    var log: MessageLog
     var delta: MessageLog
     var before: BookLogCache.Version
     var after: BookLogCache.Version
 }
 
 /// A task's log as `Messenger.taskLog` keeps it: the version of each book it was built
-/// from, everything read, and the order.
+/// from, what the books said besides the entries (`log`, its entries forgotten: names,
+/// files' parts), the names, and the order (each entry once).
 struct TaskLogCache {
     var books: [BookID: BookLogCache.Version]
     var journals: Set<String>

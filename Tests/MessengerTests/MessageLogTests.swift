@@ -51,7 +51,7 @@ import Testing
         }
     }
 
-    @Test("a log kept in order and given what was read since equals the log ordered anew, whatever arrives when")
+    @Test("a log kept in order and given what was read since (names too) equals the log ordered anew, whatever arrives when")
     func orderTakenInStepsIsTheWholeOrder() {
         let (a, b, c) = (Self.peer(1), Self.peer(2), Self.peer(3))
         // Three members' books: a's journal, a's books for b and c (copies of a's messages),
@@ -74,6 +74,13 @@ import Testing
                 for index in 0..<count {
                     let message = Int.random(in: 0..<25, using: &generator)
                     let time = UInt64.random(in: 0..<12, using: &generator) * 10
+                    if message % 7 == 0 {
+                        // Now and then a display name, which every entry of its author shows.
+                        pages.append((number, index, MessengerPage(
+                            head: .init(author: name.author.bytes, book: id.bytes, index: index, previous: index == 0 ? nil : [UInt8](repeating: 1, count: 32)),
+                            kind: .name, data: Array("name \(message)".utf8), meta: .init(time: time)).encoded()))
+                        continue
+                    }
                     let kind: MessengerPage.Kind = message % 11 == 0 ? .join : .chat
                     let text = kind == .join ? "" : "m\(message)"
                     let bytes = kind == .join
@@ -94,7 +101,9 @@ import Testing
                 for (book, index, bytes) in pages[start..<end] {
                     delta.add(page: bytes, index: index, book: books[book].1, name: books[book].0)
                 }
+                let names = whole.names
                 whole.absorb(delta)
+                if whole.names != names { order.name(by: whole.names) }
                 order.take(delta.entries, of: whole, preferring: journals)
                 let expected = whole.ordered(preferring: journals)
                 #expect(order.entries == expected, "round \(round), pages \(start)..<\(end)")

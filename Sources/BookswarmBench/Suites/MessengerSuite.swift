@@ -8,7 +8,9 @@ import Swarm
 /// grows — a task of two members holding N chat messages (N = 1 000, 10 000, 100 000),
 /// each in the author's journal and in its pairwise book for the other member, as a
 /// message is written (PROTOCOL.md §10.2). For each N:
-/// * `log` cold (a messenger just opened: every page read and decoded) and warm;
+/// * `log` cold (a messenger just opened: every page read and decoded) and warm, and the
+///   heap the messenger holds after the cold read (`RssAnon` before and after, each after
+///   `malloc_trim`: the log kept, not what the read used and freed);
 /// * `summary` (what `tasks` shows) and `markRead`, warm;
 /// * one change as a follower (`log --follow`, `chat`) handles it: a message sent, then
 ///   the log and `markRead` (the figure);
@@ -65,9 +67,14 @@ enum MessengerBench {
         store = try BookStore.open(directory: directory, masterSecret: secret)
         defer { store.close() }
         messenger = try Messenger(identity: identity, store: store)
+        _ = malloc_trim(0)
+        let heapBefore = procStatusBytes("RssAnon")
         let coldStart = now()
         let entries = try await messenger.log(of: task)
         let cold = (now() - coldStart) * 1000
+        // What the read left free goes back to the system first: what is counted is held.
+        _ = malloc_trim(0)
+        let heapHeld = procStatusBytes("RssAnon") - heapBefore
         guard entries.count >= count else { throw BenchFailure("the log holds \(entries.count) entries, not \(count)") }
         func median(_ times: Int, _ body: () async throws -> Void) async rethrows -> Double {
             var samples: [Double] = []
@@ -95,9 +102,14 @@ enum MessengerBench {
         let label = count >= 1000 ? "\(count / 1000)k" : "\(count)"
         Report.result("messenger.log_cold_\(label)", cold, "ms")
         Report.result("messenger.log_warm_\(label)", warm, "ms")
+        Report.result("messenger.log_heap_\(label)", Double(heapHeld) / 1e6, "MB")
         Report.result("messenger.summary_\(label)", summary, "ms")
         Report.result("messenger.mark_read_\(label)", markRead, "ms")
         Report.result("messenger.follow_step_\(label)", followStep, "ms")
         Report.result("messenger.send_\(label)", send, "ms")
     }
 }
+
+/// glibc's `malloc_trim`, which the Glibc module does not export: gives free heap back to
+/// the system, so that `RssAnon` counts what is held.
+@_silgen_name("malloc_trim") private func malloc_trim(_ pad: Int) -> Int32
