@@ -81,20 +81,31 @@ public enum Attachments {
     /// BLAKE2b-256 of `bytes`, in hex (the `hash` of §10.2).
     public static func hash(_ bytes: [UInt8]) -> String { BLAKE2b.hash(bytes, outputLength: 32).hexString }
 
-    /// A file read from the disk, to attach (`Messenger.attach`).
+    /// A file opened to attach (`Attachments.read`): its name, and its size and hash as read
+    /// to its end once. `Messenger.attach` reads its parts again, one at a time, as the first
+    /// book's batch stores them, and refuses the file if they are not the bytes hashed here
+    /// (`PartReader`): the file is never whole in memory.
     public struct Source: Sendable {
         public var name: String
-        public var bytes: [UInt8]
-
-        public init(name: String, bytes: [UInt8]) {
-            self.name = name
-            self.bytes = bytes
-        }
+        /// The path it was opened by, for messages.
+        public let path: String
+        /// Its length in bytes, as read to its end.
+        public let size: Int
+        /// BLAKE2b-256 of its bytes as read, in hex (`Attachments.hash`).
+        public let hash: String
+        /// The open file; closed when the last copy of the source is gone.
+        let file: OpenFile
+        /// Its length and modification time when it was opened, before it was read.
+        let opened: OpenFile.Version
+        /// Called after part `k` was read for the first book (tests change the file there).
+        var afterPart: (@Sendable (Int) -> Void)?
     }
 
-    /// Reads the file at the absolute `path` to attach it: a regular file of at most
+    /// Opens the file at the absolute `path` to attach it: a regular file of at most
     /// `maxSize` bytes, named `name` (nil or empty: the path's last component), which must
-    /// be a valid name. Blocking I/O: call it off the cooperative pool for a large file.
+    /// be a valid name. Reads it to its end once, a part at a time, for its size and hash (a
+    /// file that grows past `maxSize` meanwhile is refused). Blocking I/O of up to the file's
+    /// size: call it off the cooperative pool for a large file.
     public static func read(path: String, name: String? = nil) throws -> Source {
         guard path.hasPrefix("/") else {
             throw MessengerError(.invalidFile, "the file to attach must be given by an absolute path (got \(path))")
@@ -106,7 +117,7 @@ public enum Attachments {
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
-        defer { close(fd) }
+        let file = OpenFile(descriptor: fd)
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
@@ -116,22 +127,114 @@ public enum Attachments {
             MessengerError(.invalidFile, "\(path) is \(size) bytes; a file of at most \(maxSize) bytes (64 MiB) can be attached")
         }
         guard status.st_size <= maxSize else { throw tooLarge(Int(status.st_size)) }
-        // Read to the end (a file that grows meanwhile is read as far as the limit allows).
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size) + 1)
-        var count = 0
+        // To the end (a file that grows meanwhile is read as far as the limit allows), one
+        // part in memory at a time.
+        var hasher = BLAKE2b(outputLength: 32)
+        var buffer = [UInt8](repeating: 0, count: partSize)
+        var size = 0
         while true {
-            if count == bytes.count {
-                guard bytes.count <= maxSize else { throw tooLarge(count) }
-                bytes += [UInt8](repeating: 0, count: min(1 << 20, maxSize + 1 - bytes.count))
-            }
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
-            if n == 0 { break }
-            count += n
+            let count = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: size, path: path) }
+            guard count > 0 else { break }
+            size += count
+            guard size <= maxSize else { throw tooLarge(size) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        guard count <= maxSize else { throw tooLarge(count) }
-        bytes.removeLast(bytes.count - count)
-        return Source(name: chosen, bytes: bytes)
+        return Source(name: chosen, path: path, size: size, hash: hasher.finalize().hexString, file: file,
+                      opened: OpenFile.Version(status))
+    }
+
+    /// A file descriptor open for reading, closed with its last reference.
+    final class OpenFile: Sendable {
+        let descriptor: Int32
+
+        init(descriptor: Int32) { self.descriptor = descriptor }
+
+        deinit { close(descriptor) }
+
+        /// What a write to a file changes whatever it writes: its length and its modification
+        /// time (`fstat`).
+        struct Version: Equatable, Sendable {
+            var size: Int
+            var seconds: Int
+            var nanoseconds: Int
+
+            init(_ status: stat) {
+                size = Int(status.st_size)
+                seconds = Int(status.st_mtim.tv_sec)
+                nanoseconds = Int(status.st_mtim.tv_nsec)
+            }
+        }
+
+        /// The file's version now.
+        func version(path: String) throws -> Version {
+            var status = stat()
+            guard fstat(descriptor, &status) == 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
+            return Version(status)
+        }
+
+        /// Fills `buffer` from `offset` on, as far as the file goes: returns the bytes read,
+        /// fewer than the buffer holds only at the file's end.
+        func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws -> Int {
+            var count = 0
+            while count < buffer.count {
+                let n = pread(descriptor, buffer.baseAddress! + count, buffer.count - count, off_t(offset + count))
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw MessengerError(.invalidFile, "cannot read \(path): \(errnoText(errno))") }
+                if n == 0 { break }
+                count += n
+            }
+            return count
+        }
+    }
+
+    /// Reads a source's parts again for the first book that stores them, in order, hashing
+    /// them as they go; `finish` checks that they were the bytes `read` hashed, that the file
+    /// ends where it ended then, and that its length and modification time are still those
+    /// it had when opened (a write behind the reader, which the hash cannot see). A file
+    /// changed in between — grown, shrunk or written over — throws, and the batch, rolled
+    /// back, attaches nothing: a `file` page never declares a size or hash its parts do not
+    /// have, nor a file that was being written.
+    final class PartReader {
+        let source: Source
+        private var hasher = BLAKE2b(outputLength: 32)
+        private var next = 0
+
+        init(_ source: Source) { self.source = source }
+
+        /// How many parts the file has.
+        var parts: Int { (source.size + partSize - 1) / partSize }
+
+        /// Part `k`: from 0 (which starts over, for a book that failed before its batch
+        /// was stored), in order.
+        func part(_ k: Int) throws -> [UInt8] {
+            if k == 0 {
+                hasher = BLAKE2b(outputLength: 32)
+                next = 0
+            }
+            precondition(k == next && k < parts, "parts are read in order")
+            let start = k * partSize
+            let length = min(partSize, source.size - start)
+            var bytes = [UInt8](repeating: 0, count: length)
+            let count = try bytes.withUnsafeMutableBytes { try source.file.read(into: $0, at: start, path: source.path) }
+            guard count == length else { throw changed }
+            hasher.update(bytes)
+            next += 1
+            source.afterPart?(k)
+            return bytes
+        }
+
+        /// After the last part: the file ends there still, and its bytes are those hashed first.
+        func finish() throws {
+            precondition(next == parts, "every part is read before the file is checked")
+            var byte: UInt8 = 0
+            let beyond = try withUnsafeMutableBytes(of: &byte) { try source.file.read(into: $0, at: source.size, path: source.path) }
+            guard beyond == 0, hasher.finalize().hexString == source.hash, source.opened.size == source.size,
+                  try source.file.version(path: source.path) == source.opened else { throw changed }
+            hasher = BLAKE2b(outputLength: 32)
+        }
+
+        private var changed: MessengerError {
+            MessengerError(.invalidFile, "\(source.path) changed while it was being attached; nothing was attached")
+        }
     }
 }

@@ -31,9 +31,16 @@ public struct SaveResult: Codable, Hashable, Sendable {
 /// book this peer writes in the task, as a message is; listed with how much of each is held
 /// here, and written out only whole and matching its hash.
 extension Messenger {
-    /// Attaches a file read from the disk (`Attachments.read`) to the task, with a caption
+    /// Attaches a file opened from the disk (`Attachments.read`) to the task, with a caption
     /// (empty: none). Durable when it returns; readers get it by replication, now or later.
     /// Returns its entry (the journal's copy).
+    ///
+    /// One part (256 KiB) in memory at a time, not the file: the first book's batch (the
+    /// journal's) reads the parts from the file as it stores them, and checks they are the
+    /// bytes `read` hashed before it stores the `file` page (`Attachments.PartReader`); every
+    /// other book's batch copies them from that batch, stored and durable by then, so a file
+    /// changed meanwhile can only fail the first batch — rolled back whole, nothing attached —
+    /// and no book ever holds a `file` page its parts do not match.
     @discardableResult
     public func attach(_ source: Attachments.Source, caption: String = "", to task: TaskID) throws -> LogEntry {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
@@ -41,34 +48,53 @@ extension Messenger {
             throw MessengerError(.invalidFile, "\"\(source.name)\" cannot name an attached file: a name is 1…\(Attachments.maxNameBytes) "
                                  + "bytes without /, \\ or control characters, and not . or ..")
         }
-        guard source.bytes.count <= Attachments.maxSize else {
-            throw MessengerError(.invalidFile, "the file is \(source.bytes.count) bytes; a file of at most \(Attachments.maxSize) bytes (64 MiB) can be attached")
+        guard source.size <= Attachments.maxSize else {
+            throw MessengerError(.invalidFile, "the file is \(source.size) bytes; a file of at most \(Attachments.maxSize) bytes (64 MiB) can be attached")
         }
         guard caption.utf8.count <= Attachments.maxCaptionBytes else {
             throw MessengerError(.invalidMessage, "the caption is \(caption.utf8.count) bytes; at most \(Attachments.maxCaptionBytes) are sent")
         }
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
-        let bytes = source.bytes
-        let size = bytes.count
-        let part = (size + Attachments.partSize - 1) / Attachments.partSize
-        let file = AttachedFile(name: source.name, size: UInt64(size), parts: UInt64(part), hash: Attachments.hash(bytes))
+        let reader = Attachments.PartReader(source)
+        let size = source.size
+        let part = reader.parts
+        let file = AttachedFile(name: source.name, size: UInt64(size), parts: UInt64(part), hash: source.hash)
         let described = PageSpec(kind: .file, data: Array(caption.utf8),
                                  fields: ["id": id, "hash": file.hash, "name": file.name, "parts": String(file.parts),
                                           "size": String(file.size)], time: time)
-        // Each book's batch makes its parts one at a time from the file's bytes: one part
-        // in memory beside them, not a copy of the file per book.
-        let written = try appendToBooksWritten(count: part + 1, in: task) { offset in
+        func chunk(_ offset: Int, _ data: [UInt8]) -> PageSpec {
+            PageSpec(kind: .chunk, data: data, fields: ["id": id, "part": String(offset)], time: time)
+        }
+        let written = try appendToBooksWritten(count: part + 1, in: task) { offset, reading, first in
+            guard let first else {
+                guard offset < part else {
+                    // The parts just stored are the bytes the hash declares, or nothing is.
+                    try reader.finish()
+                    return described
+                }
+                return chunk(offset, try reader.part(offset))
+            }
             guard offset < part else { return described }
-            let start = offset * Attachments.partSize
-            return PageSpec(kind: .chunk, data: Array(bytes[start..<min(start + Attachments.partSize, size)]),
-                            fields: ["id": id, "part": String(offset)], time: time)
+            return chunk(offset, try Self.storedPart(offset, id: id, at: first.start + UInt64(offset), of: first.book, reading: reading))
         }
         notify(.changed(task))
         guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
         record("file", "attached \(file.name) (\(size) bytes, \(part) parts) to task \(task.hex.prefix(8))")
         return LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: caption, book: journal.book.hex,
                         index: journal.index + UInt64(part), kind: .file, file: file)
+    }
+
+    /// The bytes of part `part` of file `id` as page `index` of `book` holds them: the first
+    /// book's batch of an attach, which the next books copy.
+    private static func storedPart(_ part: Int, id: String, at index: UInt64, of book: BookID,
+                                   reading: BookStore.Reading) throws -> [UInt8] {
+        guard let bytes = try reading.page(index, of: book), let page = try? MessengerPage(decoding: bytes),
+              let chunk = Attachments.chunk(of: page), chunk.id == id, chunk.part == UInt64(part) else {
+            throw MessengerError(.storage, "part \(part) of the file is not at page \(index) of book \(book.hex.prefix(16))…, "
+                                 + "where it was just written")
+        }
+        return page.data
     }
 
     /// The task's files, in log order, each with how much of it is held here.

@@ -304,18 +304,25 @@ public actor Messenger {
     /// journal took them.
     @discardableResult
     func appendToBooksWritten(_ specs: [PageSpec], in task: TaskID) throws -> (book: BookID, index: UInt64)? {
-        try appendToBooksWritten(count: specs.count, in: task) { specs[$0] }
+        try appendToBooksWritten(count: specs.count, in: task) { offset, _, _ in specs[offset] }
     }
 
-    /// `appendToBooksWritten(_:in:)` for pages made one at a time (`spec(offset)`, called
-    /// once per page and book, in order), as each book's batch is stored.
+    /// `appendToBooksWritten(_:in:)` for pages made one at a time, as each book's batch is
+    /// stored: `spec(offset, reading, first)` is called once per page and book, in order.
+    /// `first` is nil for the first book to store the batch, then where that book stored it
+    /// (committed, durable): a later book may copy its pages from there through `reading`
+    /// rather than make them again (`attach`, whose source could change in between).
     @discardableResult
-    func appendToBooksWritten(count: Int, in task: TaskID, _ spec: (Int) throws -> PageSpec) throws -> (book: BookID, index: UInt64)? {
+    func appendToBooksWritten(count: Int, in task: TaskID,
+                              _ spec: (Int, BookStore.Reading, _ first: (book: BookID, start: UInt64)?) throws -> PageSpec) throws
+        -> (book: BookID, index: UInt64)? {
         var journal: (book: BookID, index: UInt64)?
+        var first: (book: BookID, start: UInt64)?
         for (name, book) in try booksWritten(in: task).sorted(by: { $0.name.isJournal && !$1.name.isJournal }) {
             do {
-                let range = try append(count: count, to: book) { offset, _ in try spec(offset) }
+                let range = try append(count: count, to: book) { offset, reading in try spec(offset, reading, first) }
                 if name.isJournal { journal = (book.id, range.lowerBound) }
+                if first == nil { first = (book.id, range.lowerBound) }
             } catch where !name.isJournal && isForked(book) {
                 continue
             }

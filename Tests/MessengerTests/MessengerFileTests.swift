@@ -2,6 +2,7 @@ import Books
 import Foundation
 import Sodium
 import Swarm
+import Synchronization
 import Testing
 @testable import Messenger
 
@@ -213,7 +214,7 @@ import Testing
         #expect(truncate(large, off_t(Attachments.maxSize + 1)) == 0)
         refused({ try Attachments.read(path: large) }, "at most 67108864 bytes")
         #expect(truncate(large, off_t(Attachments.maxSize)) == 0)
-        #expect(try Attachments.read(path: large).bytes.count == Attachments.maxSize, "64 MiB exactly is fine")
+        #expect(try Attachments.read(path: large).size == Attachments.maxSize, "64 MiB exactly is fine")
         refused({ try Attachments.read(path: bed.root) }, "a directory")
         refused({ try Attachments.read(path: bed.root + "/missing") }, "No such file")
         refused({ try Attachments.read(path: "roof.jpg") }, "absolute path")
@@ -221,6 +222,111 @@ import Testing
         refused({ try Attachments.read(path: path, name: "a\u{1b}b") }, "cannot name")
         #expect(try Attachments.read(path: path, name: "leak.jpg").name == "leak.jpg")
         #expect(journal.length == 5, "nothing written by a refusal")
+        await ana.stop()
+    }
+
+    @Test("attach reads the file once for the journal's batch, a part at a time; the pairwise books copy the parts from it")
+    func attachStreamsThePartsOnce() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let ana = try bed.offline(2)
+        let (task, _) = try await ana.newTask("t")
+        for reader: UInt8 in [1, 3] { _ = try await ana.messenger.createPairwiseBook(for: PeerID(MessengerBed.identity(reader).publicKey), task: task) }
+        let books = try await ana.messenger.booksWritten(in: task)
+        #expect(books.count == 3)
+        let before = Dictionary(uniqueKeysWithValues: books.map { ($0.book.id, $0.book.length) })
+        let bytes = Self.randomBytes(3 * Attachments.partSize + 1000)
+        var source = try Attachments.read(path: try Self.file(bed, "plan.pdf", bytes), name: "")
+        #expect(source.size == bytes.count && source.hash == Attachments.hash(bytes) && source.name == "plan.pdf")
+        let reads = PartReads()
+        source.afterPart = { reads.add($0) }
+        let entry = try await ana.messenger.attach(source, caption: "the plan", to: task)
+        #expect(reads.all == [0, 1, 2, 3], "the file's parts read once, for the first book only")
+        #expect(entry.file == AttachedFile(name: "plan.pdf", size: UInt64(bytes.count), parts: 4, hash: Attachments.hash(bytes)))
+        for (name, book) in books {
+            let start = try #require(before[book.id])
+            #expect(book.length == start + 5, "\(name.text): one batch of four chunks and the file page")
+            let pages = try (start..<book.length).map { try MessengerPage(decoding: try #require(try book.get($0))) }
+            #expect(pages.map(\.kind) == [.chunk, .chunk, .chunk, .chunk, .file])
+            #expect(pages.dropLast().flatMap(\.data) == bytes, "\(name.text): the parts are the file's bytes")
+            #expect(pages.allSatisfy { $0.meta.fields["id"] == entry.id && $0.meta.time == entry.time })
+            #expect(pages.last?.meta.fields["hash"] == entry.file?.hash && pages.last?.meta.fields["size"] == String(bytes.count))
+        }
+        let saved = try await ana.messenger.save(entry.id, in: task, to: try Self.directory(bed))
+        #expect(FileManager.default.contents(atPath: saved.path) == Data(bytes))
+
+        // An empty file: no chunk, a file page only.
+        let empty = try await ana.messenger.attach(try Attachments.read(path: try Self.file(bed, "empty.txt", [])), to: task)
+        #expect(empty.file == AttachedFile(name: "empty.txt", size: 0, parts: 0, hash: Attachments.hash([])))
+        #expect(try await ana.messenger.files(of: task).map(\.whole) == [true, true])
+        await ana.stop()
+    }
+
+    @Test("a file changed while it is attached — written over, shrunk, grown — is refused in one line; no book holds any of it")
+    func fileChangedWhileAttached() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let ana = try bed.offline(2)
+        let (task, _) = try await ana.newTask("t")
+        for reader: UInt8 in [1, 3] { _ = try await ana.messenger.createPairwiseBook(for: PeerID(MessengerBed.identity(reader).publicKey), task: task) }
+        let books = try await ana.messenger.booksWritten(in: task)
+        #expect(books.count == 3)
+        let lengths = books.map { $0.book.length }
+        let bytes = Self.randomBytes(2 * Attachments.partSize + 5000)
+        let path = try Self.file(bed, "roof.jpg", bytes)
+
+        /// Writes `data` at `offset` of the file, in place (its descriptor, open, sees it).
+        @Sendable func write(_ data: [UInt8], at offset: Int) {
+            let fd = open(path, O_WRONLY)
+            precondition(fd >= 0)
+            precondition(data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) } == data.count)
+            close(fd)
+        }
+        func expectRefused(_ what: String, afterPart part: Int?, _ change: @escaping @Sendable () -> Void) async throws {
+            write(bytes, at: 0)
+            #expect(truncate(path, off_t(bytes.count)) == 0)
+            var source = try Attachments.read(path: path)
+            if let part {
+                source.afterPart = { if $0 == part { change() } }
+            } else {
+                change()
+            }
+            do {
+                try await ana.messenger.attach(source, caption: what, to: task)
+                Issue.record("\(what): attached")
+            } catch let error as MessengerError {
+                #expect(error.code == .invalidFile && error.message == "\(path) changed while it was being attached; nothing was attached",
+                        "\(what): \(error.message)")
+            }
+            #expect(books.map { $0.book.length } == lengths, "\(what): nothing written to any book")
+        }
+        // Between `read` and `attach`: the same size, other bytes.
+        try await expectRefused("written over before attach", afterPart: nil) { write([0xff], at: 3) }
+        // Between parts: part 2's bytes changed after parts 0 and 1 were stored.
+        try await expectRefused("written over between parts", afterPart: 1) { write([UInt8](repeating: 7, count: 100), at: 2 * Attachments.partSize) }
+        // Part 0's bytes changed after it was read: the hash cannot see it, its modification
+        // time does (set a second on, as a write in a later clock tick leaves it).
+        try await expectRefused("written over behind the reader", afterPart: 0) {
+            write([0], at: 10)
+            var status = stat()
+            precondition(stat(path, &status) == 0)
+            var times = [status.st_atim, status.st_mtim]
+            times[1].tv_sec += 1
+            precondition(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        // Shrunk: part 1 ends early.
+        try await expectRefused("shrunk", afterPart: 0) { _ = truncate(path, off_t(Attachments.partSize + 10)) }
+        // Grown after its last part was read.
+        try await expectRefused("grown", afterPart: 2) { write([1, 2, 3], at: bytes.count) }
+        #expect(try await ana.messenger.log(of: task).isEmpty)
+        #expect(try await ana.messenger.files(of: task).isEmpty)
+
+        // Left as it was read, it is attached, whole, to every book.
+        write(bytes, at: 0)
+        #expect(truncate(path, off_t(bytes.count)) == 0)
+        let entry = try await ana.messenger.attach(try Attachments.read(path: path), to: task)
+        #expect(books.map { $0.book.length } == lengths.map { $0 + 4 })
+        #expect(try await ana.messenger.files(of: task).map(\.entry) == [entry])
         await ana.stop()
     }
 
@@ -365,4 +471,11 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty, "nothing written, no hidden file left")
         await ana.stop()
     }
+}
+
+/// The parts a source's `afterPart` saw, in order.
+final class PartReads: Sendable {
+    private let reads = Mutex<[Int]>([])
+    func add(_ part: Int) { reads.withLock { $0.append(part) } }
+    var all: [Int] { reads.withLock { $0 } }
 }
