@@ -64,7 +64,8 @@ public enum Control {
             let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
             let name = request.name
-            // Up to 64 MiB read and hashed: off the cooperative pool.
+            // Up to 64 MiB read to its end and hashed: off the cooperative pool. `attach`
+            // reads it again a part at a time, beside each part's write to the store.
             let source = try await offPool { try Attachments.read(path: path, name: name) }
             return try encoder.encode(try await messenger.attach(source, caption: request.text ?? "", to: task))
         case .files:

@@ -82,8 +82,8 @@ public enum Attachments {
     public static func hash(_ bytes: [UInt8]) -> String { BLAKE2b.hash(bytes, outputLength: 32).hexString }
 
     /// A file opened to attach (`Attachments.read`): its name, and its size and hash as read
-    /// to its end once. `Messenger.attach` reads its parts again, one at a time, as the first
-    /// book's batch stores them, and refuses the file if they are not the bytes hashed here
+    /// to its end once, with each part's hash. `Messenger.attach` reads the parts again, one
+    /// at a time, as each book's batch stores them, and takes only the bytes hashed here
     /// (`PartReader`): the file is never whole in memory.
     public struct Source: Sendable {
         public var name: String
@@ -97,14 +97,17 @@ public enum Attachments {
         let file: OpenFile
         /// Its length and modification time when it was opened, before it was read.
         let opened: OpenFile.Version
-        /// Called after part `k` was read for the first book (tests change the file there).
+        /// BLAKE2b-256 of each part as read, 32 bytes each, in order: 8 KiB at most.
+        let partHashes: [UInt8]
+        /// Called after part `k` was read again from the file, for any book (tests change the
+        /// file there).
         var afterPart: (@Sendable (Int) -> Void)?
     }
 
     /// Opens the file at the absolute `path` to attach it: a regular file of at most
     /// `maxSize` bytes, named `name` (nil or empty: the path's last component), which must
-    /// be a valid name. Reads it to its end once, a part at a time, for its size and hash (a
-    /// file that grows past `maxSize` meanwhile is refused). Blocking I/O of up to the file's
+    /// be a valid name. Reads it to its end once, a part at a time, for its size, its hash
+    /// and its parts' hashes (a file that grows past `maxSize` meanwhile is refused). Blocking I/O of up to the file's
     /// size: call it off the cooperative pool for a large file.
     public static func read(path: String, name: String? = nil) throws -> Source {
         guard path.hasPrefix("/") else {
@@ -128,8 +131,9 @@ public enum Attachments {
         }
         guard status.st_size <= maxSize else { throw tooLarge(Int(status.st_size)) }
         // To the end (a file that grows meanwhile is read as far as the limit allows), one
-        // part in memory at a time.
+        // part in memory at a time: each read fills the buffer but at the file's end.
         var hasher = BLAKE2b(outputLength: 32)
+        var partHashes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: partSize)
         var size = 0
         while true {
@@ -137,10 +141,14 @@ public enum Attachments {
             guard count > 0 else { break }
             size += count
             guard size <= maxSize else { throw tooLarge(size) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            buffer.withUnsafeBytes { bytes in
+                let part = UnsafeRawBufferPointer(rebasing: bytes[..<count])
+                hasher.update(part)
+                partHashes += BLAKE2b.hash(part, outputLength: 32)
+            }
         }
         return Source(name: chosen, path: path, size: size, hash: hasher.finalize().hexString, file: file,
-                      opened: OpenFile.Version(status))
+                      opened: OpenFile.Version(status), partHashes: partHashes)
     }
 
     /// A file descriptor open for reading, closed with its last reference.
@@ -187,50 +195,57 @@ public enum Attachments {
         }
     }
 
-    /// Reads a source's parts again for the first book that stores them, in order, hashing
-    /// them as they go; `finish` checks that they were the bytes `read` hashed, that the file
-    /// ends where it ended then, and that its length and modification time are still those
-    /// it had when opened (a write behind the reader, which the hash cannot see). A file
-    /// changed in between — grown, shrunk or written over — throws, and the batch, rolled
-    /// back, attaches nothing: a `file` page never declares a size or hash its parts do not
-    /// have, nor a file that was being written.
-    final class PartReader {
+    /// A source's parts, read again from its file as each book's batch stores them and
+    /// taken only if they are still the bytes `read` hashed (each part against its own hash):
+    /// so every book holds the file as it was read, and its `file` page's size and hash are
+    /// those of its parts.
+    ///
+    /// For the first book, a part that changed — the file shrunk, or written over — throws,
+    /// and so does, after the last part, a file that goes on beyond its size or whose length
+    /// or modification time are no longer those it had when opened (a write behind the
+    /// reader, which the hashes cannot see): its batch, rolled back, attaches nothing. A later
+    /// book takes a changed part from the first book's batch, stored and durable by then,
+    /// instead: once one book holds the file, every book gets it. From the file while it is
+    /// unchanged, not from the store, because the store reads through a memory map: a
+    /// file's worth of it would count in the daemon's resident memory.
+    struct PartReader {
         let source: Source
-        private var hasher = BLAKE2b(outputLength: 32)
-        private var next = 0
-
-        init(_ source: Source) { self.source = source }
 
         /// How many parts the file has.
         var parts: Int { (source.size + partSize - 1) / partSize }
 
-        /// Part `k`: from 0 (which starts over, for a book that failed before its batch
-        /// was stored), in order.
+        /// Part `k` for the first book: the bytes `read` hashed, or it throws.
         func part(_ k: Int) throws -> [UInt8] {
-            if k == 0 {
-                hasher = BLAKE2b(outputLength: 32)
-                next = 0
-            }
-            precondition(k == next && k < parts, "parts are read in order")
-            let start = k * partSize
-            let length = min(partSize, source.size - start)
-            var bytes = [UInt8](repeating: 0, count: length)
-            let count = try bytes.withUnsafeMutableBytes { try source.file.read(into: $0, at: start, path: source.path) }
-            guard count == length else { throw changed }
-            hasher.update(bytes)
-            next += 1
-            source.afterPart?(k)
+            guard let bytes = try fromFile(k) else { throw changed }
             return bytes
         }
 
-        /// After the last part: the file ends there still, and its bytes are those hashed first.
+        /// Part `k` for a book after the first: from the file, or `stored()` if it changed.
+        func part(_ k: Int, else stored: () throws -> [UInt8]) throws -> [UInt8] {
+            try fromFile(k) ?? stored()
+        }
+
+        /// After the first book's last part: the file ends there still, and was not written
+        /// since it was opened.
         func finish() throws {
-            precondition(next == parts, "every part is read before the file is checked")
             var byte: UInt8 = 0
             let beyond = try withUnsafeMutableBytes(of: &byte) { try source.file.read(into: $0, at: source.size, path: source.path) }
-            guard beyond == 0, hasher.finalize().hexString == source.hash, source.opened.size == source.size,
-                  try source.file.version(path: source.path) == source.opened else { throw changed }
-            hasher = BLAKE2b(outputLength: 32)
+            guard beyond == 0, source.opened.size == source.size, try source.file.version(path: source.path) == source.opened else {
+                throw changed
+            }
+        }
+
+        /// Part `k` as the file holds it now, if those are the bytes `read` hashed.
+        private func fromFile(_ k: Int) throws -> [UInt8]? {
+            precondition(k < parts, "a part of the file")
+            let start = k * partSize
+            var bytes = [UInt8](repeating: 0, count: min(partSize, source.size - start))
+            let count = try bytes.withUnsafeMutableBytes { try source.file.read(into: $0, at: start, path: source.path) }
+            source.afterPart?(k)
+            guard count == bytes.count, BLAKE2b.hash(bytes, outputLength: 32)[...] == source.partHashes[(k * 32)..<(k * 32 + 32)] else {
+                return nil
+            }
+            return bytes
         }
 
         private var changed: MessengerError {

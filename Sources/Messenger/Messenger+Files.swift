@@ -35,12 +35,12 @@ extension Messenger {
     /// (empty: none). Durable when it returns; readers get it by replication, now or later.
     /// Returns its entry (the journal's copy).
     ///
-    /// One part (256 KiB) in memory at a time, not the file: the first book's batch (the
-    /// journal's) reads the parts from the file as it stores them, and checks they are the
-    /// bytes `read` hashed before it stores the `file` page (`Attachments.PartReader`); every
-    /// other book's batch copies them from that batch, stored and durable by then, so a file
-    /// changed meanwhile can only fail the first batch — rolled back whole, nothing attached —
-    /// and no book ever holds a `file` page its parts do not match.
+    /// One part (256 KiB) in memory at a time, not the file: each book's batch reads the
+    /// parts from the file as it stores them, and takes only the bytes `read` hashed
+    /// (`Attachments.PartReader`). A file changed meanwhile fails the first book's batch (the
+    /// journal's) — rolled back whole, nothing attached — or, once that batch is stored, makes
+    /// the later books copy the changed parts from it: no book ever holds a `file` page its
+    /// parts do not match.
     @discardableResult
     public func attach(_ source: Attachments.Source, caption: String = "", to task: TaskID) throws -> LogEntry {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
@@ -56,7 +56,7 @@ extension Messenger {
         }
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
-        let reader = Attachments.PartReader(source)
+        let reader = Attachments.PartReader(source: source)
         let size = source.size
         let part = reader.parts
         let file = AttachedFile(name: source.name, size: UInt64(size), parts: UInt64(part), hash: source.hash)
@@ -69,14 +69,16 @@ extension Messenger {
         let written = try appendToBooksWritten(count: part + 1, in: task) { offset, reading, first in
             guard let first else {
                 guard offset < part else {
-                    // The parts just stored are the bytes the hash declares, or nothing is.
+                    // The file was not written while the parts were stored, or nothing is.
                     try reader.finish()
                     return described
                 }
                 return chunk(offset, try reader.part(offset))
             }
             guard offset < part else { return described }
-            return chunk(offset, try Self.storedPart(offset, id: id, at: first.start + UInt64(offset), of: first.book, reading: reading))
+            return chunk(offset, try reader.part(offset) {
+                try Self.storedPart(offset, id: id, at: first.start + UInt64(offset), of: first.book, reading: reading)
+            })
         }
         notify(.changed(task))
         guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
@@ -86,7 +88,7 @@ extension Messenger {
     }
 
     /// The bytes of part `part` of file `id` as page `index` of `book` holds them: the first
-    /// book's batch of an attach, which the next books copy.
+    /// book's batch of an attach, which the next books copy when the file changed.
     private static func storedPart(_ part: Int, id: String, at index: UInt64, of book: BookID,
                                    reading: BookStore.Reading) throws -> [UInt8] {
         guard let bytes = try reading.page(index, of: book), let page = try? MessengerPage(decoding: bytes),

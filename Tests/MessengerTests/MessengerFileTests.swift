@@ -225,8 +225,8 @@ import Testing
         await ana.stop()
     }
 
-    @Test("attach reads the file once for the journal's batch, a part at a time; the pairwise books copy the parts from it")
-    func attachStreamsThePartsOnce() async throws {
+    @Test("attach reads the file a part at a time as each book's batch stores it; every book holds the parts byte-identical")
+    func attachStreamsTheParts() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
         let ana = try bed.offline(2)
@@ -241,7 +241,7 @@ import Testing
         let reads = PartReads()
         source.afterPart = { reads.add($0) }
         let entry = try await ana.messenger.attach(source, caption: "the plan", to: task)
-        #expect(reads.all == [0, 1, 2, 3], "the file's parts read once, for the first book only")
+        #expect(reads.all == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3], "a part at a time, in order, for each of the three books")
         #expect(entry.file == AttachedFile(name: "plan.pdf", size: UInt64(bytes.count), parts: 4, hash: Attachments.hash(bytes)))
         for (name, book) in books {
             let start = try #require(before[book.id])
@@ -262,7 +262,7 @@ import Testing
         await ana.stop()
     }
 
-    @Test("a file changed while it is attached — written over, shrunk, grown — is refused in one line; no book holds any of it")
+    @Test("a file changed while it is attached — written over, shrunk, grown — is refused in one line, no book touched; changed once the journal holds it, every book gets it as read")
     func fileChangedWhileAttached() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
@@ -321,11 +321,26 @@ import Testing
         #expect(try await ana.messenger.log(of: task).isEmpty)
         #expect(try await ana.messenger.files(of: task).isEmpty)
 
-        // Left as it was read, it is attached, whole, to every book.
+        // Written over once the journal's batch is stored: the file is attached as it was read,
+        // to every book — the pairwise books take the changed parts from the journal's batch.
         write(bytes, at: 0)
         #expect(truncate(path, off_t(bytes.count)) == 0)
-        let entry = try await ana.messenger.attach(try Attachments.read(path: path), to: task)
+        var source = try Attachments.read(path: path)
+        let reads = PartReads()
+        source.afterPart = { part in
+            reads.add(part)
+            // After the first pairwise book's part 0: its parts 1 and 2, and all of the
+            // second pairwise book's, differ from the file read.
+            if reads.all.count == 4 { write([UInt8](repeating: 9, count: 2 * Attachments.partSize), at: 0) }
+        }
+        let entry = try await ana.messenger.attach(source, to: task)
+        #expect(reads.all == [0, 1, 2, 0, 1, 2, 0, 1, 2])
+        #expect(entry.file == AttachedFile(name: "roof.jpg", size: UInt64(bytes.count), parts: 3, hash: Attachments.hash(bytes)))
         #expect(books.map { $0.book.length } == lengths.map { $0 + 4 })
+        for (name, book) in books {
+            let pages = try (book.length - 4..<book.length).map { try MessengerPage(decoding: try #require(try book.get($0))) }
+            #expect(pages.dropLast().flatMap(\.data) == bytes, "\(name.text): the file as it was read")
+        }
         #expect(try await ana.messenger.files(of: task).map(\.entry) == [entry])
         await ana.stop()
     }
