@@ -72,7 +72,7 @@ struct BackupCommand: AsyncParsableCommand {
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task", abstract: "Create, leave and compile tasks.",
-        subcommands: [TaskNewCommand.self, TaskLeaveCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
+        subcommands: [TaskNewCommand.self, TaskLeaveCommand.self, TaskRemoveCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
 }
 
 struct TaskLeaveCommand: AsyncParsableCommand {
@@ -94,6 +94,30 @@ struct TaskLeaveCommand: AsyncParsableCommand {
             if output.json { try printJSON(left); return }
             printOut("left    \(left.task)  \(Format.title(left.title, or: "")): \(counted(left.messages, "message")) "
                      + "and \(counted(left.books, "book")) deleted")
+        }
+    }
+}
+
+struct TaskRemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Move a task on to a new one without some members.",
+        discussion: """
+            Nobody can be put out of a task: its invite code lets every member in, for good.             This creates a new task with the same title, of which you are the creator, and             takes every other member you know in the task along: their bookswarm joins it by             itself when it gets your books (the new invite travels sealed to each of them).             Those left out see that the task moved on, and nothing they can join. The old task             stays as it is, with its history; `tasks` shows where it moved on to.
+            """)
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
+    @Argument(help: "The members to leave out: each a peer id, 8 hex digits of one or more, or a display name as shown.")
+    var members: [String] = []
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            guard !members.isEmpty else { throw CLIError("name the members to leave out (see: bookswarm tasks)") }
+            let moved = try await Control.call(ControlRequest(command: .taskRemove, task: task, members: members), vault, as: MoveResult.self)
+            if output.json { try printJSON(moved); return }
+            let without = (moved.entry.without ?? []).map { String($0.prefix(8)) }.joined(separator: ", ")
+            printOut("task    \(moved.successor.id)  \(Format.title(moved.successor.title, or: ""))")
+            printOut("without \(without); \(counted(moved.entry.with?.count ?? 0, "member")) taken along (they join it by themselves)")
         }
     }
 }
@@ -251,6 +275,7 @@ struct TasksCommand: AsyncParsableCommand {
                 let members = task.members.map { Format.who($0.peer, name: $0.name, me: "") + ($0.online ? "*" : "") }.joined(separator: ", ")
                 printOut("          members: \(task.members.count) (\(online) online)" + (members.isEmpty ? "" : "  " + members))
                 printOut("          invite:  \(task.invite)")
+                if let successor = task.successor { printOut("          moved on to \(successor.prefix(8)) (a task without some of its members)") }
                 for member in task.members { if let problem = member.problem { printOut("          ! \(problem)") } }
             }
         }
@@ -317,7 +342,8 @@ struct LogCommand: AsyncParsableCommand {
 /// Human-readable lines.
 enum Format {
     /// A message: `[12:04:05] Ana (1d0f2a77): text`; a join: `[12:03:59] * Ana (1d0f2a77) joined`
-    /// (the `*` of the chat's other events, never a message's `name: ` form); a file:
+    /// (the `*` of the chat's other events, never a message's `name: ` form), and a move:
+    /// `[12:05:00] * Ana (1d0f2a77) moved the task on to a new one without 3fa2b1c0`; a file:
     /// `[12:04:09] Ana (1d0f2a77) attached roof.jpg (2.3 MB): caption` — not the `name: ` form
     /// either, so no chat message can pass for a file.
     static func line(_ entry: LogEntry, me: String) -> String {
@@ -330,6 +356,9 @@ enum Format {
             let file = entry.file.map(named) ?? "a file"
             let caption = entry.text.isEmpty ? "" : ": " + shown(entry.text, continuation: "    | ")
             return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)) attached \(file)\(caption)"
+        case .successor:
+            let without = (entry.without ?? []).map { who($0, name: nil, me: me) }.joined(separator: ", ")
+            return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) moved the task on to a new one without \(without)"
         }
     }
 

@@ -36,6 +36,10 @@ public enum Control {
                                + "with its \(counted(summary.messages, "message")); run again with --yes to leave")
             }
             return try encoder.encode(try await messenger.leave(task))
+        case .taskRemove:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            let without = try await messenger.resolveMembers(request.members ?? [], in: task)
+            return try encoder.encode(try await messenger.moveOn(task, without: without))
         case .tasks:
             return try encoder.encode(try await messenger.summaries())
         case .send:

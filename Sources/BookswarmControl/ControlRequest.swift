@@ -15,6 +15,9 @@ public struct ControlRequest: Codable, Sendable {
         case files
         /// `task`, `name` (the file: id, name or id prefix), `path` (absolute destination).
         case save
+        /// `task`, `members` (each a peer id, 8 hex digits of one or more, or a display
+        /// name): move the task on to a new one without them.
+        case taskRemove = "task-remove"
     }
 
     public var command: Command
@@ -28,9 +31,11 @@ public struct ControlRequest: Codable, Sendable {
     public var markRead: Bool?
     /// `task-leave`: really leave (without it, the answer says what would be deleted).
     public var confirm: Bool?
+    /// `task-remove`: the members to leave out.
+    public var members: [String]?
 
     public init(command: Command, task: String? = nil, text: String? = nil, name: String? = nil, path: String? = nil,
-                verify: Bool? = nil, markRead: Bool? = nil, confirm: Bool? = nil) {
+                verify: Bool? = nil, markRead: Bool? = nil, confirm: Bool? = nil, members: [String]? = nil) {
         self.command = command
         self.task = task
         self.text = text
@@ -39,6 +44,7 @@ public struct ControlRequest: Codable, Sendable {
         self.verify = verify
         self.markRead = markRead
         self.confirm = confirm
+        self.members = members
     }
 }
 

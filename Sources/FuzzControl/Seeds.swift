@@ -25,6 +25,7 @@ enum Seeds {
             ("check", #"{"command":"check","name":"record"}"#),
             ("task-leave-ask", #"{"command":"task-leave","task":"Fix the roof"}"#),
             ("task-leave", #"{"command":"task-leave","confirm":true,"task":"Fix the roof"}"#),
+            ("task-remove", #"{"command":"task-remove","members":["Ana"],"task":"Fix the roof"}"#),
             ("follow", #"{"command":"follow","task":"Fix the roof"}"#),
             ("attach", #"{"command":"attach","path":"\#(files)/\#(VaultBed.fileName)","task":"Fix the roof","text":"again"}"#),
             ("attach-named", #"{"command":"attach","name":"leak.txt","path":"\#(files)/\#(VaultBed.fileName)","task":"Fix the roof"}"#),

@@ -36,6 +36,15 @@ enum Seeds {
                           fields: ["hash": Attachments.hash([UInt8](repeating: 0x61, count: 300) + Array("the rest".utf8)),
                                    "id": fileID, "name": "roof.jpg", "parts": "2", "size": "308"])),
         ]
+        // A move to a successor (§10.2 Successors), the invite sealed to the book's reader,
+        // and the `followed` page a journal records.
+        let leftOut = PeerID(try! Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: 0x5a, count: 32))).publicKey)
+        let invite = R.author.bytes + [UInt8](repeating: 0x77, count: 16)
+        if let sealed = try? SealedBox.seal(invite, to: R.reader.publicKey.x25519()) {
+            pages.append(("successor", page(9, kind: .successor, data: Successor(without: [leftOut], with: [R.reader], invite: sealed).encoded(),
+                                            fields: ["id": "00112233445566778899aabb"])))
+        }
+        pages.append(("followed", page(10, kind: .followed, data: R.author.bytes + invite, fields: ["id": "00112233445566778899aabb"])))
         if let copy = genuineCopy() {
             pages.append(("copy", page(5, kind: .copy, data: copy.encodedData(), refs: [copy.ref],
                                        fields: ["author": R.author.publicKey.hex, "task": R.task.hex])))

@@ -13,6 +13,9 @@ public struct LogEntry: Codable, Hashable, Sendable {
         case join
         /// A `file` page: the author attached a file (`LogEntry.file`); `text` is its caption.
         case file
+        /// A `successor` page: the author moved the task on to a task of its own without the
+        /// members in `without` (`LogEntry.without`, `LogEntry.with`); `text` is "".
+        case successor
 
         /// The page type (§10.2): the last key of the log's order.
         var pageType: UInt64 {
@@ -20,11 +23,13 @@ public struct LogEntry: Codable, Hashable, Sendable {
             case .chat: return 1
             case .join: return 3
             case .file: return 9
+            case .successor: return 10
             }
         }
 
-        /// Whether the entry counts as a message (§10.3): a chat or a file, never a join.
-        public var isMessage: Bool { self != .join }
+        /// Whether the entry counts as a message (§10.3): a chat or a file, never a join or
+        /// a move to a successor.
+        public var isMessage: Bool { self == .chat || self == .file }
     }
 
     /// Author's peer id (hex).
@@ -46,9 +51,13 @@ public struct LogEntry: Codable, Hashable, Sendable {
     public var kind: Kind
     /// On a file entry: the file, as its `file` page describes it; nil otherwise.
     public var file: AttachedFile?
+    /// On a successor entry: the members left out and those taken along (peer ids, hex);
+    /// nil otherwise.
+    public var without: [String]?
+    public var with: [String]?
 
     public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil,
-                kind: Kind = .chat, file: AttachedFile? = nil) {
+                kind: Kind = .chat, file: AttachedFile? = nil, without: [String]? = nil, with: [String]? = nil) {
         self.author = author
         self.id = id
         self.time = time
@@ -58,6 +67,8 @@ public struct LogEntry: Codable, Hashable, Sendable {
         self.name = name
         self.kind = kind
         self.file = file
+        self.without = without
+        self.with = with
     }
 
     /// Identifies the entry across books: one kind, one author, one id (a chat and a join
@@ -70,7 +81,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         (a.time, a.author, a.index, a.id, a.kind.pageType) < (b.time, b.author, b.index, b.id, b.kind.pageType)
     }
 
-    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file }
+    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file, without, with }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -83,6 +94,8 @@ public struct LogEntry: Codable, Hashable, Sendable {
         name = try c.decodeIfPresent(String.self, forKey: .name)
         kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .chat
         file = try c.decodeIfPresent(AttachedFile.self, forKey: .file)
+        without = try c.decodeIfPresent([String].self, forKey: .without)
+        with = try c.decodeIfPresent([String].self, forKey: .with)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -96,6 +109,8 @@ public struct LogEntry: Codable, Hashable, Sendable {
         try c.encodeIfPresent(name, forKey: .name)
         if kind != .chat { try c.encode(kind, forKey: .kind) }
         try c.encodeIfPresent(file, forKey: .file)
+        try c.encodeIfPresent(without, forKey: .without)
+        try c.encodeIfPresent(with, forKey: .with)
     }
 }
 
@@ -125,6 +140,24 @@ public struct MessageLog: Sendable {
     private typealias NameOrder = (time: UInt64, generation: UInt32, index: UInt64)
     /// Every copy of every part of a file read: "author/id" → part number → copies.
     private var partCopies: [String: [UInt64: [PartCopy]]] = [:]
+    /// Every `successor` page read, in the books of their authors for other members (not
+    /// journals): where a member finds the invite sealed to it.
+    public private(set) var successors: [SuccessorCopy] = []
+    /// The `successor` pages this peer followed ("author hex/id"), from its journal's
+    /// `followed` pages, and the successor task each led to.
+    public private(set) var followed: [String: InviteCode] = [:]
+    /// The successor tasks this peer created from this task (its journal's `successor` pages).
+    public private(set) var movedOn: [InviteCode] = []
+
+    /// A `successor` page in a member's book for another.
+    public struct SuccessorCopy: Sendable {
+        public var author: PeerID
+        public var reader: PeerID
+        public var id: String
+        public var successor: Successor
+        /// "author hex/id", as `followed` has it.
+        public var key: String { author.publicKey.hex + "/" + id }
+    }
 
     /// Where one copy of a part of a file sits (a `chunk` page), and its length.
     public struct PartCopy: Hashable, Sendable {
@@ -179,6 +212,7 @@ public struct MessageLog: Sendable {
         let kind: LogEntry.Kind
         let text: String
         var file: AttachedFile?
+        var moved: Successor?
         switch page.kind {
         case .chat:
             guard let chat = page.text else {
@@ -199,6 +233,31 @@ public struct MessageLog: Sendable {
                 return
             }
             (kind, text, file) = (.file, manifest.caption, manifest.file)
+        case .successor:
+            guard let id = page.meta.fields["id"], Attachments.isHex(id, count: 24),
+                  let successor = Successor(data: page.data, author: name.author, reader: name.reader) else {
+                malformed += 1
+                return
+            }
+            if name.isJournal {
+                if let task = TaskID(bytes: Array(successor.invite.suffix(TaskID.length))) {
+                    movedOn.append(InviteCode(creator: name.author, task: task))
+                }
+            } else {
+                successors.append(SuccessorCopy(author: name.author, reader: name.reader, id: id, successor: successor))
+            }
+            (kind, text) = (.successor, "")
+            moved = successor
+        case .followed:
+            // §10.2: the author of the page followed ‖ the successor's invite; journals only.
+            guard name.isJournal, let id = page.meta.fields["id"], Attachments.isHex(id, count: 24), page.data.count == 80,
+                  let author = try? PeerID(bytes: Array(page.data.prefix(32))), Array(page.data[32..<64]) == Array(page.data.prefix(32)),
+                  let task = TaskID(bytes: Array(page.data.suffix(TaskID.length))) else {
+                malformed += 1
+                return
+            }
+            followed[author.publicKey.hex + "/" + id] = InviteCode(creator: author, task: task)
+            return
         case .chunk:
             guard let (id, part) = Attachments.chunk(of: page) else {
                 malformed += 1
@@ -214,7 +273,8 @@ public struct MessageLog: Sendable {
         let id = page.meta.fields["id"] ?? "\(source.bookHex.prefix(16)):\(index)"
         bookOrder[source.bookHex] = (source.readerHex, name.generation)
         entries.append(LogEntry(author: source.authorHex, id: id, time: page.meta.time, text: text,
-                                book: source.bookHex, index: index, kind: kind, file: file))
+                                book: source.bookHex, index: index, kind: kind, file: file,
+                                without: moved.map { $0.without.map(\.publicKey.hex) }, with: moved.map { $0.with.map(\.publicKey.hex) }))
     }
 
     /// Lets go of the entries (kept in an `OrderedLog`), keeping what else was read: the
@@ -222,7 +282,9 @@ public struct MessageLog: Sendable {
     mutating func forgetEntries() { entries = [] }
 
     /// Whether nothing was read into this log.
-    public var isEmpty: Bool { entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty }
+    public var isEmpty: Bool {
+        entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty && successors.isEmpty && followed.isEmpty
+    }
 
     /// Takes in what another log (of other books of the same task) has read.
     public mutating func absorb(_ other: MessageLog) {
@@ -232,6 +294,9 @@ public struct MessageLog: Sendable {
         for (file, parts) in other.partCopies {
             partCopies[file, default: [:]].merge(parts) { $0 + $1 }
         }
+        successors += other.successors
+        followed.merge(other.followed) { mine, _ in mine }
+        movedOn += other.movedOn
         absorbNames(other)
     }
 

@@ -106,6 +106,9 @@ extension Messenger {
         for (peer, connection) in network.connections where connection.topics.contains(record.invite.topic) {
             await runConnectionProtocol(with: peer, task: task)
         }
+        // Successor pages that arrived before this start (the process ended before it
+        // followed them).
+        await followSuccessors(of: task)
     }
 
     /// Has the replicator fetch a member's book from any holder, and tells followers when
@@ -118,7 +121,11 @@ extension Messenger {
         }
         let updates = book.lengthUpdates
         self.network?.watchers[book.id] = Task { [weak self] in
-            for await _ in updates { await self?.notify(.changed(task)) }
+            for await _ in updates {
+                await self?.notify(.changed(task))
+                // A member may have moved the task on and taken this peer along.
+                await self?.followSuccessors(of: task)
+            }
         }
     }
 

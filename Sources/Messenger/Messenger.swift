@@ -57,11 +57,19 @@ public actor Messenger {
     /// How often a book given up was asked of its reader again after a refusal
     /// (`retryTakingBack`).
     var takeBackRetries: [BookID: Int] = [:]
+    /// This peer's X25519 key pair (its identity's), which opens the invites of successors
+    /// sealed to it.
+    let agreementKeys: X25519.KeyPair
+    /// Tasks whose successors are being followed now (`followSuccessors`), and successor
+    /// pages whose invite did not open (reported once).
+    var followingSuccessors: Set<TaskID> = []
+    var unopenedSuccessors: Set<String> = []
 
     /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory).
     public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,
                 wallClock: @escaping @Sendable () -> UInt64 = { Messenger.milliseconds(since1970: Date()) }) throws {
         localPeer = PeerID(identity.publicKey)
+        agreementKeys = try identity.x25519()
         self.store = store
         self.wallClock = wallClock
         markers = ReadMarkers(file: stateFile)
@@ -140,7 +148,8 @@ public actor Messenger {
     }
 
     /// Finds a task from what a person typed: its id or an unambiguous prefix of it (at
-    /// least 4 hex digits), its invite code, or its exact title.
+    /// least 4 hex digits), its invite code, or its exact title (of a task and the one it
+    /// moved on to, the latter).
     public func resolveTask(_ text: String) throws -> TaskID {
         let typed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if let invite = try? InviteCode(parsing: typed), tasks[invite.task] != nil { return invite.task }
@@ -151,7 +160,7 @@ public actor Messenger {
             if hits.count > 1 { throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(hits.count) tasks; type more of the id") }
         }
         let titles = tasks.keys.compactMap { task in title(of: task).map { (task, $0) } }
-        let titled = titles.filter { $0.1 == typed }.map(\.0)
+        let titled = current(titles.filter { $0.1 == typed }.map(\.0))
         if titled.count == 1 { return titled[0] }
         if titled.count > 1 { throw MessengerError(.ambiguousTask, "\(titled.count) tasks are titled \"\(typed)\"; use the id") }
         // Then the title as typed in any case (and width, and accents), whole, or the
@@ -162,7 +171,9 @@ public actor Messenger {
         let key = folded(typed)
         if !key.isEmpty {
             let whole = titles.filter { folded($0.1) == key }
-            let matches = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : whole
+            let found = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : whole
+            let kept = Set(current(found.map(\.0)))
+            let matches = found.filter { kept.contains($0.0) }
             if matches.count == 1 { return matches[0].0 }
             if matches.count > 1 {
                 let shown = matches.map(\.1).sorted()
@@ -171,6 +182,19 @@ public actor Messenger {
             }
         }
         throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (see: bookswarm tasks)")
+    }
+
+    /// Of several tasks a title matches, those not moved on to another of them (§10.3,
+    /// Successors): after a move, the title names the new task. One task, or none moved on
+    /// that way: all of them.
+    private func current(_ matching: [TaskID]) -> [TaskID] {
+        guard matching.count > 1 else { return matching }
+        let ids = Set(matching)
+        let kept = matching.filter { task in
+            guard let log = try? taskLog(of: task).log else { return true }
+            return !(log.movedOn.map(\.task) + log.followed.values.map(\.task)).contains { ids.contains($0) }
+        }
+        return kept.isEmpty ? matching : kept
     }
 
     public func taskIDs() -> [TaskID] { Array(tasks.keys) }
@@ -270,9 +294,10 @@ public actor Messenger {
         // Messages (chats and files) only: a join is shown, but neither counted nor ever unread (§10.7).
         let messages = log.order.messages
         let fromOthers = messages - (log.order.messagesByAuthor[localPeer.publicKey.hex] ?? 0)
+        let successor = log.log.movedOn.last ?? log.log.followed.values.sorted { $0.task.hex < $1.task.hex }.last
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: messages,
-                           unread: max(0, fromOthers - markers.seen(task)))
+                           unread: max(0, fromOthers - markers.seen(task)), successor: successor?.task.hex)
     }
 
     // MARK: - Chat
@@ -567,13 +592,14 @@ public actor Messenger {
             var order: (UInt64, String, UInt64, UInt64)
         }
         /// The `chat`, `join`, `chunk` and `file` pages of a book of ours (a join only if it
-        /// names us, as every reader requires) — where they are, not their bytes: a task's
-        /// files can be far larger than memory.
-        func history(of book: Book) throws -> [Source] {
+        /// names us, as every reader requires), and the journal's `successor` pages — where
+        /// they are, not their bytes: a task's files can be far larger than memory.
+        func history(of book: Book, isJournal: Bool = false) throws -> [Source] {
             try (0..<book.contiguousLength).compactMap { index in
                 guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes) else { return nil }
                 switch page.kind {
                 case .chat, .chunk, .file: break
+                case .successor: guard isJournal else { return nil }
                 case .join: guard page.data == localPeer.bytes else { return nil }
                 default: return nil
                 }
@@ -589,7 +615,8 @@ public actor Messenger {
         func order(_ page: MessengerPage) -> (UInt64, String, UInt64, UInt64) {
             (page.meta.time, page.meta.fields["id"] ?? "", page.kind.code, Attachments.number(page.meta.fields["part"]) ?? 0)
         }
-        let journal = try history(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) })
+        let journal = try history(of: try storage { try store.createOrOpen(name: TaskBookName.journal(of: localPeer, task: task).text) },
+                                  isJournal: true)
         var seen = Set(journal.compactMap(\.key))
         var recovered: [Source] = []
         for (other, taken) in try books(of: task) where other.author == localPeer && !other.isJournal && !taken.isWritable {
@@ -610,8 +637,10 @@ public actor Messenger {
                 throw MessengerError(.storage, "page \(source.index) of book \(source.book.hex.prefix(16))… went away while its copy was written")
             }
             let page = try MessengerPage(decoding: bytes)
-            // The same kind, id and time: readers deduplicate and order it as the original.
-            return PageSpec(kind: page.kind, data: page.data, refs: page.refs, fields: page.meta.fields, time: page.meta.time)
+            // The same kind, id and time: readers deduplicate and order it as the original;
+            // a successor's invite made for this reader.
+            let data = page.kind == .successor ? try successorData(page.data, for: reader) : page.data
+            return PageSpec(kind: page.kind, data: data, refs: page.refs, fields: page.meta.fields, time: page.meta.time)
         }
         return book
     }

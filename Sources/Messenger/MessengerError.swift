@@ -27,6 +27,9 @@ public struct MessengerError: CodedError {
         case unknownFile
         /// The file is not here whole yet, or its bytes do not match its hash: not written.
         case fileUnavailable
+        /// No member of the task matches what the person typed, or several do; or a member
+        /// cannot be left out (this peer itself).
+        case unknownMember
     }
 
     public let code: Code

@@ -57,6 +57,12 @@ public struct MessengerPage: Hashable, Sendable {
         /// the caption (UTF-8, maybe empty); `meta.fields` hold `hash`, `id`, `name`, `parts`
         /// and `size`.
         case file
+        /// The author moved the task on to a successor task without some members
+        /// (PROTOCOL.md §10.2, Successors): `data` is `Successor`'s encoding; meta `id`.
+        case successor
+        /// In a journal only: this peer followed a member's `successor` page (its author's
+        /// peer id ‖ the successor's invite); meta `id`, the `successor` page's.
+        case followed
         case unknown(UInt64)
 
         var code: UInt64 {
@@ -70,6 +76,8 @@ public struct MessengerPage: Hashable, Sendable {
             case .name: return 7
             case .chunk: return 8
             case .file: return 9
+            case .successor: return 10
+            case .followed: return 11
             case let .unknown(code): return code
             }
         }
@@ -85,6 +93,8 @@ public struct MessengerPage: Hashable, Sendable {
             case 7: self = .name
             case 8: self = .chunk
             case 9: self = .file
+            case 10: self = .successor
+            case 11: self = .followed
             default: self = .unknown(code)
             }
         }

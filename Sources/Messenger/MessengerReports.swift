@@ -11,6 +11,9 @@ public struct TaskSummary: Codable, Hashable, Sendable {
     public var members: [MemberSummary]
     public var messages: Int
     public var unread: Int
+    /// The task this peer moved this one on to, or followed a member to (PROTOCOL.md §10.3,
+    /// Successors): its id; absent if none.
+    public var successor: String? = nil
 }
 
 public struct MemberSummary: Codable, Hashable, Sendable {

@@ -286,6 +286,41 @@ struct CLIProcessTests {
         for m in [ana, bob, carol] { await m.stop() }
     }
 
+    @Test("task remove: Bob moves the task on without Carol; Ana's daemon follows by itself, Carol sees the move; errors are one line",
+          .timeLimit(.minutes(2)))
+    func removeAMember() async throws {
+        let scratch = Scratch()
+        let (bob, ana, carol) = try await Member.bobAnaAndCarolStarted(scratch)
+        defer { for m in [bob, ana, carol] { if let d = m.daemon { kill(d.pid, SIGKILL) } } }
+        let task = try await bob.newTask("roof")
+        try await ana.ok(["join", task.invite])
+        try await carol.ok(["join", task.invite])
+        try await bob.ok(["send", task.id, "hello"])
+        for m in [ana, carol] { #expect(try await eventually { try await m.texts(task.id) == ["hello"] }) }
+        #expect(try await eventually { try await bob.ok(["tasks"]).contains("members: 2") })
+        let carolID = try await carol.id
+
+        for (arguments, error) in [([String](), "name the members to leave out"), (["nobody"], "no member of this task is named"),
+                                    ([try await bob.id], "you cannot leave yourself out")] {
+            let refused = try await bob.run(["task", "remove", task.id] + arguments)
+            #expect(!refused.ok && refused.stderr.hasPrefix("bookswarm: ") && refused.stderr.contains(error)
+                    && refused.stderr.filter { $0 == "\n" }.count == 1 && refused.stdout.isEmpty, "\(refused)")
+        }
+        let moved = try await bob.ok(["task", "remove", task.id, String(carolID.prefix(8))])
+        let lines = moved.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].hasPrefix("task    ") && lines[1] == "without \(carolID.prefix(8)); 1 member taken along (they join it by themselves)", "\(moved)")
+        let successor = String(lines[0].dropFirst(8).prefix(32))
+        // Ana's daemon joins the new task by itself; Bob and Ana talk there.
+        #expect(try await eventually { try await ana.ok(["tasks"]).contains(successor.prefix(8) + "  roof") })
+        try await bob.ok(["send", successor, "just us"])
+        #expect(try await eventually { try await ana.texts(successor) == ["just us"] })
+        #expect(try await ana.ok(["tasks"]).contains("moved on to \(successor.prefix(8))"))
+        // Carol sees the move in the old task's log, and has no new task.
+        #expect(try await eventually { try await carol.ok(["log", task.id]).contains("moved the task on to a new one without you") })
+        #expect(try await !carol.ok(["tasks"]).contains(successor.prefix(8)))
+        for m in [bob, ana, carol] { await m.stop() }
+    }
+
     @Test("names: chosen with `bookswarm name`, shown to the other member beside the peer id", .timeLimit(.minutes(1)))
     func names() async throws {
         let scratch = Scratch()

@@ -38,6 +38,24 @@ import Testing
         #expect(try pair.publicKey.x25519() == x.publicKey)
     }
 
+    @Test("a sealed box opens with the recipient's key (its identity's X25519 form) only, and not once changed")
+    func sealedBox() throws {
+        let recipient = try Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: 3, count: 32)))
+        let other = try Ed25519.KeyPair(seed: SecretBytes(copying: [UInt8](repeating: 4, count: 32)))
+        let message = [UInt8]((0..<48).map { UInt8($0) })
+        let sealed = SealedBox.seal(message, to: try recipient.publicKey.x25519())
+        #expect(sealed.count == message.count + SealedBox.overhead)
+        #expect(SealedBox.seal(message, to: try recipient.publicKey.x25519()) != sealed, "a fresh ephemeral key each time")
+        #expect(try SealedBox.open(sealed, with: try recipient.x25519()) == message)
+        #expect(throws: SodiumError.self) { try SealedBox.open(sealed, with: try other.x25519()) }
+        for i in [0, 31, 32, 47, 48, sealed.count - 1] {
+            var changed = sealed
+            changed[i] ^= 0x01
+            #expect(throws: SodiumError.self) { try SealedBox.open(changed, with: try recipient.x25519()) }
+        }
+        #expect(throws: SodiumError.self) { try SealedBox.open(Array(sealed.prefix(47)), with: try recipient.x25519()) }
+    }
+
     @Test func x25519RFC7748() throws {
         // RFC 7748 §6.1.
         let alice = try X25519.KeyPair(secretKey: SecretBytes(copying: [UInt8](hex: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")!))

@@ -1,0 +1,124 @@
+import Books
+import Foundation
+import Swarm
+import Testing
+@testable import Messenger
+
+/// Moving a task on without some members (PROTOCOL.md §10.3, Successors), between
+/// messengers on the in-memory network.
+@Suite(.serialized) struct MessengerSuccessorTests {
+    @Test("Bob moves the task on without Carol: Ana follows by herself, Carol sees the move and cannot follow; leaving the new task sticks",
+          .timeLimit(.minutes(1)))
+    func moveOnWithoutAMember() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var (bob, ana, carol, task) = try await bed.threeInATask()
+        try await bob.messenger.send("before", to: task)
+        for peer in [ana, carol] { #expect(try await eventually { try await peer.texts(task) == ["before"] }) }
+
+        let moved = try await bob.messenger.moveOn(task, without: [carol.id])
+        let successor = try #require(TaskID(hex: moved.successor.id))
+        #expect(moved.successor.title == "t" && moved.successor.creator == bob.id.publicKey.hex)
+        #expect(moved.entry.kind == .successor && moved.entry.without == [carol.id.publicKey.hex]
+                && moved.entry.with == [ana.id.publicKey.hex])
+        #expect(try await bob.messenger.summary(of: task).successor == successor.hex)
+
+        // Ana's messenger opens the invite sealed to her and joins the new task by itself.
+        #expect(try await eventually { await ana.messenger.taskIDs().contains(successor) })
+        #expect(try await eventually { try await ana.messenger.summary(of: task).successor == successor.hex })
+        try await bob.messenger.send("in the new task", to: successor)
+        #expect(try await eventually { try await ana.texts(successor) == ["in the new task"] })
+        try await ana.messenger.send("here too", to: successor)
+        #expect(try await eventually { try await bob.texts(successor) == ["in the new task", "here too"] })
+        #expect(try await ana.messenger.summary(of: successor).members.map(\.peer) == [bob.id.publicKey.hex])
+        // The title now names the new task; the old one by its id.
+        #expect(try await bob.messenger.resolveTask("t") == successor)
+        #expect(try await ana.messenger.resolveTask("T") == successor)
+
+        // Carol sees that the task moved on without her, and has nothing to join.
+        #expect(try await eventually {
+            try await carol.messenger.log(of: task).contains { $0.kind == .successor && $0.without == [carol.id.publicKey.hex] }
+        })
+        #expect(await !carol.messenger.taskIDs().contains(successor))
+        #expect(try await carol.messenger.summary(of: task).successor == nil)
+        #expect(try await carol.messenger.summary(of: task).messages == 1, "a move is no message")
+        #expect(try await carol.messenger.resolveTask("t") == task)
+
+        // Ana leaves the new task: it does not come back, not even after a restart.
+        _ = try await ana.messenger.leave(successor)
+        await ana.stop()
+        ana = try await bed.online(2)
+        try await bob.messenger.send("after", to: task)
+        #expect(try await eventually { try await ana.texts(task).last == "after" })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await !ana.messenger.taskIDs().contains(successor))
+        _ = carol
+        for peer in [bob, ana, carol] { await peer.stop() }
+    }
+
+    @Test("a member met only after the move gets the invite in the first pages of its book, if it was taken along")
+    func memberMetAfterTheMove() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let (bob, ana, carol, task) = try await bed.threeInATask()
+        #expect(try await eventually { try await bob.messenger.summary(of: task).members.count == 2 })
+        // Bob writes his books for Ana and Carol again from his journal, as for a member
+        // met later (the journal's successor page made for each reader).
+        _ = try await bob.messenger.moveOn(task, without: [carol.id])
+        let forAna = try await bob.messenger.successorData(try Self.journalSuccessor(bob, task), for: ana.id)
+        let forCarol = try await bob.messenger.successorData(try Self.journalSuccessor(bob, task), for: carol.id)
+        let lists = 1 + 32 + 1 + 32
+        #expect(forAna.count == lists + 96)
+        #expect(forCarol.count == lists)
+        #expect(Successor(data: forAna, author: bob.id, reader: ana.id) != nil)
+        #expect(Successor(data: forCarol, author: bob.id, reader: carol.id) != nil)
+        #expect(Successor(data: forAna, author: bob.id, reader: carol.id) == nil, "a sealed invite in a book for one left out")
+        for peer in [bob, ana, carol] { await peer.stop() }
+    }
+
+    @Test("moving on: one's own id, a stranger, nobody, and a typed member")
+    func refusals() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let (bob, ana, carol, task) = try await bed.threeInATask()
+        #expect(try await eventually { try await bob.messenger.summary(of: task).members.count == 2 })
+        await #expect(throws: MessengerError(.unknownMember, "")) { try await bob.messenger.moveOn(task, without: []) }
+        await #expect(throws: MessengerError(.unknownMember, "")) { try await bob.messenger.moveOn(task, without: [bob.id]) }
+        let stranger = PeerID(MessengerBed.identity(77).publicKey)
+        await #expect(throws: MessengerError(.unknownMember, "")) { try await bob.messenger.moveOn(task, without: [stranger]) }
+        #expect(await bob.messenger.taskIDs().count == 1, "nothing created by a refusal")
+        #expect(try await bob.messenger.resolveMembers([String(carol.id.publicKey.hex.prefix(8))], in: task) == [carol.id])
+        await #expect(throws: MessengerError(.unknownMember, "")) { try await bob.messenger.resolveMembers(["nobody"], in: task) }
+        _ = try await ana.messenger.setOwnName("Ana")
+        #expect(try await eventually { (try? await bob.messenger.resolveMembers(["Ana"], in: task)) == [ana.id] })
+        for peer in [bob, ana, carol] { await peer.stop() }
+    }
+
+    static func journalSuccessor(_ peer: Peer, _ task: TaskID) throws -> [UInt8] {
+        let journal = try #require(try peer.store.book(named: TaskBookName.journal(of: peer.id, task: task).text))
+        for index in 0..<journal.length {
+            let page = try MessengerPage(decoding: try #require(try journal.get(index)))
+            if case .successor = page.kind { return page.data }
+        }
+        throw MessengerError(.storage, "no successor page")
+    }
+
+    @Test("successor data: lists sorted, disjoint, without the author; the invite's size fits the book")
+    func successorData() throws {
+        let (a, b, c) = (PeerID(MessengerBed.identity(1).publicKey), PeerID(MessengerBed.identity(2).publicKey),
+                         PeerID(MessengerBed.identity(3).publicKey))
+        let sorted = [b, c].sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+        let clear = a.bytes + [UInt8](repeating: 9, count: 16)
+        let journal = Successor(without: [sorted[0]], with: [sorted[1]], invite: clear).encoded()
+        #expect(Successor(data: journal, author: a, reader: a)?.invite == clear)
+        #expect(Successor(data: journal, author: b, reader: b) == nil, "the clear invite names its author")
+        let unsorted = Successor(without: [sorted[1], sorted[0]], with: [], invite: clear).encoded()
+        #expect(Successor(data: unsorted, author: a, reader: a) == nil)
+        let overlapping = Successor(without: [b], with: [b], invite: clear).encoded()
+        #expect(Successor(data: overlapping, author: a, reader: a) == nil)
+        let selfOut = Successor(without: [a], with: [], invite: clear).encoded()
+        #expect(Successor(data: selfOut, author: a, reader: a) == nil)
+        #expect(Successor(data: [0], author: a, reader: a) == nil, "nobody left out")
+        #expect(Successor(data: Array(journal.dropLast()), author: a, reader: a) == nil)
+    }
+}
