@@ -76,6 +76,14 @@ struct ProtocolInteropTests {
         }
         let compiled = try #require(try await carol.run(["task", "compile", task.id, "minutes", "--json"]).json as? [String: Any])
         #expect(compiled["copied"] as? Int == sent, "\(compiled)")
+        // Bob moves the task on without Carol (§10.2 Successors): Ana follows by herself.
+        let carolID = try await carol.id
+        let moved = try #require(try await bob.run(["task", "remove", task.id, String(carolID.prefix(8)), "--json"]).json as? [String: Any])
+        let successor = try #require((moved["successor"] as? [String: Any])?["id"] as? String)
+        #expect(try await eventually { try await ana.ok(["tasks"]).contains("moved on to \(successor.prefix(8))") }, "Ana followed")
+        for m in [ana, carol] {
+            #expect(try await eventually { try await m.ok(["log", task.id]).contains("moved the task on") }, "\(m.name) sees the move")
+        }
         for m in [bob, ana, carol] { await m.stop() }
 
         var totals: [String: Int] = [:]
@@ -83,8 +91,9 @@ struct ProtocolInteropTests {
             let logged = try await m.run(["log", task.id, "--json"])
             try #require(logged.ok, "\(m.name): \(logged)")
             let expected = try #require(logged.json as? [[String: Any]])
-            // The messages and files, and Ana's and Carol's joins (§10.3), at every member.
-            #expect(expected.count == sent + 2, "\(m.name)")
+            // The messages and files, Ana's and Carol's joins (§10.3) and Bob's move, at every member.
+            #expect(expected.count == sent + 3, "\(m.name)")
+            #expect(expected.filter { $0["kind"] as? String == "successor" }.count == 1, "\(m.name)")
             #expect(expected.filter { $0["kind"] as? String == "file" }.count == 2, "\(m.name)")
             let joins = expected.filter { $0["kind"] as? String == "join" }
             #expect(joins.count == 2 && joins.allSatisfy { $0["text"] as? String == "" }, "\(m.name): \(joins)")
@@ -98,6 +107,9 @@ struct ProtocolInteropTests {
             for (k, v) in counts { totals[k, default: 0] += v }
             #expect(counts["malformed pages"] == 0 && counts["wrong previous (shown)"] == 0, "\(m.name): \(counts)")
             #expect(counts["files"] == 2 && counts["files intact"] == 2, "\(m.name): both files put together and checked: \(counts)")
+            // The invite sealed to Ana opens with her key alone, and she followed it.
+            #expect(counts["successor invites opened"] == (m === ana ? 1 : 0) && counts["successors followed"] == (m === ana ? 1 : 0),
+                    "\(m.name): \(counts)")
             // roof.jpg's three parts are pages of 64 KiB and more: their tails are stored once
             // per store (§4.9) — at Ana, for her journal and her two pairwise books.
             #expect(counts["pages stored once (blob)", default: 0] >= (m === ana ? 9 : 3), "\(m.name): \(counts)")

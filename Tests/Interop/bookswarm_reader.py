@@ -35,6 +35,7 @@ import unicodedata
 
 try:
     import nacl.exceptions
+    import nacl.public
     import nacl.signing
 except ImportError as error:  # the Swift test skips with this message
     print(f"missing {error.name}", file=sys.stderr, flush=True)
@@ -220,7 +221,41 @@ def utf8(raw, what):
         raise Malformed(f"{what} is not UTF-8")
 
 
-CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME, CHUNK, FILE = 1, 2, 3, 4, 5, 6, 7, 8, 9
+CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME, CHUNK, FILE, SUCCESSOR, FOLLOWED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+SEALED_BOX_OVERHEAD = 48  # libsodium's crypto_box_SEALBYTES
+
+
+def successor_of(page, author, reader):
+    """§10.2 Successors: (without, with, invite) of a `successor` page by `author` in a book
+    for `reader` (the author itself: its journal), or None when it breaks the rules."""
+    if not re.fullmatch(r"[0-9a-f]{24}", page["meta"].get("id", "")):
+        return None
+    data, at, lists = page["data"], 0, []
+    for minimum in (1, 0):
+        if at >= len(data):
+            return None
+        count = data[at]
+        at += 1
+        if count < minimum or len(data) - at < 32 * count:
+            return None
+        peers = [data[at + 32 * n: at + 32 * n + 32] for n in range(count)]
+        at += 32 * count
+        if any(a >= b for a, b in zip(peers, peers[1:])):
+            return None
+        lists.append(peers)
+    without, with_ = lists
+    if set(without) & set(with_) or author in without or author in with_:
+        return None
+    invite = data[at:]
+    if reader == author:
+        if len(invite) != 48 or invite[:32] != author:
+            return None
+    elif reader in with_:
+        if len(invite) != 48 + SEALED_BOX_OVERHEAD:
+            return None
+    elif invite:
+        return None
+    return without, with_, invite
 
 
 def decode_page(data):
@@ -617,7 +652,7 @@ def new_counts():
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
                            "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
                            "wrong previous (shown)", "books given up", "files", "files whole", "files intact",
-                           "pages stored once (blob)", "blob rows"]}
+                           "pages stored once (blob)", "blob rows", "successor invites opened", "successors followed"]}
 
 
 def check_store(path, master, counts):
@@ -693,7 +728,7 @@ def read_vault(vault, only_task=None):
     for task in sorted(journals):
         if only_task is not None and task.hex() != only_task:
             continue
-        entries, title = task_log(tasks[task], decoded, me, counts)
+        entries, title = task_log(tasks[task], decoded, me, counts, seed)
         if only_task is None:
             # A summary's `messages` (§10.7): chat and file entries, joins not counted.
             header = {"task": task.hex(), "messages": sum(1 for e in entries if e.get("kind", "file") == "file")}
@@ -745,6 +780,12 @@ def page_problems(book, kind, j, page, me):
         problems.append(("malformed", "a file page that breaks the rules of §10.2 Files"))
     if page["type"] == CHUNK and chunk_of(page) is None:
         problems.append(("malformed", "a chunk page that breaks the rules of §10.2 Files"))
+    if page["type"] == SUCCESSOR and (kind[0] != "task" or successor_of(page, kind[1], kind[2]) is None):
+        problems.append(("malformed", "a successor page that breaks the rules of §10.2 Successors"))
+    if page["type"] == FOLLOWED and (kind[0] != "task" or kind[1] != kind[2] or len(page["data"]) != 80
+                                     or page["data"][32:64] != page["data"][:32]
+                                     or not re.fullmatch(r"[0-9a-f]{24}", page["meta"].get("id", ""))):
+        problems.append(("malformed", "a followed page that breaks the rules of §10.2 Successors"))
     if j > 0:
         previous = book.value(2 * (j - 1))
         if previous is not None and page["previous"] != previous:
@@ -775,10 +816,14 @@ def check_copy(book, j, page):
         fail(f"{where}: a copy whose time or meta `author`/`task` are not the original's (§10.2)")
 
 
-def task_log(entries, decoded, me, counts):
-    """§10.3 the log (its chat, join and file pages), the display names of §10.2, and each
-    file put together from its parts and checked (§10.2 Files)."""
+def task_log(entries, decoded, me, counts, seed):
+    """§10.3 the log (its chat, join, file and successor pages), the display names of §10.2,
+    each file put together from its parts and checked (§10.2 Files), and each successor's
+    invite sealed to this vault opened with its key and matched with the `followed` page of
+    its journal (§10.2 Successors)."""
     title = None
+    followed = {}  # (author, successor page id) → invite, from the journal's `followed` pages
+    offers = []  # (author, successor page id, sealed invite) in books written for this vault
     chats = {}  # (type, author, id) → (rank, page, book, index)
     names = {}  # author → (time, generation, index, name)
     parts = {}  # (author, file id) → {part: [(rank, index, book id, data)]}
@@ -806,19 +851,30 @@ def task_log(entries, decoded, me, counts):
                 file_id, part = chunk_of(page)
                 parts.setdefault((author, file_id), {}).setdefault(part, []).append((rank, j, book.key, page["data"]))
                 continue
-            if page["type"] not in (CHAT, JOIN, FILE):
+            if page["type"] == FOLLOWED:
+                followed[(page["data"][:32], page["meta"]["id"])] = page["data"][32:]
+                continue
+            if page["type"] == SUCCESSOR and reader == me and author != me:
+                invite = successor_of(page, author, reader)[2]
+                if invite:
+                    offers.append((author, page["meta"]["id"], invite))
+            if page["type"] not in (CHAT, JOIN, FILE, SUCCESSOR):
                 continue
             message_id = page["meta"].get("id", f"{book.key.hex()[:16]}:{j}")
-            key = (page["type"], author, message_id)  # a chat, a join and a file are never one entry
+            key = (page["type"], author, message_id)  # a chat, a join, a file and a successor are never one entry
             if key in chats and chats[key][0] <= rank:
                 continue
             chats[key] = (rank, page, book, j)
     log = []
-    for (type_, author, message_id), (_, page, book, j) in chats.items():
+    for (type_, author, message_id), (rank, page, book, j) in chats.items():
         entry = {"author": author.hex(), "id": message_id, "time": page["time"], "book": book.key.hex(), "index": j}
         if type_ == JOIN:  # §10.7: "kind" on a join and a file only, a join's text ""
             entry["kind"] = "join"
             entry["text"] = ""
+        elif type_ == SUCCESSOR:
+            without, with_, _ = successor_of(page, author, rank[1])
+            entry["kind"], entry["text"] = "successor", ""
+            entry["without"], entry["with"] = [p.hex() for p in without], [p.hex() for p in with_]
         elif type_ == FILE:
             file_id, file, caption = file_manifest(page)
             entry["kind"], entry["text"], entry["file"] = "file", caption, file
@@ -833,6 +889,21 @@ def task_log(entries, decoded, me, counts):
         log.append((type_, entry))
     # (time, author id, index, id, type): the page type breaks a full tie, a chat first.
     log.sort(key=lambda te: (te[1]["time"], te[1]["author"], te[1]["index"], te[1]["id"], te[0]))
+    # §10.2 Successors: the invite sealed to this vault opens with the X25519 form of its key
+    # and names a task its author created; one followed names the same task.
+    private = nacl.signing.SigningKey(seed).to_curve25519_private_key()
+    for author, page_id, sealed in offers:
+        try:
+            invite = nacl.public.SealedBox(private).decrypt(sealed)
+        except nacl.exceptions.CryptoError:
+            continue
+        if len(invite) != 48 or invite[:32] != author:
+            fail(f"a successor invite from {author.hex()[:8]} that does not name a task of its author (§10.2)")
+        counts["successor invites opened"] += 1
+        if (author, page_id) in followed:
+            if followed[(author, page_id)] != invite:
+                fail(f"a followed page whose invite is not the successor's (§10.2)")
+            counts["successors followed"] += 1
     return [entry for _, entry in log], title
 
 
