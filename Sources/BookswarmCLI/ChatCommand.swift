@@ -19,7 +19,7 @@ struct ChatCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self, creating: false).peer
             let session = try await FollowSession.open(task: task, options: vault, role: "chat")
             let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
             terminal.print("-- bookswarm chat \(task); /help for commands, /quit to leave --")
@@ -89,7 +89,15 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let peer = try LocalPeer.open(vault, role: "daemon")
+            // A Unix socket's path has room for 107 bytes (`sun_path`, with its NUL): say so
+            // before anything starts, not as the socket library's error at the end.
+            let socket = vault.directory.controlSocket
+            let room = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+            guard socket.utf8.count <= room else {
+                throw CLIError("the vault's path is too long for its control socket (\(socket.utf8.count) bytes, "
+                               + "at most \(room)): use a shorter --dir than \(vault.directory.path)")
+            }
+            let peer = try LocalPeer.open(vault, role: "daemon", creating: true)
             let messenger = peer.messenger
             let server: LocalControlServerBox
             do {

@@ -217,7 +217,7 @@ struct JoinCommand: AsyncParsableCommand {
             } else {
                 // Options that cannot work are refused before anything is recorded.
                 let network = try vault.network
-                let peer = try await Control.openLocal(vault, role: "join")
+                let peer = try await Control.openLocal(vault, role: "join", creating: true)
                 do {
                     summary = try await peer.messenger.join(invite)
                     if invite.creator != peer.messenger.localPeer {
@@ -308,7 +308,7 @@ struct LogCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self, creating: false).peer
             if !follow {
                 let entries = try await Control.call(ControlRequest(command: .log, task: task), vault, as: [LogEntry].self)
                 if output.json { try printJSON(entries) } else { for e in entries { printOut(Format.line(e, me: me)) } }

@@ -59,14 +59,18 @@ extension Control {
     }
 
     /// Runs a request: through the daemon if one runs, else on the vault in this process.
-    static func call<T: Decodable>(_ request: ControlRequest, _ options: VaultOptions, as type: T.Type) async throws -> T {
+    /// `creating`: whether a new vault may be made where there is none (default: as the
+    /// command goes, `makesAVault`; `log`, `files` and `chat` ask for the `id` of a vault
+    /// that must be there).
+    static func call<T: Decodable>(_ request: ControlRequest, _ options: VaultOptions, as type: T.Type,
+                                   creating: Bool? = nil) async throws -> T {
         while true {
             if let answer = try await callDaemon(request, directory: options.directory) {
                 return try JSONDecoder().decode(T.self, from: answer)
             }
             let peer: LocalPeer
             do {
-                peer = try await openLocal(options, role: request.command.rawValue)
+                peer = try await openLocal(options, role: request.command.rawValue, creating: creating ?? request.command.makesAVault)
             } catch is DaemonAppeared {
                 continue
             }
@@ -83,11 +87,11 @@ extension Control {
 
     /// Opens the vault in this process. If a daemon holds it but its socket did not answer
     /// (it is starting), waits a little for the socket rather than failing at once.
-    static func openLocal(_ options: VaultOptions, role: String) async throws -> LocalPeer {
+    static func openLocal(_ options: VaultOptions, role: String, creating: Bool) async throws -> LocalPeer {
         var attempt = 0
         while true {
             do {
-                return try LocalPeer.open(options, role: role)
+                return try LocalPeer.open(options, role: role, creating: creating)
             } catch let error as VaultError where error.code == .locked && attempt < 20 {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(100))
@@ -97,6 +101,17 @@ extension Control {
     }
 
     struct DaemonAppeared: Error {}
+}
+
+extension ControlRequest.Command {
+    /// Whether the command may make a new vault where there is none (`LocalPeer.open`):
+    /// those a newcomer starts with. The rest need a vault that is there.
+    var makesAVault: Bool {
+        switch self {
+        case .id, .name, .taskNew, .join: true
+        case .taskLeave, .tasks, .send, .log, .inspect, .compile, .check, .follow, .backup, .attach, .files, .save: false
+        }
+    }
 }
 
 /// True for the first caller of `claim` only.

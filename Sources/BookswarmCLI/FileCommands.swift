@@ -59,7 +59,7 @@ struct FilesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self, creating: false).peer
             let files = try await Control.call(ControlRequest(command: .files, task: task), vault, as: [FileReport].self)
             if output.json { try printJSON(files); return }
             if files.isEmpty { printOut("no files in this task yet: bookswarm attach TASK PATH") }

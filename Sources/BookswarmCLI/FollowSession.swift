@@ -34,7 +34,7 @@ final class FollowSession: @unchecked Sendable {
         if let session = try await viaDaemon(task: task, options: options) { return session }
         let peer: LocalPeer
         do {
-            peer = try await Control.openLocal(options, role: role)
+            peer = try await Control.openLocal(options, role: role, creating: false)
         } catch is Control.DaemonAppeared {
             guard let session = try await viaDaemon(task: task, options: options) else { throw CLIError("the daemon went away") }
             return session

@@ -1,3 +1,4 @@
+import BookswarmControl
 import Foundation
 import Messenger
 import Swarm
@@ -22,8 +23,17 @@ final class LocalPeer: @unchecked Sendable {
         }
     }
 
-    static func open(_ options: VaultOptions, role: String) throws -> LocalPeer {
-        try LocalPeer(vault: Vault.open(options.directory, role: role))
+    /// `creating`: whether this command may make a new vault where there is none (`id`,
+    /// `name`, `task new`, `join`, `daemon`). The others — which only read or add to what a
+    /// vault holds — refuse an empty place rather than make up a new identity there, so a
+    /// mistyped `--dir` is an error, not an empty `tasks` that looks like everything is lost.
+    static func open(_ options: VaultOptions, role: String, creating: Bool) throws -> LocalPeer {
+        let directory = options.directory
+        if !creating && directory.holdsNoVault {
+            throw CLIError("no vault in \(directory.path): check --dir (or $BOOKSWARM_DIR); "
+                           + "bookswarm id, name, task new, join or daemon makes a new one")
+        }
+        return try LocalPeer(vault: Vault.open(directory, role: role))
     }
 
     /// Brings the network up: discovery, sessions, the connection protocol, replication.

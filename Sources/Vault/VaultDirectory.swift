@@ -25,6 +25,16 @@ public struct VaultDirectory: Sendable, Hashable {
     public var storeDirectory: String { path + "/store" }
     public var controlSocket: String { path + "/control.sock" }
 
+    /// True when no vault is here: the directory does not exist, or it holds neither an
+    /// identity file nor a store. A directory this process cannot look into, or a file in
+    /// its place, is not called empty: opening it says what is wrong.
+    public var holdsNoVault: Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return errno == ENOENT }
+        guard info.st_mode & S_IFMT == S_IFDIR, access(path, X_OK) == 0 else { return false }
+        return access(identityFile, F_OK) != 0 && errno == ENOENT && access(storeDirectory, F_OK) != 0 && errno == ENOENT
+    }
+
     /// Creates the directory (mode 0700) if needed and checks that this process can use it.
     public func prepare() throws(VaultError) {
         var isDirectory: ObjCBool = false

@@ -206,6 +206,38 @@ struct CLIErrorTests {
         Self.expectOneLineError(try await CLI.run(["id", "--dir", notADirectory + "/sub"]), mentioning: notADirectory)
     }
 
+    /// A mistyped `--dir` is no new vault: the commands that only read or add to a vault
+    /// refuse a place without one (and leave it as it was); those a newcomer starts with
+    /// (`id`, `name`, `task new`, `join`, `daemon`) make it.
+    @Test func aPlaceWithoutAVaultIsNotMadeOneByCommandsThatNeedOne() async throws {
+        let scratch = Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.dir("empty"), withIntermediateDirectories: true)
+        for place in [scratch.dir("typo"), scratch.dir("empty")] {
+            for command in [["tasks"], ["log", "t"], ["log", "t", "--follow"], ["chat", "t"], ["send", "t", "hi"], ["files", "t"],
+                            ["save", "t", "f", scratch.root], ["inspect"], ["backup", scratch.dir("copy")], ["task", "leave", "t", "--yes"]] {
+                let result = try await CLI.run(command + ["--dir", place, "--interface", "lo"])
+                Self.expectOneLineError(result, mentioning: "no vault in \(place)")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.root).sorted() == ["empty"], "\(place)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.dir("empty")).isEmpty, "\(place)")
+        }
+        let made = try await CLI.run(["id", "--dir", scratch.dir("typo")])
+        #expect(made.ok && made.stdout.count == 65, "\(made)")
+        let listed = try await CLI.run(["tasks", "--dir", scratch.dir("typo")])
+        #expect(listed.ok && listed.stdout.hasPrefix("no tasks yet"), "\(listed)")
+    }
+
+    /// A vault whose control socket's path would not fit a Unix socket address: one line
+    /// that says so before anything starts (it was the socket library's case name, after
+    /// the network was up).
+    @Test func daemonInAVaultWhosePathIsTooLong() async throws {
+        let scratch = Scratch()
+        let place = scratch.dir(String(repeating: "d", count: 100))
+        let result = try await CLI.run(["daemon", "--dir", place, "--interface", "lo", "--discovery-port", "\(testDiscoveryPort())"])
+        Self.expectOneLineError(result, mentioning: "too long for its control socket")
+        #expect(!FileManager.default.fileExists(atPath: place))
+    }
+
     /// A directory this user cannot read: run as `nobody` on a directory only root may use.
     @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
                    "needs root and setpriv to run a command as another user"))
