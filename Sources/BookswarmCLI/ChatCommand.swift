@@ -36,6 +36,12 @@ struct ChatCommand: AsyncParsableCommand {
                         terminal.print(line)
                     }
                 }
+                // The daemon stopped: nothing more would show, and lines typed would go
+                // nowhere (or, once it is back, be sent unseen). End the chat and say why.
+                guard session.daemonWentAway else { return }
+                terminal.restore()
+                FileHandle.standardError.write(Data("bookswarm: the daemon of \(session.directory) stopped: the chat ended (chat again once it runs)\n".utf8))
+                Foundation.exit(1)
             }
             for await line in terminal.lines() {
                 guard let input = ChatInput(parsing: line) else { continue }

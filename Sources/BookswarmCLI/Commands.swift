@@ -334,6 +334,9 @@ struct LogCommand: AsyncParsableCommand {
                     printOut(line)
                 }
             }
+            if session.daemonWentAway {
+                throw CLIError("the daemon of \(session.directory) stopped: no longer following (run log --follow again once it runs)")
+            }
             await session.finish()
         }
     }

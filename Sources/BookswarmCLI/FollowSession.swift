@@ -1,6 +1,7 @@
 import BookswarmControl
 import Foundation
 import Messenger
+import Synchronization
 import SwarmNIO
 
 /// A task's live view for `log --follow` and `chat`: from the daemon over the control
@@ -16,11 +17,16 @@ final class FollowSession: @unchecked Sendable {
     private let task: String
     private let closer: @Sendable () -> Void
     private let local: LocalPeer?
+    /// The vault's directory, for the line that says its daemon went away.
+    let directory: String
+    /// Set by `close`: the stream ends because this process ended it.
+    private let closedHere = Atomic<Bool>(false)
 
     private init(items: AsyncStream<FollowItem>, taskTitle: String?, task: String,
                  caller: @escaping @Sendable (ControlRequest) async throws -> Data,
-                 closer: @escaping @Sendable () -> Void, local: LocalPeer?) {
+                 closer: @escaping @Sendable () -> Void, local: LocalPeer?, directory: String) {
         self.items = items
+        self.directory = directory
         self.taskTitle = taskTitle
         self.task = task
         self.caller = caller
@@ -46,7 +52,7 @@ final class FollowSession: @unchecked Sendable {
             let title = try? await messenger.summary(of: id).title
             return FollowSession(items: Control.follow(messenger, task: id), taskTitle: title, task: id.hex,
                                  caller: { request in try await Control.execute(request, on: messenger, vault: peer.vault) },
-                                 closer: {}, local: peer)
+                                 closer: {}, local: peer, directory: options.directory.path)
         } catch {
             await peer.close()
             throw error
@@ -83,7 +89,7 @@ final class FollowSession: @unchecked Sendable {
                 guard let answer = try await Control.callDaemon(request, directory: directory) else { throw CLIError("the daemon stopped") }
                 return answer
             },
-            closer: { box.client.finish() }, local: nil)
+            closer: { box.client.finish() }, local: nil, directory: directory.path)
     }
 
     /// Runs a request on the session's task (`chat`'s messages, /attach, /files, /save) the
@@ -97,7 +103,16 @@ final class FollowSession: @unchecked Sendable {
     func send(_ text: String) async throws { _ = try await call(ControlRequest(command: .send, text: text), as: LogEntry.self) }
 
     /// Stops the stream (the daemon ends its side when the client closes).
-    func close() { closer() }
+    func close() {
+        closedHere.store(true, ordering: .releasing)
+        closer()
+    }
+
+    /// True once the items have ended without `close`: the daemon the session runs through
+    /// stopped or crashed, and nothing more will arrive (a session in this process ends
+    /// only when closed). `log --follow` and `chat` then say so and exit non-zero rather
+    /// than end quietly or go on showing nothing.
+    var daemonWentAway: Bool { local == nil && !closedHere.load(ordering: .acquiring) }
 
     /// Brings a local network down and releases the vault.
     func finish() async {

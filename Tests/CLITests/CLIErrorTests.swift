@@ -227,6 +227,26 @@ struct CLIErrorTests {
         #expect(listed.ok && listed.stdout.hasPrefix("no tasks yet"), "\(listed)")
     }
 
+    /// `log --follow` through a daemon that stops does not end as if all were well: one line
+    /// says the daemon went away, and the exit is non-zero.
+    @Test(.timeLimit(.minutes(1)))
+    func followThroughADaemonThatStops() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        let task = try await bob.newTask("t")
+        try await bob.ok(["send", task.id, "before the stop"])
+        async let following = bob.run(["log", task.id, "--follow"])
+        try await Task.sleep(for: .seconds(2))
+        await bob.stop()
+        let result = try await following
+        #expect(result.status == 1, "\(result)")
+        #expect(result.stdout.contains("you: before the stop"), "\(result)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("bookswarm: the daemon of \(bob.directory) stopped"), "\(result)")
+    }
+
     /// A vault whose control socket's path would not fit a Unix socket address: one line
     /// that says so before anything starts (it was the socket library's case name, after
     /// the network was up).

@@ -178,6 +178,32 @@ struct ChatFilesTests {
     }
 }
 
+extension ChatTerminalTests {
+    /// A chat through a daemon that dies does not stay open showing nothing (and sending
+    /// unseen once the daemon is back): it ends with one line that says why, exit 1.
+    @Test(.timeLimit(.minutes(1)))
+    func chatEndsWhenItsDaemonDies() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        let task = try await bob.newTask("Roof")
+        try await bob.ok(["send", task.id, "history before the chat"])
+        let bobID = String(try await bob.id.prefix(8))
+        let tmux = Tmux(socket: "bsw-\(getpid())-\(UInt16.random(in: 0...UInt16.max))")
+        defer { tmux.killServer() }
+        // The shell stays after the chat, to show its last line and exit status.
+        try tmux.start("bob", ["/bin/sh", "-c", "\"$0\" \"$@\"; echo \"exit $?\"; sleep 60",
+                               CLI.binary!, "chat", task.id, "--dir", bob.directory])
+        #expect(await tmux.waitFor("bob", "\(bobID)>"), "\(tmux.screen("bob"))")
+        try tmux.type("bob", "half typed")
+        await bob.stop(SIGKILL)
+        #expect(await tmux.waitFor("bob", "exit 1"), "\(tmux.screen("bob"))")
+        let screen = tmux.screen("bob")
+        #expect(screen.contains("bookswarm: the daemon of \(bob.directory) stopped: the chat ended"), "\(screen)")
+    }
+}
+
 /// A private tmux server (its own socket) driving terminal sessions.
 struct Tmux {
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
