@@ -52,7 +52,9 @@ struct BackupCommand: AsyncParsableCommand {
             every book as one consistent snapshot, and the read markers. Appends and replication \
             go on meanwhile. A file copy of a vault whose daemon runs can catch the store in the \
             middle of a write; this cannot. To use the copy, give it as the vault (--dir DIR), \
-            or move it into the vault's place while no bookswarm process runs.
+            or move it into the vault's place while no bookswarm process runs: instead of the \
+            vault, never beside it (the two would be the same peer writing different pages \
+            into the same books, which the members refuse as forks).
             """)
     @Argument(help: "The new directory to write the copy to (it must not exist).") var destination: String
     @OptionGroup var vault: VaultOptions

@@ -11,14 +11,15 @@ struct VaultOptions: ParsableArguments {
     var dir: String?
 
     @Option(name: .long, help: ArgumentHelp("A LAN discovery interface: lo, a name such as eth0, or an IPv4 address; repeat for several.",
-        discussion: "Default: every non-loopback, multicast-capable interface that is up with an IPv4 address, followed as interfaces come and go (with none yet, discovery waits). A named interface runs discovery over IPv4 and, where it has an IPv6 link-local address, over IPv6 too. Used when this command brings the network up itself (no daemon running)."))
+        discussion: "Default: every non-loopback, multicast-capable interface that is up with an IPv4 address, followed as interfaces come and go (with none yet, discovery waits). A named interface runs discovery over IPv4 and, where it has an IPv6 link-local address, over IPv6 too. The network options are used by `daemon`, and by `join`, `chat` and `log --follow` when no daemon of the vault runs (they then bring the network up themselves); other commands ignore them."))
     var interface: [String] = []
 
     @Flag(name: .customLong("ipv4-only"), help: "Run discovery and sessions over IPv4 only, even where interfaces have IPv6.")
     var ipv4Only = false
 
+    // Optional, so that the help shows "any free port" once and not also "(default: 0)".
     @Option(name: .long, help: "The UDP port for sessions (default: any free port).")
-    var port: UInt16 = 0
+    var port: UInt16?
 
     @Option(name: .customLong("discovery-port"), help: "The LAN discovery port (default: the project's; tests pick their own).")
     var discoveryPort: UInt16?
@@ -38,7 +39,7 @@ struct VaultOptions: ParsableArguments {
         get throws {
             var options = VaultNetwork.Options(
                 interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
-                port: port, discoveryPort: discoveryPort, bootstrapNodes: try bootstrap.map(resolveNode))
+                port: port ?? 0, discoveryPort: discoveryPort, bootstrapNodes: try bootstrap.map(resolveNode))
             options.ipv6 = !ipv4Only
             return options
         }
@@ -85,6 +86,6 @@ func resolveNode(_ text: String) throws -> Endpoint {
 }
 
 struct OutputOptions: ParsableArguments {
-    @Flag(name: .long, help: "Print JSON (one document; `--follow` prints one JSON object per line).")
+    @Flag(name: .long, help: "Print JSON instead of text (one document; `log --follow`: one object per line; `daemon`: its ready line).")
     var json = false
 }

@@ -258,6 +258,14 @@ struct CLIErrorTests {
         #expect(!FileManager.default.fileExists(atPath: place))
     }
 
+    /// The help says each default once, and where the network options count.
+    @Test func helpTextOfTheSharedOptions() async throws {
+        let help = try await CLI.run(["daemon", "--help"])
+        #expect(help.ok && help.stdout.contains("any free port") && !help.stdout.contains("(default: 0)"), "\(help)")
+        let tasks = try await CLI.run(["tasks", "--help"])
+        #expect(tasks.ok && tasks.stdout.contains("other commands ignore them"), "\(tasks)")
+    }
+
     /// A directory this user cannot read: run as `nobody` on a directory only root may use.
     @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
                    "needs root and setpriv to run a command as another user"))
