@@ -60,6 +60,11 @@ struct BackupCommand: AsyncParsableCommand {
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        // "" would be the current directory, refused as existing: say what is wrong instead.
+        if destination.isEmpty { throw ValidationError("the backup's destination is empty: give a new directory") }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let request = ControlRequest(command: .backup, path: absolutePath(destination))
@@ -187,7 +192,8 @@ struct JoinCommand: AsyncParsableCommand {
         commandName: "join", abstract: "Join the task of an invite code.",
         discussion: "Waits (at most --wait seconds) until the task's creator is reached and its book arrives; without a daemon the network is up meanwhile.")
     @Argument(help: "The invite code (bsw1-…).") var code: String
-    @Option(help: "How long to wait for the creator, in seconds (0: do not wait).") var wait: Double = 15
+    // Unconditional: `--wait -1` is a wrong number of seconds, not a missing value.
+    @Option(parsing: .unconditional, help: "How long to wait for the creator, in seconds (0: do not wait).") var wait: Double = 15
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
 

@@ -12,9 +12,14 @@ public struct VaultDirectory: Sendable, Hashable {
         self.path = (path as NSString).standardizingPath
     }
 
-    public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> VaultDirectory {
-        if let explicit, !explicit.isEmpty { return VaultDirectory(path: explicit) }
-        if let dir = environment["BOOKSWARM_DIR"], !dir.isEmpty { return VaultDirectory(path: dir) }
+    /// A relative `--dir` or `BOOKSWARM_DIR` is taken from the current directory and made
+    /// absolute, so that what the daemon prints (its control socket) and every message
+    /// naming the vault say where it is.
+    public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                               currentDirectory: String = FileManager.default.currentDirectoryPath) -> VaultDirectory {
+        func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : currentDirectory + "/" + path }
+        if let explicit, !explicit.isEmpty { return VaultDirectory(path: absolute(explicit)) }
+        if let dir = environment["BOOKSWARM_DIR"], !dir.isEmpty { return VaultDirectory(path: absolute(dir)) }
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return VaultDirectory(path: xdg + "/bookswarm") }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return VaultDirectory(path: home + "/.local/share/bookswarm")

@@ -139,6 +139,9 @@ struct CLIErrorTests {
                                     (["frob"], "Unexpected argument 'frob' (see: bookswarm --help)"),
                                     (["tasks", "--bogus"], "Unknown option '--bogus' (see: bookswarm tasks --help)"),
                                     (["join", "x", "--wait", "99999"], "--wait takes seconds from 0 to 86400"),
+                                    // A negative number was read as a missing value ("Missing value for '--wait <wait>'").
+                                    (["join", "x", "--wait", "-1"], "--wait takes seconds from 0 to 86400, not -1"),
+                                    (["backup", ""], "the backup's destination is empty"),
                                     // A sleep that long trapped the node (`Duration.components` overflowed).
                                     (["bootstrap", "--port", "1", "--bind", "127.0.0.1", "--stats-interval", "\(Int.max)"],
                                      "--stats-interval takes seconds from 0 to 86400")] {
@@ -221,6 +224,9 @@ struct CLIErrorTests {
             #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.root).sorted() == ["empty"], "\(place)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.dir("empty")).isEmpty, "\(place)")
         }
+        // A relative --dir is named whole, from where the command ran.
+        let relative = try await CLI.run(["tasks", "--dir", "./typo/../typo"], directory: scratch.root)
+        Self.expectOneLineError(relative, mentioning: "no vault in \(scratch.dir("typo")):")
         let made = try await CLI.run(["id", "--dir", scratch.dir("typo")])
         #expect(made.ok && made.stdout.count == 65, "\(made)")
         let listed = try await CLI.run(["tasks", "--dir", scratch.dir("typo")])

@@ -15,6 +15,9 @@ import Sodium
         #expect(VaultDirectory.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "/x", "HOME": "/h"]).path == "/x/bookswarm")
         #expect(VaultDirectory.resolve(explicit: nil, environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"]).path == "/h/.local/share/bookswarm")
         #expect(VaultDirectory.resolve(explicit: nil, environment: ["HOME": "/h"]).path == "/h/.local/share/bookswarm")
+        // Relative: from the current directory, made absolute ("./" and ".." resolved).
+        #expect(VaultDirectory.resolve(explicit: "./v/../w", environment: [:], currentDirectory: "/home/ana").path == "/home/ana/w")
+        #expect(VaultDirectory.resolve(explicit: nil, environment: ["BOOKSWARM_DIR": "v"], currentDirectory: "/srv").path == "/srv/v")
     }
 
     @Test func identityIsCreatedOnceAndReloaded() throws {
