@@ -131,7 +131,7 @@ struct TaskRemoveCommand: AsyncParsableCommand {
 
 struct TaskNewCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "new", abstract: "Create a task; print its id and invite code.")
-    @Argument(help: "The task's title.") var title: String
+    @Argument(help: "The task's title: 1–256 bytes on one line.") var title: String
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
 

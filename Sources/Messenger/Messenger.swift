@@ -103,8 +103,14 @@ public actor Messenger {
     /// Creates a task with a random id; the creator's journal records its title.
     public func newTask(title: String) async throws -> TaskSummary {
         let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= MessengerPage.maxMetaFieldLength else {
-            throw MessengerError(.invalidMessage, "a task title is 1…\(MessengerPage.maxMetaFieldLength) bytes")
+        // One line of text, like a name: a title is shown on one line and typed to name the
+        // task; a line break or an escape sequence in it could only be shown escaped.
+        let oneLine = !trimmed.unicodeScalars.contains {
+            TerminalText.acts($0) || $0.properties.generalCategory == .lineSeparator || $0.properties.generalCategory == .paragraphSeparator
+        }
+        guard !trimmed.isEmpty, trimmed.utf8.count <= MessengerPage.maxMetaFieldLength, oneLine else {
+            throw MessengerError(.invalidMessage, "a task title is 1…\(MessengerPage.maxMetaFieldLength) bytes of text on one line, "
+                                 + "without control characters (got \(trimmed.utf8.count) bytes)")
         }
         let id = TaskID.random()
         try startJournal(task: id, creator: localPeer, title: trimmed)

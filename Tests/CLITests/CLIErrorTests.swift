@@ -154,6 +154,20 @@ struct CLIErrorTests {
         #expect(help.ok && help.stdout.contains("USAGE: bookswarm join") && help.stderr.isEmpty, "\(help)")
     }
 
+    /// A title is one line of text, like a name: a pasted line break or an escape sequence
+    /// is refused when the task is made (it could only ever be shown escaped, and typed by
+    /// nobody to name the task).
+    @Test func aTaskTitleIsOneLineOfText() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        try await bob.ok(["id"])
+        for title in ["Fix\nthe roof", "Fix \u{1b}[2Jthe roof", "roof\u{202e}fix", "a\u{2028}b", ""] {
+            Self.expectOneLineError(try await bob.run(["task", "new", title]), mentioning: "a task title is 1…256 bytes")
+        }
+        #expect(try await bob.ok(["tasks"]).hasPrefix("no tasks yet"))
+        #expect(try await bob.ok(["task", "new", "  Fix the roof — 屋根 🏠  "]).contains("Fix the roof — 屋根 🏠\n"))
+    }
+
     @Test func unknownTask() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
