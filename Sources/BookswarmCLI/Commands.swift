@@ -68,6 +68,21 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let request = ControlRequest(command: .backup, path: absolutePath(destination))
+            // Ctrl-C or SIGTERM while this process writes the copy itself (no daemon): the
+            // half-built copy, secret key included, goes with it rather than stay hidden
+            // beside the destination. (A daemon's backup goes on and completes.)
+            let staging = Vault.backupStaging(for: absolutePath(destination))
+            let interrupts = [SIGINT, SIGTERM].map { signalNumber in
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber)
+                source.setEventHandler {
+                    try? FileManager.default.removeItem(atPath: staging)
+                    Foundation.exit(128 + signalNumber)
+                }
+                source.resume()
+                return source
+            }
+            defer { for source in interrupts { source.cancel() } }
             let result = try await Control.call(request, vault, as: VaultBackup.self)
             if output.json { try printJSON(result); return }
             let size = ByteCountFormatter.string(fromByteCount: Int64(clamping: result.bytes), countStyle: .file)

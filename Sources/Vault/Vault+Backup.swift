@@ -51,8 +51,9 @@ extension Vault {
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw VaultError(.directoryUnusable, "\(parent) does not exist: create it first, or choose another place")
         }
-        let staging = parent + "/.\(name).partial-\(getpid())"
+        let staging = Self.backupStaging(for: target)
         try? FileManager.default.removeItem(atPath: staging)
+        Self.removeAbandonedStagings(in: parent, name: name)
         var complete = false
         defer { if !complete { try? FileManager.default.removeItem(atPath: staging) } }
         let copy = VaultDirectory(path: staging)
@@ -94,6 +95,23 @@ extension Vault {
         complete = true
         Self.syncDirectory(parent)
         return VaultBackup(path: target, books: stored.books, bytes: stored.bytes)
+    }
+
+    /// The hidden directory in which this process builds a backup to `destination`.
+    public static func backupStaging(for destination: String, pid: Int32 = getpid()) -> String {
+        let target = (destination as NSString).standardizingPath
+        return (target as NSString).deletingLastPathComponent + "/.\((target as NSString).lastPathComponent).partial-\(pid)"
+    }
+
+    /// Removes the staging directories of backups to `parent/name` whose process is gone (a
+    /// backup killed half-way): each holds part of a vault, its secret key included.
+    private static func removeAbandonedStagings(in parent: String, name: String) {
+        let prefix = ".\(name).partial-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count)), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: parent + "/" + entry)
+        }
     }
 
     /// Creates `file` (which must not exist) with `bytes`, synced.

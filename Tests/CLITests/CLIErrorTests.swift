@@ -267,6 +267,50 @@ struct CLIErrorTests {
         #expect(lines.count == 1 && lines[0].hasPrefix("bookswarm: the daemon of \(bob.directory) stopped"), "\(result)")
     }
 
+    /// A backup interrupted (Ctrl-C, SIGTERM) while this process writes it leaves no hidden
+    /// half-copy of the vault — secret key included — beside the destination, and one that a
+    /// killed backup left is removed by the next backup to the same place.
+    @Test(.timeLimit(.minutes(1)))
+    func anInterruptedBackupLeavesNoHalfCopy() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        // A store of some megabytes, so that the copy takes a while.
+        let file = scratch.dir("filler.bin")
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
+        try await bob.ok(["attach", task.id, file])
+        // What a backup killed with SIGKILL left: the staging directory of a process gone.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let abandoned = scratch.dir(".copy.partial-\(gone.processIdentifier)")
+        try FileManager.default.createDirectory(atPath: abandoned + "/store", withIntermediateDirectories: true)
+        func leftovers() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: scratch.root).filter { $0.hasPrefix(".copy.partial-") }
+        }
+        let copy = scratch.dir("copy")
+        for (signal, delay) in [(SIGINT, 20), (SIGTERM, 40), (SIGINT, 60), (SIGTERM, 90), (SIGINT, 130)] {
+            try? FileManager.default.removeItem(atPath: copy)
+            let backup = Process()
+            backup.executableURL = URL(fileURLWithPath: CLI.binary!)
+            backup.arguments = ["backup", copy, "--dir", bob.directory]
+            backup.standardOutput = FileHandle.nullDevice
+            backup.standardError = FileHandle.nullDevice
+            try backup.run()
+            try await Task.sleep(for: .milliseconds(delay))
+            kill(backup.processIdentifier, signal)
+            backup.waitUntilExit()
+            let left = try leftovers()
+            #expect(left.filter { $0 != (abandoned as NSString).lastPathComponent }.isEmpty, "signal \(signal) after \(delay) ms: \(left)")
+        }
+        try? FileManager.default.removeItem(atPath: copy)
+        try await bob.ok(["backup", copy])
+        let left = try leftovers()
+        #expect(left.isEmpty, "\(left)")
+    }
+
     /// A vault whose control socket's path would not fit a Unix socket address: one line
     /// that says so before anything starts (it was the socket library's case name, after
     /// the network was up).
