@@ -72,16 +72,7 @@ struct BackupCommand: AsyncParsableCommand {
             // half-built copy, secret key included, goes with it rather than stay hidden
             // beside the destination. (A daemon's backup goes on and completes.)
             let staging = Vault.backupStaging(for: absolutePath(destination))
-            let interrupts = [SIGINT, SIGTERM].map { signalNumber in
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber)
-                source.setEventHandler {
-                    try? FileManager.default.removeItem(atPath: staging)
-                    Foundation.exit(128 + signalNumber)
-                }
-                source.resume()
-                return source
-            }
+            let interrupts = onInterrupt { try? FileManager.default.removeItem(atPath: staging) }
             defer { for source in interrupts { source.cancel() } }
             let result = try await Control.call(request, vault, as: VaultBackup.self)
             if output.json { try printJSON(result); return }
@@ -362,6 +353,23 @@ struct LogCommand: AsyncParsableCommand {
             }
             await session.finish()
         }
+    }
+}
+
+/// Until the sources are cancelled, Ctrl-C (SIGINT) or SIGTERM runs `cleanUp` (on a queue
+/// of its own, while the command's work may still run) and exits with 128 + the signal.
+/// For the commands that write a file of their own beside their result (`backup`, `save`
+/// without a daemon): what they leave half-written goes.
+func onInterrupt(_ cleanUp: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { signalNumber in
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber)
+        source.setEventHandler {
+            cleanUp()
+            Foundation.exit(128 + signalNumber)
+        }
+        source.resume()
+        return source
     }
 }
 

@@ -68,6 +68,18 @@ struct FilesCommand: AsyncParsableCommand {
     }
 }
 
+/// Removes the hidden files this process was writing a saved file to: `.ID.partial-PID-N`
+/// in `destination` if it is a directory, else beside it.
+func removeOwnPartialFiles(near destination: String) {
+    var isDirectory: ObjCBool = false
+    let exists = FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory)
+    let directory = exists && isDirectory.boolValue ? destination : (destination as NSString).deletingLastPathComponent
+    let mark = ".partial-\(getpid())-"
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where entry.hasPrefix(".") && entry.contains(mark) {
+        try? FileManager.default.removeItem(atPath: directory + "/" + entry)
+    }
+}
+
 struct SaveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "save", abstract: "Write a file of a task out, once it is here whole and matches its hash.",
@@ -86,7 +98,13 @@ struct SaveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let saved = try await Control.call(.save(task: task, file: file, destination: destination), vault, as: SaveResult.self)
+            let request = ControlRequest.save(task: task, file: file, destination: destination)
+            // Ctrl-C or SIGTERM while this process writes the file (no daemon): the hidden
+            // file it was writing (`.ID.partial-PID-N`, PROTOCOL.md §10.7), up to 64 MiB, goes
+            // too. A daemon's save goes on and completes.
+            let interrupts = onInterrupt { removeOwnPartialFiles(near: request.path ?? "") }
+            defer { for source in interrupts { source.cancel() } }
+            let saved = try await Control.call(request, vault, as: SaveResult.self)
             if output.json { try printJSON(saved); return }
             printOut(Format.saved(saved))
         }

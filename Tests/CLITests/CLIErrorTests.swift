@@ -311,6 +311,35 @@ struct CLIErrorTests {
         #expect(left.isEmpty, "\(left)")
     }
 
+    /// `save` interrupted while this process writes the file (no daemon) leaves no hidden
+    /// partial file (up to 64 MiB) in the destination directory.
+    @Test(.timeLimit(.minutes(1)))
+    func anInterruptedSaveLeavesNoHiddenFile() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        let file = scratch.dir("filler.bin")
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
+        try await bob.ok(["attach", task.id, file])
+        let out = scratch.dir("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        for (signal, delay) in [(SIGINT, 30), (SIGTERM, 60), (SIGINT, 100), (SIGTERM, 150), (SIGINT, 200)] {
+            try? FileManager.default.removeItem(atPath: out + "/filler.bin")
+            let save = Process()
+            save.executableURL = URL(fileURLWithPath: CLI.binary!)
+            save.arguments = ["save", task.id, "filler.bin", out, "--dir", bob.directory]
+            save.standardOutput = FileHandle.nullDevice
+            save.standardError = FileHandle.nullDevice
+            try save.run()
+            try await Task.sleep(for: .milliseconds(delay))
+            kill(save.processIdentifier, signal)
+            save.waitUntilExit()
+            let hidden = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(".") }
+            #expect(hidden.isEmpty, "signal \(signal) after \(delay) ms: \(hidden)")
+        }
+    }
+
     /// A vault whose control socket's path would not fit a Unix socket address: one line
     /// that says so before anything starts (it was the socket library's case name, after
     /// the network was up).
