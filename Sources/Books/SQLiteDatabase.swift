@@ -1,4 +1,6 @@
 import CSQLite
+import Foundation
+import Sodium
 
 /// A thin layer over one SQLite connection: prepared statements cached by their text,
 /// transactions, and every failure turned into a `BooksError` that names the file.
@@ -19,7 +21,8 @@ final class SQLiteDatabase {
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         handle = db
         if rc != SQLITE_OK {
-            let error = SQLiteDatabase.error(rc, db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open", path: path)
+            let error = SQLiteDatabase.error(rc, db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open", path: path,
+                                             systemErrno: db.map { sqlite3_system_errno($0) } ?? 0)
             sqlite3_close_v2(db)
             handle = nil
             throw error
@@ -130,10 +133,19 @@ final class SQLiteDatabase {
 
     func failure(_ rc: Int32) -> BooksError {
         let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no connection"
-        return SQLiteDatabase.error(rc, message, path: path)
+        return SQLiteDatabase.error(rc, message, path: path, systemErrno: handle.map { sqlite3_system_errno($0) } ?? 0)
     }
 
-    static func error(_ rc: Int32, _ message: String, path: String) -> BooksError {
+    /// `systemErrno`: the operating system's error behind an I/O failure (0: none known),
+    /// which says what SQLite's "disk I/O error" does not — a full disk, above all.
+    static func error(_ rc: Int32, _ message: String, path: String, systemErrno: Int32 = 0) -> BooksError {
+        let ioFailure = [SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN].contains(rc & 0xff)
+        if rc & 0xff == SQLITE_FULL || (ioFailure && systemErrno == ENOSPC) {
+            return BooksError(.storage, "the disk is full: SQLite error \(rc), \(message)", file: path)
+        }
+        if ioFailure && systemErrno != 0 {
+            return BooksError(.storage, "SQLite error \(rc): \(message): \(errnoText(systemErrno))", file: path)
+        }
         switch rc & 0xff {
         case SQLITE_CORRUPT, SQLITE_NOTADB:
             return BooksError(.corruptDatabase, "the database is damaged or not a database: \(message)", file: path)
