@@ -22,8 +22,20 @@ extension Control {
         return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)") {
             try await offPool {
                 guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
-                try client.send(Array(body))
-                guard let line = try client.readLine() else { throw CLIError("the daemon closed the connection without an answer") }
+                // The daemon stopped or crashed while at it (the connection closed, or reset):
+                // what it did of the request is unknown.
+                func wentAway(_ why: String?) -> CLIError {
+                    CLIError("the daemon of \(directory.path) went away without answering\(why.map { " (\($0))" } ?? ""); "
+                             + "the request may have been carried out: check (log, files, tasks) before trying again")
+                }
+                let answer: [UInt8]?
+                do {
+                    try client.send(Array(body))
+                    answer = try client.readLine()
+                } catch {
+                    throw wentAway(oneLine(error))
+                }
+                guard let line = answer else { throw wentAway(nil) }
                 return try unwrap(line)
             }
         }

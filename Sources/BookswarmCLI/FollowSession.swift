@@ -64,7 +64,9 @@ final class FollowSession: @unchecked Sendable {
         let opened: (ClientBox, [UInt8])? = try await offPool {
             guard let client = LocalControlClient.connect(path: options.directory.controlSocket) else { return nil }
             try client.send(Array(request))
-            guard let first = try client.readLine() else { throw CLIError("the daemon closed the connection without an answer") }
+            guard let first = try client.readLine() else {
+                throw CLIError("the daemon of \(options.directory.path) went away without answering")
+            }
             return (ClientBox(client: client), first)
         }
         guard let (box, first) = opened else { return nil }

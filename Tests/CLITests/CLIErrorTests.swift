@@ -377,6 +377,34 @@ struct CLIErrorTests {
         }
     }
 
+    /// A daemon that goes away between taking a request and answering it (a crash, kill -9)
+    /// gives a line that names it and says the request may have been carried out. Played by
+    /// a socket that accepts and closes.
+    @Test(.timeLimit(.minutes(1)))
+    func aDaemonThatGoesAwayWithoutAnswering() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        // Says "ready" once it listens: a command before that would find no daemon and
+        // open the vault itself.
+        let mute = Process()
+        mute.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        mute.arguments = ["-c", "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen()\n"
+                          + "print('ready', flush=True)\nwhile True:\n    s.accept()[0].close()\n", bob.directory + "/control.sock"]
+        let ready = Pipe()
+        mute.standardOutput = ready
+        mute.standardError = FileHandle.nullDevice
+        try mute.run()
+        // SIGKILL: the test runner's children may inherit SIGTERM ignored.
+        defer { kill(mute.processIdentifier, SIGKILL) }
+        let line = ready.fileHandleForReading.availableData
+        try #require(String(decoding: line, as: UTF8.self).hasPrefix("ready"), "the stand-in daemon did not start")
+        let went = "the daemon of \(bob.directory) went away without answering"
+        Self.expectOneLineError(try await bob.run(["send", task.id, "hi"], timeout: .seconds(15)), mentioning: went)
+        Self.expectOneLineError(try await bob.run(["send", task.id, "hi"], timeout: .seconds(15)), mentioning: "the request may have been carried out")
+        Self.expectOneLineError(try await bob.run(["log", task.id, "--follow"], timeout: .seconds(15)), mentioning: went)
+    }
+
     /// A vault whose control socket's path would not fit a Unix socket address: one line
     /// that says so before anything starts (it was the socket library's case name, after
     /// the network was up).
