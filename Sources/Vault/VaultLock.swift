@@ -16,9 +16,14 @@ public final class VaultLock: @unchecked Sendable {
             throw VaultError(.directoryUnusable, "cannot open \(path): \(errnoText(errno))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = Self.describeHolder(fd)
+            let (holder, isDaemon) = Self.describeHolder(fd)
             close(fd)
-            throw VaultError(.locked, "\(directory.path) is in use by \(holder); stop it first or use another --dir")
+            // Beside a daemon, commands talk to it: only a second daemon meets its lock. Beside
+            // any other holder (a chat, a log --follow or a join without a daemon), the way to
+            // use the vault from several commands at once is a daemon.
+            let advice = isDaemon || role == "daemon" ? "stop it first or use another --dir"
+                : "stop it first, or run `bookswarm daemon` to use the vault from several commands at once"
+            throw VaultError(.locked, "\(directory.path) is in use by \(holder); \(advice)")
         }
         let text = Array("\(getpid()) \(role)\n".utf8)
         _ = ftruncate(fd, 0)
@@ -31,12 +36,14 @@ public final class VaultLock: @unchecked Sendable {
         self.path = path
     }
 
-    private static func describeHolder(_ fd: Int32) -> String {
+    /// "a bookswarm chat (pid 4242)", and whether that is a daemon.
+    private static func describeHolder(_ fd: Int32) -> (String, isDaemon: Bool) {
         var buffer = [UInt8](repeating: 0, count: 64)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        let parts = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).split(whereSeparator: \.isWhitespace) : []
-        guard parts.count >= 2 else { return "another bookswarm process" }
-        return "a bookswarm \(parts[1]) (pid \(parts[0]))"
+        let text = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : ""
+        let parts = text.split(whereSeparator: \.isNewline).first?.split(separator: " ", maxSplits: 1) ?? []
+        guard parts.count == 2 else { return ("another bookswarm process", false) }
+        return ("a bookswarm \(parts[1]) (pid \(parts[0]))", parts[1] == "daemon")
     }
 
     /// Releases the lock (also released when the process exits).

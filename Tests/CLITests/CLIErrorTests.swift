@@ -195,6 +195,29 @@ struct CLIErrorTests {
         await bob.stop()
     }
 
+    /// A vault held by a command that brought the network up itself (`log --follow`, `chat`
+    /// or `join` without a daemon): another command is told the holder in full and that a
+    /// daemon is the way to use the vault from several commands at once.
+    @Test(.timeLimit(.minutes(1)))
+    func aVaultHeldByAFollowWithoutADaemon() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        let follow = Process()
+        follow.executableURL = URL(fileURLWithPath: CLI.binary!)
+        follow.arguments = ["log", task.id, "--follow", "--dir", bob.directory, "--interface", "lo",
+                            "--discovery-port", "\(bob.discoveryPort)"]
+        follow.standardOutput = FileHandle.nullDevice
+        follow.standardError = FileHandle.nullDevice
+        try follow.run()
+        defer { kill(follow.processIdentifier, SIGKILL) }
+        #expect(await eventually(.seconds(10)) {
+            (try? String(contentsOfFile: bob.directory + "/lock", encoding: .utf8))?.contains("log --follow") == true
+        })
+        Self.expectOneLineError(try await bob.run(["tasks"]),
+                                mentioning: "is in use by a bookswarm log --follow (pid \(follow.processIdentifier)); stop it first, or run `bookswarm daemon`")
+    }
+
     @Test func corruptStoreIsRefusedAndLeftAsItWas() async throws {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
