@@ -121,7 +121,7 @@ extension ControlRequest.Command {
     var makesAVault: Bool {
         switch self {
         case .id, .name, .taskNew, .join: true
-        case .taskLeave, .tasks, .send, .log, .inspect, .compile, .check, .follow, .backup, .attach, .files, .save: false
+        case .taskLeave, .taskRemove, .tasks, .send, .log, .inspect, .compile, .check, .follow, .backup, .attach, .files, .save: false
         }
     }
 }
