@@ -97,7 +97,7 @@ public enum Control {
 
     public static func parseInvite(_ text: String) throws -> InviteCode {
         do { return try InviteCode(parsing: text) } catch {
-            throw MessengerError(.invalidInvite, "invalid invite code: \(error.description)")
+            throw MessengerError(.invalidInvite, error.description)
         }
     }
 

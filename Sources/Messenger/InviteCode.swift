@@ -79,6 +79,8 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
     /// Why a pasted code was refused. Each case reads as a one-line message.
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case missingPrefix
+        /// "bsw2-" and on: a code of a later format.
+        case newerPrefix(String)
         case invalidCharacter(Character)
         case wrongLength(Int)
         case checksumMismatch
@@ -88,11 +90,12 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .missingPrefix: return "not a Bookswarm invite code: it should start with \"bsw1-\""
-            case let .invalidCharacter(c): return "invite code contains \(ParseError.show(c)), which no invite code has: check for a typo"
-            case let .wrongLength(n): return "invite code has \(n) bytes instead of \(InviteCode.payloadLength + InviteCode.checksumLength): part of it is missing or repeated"
-            case .checksumMismatch: return "invite code checksum does not match: a character was mistyped"
-            case let .unsupportedVersion(v): return "invite code version \(v) is newer than this program understands"
-            case .invalidCreator: return "invite code names an invalid peer id"
+            case let .newerPrefix(tag): return "an invite code of a newer Bookswarm (\(tag)-): this one reads bsw1- codes; update it"
+            case let .invalidCharacter(c): return "invalid invite code: it contains \(ParseError.show(c)), which no invite code has: check for a typo"
+            case let .wrongLength(n): return "invalid invite code: it has \(n) bytes instead of \(InviteCode.payloadLength + InviteCode.checksumLength): part of it is missing or repeated"
+            case .checksumMismatch: return "invalid invite code: its checksum does not match: a character was mistyped"
+            case let .unsupportedVersion(v): return "an invite code of version \(v), newer than this program understands: update it"
+            case .invalidCreator: return "invalid invite code: it names an invalid peer id"
             }
         }
 
@@ -121,7 +124,13 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         // "bsw1", then the body; the dash after it is a separator like the others (a code
         // retyped with spaces for dashes, or with none, reads the same).
         let tag = InviteCode.prefix.dropLast()
-        guard trimmed.lowercased().hasPrefix(tag) else { throw .missingPrefix }
+        guard trimmed.lowercased().hasPrefix(tag) else {
+            let lower = trimmed.lowercased()
+            if lower.hasPrefix("bsw"), let digit = lower.dropFirst(3).first, digit.isNumber, digit != "0", digit != "1" {
+                throw .newerPrefix(String(lower.prefix(3 + lower.dropFirst(3).prefix(while: \.isNumber).count)))
+            }
+            throw .missingPrefix
+        }
         let body = trimmed.dropFirst(tag.count)
         let bytes: [UInt8]
         do {

@@ -82,7 +82,7 @@ extension Messenger {
         }
         notify(.changed(task))
         guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
-        record("file", "attached \(file.name) (\(size) bytes, \(part) parts) to task \(task.hex.prefix(8))")
+        record("file", "attached \(file.name) (\(size) byte\(size == 1 ? "" : "s"), \(part) part\(part == 1 ? "" : "s")) to task \(task.hex.prefix(8))")
         return LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: caption, book: journal.book.hex,
                         index: journal.index + UInt64(part), kind: .file, file: file)
     }

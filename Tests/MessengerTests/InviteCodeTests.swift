@@ -67,7 +67,11 @@ import Swarm
         #expect(throws: InviteCode.ParseError.invalidCharacter("\u{FFFD}")) { try InviteCode(parsing: pasted) }
         #expect(throws: InviteCode.ParseError.invalidCharacter("é")) { try InviteCode(parsing: "bsw1-abé") }
         #expect(throws: InviteCode.ParseError.invalidCharacter("\u{0B}")) { try InviteCode(parsing: "bsw1-ab\u{0B}cd") }
-        #expect(InviteCode.ParseError.invalidCharacter("é").description == "invite code contains \"é\", which no invite code has: check for a typo")
+        #expect(InviteCode.ParseError.invalidCharacter("é").description == "invalid invite code: it contains \"é\", which no invite code has: check for a typo")
+        // A code of a later format says so, not that it is no invite code.
+        #expect(throws: InviteCode.ParseError.newerPrefix("bsw2")) { try InviteCode(parsing: "bsw2-aaaa-bbbb") }
+        #expect(throws: InviteCode.ParseError.newerPrefix("bsw23")) { try InviteCode(parsing: "BSW23-aaaa") }
+        #expect(throws: InviteCode.ParseError.missingPrefix) { try InviteCode(parsing: "bswx-aaaa") }
         #expect(InviteCode.ParseError.invalidCharacter("\u{0B}").description.contains("contains U+000B,"))
         #expect(InviteCode.ParseError.invalidCharacter("\u{202E}").description.contains("contains U+202E,"))
         #expect(InviteCode.ParseError.invalidCharacter("\u{A0}").description.contains("contains U+00A0,"))
