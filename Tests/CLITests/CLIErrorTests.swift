@@ -290,19 +290,26 @@ struct CLIErrorTests {
         #expect(lines.count == 1 && lines[0].hasPrefix("bookswarm: the daemon of \(bob.directory) stopped"), "\(result)")
     }
 
+    /// Bob's vault (no daemon) with a task holding a file of 24 MB of random bytes, which
+    /// takes a backup or a save a while to write.
+    static func vaultWithAFile(_ scratch: Scratch) async throws -> (bob: Member, task: (id: String, invite: String)) {
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("t")
+        let file = scratch.dir("filler.bin")
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
+        try await bob.ok(["attach", task.id, file])
+        return (bob, task)
+    }
+
     /// A backup interrupted (Ctrl-C, SIGTERM) while this process writes it leaves no hidden
     /// half-copy of the vault — secret key included — beside the destination, and one that a
     /// killed backup left is removed by the next backup to the same place.
     @Test(.timeLimit(.minutes(1)))
     func anInterruptedBackupLeavesNoHalfCopy() async throws {
         let scratch = Scratch()
-        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
-        let task = try await bob.newTask("t")
         // A store of some megabytes, so that the copy takes a while.
-        let file = scratch.dir("filler.bin")
-        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
-        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
-        try await bob.ok(["attach", task.id, file])
+        let (bob, _) = try await Self.vaultWithAFile(scratch)
         // What a backup killed with SIGKILL left: the staging directory of a process gone.
         let gone = Process()
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
@@ -339,12 +346,7 @@ struct CLIErrorTests {
     @Test(.timeLimit(.minutes(1)))
     func anInterruptedSaveLeavesNoHiddenFile() async throws {
         let scratch = Scratch()
-        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
-        let task = try await bob.newTask("t")
-        let file = scratch.dir("filler.bin")
-        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
-        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
-        try await bob.ok(["attach", task.id, file])
+        let (bob, task) = try await Self.vaultWithAFile(scratch)
         let out = scratch.dir("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         for (signal, delay) in [(SIGINT, 30), (SIGTERM, 60), (SIGINT, 100), (SIGTERM, 150), (SIGINT, 200)] {
