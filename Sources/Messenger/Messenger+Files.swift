@@ -190,19 +190,25 @@ public struct FileSource: Sendable {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue {
             target = (target as NSString).appendingPathComponent(file.name)
+        } else if path.hasSuffix("/") {
+            // A directory was meant, and there is none: not a file of that name.
+            throw MessengerError(.invalidFile, "\(target) is no directory here: create it first, or choose another destination")
         }
         let parent = (target as NSString).deletingLastPathComponent
         var status = stat()
         guard lstat(target, &status) != 0 else {
             throw MessengerError(.invalidFile, "\(target) exists already: not replaced (give another destination)")
         }
-        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw MessengerError(.invalidFile, "\(parent) is no directory: create it first, or choose another destination")
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) else {
+            throw MessengerError(.invalidFile, "\(parent) does not exist: create it first, or choose another destination")
+        }
+        guard isDirectory.boolValue else {
+            throw MessengerError(.invalidFile, "\(parent) is not a directory: choose another destination")
         }
         // Its own name per save: two saves of one file at once never share it.
         let staging = parent + "/.\(entry.id).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { throw MessengerError(.invalidFile, "cannot write in \(parent): \(errnoText(errno))") }
+        guard fd >= 0 else { throw MessengerError(.invalidFile, "cannot create a file in \(parent): \(errnoText(errno))") }
         var linked = false
         defer {
             close(fd)
@@ -230,7 +236,8 @@ public struct FileSource: Sendable {
                 while offset < data.count {
                     let n = Glibc.write(fd, data.baseAddress! + offset, data.count - offset)
                     if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw MessengerError(.invalidFile, "cannot write \(staging): \(errnoText(errno))") }
+                    // The destination is what the person chose; the hidden file goes with the error.
+                    guard n > 0 else { throw MessengerError(.invalidFile, "cannot write \(target): \(errnoText(errno)) (nothing written)") }
                     offset += n
                 }
             }
@@ -239,7 +246,7 @@ public struct FileSource: Sendable {
         guard written == file.size, digest == file.hash else {
             throw MessengerError(.fileUnavailable, "\(file.name) does not match its hash (its author's copy is damaged or forged): not written")
         }
-        guard fsync(fd) == 0 else { throw MessengerError(.invalidFile, "cannot write \(staging): \(errnoText(errno))") }
+        guard fsync(fd) == 0 else { throw MessengerError(.invalidFile, "cannot write \(target): \(errnoText(errno)) (nothing written)") }
         // A hard link fails if the destination appeared meanwhile: nothing is ever replaced.
         if link(staging, target) == 0 {
             linked = true

@@ -201,7 +201,10 @@ struct CLIProcessTests {
         let refusals: [(Member, [String], String)] = [
             (bob, ["save", task.id, id, copy], "exists already"),
             (bob, ["save", task.id, "nope.jpg", out], "no file \"nope.jpg\""),
-            (bob, ["save", task.id, id, out + "/missing/dir/x.jpg"], "create it first"),
+            (bob, ["save", task.id, id, out + "/missing/dir/x.jpg"], "missing/dir does not exist: create it first"),
+            // A trailing slash means a directory: none there is an error, not a file of that name.
+            (bob, ["save", task.id, id, out + "/new.jpg/"], "new.jpg is no directory here"),
+            (bob, ["save", task.id, id, copy + "/x.jpg"], "copy.jpg is not a directory"),
             (ana, ["attach", task.id, files + "/missing.jpg"], "No such file"),
             (ana, ["attach", task.id, files], "a directory"),
             (ana, ["attach", task.id, files + "/roof.jpg", "--name", "../etc"], "cannot name"),
