@@ -46,6 +46,16 @@ public final class VaultLock: @unchecked Sendable {
         return ("a bookswarm \(parts[1]) (pid \(parts[0]))", parts[1] == "daemon")
     }
 
+    /// Whether the vault's lock names a daemon as its holder (it writes that right after it
+    /// takes the lock, well before its control socket answers). False when no lock file
+    /// can be read or it names another command.
+    public static func heldByDaemon(_ directory: VaultDirectory) -> Bool {
+        let fd = open(directory.lockFile, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return describeHolder(fd).isDaemon
+    }
+
     /// Releases the lock (also released when the process exits).
     public func release() {
         flock(fd, LOCK_UN)

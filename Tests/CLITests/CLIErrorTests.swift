@@ -214,6 +214,7 @@ struct CLIErrorTests {
         #expect(await eventually(.seconds(10)) {
             (try? String(contentsOfFile: bob.directory + "/lock", encoding: .utf8))?.contains("log --follow") == true
         })
+        // (Said at once: only a daemon's lock is waited on, its socket about to answer.)
         Self.expectOneLineError(try await bob.run(["tasks"]),
                                 mentioning: "is in use by a bookswarm log --follow (pid \(follow.processIdentifier)); stop it first, or run `bookswarm daemon`")
     }
