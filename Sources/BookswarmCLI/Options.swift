@@ -33,6 +33,11 @@ struct VaultOptions: ParsableArguments {
     func validate() throws {
         // Port 0 would bind a random port nobody else looks at: discovery would hear nothing.
         if discoveryPort == 0 { throw ValidationError("--discovery-port takes a port from 1 to 65535") }
+        // Checked as written whatever the command (resolving waits for the network's use):
+        // a daemon already running ignores them, a mistake should not pass unseen.
+        for node in bootstrap where !isNodeSyntax(node) {
+            throw ValidationError("--bootstrap takes HOST:PORT (a port from 1 to 65535, an IPv6 address in brackets), not \"\(node)\"")
+        }
     }
 
     var network: VaultNetwork.Options {
@@ -44,6 +49,17 @@ struct VaultOptions: ParsableArguments {
             return options
         }
     }
+}
+
+/// Whether `text` reads as `HOST:PORT`: a literal endpoint, or a host name and a port
+/// from 1 to 65535 (`resolveNode` looks the name up).
+func isNodeSyntax(_ text: String) -> Bool {
+    if let literal = Endpoint(text) { return literal.port != 0 }
+    guard let colon = text.lastIndex(of: ":"), colon > text.startIndex, let port = UInt16(text[text.index(after: colon)...]), port != 0 else {
+        return false
+    }
+    let host = text[..<colon]
+    return host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
 }
 
 /// `HOST:PORT` → an endpoint: an IPv4 or bracketed IPv6 literal as is, a host name through

@@ -122,7 +122,7 @@ struct CLIErrorTests {
         let zero = try await CLI.run(["id", "--dir", bob.directory, "--discovery-port", "0"])
         #expect(zero.status == 64 && zero.stderr.contains("--discovery-port"), "\(zero)")
         Self.expectOneLineError(try await CLI.run(["join", task.invite, "--dir", scratch.dir("dan"), "--wait", "0",
-                                                   "--bootstrap", "127.0.0.1:0"]), mentioning: "port 0")
+                                                   "--bootstrap", "127.0.0.1:0"]), mentioning: "a port from 1 to 65535, an IPv6 address in brackets), not \"127.0.0.1:0\"")
         // A join whose network cannot come up keeps the task, says so in its one error line,
         // and the task is listed as waiting for its title, not as untitled.
         let eve = Member("eve", scratch: scratch, interface: "no-such-if0", discoveryPort: testDiscoveryPort())
@@ -142,6 +142,9 @@ struct CLIErrorTests {
                                     // A negative number was read as a missing value ("Missing value for '--wait <wait>'").
                                     (["join", "x", "--wait", "-1"], "--wait takes seconds from 0 to 86400, not -1"),
                                     (["backup", ""], "the backup's destination is empty"),
+                                    // Checked as written, whatever the command (a running daemon ignores it).
+                                    (["tasks", "--bootstrap", "nonsense"], "--bootstrap takes HOST:PORT"),
+                                    (["send", "t", "x", "--bootstrap", "node.example:0"], "not \"node.example:0\""),
                                     // A sleep that long trapped the node (`Duration.components` overflowed).
                                     (["bootstrap", "--port", "1", "--bind", "127.0.0.1", "--stats-interval", "\(Int.max)"],
                                      "--stats-interval takes seconds from 0 to 86400")] {
