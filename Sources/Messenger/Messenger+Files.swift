@@ -182,6 +182,18 @@ public struct FileSource: Sendable {
     /// destination, checked against the file's hash, synced, and linked into place only if
     /// the destination still does not exist; an existing file is never replaced, and nothing
     /// is left behind on an error (PROTOCOL.md §10.7 `save`).
+    /// Removes what saves of file `id` into `parent` left whose process is gone (killed
+    /// half-way, kill -9 of a daemon included): `.ID.partial-PID-N` files, up to 64 MiB each.
+    static func removeAbandonedStagings(of id: String, in parent: String) {
+        let prefix = ".\(id).partial-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+            let rest = entry.dropFirst(prefix.count).split(separator: "-")
+            guard rest.count == 2, let pid = Int32(rest[0]), pid > 0, pid != getpid(), UInt32(rest[1]) != nil,
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink(parent + "/" + entry)
+        }
+    }
+
     public func write(to path: String) throws -> SaveResult {
         guard path.hasPrefix("/") else {
             throw MessengerError(.invalidFile, "the destination must be an absolute path (got \(path))")
@@ -205,6 +217,7 @@ public struct FileSource: Sendable {
         guard isDirectory.boolValue else {
             throw MessengerError(.invalidFile, "\(parent) is not a directory: choose another destination")
         }
+        Self.removeAbandonedStagings(of: entry.id, in: parent)
         // Its own name per save: two saves of one file at once never share it.
         let staging = parent + "/.\(entry.id).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)

@@ -367,6 +367,20 @@ struct CLIErrorTests {
             let hidden = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix(".") }
             #expect(hidden.isEmpty, "signal \(signal) after \(delay) ms: \(hidden)")
         }
+        // What a save killed with SIGKILL (a daemon's, say) left is removed by the next save
+        // of that file there; one of a process still running is not.
+        let files = try #require(try await bob.run(["files", task.id, "--json"]).json as? [[String: Any]])
+        let id = try #require((files.first?["entry"] as? [String: Any])?["id"] as? String)
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let abandoned = out + "/.\(id).partial-\(gone.processIdentifier)-7"
+        let running = out + "/.\(id).partial-\(getpid())-7"
+        for leftover in [abandoned, running] { #expect(FileManager.default.createFile(atPath: leftover, contents: Data("x".utf8))) }
+        try? FileManager.default.removeItem(atPath: out + "/filler.bin")
+        try await bob.ok(["save", task.id, "filler.bin", out])
+        #expect(!FileManager.default.fileExists(atPath: abandoned) && FileManager.default.fileExists(atPath: running))
     }
 
     /// A full disk is said as such, with the file: without a daemon (the store cannot even
