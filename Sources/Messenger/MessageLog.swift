@@ -146,7 +146,8 @@ public struct MessageLog: Sendable {
     /// The `successor` pages this peer followed ("author hex/id"), from its journal's
     /// `followed` pages, and the successor task each led to.
     public private(set) var followed: [String: InviteCode] = [:]
-    /// The successor tasks this peer created from this task (its journal's `successor` pages).
+    /// The successor tasks this peer moved this task on to or followed a member to, in its
+    /// journal's order (its `successor` and `followed` pages): the newest last.
     public private(set) var movedOn: [InviteCode] = []
 
     /// A `successor` page in a member's book for another.
@@ -257,6 +258,7 @@ public struct MessageLog: Sendable {
                 return
             }
             followed[author.publicKey.hex + "/" + id] = InviteCode(creator: author, task: task)
+            movedOn.append(InviteCode(creator: author, task: task))
             return
         case .chunk:
             guard let (id, part) = Attachments.chunk(of: page) else {
@@ -300,8 +302,8 @@ public struct MessageLog: Sendable {
         absorbNames(other)
     }
 
-    /// Takes in only the names another log has read (for who is who, without the messages).
-    public mutating func absorbNames(_ other: MessageLog) {
+    /// Takes in the names another log has read: each author's newest.
+    private mutating func absorbNames(_ other: MessageLog) {
         for (author, named) in other.newestNames where newestNames[author].map({ $0.order < named.order }) ?? true {
             newestNames[author] = named
         }

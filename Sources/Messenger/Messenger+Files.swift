@@ -66,7 +66,7 @@ extension Messenger {
         func chunk(_ offset: Int, _ data: [UInt8]) -> PageSpec {
             PageSpec(kind: .chunk, data: data, fields: ["id": id, "part": String(offset)], time: time)
         }
-        let written = try appendToBooksWritten(count: part + 1, in: task) { offset, reading, first in
+        let written = try appendToBooksWritten(count: part + 1, in: task) { offset, reading, first, _ in
             guard let first else {
                 guard offset < part else {
                     // The file was not written while the parts were stored, or nothing is.

@@ -6,15 +6,7 @@ import Swarm
 extension Messenger {
     /// The task's log from every book held here, deduplicated and ordered: its messages and
     /// its members' joins (`LogEntry.kind`).
-    public func log(of task: TaskID) throws -> [LogEntry] { try logAndNames(of: task).entries }
-
-    /// The log, and every member's display name (peer id hex → name) from the same pages.
-    /// `books`: the task's books when the caller has them already.
-    func logAndNames(of task: TaskID, books given: [(name: TaskBookName, book: Book)]? = nil) throws
-        -> (entries: [LogEntry], names: [String: String]) {
-        let cache = try taskLog(of: task, books: given)
-        return (cache.order.entries, cache.names)
-    }
+    public func log(of task: TaskID) throws -> [LogEntry] { try taskLog(of: task).order.entries }
 
     /// The task's log as it stands, kept between calls: the pages that arrived since the last
     /// call are read (`bookLogUpdate`) and their entries put in their places in the order

@@ -42,20 +42,15 @@ extension Messenger {
         let invite = InviteCode(creator: localPeer, task: successor)
         let id = SecureRandom.bytes(12).hexString
         let time = wallClock()
-        var journal: (book: BookID, index: UInt64)?
-        for (name, book) in try booksWritten(in: task).sorted(by: { $0.name.isJournal && !$1.name.isJournal }) {
+        // One page per book, the invite made for its reader; a pairwise book found forked is
+        // passed over (its next generation starts with the journal's page, made for its reader).
+        let written = try appendToBooksWritten(count: 1, in: task) { _, _, _, reader in
             let data = Successor(without: without, with: with,
-                                 invite: try Successor.invite(invite, for: name.reader, author: localPeer, with: with)).encoded()
-            do {
-                let range = try append([PageSpec(kind: .successor, data: data, fields: ["id": id], time: time)], to: book)
-                if name.isJournal { journal = (book.id, range.lowerBound) }
-            } catch where !name.isJournal && isForked(book) {
-                // Its next generation starts with the journal's successor page, made for its reader.
-                continue
-            }
+                                 invite: try Successor.invite(invite, for: reader, author: localPeer, with: with)).encoded()
+            return PageSpec(kind: .successor, data: data, fields: ["id": id], time: time)
         }
         notify(.changed(task))
-        guard let journal else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
+        guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
         record("task", "moved task \(task.hex.prefix(8)) on to \(successor.hex.prefix(8)) without "
                + without.map { String($0.publicKey.hex.prefix(8)) }.joined(separator: ", "))
         let entry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: "", book: journal.book.hex, index: journal.index,

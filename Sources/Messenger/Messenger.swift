@@ -198,7 +198,7 @@ public actor Messenger {
         let ids = Set(matching)
         let kept = matching.filter { task in
             guard let log = try? taskLog(of: task).log else { return true }
-            return !(log.movedOn.map(\.task) + log.followed.values.map(\.task)).contains { ids.contains($0) }
+            return !log.movedOn.contains { ids.contains($0.task) }
         }
         return kept.isEmpty ? matching : kept
     }
@@ -300,10 +300,9 @@ public actor Messenger {
         // Messages (chats and files) only: a join is shown, but neither counted nor ever unread (§10.7).
         let messages = log.order.messages
         let fromOthers = messages - (log.order.messagesByAuthor[localPeer.publicKey.hex] ?? 0)
-        let successor = log.log.movedOn.last ?? log.log.followed.values.sorted { $0.task.hex < $1.task.hex }.last
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: messages,
-                           unread: max(0, fromOthers - markers.seen(task)), successor: successor?.task.hex)
+                           unread: max(0, fromOthers - markers.seen(task)), successor: log.log.movedOn.last?.task.hex)
     }
 
     // MARK: - Chat
@@ -335,23 +334,25 @@ public actor Messenger {
     /// journal took them.
     @discardableResult
     func appendToBooksWritten(_ specs: [PageSpec], in task: TaskID) throws -> (book: BookID, index: UInt64)? {
-        try appendToBooksWritten(count: specs.count, in: task) { offset, _, _ in specs[offset] }
+        try appendToBooksWritten(count: specs.count, in: task) { offset, _, _, _ in specs[offset] }
     }
 
     /// `appendToBooksWritten(_:in:)` for pages made one at a time, as each book's batch is
-    /// stored: `spec(offset, reading, first)` is called once per page and book, in order.
-    /// `first` is nil for the first book to store the batch, then where that book stored it
-    /// (committed, durable): a later book may copy its pages from there through `reading`
-    /// rather than make them again (`attach`, whose source could change in between).
+    /// stored: `spec(offset, reading, first, reader)` is called once per page and book, in
+    /// order. `first` is nil for the first book to store the batch, then where that book
+    /// stored it (committed, durable): a later book may copy its pages from there through
+    /// `reading` rather than make them again (`attach`, whose source could change in
+    /// between). `reader` is the book's (this peer for the journal), for pages made for it
+    /// (`moveOn`).
     @discardableResult
     func appendToBooksWritten(count: Int, in task: TaskID,
-                              _ spec: (Int, BookStore.Reading, _ first: (book: BookID, start: UInt64)?) throws -> PageSpec) throws
+                              _ spec: (Int, BookStore.Reading, _ first: (book: BookID, start: UInt64)?, _ reader: PeerID) throws -> PageSpec) throws
         -> (book: BookID, index: UInt64)? {
         var journal: (book: BookID, index: UInt64)?
         var first: (book: BookID, start: UInt64)?
         for (name, book) in try booksWritten(in: task).sorted(by: { $0.name.isJournal && !$1.name.isJournal }) {
             do {
-                let range = try append(count: count, to: book) { offset, reading in try spec(offset, reading, first) }
+                let range = try append(count: count, to: book) { offset, reading in try spec(offset, reading, first, name.reader) }
                 if name.isJournal { journal = (book.id, range.lowerBound) }
                 if first == nil { first = (book.id, range.lowerBound) }
             } catch where !name.isJournal && isForked(book) {
