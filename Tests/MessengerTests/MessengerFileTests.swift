@@ -225,15 +225,23 @@ import Testing
         await ana.stop()
     }
 
-    @Test("attach reads the file a part at a time as each book's batch stores it; every book holds the parts byte-identical")
-    func attachStreamsTheParts() async throws {
-        let bed = MessengerBed()
-        defer { bed.cleanUp() }
+    /// Ana, offline, in a task with two other members she writes for: her journal and her
+    /// two pairwise books, the books an attach writes to.
+    static func anaWritingThreeBooks(_ bed: MessengerBed) async throws
+        -> (ana: Peer, task: TaskID, books: [(name: TaskBookName, book: Book)]) {
         let ana = try bed.offline(2)
         let (task, _) = try await ana.newTask("t")
         for reader: UInt8 in [1, 3] { _ = try await ana.messenger.createPairwiseBook(for: PeerID(MessengerBed.identity(reader).publicKey), task: task) }
         let books = try await ana.messenger.booksWritten(in: task)
         #expect(books.count == 3)
+        return (ana, task, books)
+    }
+
+    @Test("attach reads the file a part at a time as each book's batch stores it; every book holds the parts byte-identical")
+    func attachStreamsTheParts() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let (ana, task, books) = try await Self.anaWritingThreeBooks(bed)
         let before = Dictionary(uniqueKeysWithValues: books.map { ($0.book.id, $0.book.length) })
         let bytes = Self.randomBytes(3 * Attachments.partSize + 1000)
         var source = try Attachments.read(path: try Self.file(bed, "plan.pdf", bytes), name: "")
@@ -266,11 +274,7 @@ import Testing
     func fileChangedWhileAttached() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let ana = try bed.offline(2)
-        let (task, _) = try await ana.newTask("t")
-        for reader: UInt8 in [1, 3] { _ = try await ana.messenger.createPairwiseBook(for: PeerID(MessengerBed.identity(reader).publicKey), task: task) }
-        let books = try await ana.messenger.booksWritten(in: task)
-        #expect(books.count == 3)
+        let (ana, task, books) = try await Self.anaWritingThreeBooks(bed)
         let lengths = books.map { $0.book.length }
         let bytes = Self.randomBytes(2 * Attachments.partSize + 5000)
         let path = try Self.file(bed, "roof.jpg", bytes)
