@@ -411,12 +411,12 @@ extension Messenger {
         if let held = books.first(where: { $0.book.id == id && $0.name.author == peer && $0.name.reader == localPeer }) {
             name = held.name
         } else if let newest = newest(books, author: peer, reader: localPeer) {
-            // A further book of the pair is taken only in place of one we know is forked,
-            // and never beyond the cap: a member cannot make us keep books without end.
-            guard isForked(newest.book) else {
-                record("refused", "book \(id.hex.prefix(16))… from \(peer.short): its book for us is not forked")
-                return false
-            }
+            // A further book of the pair: the author's next generation (§10.3). Its word is
+            // enough — the session proves who speaks, and an author that wanted another book
+            // could always fork its own, holding the key. Asking for a fork we saw ourselves
+            // lost the pair for good when the author had taken the forked generation back
+            // before we saw its new root: its copy is then ours, and nothing shows the fork
+            // any more. The cap is what bounds the books a member can make us keep.
             guard newest.name.generation + 1 < Self.maxGenerations else {
                 record("refused", "book \(id.hex.prefix(16))… from \(peer.short): already \(Self.maxGenerations) books of this pair")
                 return false

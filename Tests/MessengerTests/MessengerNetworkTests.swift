@@ -306,6 +306,48 @@ import Testing
         await bob.stop()
     }
 
+    /// Session 14: a reader took a further book of the pair only in place of one it knew
+    /// forked. An author back after losing its books (a leave and a new join) that saw the
+    /// fork first — its reader's longer root — wrote the next generation and took the forked
+    /// one back from the reader before the reader had seen its new root: its copy was then
+    /// the reader's own, nothing showed the fork any more, and the reader refused the next
+    /// generation at every announcement. The messages of the pair stopped for good (seen once
+    /// in `leaveAndComeBack`). Here the reader holds the pair's book, not forked, when its
+    /// author announces the next one.
+    @Test("a reader takes its author's next generation though it never saw the fork", .timeLimit(.minutes(1)))
+    func nextGenerationWithoutTheFork() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try await bed.online(1)
+        var ana = try await bed.online(2)
+        let (task, invite) = try await bob.newTask("t")
+        _ = try await ana.messenger.join(invite)
+        try await ana.messenger.send("one", to: task)
+        #expect(try await eventually { try await bob.texts(task) == ["one"] })
+        let pair = TaskBookName(author: ana.id, reader: bob.id, task: task)
+        let first = try #require(try bob.store.id(named: pair.text))
+        // Ana's store gets the pair's next generation while she is away, and nothing shows
+        // Bob a fork: his copy of the first is the one Ana holds. Back, she writes the newest
+        // generation and announces it, as after a fork she saw and took back (§10.3).
+        await ana.stop()
+        let away = try bed.offline(2)
+        let next = try away.store.createOrOpen(name: pair.generation(1).text).id
+        await away.stop()
+        ana = try await bed.online(2)
+        let taken = try await eventually { try bob.store.id(named: pair.generation(1).text) == next }
+        let events = await bob.messenger.recentEvents.suffix(6)
+        #expect(taken, "bob: \(events)")
+        #expect(try await eventually { await ana.messenger.isAcknowledged(by: bob.id, task: task) })
+        #expect(try bob.store.open(id: first).forkProof == nil)
+        // Her message reaches Bob through it, and neither side reports a problem.
+        try await ana.messenger.send("two", to: task)
+        #expect(try await eventually { try await bob.texts(task) == ["one", "two"] })
+        #expect(try await bob.messenger.summary(of: task).members.first { $0.peer == ana.id.publicKey.hex }?.problem == nil)
+        #expect(try await ana.messenger.summary(of: task).members.first { $0.peer == bob.id.publicKey.hex }?.problem == nil)
+        await ana.stop()
+        await bob.stop()
+    }
+
     /// Review 9: a refusal needs no capability (the machine takes `refuse` before any `open`),
     /// so any peer with a session that knows a book id — a member: ids are public keys, and
     /// copies carry them — can send `refuse(4)` on a pair's book. It was taken as the pair's
