@@ -25,14 +25,18 @@ extension Messenger {
             // held pages are checked like any book's; the fork is named as a note.
             var note: String?
             if entry.isForked {
-                let fork = entry.isWritable
-                    ? "forked: its key signed pages this store does not hold (the store lost or restored from an older copy, or the key used elsewhere)"
-                    : "forked: the author signed two different trees"
                 if let name = entry.name.flatMap(TaskBookName.init(parsing:)), !name.isJournal,
                    let later = newest[name.generation(0)], later > name.generation {
-                    note = fork + "; replaced by generation \(later) of the pair"
+                    // Expected after a lost store, or a task left and joined again: said as
+                    // what happened, not as an alarm ("signed two different trees").
+                    let who = entry.isWritable ? "this vault" : "its author"
+                    note = "an earlier generation, written again from page 0 when \(who) had lost its books "
+                        + "(a store restored, or the task left and joined again); generation \(later) of the pair replaced it"
+                        + (entry.isWritable ? "" : ", and the pages held here stay readable")
                 } else {
-                    problem = fork
+                    problem = entry.isWritable
+                        ? "forked: its key signed pages this store does not hold (the store lost or restored from an older copy, or the key used elsewhere)"
+                        : "forked: the author signed two different trees"
                 }
             }
             if problem == nil, let root = book.signedRoot, !root.isValid { problem = "latest signed root does not verify" }

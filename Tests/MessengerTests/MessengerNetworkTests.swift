@@ -146,6 +146,12 @@ import Testing
         }
         #expect(try await problem(ana, about: bob) == nil)
         #expect(try await problem(bob, about: ana) == nil)
+        // `inspect` says what happened to a replaced generation, as a note beside "verified",
+        // not as an alarm ("the author signed two different trees").
+        for peer in [ana, bob] {
+            let books = try await peer.messenger.inspect().books
+            #expect(books.allSatisfy { $0.verified && !($0.problem ?? "").contains("two different trees") }, "\(books)")
+        }
         // Bob labels the book he was given second as generation 1 of the pair.
         #expect(try bob.store.id(named: next.text) == ana.store.id(named: next.text))
         // A compiled record vouches for what it can prove and counts what it cannot ("before"
