@@ -41,6 +41,9 @@ public final class BookStore: @unchecked Sendable {
     /// The database file.
     public let file: String
     private let masterSecret: SecretBytes
+    /// Why the store cannot be written, when it was opened for reading only
+    /// (`openForReading`): what every write on it fails with. Nil for a store that writes.
+    public let writeRefusal: BooksError?
 
     // Guarded by `lock`, except the subscribers and `delivery` (their own locks).
     let lock = NSLock()
@@ -84,10 +87,12 @@ public final class BookStore: @unchecked Sendable {
         var length: UInt64 { latest?.length ?? 0 }
     }
 
-    private init(directory: String, file: String, masterSecret: SecretBytes, database: SQLiteDatabase, lockDescriptor: Int32) {
+    init(directory: String, file: String, masterSecret: SecretBytes, database: SQLiteDatabase, lockDescriptor: Int32,
+                 writeRefusal: BooksError? = nil) {
         self.directory = directory
         self.file = file
         self.masterSecret = masterSecret
+        self.writeRefusal = writeRefusal
         self.database = database
         self.lockDescriptor = lockDescriptor
     }
@@ -97,8 +102,23 @@ public final class BookStore: @unchecked Sendable {
     /// master secret against every named book, and every book's latest signed root
     /// against its signature and stored tree. A damaged file gives `.corruptDatabase`
     /// naming it; nothing is repaired or deleted.
-    public static func open(directory: String, masterSecret: SecretBytes) throws -> BookStore {
-        try open(directory: directory, masterSecret: masterSecret, checkpointThreshold: nil, checkpointHardLimit: nil)
+    ///
+    /// `readingIfUnwritable`: when the store cannot be written — the disk is full, the
+    /// files or their file system are read-only (`BooksError.meansUnwritable`) — open it
+    /// for reading only instead (`openForReading`), with that error as its `writeRefusal`.
+    /// For a caller that only reads: a full disk is exactly when people look at what they
+    /// have. The store opens exactly as without it whenever it can be written.
+    public static func open(directory: String, masterSecret: SecretBytes, readingIfUnwritable: Bool = false) throws -> BookStore {
+        do {
+            return try open(directory: directory, masterSecret: masterSecret, checkpointThreshold: nil, checkpointHardLimit: nil)
+        } catch let error as BooksError where readingIfUnwritable && error.meansUnwritable {
+            do {
+                return try openForReading(directory: directory, masterSecret: masterSecret, refusal: error)
+            } catch let reading as BooksError {
+                throw BooksError(error.code, "\(error.detail); reading it without writing failed too: \(reading.detail)",
+                                 file: error.file, limit: error.limit)
+            }
+        }
     }
 
     /// `open`, with the checkpointer's WAL sizes in pages (tests make them small); `nil`:
@@ -183,7 +203,7 @@ public final class BookStore: @unchecked Sendable {
     /// store holds it. The lock file must stay while a store is open (deleting it lets a
     /// second store create a new one); a lock file replaced between our open and our lock
     /// is caught by comparing the locked descriptor with the path, and taken again.
-    private static func lockDirectory(_ directory: String, file: String) throws -> Int32 {
+    static func lockDirectory(_ directory: String, file: String) throws -> Int32 {
         let path = (directory as NSString).appendingPathComponent(lockFileName)
         var replaced = 0, busy = 0
         while replaced < 8 {
@@ -271,7 +291,7 @@ public final class BookStore: @unchecked Sendable {
     /// What the checkpointer did so far (tests, diagnostics).
     var checkpointStats: Checkpointer.Stats { lock.withLock { checkpointer?.stats ?? Checkpointer.Stats() } }
 
-    private func loadBooks(_ db: SQLiteDatabase) throws {
+    func loadBooks(_ db: SQLiteDatabase) throws {
         let rows = try db.bookRows()
         // A book's number keys its pages (`PageKey`): outside 0..<2^23 (a damaged or edited
         // table) it would build keys of other books, or trap building them.

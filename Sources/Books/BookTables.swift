@@ -22,6 +22,7 @@ enum PageKey {
 
 extension SQLiteDatabase {
     func insertBook(key: [UInt8], name: String?, writable: Bool) throws -> Int64 {
+        try checkWritable()
         let s = try statement("INSERT INTO book (key, name, writable) VALUES (?, ?, ?)")
         s.bind(1, key)
         s.bind(2, name)
@@ -44,6 +45,7 @@ extension SQLiteDatabase {
     }
 
     func updateBook(number: Int64, name: String?, writable: Bool) throws {
+        try checkWritable()
         let s = try statement("UPDATE book SET name = ?, writable = ? WHERE id = ?")
         s.bind(1, name)
         s.bind(2, Int64(writable ? 1 : 0))

@@ -39,7 +39,13 @@ public struct BooksError: CodedError {
         case unknownBook
         /// The store was closed.
         case closed
-        /// Any other SQLite failure (I/O error, disk full…).
+        /// The file system holding the store is full (or the user's disk quota is used up):
+        /// nothing could be written. `file` names the file SQLite failed to write.
+        case diskFull
+        /// The store's files cannot be written: a read-only file system or file, or a store
+        /// opened for reading only (`BookStore.openForReading`).
+        case storageReadOnly
+        /// Any other SQLite failure (an I/O error…).
         case storage
     }
 
@@ -56,6 +62,11 @@ public struct BooksError: CodedError {
         self.file = file
         self.limit = limit
     }
+
+    /// Whether the failure is that the store cannot be written now — the disk is full, or
+    /// the files are read-only — so that it could still be read (`BookStore.open`'s
+    /// `readingIfUnwritable`).
+    public var meansUnwritable: Bool { code == .diskFull || code == .storageReadOnly }
 
     public var description: String {
         var text = "\(code): \(detail)"

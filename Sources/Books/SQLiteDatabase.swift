@@ -12,25 +12,102 @@ final class SQLiteDatabase {
     // call, which shows on the append path.
     private var statements: [UnsafeRawPointer: SQLiteStatement] = [:]
 
-    /// Opens a connection; `create: false` for a database that must exist already.
+    /// Opens a connection; `create: false` for a database that must exist already. A file
+    /// this process cannot write (a read-only file system or file) is refused with
+    /// `storageReadOnly` rather than opened read-only without a word, as SQLite would: the
+    /// store then says at once that it cannot be written, and may be read instead
+    /// (`init(readingOnly:)`).
     init(path: String, create: Bool = true) throws {
         self.path = path
-        var db: OpaquePointer?
         // NOMUTEX: the store's lock already serialises access to the connection.
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
-        handle = db
-        if rc != SQLITE_OK {
+        handle = try Self.connect(path, flags: flags, path: path)
+        if sqlite3_db_readonly(handle, "main") == 1 {
+            let why = access(path, W_OK) == 0 ? "SQLite opened it read-only" : errnoText(errno)
+            close()
+            throw BooksError(.storageReadOnly, "the file cannot be written: \(why)", file: path)
+        }
+    }
+
+    /// Opens a connection that reads the database at `path` and writes nothing to its files
+    /// — no journal, no checkpoint, no WAL index — for a store that cannot be written (a full
+    /// disk, a read-only file system). Every write on it fails with `refusal`. Only for a
+    /// file no other connection writes meanwhile: the store's lock file proves that.
+    ///
+    /// The file is in WAL mode, whose readers normally share the WAL's index in
+    /// `<file>-shm`, created and grown on first read — exactly what a full disk or a
+    /// read-only file system refuses. So (PROTOCOL.md §4.1):
+    /// * no WAL, or one shorter than its 32-byte header, holds no transaction: the database
+    ///   file is the whole store, read with `immutable=1` (no lock, no file created);
+    /// * a WAL that holds transactions (a store whose last holder was killed) is read with
+    ///   `mode=ro&readonly_shm=1`: with no other connection on the file, SQLite rebuilds
+    ///   the index in private memory from the WAL (its "unreliable shm" path) and writes
+    ///   nothing. That needs an `-shm` file to exist, even empty: a missing one is created
+    ///   empty (no data block), or, where even that fails, the store cannot be read.
+    init(readingOnly path: String, refusal: BooksError) throws {
+        self.path = path
+        let uri = try Self.readOnlyURI(path)
+        handle = try Self.connect(uri, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, path: path)
+        writeRefusal = refusal
+    }
+
+    private static func connect(_ name: String, flags: Int32, path: String) throws -> OpaquePointer {
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(name, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
             let error = SQLiteDatabase.error(rc, db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open", path: path,
                                              systemErrno: db.map { sqlite3_system_errno($0) } ?? 0)
             sqlite3_close_v2(db)
-            handle = nil
             throw error
         }
         sqlite3_extended_result_codes(db, 1)
         // The store's own checkpointer is the only other connection (a second store is
         // kept out by the lock file): its locks are brief, so waiting beats failing.
         sqlite3_busy_timeout(db, 5000)
+        return db
+    }
+
+    /// The URI `init(readingOnly:)` opens `path` with.
+    private static func readOnlyURI(_ path: String) throws -> String {
+        // SQLite's URI syntax: `%`, `?` and `#` escaped; `file://` and an empty authority
+        // before an absolute path, so that one starting with `//` stays a path.
+        var escaped = ""
+        for character in path.unicodeScalars {
+            switch character {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.unicodeScalars.append(character)
+            }
+        }
+        let base = (path.hasPrefix("/") ? "file://" : "file:") + escaped
+        var wal = stat()
+        guard stat(path + "-wal", &wal) == 0, wal.st_size >= walHeaderSize else { return base + "?immutable=1" }
+        let shm = path + "-shm"
+        var database = stat()
+        let mode = stat(path, &database) == 0 ? database.st_mode & 0o666 : 0o600
+        let fd = open(shm, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        if fd >= 0 {
+            Glibc.close(fd)
+        } else if errno != EEXIST {
+            throw BooksError(.storage, "the WAL holds transactions not yet copied into the database, and the index SQLite needs "
+                             + "to read it, \(shm), is missing and cannot be created: \(errnoText(errno))", file: path)
+        }
+        return base + "?mode=ro&readonly_shm=1"
+    }
+
+    /// The size of a WAL file's header (SQLite's file format, "WAL File Format"): a shorter
+    /// WAL holds no frame.
+    static let walHeaderSize = 32
+
+    /// Set on a connection opened for reading only: what every write on it fails with
+    /// (`checkWritable`, and SQLite's own refusal of a write that got past it, `failure`).
+    private(set) var writeRefusal: BooksError?
+
+    /// Throws `writeRefusal`, if set; asked before every write (a transaction, and the two
+    /// statements that write on their own: `insertBook`, `updateBook`).
+    func checkWritable() throws {
+        if let writeRefusal { throw writeRefusal }
     }
 
     deinit { close() }
@@ -111,6 +188,7 @@ final class SQLiteDatabase {
     /// process, and is synced by the next durable commit or checkpoint: a power loss may
     /// drop the last such transactions whole, never part of one (PROTOCOL.md §4.1).
     func transaction<T>(durable: Bool = true, _ body: () throws -> T) throws -> T {
+        try checkWritable()
         try admitWrite?()
         // The level can change only outside a transaction; it is a setting of the
         // connection, so it is switched only when it differs.
@@ -132,16 +210,31 @@ final class SQLiteDatabase {
     }
 
     func failure(_ rc: Int32) -> BooksError {
+        if let writeRefusal, rc & 0xff == SQLITE_READONLY { return writeRefusal }
         let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "no connection"
         return SQLiteDatabase.error(rc, message, path: path, systemErrno: handle.map { sqlite3_system_errno($0) } ?? 0)
     }
 
     /// `systemErrno`: the operating system's error behind an I/O failure (0: none known),
-    /// which says what SQLite's "disk I/O error" does not — a full disk, above all.
+    /// which says what SQLite's "disk I/O error" does not — a full disk, above all, or a
+    /// file system that is read-only: both are errors of their own (`diskFull`,
+    /// `storageReadOnly`), after which the store may still be read.
     static func error(_ rc: Int32, _ message: String, path: String, systemErrno: Int32 = 0) -> BooksError {
         let ioFailure = [SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN].contains(rc & 0xff)
         if rc & 0xff == SQLITE_FULL || (ioFailure && systemErrno == ENOSPC) {
-            return BooksError(.storage, "the disk is full: SQLite error \(rc), \(message)", file: path)
+            return BooksError(.diskFull, "the disk is full: SQLite error \(rc), \(message)", file: path)
+        }
+        if ioFailure && systemErrno == EDQUOT {
+            return BooksError(.diskFull, "the disk quota is used up: SQLite error \(rc), \(message)", file: path)
+        }
+        if ioFailure && systemErrno == EROFS {
+            return BooksError(.storageReadOnly, "the file system is read-only: SQLite error \(rc), \(message)", file: path)
+        }
+        // Every SQLITE_READONLY but SQLITE_READONLY_DBMOVED (`SQLITE_READONLY | 4 << 8`, a
+        // macro Swift does not import): the file was moved or deleted while open, which no
+        // free space or permission mends.
+        if rc & 0xff == SQLITE_READONLY && rc != SQLITE_READONLY | 4 << 8 {
+            return BooksError(.storageReadOnly, "the file cannot be written: SQLite error \(rc), \(message)", file: path)
         }
         if ioFailure && systemErrno != 0 {
             return BooksError(.storage, "SQLite error \(rc): \(message): \(errnoText(systemErrno))", file: path)

@@ -16,6 +16,12 @@ import Sodium
 //       for n = 0, 1, …: writes the books "crash-delete-PID-n-a" and "…-b" (SIZE pages each),
 //       printing "written PID-n", then deletes both in one call (`BookStore.delete`),
 //       printing "deleted PID-n"
+//   books-crash-child DIRECTORY MASTER_SECRET_HEX read
+//       opens the store as a command that only reads does (`readingIfUnwritable`: for
+//       reading only if it cannot be written) and prints "read-write", or "read-only CODE"
+//       and why; then "NAME LENGTH pages ok" for each book, once every page is what the
+//       other modes wrote and the book verifies; then tries one more append, printing
+//       "append ok" or "append refused CODE"
 //
 // Page i's bytes are `CrashPage.bytes(i)`, so the test can check every page it finds.
 // Runs until killed (or 1 000 000 pages, so a lost child cannot fill the disk).
@@ -39,10 +45,29 @@ func report(_ line: String) {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4, let secretBytes = [UInt8](hex: arguments[2]), secretBytes.count == 32 else {
-    fail("usage: books-crash-child DIRECTORY MASTER_SECRET_HEX single|batch SIZE")
+    fail("usage: books-crash-child DIRECTORY MASTER_SECRET_HEX single|batch SIZE|giveup SIZE|delete SIZE|read")
 }
 let limit: UInt64 = 1_000_000
 do {
+    if arguments[3] == "read" {
+        let store = try BookStore.open(directory: arguments[1], masterSecret: SecretBytes(copying: secretBytes), readingIfUnwritable: true)
+        report(store.writeRefusal.map { "read-only \($0.code) \($0.detail)" } ?? "read-write")
+        for entry in try store.list() {
+            guard let book = try store.book(id: entry.id) else { fail("book \(entry.id) vanished") }
+            for index in 0..<book.length where try book.get(index) != pageBytes(index) { fail("page \(index) of \(entry.name ?? "?") differs") }
+            try book.verify()
+            report("\(entry.name ?? "?") \(entry.length) pages ok")
+        }
+        do {
+            let book = try store.createOrOpen(name: "crash-test-book")
+            try book.append(pageBytes(book.length))
+            report("append ok")
+        } catch let error as BooksError {
+            report("append refused \(error.code)")
+        }
+        store.close()
+        exit(0)
+    }
     let store = try BookStore.open(directory: arguments[1], masterSecret: SecretBytes(copying: secretBytes))
     if arguments[3] == "giveup" {
         guard arguments.count == 5, let size = UInt64(arguments[4]), size > 0 else { fail("giveup needs a SIZE") }

@@ -65,7 +65,7 @@ public final class Vault: Sendable {
         case .storeLocked:
             return "the store \(file) is open in another process"
         case .pageTooLarge, .readOnly, .invalidSignature, .invalidProof, .staleProof, .forked, .outOfRange, .notHeld,
-             .invalidName, .unknownBook, .closed, .storage:
+             .invalidName, .unknownBook, .closed, .storage, .diskFull, .storageReadOnly:
             return "cannot open the store \(file): \(error.detail)"
         }
     }
