@@ -82,7 +82,8 @@ extension Control {
             }
             let peer: LocalPeer
             do {
-                peer = try await openLocal(options, role: request.command.rawValue, creating: creating ?? request.command.makesAVault)
+                peer = try await openLocal(options, role: request.command.rawValue, creating: creating ?? request.command.makesAVault,
+                                           readingIfUnwritable: request.onlyReads)
             } catch is DaemonAppeared {
                 continue
             }
@@ -100,11 +101,11 @@ extension Control {
     /// Opens the vault in this process. If a daemon holds it but its socket did not answer
     /// (it is starting), waits a little for the socket rather than failing at once; another
     /// holder (a chat, a log --follow without a daemon) is said at once.
-    static func openLocal(_ options: VaultOptions, role: String, creating: Bool) async throws -> LocalPeer {
+    static func openLocal(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false) async throws -> LocalPeer {
         var attempt = 0
         while true {
             do {
-                return try LocalPeer.open(options, role: role, creating: creating)
+                return try LocalPeer.open(options, role: role, creating: creating, readingIfUnwritable: readingIfUnwritable)
             } catch let error as VaultError where error.code == .locked && attempt < 20 && VaultLock.heldByDaemon(options.directory) {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(100))

@@ -27,14 +27,27 @@ final class LocalPeer: @unchecked Sendable {
     /// `name`, `task new`, `join`, `daemon`). The others — which only read or add to what a
     /// vault holds — refuse an empty place rather than make up a new identity there, so a
     /// mistyped `--dir` is an error, not an empty `tasks` that looks like everything is lost.
-    static func open(_ options: VaultOptions, role: String, creating: Bool) throws -> LocalPeer {
+    ///
+    /// `readingIfUnwritable`: for a command that only reads (`ControlRequest.onlyReads`), a
+    /// vault that cannot be written — its disk full, its file system read-only — is opened
+    /// for reading only (`Vault.open`), and a note on stderr says so, once per process.
+    static func open(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false) throws -> LocalPeer {
         let directory = options.directory
         if !creating && directory.holdsNoVault {
             throw CLIError("no vault in \(directory.path): check --dir (or $BOOKSWARM_DIR); "
                            + "bookswarm id, name, task new, join or daemon makes a new one")
         }
-        return try LocalPeer(vault: Vault.open(directory, role: role))
+        let peer = try LocalPeer(vault: Vault.open(directory, role: role, readingIfUnwritable: readingIfUnwritable))
+        if let refusal = peer.vault.store.writeRefusal, noted.claim() {
+            let note = "bookswarm: note: \(oneLine(refusal)); reading the vault without writing to it "
+                + "(read markers are not updated; commands that write fail until it can be written)\n"
+            FileHandle.standardError.write(Data(note.utf8))
+        }
+        return peer
     }
+
+    /// Whether the note of a vault read without writing was printed (`open`).
+    private static let noted = Once()
 
     /// Brings the network up: discovery, sessions, the connection protocol, replication.
     func goOnline(_ options: VaultNetwork.Options) async throws {
@@ -57,5 +70,22 @@ final class LocalPeer: @unchecked Sendable {
         running = []
         network = nil
         vault.close()
+    }
+}
+
+extension ControlRequest {
+    /// Whether the request only reads the vault, so that it can be carried out on a vault
+    /// that cannot be written (`LocalPeer.open`'s `readingIfUnwritable`): it shows what the
+    /// vault holds, or writes only outside it (`save` writes a file where it is asked to).
+    /// `log` marks the task read, which such a vault keeps in memory only. `backup` reads a
+    /// snapshot through a connection of its own, which a store opened for reading does not
+    /// offer yet.
+    var onlyReads: Bool {
+        switch command {
+        case .id, .tasks, .log, .inspect, .check, .files, .save: true
+        case .name: text == nil
+        case .taskLeave: confirm != true
+        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .backup, .attach: false
+        }
     }
 }

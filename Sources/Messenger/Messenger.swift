@@ -65,14 +65,17 @@ public actor Messenger {
     var followingSuccessors: Set<TaskID> = []
     var unopenedSuccessors: Set<String> = []
 
-    /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory).
+    /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory);
+    /// of a store opened for reading only (`BookStore.writeRefusal`), it is read and never
+    /// written, so that the messenger writes nothing: anything that would write to the store
+    /// fails with the store's refusal. Such a messenger is for reading: not for `run`.
     public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,
                 wallClock: @escaping @Sendable () -> UInt64 = { Messenger.milliseconds(since1970: Date()) }) throws {
         localPeer = PeerID(identity.publicKey)
         agreementKeys = try identity.x25519()
         self.store = store
         self.wallClock = wallClock
-        markers = ReadMarkers(file: stateFile)
+        markers = ReadMarkers(file: stateFile, saving: store.writeRefusal == nil)
         tasks = try Self.loadTasks(store: store, localPeer: localPeer)
     }
 

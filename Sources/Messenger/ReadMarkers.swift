@@ -3,14 +3,18 @@ import Foundation
 /// How many of each task's messages from others this peer has seen: unread = current count
 /// minus the marker (messages only ever accumulate, so a count is enough). Kept in
 /// `messenger-state.json` beside the store, replaced atomically; losing it only makes old
-/// messages count as unread again.
+/// messages count as unread again. `saving: false` (a store opened for reading only, on a
+/// full disk or a read-only file system) reads the file and keeps what is marked in memory,
+/// writing nothing.
 final class ReadMarkers: @unchecked Sendable {
     private let file: String?
+    private let saving: Bool
     private var counts: [String: Int]
     private let lock = NSLock()
 
-    init(file: String?) {
+    init(file: String?, saving: Bool = true) {
         self.file = file
+        self.saving = saving
         if let file, let data = FileManager.default.contents(atPath: file),
            let decoded = try? JSONDecoder().decode([String: Int].self, from: data) {
             // A count below zero is none the vault wrote (a hand edit, damage): no marker,
@@ -42,7 +46,7 @@ final class ReadMarkers: @unchecked Sendable {
     /// Writes the markers; called with the lock held, so two writers' files cannot land in
     /// the other order (an older snapshot replacing a newer one). The file is small.
     private func save() {
-        guard let file, let data = try? JSONEncoder().encode(counts) else { return }
+        guard saving, let file, let data = try? JSONEncoder().encode(counts) else { return }
         try? data.write(to: URL(fileURLWithPath: file), options: .atomic)
     }
 }

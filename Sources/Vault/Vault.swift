@@ -23,16 +23,25 @@ public final class Vault: Sendable {
 
     /// Opens the vault in `directory`, creating it on first use. `role` names this process
     /// in the lock file ("daemon", "send", …) for the error the next comer gets.
-    public static func open(_ directory: VaultDirectory, role: String) throws(VaultError) -> Vault {
-        try directory.prepare()
-        let lock = try VaultLock.acquire(directory, role: role)
+    ///
+    /// `readingIfUnwritable`, for a caller that only reads: when the vault cannot be
+    /// written — its disk is full, or its file system is read-only — open it for reading
+    /// only rather than fail (`BookStore.open(…readingIfUnwritable:)`); `store.writeRefusal`
+    /// then says why, and neither the store nor a messenger on it writes anything (the
+    /// lock file keeps the pid it is given, but on a read-only file system, where it keeps
+    /// the one it holds). Whenever the vault can be written, it opens exactly as without it.
+    public static func open(_ directory: VaultDirectory, role: String, readingIfUnwritable: Bool = false) throws(VaultError) -> Vault {
+        try directory.prepare(readingIfUnwritable: readingIfUnwritable)
+        let lock = try VaultLock.acquire(directory, role: role, readingIfUnwritable: readingIfUnwritable)
         let identity = try Identity.loadOrCreate(in: directory)
         let store: BookStore
         do {
-            store = try BookStore.open(directory: directory.storeDirectory, masterSecret: identity.masterSecret)
+            store = try BookStore.open(directory: directory.storeDirectory, masterSecret: identity.masterSecret,
+                                       readingIfUnwritable: readingIfUnwritable)
         } catch let error as BooksError {
             lock.release()
-            throw VaultError(.storeUnusable, Self.describe(error, directory: directory))
+            let code: VaultError.Code = error.meansUnwritable ? .storeUnwritable : .storeUnusable
+            throw VaultError(code, Self.describe(error, directory: directory, readingTried: readingIfUnwritable))
         } catch {
             lock.release()
             throw VaultError(.storeUnusable, "cannot open the store in \(directory.storeDirectory): \(error)")
@@ -53,7 +62,9 @@ public final class Vault: Sendable {
         lock.release()
     }
 
-    static func describe(_ error: BooksError, directory: VaultDirectory) -> String {
+    /// `readingTried`: whether opening for reading only was tried too (and failed, since
+    /// this describes a failure), so that it is not offered.
+    static func describe(_ error: BooksError, directory: VaultDirectory, readingTried: Bool = false) -> String {
         let file = error.file ?? directory.storeDirectory
         switch error.code {
         case .corruptDatabase, .notABookStore:
@@ -64,8 +75,12 @@ public final class Vault: Sendable {
             return "the store \(file) belongs to another identity than \(directory.identityFile)"
         case .storeLocked:
             return "the store \(file) is open in another process"
+        case .diskFull, .storageReadOnly:
+            // "the disk is full: SQLite error 4874, disk I/O error (…/books.sqlite); …"
+            let mend = error.code == .diskFull ? "free some space to write again" : "make its file system or files writable to write again"
+            return "\(error.detail) (\(file)); nothing was changed: \(mend)" + (readingTried ? "" : " (commands that only read still work)")
         case .pageTooLarge, .readOnly, .invalidSignature, .invalidProof, .staleProof, .forked, .outOfRange, .notHeld,
-             .invalidName, .unknownBook, .closed, .storage, .diskFull, .storageReadOnly:
+             .invalidName, .unknownBook, .closed, .storage:
             return "cannot open the store \(file): \(error.detail)"
         }
     }

@@ -41,7 +41,8 @@ public struct VaultDirectory: Sendable, Hashable {
     }
 
     /// Creates the directory (mode 0700) if needed and checks that this process can use it.
-    public func prepare() throws(VaultError) {
+    /// `readingIfUnwritable`: a directory on a read-only file system will do (`Vault.open`).
+    public func prepare(readingIfUnwritable: Bool = false) throws(VaultError) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
@@ -56,7 +57,9 @@ public struct VaultDirectory: Sendable, Hashable {
             }
         }
         guard access(path, R_OK | W_OK | X_OK) == 0 else {
-            throw VaultError(.directoryUnusable, "cannot use \(path): \(errnoText(errno))")
+            let reason = errno
+            if readingIfUnwritable && reason == EROFS && access(path, R_OK | X_OK) == 0 { return }
+            throw VaultError(.directoryUnusable, "cannot use \(path): \(errnoText(reason))")
         }
     }
 }

@@ -11,6 +11,10 @@ public struct VaultError: CodedError {
         case locked
         /// The book store cannot be opened (damaged, newer schema, wrong identity).
         case storeUnusable
+        /// The book store cannot be written — the disk is full, or its file system or files
+        /// are read-only — and was not opened: a caller that only reads may open it for
+        /// reading (`Vault.open`'s `readingIfUnwritable`).
+        case storeUnwritable
         /// Sockets or interfaces for the network cannot be set up.
         case network
     }

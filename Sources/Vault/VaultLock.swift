@@ -9,9 +9,13 @@ public final class VaultLock: @unchecked Sendable {
     private let fd: Int32
     public let path: String
 
-    public static func acquire(_ directory: VaultDirectory, role: String) throws(VaultError) -> VaultLock {
+    /// `readingIfUnwritable`: on a read-only file system, the lock file is opened read-only
+    /// (`flock` needs no write access) and keeps the holder it names (`Vault.open`).
+    public static func acquire(_ directory: VaultDirectory, role: String, readingIfUnwritable: Bool = false) throws(VaultError) -> VaultLock {
         let path = directory.lockFile
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let writable = fd >= 0
+        if !writable && errno == EROFS && readingIfUnwritable { fd = open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else {
             throw VaultError(.directoryUnusable, "cannot open \(path): \(errnoText(errno))")
         }
@@ -25,9 +29,11 @@ public final class VaultLock: @unchecked Sendable {
                 : "stop it first, or run `bookswarm daemon` to use the vault from several commands at once"
             throw VaultError(.locked, "\(directory.path) is in use by \(holder); \(advice)")
         }
-        let text = Array("\(getpid()) \(role)\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        if writable {
+            let text = Array("\(getpid()) \(role)\n".utf8)
+            _ = ftruncate(fd, 0)
+            _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        }
         return VaultLock(fd: fd, path: path)
     }
 

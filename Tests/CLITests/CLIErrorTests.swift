@@ -383,10 +383,11 @@ struct CLIErrorTests {
         #expect(!FileManager.default.fileExists(atPath: abandoned) && FileManager.default.fileExists(atPath: running))
     }
 
-    /// A full disk is said as such, with the file: without a daemon (the store cannot even
-    /// be opened: SQLite's shared-memory file cannot grow) and with one (a write fails). It
-    /// was "SQLite error 4874: disk I/O error". In a mount namespace of the test's own: a
-    /// small tmpfs nobody else sees.
+    /// A full disk is said as such, with the file: without a daemon (the store cannot be
+    /// opened for writing: SQLite's shared-memory file cannot grow) and with one (a write
+    /// fails). It was "SQLite error 4874: disk I/O error". In a mount namespace of the test's
+    /// own: a small tmpfs nobody else sees. (Commands that only read still work without a
+    /// daemon: CLIFullDiskTests.)
     @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
                    "needs root and unshare for a full file system of the test's own"),
           .timeLimit(.minutes(1)))
@@ -399,7 +400,7 @@ struct CLIErrorTests {
             mount -t tmpfs -o size=700k tmpfs "$0" || exit 99
             "$1" task new t --dir "$0/v" >/dev/null || exit 98
             head -c 2000000 /dev/zero >"$0/filler" 2>/dev/null
-            "$1" tasks --dir "$0/v" 2>"$0/../offline.err"
+            "$1" send t "x" --dir "$0/v" --interface lo --discovery-port "$2" 2>"$0/../offline.err"
             rm "$0/filler"
             "$1" daemon --dir "$0/v" --interface lo --discovery-port "$2" >/dev/null 2>&1 &
             daemon=$!
@@ -412,7 +413,7 @@ struct CLIErrorTests {
         let run = try await CLI.run([], prefix: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, place,
                                                  CLI.binary!, "\(testDiscoveryPort())"])
         #expect(run.status == 0, "\(run)")
-        for (file, action) in [("offline.err", "cannot open the store"), ("daemon.err", "bookswarm: the disk is full")] {
+        for (file, action) in [("offline.err", "nothing was changed"), ("daemon.err", "bookswarm: the disk is full")] {
             let text = try String(contentsOfFile: scratch.dir(file), encoding: .utf8)
             let lines = text.split(separator: "\n")
             #expect(lines.count == 1 && text.contains("the disk is full") && text.contains(action)

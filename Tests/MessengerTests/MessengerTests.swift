@@ -203,4 +203,33 @@ import Testing
         #expect(try await bob.messenger.summary(of: task).unread == 0)
         await bob.stop()
     }
+
+    /// A messenger of a store opened for reading only (a full disk, a read-only file
+    /// system): it reads as always, marks a task read in memory only — the markers' file is
+    /// not written — and refuses to send with the store's refusal.
+    @Test func aMessengerOfAStoreOpenedForReadingWritesNothing() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let bob = try bed.offline(1)
+        let task = TaskID(hex: try await bob.messenger.newTask(title: "t").id)!
+        try await bob.messenger.send("kept", to: task)
+        await bob.stop()
+        let directory = bed.root + "/1", stateFile = bed.root + "/1/state.json"
+        #expect(!FileManager.default.fileExists(atPath: stateFile))
+        let refusal = BooksError(.diskFull, "the disk is full (a test)", file: directory + "/" + BookStore.fileName)
+        let store = try BookStore.openForReading(directory: directory, masterSecret: SecretBytes(copying: [UInt8](repeating: 101, count: 32)),
+                                                 refusal: refusal)
+        defer { store.close() }
+        let messenger = try Messenger(identity: MessengerBed.identity(1), store: store, stateFile: stateFile)
+        #expect(try await messenger.log(of: task).map(\.text) == ["kept"])
+        try await messenger.markRead(task)
+        #expect(!FileManager.default.fileExists(atPath: stateFile), "the read markers were written")
+        do {
+            _ = try await messenger.send("lost", to: task)
+            Issue.record("a message was sent on a store opened for reading")
+        } catch let error as MessengerError {
+            #expect(error.code == .storage && error.message.hasPrefix("the disk is full (a test)"), "\(error)")
+        }
+        #expect(try await messenger.log(of: task).map(\.text) == ["kept"])
+    }
 }

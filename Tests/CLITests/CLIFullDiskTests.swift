@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+/// A vault whose disk is full, or whose file system is read-only, with no daemon: the
+/// commands that only read show what it holds — the messages a killed daemon left in the
+/// store's WAL included — and say once, on stderr, that the vault is read without writing;
+/// a command that writes fails with one line naming the store's file and changes nothing;
+/// once space is freed everything works as before. On a small tmpfs in a mount namespace of
+/// the test's own (`unshare -m`, root), as `aFullDiskIsNamedAsSuch` does.
+@Suite("bookswarm on a full disk", .serialized,
+       .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"),
+       .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"),
+                "needs root and unshare for a file system of the test's own"))
+struct CLIFullDiskTests {
+    enum Scenario: String, CaseIterable, CustomTestStringConvertible {
+        /// The vault closed (its WAL copied back) before the disk filled.
+        case closed
+        /// A daemon killed with SIGKILL after a send: the message is only in the WAL. The
+        /// store may open for writing here (SQLite rebuilds the WAL index in the space it
+        /// frees first); either way the message shows.
+        case killed
+        /// The same, with the WAL index (`-shm`) gone: the store cannot open for writing and
+        /// is read from its WAL.
+        case killedWithoutIndex
+
+        var testDescription: String { rawValue }
+    }
+
+    /// Runs `body` (shell lines) in a private mount namespace with `$place` (a tmpfs of 2 MiB
+    /// mounted there), `$v` (the vault in it), `$out` (outside it, for the results), the
+    /// functions `b ARGS…` (bookswarm on the vault, on loopback) and `run NAME ARGS…` (the same,
+    /// its stdout, stderr and status kept in `$out/NAME.{out,err,rc}`), and `$1` the scenario.
+    static func inNamespace(_ body: String, scenario: String, scratch: Scratch) async throws -> [String: String] {
+        let place = scratch.dir("small"), out = scratch.dir("out")
+        for dir in [place, out] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let script = """
+            set -u
+            place=$0 bin=$1 port=$2 out=$3 v="$0/v"
+            shift 3
+            mount -t tmpfs -o size=2m tmpfs "$place" || exit 99
+            b() { "$bin" "$@" --dir "$v" --interface lo --discovery-port "$port"; }
+            run() { name=$1; shift; b "$@" >"$out/$name.out" 2>"$out/$name.err"; echo $? >"$out/$name.rc"; }
+            # The store's files and the read markers, as checksums.
+            sums() { (cd "$v" && for f in store/books.sqlite store/books.sqlite-wal messenger-state.json; do [ -s $f ] && cksum $f; done); }
+            b task new Roof >/dev/null && b send Roof one && b send Roof two || exit 98
+            \(body)
+            exit 0
+            """
+        let run = try await CLI.run([], prefix: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, place,
+                                                 CLI.binary!, "\(testDiscoveryPort())", out, scenario])
+        try #require(run.status == 0, "\(run)")
+        var results: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: out) {
+            results[name] = try String(contentsOfFile: out + "/" + name, encoding: .utf8)
+        }
+        return results
+    }
+
+    /// Starts a daemon, sends through it, kills it with SIGKILL: the message stays in the WAL.
+    static let killDaemonAfterASend = """
+        "$bin" daemon --dir "$v" --interface lo --discovery-port "$port" >/dev/null 2>&1 &
+        daemon=$!
+        for i in $(seq 200); do [ -S "$v/control.sock" ] && break; sleep 0.05; done
+        b send Roof "only in the WAL" || exit 97
+        kill -9 $daemon; wait $daemon 2>/dev/null
+        [ -s "$v/store/books.sqlite-wal" ] || exit 96
+        """
+
+    @Test(.timeLimit(.minutes(2)), arguments: Scenario.allCases)
+    func readingWorksAndWritingSaysTheDiskIsFull(_ scenario: Scenario) async throws {
+        let scratch = Scratch()
+        let results = try await Self.inNamespace("""
+            if [ "$1" != closed ]; then
+                \(Self.killDaemonAfterASend)
+                [ "$1" = killedWithoutIndex ] && { rm "$v/store/books.sqlite-shm" || exit 95; }
+            fi
+            head -c 4000000 /dev/zero >"$place/filler" 2>/dev/null
+            sums >"$out/before"
+            run tasks tasks
+            run log log Roof
+            run inspect inspect
+            run files files Roof
+            run send send Roof three
+            run logAfterSend log Roof
+            sums >"$out/after"
+            rm "$place/filler"
+            run freedSend send Roof "space again"
+            run freedLog log Roof
+            run freedTasks tasks
+            """, scenario: scenario.rawValue, scratch: scratch)
+        let store = scratch.dir("small") + "/v/store/books.sqlite"
+        func out(_ name: String) -> String { results[name + ".out"] ?? "" }
+        func err(_ name: String) -> String { results[name + ".err"] ?? "" }
+        func ok(_ name: String) -> Bool { results[name + ".rc"]?.trimmingCharacters(in: .whitespacesAndNewlines) == "0" }
+        let texts = ["one", "two"] + (scenario == .closed ? [] : ["only in the WAL"])
+        func logShows(_ name: String, _ texts: [String]) -> Bool {
+            out(name).split(separator: "\n").map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" } == texts
+        }
+
+        // The commands that only read: what the vault holds, and a note that it is read
+        // without writing (once per command: `log` opens the vault twice).
+        for name in ["tasks", "log", "inspect", "files"] {
+            #expect(ok(name), "\(name): \(out(name)) \(err(name))")
+            let note = err(name)
+            let noted = note.hasPrefix("bookswarm: note: the disk is full") && note.contains(store)
+                && note.split(separator: "\n").count == 1
+            #expect(noted || (scenario == .killed && note.isEmpty), "\(name) stderr: \(note)")
+        }
+        #expect(out("tasks").contains("Roof  \(texts.count) messages"), "\(out("tasks"))")
+        #expect(logShows("log", texts), "\(out("log"))")
+        #expect(out("inspect").contains("journal of task") && out("inspect").contains("verified"), "\(out("inspect"))")
+
+        // A command that writes: one line, naming the store's file; nothing changed.
+        #expect(!ok("send") && out("send").isEmpty)
+        let line = err("send")
+        #expect(line.hasPrefix("bookswarm: the disk is full") && line.contains(store) && line.split(separator: "\n").count == 1, "\(line)")
+        #expect(logShows("logAfterSend", texts), "\(out("logAfterSend"))")
+        if scenario != .killed { #expect(results["before"] == results["after"], "the vault's files changed") }
+
+        // Space again: as before.
+        #expect(ok("freedSend") && err("freedSend").isEmpty, "\(err("freedSend"))")
+        #expect(logShows("freedLog", texts + ["space again"]) && err("freedLog").isEmpty, "\(out("freedLog"))\(err("freedLog"))")
+        #expect(ok("freedTasks") && err("freedTasks").isEmpty && out("freedTasks").contains("\(texts.count + 1) messages"))
+    }
+
+    /// The same on a file system mounted read-only, after a daemon was killed: reading works
+    /// (the WAL's message included), writing is one line.
+    @Test(.timeLimit(.minutes(2)))
+    func aReadOnlyFileSystemIsReadToo() async throws {
+        let scratch = Scratch()
+        let results = try await Self.inNamespace("""
+            \(Self.killDaemonAfterASend)
+            mount -o remount,ro "$place" || exit 94
+            run tasks tasks
+            run log log Roof
+            run send send Roof three
+            mount -o remount,rw "$place" || exit 93
+            run freedLog log Roof
+            """, scenario: "", scratch: scratch)
+        func out(_ name: String) -> String { results[name + ".out"] ?? "" }
+        func err(_ name: String) -> String { results[name + ".err"] ?? "" }
+        let store = scratch.dir("small") + "/v/store/books.sqlite"
+        for name in ["tasks", "log"] {
+            #expect(results[name + ".rc"] == "0\n", "\(name): \(err(name))")
+            #expect(err(name).hasPrefix("bookswarm: note: the file cannot be written: Read-only file system (\(store))"), "\(err(name))")
+        }
+        #expect(out("tasks").contains("Roof  3 messages"), "\(out("tasks"))")
+        #expect(out("log").contains("you: only in the WAL"), "\(out("log"))")
+        #expect(results["send.rc"] == "1\n" && out("send").isEmpty)
+        #expect(err("send").hasPrefix("bookswarm: ") && err("send").contains("Read-only file system")
+                && err("send").split(separator: "\n").count == 1, "\(err("send"))")
+        #expect(out("freedLog") == out("log") && err("freedLog").isEmpty, "\(out("freedLog"))\(err("freedLog"))")
+    }
+}
