@@ -15,16 +15,26 @@ import Glibc
 /// zero or more lines and closes. A client may close its sending side once it has written
 /// its request (`shutdown(SHUT_WR)`, what `socat` and `nc -N` do): the request is carried out
 /// and answered all the same. A streaming handler (follow) watches `Reply.clientClosed()` to
-/// stop when the client closes its end. Lines are opaque bytes here; the CLI puts JSON in them.
+/// stop when the client closes its end; a handler whose work is only the client's to have
+/// (a backup, a saved file) watches `Reply.clientGone()` to stop when the client went away
+/// altogether (it exited, was killed, or closed its socket), which a half-close is not.
+/// Lines are opaque bytes here; the CLI puts JSON in them.
 public final class LocalControlServer: Sendable {
     /// Writes one reply line to the client. Throws once the client has gone.
     public struct Reply: Sendable {
         let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
         let closed: ClientClosed
+        let gone: ClientClosed
 
         /// Returns once the client has closed its end (or half of it: it sends nothing more
         /// after its request either way); a streaming handler races it against its stream.
         public func clientClosed() async { await closed.wait() }
+
+        /// Returns once the connection is closed: the client's socket is closed entirely (on
+        /// Linux its end hangs up, which NIO takes as a reset and closes the channel), or the
+        /// server is closing. Not when the client only shut its sending side down: it still
+        /// waits for the answer. Gives way when the task is cancelled.
+        public func clientGone() async { await gone.wait() }
 
         public func send(_ line: [UInt8]) async throws {
             var buffer = ByteBuffer()
@@ -93,6 +103,8 @@ public final class LocalControlServer: Sendable {
         try? await connection.executeThenClose { inbound, outbound in
             let (requests, delivered) = AsyncStream<[UInt8]>.makeStream()
             let closed = ClientClosed()
+            let gone = ClientClosed()
+            channel.closeFuture.whenComplete { _ in gone.signal() }
             await withTaskGroup(of: Bool.self) { group in
                 // The reader owns the inbound side: the first line is the request; the
                 // client closing its end afterwards (EOF or error) is told to the handler
@@ -109,7 +121,7 @@ public final class LocalControlServer: Sendable {
                 }
                 group.addTask {
                     for await request in requests {
-                        await handler(request, Reply(writer: outbound, closed: closed))
+                        await handler(request, Reply(writer: outbound, closed: closed, gone: gone))
                         break
                     }
                     // The answer is complete once it has gone out: a write returns when the
@@ -250,7 +262,7 @@ public final class LocalControlClient {
     }
 }
 
-/// Whether a control client has closed its end, for the handler to wait on.
+/// Whether a control client has closed its end (or gone), for the handler to wait on.
 final class ClientClosed: Sendable {
     private let state = Mutex<(closed: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 

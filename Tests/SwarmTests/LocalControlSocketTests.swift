@@ -144,6 +144,43 @@ struct LocalControlSocketTests {
         await server.close()
     }
 
+    /// `clientGone()` tells a handler that its client went away altogether (its socket
+    /// closed: the command exited or was killed) while it works, and not that it only closed
+    /// its sending side after the request (it still waits for the answer).
+    @Test func aHandlerLearnsThatItsClientWentAwayButNotFromAHalfClose() async throws {
+        let path = socketPath()
+        let outcomes = Mutex<[String]>([])
+        let server = try await LocalControlServer.start(path: path) { _, reply in
+            let outcome = await withTaskGroup(of: String.self) { group in
+                group.addTask { try? await Task.sleep(for: .seconds(1)); return "done" }
+                group.addTask { await reply.clientGone(); return "gone" }
+                let first = await group.next() ?? ""
+                group.cancelAll()
+                return first
+            }
+            outcomes.withLock { $0.append(outcome) }
+            try? await reply.send(Array(outcome.utf8))
+        }
+        let answer: [UInt8]? = try await offPool {
+            guard let client = LocalControlClient.connect(path: path) else { return nil }
+            try client.send(Array("backup".utf8))
+            client.finish()
+            return try client.readLine()
+        }
+        #expect(answer == Array("done".utf8), "a half-close is no going away")
+        let start = ContinuousClock.now
+        try await offPool {
+            // Sent, then closed entirely (the client is released on return).
+            try LocalControlClient.connect(path: path)?.send(Array("backup".utf8))
+        }
+        while outcomes.withLock({ $0.count }) < 2 && ContinuousClock.now < start + .seconds(5) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(outcomes.withLock { $0 } == ["done", "gone"])
+        #expect(ContinuousClock.now - start < .milliseconds(900), "told before the work's second was over")
+        await server.close()
+    }
+
     /// A stream that has nothing to send (a follow of a quiet task) learns that its client
     /// closed from `clientClosed()`, not from a failed write.
     @Test func anIdleStreamLearnsThatItsClientClosed() async throws {
