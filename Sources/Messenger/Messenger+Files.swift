@@ -177,11 +177,6 @@ public struct FileSource: Sendable {
     public let file: AttachedFile
     let pages: [(book: Book, index: UInt64)]
 
-    /// Writes the file to `path` (absolute): an existing directory, where it goes under its
-    /// name, or a new file in an existing directory. The bytes go to a hidden file beside the
-    /// destination, checked against the file's hash, synced, and linked into place only if
-    /// the destination still does not exist; an existing file is never replaced, and nothing
-    /// is left behind on an error (PROTOCOL.md §10.7 `save`).
     /// Removes what saves of file `id` into `parent` left whose process is gone (killed
     /// half-way, kill -9 of a daemon included): `.ID.partial-PID-N` files, up to 64 MiB each.
     static func removeAbandonedStagings(of id: String, in parent: String) {
@@ -194,7 +189,14 @@ public struct FileSource: Sendable {
         }
     }
 
-    public func write(to path: String) throws -> SaveResult {
+    /// Writes the file to `path` (absolute): an existing directory, where it goes under its
+    /// name, or a new file in an existing directory. The bytes go to a hidden file beside the
+    /// destination, checked against the file's hash, synced, and linked into place only if
+    /// the destination still does not exist; an existing file is never replaced, and nothing
+    /// is left behind on an error (PROTOCOL.md §10.7 `save`). `stopped` is asked before each
+    /// part and before the link: once it says true, the hidden file goes and the write throws
+    /// `.cancelled` (a daemon's save whose client went away, §10.7).
+    public func write(to path: String, stopped: () -> Bool = { false }) throws -> SaveResult {
         guard path.hasPrefix("/") else {
             throw MessengerError(.invalidFile, "the destination must be an absolute path (got \(path))")
         }
@@ -228,9 +230,14 @@ public struct FileSource: Sendable {
             unlink(staging)
             if linked { Self.syncDirectory(parent) }
         }
+        func stopIfAsked() throws {
+            guard stopped() else { return }
+            throw MessengerError(.cancelled, "saving \(file.name) to \(target) was stopped before it was complete: nothing written")
+        }
         var hash = BLAKE2b(outputLength: 32)
         var written: UInt64 = 0
         for (book, index) in pages {
+            try stopIfAsked()
             let page: MessengerPage
             do {
                 guard let bytes = try book.get(index) else {
@@ -260,6 +267,8 @@ public struct FileSource: Sendable {
             throw MessengerError(.fileUnavailable, "\(file.name) does not match its hash (its author's copy is damaged or forged): not written")
         }
         guard fsync(fd) == 0 else { throw MessengerError(.invalidFile, "cannot write \(target): \(errnoText(errno)) (nothing written)") }
+        // The last moment to stop: once linked, the file is complete and stays.
+        try stopIfAsked()
         // A hard link fails if the destination appeared meanwhile: nothing is ever replaced.
         if link(staging, target) == 0 {
             linked = true

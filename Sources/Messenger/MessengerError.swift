@@ -30,6 +30,8 @@ public struct MessengerError: CodedError {
         /// No member of the task matches what the person typed, or several do; or a member
         /// cannot be left out (this peer itself).
         case unknownMember
+        /// Work that was asked to stop stopped (a save whose client went away).
+        case cancelled
     }
 
     public let code: Code

@@ -30,7 +30,14 @@ extension Vault {
     /// hidden directory beside `destination` and renamed into place once complete and
     /// synced, so `destination` never holds half a backup. `destination` must be an absolute
     /// path that does not exist, in an existing directory.
-    public func backup(to destination: String) throws(VaultError) -> VaultBackup {
+    ///
+    /// `stopped` is asked before each step (the hidden directory with the identity, the
+    /// store's snapshot, the read markers, the rename): once it says true the backup stops,
+    /// removes the hidden directory — it holds the secret key — and throws `.cancelled`. A
+    /// daemon's backup stops so when its client goes away (PROTOCOL.md §10.7). The store's
+    /// snapshot is one step: SQLite's online backup of every page at once, which is what
+    /// keeps it one consistent snapshot.
+    public func backup(to destination: String, stopped: () -> Bool = { false }) throws(VaultError) -> VaultBackup {
         guard !destination.utf8.contains(0) else {
             throw VaultError(.directoryUnusable, "the backup's destination cannot contain a NUL character")
         }
@@ -51,6 +58,11 @@ extension Vault {
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw VaultError(.directoryUnusable, "\(parent) does not exist: create it first, or choose another place")
         }
+        func stopIfAsked() throws(VaultError) {
+            guard stopped() else { return }
+            throw VaultError(.cancelled, "the backup to \(target) was stopped before it was complete: nothing written there")
+        }
+        try stopIfAsked()
         let staging = Self.backupStaging(for: target)
         try? FileManager.default.removeItem(atPath: staging)
         Self.removeAbandonedStagings(in: parent, name: name)
@@ -74,6 +86,7 @@ extension Vault {
             identityBytes.resetBytes(in: 0..<identityBytes.count)
         }
         try Self.writeNew(copy.identityFile, secret, mode: 0o600)
+        try stopIfAsked()
         let stored: (bytes: UInt64, books: Int)
         do {
             stored = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName)
@@ -83,11 +96,14 @@ extension Vault {
         } catch {
             throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error)")
         }
+        try stopIfAsked()
         // Read markers: replaced whole on every write, so any read of it is consistent.
         if let markers = FileManager.default.contents(atPath: messengerStateFile) {
             try Self.writeNew(staging + "/" + (messengerStateFile as NSString).lastPathComponent, [UInt8](markers), mode: 0o600)
         }
         for path in [copy.storeDirectory, staging] { Self.syncDirectory(path) }
+        // The last moment to stop: once renamed, the backup is complete and stays.
+        try stopIfAsked()
         guard !FileManager.default.fileExists(atPath: target), rename(staging, target) == 0 else {
             throw VaultError(.directoryUnusable, "cannot move the backup to \(target): "
                              + (FileManager.default.fileExists(atPath: target) ? "it exists now" : errnoText(errno)))

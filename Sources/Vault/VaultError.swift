@@ -9,6 +9,8 @@ public struct VaultError: CodedError {
         case identityCorrupt
         case identityTooOpen
         case locked
+        /// Work that was asked to stop stopped (a backup whose client went away).
+        case cancelled
         /// The book store cannot be opened (damaged, newer schema, wrong identity).
         case storeUnusable
         /// The book store cannot be written — the disk is full, or its file system or files

@@ -225,6 +225,38 @@ import Testing
         await ana.stop()
     }
 
+    @Test("a save asked to stop (a daemon's whose client went away) stops before the next part or the link, and leaves no hidden file")
+    func saveAskedToStop() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        let ana = try bed.offline(2)
+        let (task, _) = try await ana.newTask("t")
+        let bytes = Self.randomBytes(600_000)
+        _ = try await ana.messenger.attach(try Attachments.read(path: try Self.file(bed, "roof.jpg", bytes)), to: task)
+        let source = try await ana.messenger.fileSource("roof.jpg", in: task)
+        let out = try Self.directory(bed)
+        // Asked before each of its 3 parts and before the link: stopped at each in turn.
+        for step in 1...4 {
+            var asked = 0, hidden = false
+            do {
+                _ = try source.write(to: out) {
+                    asked += 1
+                    hidden = hidden || (try? FileManager.default.contentsOfDirectory(atPath: out))?.first?.hasPrefix(".") == true
+                    return asked == step
+                }
+                Issue.record("step \(step): not stopped")
+            } catch let error as MessengerError {
+                #expect(error.code == .cancelled && error.message == "saving roof.jpg to \(out)/roof.jpg was stopped before it was complete: nothing written")
+            }
+            #expect(hidden, "step \(step): written through a hidden file")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty, "step \(step)")
+        }
+        var asked = 0
+        #expect(try source.write(to: out) { asked += 1; return false }.path == out + "/roof.jpg" && asked == 4)
+        #expect(FileManager.default.contents(atPath: out + "/roof.jpg") == Data(bytes))
+        await ana.stop()
+    }
+
     /// Ana, offline, in a task with two other members she writes for: her journal and her
     /// two pairwise books, the books an attach writes to.
     static func anaWritingThreeBooks(_ bed: MessengerBed) async throws
