@@ -70,7 +70,8 @@ struct BackupCommand: AsyncParsableCommand {
             let request = ControlRequest(command: .backup, path: absolutePath(destination))
             // Ctrl-C or SIGTERM while this process writes the copy itself (no daemon): the
             // half-built copy, secret key included, goes with it rather than stay hidden
-            // beside the destination. (A daemon's backup goes on and completes.)
+            // beside the destination. A daemon's backup stops when this process exits (its
+            // connection closes, kill -9 too), and the daemon removes its own half-built copy.
             let staging = Vault.backupStaging(for: absolutePath(destination))
             let interrupts = onInterrupt { try? FileManager.default.removeItem(atPath: staging) }
             defer { for source in interrupts { source.cancel() } }
@@ -359,7 +360,8 @@ struct LogCommand: AsyncParsableCommand {
 /// Until the sources are cancelled, Ctrl-C (SIGINT) or SIGTERM runs `cleanUp` (on a queue
 /// of its own, while the command's work may still run) and exits with 128 + the signal.
 /// For the commands that write a file of their own beside their result (`backup`, `save`
-/// without a daemon): what they leave half-written goes.
+/// without a daemon): what they leave half-written goes. With a daemon, the exit closes the
+/// control connection, and the daemon stops the request and removes what it wrote (§10.7).
 func onInterrupt(_ cleanUp: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { signalNumber in
         signal(signalNumber, SIG_IGN)

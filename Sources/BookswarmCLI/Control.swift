@@ -15,11 +15,18 @@ extension Control {
     /// Blocking POSIX I/O, so it runs on a thread of its own, off the cooperative pool.
     static func callDaemon(_ request: ControlRequest, directory: VaultDirectory) async throws -> Data? {
         let body = try JSONEncoder().encode(request)
-        // Seconds of disk work: re-checking every book, or up to 64 MiB written to every book
-        // of a task (attach) or read, hashed and written out (save).
-        let long = (request.command == .inspect && request.verify == true) || request.command == .attach || request.command == .save
+        // Seconds of disk work: re-checking every book, up to 64 MiB written to every book of a
+        // task (attach) or read, hashed and written out (save), or a copy of the whole store
+        // (backup).
+        let long = (request.command == .inspect && request.verify == true) || request.command == .attach
+            || request.command == .save || request.command == .backup
         let limit: Duration = long ? .seconds(600) : .seconds(30)
-        return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)") {
+        // This command exits then, closing its connection: a `backup` or `save` stops there
+        // (§10.7), anything else may still be carried out.
+        let late = request.command.stopsWithItsClient
+            ? "the \(request.command.rawValue) is given up (the daemon stops it, leaving nothing, if it resumes)"
+            : "if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)"
+        return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); \(late)") {
             try await offPool {
                 guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
                 // The daemon stopped or crashed while at it (the connection closed, or reset):

@@ -101,7 +101,8 @@ struct SaveCommand: AsyncParsableCommand {
             let request = ControlRequest.save(task: task, file: file, destination: destination)
             // Ctrl-C or SIGTERM while this process writes the file (no daemon): the hidden
             // file it was writing (`.ID.partial-PID-N`, PROTOCOL.md §10.7), up to 64 MiB, goes
-            // too. A daemon's save goes on and completes.
+            // too. A daemon's save stops when this process exits (its connection closes,
+            // kill -9 too), and the daemon removes its own hidden file.
             let interrupts = onInterrupt { removeOwnPartialFiles(near: request.path ?? "") }
             defer { for source in interrupts { source.cancel() } }
             let saved = try await Control.call(request, vault, as: SaveResult.self)

@@ -11,7 +11,7 @@ struct LocalControlServerBox: Sendable {
         let messenger = peer.messenger
         let server = try await LocalControlServer.start(path: path) { line, reply in
             await Control.serve(line, reply: { try await reply.send($0) }, clientClosed: { await reply.clientClosed() },
-                                messenger: messenger, vault: peer.vault, network: {
+                                clientGone: { await reply.clientGone() }, messenger: messenger, vault: peer.vault, network: {
                 guard let network = peer.network else { return NetworkStatus() }
                 return NetworkStatus(drops: await network.dropCounters(), interfaces: await network.interfaces)
             })

@@ -1,11 +1,13 @@
 import Foundation
 import Messenger
+import Synchronization
 import Vault
 
 /// The daemon's control protocol (PROTOCOL.md §10.7): one JSON request line per connection
 /// on `<dir>/control.sock`; the answer is one line `{"ok":true,"result":…}` or
 /// `{"ok":false,"error":"one line"}`; `follow` answers with one event per line
-/// (`FollowItem`) until the client closes. Without a daemon, the same requests run in the
+/// (`FollowItem`) until the client closes; `backup` and `save` stop when their client goes
+/// away before the answer (`stopsWithItsClient`). Without a daemon, the same requests run in the
 /// command's own process on the vault directly (`execute`), so every command behaves the
 /// same either way. The client side is the bookswarm command's (`Control.call`).
 public enum Control {
@@ -62,8 +64,9 @@ public enum Control {
         case .backup:
             guard let vault else { throw CLIError("no vault to back up here") }
             let destination = request.path ?? ""
-            // Seconds of disk work for a large store: off the cooperative pool.
-            return try encoder.encode(try await offPool { try vault.backup(to: destination) })
+            // Seconds of disk work for a large store: off the cooperative pool, stopped between
+            // its steps if this task is cancelled (its client went away).
+            return try encoder.encode(try await offPool(stoppable: { try vault.backup(to: destination, stopped: $0) }))
         case .attach:
             let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
@@ -79,7 +82,7 @@ public enum Control {
             let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
             let source = try await messenger.fileSource(request.name ?? "", in: task)
-            return try encoder.encode(try await offPool { try source.write(to: path) })
+            return try encoder.encode(try await offPool(stoppable: { try source.write(to: path, stopped: $0) }))
         case .follow:
             throw CLIError("follow is a streaming request")
         }
@@ -157,10 +160,14 @@ public enum Control {
     /// without its `\n`; it throws once the client has gone). Whatever the line holds, the
     /// answer is one `{"ok":false,"error":…}` line or a result: never a crash of the daemon.
     /// `clientClosed` returns when the client has closed its end: it ends a `follow` stream
-    /// (an idle one writes nothing, so a failed write would not); any other request is
-    /// carried out and answered whatever the client did after sending it.
+    /// (an idle one writes nothing, so a failed write would not). `clientGone` returns when
+    /// the client went away altogether (its connection closed, not only its sending side): it
+    /// stops a request that `stopsWithItsClient` (`backup`, `save`) at its next step, with
+    /// nothing of it left, and the messenger's events say so. Any other request is carried
+    /// out and answered whatever the client did after sending it.
     public static func serve(_ line: [UInt8], reply: @escaping @Sendable ([UInt8]) async throws -> Void,
-                             clientClosed: (@Sendable () async -> Void)? = nil, messenger: Messenger,
+                             clientClosed: (@Sendable () async -> Void)? = nil, clientGone: (@Sendable () async -> Void)? = nil,
+                             messenger: Messenger,
                              vault: Vault? = nil, fileRoot: String? = nil, network: @Sendable () async -> NetworkStatus) async {
         guard let request = try? JSONDecoder().decode(ControlRequest.self, from: Data(line)) else {
             try? await reply(envelope(error: "malformed control request"))
@@ -188,10 +195,67 @@ public enum Control {
         }
         do {
             let status = request.command == .inspect ? await network() : NetworkStatus()
-            let result = try await execute(request, on: messenger, vault: vault, network: status, fileRoot: fileRoot)
+            let work: @Sendable () async throws -> Data = {
+                try await execute(request, on: messenger, vault: vault, network: status, fileRoot: fileRoot)
+            }
+            let result = if request.command.stopsWithItsClient, let clientGone {
+                try await stoppingIfGone(request, clientGone: clientGone, messenger: messenger, work)
+            } else {
+                try await work()
+            }
             try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
             try? await reply(envelope(error: oneLine(error)))
+        }
+    }
+
+    /// Runs `work`, cancelled if `clientGone` returns first: the client went away before the
+    /// answer, and the work stops at its next step, leaving nothing (PROTOCOL.md §10.7). Nobody
+    /// reads the answer then, so what became of the request goes into the messenger's events:
+    /// stopped (`cancelled`), failed anyway, or complete before the daemon saw the client go.
+    static func stoppingIfGone(_ request: ControlRequest, clientGone: @escaping @Sendable () async -> Void, messenger: Messenger,
+                               _ work: @escaping @Sendable () async throws -> Data) async throws -> Data {
+        let (outcome, wentAway) = await withTaskGroup(of: Result<Data, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await work()) } catch { return .failure(error) }
+            }
+            group.addTask {
+                await clientGone()
+                return nil
+            }
+            var wentAway = false
+            while let next = await group.next() {
+                guard let outcome = next else {
+                    // Gone (or this task cancelled: the daemon is stopping): stop the work.
+                    wentAway = true
+                    group.cancelAll()
+                    continue
+                }
+                group.cancelAll()
+                return (outcome, wentAway)
+            }
+            preconditionFailure("the work's task always returns")
+        }
+        if wentAway {
+            let what = "\(request.command.rawValue) to \(request.path ?? "")"
+            switch outcome {
+            case .success:
+                await messenger.record("control", "\(what) was complete when its client went away: kept")
+            case let .failure(error) where isCancellation(error):
+                await messenger.record("cancelled", "\(oneLine(error)) (its client went away)")
+            case let .failure(error):
+                await messenger.record("error", "\(what) failed after its client went away: \(oneLine(error))")
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Whether `error` says that work stopped because it was asked to.
+    static func isCancellation(_ error: any Error) -> Bool {
+        switch error {
+        case let error as VaultError: error.code == .cancelled
+        case let error as MessengerError: error.code == .cancelled
+        default: error is CancellationError
         }
     }
 
@@ -202,11 +266,31 @@ public enum Control {
 }
 
 /// Runs blocking work (disk, a blocking socket) on a thread of its own, off Swift's
-/// cooperative pool, and returns its result.
+/// cooperative pool, and returns its result. A cancellation of the calling task does not
+/// reach it: see `offPool(stoppable:)`.
 public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread.detachNewThread {
             continuation.resume(with: Result { try body() })
         }
     }
+}
+
+/// `offPool` for work that can stop part-way: `body` gets a check, to ask between its parts,
+/// that turns true once the calling task is cancelled (in the daemon: the request's client
+/// went away).
+public func offPool<T: Sendable>(stoppable body: @escaping @Sendable (_ stopped: () -> Bool) throws -> T) async throws -> T {
+    let cancelled = CancelledFlag()
+    return try await withTaskCancellationHandler {
+        try await offPool { try body { cancelled.isRaised } }
+    } onCancel: {
+        cancelled.raise()
+    }
+}
+
+/// A flag raised once, read from any thread.
+final class CancelledFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+    func raise() { raised.store(true, ordering: .releasing) }
+    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }

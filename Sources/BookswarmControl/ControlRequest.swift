@@ -48,6 +48,20 @@ public struct ControlRequest: Codable, Sendable {
     }
 }
 
+extension ControlRequest.Command {
+    /// Whether the daemon stops the request when its client goes away before the answer
+    /// (PROTOCOL.md §10.7): those whose only product is a file or directory written for the
+    /// client, which is the client's to have or not. The rest change the vault or the tasks,
+    /// or only read: carried out whatever the client does after sending it.
+    public var stopsWithItsClient: Bool {
+        switch self {
+        case .backup, .save: true
+        case .id, .name, .taskNew, .taskLeave, .join, .tasks, .send, .log, .inspect, .compile, .check, .follow, .attach, .files,
+             .taskRemove: false
+        }
+    }
+}
+
 /// The result of `id`.
 public struct PeerIdentity: Codable, Sendable {
     public var peer: String

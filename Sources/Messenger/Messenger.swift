@@ -536,8 +536,9 @@ public actor Messenger {
         for continuation in subscribers.values { continuation.yield(event) }
     }
 
-    /// Remembers a protocol event for `inspect` (the newest 200).
-    func record(_ kind: String, _ detail: String) {
+    /// Remembers an event for `inspect` (the newest 200): the protocol's, and what became of
+    /// a daemon's control request whose client went away (PROTOCOL.md §10.7).
+    public func record(_ kind: String, _ detail: String) {
         recentEvents.append(EventReport(time: wallClock(), kind: kind, detail: detail))
         if recentEvents.count > 200 { recentEvents.removeFirst(recentEvents.count - 200) }
     }

@@ -9,13 +9,14 @@ import Testing
 /// The daemon's answers to request lines (PROTOCOL.md §10.7), over a store of its own.
 @Suite("Control requests answered")
 struct ControlServeTests {
-    /// Answers `line` as the daemon does (with paths kept under `fileRoot`, if given); the
-    /// answer lines.
-    func serve(_ line: String, _ messenger: Messenger, fileRoot: String? = nil) async -> [String] {
+    /// Answers `line` as the daemon does (with paths kept under `fileRoot`, if given; its
+    /// client gone when `clientGone` returns); the answer lines.
+    func serve(_ line: String, _ messenger: Messenger, fileRoot: String? = nil,
+               clientGone: (@Sendable () async -> Void)? = nil) async -> [String] {
         let answers = Mutex<[String]>([])
         await Control.serve(Array(line.utf8), reply: { answer in
             answers.withLock { $0.append(String(decoding: answer, as: UTF8.self)) }
-        }, messenger: messenger, fileRoot: fileRoot, network: { NetworkStatus() })
+        }, clientGone: clientGone, messenger: messenger, fileRoot: fileRoot, network: { NetworkStatus() })
         return answers.withLock { $0 }
     }
 
@@ -83,6 +84,36 @@ struct ControlServeTests {
             }
             #expect(!FileManager.default.fileExists(atPath: root + "/../escaped.jpg"))
             #expect(try await messenger.files(of: try await messenger.resolveTask("Fix")).count == 1)
+        }
+    }
+
+    /// §10.7: a `save` whose client went away stops at its next step, leaves nothing, and the
+    /// events say so; a `send` is carried out whatever its client did.
+    @Test func aSaveWhoseClientWentAwayStopsAndLeavesNothing() async throws {
+        try await withMessenger { messenger in
+            let root = NSTemporaryDirectory() + "bookswarm-control-gone-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+            try Data(repeating: 7, count: 600_000).write(to: URL(fileURLWithPath: root + "/roof.jpg"))
+            _ = try await messenger.newTask(title: "Fix the roof")
+            let attached = await serve(#"{"command":"attach","task":"Fix","path":"\#(root)/roof.jpg"}"#, messenger)
+            #expect(attached.first?.hasPrefix(#"{"ok":true"#) == true, "\(attached)")
+            let sent = await serve(#"{"command":"send","task":"Fix","text":"hi"}"#, messenger, clientGone: {})
+            #expect(sent.first?.hasPrefix(#"{"ok":true"#) == true, "\(sent)")
+            // Gone before the daemon got to it: the serving task is cancelled from its start,
+            // as the daemon's is when it stops, and `clientGone` has returned.
+            let serving = Task {
+                try? await Task.sleep(for: .seconds(60))
+                return await serve(#"{"command":"save","task":"Fix","name":"roof.jpg","path":"\#(root)/out"}"#, messenger, clientGone: {})
+            }
+            serving.cancel()
+            let answers = await serving.value
+            let stopped = "saving roof.jpg to \(root)/out/roof.jpg was stopped before it was complete: nothing written"
+            let answer = try #require(try JSONSerialization.jsonObject(with: Data((answers.first ?? "").utf8)) as? [String: Any])
+            #expect(answers.count == 1 && answer["ok"] as? Bool == false && answer["error"] as? String == stopped, "\(answers)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/out").isEmpty)
+            let events = try await messenger.inspect().events.filter { $0.kind == "cancelled" }
+            #expect(events.map(\.detail) == [stopped + " (its client went away)"])
         }
     }
 
