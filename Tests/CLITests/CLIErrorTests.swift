@@ -294,14 +294,14 @@ struct CLIErrorTests {
         #expect(lines.count == 1 && lines[0].hasPrefix("bookswarm: the daemon of \(bob.directory) stopped"), "\(result)")
     }
 
-    /// Bob's vault (no daemon) with a task holding a file of 24 MB of random bytes, which
-    /// takes a backup or a save a while to write.
-    static func vaultWithAFile(_ scratch: Scratch) async throws -> (bob: Member, task: (id: String, invite: String)) {
+    /// Bob's vault (no daemon) with a task holding a file of `size` (24 MB) random bytes,
+    /// `filler.bin` in `scratch`, which takes a backup or a save a while to write.
+    static func vaultWithAFile(_ scratch: Scratch, size: Int = 24_000_000) async throws -> (bob: Member, task: (id: String, invite: String)) {
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
         let task = try await bob.newTask("t")
         let file = scratch.dir("filler.bin")
         let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
-        try random.readData(ofLength: 24_000_000).write(to: URL(fileURLWithPath: file))
+        try random.readData(ofLength: size).write(to: URL(fileURLWithPath: file))
         try await bob.ok(["attach", task.id, file])
         return (bob, task)
     }

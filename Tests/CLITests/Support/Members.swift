@@ -26,12 +26,30 @@ final class Member: @unchecked Sendable {
         self.daemonOptions = daemonOptions
     }
 
+    /// `ARGS --dir DIR` with this member's network options: what `run` gives `bookswarm`.
+    func arguments(_ arguments: [String]) -> [String] {
+        arguments + ["--dir", directory] + (interface.map { ["--interface", $0] } ?? []) + ["--discovery-port", "\(discoveryPort)"]
+    }
+
     /// `bookswarm ARGS --dir DIR` with this member's network options (run in the working
     /// directory `in`, if given).
     @discardableResult
     func run(_ arguments: [String], in workingDirectory: String? = nil, timeout: Duration = .seconds(30)) async throws -> CLI.Result {
-        try await CLI.run(arguments + ["--dir", directory] + (interface.map { ["--interface", $0] } ?? []) + ["--discovery-port", "\(discoveryPort)"],
-                          prefix: prefix, directory: workingDirectory, timeout: timeout)
+        try await CLI.run(self.arguments(arguments), prefix: prefix, directory: workingDirectory, timeout: timeout)
+    }
+
+    /// Starts `bookswarm ARGS --dir DIR` with this member's network options and returns at
+    /// once, its output discarded: a command to interrupt.
+    func launch(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        let argv = prefix + [CLI.binary!] + self.arguments(arguments)
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// Runs a command that must succeed; returns its stdout.
