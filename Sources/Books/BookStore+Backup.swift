@@ -10,13 +10,20 @@ extension BookStore {
     /// of a store in use can catch the database and its WAL at different moments; this
     /// cannot. `destination` must not exist. Returns the copy's size in bytes and how many
     /// books it holds.
+    ///
+    /// The pages are copied `backupStepPages` at a time, all from the one snapshot (a read
+    /// transaction held on the source connection from the first step to the last), and
+    /// `stopped` is asked between steps: once it says true, the copy is removed and the
+    /// backup fails with `.stopped`. A store opened for reading only (a full disk: the copy
+    /// goes to another file system) is read through a connection that writes nothing.
     @discardableResult
-    public func backup(to destination: String) throws -> (bytes: UInt64, books: Int) {
+    public func backup(to destination: String, stopped: () -> Bool = { false }) throws -> (bytes: UInt64, books: Int) {
         guard !FileManager.default.fileExists(atPath: destination) else {
             throw BooksError(.storage, "\(destination) exists already: a backup is written to a new file", file: destination)
         }
         try locked { _ in }  // a closed store is an error here, not an empty copy
-        let source = try SQLiteDatabase(path: file, create: false)
+        let source = try writeRefusal.map { try SQLiteDatabase(readingOnly: file, refusal: $0) }
+            ?? SQLiteDatabase(path: file, create: false)
         defer { source.close() }
         let copy = try SQLiteDatabase(path: destination, create: true)
         var finished = false
@@ -31,10 +38,28 @@ extension BookStore {
               let backup = sqlite3_backup_init(to, "main", from, "main") else {
             throw copy.failure(sqlite3_errcode(copy.rawHandle))
         }
-        // All pages in one step: one read transaction on the source, so one snapshot. A lock
-        // held longer than the connections' busy timeout fails the backup (`.storage`).
-        let rc = sqlite3_backup_step(backup, -1)
+        // One snapshot: a read transaction opened on the source before the first step and
+        // held to the last, so that no step starts one of its own (which would see later
+        // commits and make SQLite start the copy again). A lock held longer than the
+        // connections' busy timeout fails the backup (`.storage`).
+        var rc: Int32 = SQLITE_OK
+        do {
+            try source.execute("BEGIN")
+            _ = try source.pragmaInteger("user_version")
+            rc = sqlite3_backup_step(backup, BookStore.backupStepPages)
+            while rc == SQLITE_OK {
+                if stopped() {
+                    sqlite3_backup_finish(backup)
+                    throw BooksError(.stopped, "the backup was stopped part-way: its copy is removed", file: destination)
+                }
+                rc = sqlite3_backup_step(backup, BookStore.backupStepPages)
+            }
+        } catch {
+            try? source.execute("ROLLBACK")
+            throw error
+        }
         let finish = sqlite3_backup_finish(backup)
+        try? source.execute("ROLLBACK")
         guard rc == SQLITE_DONE else { throw SQLiteDatabase.error(rc, String(cString: sqlite3_errstr(rc)), path: file) }
         guard finish == SQLITE_OK else { throw copy.failure(finish) }
         // The copy carries the store's header, WAL mode included: leave it whole in one
@@ -49,4 +74,7 @@ extension BookStore {
         var info = stat()
         return (stat(destination, &info) == 0 ? UInt64(info.st_size) : 0, books)
     }
+
+    /// Pages copied per step of `backup` (16 KiB each: 4 MiB), between which it can stop.
+    static let backupStepPages: Int32 = 256
 }

@@ -45,6 +45,9 @@ public struct BooksError: CodedError {
         /// The store's files cannot be written: a read-only file system or file, or a store
         /// opened for reading only (`BookStore.openForReading`).
         case storageReadOnly
+        /// Work that can stop part-way (`BookStore.backup`) was asked to stop; nothing of it
+        /// is left.
+        case stopped
         /// Any other SQLite failure (an I/O error…).
         case storage
     }

@@ -77,15 +77,15 @@ extension ControlRequest {
     /// Whether the request only reads the vault, so that it can be carried out on a vault
     /// that cannot be written (`LocalPeer.open`'s `readingIfUnwritable`): it shows what the
     /// vault holds, or writes only outside it (`save` writes a file where it is asked to).
-    /// `log` marks the task read, which such a vault keeps in memory only. `backup` reads a
-    /// snapshot through a connection of its own, which a store opened for reading does not
-    /// offer yet.
+    /// `log` marks the task read, which such a vault keeps in memory only. `backup` writes
+    /// only its destination (on a full disk: another file system), reading the store through
+    /// a connection that writes nothing.
     var onlyReads: Bool {
         switch command {
-        case .id, .tasks, .log, .inspect, .check, .files, .save: true
+        case .id, .tasks, .log, .inspect, .check, .files, .save, .backup: true
         case .name: text == nil
         case .taskLeave: confirm != true
-        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .backup, .attach: false
+        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .attach: false
         }
     }
 }

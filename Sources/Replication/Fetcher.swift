@@ -341,7 +341,7 @@ struct Fetcher: Sendable {
         case .notHeld, .outOfRange:
             return .localFailure(error.description)
         case .corruptDatabase, .unsupportedSchemaVersion, .notABookStore, .storeLocked, .wrongMasterSecret,
-             .invalidName, .unknownBook, .closed, .storage, .diskFull, .storageReadOnly, .readOnly:
+             .invalidName, .unknownBook, .closed, .storage, .diskFull, .storageReadOnly, .stopped, .readOnly:
             return .localFailure(error.description)
         }
     }

@@ -141,7 +141,7 @@ struct Server: Sendable {
             case .outOfRange: return .failure(.outOfRange)
             case .notHeld, .invalidProof, .staleProof, .invalidSignature, .pageTooLarge, .corruptDatabase,
                  .unsupportedSchemaVersion, .notABookStore, .storeLocked, .wrongMasterSecret, .invalidName,
-                 .unknownBook, .closed, .storage, .diskFull, .storageReadOnly, .readOnly:
+                 .unknownBook, .closed, .storage, .diskFull, .storageReadOnly, .stopped, .readOnly:
                 return .failure(.notHeld)
             }
         } catch {

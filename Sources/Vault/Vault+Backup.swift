@@ -34,9 +34,10 @@ extension Vault {
     /// `stopped` is asked before each step (the hidden directory with the identity, the
     /// store's snapshot, the read markers, the rename): once it says true the backup stops,
     /// removes the hidden directory — it holds the secret key — and throws `.cancelled`. A
-    /// daemon's backup stops so when its client goes away (PROTOCOL.md §10.7). The store's
-    /// snapshot is one step: SQLite's online backup of every page at once, which is what
-    /// keeps it one consistent snapshot.
+    /// daemon's backup stops so when its client goes away (PROTOCOL.md §10.7). It is also
+    /// asked between the store snapshot's steps of 4 MiB (`BookStore.backup`), which all read
+    /// one snapshot. A vault opened for reading only (a full disk) is backed up the same way:
+    /// the backup goes to another file system.
     public func backup(to destination: String, stopped: () -> Bool = { false }) throws(VaultError) -> VaultBackup {
         guard !destination.utf8.contains(0) else {
             throw VaultError(.directoryUnusable, "the backup's destination cannot contain a NUL character")
@@ -89,7 +90,9 @@ extension Vault {
         try stopIfAsked()
         let stored: (bytes: UInt64, books: Int)
         do {
-            stored = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName)
+            stored = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName, stopped: stopped)
+        } catch let error as BooksError where error.code == .stopped {
+            throw VaultError(.cancelled, "the backup to \(target) was stopped before it was complete: nothing written there")
         } catch let error as BooksError {
             throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error.detail)"
                              + (error.file.map { $0 == store.file ? "" : " (\($0))" } ?? ""))

@@ -80,7 +80,7 @@ public final class Vault: Sendable {
             let mend = error.code == .diskFull ? "free some space to write again" : "make its file system or files writable to write again"
             return "\(error.detail) (\(file)); nothing was changed: \(mend)" + (readingTried ? "" : " (commands that only read still work)")
         case .pageTooLarge, .readOnly, .invalidSignature, .invalidProof, .staleProof, .forked, .outOfRange, .notHeld,
-             .invalidName, .unknownBook, .closed, .storage:
+             .invalidName, .unknownBook, .closed, .stopped, .storage:
             return "cannot open the store \(file): \(error.detail)"
         }
     }

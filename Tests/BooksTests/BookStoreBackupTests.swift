@@ -51,6 +51,74 @@ import Testing
         store.close()
     }
 
+    /// The copy goes in steps of 4 MiB, between which the backup can stop; every step reads
+    /// the snapshot of the first — pages appended between steps (through the store's own
+    /// connection, another than the backup's) are not in it, and SQLite does not start the
+    /// copy again for them.
+    @Test func aBackupInStepsIsTheSnapshotOfItsFirstStep() throws {
+        let dir = TemporaryDirectory()
+        let target = TemporaryDirectory("backup")
+        defer { dir.remove(); target.remove() }
+        let store = try openStore(dir)
+        defer { store.close() }
+        let book = try store.createOrOpen(name: "ana-bob-t")
+        for start in stride(from: UInt64(0), to: 6000, by: 1000) {
+            try book.append(contentsOf: (start..<start + 1000).map { testPage($0, size: 1000) })
+        }
+        var asked = 0
+        let copyFile = target.path + "/books.sqlite"
+        try store.backup(to: copyFile, stopped: {
+            asked += 1
+            _ = try? book.append(contentsOf: (0..<50).map { testPage(UInt64(100_000 + asked * 50 + $0), size: 1000) })
+            return false
+        })
+        #expect(asked >= 1, "more than one step")
+        #expect(book.length == 6000 + UInt64(asked) * 50)
+        let copy = try BookStore.open(directory: target.path, masterSecret: masterSecret(1))
+        defer { copy.close() }
+        let copied = try #require(try copy.book(named: "ana-bob-t"))
+        #expect(copied.length == 6000)
+        try copied.verify()
+    }
+
+    /// Asked to stop between steps, the backup removes its copy and says so.
+    @Test func aBackupStoppedPartWayLeavesNothing() throws {
+        let dir = TemporaryDirectory()
+        let target = TemporaryDirectory("backup")
+        defer { dir.remove(); target.remove() }
+        let store = try openStore(dir)
+        defer { store.close() }
+        try store.createOrOpen(name: "ana-bob-t").append(contentsOf: (0..<6000).map { testPage($0, size: 1000) })
+        let copyFile = target.path + "/books.sqlite"
+        #expect(throws: BooksError(.stopped, "")) { try store.backup(to: copyFile, stopped: { true }) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
+        // The store goes on as before, and a backup not stopped completes.
+        try store.createOrOpen(name: "ana-bob-t").append(testPage(6000))
+        #expect(try store.backup(to: copyFile).books == 1)
+    }
+
+    /// A store opened for reading only (a full disk) is backed up through a connection that
+    /// writes nothing either: the copy goes elsewhere.
+    @Test func aStoreOpenedForReadingIsBackedUp() throws {
+        let dir = TemporaryDirectory()
+        let target = TemporaryDirectory("backup")
+        defer { dir.remove(); target.remove() }
+        var store = try openStore(dir)
+        try store.createOrOpen(name: "ana-bob-t").append(contentsOf: (0..<300).map { testPage($0, size: 1000) })
+        store.close()
+        store = try BookStore.openForReading(directory: dir.path, masterSecret: masterSecret(1))
+        defer { store.close() }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        let copyFile = target.path + "/books.sqlite"
+        #expect(try store.backup(to: copyFile).books == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == files)
+        let copy = try BookStore.open(directory: target.path, masterSecret: masterSecret(1))
+        defer { copy.close() }
+        let copied = try #require(try copy.book(named: "ana-bob-t"))
+        #expect(copied.length == 300)
+        try copied.verify()
+    }
+
     @Test func aBackupOverAnExistingFileIsRefusedAndTouchesNothing() throws {
         let dir = TemporaryDirectory()
         let target = TemporaryDirectory("backup")

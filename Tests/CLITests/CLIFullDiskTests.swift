@@ -80,6 +80,8 @@ struct CLIFullDiskTests {
             run log log Roof
             run inspect inspect
             run files files Roof
+            run backup backup "$out/../copy"
+            "$bin" log Roof --dir "$out/../copy" --interface lo --discovery-port "$port" >"$out/copyLog.out" 2>"$out/copyLog.err"
             run send send Roof three
             run logAfterSend log Roof
             sums >"$out/after"
@@ -99,7 +101,7 @@ struct CLIFullDiskTests {
 
         // The commands that only read: what the vault holds, and a note that it is read
         // without writing (once per command: `log` opens the vault twice).
-        for name in ["tasks", "log", "inspect", "files"] {
+        for name in ["tasks", "log", "inspect", "files", "backup"] {
             #expect(ok(name), "\(name): \(out(name)) \(err(name))")
             let note = err(name)
             let noted = note.hasPrefix("bookswarm: note: the disk is full") && note.contains(store)
@@ -109,6 +111,8 @@ struct CLIFullDiskTests {
         #expect(out("tasks").contains("Roof  \(texts.count) messages"), "\(out("tasks"))")
         #expect(logShows("log", texts), "\(out("log"))")
         #expect(out("inspect").contains("journal of task") && out("inspect").contains("verified"), "\(out("inspect"))")
+        // A backup to another disk: a vault of its own, with everything the full one holds.
+        #expect(logShows("copyLog", texts) && err("copyLog").isEmpty, "\(out("copyLog"))\(err("copyLog"))")
 
         // A command that writes: one line, naming the store's file; nothing changed.
         #expect(!ok("send") && out("send").isEmpty)
