@@ -385,10 +385,7 @@ import Testing
     func fileReachesAMember() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        let ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
+        let (bob, ana, task, _) = try await bed.bobAndAnaInATask()
         try await ana.messenger.send("a photo follows", to: task)
         #expect(try await eventually { try await bob.texts(task) == ["a photo follows"] })
         try await bob.messenger.markRead(task)

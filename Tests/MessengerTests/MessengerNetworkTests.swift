@@ -94,10 +94,8 @@ import Testing
     func offlineDeliveryAndReconnect() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        var ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
+        let (bob, joined, task, _) = try await bed.bobAndAnaInATask()
+        var ana = joined
         try await bob.messenger.send("one", to: task)
         #expect(try await eventually { try await ana.texts(task) == ["one"] })
         await ana.stop()
@@ -324,10 +322,8 @@ import Testing
     func nextGenerationWithoutTheFork() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        var ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
+        let (bob, joined, task, _) = try await bed.bobAndAnaInATask()
+        var ana = joined
         try await ana.messenger.send("one", to: task)
         #expect(try await eventually { try await bob.texts(task) == ["one"] })
         let pair = TaskBookName(author: ana.id, reader: bob.id, task: task)
@@ -423,10 +419,7 @@ import Testing
     func compileAcrossAuthors() async throws {
         let bed = MessengerBed()
         defer { bed.cleanUp() }
-        let bob = try await bed.online(1)
-        let ana = try await bed.online(2)
-        let (task, invite) = try await bob.newTask("t")
-        _ = try await ana.messenger.join(invite)
+        let (bob, ana, task, _) = try await bed.bobAndAnaInATask()
         try await bob.messenger.send("bob says", to: task)
         try await ana.messenger.send("ana says", to: task)
         #expect(try await eventually { try await ana.texts(task).count == 2 })

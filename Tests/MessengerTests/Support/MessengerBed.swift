@@ -71,13 +71,19 @@ final class MessengerBed: Sendable {
         return (bob, ana, carol, task)
     }
 
-    /// Bob (1) creates a task that Ana (2) joins; Ana writes `before` and Bob receives it.
-    /// Then Ana's store is lost and she comes back from her identity alone (`restore`).
-    func anaRestoredFromHerKeyAlone(after before: [String]) async throws -> (bob: Peer, ana: Peer, task: TaskID, invite: InviteCode) {
+    /// Bob (1) creates a task, "t", that Ana (2) joins, both online.
+    func bobAndAnaInATask() async throws -> (bob: Peer, ana: Peer, task: TaskID, invite: InviteCode) {
         let bob = try await online(1)
         let ana = try await online(2)
         let (task, invite) = try await bob.newTask("t")
         _ = try await ana.messenger.join(invite)
+        return (bob, ana, task, invite)
+    }
+
+    /// Bob (1) creates a task that Ana (2) joins; Ana writes `before` and Bob receives it.
+    /// Then Ana's store is lost and she comes back from her identity alone (`restore`).
+    func anaRestoredFromHerKeyAlone(after before: [String]) async throws -> (bob: Peer, ana: Peer, task: TaskID, invite: InviteCode) {
+        let (bob, ana, task, invite) = try await bobAndAnaInATask()
         for text in before { try await ana.messenger.send(text, to: task) }
         #expect(try await eventually { try await bob.texts(task) == before })
         return (bob, try await restore(ana, joining: invite), task, invite)
