@@ -51,6 +51,9 @@ public final class Replicator: Sendable {
         var tasks: [PeerID: [Task<Void, Never>]] = [:]
         /// Counters of channels that ended, by book.
         var finishedStats: [BookID: ReplicationStats] = [:]
+        /// `retry` asked while a channel for the book with the peer was up: one is opened
+        /// again when that one ends, unless it ended refused.
+        var askAgain: Set<Key> = []
     }
 
     /// - Parameters:
@@ -107,6 +110,7 @@ public final class Replicator: Sendable {
             guard s.connections[peer] === connection else { return [] }
             s.connections[peer] = nil
             for task in s.tasks.removeValue(forKey: peer) ?? [] { task.cancel() }
+            s.askAgain = s.askAgain.filter { $0.peer != peer }
             return s.drivers.values.filter { $0.peer == peer }
         }
         for driver in drivers { await driver.finish() }
@@ -148,15 +152,35 @@ public final class Replicator: Sendable {
     /// exchange of signed roots can show (and refuse again; nothing unverified is stored
     /// either way). A peer refused for anything else stays refused. The caller bounds how
     /// often this happens.
+    ///
+    /// A channel for the book with the peer that is up already may be one opened before the
+    /// reason to ask again (the author, back, announcing a book it did not hold yet when
+    /// that channel reached it, and closing it): one is opened again when it ends, unless it
+    /// ended refused.
     public func retry(_ book: BookID, from peer: PeerID) async {
         let connection = state.withLock { s -> (any ReplicationConnection)? in
             let key = Key(peer: peer, book: book)
             guard s.banned[key] == nil || s.banned[key] == .forked else { return nil }
             s.banned[key] = nil
-            guard s.wanted[book] != nil, !s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) else { return nil }
+            guard s.wanted[book] != nil else { return nil }
+            if s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) {
+                s.askAgain.insert(key)
+                return nil
+            }
             return s.connections[peer]
         }
         if let connection { await open(book, on: connection) }
+    }
+
+    /// A channel ended: if `retry` asked while it was up, open one again (`open` leaves out a
+    /// peer banned meanwhile).
+    private func channelEnded(_ book: BookID, with peer: PeerID) {
+        let connection = state.withLock { s -> (any ReplicationConnection)? in
+            guard s.askAgain.remove(Key(peer: peer, book: book)) != nil, s.wanted[book] != nil,
+                  !s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) else { return nil }
+            return s.connections[peer]
+        }
+        if let connection { Task { await open(book, on: connection) } }
     }
 
     /// Stops fetching `book` (channels stay open: this side still serves it).
@@ -307,6 +331,7 @@ public final class Replicator: Sendable {
                     s.finishedStats[driver.bookID] = (s.finishedStats[driver.bookID] ?? ReplicationStats()) + driver.stats
                 }
                 self?.publishProgress(driver.bookID)
+                self?.channelEnded(driver.bookID, with: driver.peer)
             })
         state.withLock { $0.drivers[ObjectIdentifier(driver)] = driver }
         driver.start(lengthUpdates: book.lengthUpdates)
@@ -339,6 +364,8 @@ public final class Replicator: Sendable {
             s.refusalLog.append(refusal)
             if s.refusalLog.count > 1000 { s.refusalLog.removeFirst() }
             if ban { s.banned[Key(peer: refusal.peer, book: refusal.book)] = refusal.reason }
+            // The exchange `retry` asked for took place: this channel's refusal answers it.
+            s.askAgain.remove(Key(peer: refusal.peer, book: refusal.book))
         }
         refusalContinuation.yield(refusal)
     }
