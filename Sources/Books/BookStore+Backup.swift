@@ -42,24 +42,22 @@ extension BookStore {
         // held to the last, so that no step starts one of its own (which would see later
         // commits and make SQLite start the copy again). A lock held longer than the
         // connections' busy timeout fails the backup (`.storage`).
-        var rc: Int32 = SQLITE_OK
+        let rc: Int32
         do {
             try source.execute("BEGIN")
+            defer { try? source.execute("ROLLBACK") }
             _ = try source.pragmaInteger("user_version")
-            rc = sqlite3_backup_step(backup, BookStore.backupStepPages)
-            while rc == SQLITE_OK {
-                if stopped() {
-                    sqlite3_backup_finish(backup)
-                    throw BooksError(.stopped, "the backup was stopped part-way: its copy is removed", file: destination)
-                }
-                rc = sqlite3_backup_step(backup, BookStore.backupStepPages)
+            var step = sqlite3_backup_step(backup, BookStore.backupStepPages)
+            while step == SQLITE_OK {
+                if stopped() { throw BooksError(.stopped, "the backup was stopped part-way: its copy is removed", file: destination) }
+                step = sqlite3_backup_step(backup, BookStore.backupStepPages)
             }
+            rc = step
         } catch {
-            try? source.execute("ROLLBACK")
+            sqlite3_backup_finish(backup)
             throw error
         }
         let finish = sqlite3_backup_finish(backup)
-        try? source.execute("ROLLBACK")
         guard rc == SQLITE_DONE else { throw SQLiteDatabase.error(rc, String(cString: sqlite3_errstr(rc)), path: file) }
         guard finish == SQLITE_OK else { throw copy.failure(finish) }
         // The copy carries the store's header, WAL mode included: leave it whole in one

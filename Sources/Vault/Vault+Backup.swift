@@ -59,9 +59,9 @@ extension Vault {
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw VaultError(.directoryUnusable, "\(parent) does not exist: create it first, or choose another place")
         }
+        let cancelled = VaultError(.cancelled, "the backup to \(target) was stopped before it was complete: nothing written there")
         func stopIfAsked() throws(VaultError) {
-            guard stopped() else { return }
-            throw VaultError(.cancelled, "the backup to \(target) was stopped before it was complete: nothing written there")
+            if stopped() { throw cancelled }
         }
         try stopIfAsked()
         let staging = Self.backupStaging(for: target)
@@ -92,7 +92,7 @@ extension Vault {
         do {
             stored = try store.backup(to: copy.storeDirectory + "/" + BookStore.fileName, stopped: stopped)
         } catch let error as BooksError where error.code == .stopped {
-            throw VaultError(.cancelled, "the backup to \(target) was stopped before it was complete: nothing written there")
+            throw cancelled
         } catch let error as BooksError {
             throw VaultError(.storeUnusable, "cannot back up \(store.file): \(error.detail)"
                              + (error.file.map { $0 == store.file ? "" : " (\($0))" } ?? ""))

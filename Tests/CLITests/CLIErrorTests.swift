@@ -206,13 +206,7 @@ struct CLIErrorTests {
         let scratch = Scratch()
         let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
         let task = try await bob.newTask("t")
-        let follow = Process()
-        follow.executableURL = URL(fileURLWithPath: CLI.binary!)
-        follow.arguments = ["log", task.id, "--follow", "--dir", bob.directory, "--interface", "lo",
-                            "--discovery-port", "\(bob.discoveryPort)"]
-        follow.standardOutput = FileHandle.nullDevice
-        follow.standardError = FileHandle.nullDevice
-        try follow.run()
+        let follow = try bob.launch(["log", task.id, "--follow"])
         defer { kill(follow.processIdentifier, SIGKILL) }
         #expect(await eventually(.seconds(10)) {
             (try? String(contentsOfFile: bob.directory + "/lock", encoding: .utf8))?.contains("log --follow") == true
