@@ -117,11 +117,7 @@ final class VaultBed: @unchecked Sendable {
     /// The directories of earlier runs that crashed (a crash skips the exit handler): those
     /// whose process is gone.
     private static func removeStaleDirectories() {
-        let prefix = "fuzz-control-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [] where entry.hasPrefix(prefix) {
-            guard let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + entry)
-        }
+        Leftovers.remove(in: NSTemporaryDirectory(), prefix: "fuzz-control-")
     }
 }
 

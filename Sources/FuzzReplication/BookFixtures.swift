@@ -71,11 +71,7 @@ final class BookFixtures: @unchecked Sendable {
     /// The directories of earlier runs that crashed (a crash is what a fuzzer looks for, and
     /// skips the exit handler): those whose process is gone.
     private static func removeStaleDirectories() {
-        let prefix = "fuzz-replication-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [] where entry.hasPrefix(prefix) {
-            guard let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + entry)
-        }
+        Leftovers.remove(in: NSTemporaryDirectory(), prefix: "fuzz-replication-")
     }
 
     private static func openReader(template: String, at path: String, author: BookID) throws -> (BookStore, Book) {

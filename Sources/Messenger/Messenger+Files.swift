@@ -180,13 +180,7 @@ public struct FileSource: Sendable {
     /// Removes what saves of file `id` into `parent` left whose process is gone (killed
     /// half-way, kill -9 of a daemon included): `.ID.partial-PID-N` files, up to 64 MiB each.
     static func removeAbandonedStagings(of id: String, in parent: String) {
-        let prefix = ".\(id).partial-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
-            let rest = entry.dropFirst(prefix.count).split(separator: "-")
-            guard rest.count == 2, let pid = Int32(rest[0]), pid > 0, pid != getpid(), UInt32(rest[1]) != nil,
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            unlink(parent + "/" + entry)
-        }
+        Leftovers.remove(in: parent, prefix: ".\(id).partial-", numbered: true)
     }
 
     /// Writes the file to `path` (absolute): an existing directory, where it goes under its

@@ -125,12 +125,7 @@ extension Vault {
     /// Removes the staging directories of backups to `parent/name` whose process is gone (a
     /// backup killed half-way): each holds part of a vault, its secret key included.
     private static func removeAbandonedStagings(in parent: String, name: String) {
-        let prefix = ".\(name).partial-"
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
-            guard let pid = Int32(entry.dropFirst(prefix.count)), pid > 0, pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: parent + "/" + entry)
-        }
+        Leftovers.remove(in: parent, prefix: ".\(name).partial-")
     }
 
     /// Creates `file` (which must not exist) with `bytes`, synced.

@@ -34,7 +34,7 @@ struct ReplicatorRetryTests {
     @Test("a channel that ends without a retry is not opened again")
     func endWithoutRetryStaysClosed() async throws {
         let bed = try await readerAttached()
-        let (reader, remote) = (bed.reader, bed.remote)
+        let remote = bed.remote
         #expect(await eventually { remote.opened == 1 })
         await remote.channel(0)?.close()
         try await Task.sleep(for: .milliseconds(200))
