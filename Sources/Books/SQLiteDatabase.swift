@@ -43,12 +43,27 @@ final class SQLiteDatabase {
     ///   `mode=ro&readonly_shm=1`: with no other connection on the file, SQLite rebuilds
     ///   the index in private memory from the WAL (its "unreliable shm" path) and writes
     ///   nothing. That needs an `-shm` file to exist, even empty: a missing one is created
-    ///   empty (no data block), or, where even that fails, the store cannot be read.
+    ///   empty (no data block);
+    /// * where it cannot be created because the file system is read-only, nothing can write
+    ///   the files, so no lock is needed: the WAL is read with `vfs=unix-none&mode=ro` in
+    ///   exclusive locking mode, in which SQLite keeps the index in private memory and never
+    ///   looks for `-shm`. Any other failure to create it (permissions) is an error: another
+    ///   process could be writing the file, and only the index's locks would show it.
     init(readingOnly path: String, refusal: BooksError) throws {
         self.path = path
-        let uri = try Self.readOnlyURI(path)
+        let (uri, unlocked) = try Self.readOnlyURI(path)
         handle = try Self.connect(uri, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, path: path)
         writeRefusal = refusal
+        // Before the first read, which opens the WAL: in exclusive mode its index is the
+        // connection's own memory.
+        if unlocked {
+            do {
+                try execute("PRAGMA locking_mode = EXCLUSIVE")
+            } catch {
+                close()
+                throw error
+            }
+        }
     }
 
     private static func connect(_ name: String, flags: Int32, path: String) throws -> OpaquePointer {
@@ -67,8 +82,9 @@ final class SQLiteDatabase {
         return db
     }
 
-    /// The URI `init(readingOnly:)` opens `path` with.
-    private static func readOnlyURI(_ path: String) throws -> String {
+    /// The URI `init(readingOnly:)` opens `path` with, and whether it is the read-only file
+    /// system's, without locks (to be read in exclusive locking mode).
+    private static func readOnlyURI(_ path: String) throws -> (uri: String, unlocked: Bool) {
         // SQLite's URI syntax: `%`, `?` and `#` escaped; `file://` and an empty authority
         // before an absolute path, so that one starting with `//` stays a path.
         var escaped = ""
@@ -82,18 +98,20 @@ final class SQLiteDatabase {
         }
         let base = (path.hasPrefix("/") ? "file://" : "file:") + escaped
         var wal = stat()
-        guard stat(path + "-wal", &wal) == 0, wal.st_size >= walHeaderSize else { return base + "?immutable=1" }
+        guard stat(path + "-wal", &wal) == 0, wal.st_size >= walHeaderSize else { return (base + "?immutable=1", false) }
         let shm = path + "-shm"
         var database = stat()
         let mode = stat(path, &database) == 0 ? database.st_mode & 0o666 : 0o600
         let fd = open(shm, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd >= 0 {
             Glibc.close(fd)
+        } else if errno == EROFS {
+            return (base + "?vfs=unix-none&mode=ro", true)
         } else if errno != EEXIST {
             throw BooksError(.storage, "the WAL holds transactions not yet copied into the database, and the index SQLite needs "
                              + "to read it, \(shm), is missing and cannot be created: \(errnoText(errno))", file: path)
         }
-        return base + "?mode=ro&readonly_shm=1"
+        return (base + "?mode=ro&readonly_shm=1", false)
     }
 
     /// The size of a WAL file's header (SQLite's file format, "WAL File Format"): a shorter

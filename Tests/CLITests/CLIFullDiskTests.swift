@@ -128,28 +128,34 @@ struct CLIFullDiskTests {
     }
 
     /// The same on a file system mounted read-only, after a daemon was killed: reading works
-    /// (the WAL's message included), writing is one line.
-    @Test(.timeLimit(.minutes(2)))
-    func aReadOnlyFileSystemIsReadToo() async throws {
+    /// (the WAL's message included), writing is one line. With the WAL index (`-shm`) gone
+    /// too, none can be created there: the WAL is read without one (PROTOCOL.md §4.1).
+    @Test(.timeLimit(.minutes(2)), arguments: [false, true])
+    func aReadOnlyFileSystemIsReadToo(withoutIndex: Bool) async throws {
         let scratch = Scratch()
         let results = try await Self.inNamespace("""
             \(Self.killDaemonAfterASend)
+            [ "$1" = withoutIndex ] && { rm "$v/store/books.sqlite-shm" || exit 95; }
             mount -o remount,ro "$place" || exit 94
             run tasks tasks
             run log log Roof
+            run backup backup "$out/../copy"
+            "$bin" log Roof --dir "$out/../copy" --interface lo --discovery-port "$port" >"$out/copyLog.out" 2>"$out/copyLog.err"
             run send send Roof three
             mount -o remount,rw "$place" || exit 93
             run freedLog log Roof
-            """, scenario: "", scratch: scratch)
+            """, scenario: withoutIndex ? "withoutIndex" : "withIndex", scratch: scratch)
         func out(_ name: String) -> String { results[name + ".out"] ?? "" }
         func err(_ name: String) -> String { results[name + ".err"] ?? "" }
         let store = scratch.dir("small") + "/v/store/books.sqlite"
-        for name in ["tasks", "log"] {
+        for name in ["tasks", "log", "backup"] {
             #expect(results[name + ".rc"] == "0\n", "\(name): \(err(name))")
             #expect(err(name).hasPrefix("bookswarm: note: the file cannot be written: Read-only file system (\(store))"), "\(err(name))")
         }
         #expect(out("tasks").contains("Roof  3 messages"), "\(out("tasks"))")
         #expect(out("log").contains("you: only in the WAL"), "\(out("log"))")
+        // A backup to a writable disk: everything the read-only one holds.
+        #expect(out("copyLog") == out("log") && err("copyLog").isEmpty, "\(out("copyLog"))\(err("copyLog"))")
         #expect(results["send.rc"] == "1\n" && out("send").isEmpty)
         #expect(err("send").hasPrefix("bookswarm: ") && err("send").contains("Read-only file system")
                 && err("send").split(separator: "\n").count == 1, "\(err("send"))")
