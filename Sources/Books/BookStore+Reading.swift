@@ -10,9 +10,9 @@ extension BookStore {
     /// (`open(directory:masterSecret:readingIfUnwritable:)` falls back to it).
     ///
     /// It takes the directory's lock file like any store, so no other store writes
-    /// meanwhile. Every check of `open` is made (schema, master secret, signed roots),
-    /// except that a store of an older schema version, which `open` would migrate, cannot
-    /// be read. Every write — a new book, an append, a verified answer, a deletion — fails
+    /// meanwhile. Every check of `open` is made (schema, master secret, signed roots). A
+    /// store of an older schema version, which `open` would migrate, is read as it is
+    /// (`Schema.presentAsCurrent`). Every write — a new book, an append, a verified answer, a deletion — fails
     /// with `refusal` (default: `storageReadOnly`, "opened for reading only"), before
     /// anything is written. A file with no table yet (a new store whose creation the full
     /// disk stopped) reads as a store without books.
@@ -37,10 +37,8 @@ extension BookStore {
                               lockDescriptor: lockDescriptor, writeRefusal: refusal)
         do {
             let version = try Schema.check(database)
-            guard version == 0 || version == Schema.currentVersion else {
-                throw BooksError(.storage, "the store has schema version \(version), which must be migrated to \(Schema.currentVersion) "
-                                 + "(a write) before this code can read it", file: file)
-            }
+            // An older version is read as it is, through the connection's own view of it.
+            try Schema.presentAsCurrent(database, version: version)
             // Settings of the connection, not of the file (§4.1).
             try database.execute("PRAGMA mmap_size = 1073741824")
             try database.execute("PRAGMA cache_size = \(cacheSize)")

@@ -94,6 +94,20 @@ enum Schema {
         return version
     }
 
+    /// Shows a store of an older version, opened for reading only (no migration can run),
+    /// in the current version's shape to the statements of this code, by objects in the
+    /// connection's own temporary database, which SQLite searches before the file's: from
+    /// version 1, a view `page` that adds the `blob` column (NULL: every page holds its
+    /// bytes) and an empty table `blob`. Nothing is written to the file.
+    static func presentAsCurrent(_ db: SQLiteDatabase, version: Int64) throws {
+        guard version == 1 else { return }
+        try db.execute("""
+            PRAGMA temp_store = MEMORY;
+            CREATE TEMP VIEW page AS SELECT key, tree, data, root, NULL AS blob FROM main.page;
+            CREATE TEMP TABLE blob (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, data BLOB NOT NULL);
+            """)
+    }
+
     /// Checks the file (`check`) and brings it to the current version: a new, empty file
     /// becomes a store.
     static func prepare(_ db: SQLiteDatabase) throws {

@@ -123,9 +123,9 @@ import Testing
         #expect(throws: BooksError(.wrongMasterSecret, "")) { try BookStore.openForReading(directory: copy.path, masterSecret: masterSecret(2)) }
     }
 
-    /// A store of an older schema, which `open` migrates, cannot be read without that write:
-    /// said, and the file left as it was.
-    @Test func anOlderSchemaIsRefusedUnwritten() throws {
+    /// A store of an older schema, which `open` migrates, is read as it is, without that
+    /// write: every book, page and signed root the fixture holds, the file left as it was.
+    @Test func anOlderSchemaIsReadUnwritten() throws {
         let dir = TemporaryDirectory("reading")
         defer { dir.remove() }
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/store-v1")
@@ -133,12 +133,19 @@ import Testing
             try FileManager.default.copyItem(atPath: fixture.path + "/" + name, toPath: dir.path + "/" + name)
         }
         let before = try Self.files(dir.path)
-        do {
-            _ = try BookStore.openForReading(directory: dir.path, masterSecret: masterSecret(42))
-            Issue.record("a schema version 1 store opened for reading")
-        } catch let error as BooksError {
-            #expect(error.code == .storage && error.detail.contains("must be migrated"), "\(error)")
+        let store = try BookStore.openForReading(directory: dir.path, masterSecret: masterSecret(FixtureTests.secret))
+        #expect(try store.list().map(\.name) == [FixtureTests.authorName, FixtureTests.emptyName, FixtureTests.readName])
+        let author = try #require(try store.book(named: FixtureTests.authorName))
+        #expect(try author.pages(in: 0..<10) == FixtureTests.authorPages)
+        try author.verify()
+        let read = try #require(try store.book(named: FixtureTests.readName))
+        #expect(read.length == 9 && read.heldRanges().ranges == FixtureTests.readHeld)
+        for range in FixtureTests.readHeld {
+            #expect(try read.pages(in: range) == Array(FixtureTests.readPages[Int(range.lowerBound)..<Int(range.upperBound)]))
         }
+        try read.verify()
+        #expect(throws: BooksError(.storageReadOnly, "")) { try author.append(testPage(10)) }
+        store.close()
         #expect(try Self.files(dir.path).filter { $0.key != BookStore.lockFileName } == before)
     }
 
