@@ -85,6 +85,10 @@ extension Messenger {
             group.addTask {
                 for await refusal in replicator.refusals { await self.refused(refusal) }
             }
+            group.addTask {
+                // A full disk: the pages come again once it has space (`inspect` shows this).
+                for await failure in replicator.storeFailures { await self.record("error", failure.description) }
+            }
             // Ends when the swarm shuts down (its connections finish).
             _ = await group.next()
             group.cancelAll()

@@ -39,8 +39,11 @@ struct Fetcher: Sendable {
         case stored(pages: Int)
         /// The remote broke the protocol or sent data that does not verify.
         case refuse(RefuseReason, String, ForkProof?)
-        /// The local store failed (disk, closed): not the remote's fault.
+        /// The local store failed (closed, damaged): not the remote's fault.
         case localFailure(String)
+        /// The local store could not take verified pages for a reason that may pass (a full
+        /// disk, …): they are asked for again after a pause (`storeRetryInitial`).
+        case storeFailed(String)
     }
 
     var interest: Interest
@@ -52,8 +55,11 @@ struct Fetcher: Sendable {
     /// Mean page size seen, to size requests in pages. Starts at 1 KiB, a chat page.
     private var pageSizeEstimate = 1024.0
     private var staleInARow = 0
-    /// After `busy` or `notAuthorized`, no new request before this time.
+    /// After `busy` or `notAuthorized`, or a store failure, no new request before this time.
     private var backoffUntil: Timestamp?
+    /// Store failures in a row (`storeFailed`), and whether the pause they set is running.
+    private var storeFailuresInARow = 0
+    private var storePauseUntil: Timestamp?
     /// Roots the remote announced, by length, to catch it announcing two at one length.
     private var remoteRoots: [UInt64: SignedRoot] = [:]
     /// Counts (re)transmissions of requests, to order them.
@@ -285,11 +291,12 @@ struct Fetcher: Sendable {
         do {
             try book.applyAnswer(signedRoot: flight.root, proof: proof, pages: body.pageData)
         } catch let error as BooksError {
-            return verdict(error, book: book)
+            return verdict(error, book: book, now: now)
         } catch {
             return .localFailure("storing pages: \(error)")
         }
         staleInARow = 0
+        storeFailuresInARow = 0
         if flight.retries == 0 { rtt.sample(now - flight.firstSent) }
         if !body.pageData.isEmpty {
             let bytes = body.pageData.reduce(0) { $0 + $1.count }
@@ -322,8 +329,9 @@ struct Fetcher: Sendable {
         return .added(sendOrder: flight.sendOrder, complete: flight.assembly!.isComplete)
     }
 
-    /// Sorts a store error into the remote's fault, a benign race, or a local failure.
-    private mutating func verdict(_ error: BooksError, book: any ReplicatedBook) -> Outcome {
+    /// Sorts a store error into the remote's fault, a benign race, or a local failure —
+    /// one that may pass, or not.
+    private mutating func verdict(_ error: BooksError, book: any ReplicatedBook, now: Timestamp) -> Outcome {
         switch error.code {
         case .invalidProof, .invalidSignature, .pageTooLarge:
             return .refuse(.invalidData, error.detail, nil)
@@ -338,12 +346,32 @@ struct Fetcher: Sendable {
                 return .refuse(.invalidData, "\(staleInARow) answers in a row did not fit the verified length", nil)
             }
             return .nothing
+        case .diskFull, .storageReadOnly, .storage:
+            return storeFailed(error.description, now: now)
         case .notHeld, .outOfRange:
             return .localFailure(error.description)
         case .corruptDatabase, .unsupportedSchemaVersion, .notABookStore, .storeLocked, .wrongMasterSecret,
-             .invalidName, .unknownBook, .closed, .storage, .diskFull, .storageReadOnly, .stopped, .readOnly:
+             .invalidName, .unknownBook, .closed, .stopped, .readOnly:
             return .localFailure(error.description)
         }
+    }
+
+    /// The store could not take an answer's verified pages for a reason that may pass: they
+    /// are missing again (the request is over), and no request goes out before a pause that
+    /// doubles with each failure in a row, from `storeRetryInitial` to `storeRetryMax` —
+    /// the channel stays, so pages sent meanwhile arrive as soon as the disk takes them
+    /// again. Answers to the other requests in flight fail alike during the pause: they
+    /// neither lengthen it nor are reported again.
+    private mutating func storeFailed(_ detail: String, now: Timestamp) -> Outcome {
+        stats.storeFailures += 1
+        if let pause = storePauseUntil, now < pause { return .nothing }
+        storeFailuresInARow += 1
+        var delay = configuration.storeRetryInitial
+        for _ in 1..<min(storeFailuresInARow, 16) { delay *= 2 }
+        delay = min(delay, configuration.storeRetryMax)
+        storePauseUntil = now + delay
+        backoffUntil = max(backoffUntil ?? now, now + delay)
+        return .storeFailed(detail)
     }
 
     /// The remote cannot answer a request.

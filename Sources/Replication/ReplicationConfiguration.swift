@@ -39,6 +39,13 @@ public struct ReplicationConfiguration: Sendable {
     /// Answers whose proof went stale (the reader moved on meanwhile) tolerated in a row
     /// before the peer is treated as broken.
     public var maxStaleInARow: Int = 64
+    /// The pause before pages are asked for again after the local store could not take
+    /// them for a reason that may pass (a full disk, a file system remounted read-only, an
+    /// I/O error), doubled at each such failure in a row up to `storeRetryMax`: a disk that
+    /// has space again gets the pages within that time, on the same channel, while a disk
+    /// that stays full costs one request per pause.
+    public var storeRetryInitial: Duration = .seconds(1)
+    public var storeRetryMax: Duration = .seconds(10)
     /// How often a book's author refused as forked is let in again for that book (it may
     /// come for the history this side holds, PROTOCOL.md §9.7): a channel it opens sooner
     /// waits for its turn, and one more beside it is closed — an author that keeps sending

@@ -29,6 +29,9 @@ public enum ReplicationAction: Sendable, Equatable {
     case refusedByRemote(RefuseReason)
     /// The local store failed; this channel stops. Not the remote's fault.
     case localFailure(String)
+    /// The local store could not take verified pages for a reason that may pass (a full
+    /// disk, …); the channel stays and asks for them again after a pause.
+    case storeFailed(String)
 }
 
 /// Replication of one book with one remote peer over one channel, sans I/O
@@ -210,7 +213,7 @@ public struct ReplicationMachine: Sendable {
                         break
                     case let .refuse(reason, detail, fork):
                         return refuse(reason, detail, fork: fork)
-                    case let .localFailure(detail):
+                    case let .localFailure(detail), let .storeFailed(detail):
                         return fail(detail)
                     }
                     if let after = active.fetcher.remote?.length, after != before { actions.append(.remoteLength(after)) }
@@ -235,6 +238,8 @@ public struct ReplicationMachine: Sendable {
                     return refuse(reason, detail, fork: fork)
                 case let .localFailure(detail):
                     return fail(detail)
+                case let .storeFailed(detail):
+                    actions.append(.storeFailed(detail))
                 }
             case let .noData(requestID, reason):
                 active.fetcher.noData(requestID: requestID, reason: reason, now: now)

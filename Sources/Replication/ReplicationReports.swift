@@ -41,3 +41,18 @@ public struct Refusal: Sendable, Equatable, CustomStringConvertible {
         return "\(who) on book \(book.hex.prefix(8))…: \(reason): \(detail)"
     }
 }
+
+/// Verified pages of a book, from a peer, that the local store could not take for a reason
+/// that may pass (a full disk, a file system remounted read-only, an I/O error): they are
+/// asked for again after a pause (`ReplicationConfiguration.storeRetryInitial`). One report
+/// per pause, not per answer.
+public struct StoreFailure: Sendable, Equatable, CustomStringConvertible {
+    public var peer: PeerID
+    public var book: BookID
+    public var detail: String
+    public var time: Date
+
+    public var description: String {
+        "cannot store pages of book \(book.hex.prefix(8))… from \(peer.short) (asked for again after a pause): \(detail)"
+    }
+}

@@ -14,6 +14,9 @@ public struct ReplicationStats: Sendable, Equatable {
     public var fragmentsSent: UInt64 = 0
     /// Messages of a type or version this side does not know, ignored.
     public var unknownMessages: UInt64 = 0
+    /// Verified answers the local store could not take (a full disk, …), asked for again
+    /// after a pause (`Fetcher`).
+    public var storeFailures: UInt64 = 0
 
     public init() {}
 
@@ -31,6 +34,7 @@ public struct ReplicationStats: Sendable, Equatable {
         s.requestsRejected += b.requestsRejected
         s.fragmentsSent += b.fragmentsSent
         s.unknownMessages += b.unknownMessages
+        s.storeFailures += b.storeFailures
         return s
     }
 }

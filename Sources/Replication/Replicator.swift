@@ -12,7 +12,8 @@ import Synchronization
 /// * `replicate(_:interest:from:)` a book: fetched from every attached peer (or one), now
 ///   and after every reconnect, resuming from what the store holds.
 /// * `progress(of:)` and `progressUpdates(of:)` for a progress bar; `refusals` for
-///   devtools: every peer refused (forged data, forks, floods, no right to read) and why.
+///   devtools: every peer refused (forged data, forks, floods, no right to read) and why;
+///   `storeFailures`: pages this side could not store (a full disk), asked for again.
 ///
 /// A peer refused for what it sent gets no channel for that book again from this
 /// replicator; one refused only for lacking the right to read is judged again at its next
@@ -24,9 +25,13 @@ public final class Replicator: Sendable {
     public let configuration: ReplicationConfiguration
     /// Every refusal, as it happens.
     public let refusals: AsyncStream<Refusal>
+    /// Pages the local store could not take (a full disk, …), once per pause before they
+    /// are asked for again.
+    public let storeFailures: AsyncStream<StoreFailure>
 
     private let clock: any SwarmClock
     private let refusalContinuation: AsyncStream<Refusal>.Continuation
+    private let storeFailureContinuation: AsyncStream<StoreFailure>.Continuation
     private let otherChannel: (@Sendable (PeerID, any ReplicationChannel) -> Void)?
     private let state = Mutex(State())
 
@@ -70,6 +75,7 @@ public final class Replicator: Sendable {
         self.clock = clock
         self.otherChannel = otherChannel
         (refusals, refusalContinuation) = AsyncStream<Refusal>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        (storeFailures, storeFailureContinuation) = AsyncStream<StoreFailure>.makeStream(bufferingPolicy: .bufferingNewest(64))
     }
 
     // MARK: - Connections
@@ -125,6 +131,7 @@ public final class Replicator: Sendable {
         for task in tasks { task.cancel() }
         for driver in drivers { await driver.finish() }
         refusalContinuation.finish()
+        storeFailureContinuation.finish()
         let subscribers = state.withLock { s in defer { s.subscribers = [:] }; return s.subscribers.values.flatMap(\.values) }
         for c in subscribers { c.finish() }
     }
@@ -354,6 +361,8 @@ public final class Replicator: Sendable {
                                fork: nil, byRemote: true, time: Date()), ban: false)
             case .localFailure:
                 break
+            case let .storeFailed(detail):
+                storeFailureContinuation.yield(StoreFailure(peer: driver.peer, book: driver.bookID, detail: detail, time: Date()))
             }
         }
         if progressed { publishProgress(driver.bookID) }

@@ -30,7 +30,8 @@ struct CLIFullDiskTests {
     /// mounted there), `$v` (the vault in it), `$out` (outside it, for the results), the
     /// functions `b ARGS…` (bookswarm on the vault, on loopback) and `run NAME ARGS…` (the same,
     /// its stdout, stderr and status kept in `$out/NAME.{out,err,rc}`), and `$1` the scenario.
-    static func inNamespace(_ body: String, scenario: String, scratch: Scratch) async throws -> [String: String] {
+    static func inNamespace(_ body: String, scenario: String, scratch: Scratch,
+                            timeout: Duration = .seconds(30)) async throws -> [String: String] {
         let place = scratch.dir("small"), out = scratch.dir("out")
         for dir in [place, out] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         let script = """
@@ -47,7 +48,7 @@ struct CLIFullDiskTests {
             exit 0
             """
         let run = try await CLI.run([], prefix: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, place,
-                                                 CLI.binary!, "\(testDiscoveryPort())", out, scenario])
+                                                 CLI.binary!, "\(testDiscoveryPort())", out, scenario], timeout: timeout)
         try #require(run.status == 0, "\(run)")
         var results: [String: String] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: out) {
@@ -160,5 +161,47 @@ struct CLIFullDiskTests {
         #expect(err("send").hasPrefix("bookswarm: ") && err("send").contains("Read-only file system")
                 && err("send").split(separator: "\n").count == 1, "\(err("send"))")
         #expect(out("freedLog") == out("log") && err("freedLog").isEmpty, "\(out("freedLog"))\(err("freedLog"))")
+    }
+
+    /// A daemon whose disk fills while a member sends: the pages it cannot store are asked for
+    /// again after a pause (PROTOCOL.md §9.6), which `inspect` shows, and once there is space
+    /// again they come, with what was sent since — the same session, no restart. (They
+    /// stopped for good before: the channel closed at the first failure and nothing reopened it.)
+    @Test(.timeLimit(.minutes(2)))
+    func aDaemonWhoseDiskFillsCatchesUpOnceThereIsSpace() async throws {
+        let scratch = Scratch()
+        let results = try await Self.inNamespace("""
+            B() { "$bin" "$@" --dir "$out/../bob" --interface lo --discovery-port "$port"; }
+            # `within S F`: until F succeeds, for S seconds at most.
+            within() { limit=$(( $(date +%s) + $1 )); until $2; do [ "$(date +%s)" -ge $limit ] && return 1; sleep 0.1; done; }
+            up() { [ -S "$v/control.sock" ] && [ -S "$out/../bob/control.sock" ]; }
+            joined() { [ "$(b log Roof | grep -c joined)" = 1 ]; }
+            failureShown() { b inspect | grep -q "cannot store pages"; }
+            caughtUp() { b log Roof | grep -q "space again"; }
+            code=$(b tasks | awk '/invite:/ {print $2}')
+            # Not through `b`: a function run in the background is a subshell, whose pid `kill` would get.
+            "$bin" daemon --dir "$v" --interface lo --discovery-port "$port" >"$out/anaDaemon.log" 2>&1 & ana=$!
+            "$bin" daemon --dir "$out/../bob" --interface lo --discovery-port "$port" >"$out/bobDaemon.log" 2>&1 & bob=$!
+            within 10 up && B join "$code" >/dev/null && within 10 joined || { kill $ana $bob; exit 90; }
+            head -c 4000000 /dev/zero >"$place/filler" 2>/dev/null
+            B send Roof "while full" || { kill $ana $bob; exit 89; }
+            within 10 failureShown
+            run fullLog log Roof
+            run fullInspect inspect
+            rm "$place/filler"
+            B send Roof "space again" || { kill $ana $bob; exit 88; }
+            within 30 caughtUp
+            run freedLog log Roof
+            kill $ana $bob; wait
+            """, scenario: "", scratch: scratch, timeout: .seconds(90))
+        func out(_ name: String) -> String { results[name + ".out"] ?? "" }
+        func texts(_ name: String) -> [String] {
+            out(name).split(separator: "\n").filter { !$0.contains(" joined") }
+                .map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" }
+        }
+        #expect(texts("fullLog") == ["one", "two"], "\(out("fullLog"))")
+        let failure = out("fullInspect").split(separator: "\n").first { $0.contains("cannot store pages") } ?? ""
+        #expect(failure.contains("the disk is full") && failure.contains("asked for again"), "\(out("fullInspect"))")
+        #expect(texts("freedLog") == ["one", "two", "while full", "space again"], "\(out("freedLog"))")
     }
 }
