@@ -21,6 +21,15 @@ extension Messenger {
     /// knows in the task is taken along. Returns the new task and the old task's entry.
     public func moveOn(_ task: TaskID, without removed: [PeerID]) async throws -> MoveResult {
         guard tasks[task] != nil else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
+        // Moving the old task on again would make a second successor beside the first (and
+        // its title name two tasks): members are removed from the successor instead. One
+        // that was left since does not count.
+        if let moved = try taskLog(of: task).log.movedOn.last(where: { tasks[$0.task] != nil }) {
+            let successor = moved.task.hex.prefix(8)
+            let how = moved.creator == localPeer ? "you moved it on" : "you followed \(moved.creator.short) when it moved it on"
+            throw MessengerError(.movedOn, "task \(task.hex.prefix(8)) was moved on already (\(how)) to \(successor): "
+                                 + "remove members there (bookswarm task remove \(successor) …)")
+        }
         let members = try members(of: task)
         let without = Set(removed).sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
         guard !without.isEmpty else {

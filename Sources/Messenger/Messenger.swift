@@ -171,7 +171,11 @@ public actor Messenger {
         let titles = tasks.keys.compactMap { task in title(of: task).map { (task, $0) } }
         let titled = current(titles.filter { $0.1 == typed }.map(\.0))
         if titled.count == 1 { return titled[0] }
-        if titled.count > 1 { throw MessengerError(.ambiguousTask, "\(titled.count) tasks are titled \"\(typed)\"; use the id") }
+        if titled.count > 1 {
+            let ids = titled.map { String($0.hex.prefix(8)) }.sorted()
+            throw MessengerError(.ambiguousTask, "\(titled.count) tasks are titled \"\(typed)\"; use the id: "
+                                 + ids.dropLast().joined(separator: ", ") + " or " + ids.last!)
+        }
         // Then the title as typed in any case (and width, and accents), whole, or the
         // beginning of one title only: `log roof` for "Fix the roof" is not a match, `log fix` is.
         func folded(_ text: String) -> String {

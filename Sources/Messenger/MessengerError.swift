@@ -32,6 +32,9 @@ public struct MessengerError: CodedError {
         case unknownMember
         /// Work that was asked to stop stopped (a save whose client went away).
         case cancelled
+        /// The task was moved on already (by this peer, or it followed a member there) to a
+        /// successor still in this vault: act on the successor instead.
+        case movedOn
     }
 
     public let code: Code

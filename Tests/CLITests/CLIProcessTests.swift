@@ -313,6 +313,12 @@ struct CLIProcessTests {
         let lines = moved.split(separator: "\n")
         #expect(lines.count == 2 && lines[0].hasPrefix("task    ") && lines[1] == "without \(carolID.prefix(8)); 1 member taken along (they join it by themselves)", "\(moved)")
         let successor = String(lines[0].dropFirst(8).prefix(32))
+        // The same command again is refused in one line pointing at the new task: a second
+        // move would make a second task of the same title.
+        let again = try await bob.run(["task", "remove", task.id, String(carolID.prefix(8))])
+        #expect(!again.ok && again.stdout.isEmpty && again.stderr.filter { $0 == "\n" }.count == 1
+                && again.stderr.hasPrefix("bookswarm: task \(task.id.prefix(8)) was moved on already (you moved it on) to \(successor.prefix(8))"),
+                "\(again)")
         // Ana's daemon joins the new task by itself; Bob and Ana talk there.
         #expect(try await eventually { try await ana.ok(["tasks"]).contains(successor.prefix(8) + "  roof") })
         try await bob.ok(["send", successor, "just us"])

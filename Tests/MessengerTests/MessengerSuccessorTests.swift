@@ -34,6 +34,17 @@ import Testing
         // The title now names the new task; the old one by its id.
         #expect(try await bob.messenger.resolveTask("t") == successor)
         #expect(try await ana.messenger.resolveTask("T") == successor)
+        // The old task is not moved on a second time, by its mover or by one who followed:
+        // members are removed from the successor.
+        for peer in [bob, ana] {
+            do {
+                _ = try await peer.messenger.moveOn(task, without: [carol.id])
+                Issue.record("the task was moved on twice")
+            } catch let error as MessengerError {
+                #expect(error.code == .movedOn && error.message.contains("to \(successor.hex.prefix(8)): remove members there"), "\(error)")
+            }
+        }
+        #expect(await bob.messenger.taskIDs().count == 2, "nothing created by the refusal")
 
         // Carol sees that the task moved on without her, and has nothing to join.
         #expect(try await eventually {
