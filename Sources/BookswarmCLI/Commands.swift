@@ -488,14 +488,25 @@ enum Format {
 
     /// `2025-06-01 10:12` (a file stays listed for days: its date with its time).
     static func date(_ milliseconds: UInt64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        let t = localTime(milliseconds)
+        return "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday)) \(twoDigits(t.tm_hour)):\(twoDigits(t.tm_min))"
     }
 
+    /// `10:12:01`, local time.
     static func clock(_ milliseconds: UInt64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm:ss"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        let t = localTime(milliseconds)
+        return "\(twoDigits(t.tm_hour)):\(twoDigits(t.tm_min)):\(twoDigits(t.tm_sec))"
     }
+
+    /// The local time of a page's timestamp, from the C library: a `DateFormatter` made per
+    /// line (ICU's date symbols loaded each time) took 0.1 ms, 4 of the 4.7 s a `log` of
+    /// 33 000 messages took.
+    private static func localTime(_ milliseconds: UInt64) -> tm {
+        var seconds = time_t(clamping: milliseconds / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return parts
+    }
+
+    private static func twoDigits(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
 }
