@@ -3,6 +3,7 @@ import BookswarmControl
 import Foundation
 import Messenger
 import Swarm
+import Synchronization
 import Vault
 
 struct ChatCommand: AsyncParsableCommand {
@@ -24,8 +25,10 @@ struct ChatCommand: AsyncParsableCommand {
             let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
             terminal.print("-- bookswarm chat \(task); /help for commands, /quit to leave --")
             terminal.start()
+            let shown = ChatProgress()
             let incoming = Task {
                 for await item in session.items {
+                    defer { shown.saw(item) }
                     if item.event == .live, let summary = item.summary {
                         let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
                         terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(counted(summary.members.count, "member"))"
@@ -45,8 +48,11 @@ struct ChatCommand: AsyncParsableCommand {
             }
             for await line in terminal.lines() {
                 guard let input = ChatInput(parsing: line) else { continue }
-                await run(input, in: session, terminal: terminal, me: me)
+                await run(input, in: session, terminal: terminal, me: me, shown: shown)
             }
+            // The input ended (Ctrl-D, /quit, or the end of piped lines, which may come at
+            // once): first the history and every line sent here, as a chat shows them.
+            await shown.settled(within: .seconds(5))
             terminal.restore()
             session.close()
             incoming.cancel()
@@ -56,14 +62,14 @@ struct ChatCommand: AsyncParsableCommand {
 
     /// Carries out one line typed at the prompt; what it prints (an error too) is one line
     /// above the prompt (`/files`, `/help`: one per file or command), and the chat goes on.
-    private func run(_ input: ChatInput, in session: FollowSession, terminal: ChatTerminal, me: String) async {
+    private func run(_ input: ChatInput, in session: FollowSession, terminal: ChatTerminal, me: String, shown: ChatProgress) async {
         /// Runs `body`; a failure is one line, `! ` + `failed` + the error.
         func attempt(_ failed: String, _ body: () async throws -> Void) async {
             do { try await body() } catch { terminal.print("! \(failed)\(oneLine(error))") }
         }
         switch input {
         case let .message(text):
-            await attempt("not sent: ") { try await session.send(text) }
+            await attempt("not sent: ") { shown.sent(try await session.send(text).id) }
         case let .attach(path, caption):
             await attempt("not attached: ") {
                 terminal.print(Format.attached(try await session.call(.attach(task: nil, path: path, caption: caption), as: LogEntry.self)))
@@ -82,6 +88,34 @@ struct ChatCommand: AsyncParsableCommand {
             for line in ChatInput.helpLines { terminal.print(line) }
         case let .mistake(line):
             terminal.print("! \(line)")
+        }
+    }
+}
+
+/// What a chat has shown of the task: whether its history is (the first `live` item), and
+/// which of the lines sent from it are not yet — so that when its input ends it leaves only
+/// once the person has seen them.
+final class ChatProgress: Sendable {
+    private let state = Mutex<(caughtUp: Bool, sentUnseen: Set<String>, seen: Set<String>)>((false, [], []))
+
+    func saw(_ item: FollowItem) {
+        state.withLock { s in
+            if item.event == .live { s.caughtUp = true }
+            guard let id = item.entry?.id, item.event == .message else { return }
+            if s.sentUnseen.remove(id) == nil, s.caughtUp { s.seen.insert(id) }
+        }
+    }
+
+    /// A line sent: shown when its entry arrives (or arrived first).
+    func sent(_ id: String) {
+        state.withLock { s in if s.seen.remove(id) == nil { s.sentUnseen.insert(id) } }
+    }
+
+    /// Returns once the history and every line sent are shown, or after `limit`.
+    func settled(within limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, !state.withLock({ $0.caughtUp && $0.sentUnseen.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 }

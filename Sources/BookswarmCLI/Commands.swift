@@ -331,7 +331,8 @@ struct LogCommand: AsyncParsableCommand {
             }
             let session = try await FollowSession.open(task: task, options: vault, role: "log --follow")
             defer { session.close() }
-            // Ctrl-C or SIGTERM: take the network down cleanly (peers are told) and leave.
+            // Ctrl-C or SIGTERM: take the network down cleanly (peers are told) and leave —
+            // without printing what taking it down does here (every member "left").
             let stopper = Task {
                 await waitForTermination()
                 guard !Task.isCancelled else { return }
@@ -343,6 +344,7 @@ struct LogCommand: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             for await item in session.items {
+                if session.isClosed { break }
                 if output.json {
                     writeOut(try encoder.encode(item) + Data("\n".utf8))
                 } else if let line = Format.line(item, me: me) {
@@ -444,7 +446,8 @@ enum Format {
         case .live: return nil
         case .presence:
             guard let peer = item.peer else { return nil }
-            return "* \(who(peer, name: item.name, me: me)) \(item.online == true ? "is here" : "left")"
+            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(who(peer, name: item.name, me: me)) "
+                + (item.online == true ? "is here" : "left")
         case .whole:
             guard let entry = item.entry, let file = entry.file else { return nil }
             return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(named(file)) "

@@ -102,7 +102,12 @@ final class FollowSession: @unchecked Sendable {
         return try JSONDecoder().decode(T.self, from: try await caller(request))
     }
 
-    func send(_ text: String) async throws { _ = try await call(ControlRequest(command: .send, text: text), as: LogEntry.self) }
+    @discardableResult
+    func send(_ text: String) async throws -> LogEntry { try await call(ControlRequest(command: .send, text: text), as: LogEntry.self) }
+
+    /// Whether `close` was called: what arrives after (a local network going down: every
+    /// member "left") is not for the person, who asked to stop.
+    var isClosed: Bool { closedHere.load(ordering: .acquiring) }
 
     /// Stops the stream (the daemon ends its side when the client closes).
     func close() {
