@@ -68,6 +68,12 @@ extension Control {
     }
 
     static func unwrap(_ line: [UInt8]) throws -> Data {
+        // The daemon writes a success as these very bytes around the result: taken as they
+        // are, the result is decoded once, by the caller. Parsed into objects and written
+        // again, a `log` of 33 000 messages spent 1.7 of its 2.4 s here.
+        if line.count > successPrefix.count, line.last == UInt8(ascii: "}"), line.starts(with: successPrefix) {
+            return Data(line[successPrefix.count..<(line.count - 1)])
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
             throw CLIError("the daemon sent a malformed answer")
         }
@@ -76,6 +82,8 @@ extension Control {
         }
         throw CLIError(object["error"] as? String ?? "the daemon refused the request")
     }
+
+    private static let successPrefix = Array(#"{"ok":true,"result":"#.utf8)
 
     /// Runs a request: through the daemon if one runs, else on the vault in this process.
     /// `creating`: whether a new vault may be made where there is none (default: as the
