@@ -22,14 +22,21 @@ struct Bookswarm: AsyncParsableCommand {
     /// ArgumentParser's `main`, except that a mistake on the command line is one line on
     /// stderr (what is wrong, and where the help is) and exit 64, like every other error of
     /// this CLI, instead of the error, the argument's help and the whole usage.
+    /// A mistyped command is named as such, with the command meant if one is close
+    /// (`CommandWords`), rather than as its first option being unknown.
     static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        func usageMistake(_ line: String) -> Never {
+            FileHandle.standardError.write(Data("bookswarm: \(line)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        if let mistake = CommandWords.helpMistake(in: arguments) { usageMistake(mistake) }
         let command: ParsableCommand
         do {
-            command = try parseAsRoot()
+            command = try parseAsRoot(arguments)
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }  // --help, --version
-            FileHandle.standardError.write(Data("bookswarm: \(usageLine(for: error))\n".utf8))
-            Foundation.exit(ExitCode.validationFailure.rawValue)
+            usageMistake(CommandWords.mistake(in: arguments) ?? usageLine(for: error))
         }
         do {
             if var async = command as? AsyncParsableCommand { try await async.run() } else { var sync = command; try sync.run() }

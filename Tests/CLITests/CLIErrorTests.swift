@@ -136,7 +136,7 @@ struct CLIErrorTests {
 
     @Test func commandLineMistakesAreOneLineWithWhereTheHelpIs() async throws {
         for (arguments, needle) in [(["join"], "Missing expected argument '<code>' (see: bookswarm join --help)"),
-                                    (["frob"], "Unexpected argument 'frob' (see: bookswarm --help)"),
+                                    (["frob"], "unknown command \"frob\" (see: bookswarm --help)"),
                                     (["tasks", "--bogus"], "Unknown option '--bogus' (see: bookswarm tasks --help)"),
                                     (["join", "x", "--wait", "99999"], "--wait takes seconds from 0 to 86400"),
                                     // A negative number was read as a missing value ("Missing value for '--wait <wait>'").

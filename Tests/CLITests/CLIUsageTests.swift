@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+/// Mistakes a person makes on the way to a command, and what the CLI says meanwhile: each
+/// message one line on stderr, with the exit code of its kind (64 for the command line).
+@Suite("bookswarm usage", .serialized, .enabled(if: CLI.available, "bookswarm is not built: run `swift build`"))
+struct CLIUsageTests {
+    static func expectUsageError(_ result: CLI.Result, _ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 64, "\(result)", sourceLocation: sourceLocation)
+        #expect(result.stderr == "bookswarm: \(line)\n", "\(result)", sourceLocation: sourceLocation)
+        #expect(result.stdout.isEmpty, "\(result)", sourceLocation: sourceLocation)
+    }
+
+    /// A mistyped command was reported as its first option being unknown (`Unknown option
+    /// '--dir'`), or as an unexpected argument; `help` of one showed the main help, exit 0.
+    @Test func aMistypedCommandIsNamedWithTheOneMeant() async throws {
+        let scratch = Scratch()
+        let dir = scratch.dir("x")
+        for (arguments, line) in [
+            (["taks", "--dir", dir], "unknown command \"taks\" (did you mean tasks?)"),
+            (["taks"], "unknown command \"taks\" (did you mean tasks?)"),
+            (["task", "nwe", "x", "--dir", dir], "unknown command \"task nwe\" (did you mean task new?)"),
+            (["task", "remov", "t", "--dir", dir], "unknown command \"task remov\" (did you mean task remove?)"),
+            (["ta", "--dir", dir], "unknown command \"ta\" (did you mean task or tasks?)"),
+            (["frob", "--dir", dir], "unknown command \"frob\" (see: bookswarm --help)"),
+            (["task", "frob"], "unknown command \"task frob\" (see: bookswarm task --help)"),
+            (["help", "taks"], "unknown command \"taks\" (did you mean tasks?)"),
+            (["help", "task", "nwe"], "unknown command \"task nwe\" (did you mean task new?)"),
+            (["--dir", dir, "taks"], "unknown command \"taks\" (did you mean tasks?)"),
+        ] {
+            Self.expectUsageError(try await CLI.run(arguments), line)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir))
+        // Help of a command that is there is still help.
+        let help = try await CLI.run(["help", "task", "new"])
+        #expect(help.ok && help.stdout.contains("USAGE: bookswarm task new") && help.stderr.isEmpty, "\(help)")
+    }
+
+    @Test func optionsBeforeTheCommandAreSaidToGoAfterIt() async throws {
+        let scratch = Scratch()
+        let dir = scratch.dir("my vault")
+        for (arguments, line) in [
+            (["--dir", dir, "tasks"], "options go after the command: bookswarm tasks --dir '\(dir)'"),
+            (["--json", "--dir", dir, "log", "t"], "options go after the command: bookswarm log t --json --dir '\(dir)'"),
+            (["task", "--dir", dir, "new", "Fix it"], "options go after the command: bookswarm task new 'Fix it' --dir '\(dir)'"),
+            (["--dir", dir], "options go after the command: bookswarm COMMAND --dir '\(dir)' (see: bookswarm --help)"),
+        ] {
+            Self.expectUsageError(try await CLI.run(arguments), line)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir))
+    }
+}
