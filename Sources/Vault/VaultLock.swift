@@ -24,9 +24,10 @@ public final class VaultLock: @unchecked Sendable {
             close(fd)
             // Beside a daemon, commands talk to it: only a second daemon meets its lock. Beside
             // any other holder (a chat, a log --follow or a join without a daemon), the way to
-            // use the vault from several commands at once is a daemon.
+            // use the vault from several commands at once is a daemon — started once that
+            // holder has stopped (while it runs, the daemon meets its lock too).
             let advice = isDaemon || role == "daemon" ? "stop it first or use another --dir"
-                : "stop it first, or run `bookswarm daemon` to use the vault from several commands at once"
+                : "stop it first (then `bookswarm daemon` lets several commands use the vault at once)"
             throw VaultError(.locked, "\(directory.path) is in use by \(holder); \(advice)")
         }
         if writable {

@@ -199,8 +199,9 @@ struct CLIErrorTests {
     }
 
     /// A vault held by a command that brought the network up itself (`log --follow`, `chat`
-    /// or `join` without a daemon): another command is told the holder in full and that a
-    /// daemon is the way to use the vault from several commands at once.
+    /// or `join` without a daemon): another command is told the holder in full, to stop it,
+    /// and that a daemon started then is the way to use the vault from several commands at
+    /// once (not to run one now: the daemon is refused the vault too while the holder runs).
     @Test(.timeLimit(.minutes(1)))
     func aVaultHeldByAFollowWithoutADaemon() async throws {
         let scratch = Scratch()
@@ -213,7 +214,10 @@ struct CLIErrorTests {
         })
         // (Said at once: only a daemon's lock is waited on, its socket about to answer.)
         Self.expectOneLineError(try await bob.run(["tasks"]),
-                                mentioning: "is in use by a bookswarm log --follow (pid \(follow.processIdentifier)); stop it first, or run `bookswarm daemon`")
+                                mentioning: "is in use by a bookswarm log --follow (pid \(follow.processIdentifier)); "
+                                    + "stop it first (then `bookswarm daemon` lets several commands use the vault at once)")
+        let daemon = try await bob.run(["daemon"], timeout: .seconds(10))
+        Self.expectOneLineError(daemon, mentioning: "is in use by a bookswarm log --follow (pid \(follow.processIdentifier)); stop it first or use another --dir")
     }
 
     @Test func corruptStoreIsRefusedAndLeftAsItWas() async throws {
