@@ -85,7 +85,7 @@ struct BackupCommand: AsyncParsableCommand {
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "Create, leave and compile tasks.",
+        commandName: "task", abstract: "Create, leave, move on (remove members) and compile tasks; check compiled books.",
         subcommands: [TaskNewCommand.self, TaskLeaveCommand.self, TaskRemoveCommand.self, TaskCompileCommand.self, TaskCheckCommand.self])
 }
 
@@ -116,7 +116,12 @@ struct TaskRemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove", abstract: "Move a task on to a new one without some members.",
         discussion: """
-            Nobody can be put out of a task: its invite code lets every member in, for good.             This creates a new task with the same title, of which you are the creator, and             takes every other member you know in the task along: their bookswarm joins it by             itself when it gets your books (the new invite travels sealed to each of them).             Those left out see that the task moved on, and nothing they can join. The old task             stays as it is, with its history; `tasks` shows where it moved on to.
+            Nobody can be put out of a task: its invite code lets every member in, for good. \
+            This creates a new task with the same title, of which you are the creator, and \
+            takes every other member you know in the task along: their bookswarm joins it by \
+            itself when it gets your books (the new invite travels sealed to each of them). \
+            Those left out see that the task moved on, and nothing they can join. The old task \
+            stays as it is, with its history; `tasks` shows where it moved on to.
             """)
     @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
     @Argument(help: "The members to leave out: each a peer id, 8 hex digits of one or more, or a display name as shown.")

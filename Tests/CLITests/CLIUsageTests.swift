@@ -49,4 +49,22 @@ struct CLIUsageTests {
         }
         #expect(!FileManager.default.fileExists(atPath: dir))
     }
+
+    /// `task remove --help` showed runs of 13 spaces mid-sentence (its discussion had lost
+    /// the `\` that joins a multi-line string's lines); `task`'s summary named only some of
+    /// its commands.
+    @Test func helpTextsReadAsProse() async throws {
+        let commands = ["", "id", "name", "task", "task new", "task leave", "task remove", "task compile", "task check", "join",
+                        "tasks", "send", "attach", "files", "save", "log", "chat", "daemon", "inspect", "backup", "bootstrap"]
+        for command in commands {
+            let help = try await CLI.run(command.split(separator: " ").map(String.init) + ["--help"])
+            #expect(help.ok, "\(command): \(help)")
+            // Prose lines (the option and command lists are indented, in columns).
+            let prose = help.stdout.split(separator: "\n").filter { !$0.hasPrefix(" ") }
+            #expect(!prose.contains { $0.contains("   ") }, "\(command): \(help.stdout)")
+        }
+        let task = try await CLI.run(["task", "--help"])
+        #expect(task.stdout.hasPrefix("OVERVIEW: Create, leave, move on (remove members) and compile tasks; check\ncompiled books."),
+                "\(task.stdout)")
+    }
 }
