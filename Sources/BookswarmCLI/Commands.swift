@@ -224,12 +224,25 @@ struct JoinCommand: AsyncParsableCommand {
             func reached(_ summary: TaskSummary) -> Bool {
                 summary.members.contains { $0.peer == invite.creator.publicKey.hex && $0.readsFrom } && summary.title != nil
             }
+            // A wait that lasts is said on stderr, once: silence for up to --wait seconds looks
+            // like a hang. A creator reached at once (within `quiet`) goes unmentioned.
+            var started = ContinuousClock.now
+            let quiet: Duration = .seconds(1)
+            let waiting = Once()
+            func sayWaiting() {
+                guard ContinuousClock.now - started >= quiet, waiting.claim() else { return }
+                let seconds = wait.rounded() == wait ? "\(Int(wait))" : "\(wait)"
+                FileHandle.standardError.write(Data(("bookswarm: joined; waiting up to \(seconds) s for the task's creator to send "
+                    + "the title (Ctrl-C stops waiting; the task is kept)\n").utf8))
+            }
             var summary: TaskSummary
             /// Interfaces where discovery could not run at all while we waited (no address).
             var idle: [DiscoveryInterface] = []
             if let answer = try await Control.callDaemon(ControlRequest(command: .join, text: code), directory: vault.directory) {
                 summary = try JSONDecoder().decode(TaskSummary.self, from: answer)
+                started = .now
                 while !reached(summary) && ContinuousClock.now < deadline {
+                    sayWaiting()
                     try await Task.sleep(for: .milliseconds(100))
                     let all = try await Control.call(ControlRequest(command: .tasks), vault, as: [TaskSummary].self)
                     summary = all.first { $0.id == invite.task.hex } ?? summary
@@ -253,10 +266,12 @@ struct JoinCommand: AsyncParsableCommand {
                             }
                             throw CLIError("\(oneLine(error)); the task is kept, and its creator is looked for when this vault is next online (bookswarm daemon or chat)")
                         }
+                        started = .now
                         while ContinuousClock.now < deadline {
                             summary = try await peer.messenger.summary(of: invite.task)
                             // The creator must also have our book id before we go offline.
                             if reached(summary), await peer.messenger.isAcknowledged(by: invite.creator, task: invite.task) { break }
+                            sayWaiting()
                             try await Task.sleep(for: .milliseconds(100))
                         }
                         if !reached(summary) { idle = (await peer.network?.interfaces ?? []).filter { $0.families.isEmpty } }

@@ -67,4 +67,33 @@ struct CLIUsageTests {
         #expect(task.stdout.hasPrefix("OVERVIEW: Create, leave, move on (remove members) and compile tasks; check\ncompiled books."),
                 "\(task.stdout)")
     }
+
+    /// A join whose creator is offline waited --wait seconds (15 by default) without a word:
+    /// it now says so on stderr when it starts waiting, once, and not when the creator
+    /// answers at once. With and without a daemon of the joining vault.
+    @Test(.timeLimit(.minutes(1)))
+    func aJoinThatWaitsForTheCreatorSaysSo() async throws {
+        let scratch = Scratch()
+        let (bob, ana) = Member.bobAndAna(scratch)
+        let task = try await bob.newTask("Fix the roof")
+        try await ana.ok(["id"])
+        let waiting = "bookswarm: joined; waiting up to 2 s for the task's creator to send the title (Ctrl-C stops waiting; the task is kept)\n"
+        let offline = try await ana.run(["join", task.invite, "--wait", "2"])
+        #expect(offline.ok && offline.stderr == waiting, "\(offline)")
+        #expect(offline.stdout.contains("the creator was not reached yet"), "\(offline)")
+        let carol = Member("carol", scratch: scratch, discoveryPort: bob.discoveryPort)
+        try await carol.start()
+        defer { if let d = carol.daemon { kill(d.pid, SIGKILL) } }
+        let throughDaemon = try await carol.run(["join", task.invite, "--wait", "2"])
+        #expect(throughDaemon.ok && throughDaemon.stderr == waiting, "\(throughDaemon)")
+        await carol.stop()
+        // The creator online: the title comes at once, and nothing is said about waiting.
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        let dan = Member("dan", scratch: scratch, discoveryPort: bob.discoveryPort)
+        try await dan.ok(["id"])
+        let online = try await dan.run(["join", task.invite])
+        #expect(online.ok && online.stdout.contains("Fix the roof") && online.stderr.isEmpty, "\(online)")
+        await bob.stop()
+    }
 }
