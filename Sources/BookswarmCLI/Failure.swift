@@ -16,10 +16,20 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let exit as ExitCode {
         throw exit
+    } catch let usage as UsageError {
+        FileHandle.standardError.write(Data("bookswarm: \(oneLine(usage))\n".utf8))
+        throw ExitCode.validationFailure
     } catch {
         FileHandle.standardError.write(Data("bookswarm: \(oneLine(error))\n".utf8))
         throw ExitCode(1)
     }
+}
+
+/// A mistake on the command line found only once a command runs (an `--interface` no
+/// interface here has): one line and exit 64 (EX_USAGE), like those the parser finds.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }
 
 func printOut(_ text: String) {

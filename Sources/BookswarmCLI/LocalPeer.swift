@@ -37,7 +37,18 @@ final class LocalPeer: @unchecked Sendable {
             throw CLIError("no vault in \(directory.path): check --dir (or $BOOKSWARM_DIR); "
                            + "bookswarm id, name, task new, join or daemon makes a new one")
         }
+        // A daemon exists to be online: an --interface that names nothing here is a mistake
+        // on its command line (exit 64), said before the vault is opened — and, where there
+        // is none, before one is made for nothing.
+        if role == "daemon", let names = options.interfaceNames {
+            do { try VaultNetwork.resolveInterfaces(names) } catch { throw UsageError(oneLine(error)) }
+        }
+        let isNew = directory.holdsNoVault
         let peer = try LocalPeer(vault: Vault.open(directory, role: role, readingIfUnwritable: readingIfUnwritable))
+        // A mistyped --dir makes a new identity as readily as a first run: say so.
+        if isNew {
+            FileHandle.standardError.write(Data("bookswarm: note: created a new vault in \(directory.path) (a new identity)\n".utf8))
+        }
         if let refusal = peer.vault.store.writeRefusal, noted.claim() {
             let note = "bookswarm: note: \(oneLine(refusal)); reading the vault without writing to it "
                 + "(read markers are not updated; commands that write fail until it can be written)\n"

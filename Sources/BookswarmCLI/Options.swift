@@ -40,10 +40,16 @@ struct VaultOptions: ParsableArguments {
         }
     }
 
+    /// Each `--interface` (a comma-separated list counts as several); nil for none given,
+    /// the LAN default.
+    var interfaceNames: [String]? {
+        interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) }
+    }
+
     var network: VaultNetwork.Options {
         get throws {
             var options = VaultNetwork.Options(
-                interfaces: interface.isEmpty ? nil : interface.flatMap { $0.split(separator: ",").map(String.init) },
+                interfaces: interfaceNames,
                 port: port ?? 0, discoveryPort: discoveryPort, bootstrapNodes: try bootstrap.map(resolveNode))
             options.ipv6 = !ipv4Only
             return options

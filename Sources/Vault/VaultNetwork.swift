@@ -109,13 +109,13 @@ public final class VaultNetwork: Sendable {
         return all.filter { $0.value > 0 }.mapValues { UInt64($0) }
     }
 
-    public static func start(identity: Identity, options: Options) async throws(VaultError) -> VaultNetwork {
-        let names = options.interfaces ?? []
-        let follows = options.interfaces == nil
-        guard follows || !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
-        // Looked up now (SwarmNIO's one lookup): a name no interface has, or an address none
-        // holds, is an error — a typo, most likely; an interface that exists without an
-        // address yet is not: discovery waits for it.
+    /// The discovery interfaces given by name or address (`Options.interfaces`), looked up
+    /// now (SwarmNIO's one lookup): a name no interface has, or an address none holds, is an
+    /// error — a typo, most likely; an interface that exists without an address yet is not:
+    /// discovery waits for it. `start` does this first; a command can do it before it
+    /// opens, or makes, a vault for the network.
+    @discardableResult
+    public static func resolveInterfaces(_ names: [String]) throws(VaultError) -> ([InterfaceSpec], [InterfaceSpec.Resolved]) {
         var specs: [InterfaceSpec] = []
         var resolved: [InterfaceSpec.Resolved] = []
         for name in names {
@@ -125,6 +125,14 @@ public final class VaultNetwork: Sendable {
             }
             specs.append(spec)
         }
+        return (specs, resolved)
+    }
+
+    public static func start(identity: Identity, options: Options) async throws(VaultError) -> VaultNetwork {
+        let names = options.interfaces ?? []
+        let follows = options.interfaces == nil
+        guard follows || !names.isEmpty else { throw VaultError(.network, "no discovery interface given") }
+        let (specs, resolved) = try resolveInterfaces(names)
         // IPv6 wherever discovery may run it, now or later — a named interface (not `lo`)
         // whose link-local address appears, or whose IPv6 is switched on, after start; on the
         // LAN default, whatever interface comes: one dual-stack socket on every address of

@@ -96,4 +96,32 @@ struct CLIUsageTests {
         #expect(online.ok && online.stdout.contains("Fix the roof") && online.stderr.isEmpty, "\(online)")
         await bob.stop()
     }
+
+    /// A mistyped --dir made a new vault, a new identity, without a word for the commands a
+    /// newcomer starts with; a daemon refused for an --interface that is not there left one
+    /// behind, and exited 1.
+    @Test func aNewVaultIsSaidAndADaemonWithoutItsInterfaceMakesNone() async throws {
+        let scratch = Scratch()
+        let port = testDiscoveryPort()
+        for command in [["id"], ["name", "Ana"], ["task", "new", "t"]] {
+            let place = scratch.dir(command[0])
+            let options = ["--dir", place, "--interface", "lo", "--discovery-port", "\(port)"]
+            let made = try await CLI.run(command + options)
+            #expect(made.ok && made.stderr == "bookswarm: note: created a new vault in \(place) (a new identity)\n", "\(command): \(made)")
+            let again = try await CLI.run(command + options)
+            #expect(again.ok && again.stderr.isEmpty, "\(command): \(again)")
+        }
+        let typo = scratch.dir("typo")
+        for interface in ["lo0", "10.255.255.254"] {
+            let daemon = try await CLI.run(["daemon", "--dir", typo, "--interface", interface, "--discovery-port", "\(port)"],
+                                           timeout: .seconds(10))
+            let line = interface == "lo0" ? "no interface lo0 exists here (see: ip link)" : "no interface holds 10.255.255.254 here (see: ip -4 addr)"
+            Self.expectUsageError(daemon, line)
+            #expect(!FileManager.default.fileExists(atPath: typo), "\(interface)")
+        }
+        // A vault that is there is left as it was, and the exit is the same.
+        let existing = try await CLI.run(["daemon", "--dir", scratch.dir("id"), "--interface", "lo0", "--discovery-port", "\(port)"],
+                                         timeout: .seconds(10))
+        Self.expectUsageError(existing, "no interface lo0 exists here (see: ip link)")
+    }
 }
