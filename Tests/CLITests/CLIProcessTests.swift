@@ -203,7 +203,7 @@ struct CLIProcessTests {
             (bob, ["save", task.id, "nope.jpg", out], "no file \"nope.jpg\""),
             (bob, ["save", task.id, id, out + "/missing/dir/x.jpg"], "missing/dir does not exist: create it first"),
             // A trailing slash means a directory: none there is an error, not a file of that name.
-            (bob, ["save", task.id, id, out + "/new.jpg/"], "new.jpg is no directory here"),
+            (bob, ["save", task.id, id, out + "/new.jpg/"], "new.jpg/ does not exist: create it first"),
             (bob, ["save", task.id, id, copy + "/x.jpg"], "copy.jpg is not a directory"),
             (ana, ["attach", task.id, files + "/missing.jpg"], "No such file"),
             (ana, ["attach", task.id, files], "a directory"),
@@ -212,7 +212,7 @@ struct CLIProcessTests {
         ]
         let large = files + "/large.bin"
         #expect(FileManager.default.createFile(atPath: large, contents: nil) && truncate(large, 64 * 1024 * 1024 + 1) == 0)
-        for (m, arguments, needle) in refusals + [(ana, ["attach", task.id, large], "at most 67108864 bytes (64 MiB)")] {
+        for (m, arguments, needle) in refusals + [(ana, ["attach", task.id, large], "is 64 MiB and 1 byte; files of at most 64 MiB can be attached")] {
             let result = try await m.run(arguments)
             CLIErrorTests.expectOneLineError(result, mentioning: needle)
             #expect(result.status == 1, "\(arguments): \(result)")

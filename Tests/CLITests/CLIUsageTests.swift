@@ -124,4 +124,40 @@ struct CLIUsageTests {
                                          timeout: .seconds(10))
         Self.expectUsageError(existing, "no interface lo0 exists here (see: ip link)")
     }
+
+    static func expectError(_ result: CLI.Result, _ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == 1 && result.stderr == "bookswarm: \(line)\n" && result.stdout.isEmpty, "\(result)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Messages that said less than they could, or said it wrongly: a short invite code's
+    /// length in bytes ("1 bytes"), an invite code given as a task without how to join it,
+    /// a destination directory that "is no directory here", a file over the limit in bytes.
+    @Test func messagesSayWhatAPersonNeeds() async throws {
+        let scratch = Scratch()
+        let (bob, ana) = Member.bobAndAna(scratch)
+        let task = try await bob.newTask("t")
+        // The characters of a code after `bsw1-` (Control.inviteCharacters).
+        #expect(task.invite.dropFirst(5).filter { $0 != "-" }.count == 85, "\(task.invite)")
+        Self.expectError(try await bob.run(["join", "bsw1-ab"]),
+                         "invalid invite code: it has 2 characters after bsw1- instead of 85: part of it is missing")
+        Self.expectError(try await bob.run(["join", task.invite + "-abcdef"]),
+                         "invalid invite code: it has 91 characters after bsw1- instead of 85: part of it is repeated")
+        let other = try await ana.newTask("elsewhere")
+        Self.expectError(try await bob.run(["log", other.invite]), "unknown task \"\(other.invite)\" (to join it: bookswarm join CODE)")
+        Self.expectError(try await bob.run(["send", other.invite, "hi"]), "unknown task \"\(other.invite)\" (to join it: bookswarm join CODE)")
+        // 65 MiB (a sparse file: nothing to write).
+        let big = scratch.dir("big.bin")
+        #expect(FileManager.default.createFile(atPath: big, contents: nil))
+        try FileHandle(forWritingAtPath: big).map { try $0.truncate(atOffset: 65 * 1024 * 1024); try $0.close() }
+        Self.expectError(try await bob.run(["attach", task.id, big]), "\(big) is 65.0 MiB; files of at most 64 MiB can be attached")
+        let small = scratch.dir("small.txt")
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: small))
+        try await bob.ok(["attach", task.id, small])
+        Self.expectError(try await bob.run(["save", task.id, "small.txt", scratch.dir("no/sub/")]),
+                         "\(scratch.dir("no/sub"))/ does not exist: create it first, or choose another destination")
+        Self.expectError(try await bob.run(["save", task.id, "small.txt", small + "/"]),
+                         "\(small) is not a directory: choose another destination")
+        #expect(try await bob.run(["save", task.id, "small.txt", scratch.dir("copy.txt")]).ok)
+    }
 }
