@@ -2,22 +2,34 @@ import Foundation
 import Messenger
 
 /// What the messenger's refusals leave a person to work out, said in the control layer
-/// (which both the daemon and a command without one go through): the join an invite code
-/// asks for, sizes and paths as a person reads them.
+/// (which both the daemon and a command without one go through): the ids of the tasks a
+/// title names, the join an invite code asks for, sizes and paths as a person reads them.
 extension Control {
     /// The characters of a bsw1 invite code after its `bsw1-`, without the dashes: its 53
     /// bytes (version, creator, task, checksum) in base32. `CLIUsageTests` checks a real
     /// code against it.
     static let inviteCharacters = 85
 
-    /// `Messenger.resolveTask`, whose refusals say more here: for an invite code of a task
-    /// not joined here, how to join it.
+    /// `Messenger.resolveTask`, whose refusals say more here: the ids of the tasks one title
+    /// names (`2 tasks are titled "X"; use the id: 0e6f2a85 or 1ccfde7a`), and, for an invite
+    /// code of a task not joined here, how to join it.
     public static func resolveTask(_ text: String, in messenger: Messenger) async throws -> TaskID {
         let typed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         do {
             return try await messenger.resolveTask(text)
         } catch let error as MessengerError where error.code == .unknownTask && typed.lowercased().hasPrefix("bsw1") {
             throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (to join it: bookswarm join CODE)")
+        } catch let error as MessengerError where error.code == .ambiguousTask {
+            // The messenger's rule for a whole title (`resolveTask`): the tasks titled so, but
+            // those moved on to another of them. Its message names only their number: where
+            // the number here is the same, their ids are added; else it stands as it is.
+            let titled = try await messenger.summaries().filter { $0.title == typed }
+            let ids = Set(titled.map(\.id))
+            let current = titled.filter { $0.successor.map { !ids.contains($0) } ?? true }
+            let candidates = current.isEmpty ? titled : current
+            guard candidates.count > 1, error.message == "\(candidates.count) tasks are titled \"\(typed)\"; use the id" else { throw error }
+            let shown = candidates.map { String($0.id.prefix(8)) }.sorted()
+            throw MessengerError(.ambiguousTask, error.message + ": " + shown.dropLast().joined(separator: ", ") + " or " + shown.last!)
         }
     }
 

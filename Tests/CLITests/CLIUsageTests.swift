@@ -160,4 +160,21 @@ struct CLIUsageTests {
                          "\(small) is not a directory: choose another destination")
         #expect(try await bob.run(["save", task.id, "small.txt", scratch.dir("copy.txt")]).ok)
     }
+
+    /// "2 tasks are titled "Fix the roof"; use the id" left the ids to be looked up.
+    @Test func tasksOfOneTitleAreListedByTheirIds() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let first = try await bob.newTask("Fix the roof")
+        let second = try await bob.newTask("Fix the roof")
+        let ids = [first.id, second.id].map { String($0.prefix(8)) }.sorted()
+        let line = "2 tasks are titled \"Fix the roof\"; use the id: \(ids[0]) or \(ids[1])"
+        Self.expectError(try await bob.run(["send", "Fix the roof", "hi"]), line)
+        // Through a daemon, the same.
+        try await bob.start()
+        defer { if let d = bob.daemon { kill(d.pid, SIGKILL) } }
+        Self.expectError(try await bob.run(["log", "Fix the roof"]), line)
+        try await bob.ok(["send", ids[0], "by id"])
+        await bob.stop()
+    }
 }
