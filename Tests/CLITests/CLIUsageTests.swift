@@ -1,3 +1,4 @@
+import BookswarmTestSupport
 import Foundation
 import Testing
 
@@ -176,5 +177,27 @@ struct CLIUsageTests {
         Self.expectError(try await bob.run(["log", "Fix the roof"]), line)
         try await bob.ok(["send", ids[0], "by id"])
         await bob.stop()
+    }
+
+    /// The README's daemon line showed `peer 83b63c43…`: the daemon prints the whole id.
+    /// Its first lines, for a new vault, against the README's walkthrough, in shape.
+    @Test(.timeLimit(.minutes(1)))
+    func theReadmeShowsTheDaemonsLinesAsTheyAre() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        // Up for two seconds, then SIGTERM: a daemon stops cleanly on it.
+        let run = try await CLI.run(bob.arguments(["daemon"]),
+                                    prefix: ["/bin/bash", "-c", "\"$0\" \"$@\" & p=$!; sleep 2; kill $p; wait $p"])
+        let note = #/^bookswarm: note: created a new vault in (\S+) \(a new identity\)$/#
+        let ready = #/^bookswarm daemon: peer [0-9a-f]{64} at udp \S+, discovery on [^,]+, control (\S+)$/#
+        #expect(run.ok, "\(run)")
+        #expect(run.stderr.split(separator: "\n").map(String.init).first.flatMap { try? note.wholeMatch(in: $0) }?.1 == bob.directory[...],
+                "\(run)")
+        #expect(run.stdout.split(separator: "\n").map(String.init).first.flatMap { try? ready.wholeMatch(in: $0) } != nil, "\(run)")
+        let readme = try String(contentsOf: RepoScript.url("README.md"), encoding: .utf8)
+        let lines = readme.split(separator: "\n").map(String.init)
+        let start = try #require(lines.firstIndex(of: "bob$ bookswarm daemon &"))
+        #expect((try? note.wholeMatch(in: lines[start + 1])) != nil, "\(lines[start + 1])")
+        #expect((try? ready.wholeMatch(in: lines[start + 2])) != nil, "\(lines[start + 2])")
     }
 }
