@@ -31,7 +31,7 @@ public enum Control {
         case .join:
             return try encoder.encode(try await messenger.join(parseInvite(request.text ?? "")))
         case .taskLeave:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             guard request.confirm == true else {
                 let summary = try await messenger.summary(of: task)
                 throw CLIError("leaving deletes \(summary.title.map { "\"\($0)\"" } ?? "task \(task.hex)") from this vault, "
@@ -39,16 +39,16 @@ public enum Control {
             }
             return try encoder.encode(try await messenger.leave(task))
         case .taskRemove:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             let without = try await messenger.resolveMembers(request.members ?? [], in: task)
             return try encoder.encode(try await messenger.moveOn(task, without: without))
         case .tasks:
             return try encoder.encode(try await messenger.summaries())
         case .send:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.send(request.text ?? "", to: task))
         case .log:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             let entries = try await messenger.log(of: task)
             if request.markRead ?? true { try await messenger.markRead(task) }
             return try encoder.encode(entries)
@@ -57,7 +57,7 @@ public enum Control {
             report.interfaces = network.interfaces
             return try encoder.encode(report)
         case .compile:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.compile(task, into: request.name ?? ""))
         case .check:
             return try encoder.encode(try await messenger.checkCompiled(request.name ?? ""))
@@ -68,22 +68,20 @@ public enum Control {
             // its steps if this task is cancelled (its client went away).
             return try encoder.encode(try await offPool(stoppable: { try vault.backup(to: destination, stopped: $0) }))
         case .attach:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
             let name = request.name
             // Up to 64 MiB read to its end and hashed: off the cooperative pool. `attach`
             // reads it again a part at a time, beside each part's write to the store.
-            try refuseOversizedAttachment(path)
             let source = try await offPool { try Attachments.read(path: path, name: name) }
             return try encoder.encode(try await messenger.attach(source, caption: request.text ?? "", to: task))
         case .files:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.files(of: task))
         case .save:
-            let task = try await resolveTask(request.task ?? "", in: messenger)
+            let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
             let source = try await messenger.fileSource(request.name ?? "", in: task)
-            try refuseMissingDirectory(path)
             return try encoder.encode(try await offPool(stoppable: { try source.write(to: path, stopped: $0) }))
         case .follow:
             throw CLIError("follow is a streaming request")
@@ -101,9 +99,7 @@ public enum Control {
     }
 
     public static func parseInvite(_ text: String) throws -> InviteCode {
-        do { return try InviteCode(parsing: text) } catch .wrongLength {
-            throw MessengerError(.invalidInvite, inviteLengthMessage(text))
-        } catch {
+        do { return try InviteCode(parsing: text) } catch {
             throw MessengerError(.invalidInvite, error.description)
         }
     }
@@ -179,7 +175,7 @@ public enum Control {
         }
         if request.command == .follow {
             do {
-                let task = try await resolveTask(request.task ?? "", in: messenger)
+                let task = try await messenger.resolveTask(request.task ?? "")
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         let encoder = JSONEncoder()

@@ -26,6 +26,17 @@ public enum Attachments {
     /// The largest file `attach` takes: 64 MiB. It goes into the author's journal and n − 1
     /// pairwise books, and every store keeps its bytes once (PROTOCOL.md §4.9).
     public static let maxSize = 64 * 1024 * 1024
+
+    /// `PATH is 65.0 MiB; files of at most 64 MiB can be attached` (just over the limit, the
+    /// bytes over it: rounded, it would read as the limit itself).
+    static func tooLargeMessage(_ subject: String, size: Int) -> String {
+        let limit = maxSize >> 20
+        var shown = String(format: "%.1f MiB", Double(size) / Double(1 << 20))
+        if shown == String(format: "%.1f MiB", Double(limit)) {
+            shown = "\(limit) MiB and \(size - maxSize) byte\(size - maxSize == 1 ? "" : "s")"
+        }
+        return "\(subject) is \(shown); files of at most \(limit) MiB can be attached"
+    }
     /// The writer's part size: 256 KiB, so a page stays far below the store's page limit and
     /// one replication request (256 KiB) carries about one part.
     public static let partSize = 256 * 1024
@@ -126,9 +137,7 @@ public enum Attachments {
         guard (status.st_mode & S_IFMT) == S_IFREG else {
             throw MessengerError(.invalidFile, "\(path) is \((status.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"): only a file can be attached")
         }
-        let tooLarge = { (size: Int) in
-            MessengerError(.invalidFile, "\(path) is \(size) bytes; a file of at most \(maxSize) bytes (64 MiB) can be attached")
-        }
+        let tooLarge = { (size: Int) in MessengerError(.invalidFile, tooLargeMessage(path, size: size)) }
         guard status.st_size <= maxSize else { throw tooLarge(Int(status.st_size)) }
         // To the end (a file that grows meanwhile is read as far as the limit allows), one
         // part in memory at a time: each read fills the buffer but at the file's end.

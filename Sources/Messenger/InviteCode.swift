@@ -43,6 +43,8 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
     static let topicDomain = Array("bookswarm/topic/v1".utf8)
     static let groupSize = 6
     static let payloadLength = 1 + 32 + TaskID.length
+    /// The base32 characters of a code's body: its payload and checksum, 5 bits each.
+    static let bodyCharacters = ((payloadLength + checksumLength) * 8 + 4) / 5
 
     public init(creator: PeerID, task: TaskID) {
         self.creator = creator
@@ -82,6 +84,8 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         /// "bsw2-" and on: a code of a later format.
         case newerPrefix(String)
         case invalidCharacter(Character)
+        /// The characters of the body (after `bsw1-`, separators left out), against the
+        /// `InviteCode.bodyCharacters` a code has: a person can count those, not bytes.
         case wrongLength(Int)
         case checksumMismatch
         case unsupportedVersion(UInt8)
@@ -92,7 +96,9 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
             case .missingPrefix: return "not a Bookswarm invite code: it should start with \"bsw1-\""
             case let .newerPrefix(tag): return "an invite code of a newer Bookswarm (\(tag)-): this one reads bsw1- codes; update it"
             case let .invalidCharacter(c): return "invalid invite code: it contains \(ParseError.show(c)), which no invite code has: check for a typo"
-            case let .wrongLength(n): return "invalid invite code: it has \(n) bytes instead of \(InviteCode.payloadLength + InviteCode.checksumLength): part of it is missing or repeated"
+            case let .wrongLength(n):
+                return "invalid invite code: it has \(n) character\(n == 1 ? "" : "s") after bsw1- instead of \(InviteCode.bodyCharacters): "
+                    + "part of it is \(n < InviteCode.bodyCharacters ? "missing" : "repeated")"
             case .checksumMismatch: return "invalid invite code: its checksum does not match: a character was mistyped"
             case let .unsupportedVersion(v): return "an invite code of version \(v), newer than this program understands: update it"
             case .invalidCreator: return "invalid invite code: it names an invalid peer id"
@@ -140,7 +146,9 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         } catch {
             throw .checksumMismatch
         }
-        guard bytes.count == InviteCode.payloadLength + InviteCode.checksumLength else { throw .wrongLength(bytes.count) }
+        guard bytes.count == InviteCode.payloadLength + InviteCode.checksumLength else {
+            throw .wrongLength(body.filter { !"- \t\r\n".contains($0) }.count)
+        }
         // Right length but stray bits after the last byte: the last symbol was mistyped.
         guard (try? Base32.decode(body)) != nil else { throw .checksumMismatch }
         let payload = Array(bytes.prefix(InviteCode.payloadLength))

@@ -49,7 +49,7 @@ extension Messenger {
                                  + "bytes without /, \\ or control characters, and not . or ..")
         }
         guard source.size <= Attachments.maxSize else {
-            throw MessengerError(.invalidFile, "the file is \(source.size) bytes; a file of at most \(Attachments.maxSize) bytes (64 MiB) can be attached")
+            throw MessengerError(.invalidFile, Attachments.tooLargeMessage("the file", size: source.size))
         }
         guard caption.utf8.count <= Attachments.maxCaptionBytes else {
             throw MessengerError(.invalidMessage, "the caption is \(caption.utf8.count) bytes; at most \(Attachments.maxCaptionBytes) are sent")
@@ -200,7 +200,10 @@ public struct FileSource: Sendable {
             target = (target as NSString).appendingPathComponent(file.name)
         } else if path.hasSuffix("/") {
             // A directory was meant, and there is none: not a file of that name.
-            throw MessengerError(.invalidFile, "\(target) is no directory here: create it first, or choose another destination")
+            if FileManager.default.fileExists(atPath: target) {
+                throw MessengerError(.invalidFile, "\(target) is not a directory: choose another destination")
+            }
+            throw MessengerError(.invalidFile, "\(target)/ does not exist: create it first, or choose another destination")
         }
         let parent = (target as NSString).deletingLastPathComponent
         var status = stat()

@@ -194,7 +194,9 @@ public actor Messenger {
                 throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(shown.count) tasks (\(listed)); type more of the title, or use the id")
             }
         }
-        throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (see: bookswarm tasks)")
+        // An invite code (or what looks like one) of a task not joined here.
+        let hint = typed.lowercased().hasPrefix("bsw1") ? "to join it: bookswarm join CODE" : "see: bookswarm tasks"
+        throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (\(hint))")
     }
 
     /// Of several tasks a title matches, those not moved on to another of them (§10.3,

@@ -138,7 +138,7 @@ struct CLIUsageTests {
         let scratch = Scratch()
         let (bob, ana) = Member.bobAndAna(scratch)
         let task = try await bob.newTask("t")
-        // The characters of a code after `bsw1-` (Control.inviteCharacters).
+        // The characters of a code after `bsw1-` (InviteCode.bodyCharacters).
         #expect(task.invite.dropFirst(5).filter { $0 != "-" }.count == 85, "\(task.invite)")
         Self.expectError(try await bob.run(["join", "bsw1-ab"]),
                          "invalid invite code: it has 2 characters after bsw1- instead of 85: part of it is missing")

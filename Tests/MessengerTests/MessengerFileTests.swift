@@ -212,7 +212,7 @@ import Testing
         let large = bed.root + "/large.bin"
         #expect(FileManager.default.createFile(atPath: large, contents: nil))
         #expect(truncate(large, off_t(Attachments.maxSize + 1)) == 0)
-        refused({ try Attachments.read(path: large) }, "at most 67108864 bytes")
+        refused({ try Attachments.read(path: large) }, "is 64 MiB and 1 byte; files of at most 64 MiB can be attached")
         #expect(truncate(large, off_t(Attachments.maxSize)) == 0)
         #expect(try Attachments.read(path: large).size == Attachments.maxSize, "64 MiB exactly is fine")
         refused({ try Attachments.read(path: bed.root) }, "a directory")
