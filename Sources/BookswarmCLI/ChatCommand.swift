@@ -27,8 +27,10 @@ struct ChatCommand: AsyncParsableCommand {
             terminal.start()
             let shown = ChatProgress()
             let incoming = Task {
+                var days = Format.DayLines()
                 for await item in session.items {
                     defer { shown.saw(item) }
+                    if Format.line(item, me: me) != nil, let day = days.before(item) { terminal.print(day) }
                     if item.event == .live, let summary = item.summary {
                         let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
                         terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(counted(summary.members.count, "member"))"

@@ -346,7 +346,15 @@ struct LogCommand: AsyncParsableCommand {
             let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self, creating: false).peer
             if !follow {
                 let entries = try await Control.call(ControlRequest(command: .log, task: task), vault, as: [LogEntry].self)
-                if output.json { try printJSON(entries) } else { for e in entries { printOut(Format.line(e, me: me)) } }
+                if output.json {
+                    try printJSON(entries)
+                } else {
+                    var days = Format.DayLines()
+                    for e in entries {
+                        if let day = days.before(e.time) { printOut(day) }
+                        printOut(Format.line(e, me: me))
+                    }
+                }
                 return
             }
             let session = try await FollowSession.open(task: task, options: vault, role: "log --follow")
@@ -363,11 +371,13 @@ struct LogCommand: AsyncParsableCommand {
             defer { stopper.cancel() }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var days = Format.DayLines()
             for await item in session.items {
                 if session.isClosed { break }
                 if output.json {
                     writeOut(try encoder.encode(item) + Data("\n".utf8))
                 } else if let line = Format.line(item, me: me) {
+                    if let day = days.before(item) { printOut(day) }
                     printOut(line)
                 }
             }
@@ -513,6 +523,34 @@ enum Format {
     static func date(_ milliseconds: UInt64) -> String {
         let t = localTime(milliseconds)
         return "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday)) \(twoDigits(t.tm_hour)):\(twoDigits(t.tm_min))"
+    }
+
+    /// `2025-06-01`, local time.
+    static func day(_ milliseconds: UInt64) -> String {
+        let t = localTime(milliseconds)
+        return "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday))"
+    }
+
+    /// Lines show the time of day only: where the day changes between two lines, or the
+    /// first is of another day than today, a line names the day (`-- 2025-06-01 --`), as
+    /// chat applications do. A task whose lines are all of today shows none.
+    struct DayLines {
+        private var shown: String?
+        private let today = Format.day(UInt64(max(0, Date().timeIntervalSince1970 * 1000)))
+
+        /// The line to print before a line of `milliseconds`, if any.
+        mutating func before(_ milliseconds: UInt64) -> String? {
+            let day = Format.day(milliseconds)
+            defer { shown = day }
+            guard day != (shown ?? today) else { return nil }
+            return "-- \(day) --"
+        }
+
+        /// `before` for what a follow item shows: an entry at its time, an event as it happens.
+        mutating func before(_ item: FollowItem, now: Date = Date()) -> String? {
+            if item.event == .live { return nil }
+            return before(item.event == .message ? item.entry?.time ?? 0 : UInt64(max(0, now.timeIntervalSince1970 * 1000)))
+        }
     }
 
     /// `10:12:01`, local time.

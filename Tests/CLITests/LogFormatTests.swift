@@ -26,6 +26,24 @@ import Testing
         #expect(Format.line(FollowItem(event: .message, entry: join), me: Self.me) == "[\(clock)] * Ana (1d0f2a77) joined")
     }
 
+    @Test("lines show the time of day; a line names the day where it changes, and none for lines of today")
+    func dayLines() {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let day: UInt64 = 86_400_000
+        var today = Format.DayLines()
+        #expect(today.before(now) == nil && today.before(now + 1) == nil)
+        var older = Format.DayLines()
+        let lines = [now - 3 * day, now - 3 * day + 1, now - day, now].map { older.before($0) }
+        #expect(lines == ["-- \(Format.day(now - 3 * day)) --", nil, "-- \(Format.day(now - day)) --", "-- \(Format.day(now)) --"])
+        #expect(Format.day(0).count == 10 && Format.date(0).hasPrefix(Format.day(0)))
+        // A follow stream: an entry at its time, an event as it happens, `live` never.
+        var follow = Format.DayLines()
+        let old = LogEntry(author: Self.ana, id: "m", time: now - 2 * day, text: "hi", book: "b", index: 1)
+        #expect(follow.before(FollowItem(event: .message, entry: old)) == "-- \(Format.day(now - 2 * day)) --")
+        #expect(follow.before(FollowItem(event: .live)) == nil)
+        #expect(follow.before(FollowItem(event: .presence)) == "-- \(Format.day(now)) --")
+    }
+
     @Test("inspect's label of a book name: task books shortened, any other name as it is")
     func bookLabels() {
         let task = String(repeating: "7", count: 32)
