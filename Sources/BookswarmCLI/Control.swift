@@ -23,9 +23,15 @@ extension Control {
         let limit: Duration = long ? .seconds(600) : .seconds(30)
         // This command exits then, closing its connection: a `backup` or `save` stops there
         // (§10.7), anything else may still be carried out.
-        let late = request.command.stopsWithItsClient
-            ? "the \(request.command.rawValue) is given up (the daemon stops it, leaving nothing, if it resumes)"
-            : "if it resumes it may still carry the request out (a `send` may still be delivered: check `log` before sending again)"
+        let late = if request.command.stopsWithItsClient {
+            "the \(request.command.rawValue) is given up (the daemon stops it, leaving nothing, if it resumes)"
+        } else if request.onlyReads {
+            "is it stopped (kill -STOP) or stuck? Without a daemon, commands read the vault themselves"
+        } else if request.command == .send {
+            "if it resumes it may still carry the request out (the message may still be delivered: check `log` before sending again)"
+        } else {
+            "if it resumes it may still carry the request out: check (log, files, tasks) before trying again"
+        }
         return try await withDeadline(limit, "the daemon of \(directory.path) did not answer within \(limit); \(late)") {
             try await offPool {
                 guard let client = LocalControlClient.connect(path: directory.controlSocket) else { return nil }
