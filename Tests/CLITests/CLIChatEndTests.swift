@@ -47,6 +47,7 @@ struct CLIChatEndTests {
         let scratch = Scratch()
         let (bob, ana) = Member.bobAndAna(scratch)
         let task = try await bob.newTask("roof")
+        try await bob.ok(["send", task.id, "before"])
         try await ana.start()
         defer { if let d = ana.daemon { kill(d.pid, SIGKILL) } }
         // Bob follows from his own process (no daemon), Ana joins: her daemon is seen arriving.
@@ -59,8 +60,12 @@ struct CLIChatEndTests {
         follow.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         follow.standardError = FileHandle.nullDevice
         try follow.run()
+        func printed() -> String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+        // Its history printed, it is following (it subscribed before reading it): a session
+        // that came up before then would show no arrival.
+        #expect(await eventually(.seconds(20)) { printed().contains("you: before") })
         try await ana.ok(["join", task.invite])
-        #expect(await eventually(.seconds(20)) { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains(" is here") })
+        #expect(await eventually(.seconds(20)) { printed().contains(" is here") })
         kill(follow.processIdentifier, SIGTERM)
         follow.waitUntilExit()
         let text = try String(contentsOfFile: out, encoding: .utf8)
