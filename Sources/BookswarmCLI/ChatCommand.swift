@@ -30,14 +30,17 @@ struct ChatCommand: AsyncParsableCommand {
                 var days = Format.DayLines()
                 for await item in session.items {
                     defer { shown.saw(item) }
-                    if Format.line(item, me: me) != nil, let day = days.before(item) { terminal.print(day) }
+                    // Made once, at the time its day line is judged by.
+                    let now = Date()
+                    let line = Format.line(item, me: me, now: now)
+                    if line != nil, let day = days.before(item, now: now) { terminal.print(day) }
                     if item.event == .live, let summary = item.summary {
                         let online = summary.members.filter(\.online).map { Format.who($0.peer, name: $0.name, me: me) }
                         terminal.print("-- \(Format.title(summary.title, or: "(title not received yet)")): \(counted(summary.members.count, "member"))"
                                        + (online.isEmpty ? ", none online" : ", online: " + online.joined(separator: ", ")) + " --")
-                    } else if item.event == .whole, let line = Format.line(item, me: me), let entry = item.entry {
+                    } else if item.event == .whole, let line, let entry = item.entry {
                         terminal.print(line + " — " + ChatInput.saveHint(name: entry.file?.name ?? "", id: entry.id))
-                    } else if let line = Format.line(item, me: me) {
+                    } else if let line {
                         terminal.print(line)
                     }
                 }

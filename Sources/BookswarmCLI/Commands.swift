@@ -469,21 +469,29 @@ enum Format {
     /// A task's title as shown, or `fallback` when there is none.
     static func title(_ title: String?, or fallback: String) -> String { title.map { shown($0, continuation: nil) } ?? fallback }
 
-    /// `now`: the time a `whole` event is shown with (it happened as it arrives).
+    /// `now`: the time a `presence` or `whole` event is shown with (it happened as it arrives).
     static func line(_ item: FollowItem, me: String, now: Date = Date()) -> String? {
         switch item.event {
         case .message: return item.entry.map { line($0, me: me) }
         case .live: return nil
         case .presence:
             guard let peer = item.peer else { return nil }
-            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(who(peer, name: item.name, me: me)) "
+            return "[\(clock(time(of: item, now: now)))] * \(who(peer, name: item.name, me: me)) "
                 + (item.online == true ? "is here" : "left")
         case .whole:
             guard let entry = item.entry, let file = entry.file else { return nil }
-            return "[\(clock(UInt64(max(0, now.timeIntervalSince1970 * 1000))))] * \(named(file)) "
+            return "[\(clock(time(of: item, now: now)))] * \(named(file)) "
                 + "from \(who(entry.author, name: entry.name, me: me)) is here"
         }
     }
+
+    /// The time a follow item's line shows, in milliseconds: an entry's own, an event's `now`.
+    static func time(of item: FollowItem, now: Date = Date()) -> UInt64 {
+        item.event == .message ? item.entry?.time ?? 0 : milliseconds(now)
+    }
+
+    /// A date as pages carry time: milliseconds since 1970.
+    static func milliseconds(_ date: Date) -> UInt64 { UInt64(max(0, date.timeIntervalSince1970 * 1000)) }
 
     /// What `attach` prints: `attached roof.jpg (2.3 MB) as file 1a2b3c4d`.
     static func attached(_ entry: LogEntry) -> String {
@@ -522,21 +530,20 @@ enum Format {
     /// `2025-06-01 10:12` (a file stays listed for days: its date with its time).
     static func date(_ milliseconds: UInt64) -> String {
         let t = localTime(milliseconds)
-        return "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday)) \(twoDigits(t.tm_hour)):\(twoDigits(t.tm_min))"
+        return "\(day(t)) \(twoDigits(t.tm_hour)):\(twoDigits(t.tm_min))"
     }
 
     /// `2025-06-01`, local time.
-    static func day(_ milliseconds: UInt64) -> String {
-        let t = localTime(milliseconds)
-        return "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday))"
-    }
+    static func day(_ milliseconds: UInt64) -> String { day(localTime(milliseconds)) }
+
+    private static func day(_ t: tm) -> String { "\(t.tm_year + 1900)-\(twoDigits(t.tm_mon + 1))-\(twoDigits(t.tm_mday))" }
 
     /// Lines show the time of day only: where the day changes between two lines, or the
     /// first is of another day than today, a line names the day (`-- 2025-06-01 --`), as
     /// chat applications do. A task whose lines are all of today shows none.
     struct DayLines {
         private var shown: String?
-        private let today = Format.day(UInt64(max(0, Date().timeIntervalSince1970 * 1000)))
+        private let today = Format.day(Format.milliseconds(Date()))
 
         /// The line to print before a line of `milliseconds`, if any.
         mutating func before(_ milliseconds: UInt64) -> String? {
@@ -548,8 +555,7 @@ enum Format {
 
         /// `before` for what a follow item shows: an entry at its time, an event as it happens.
         mutating func before(_ item: FollowItem, now: Date = Date()) -> String? {
-            if item.event == .live { return nil }
-            return before(item.event == .message ? item.entry?.time ?? 0 : UInt64(max(0, now.timeIntervalSince1970 * 1000)))
+            item.event == .live ? nil : before(Format.time(of: item, now: now))
         }
     }
 
