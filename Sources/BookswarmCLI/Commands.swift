@@ -134,7 +134,7 @@ struct TaskRemoveCommand: AsyncParsableCommand {
             guard !members.isEmpty else { throw CLIError("name the members to leave out (see: bookswarm tasks)") }
             let moved = try await Control.call(ControlRequest(command: .taskRemove, task: task, members: members), vault, as: MoveResult.self)
             if output.json { try printJSON(moved); return }
-            let without = (moved.entry.without ?? []).map { String($0.prefix(8)) }.joined(separator: ", ")
+            let without = (moved.entry.without ?? []).map { Format.who($0, name: moved.entry.names?[$0], me: "") }.joined(separator: ", ")
             printOut("task    \(moved.successor.id)  \(Format.title(moved.successor.title, or: ""))")
             printOut("without \(without); \(counted(moved.entry.with?.count ?? 0, "member")) taken along (they join it by themselves)")
         }
@@ -411,7 +411,7 @@ func onInterrupt(_ cleanUp: @escaping @Sendable () -> Void) -> [DispatchSourceSi
 enum Format {
     /// A message: `[12:04:05] Ana (1d0f2a77): text`; a join: `[12:03:59] * Ana (1d0f2a77) joined`
     /// (the `*` of the chat's other events, never a message's `name: ` form), and a move:
-    /// `[12:05:00] * Ana (1d0f2a77) moved the task on to a new one without 3fa2b1c0`; a file:
+    /// `[12:05:00] * Ana (1d0f2a77) moved the task on to a new one without Carol (3fa2b1c0)`; a file:
     /// `[12:04:09] Ana (1d0f2a77) attached roof.jpg (2.3 MB): caption` — not the `name: ` form
     /// either, so no chat message can pass for a file.
     static func line(_ entry: LogEntry, me: String) -> String {
@@ -425,7 +425,7 @@ enum Format {
             let caption = entry.text.isEmpty ? "" : ": " + shown(entry.text, continuation: "    | ")
             return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)) attached \(file)\(caption)"
         case .successor:
-            let without = (entry.without ?? []).map { who($0, name: nil, me: me) }.joined(separator: ", ")
+            let without = (entry.without ?? []).map { who($0, name: entry.names?[$0], me: me) }.joined(separator: ", ")
             return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) moved the task on to a new one without \(without)"
         }
     }

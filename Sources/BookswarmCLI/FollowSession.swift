@@ -47,10 +47,13 @@ final class FollowSession: @unchecked Sendable {
         }
         do {
             let id = try await peer.messenger.resolveTask(task)
-            try await peer.goOnline(try options.network)
             let messenger = peer.messenger
+            // Subscribed before the network comes up: a member whose session opens at once
+            // is shown coming online.
+            let events = await messenger.subscribe()
+            try await peer.goOnline(try options.network)
             let title = try? await messenger.summary(of: id).title
-            return FollowSession(items: Control.follow(messenger, task: id), taskTitle: title, task: id.hex,
+            return FollowSession(items: Control.follow(messenger, task: id, events: events), taskTitle: title, task: id.hex,
                                  caller: { request in try await Control.execute(request, on: messenger, vault: peer.vault) },
                                  closer: {}, local: peer, directory: options.directory.path)
         } catch {

@@ -106,11 +106,14 @@ public enum Control {
 
     /// A task's messages, then live events: what `log --follow` and `chat` show — members
     /// coming and going, and each file of another member's that becomes whole here.
-    public static func follow(_ messenger: Messenger, task: TaskID) -> AsyncStream<FollowItem> {
+    /// `events`: a subscription made beforehand (by a process that subscribes before it
+    /// goes online, so that no member coming online falls before it); else one is made here.
+    public static func follow(_ messenger: Messenger, task: TaskID, events subscribed: AsyncStream<MessengerEvent>? = nil) -> AsyncStream<FollowItem> {
         AsyncStream(bufferingPolicy: .bufferingNewest(4096)) { continuation in
             let worker = Task {
                 // Subscribe before reading the history, so nothing falls between the two.
-                let events = await messenger.subscribe()
+                let events: AsyncStream<MessengerEvent>
+                if let subscribed { events = subscribed } else { events = await messenger.subscribe() }
                 let me = messenger.localPeer.publicKey.hex
                 var seen: Set<String> = []
                 // Where this follower stands in the log: a change then hands over only the

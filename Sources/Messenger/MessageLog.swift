@@ -55,6 +55,9 @@ public struct LogEntry: Codable, Hashable, Sendable {
     /// nil otherwise.
     public var without: [String]?
     public var with: [String]?
+    /// On a successor entry: the newest display names of the members it names (peer id hex
+    /// → name, those with a name only), so that the line can say whom; nil otherwise.
+    public var names: [String: String]?
 
     public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil,
                 kind: Kind = .chat, file: AttachedFile? = nil, without: [String]? = nil, with: [String]? = nil) {
@@ -81,7 +84,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         (a.time, a.author, a.index, a.id, a.kind.pageType) < (b.time, b.author, b.index, b.id, b.kind.pageType)
     }
 
-    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file, without, with }
+    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file, without, with, names }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -96,6 +99,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         file = try c.decodeIfPresent(AttachedFile.self, forKey: .file)
         without = try c.decodeIfPresent([String].self, forKey: .without)
         with = try c.decodeIfPresent([String].self, forKey: .with)
+        names = try c.decodeIfPresent([String: String].self, forKey: .names)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -111,6 +115,21 @@ public struct LogEntry: Codable, Hashable, Sendable {
         try c.encodeIfPresent(file, forKey: .file)
         try c.encodeIfPresent(without, forKey: .without)
         try c.encodeIfPresent(with, forKey: .with)
+        try c.encodeIfPresent(names, forKey: .names)
+    }
+
+    /// Names the entry as `name` (peer id hex → newest name) says: its author, and on a
+    /// successor entry the members it names. True if anything changed.
+    @discardableResult
+    public mutating func takeNames(_ name: (String) -> String?) -> Bool {
+        let before = (self.name, names)
+        self.name = name(author)
+        if kind == .successor {
+            var named: [String: String] = [:]
+            for member in (without ?? []) + (with ?? []) { named[member] = name(member) }
+            names = named.isEmpty ? nil : named
+        }
+        return before != (self.name, names)
     }
 }
 
@@ -412,7 +431,7 @@ struct OrderedLog: Sendable {
         kept.reserveCapacity(places.count)
         for place in places {
             var entry = log.entries[place]
-            entry.name = log.name(of: entry.author)
+            entry.takeNames(log.name(of:))
             entries.append(entry)
             kept[Key(entry)] = entry
             if entry.kind.isMessage { messagesByAuthor[entry.author, default: 0] += 1 }
@@ -425,7 +444,7 @@ struct OrderedLog: Sendable {
     mutating func take(_ added: [LogEntry], of log: MessageLog, preferring preferredBooks: Set<String>) {
         var fresh: [Key: LogEntry] = [:]
         for var entry in added {
-            entry.name = log.name(of: entry.author)
+            entry.takeNames(log.name(of:))
             let key = Key(entry)
             let current = fresh[key] ?? kept[key]
             if let current, !log.keeps(entry, over: current, preferring: preferredBooks) { continue }
@@ -459,11 +478,10 @@ struct OrderedLog: Sendable {
     /// Shows each author's name as `names` (author hex → name) says: an author's newest
     /// name is on every entry of theirs. The order does not change (names are not in it).
     mutating func name(by names: [String: String]) {
-        for i in entries.indices where entries[i].name != names[entries[i].author] {
-            entries[i].name = names[entries[i].author]
+        for i in entries.indices where entries[i].takeNames({ names[$0] }) {
             kept[Key(entries[i])] = entries[i]
         }
-        for i in arrivals.indices { arrivals[i].name = names[arrivals[i].author] }
+        for i in arrivals.indices { arrivals[i].takeNames { names[$0] } }
     }
 
     /// The first index whose entry does not precede `entry` (where it stands, or would).

@@ -62,8 +62,10 @@ extension Messenger {
         guard let journal = written else { throw MessengerError(.storage, "the journal of task \(task.hex) is missing") }
         record("task", "moved task \(task.hex.prefix(8)) on to \(successor.hex.prefix(8)) without "
                + without.map { String($0.publicKey.hex.prefix(8)) }.joined(separator: ", "))
-        let entry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: "", book: journal.book.hex, index: journal.index,
+        var entry = LogEntry(author: localPeer.publicKey.hex, id: id, time: time, text: "", book: journal.book.hex, index: journal.index,
                              kind: .successor, without: without.map(\.publicKey.hex), with: with.map(\.publicKey.hex))
+        let names = (try? names(in: task)) ?? [:]
+        entry.takeNames { names[$0] }
         return MoveResult(successor: summary, entry: entry)
     }
 

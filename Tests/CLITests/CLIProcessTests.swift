@@ -302,6 +302,9 @@ struct CLIProcessTests {
         for m in [ana, carol] { #expect(try await eventually { try await m.texts(task.id) == ["hello"] }) }
         #expect(try await eventually { try await bob.ok(["tasks"]).contains("members: 2") })
         let carolID = try await carol.id
+        // The move's lines name Carol by the name she chose, beside her id.
+        try await carol.ok(["name", "Carol"])
+        for m in [bob, ana] { #expect(try await eventually { try await m.ok(["tasks"]).contains("Carol") }) }
 
         for (arguments, error) in [([String](), "name the members to leave out"), (["nobody"], "no member of this task is named"),
                                     ([try await bob.id], "you cannot leave yourself out")] {
@@ -311,7 +314,7 @@ struct CLIProcessTests {
         }
         let moved = try await bob.ok(["task", "remove", task.id, String(carolID.prefix(8))])
         let lines = moved.split(separator: "\n")
-        #expect(lines.count == 2 && lines[0].hasPrefix("task    ") && lines[1] == "without \(carolID.prefix(8)); 1 member taken along (they join it by themselves)", "\(moved)")
+        #expect(lines.count == 2 && lines[0].hasPrefix("task    ") && lines[1] == "without Carol (\(carolID.prefix(8))); 1 member taken along (they join it by themselves)", "\(moved)")
         let successor = String(lines[0].dropFirst(8).prefix(32))
         // The same command again is refused in one line pointing at the new task: a second
         // move would make a second task of the same title.
@@ -324,6 +327,7 @@ struct CLIProcessTests {
         try await bob.ok(["send", successor, "just us"])
         #expect(try await eventually { try await ana.texts(successor) == ["just us"] })
         #expect(try await ana.ok(["tasks"]).contains("moved on to \(successor.prefix(8))"))
+        #expect(try await eventually { try await ana.ok(["log", task.id]).contains("moved the task on to a new one without Carol (\(carolID.prefix(8)))") })
         // Carol sees the move in the old task's log, and has no new task.
         #expect(try await eventually { try await carol.ok(["log", task.id]).contains("moved the task on to a new one without you") })
         #expect(try await !carol.ok(["tasks"]).contains(successor.prefix(8)))
