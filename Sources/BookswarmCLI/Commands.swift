@@ -311,6 +311,9 @@ struct TasksCommand: AsyncParsableCommand {
                 printOut("          members: \(task.members.count) (\(online) online)" + (members.isEmpty ? "" : "  " + members))
                 printOut("          invite:  \(task.invite)")
                 if let successor = task.successor { printOut("          moved on to \(successor.prefix(8)) (a task without some of its members)") }
+                if let superseding = task.supersededBy {
+                    printOut("          superseded by \(superseding.prefix(8)) (two members moved the task before it on at once; the first move counts)")
+                }
                 for member in task.members { if let problem = member.problem { printOut("          ! \(problem)") } }
             }
         }

@@ -168,6 +168,24 @@ public struct MessageLog: Sendable {
     /// The successor tasks this peer moved this task on to or followed a member to, in its
     /// journal's order (its `successor` and `followed` pages): the newest last.
     public private(set) var movedOn: [InviteCode] = []
+    /// The task's first move (§10.3, Concurrent moves): of every `successor` page read, the
+    /// first by author's time, then author id, then id. Members who moved the task on
+    /// without seeing each other's move all follow this one.
+    public private(set) var firstMove: Move?
+
+    /// A move, as the log orders moves.
+    public struct Move: Hashable, Sendable, Comparable {
+        public var time: UInt64
+        public var author: String
+        public var id: String
+        /// "author hex/id", as `followed` and `SuccessorCopy.key` have it.
+        public var key: String { author + "/" + id }
+        public static func < (a: Move, b: Move) -> Bool { (a.time, a.author, a.id) < (b.time, b.author, b.id) }
+    }
+
+    private mutating func noteMove(_ move: Move) {
+        if firstMove.map({ move < $0 }) ?? true { firstMove = move }
+    }
 
     /// A `successor` page in a member's book for another.
     public struct SuccessorCopy: Sendable {
@@ -268,6 +286,7 @@ public struct MessageLog: Sendable {
             }
             (kind, text) = (.successor, "")
             moved = successor
+            noteMove(Move(time: page.meta.time, author: source.authorHex, id: id))
         case .followed:
             // §10.2: the author of the page followed ‖ the successor's invite; journals only.
             guard name.isJournal, let id = page.meta.fields["id"], Attachments.isHex(id, count: 24), page.data.count == 80,
@@ -305,6 +324,7 @@ public struct MessageLog: Sendable {
     /// Whether nothing was read into this log.
     public var isEmpty: Bool {
         entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty && successors.isEmpty && followed.isEmpty
+            && firstMove == nil
     }
 
     /// Takes in what another log (of other books of the same task) has read.
@@ -318,6 +338,7 @@ public struct MessageLog: Sendable {
         successors += other.successors
         followed.merge(other.followed) { mine, _ in mine }
         movedOn += other.movedOn
+        if let move = other.firstMove { noteMove(move) }
         absorbNames(other)
     }
 

@@ -94,17 +94,20 @@ extension Messenger {
         }
     }
 
-    /// Joins the successors of `task` that its members took this peer along to: a
-    /// `successor` page in a member's book for this peer, its invite sealed to it, that this
-    /// peer did not follow yet (its journal's `followed` pages). Each is joined once, then
-    /// recorded in the journal, so that leaving the new task later does not bring it back.
-    /// A sealed invite that does not open is reported once and left.
+    /// Joins the successor of `task` that its first move (§10.3, Concurrent moves) took this
+    /// peer along to: the `successor` page in its author's book for this peer, its invite
+    /// sealed to it, if this peer did not follow it yet (its journal's `followed` pages).
+    /// It is joined once, then recorded in the journal, so that leaving the new task later
+    /// does not bring it back. A sealed invite that does not open is reported once and left.
+    /// A later move, made by a member that had not seen the first (offline), is not
+    /// followed; one followed before the first was seen, or made here, is superseded by it
+    /// once the first is followed (`supersedingTask(of:)`).
     func followSuccessors(of task: TaskID) async {
         guard tasks[task] != nil, !followingSuccessors.contains(task) else { return }
         followingSuccessors.insert(task)
         defer { followingSuccessors.remove(task) }
-        guard let log = try? taskLog(of: task).log else { return }
-        for copy in log.successors where copy.reader == localPeer && log.followed[copy.key] == nil
+        guard let log = try? taskLog(of: task).log, let first = log.firstMove else { return }
+        for copy in log.successors where copy.key == first.key && copy.reader == localPeer && log.followed[copy.key] == nil
             && !unopenedSuccessors.contains(copy.key) && copy.successor.with.contains(localPeer) {
             let invite: InviteCode
             do {
@@ -126,6 +129,19 @@ extension Messenger {
                 record("error", "cannot follow \(copy.author.short) to the successor of task \(task.hex.prefix(8)): \(error)")
             }
         }
+    }
+
+    /// The task that supersedes `task` (§10.3, Concurrent moves), or nil: `task` is the
+    /// successor of a move of another task that this peer made or followed, and this peer
+    /// has since followed that task's first move to another successor, held here.
+    func supersedingTask(of task: TaskID) -> TaskID? {
+        for other in tasks.keys where other != task {
+            guard let moved = try? taskLog(of: other).log.movedOn, moved.count > 1,
+                  moved.dropLast().contains(where: { $0.task == task }),
+                  let last = moved.last?.task, last != task, tasks[last] != nil else { continue }
+            return last
+        }
+        return nil
     }
 
     /// A `successor` page of this peer's journal as its pairwise book for `reader` carries it

@@ -199,13 +199,14 @@ public actor Messenger {
         throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (\(hint))")
     }
 
-    /// Of several tasks a title matches, those not moved on to another of them (§10.3,
-    /// Successors): after a move, the title names the new task. One task, or none moved on
-    /// that way: all of them.
+    /// Of several tasks a title matches, those not moved on to another of them nor
+    /// superseded by one (§10.3, Successors): after a move, the title names the new task.
+    /// One task, or none moved on that way: all of them.
     private func current(_ matching: [TaskID]) -> [TaskID] {
         guard matching.count > 1 else { return matching }
         let ids = Set(matching)
         let kept = matching.filter { task in
+            if let superseding = supersedingTask(of: task), ids.contains(superseding) { return false }
             guard let log = try? taskLog(of: task).log else { return true }
             return !log.movedOn.contains { ids.contains($0.task) }
         }
@@ -311,7 +312,8 @@ public actor Messenger {
         let fromOthers = messages - (log.order.messagesByAuthor[localPeer.publicKey.hex] ?? 0)
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: messages,
-                           unread: max(0, fromOthers - markers.seen(task)), successor: log.log.movedOn.last?.task.hex)
+                           unread: max(0, fromOthers - markers.seen(task)), successor: log.log.movedOn.last?.task.hex,
+                           supersededBy: supersedingTask(of: task)?.hex)
     }
 
     // MARK: - Chat

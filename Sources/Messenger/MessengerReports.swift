@@ -14,6 +14,10 @@ public struct TaskSummary: Codable, Hashable, Sendable {
     /// The task this peer moved this one on to, or followed a member to (PROTOCOL.md §10.3,
     /// Successors): its id; absent if none.
     public var successor: String? = nil
+    /// The task that supersedes this one (§10.3, Concurrent moves): this task is the
+    /// successor of a move that another member's earlier move of the same task won over, and
+    /// this peer followed that one since. Its id; absent if none.
+    public var supersededBy: String? = nil
 }
 
 public struct MemberSummary: Codable, Hashable, Sendable {

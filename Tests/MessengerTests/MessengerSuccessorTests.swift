@@ -67,6 +67,59 @@ import Testing
         for peer in [bob, ana, carol] { await peer.stop() }
     }
 
+    @Test("two members move the task on at once, offline: the first move wins everywhere; the later one's task is superseded",
+          .timeLimit(.minutes(1)))
+    func concurrentMoves() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var (bob, ana, carol, task) = try await bed.threeInATask()
+        let dave = try await bed.online(4)
+        _ = try await dave.messenger.join(try await bob.messenger.invite(of: task))
+        for peer in [bob, ana, carol, dave] {
+            #expect(try await eventually { try await peer.messenger.summary(of: task).members.count == 3 })
+        }
+        // Ana moves the task on without Carol while offline; then Bob does the same, later,
+        // offline too and without having seen Ana's move.
+        await ana.stop()
+        ana = try bed.offline(2)
+        let first = try #require(TaskID(hex: try await ana.messenger.moveOn(task, without: [carol.id]).successor.id))
+        await ana.stop()
+        try await Task.sleep(for: .milliseconds(5))
+        await bob.stop()
+        bob = try bed.offline(1)
+        let later = try #require(TaskID(hex: try await bob.messenger.moveOn(task, without: [carol.id]).successor.id))
+        await bob.stop()
+        // Bob comes back first: Dave, who sees only Bob's move, follows it.
+        bob = try await bed.online(1)
+        #expect(try await eventually { await dave.messenger.taskIDs().contains(later) })
+        // Then Ana: Bob and Dave follow her move, the first; Bob's task is superseded by hers.
+        ana = try await bed.online(2)
+        for peer in [bob, dave] {
+            #expect(try await eventually { await peer.messenger.taskIDs().contains(first) })
+            #expect(try await eventually { try await peer.messenger.summary(of: later).supersededBy == first.hex })
+            #expect(try await peer.messenger.summary(of: task).successor == first.hex)
+            #expect(try await peer.messenger.resolveTask("t") == first, "the title names the first move's task")
+        }
+        // Ana never follows Bob's move, though it takes her along.
+        #expect(try await eventually { try await ana.messenger.log(of: task).filter { $0.kind == .successor }.count == 2 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await !ana.messenger.taskIDs().contains(later))
+        #expect(try await ana.messenger.resolveTask("t") == first)
+        #expect(try await ana.messenger.summary(of: first).supersededBy == nil)
+        // The three talk in Ana's task; Carol is in neither.
+        try await bob.messenger.send("in the first", to: first)
+        for peer in [ana, dave] { #expect(try await eventually { try await peer.texts(first) == ["in the first"] }) }
+        #expect(await carol.messenger.taskIDs() == [task])
+        // Bob cannot move the old task on again: he followed Ana to hers.
+        do {
+            _ = try await bob.messenger.moveOn(task, without: [carol.id])
+            Issue.record("the task was moved on again")
+        } catch let error as MessengerError {
+            #expect(error.code == .movedOn && error.message.contains("you followed"), "\(error)")
+        }
+        for peer in [bob, ana, carol, dave] { await peer.stop() }
+    }
+
     @Test("a member met only after the move gets the invite in the first pages of its book, if it was taken along")
     func memberMetAfterTheMove() async throws {
         let bed = MessengerBed()
