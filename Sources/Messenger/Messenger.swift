@@ -185,11 +185,10 @@ public actor Messenger {
         if !key.isEmpty {
             let whole = titles.filter { folded($0.1) == key }
             let found = whole.isEmpty ? titles.filter { folded($0.1).hasPrefix(key) } : whole
-            let kept = Set(current(found.map(\.0)))
-            let matches = found.filter { kept.contains($0.0) }
-            if matches.count == 1 { return matches[0].0 }
+            let matches = current(found.map(\.0))
+            if matches.count == 1 { return matches[0] }
             if matches.count > 1 {
-                let shown = matches.map(\.1).sorted()
+                let shown = matches.map { title(of: $0) ?? "task \($0.hex.prefix(8))" }.sorted()
                 let listed = shown.prefix(3).map { "\"\($0)\"" }.joined(separator: ", ") + (shown.count > 3 ? ", …" : "")
                 throw MessengerError(.ambiguousTask, "\"\(typed)\" matches \(shown.count) tasks (\(listed)); type more of the title, or use the id")
             }
@@ -199,18 +198,22 @@ public actor Messenger {
         throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (\(hint))")
     }
 
-    /// Of several tasks a title matches, those not moved on to another of them nor
-    /// superseded by one (§10.3, Successors): after a move, the title names the new task.
-    /// One task, or none moved on that way: all of them.
+    /// The tasks that tasks a title matches stand for (§10.3, Successors): after a move, the
+    /// title names the new task. Each task is followed to the newest task it moved on to
+    /// (or this peer followed a member to) or the task that superseded it, held here, as far
+    /// as that goes — even before the new task's own title has arrived. Without repeats.
     private func current(_ matching: [TaskID]) -> [TaskID] {
-        guard matching.count > 1 else { return matching }
-        let ids = Set(matching)
-        let kept = matching.filter { task in
-            if let superseding = supersedingTask(of: task), ids.contains(superseding) { return false }
-            guard let log = try? taskLog(of: task).log else { return true }
-            return !log.movedOn.contains { ids.contains($0.task) }
+        var named: [TaskID] = []
+        for task in matching {
+            var newest = task
+            var seen: Set<TaskID> = [task]
+            while let next = (try? taskLog(of: newest).log.movedOn.last(where: { tasks[$0.task] != nil })?.task) ?? supersedingTask(of: newest),
+                  seen.insert(next).inserted {
+                newest = next
+            }
+            if !named.contains(newest) { named.append(newest) }
         }
-        return kept.isEmpty ? matching : kept
+        return named
     }
 
     public func taskIDs() -> [TaskID] { Array(tasks.keys) }
