@@ -26,9 +26,9 @@ extension BookStore {
         }
         let refusal = refusal ?? BooksError(.storageReadOnly, "the store was opened for reading only", file: file)
         let lockDescriptor = try lockDirectory(directory, file: file)
-        let database: SQLiteDatabase
+        let database: SQLiteDatabase, version: Int64
         do {
-            database = try SQLiteDatabase(readingOnly: file, refusal: refusal)
+            (database, version) = try readingConnection(file, refusal: refusal)
         } catch {
             Glibc.close(lockDescriptor)
             throw error
@@ -36,16 +36,30 @@ extension BookStore {
         let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
                               lockDescriptor: lockDescriptor, writeRefusal: refusal)
         do {
+            if version > 0 { try store.loadBooks(database) }
+            return store
+        } catch {
+            store.close()
+            throw error
+        }
+    }
+
+    /// A connection that reads `file` and writes nothing (`SQLiteDatabase.init(readingOnly:)`),
+    /// checked, an older schema version presented as the current one, and the file's
+    /// schema version (0: no table yet). For `openForReading`, and for `resumeWriting`
+    /// reading on when the store still cannot be written.
+    static func readingConnection(_ file: String, refusal: BooksError) throws -> (database: SQLiteDatabase, version: Int64) {
+        let database = try SQLiteDatabase(readingOnly: file, refusal: refusal)
+        do {
             let version = try Schema.check(database)
             // An older version is read as it is, through the connection's own view of it.
             try Schema.presentAsCurrent(database, version: version)
             // Settings of the connection, not of the file (§4.1).
             try database.execute("PRAGMA mmap_size = 1073741824")
             try database.execute("PRAGMA cache_size = \(cacheSize)")
-            if version > 0 { try store.loadBooks(database) }
-            return store
+            return (database, version)
         } catch {
-            store.close()
+            database.close()
             throw error
         }
     }

@@ -42,12 +42,14 @@ public final class BookStore: @unchecked Sendable {
     public let file: String
     private let masterSecret: SecretBytes
     /// Why the store cannot be written, when it was opened for reading only
-    /// (`openForReading`): what every write on it fails with. Nil for a store that writes.
-    public let writeRefusal: BooksError?
+    /// (`openForReading`): what every write on it fails with. Nil for a store that writes
+    /// — from the start, or since `resumeWriting` opened it for writing again.
+    public var writeRefusal: BooksError? { lock.withLock { refusal } }
 
     // Guarded by `lock`, except the subscribers and `delivery` (their own locks).
     let lock = NSLock()
     private var database: SQLiteDatabase?
+    private var refusal: BooksError?
     private var checkpointer: Checkpointer?
     private var lockDescriptor: Int32
     var states: [BookID: BookState] = [:]
@@ -92,7 +94,7 @@ public final class BookStore: @unchecked Sendable {
         self.directory = directory
         self.file = file
         self.masterSecret = masterSecret
-        self.writeRefusal = writeRefusal
+        self.refusal = writeRefusal
         self.database = database
         self.lockDescriptor = lockDescriptor
     }
@@ -147,35 +149,50 @@ public final class BookStore: @unchecked Sendable {
         let store = BookStore(directory: directory, file: file, masterSecret: masterSecret, database: database,
                               lockDescriptor: lockDescriptor)
         do {
-            // The file is checked before the journal mode changes anything: switching to
-            // WAL rewrites the header, and a file that is not a store (or of a newer
-            // version) is refused without a byte written.
-            if try Schema.check(database) == 0 {
-                // Only a file without a table yet takes a page size (in WAL mode SQLite
-                // ignores it); an existing store keeps its own.
-                try database.execute("PRAGMA page_size = \(newFilePageSize)")
-            }
-            guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
-                throw BooksError(.storage, "the database cannot use WAL mode", file: file)
-            }
-            // FULL: the WAL is synced at every commit, so an append that returned survives
-            // power loss too, not only a killed process. `apply` lowers it per transaction.
-            try database.execute("PRAGMA synchronous = FULL")
-            // Reads through a memory map: a holder serving pages copies them straight
-            // from the page cache, without a pread per database page.
-            try database.execute("PRAGMA mmap_size = 1073741824")
-            // SQLite's default budget, 2000 KiB, said again: SQLite sizes the cache in pages
-            // for a 4 KiB page before it reads the file's page size and keeps that count,
-            // so a 16 KiB store would otherwise cache four times as much (≈ 8 MB).
-            try database.execute("PRAGMA cache_size = \(cacheSize)")
-            try Schema.prepare(database)
-            try store.loadBooks(database)
-            // Checkpoints from here on are the checkpointer's, off every caller's path.
-            let pageSize = max(512, Int(try database.pragmaInteger("page_size")))
-            let threshold = checkpointThreshold ?? checkpointThresholdBytes / pageSize
-            let checkpointer = try Checkpointer(path: file, threshold: threshold,
-                                                hardLimit: checkpointHardLimit ?? checkpointHardLimitBytes / pageSize)
-            store.checkpointer = checkpointer
+            store.checkpointer = try store.prepareForWriting(database, loadingBooks: true, checkpointThreshold: checkpointThreshold,
+                                                             checkpointHardLimit: checkpointHardLimit)
+            return store
+        } catch {
+            store.close()
+            throw error
+        }
+    }
+
+    /// Makes a new read-write connection the store's kind (PROTOCOL.md §4.1): checks the
+    /// file, sets the connection up, prepares the schema, loads the books (`loadingBooks`)
+    /// and starts the checkpointer it returns. On a failure it stops what it started; the
+    /// caller closes the connection.
+    private func prepareForWriting(_ database: SQLiteDatabase, loadingBooks: Bool, checkpointThreshold: Int?,
+                                   checkpointHardLimit: Int?) throws -> Checkpointer {
+        // The file is checked before the journal mode changes anything: switching to
+        // WAL rewrites the header, and a file that is not a store (or of a newer
+        // version) is refused without a byte written.
+        if try Schema.check(database) == 0 {
+            // Only a file without a table yet takes a page size (in WAL mode SQLite
+            // ignores it); an existing store keeps its own.
+            try database.execute("PRAGMA page_size = \(Self.newFilePageSize)")
+        }
+        guard try database.pragmaText("journal_mode = WAL")?.lowercased() == "wal" else {
+            throw BooksError(.storage, "the database cannot use WAL mode", file: file)
+        }
+        // FULL: the WAL is synced at every commit, so an append that returned survives
+        // power loss too, not only a killed process. `apply` lowers it per transaction.
+        try database.execute("PRAGMA synchronous = FULL")
+        // Reads through a memory map: a holder serving pages copies them straight
+        // from the page cache, without a pread per database page.
+        try database.execute("PRAGMA mmap_size = 1073741824")
+        // SQLite's default budget, 2000 KiB, said again: SQLite sizes the cache in pages
+        // for a 4 KiB page before it reads the file's page size and keeps that count,
+        // so a 16 KiB store would otherwise cache four times as much (≈ 8 MB).
+        try database.execute("PRAGMA cache_size = \(Self.cacheSize)")
+        try Schema.prepare(database)
+        if loadingBooks { try loadBooks(database) }
+        // Checkpoints from here on are the checkpointer's, off every caller's path.
+        let pageSize = max(512, Int(try database.pragmaInteger("page_size")))
+        let threshold = checkpointThreshold ?? Self.checkpointThresholdBytes / pageSize
+        let checkpointer = try Checkpointer(path: file, threshold: threshold,
+                                            hardLimit: checkpointHardLimit ?? Self.checkpointHardLimitBytes / pageSize)
+        do {
             try database.execute("PRAGMA wal_autocheckpoint = 0")
             // A checkpoint never shrinks the WAL file: SQLite writes the next frames over it
             // from its start, so a file that once grew to the hard limit (a writer that outran
@@ -186,15 +203,57 @@ public final class BookStore: @unchecked Sendable {
             // keeps reusing its file (it grows back only by what is committed while a pass
             // runs), while what an outrun or one large batch added is given back.
             try database.execute("PRAGMA journal_size_limit = \(threshold * pageSize)")
-            database.setWALHook(checkpointer)
-            database.admitWrite = { [weak checkpointer] in
-                if let refusal = checkpointer?.admitWrite() {
-                    throw BooksError(.storage, "writes refused: \(refusal)", file: file)
-                }
-            }
-            return store
         } catch {
-            store.close()
+            checkpointer.stop()
+            throw error
+        }
+        database.setWALHook(checkpointer)
+        let file = file
+        database.admitWrite = { [weak checkpointer] in
+            if let refusal = checkpointer?.admitWrite() {
+                throw BooksError(.storage, "writes refused: \(refusal)", file: file)
+            }
+        }
+        return checkpointer
+    }
+
+    /// For a store opened for reading only because it could not be written (`writeRefusal`:
+    /// a full disk, `open(…readingIfUnwritable:)`): opens it for writing again, in place —
+    /// the same store, its books and `Book` handles, subscribers and lock — once it can be.
+    /// Returns true when the store writes (now, or already did); false when it still
+    /// cannot be written, reading on as before with the new failure as `writeRefusal`.
+    /// Throws a failure of another kind (a damaged file), the store reading on; should
+    /// reading it again fail too, the store is closed. Every call on the store waits
+    /// meanwhile (an open, a few milliseconds).
+    ///
+    /// The read-only connection is closed first: a writer recovering the WAL beside it
+    /// would wait for its locks, and it would not see what the writer commits. Nothing was
+    /// written while it read (every write was refused), so the books it loaded stand.
+    @discardableResult
+    public func resumeWriting() throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let refused = refusal else { return true }
+        guard let reading = database else { throw BooksError(.closed, "the book store is closed", file: file) }
+        reading.close()
+        database = nil
+        do {
+            let writing = try SQLiteDatabase(path: file, create: false)
+            do {
+                checkpointer = try prepareForWriting(writing, loadingBooks: false, checkpointThreshold: nil, checkpointHardLimit: nil)
+            } catch {
+                writing.close()
+                throw error
+            }
+            database = writing
+            refusal = nil
+            return true
+        } catch {
+            let unwritable = (error as? BooksError).flatMap { $0.meansUnwritable ? $0 : nil }
+            let next = unwritable ?? refused
+            database = try Self.readingConnection(file, refusal: next).database
+            refusal = next
+            if unwritable != nil { return false }
             throw error
         }
     }

@@ -115,6 +115,32 @@ import Testing
         }
     }
 
+    /// `resumeWriting`: the store opened for reading (a daemon on a full disk) writes again in
+    /// place once it can — the same books, the handles taken before, the length subscribers
+    /// — and what it writes is there when it is next opened. (On a disk still full it reads
+    /// on: CLIFullDiskTests.aDaemonStartedOnAFullDiskServesAndCatchesUpOnceThereIsSpace.)
+    @Test(arguments: Layout.allCases)
+    func writingResumesInPlace(_ layout: Layout) async throws {
+        let copy = TemporaryDirectory("reading")
+        defer { copy.remove() }
+        let listed = try Self.storeCopied(to: copy, layout)
+        let full = BooksError(.diskFull, "the disk is full (a test)", file: copy.databaseFile)
+        let store = try BookStore.openForReading(directory: copy.path, masterSecret: masterSecret(), refusal: full)
+        let author = try #require(try store.book(named: "author"))
+        var updates = author.lengthUpdates.makeAsyncIterator()
+        #expect(throws: BooksError(.diskFull, "")) { try author.append(testPage(30)) }
+        #expect(try store.resumeWriting() && store.writeRefusal == nil)
+        #expect(try store.resumeWriting(), "a second call is harmless")
+        #expect(try store.list() == listed)
+        try author.append(testPage(30))
+        #expect(await updates.next()?.length == 31)
+        #expect(try store.book(named: "author")?.get(30) == testPage(30))
+        store.close()
+        let reopened = try openStore(copy)
+        defer { reopened.close() }
+        #expect(try reopened.book(named: "author")?.length == 31)
+    }
+
     /// What `open` would check is checked: a wrong master secret is refused as always.
     @Test func theMasterSecretIsChecked() throws {
         let copy = TemporaryDirectory("reading")
