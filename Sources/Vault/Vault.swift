@@ -30,14 +30,24 @@ public final class Vault: Sendable {
     /// then says why, and neither the store nor a messenger on it writes anything (the
     /// lock file keeps the pid it is given, but on a read-only file system, where it keeps
     /// the one it holds). Whenever the vault can be written, it opens exactly as without it.
-    public static func open(_ directory: VaultDirectory, role: String, readingIfUnwritable: Bool = false) throws(VaultError) -> Vault {
+    ///
+    /// `readingIfFull`, for a daemon: the same when the disk is full, and only then; the
+    /// store then writes again through `BookStore.resumeWriting` once there is space. A
+    /// read-only file system (which no free space mends, and where the daemon's control
+    /// socket cannot be made) fails as without it.
+    public static func open(_ directory: VaultDirectory, role: String, readingIfUnwritable: Bool = false,
+                            readingIfFull: Bool = false) throws(VaultError) -> Vault {
         try directory.prepare(readingIfUnwritable: readingIfUnwritable)
         let lock = try VaultLock.acquire(directory, role: role, readingIfUnwritable: readingIfUnwritable)
         let identity = try Identity.loadOrCreate(in: directory)
         let store: BookStore
         do {
             store = try BookStore.open(directory: directory.storeDirectory, masterSecret: identity.masterSecret,
-                                       readingIfUnwritable: readingIfUnwritable)
+                                       readingIfUnwritable: readingIfUnwritable || readingIfFull)
+            if !readingIfUnwritable, let refusal = store.writeRefusal, refusal.code != .diskFull {
+                store.close()
+                throw refusal
+            }
         } catch let error as BooksError {
             lock.release()
             let code: VaultError.Code = error.meansUnwritable ? .storeUnwritable : .storeUnusable
