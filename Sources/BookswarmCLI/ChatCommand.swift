@@ -142,7 +142,8 @@ struct DaemonCommand: AsyncParsableCommand {
                 throw CLIError("the vault's path is too long for its control socket (\(socket.utf8.count) bytes, "
                                + "at most \(room)): use a shorter --dir than \(vault.directory.path)")
             }
-            let peer = try LocalPeer.open(vault, role: "daemon", creating: true)
+            // A full disk: online all the same, serving what the vault holds (PROTOCOL.md §10.6).
+            let peer = try LocalPeer.open(vault, role: "daemon", creating: true, readingIfFull: true)
             let messenger = peer.messenger
             let server: LocalControlServerBox
             do {

@@ -47,6 +47,7 @@ enum InspectPrinter {
     static func print(_ r: InspectReport) {
         printOut("peer \(r.peer)  \(r.online ? "online at udp \(r.endpoint ?? "?")" : "offline (no daemon)")")
         if let interfaces = r.interfaces { printOut("discovery on \(interfaces.map(\.description).joined(separator: ", "))") }
+        if let storage = r.storage { printOut("cannot write: \(storage)") }
         printOut("\nbooks (\(r.books.count))")
         for b in r.books {
             printOut("  \(b.id.prefix(16))…  \(b.role.padding(toLength: 6, withPad: " ", startingAt: 0))  held \(b.held)/\(b.length)  "

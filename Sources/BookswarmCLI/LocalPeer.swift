@@ -31,7 +31,10 @@ final class LocalPeer: @unchecked Sendable {
     /// `readingIfUnwritable`: for a command that only reads (`ControlRequest.onlyReads`), a
     /// vault that cannot be written — its disk full, its file system read-only — is opened
     /// for reading only (`Vault.open`), and a note on stderr says so, once per process.
-    static func open(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false) throws -> LocalPeer {
+    /// `readingIfFull`, for the daemon: the same when the disk is full (only), the note
+    /// saying what the daemon does meanwhile (`Messenger+FullDisk.swift`).
+    static func open(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false,
+                     readingIfFull: Bool = false) throws -> LocalPeer {
         let directory = options.directory
         if !creating && directory.holdsNoVault {
             throw CLIError("no vault in \(directory.path): check --dir (or $BOOKSWARM_DIR); "
@@ -44,14 +47,18 @@ final class LocalPeer: @unchecked Sendable {
             do { try VaultNetwork.resolveInterfaces(names) } catch { throw UsageError(oneLine(error)) }
         }
         let isNew = directory.holdsNoVault
-        let peer = try LocalPeer(vault: Vault.open(directory, role: role, readingIfUnwritable: readingIfUnwritable))
+        let peer = try LocalPeer(vault: Vault.open(directory, role: role, readingIfUnwritable: readingIfUnwritable,
+                                                   readingIfFull: readingIfFull))
         // A mistyped --dir makes a new identity as readily as a first run: say so.
         if isNew {
             FileHandle.standardError.write(Data("bookswarm: note: created a new vault in \(directory.path) (a new identity)\n".utf8))
         }
         if let refusal = peer.vault.store.writeRefusal, noted.claim() {
-            let note = "bookswarm: note: \(oneLine(refusal)); reading the vault without writing to it "
-                + "(read markers are not updated; commands that write fail until it can be written)\n"
+            let note = readingIfFull
+                ? "bookswarm: note: \(oneLine(refusal)); the daemon runs without writing to the vault: it serves and shows what "
+                    + "it holds, and stores, sends and marks read nothing new until there is space, then goes on by itself\n"
+                : "bookswarm: note: \(oneLine(refusal)); reading the vault without writing to it "
+                    + "(read markers are not updated; commands that write fail until it can be written)\n"
             FileHandle.standardError.write(Data(note.utf8))
         }
         return peer
@@ -81,22 +88,5 @@ final class LocalPeer: @unchecked Sendable {
         running = []
         network = nil
         vault.close()
-    }
-}
-
-extension ControlRequest {
-    /// Whether the request only reads the vault, so that it can be carried out on a vault
-    /// that cannot be written (`LocalPeer.open`'s `readingIfUnwritable`): it shows what the
-    /// vault holds, or writes only outside it (`save` writes a file where it is asked to).
-    /// `log` marks the task read, which such a vault keeps in memory only. `backup` writes
-    /// only its destination (on a full disk: another file system), reading the store through
-    /// a connection that writes nothing.
-    var onlyReads: Bool {
-        switch command {
-        case .id, .tasks, .log, .inspect, .check, .files, .save, .backup: true
-        case .name: text == nil
-        case .taskLeave: confirm != true
-        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .attach: false
-        }
     }
 }

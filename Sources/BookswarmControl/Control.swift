@@ -196,6 +196,9 @@ public enum Control {
             }
             return
         }
+        // A daemon started on a full disk: a request that writes tries the store for
+        // writing first, so that it works as soon as there is space again.
+        if !request.onlyReads { await messenger.resumeWriting() }
         do {
             let status = request.command == .inspect ? await network() : NetworkStatus()
             let work: @Sendable () async throws -> Data = {
@@ -208,7 +211,14 @@ public enum Control {
             }
             try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
         } catch {
-            try? await reply(envelope(error: oneLine(error)))
+            var line = oneLine(error)
+            // Refused by a store that could not be written since the daemon started: before
+            // anything was written (every write is), and the daemon writes again by itself.
+            if !request.onlyReads, let refusal = messenger.store.writeRefusal, line.contains(refusal.detail) {
+                let mend = refusal.code == .diskFull ? "once there is space" : "once the vault can be written"
+                line += "; nothing was changed: the daemon stores and sends again by itself \(mend), without a restart"
+            }
+            try? await reply(envelope(error: line))
         }
     }
 

@@ -62,6 +62,25 @@ extension ControlRequest.Command {
     }
 }
 
+extension ControlRequest {
+    /// Whether the request only reads the vault, so that it can be carried out on a vault
+    /// that cannot be written (a command's `LocalPeer.open`, `readingIfUnwritable`; a daemon
+    /// started on a full disk tries to write again before any other, `Control.serve`): it
+    /// shows what the vault holds, or writes only outside it (`save` writes a file where it
+    /// is asked to).
+    /// `log` marks the task read, which such a vault keeps in memory only. `backup` writes
+    /// only its destination (on a full disk: another file system), reading the store through
+    /// a connection that writes nothing.
+    public var onlyReads: Bool {
+        switch command {
+        case .id, .tasks, .log, .inspect, .check, .files, .save, .backup: true
+        case .name: text == nil
+        case .taskLeave: confirm != true
+        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .attach: false
+        }
+    }
+}
+
 /// The result of `id`.
 public struct PeerIdentity: Codable, Sendable {
     public var peer: String

@@ -72,6 +72,6 @@ extension Messenger {
         }
         return InspectReport(peer: localPeer.publicKey.hex, online: network != nil, endpoint: endpoint, books: books,
                              sessions: sessions.sorted { $0.peer < $1.peer }, tasks: try summaries(),
-                             events: recentEvents, refusals: refusals, drops: drops)
+                             events: recentEvents, refusals: refusals, drops: drops, storage: storageProblem)
     }
 }

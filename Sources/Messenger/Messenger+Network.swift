@@ -74,6 +74,9 @@ extension Messenger {
         network = NetworkState(swarm: swarm, replicator: replicator, clock: clock, describePath: describePath)
         record("network", "listening at \(swarm.transport.localEndpoint)")
         for task in tasks.keys { await startTask(task) }
+        // A store that could not be written (a daemon started on a full disk) is opened for
+        // writing again once it can be (`Messenger+FullDisk.swift`).
+        let resuming = Task { await self.resumeWritingWhenPossible() }
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -93,6 +96,8 @@ extension Messenger {
             _ = await group.next()
             group.cancelAll()
         }
+        resuming.cancel()
+        await resuming.value
         await replicator.shutdown()
         if let watchers = network?.watchers.values { for watcher in watchers { watcher.cancel() } }
         network = nil
@@ -323,7 +328,7 @@ extension Messenger {
 
     // MARK: - The connection protocol
 
-    private func runConnectionProtocol(with peer: PeerID, task: TaskID) async {
+    func runConnectionProtocol(with peer: PeerID, task: TaskID) async {
         guard let network, let connection = network.connections[peer], let record = tasks[task],
               !network.started.contains(PeerTask(peer: peer, task: task)) else { return }
         self.network?.started.insert(PeerTask(peer: peer, task: task))
@@ -337,6 +342,8 @@ extension Messenger {
         do {
             book = try createPairwiseBook(for: peer, task: task)
         } catch {
+            // Run again once the store writes again (`resumeWriting`), or on the next connection.
+            self.network?.started.remove(PeerTask(peer: peer, task: task))
             self.record("error", "cannot create the book for \(peer.short): \(error)")
             return
         }

@@ -66,9 +66,11 @@ public actor Messenger {
     var unopenedSuccessors: Set<String> = []
 
     /// Opens the messenger of a store. `stateFile` keeps the read markers (nil: in memory);
-    /// of a store opened for reading only (`BookStore.writeRefusal`), it is read and never
+    /// of a store opened for reading only (`BookStore.writeRefusal`), it is read and not
     /// written, so that the messenger writes nothing: anything that would write to the store
-    /// fails with the store's refusal. Such a messenger is for reading: not for `run`.
+    /// fails with the store's refusal. Such a messenger reads; `run` on it serves what the
+    /// store holds and opens the store for writing again once it can be (a daemon started
+    /// on a full disk, `Messenger+FullDisk.swift`).
     public init(identity: Ed25519.KeyPair, store: BookStore, stateFile: String? = nil,
                 wallClock: @escaping @Sendable () -> UInt64 = { Messenger.milliseconds(since1970: Date()) }) throws {
         localPeer = PeerID(identity.publicKey)

@@ -100,6 +100,9 @@ public struct InspectReport: Codable, Hashable, Sendable {
     /// How LAN discovery runs on each interface now (the daemon's network fills it in;
     /// absent offline).
     public var interfaces: [DiscoveryInterface]? = nil
+    /// Why the vault cannot be written now — its disk is full, or its file system is
+    /// read-only — and what that means; absent when it can (PROTOCOL.md §10.6).
+    public var storage: String? = nil
 }
 
 /// What a follower (`log --follow`, `chat`) is told.

@@ -5,10 +5,10 @@ import Foundation
 /// `messenger-state.json` beside the store, replaced atomically; losing it only makes old
 /// messages count as unread again. `saving: false` (a store opened for reading only, on a
 /// full disk or a read-only file system) reads the file and keeps what is marked in memory,
-/// writing nothing.
+/// writing nothing — until `resumeSaving` (the store writes again).
 final class ReadMarkers: @unchecked Sendable {
     private let file: String?
-    private let saving: Bool
+    private var saving: Bool
     private var counts: [String: Int]
     private let lock = NSLock()
 
@@ -39,6 +39,16 @@ final class ReadMarkers: @unchecked Sendable {
         lock.withLock {
             guard counts[task.hex] != count else { return }
             counts[task.hex] = count
+            save()
+        }
+    }
+
+    /// Saves from now on, what was marked meanwhile first (the store that could not be
+    /// written writes again).
+    func resumeSaving() {
+        lock.withLock {
+            guard !saving else { return }
+            saving = true
             save()
         }
     }

@@ -204,4 +204,94 @@ struct CLIFullDiskTests {
         #expect(failure.contains("the disk is full") && failure.contains("asked for again"), "\(out("fullInspect"))")
         #expect(texts("freedLog") == ["one", "two", "while full", "space again"], "\(out("freedLog"))")
     }
+
+    /// A daemon started on a disk that is full already comes online all the same, as one
+    /// whose disk filled while it ran: it says so once on stderr and in `inspect`, serves
+    /// what it holds (Bob gets the message Ana sent while he was away), shows its log, refuses
+    /// a send with one line, and asks again for what Bob sends; once space is freed it
+    /// writes again without a restart — the next send works at once, and Bob's message comes.
+    /// (It exited at once before: "bookswarm: the disk is full: SQLite error 4874, disk I/O
+    /// error (…/books.sqlite); nothing was changed: …", status 1.)
+    @Test(.timeLimit(.minutes(2)))
+    func aDaemonStartedOnAFullDiskServesAndCatchesUpOnceThereIsSpace() async throws {
+        let scratch = Scratch()
+        let results = try await Self.inNamespace("""
+            B() { "$bin" "$@" --dir "$out/../bob" --interface lo --discovery-port "$port"; }
+            within() { limit=$(( $(date +%s) + $1 )); until $2; do [ "$(date +%s)" -ge $limit ] && return 1; sleep 0.1; done; }
+            anaUp() { [ -S "$v/control.sock" ]; }
+            bobUp() { [ -S "$out/../bob/control.sock" ]; }
+            joined() { [ "$(b log Roof | grep -c joined)" = 1 ]; }
+            bobGotIt() { B log Roof | grep -q "while Bob was away"; }
+            failureShown() { b inspect | grep -q "cannot store pages"; }
+            caughtUp() { b log Roof | grep -q "while full"; }
+            bobCaughtUp() { B log Roof | grep -q "space again"; }
+            startAna() { "$bin" daemon --dir "$v" --interface lo --discovery-port "$port" >"$out/$1.out" 2>"$out/$1.err" & ana=$!; }
+            startBob() { "$bin" daemon --dir "$out/../bob" --interface lo --discovery-port "$port" >/dev/null 2>&1 & bob=$!; }
+            stop() { kill $1; wait $1; }
+            code=$(b tasks | awk '/invite:/ {print $2}')
+            startAna anaFirst; startBob
+            within 10 anaUp && within 10 bobUp && B join "$code" >/dev/null && within 10 joined || { kill $ana $bob; exit 90; }
+            # What Bob lacks: sent while his daemon is stopped, so only Ana's vault holds it.
+            stop $bob
+            b send Roof "while Bob was away" || { kill $ana; exit 89; }
+            stop $ana
+            head -c 4000000 /dev/zero >"$place/filler" 2>/dev/null
+            startAna anaDaemon
+            within 10 anaUp || { cat "$out/anaDaemon.err"; exit 88; }
+            startBob
+            within 10 bobUp || { kill $ana $bob; exit 87; }
+            within 20 bobGotIt
+            B log Roof >"$out/bobLog.out"
+            B send Roof "while full" || { kill $ana $bob; exit 86; }
+            within 10 failureShown
+            run fullLog log Roof
+            run fullInspect inspect
+            run fullSend send Roof "not stored"
+            rm "$place/filler"
+            run freedSend send Roof "space again"
+            within 30 caughtUp
+            within 30 bobCaughtUp
+            run freedLog log Roof
+            run freedInspect inspect
+            B log Roof >"$out/bobFreedLog.out"
+            kill -0 $ana && echo running >"$out/anaRunning.out"
+            kill $ana $bob; wait
+            """, scenario: "", scratch: scratch, timeout: .seconds(100))
+        let store = scratch.dir("small") + "/v/store/books.sqlite"
+        func out(_ name: String) -> String { results[name + ".out"] ?? "" }
+        func err(_ name: String) -> String { results[name + ".err"] ?? "" }
+        func ok(_ name: String) -> Bool { results[name + ".rc"]?.trimmingCharacters(in: .whitespacesAndNewlines) == "0" }
+        func texts(_ name: String) -> [String] {
+            out(name).split(separator: "\n").filter { !$0.contains(" joined") }
+                .map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" }
+        }
+        let before = ["one", "two", "while Bob was away"]
+
+        // Online on a full disk: one line on stderr, naming the store's file.
+        let note = err("anaDaemon")
+        #expect(note.hasPrefix("bookswarm: note: the disk is full") && note.contains(store) && note.contains("the daemon runs without writing")
+                && note.split(separator: "\n").count == 1, "\(note)")
+        #expect(out("anaRunning") == "running\n", "the daemon on the full disk stopped")
+        // It serves what it holds: Bob got the message only Ana's vault held.
+        #expect(texts("bobLog") == before, "\(out("bobLog"))")
+        // Its log, and `inspect`: the disk is full, nothing new is stored or sent; Bob's pages
+        // are asked for again after a pause.
+        #expect(ok("fullLog") && texts("fullLog") == before, "\(out("fullLog"))\(err("fullLog"))")
+        let inspect = out("fullInspect")
+        let storage = inspect.split(separator: "\n").first { $0.hasPrefix("cannot write: ") } ?? ""
+        #expect(storage.contains("the disk is full") && storage.contains(store) && storage.contains("nothing new can be stored or sent"), "\(inspect)")
+        #expect(inspect.contains("cannot store pages") && inspect.contains("asked for again"), "\(inspect)")
+        // A send: one line, exit 1, nothing changed.
+        let line = err("fullSend")
+        #expect(results["fullSend.rc"] == "1\n" && out("fullSend").isEmpty)
+        #expect(line.hasPrefix("bookswarm: the disk is full") && line.contains(store) && line.contains("nothing was changed")
+                && line.split(separator: "\n").count == 1, "\(line)")
+
+        // Space again, no restart: the send works at once, Bob's message comes, and Bob gets Ana's.
+        #expect(ok("freedSend") && err("freedSend").isEmpty, "\(err("freedSend"))")
+        let after = before + ["while full", "space again"]
+        #expect(Set(texts("freedLog")) == Set(after) && texts("freedLog").count == after.count, "\(out("freedLog"))")
+        #expect(texts("bobFreedLog").contains("space again") && !texts("bobFreedLog").contains("not stored"), "\(out("bobFreedLog"))")
+        #expect(!out("freedInspect").contains("cannot write:") && out("freedInspect").contains("can be written again"), "\(out("freedInspect"))")
+    }
 }
