@@ -175,6 +175,34 @@ import Testing
         #expect(try Self.files(dir.path).filter { $0.key != BookStore.lockFileName } == before)
     }
 
+    /// A store of schema version 1 read as it is, then written again (`resumeWriting`): the
+    /// migration the opening for reading left out runs then, and the books read before go on.
+    /// An empty file (a new store whose creation a full disk stopped) becomes a store.
+    @Test func writingResumesOnAnOlderSchemaAndAnEmptyFile() throws {
+        let dir = TemporaryDirectory("reading")
+        defer { dir.remove() }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/store-v1")
+        for name in try FileManager.default.contentsOfDirectory(atPath: fixture.path) {
+            try FileManager.default.copyItem(atPath: fixture.path + "/" + name, toPath: dir.path + "/" + name)
+        }
+        let store = try BookStore.openForReading(directory: dir.path, masterSecret: masterSecret(FixtureTests.secret))
+        let author = try #require(try store.book(named: FixtureTests.authorName))
+        #expect(try store.resumeWriting())
+        try author.append(testPage(10))
+        #expect(try author.pages(in: 0..<10) == FixtureTests.authorPages && author.get(10) == testPage(10))
+        try author.verify()
+        store.close()
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 2)
+
+        let empty = TemporaryDirectory("reading")
+        defer { empty.remove() }
+        #expect(FileManager.default.createFile(atPath: empty.databaseFile, contents: Data()))
+        let new = try BookStore.openForReading(directory: empty.path, masterSecret: masterSecret())
+        defer { new.close() }
+        #expect(try new.resumeWriting() && new.list().isEmpty)
+        try new.createOrOpen(name: "author").append(testPage(0))
+    }
+
     /// A store file without a table (a new store whose creation a full disk stopped) reads
     /// as a store without books; no file at all is an error naming it.
     @Test func anEmptyFileHasNoBooksAndNoFileIsAnError() throws {
