@@ -72,10 +72,22 @@ struct BackupCommand: AsyncParsableCommand {
             // half-built copy, secret key included, goes with it rather than stay hidden
             // beside the destination. A daemon's backup stops when this process exits (its
             // connection closes, kill -9 too), and the daemon removes its own half-built copy.
+            // The copy is stopped first (at its next step), so that nothing it writes after
+            // the removal lands in a directory made again; the removal is tried until the
+            // directory is gone (a file the copy created meanwhile fails one try).
             let staging = Vault.backupStaging(for: absolutePath(destination))
-            let interrupts = onInterrupt { try? FileManager.default.removeItem(atPath: staging) }
+            let vault = vault
+            let work = Task { try await Control.call(request, vault, as: VaultBackup.self) }
+            let interrupts = onInterrupt {
+                work.cancel()
+                for _ in 0..<100 {
+                    try? FileManager.default.removeItem(atPath: staging)
+                    if !FileManager.default.fileExists(atPath: staging) { break }
+                    usleep(10_000)
+                }
+            }
             defer { for source in interrupts { source.cancel() } }
-            let result = try await Control.call(request, vault, as: VaultBackup.self)
+            let result = try await work.value
             if output.json { try printJSON(result); return }
             let size = ByteCountFormatter.string(fromByteCount: Int64(clamping: result.bytes), countStyle: .file)
             printOut("backed up to \(result.path): \(counted(result.books, "book")), \(size)")
