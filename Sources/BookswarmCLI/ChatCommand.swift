@@ -20,8 +20,8 @@ struct ChatCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let me = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self, creating: false).peer
             let session = try await FollowSession.open(task: task, options: vault, role: "chat")
+            let me = try await session.call(ControlRequest(command: .id), as: PeerIdentity.self).peer
             let terminal = ChatTerminal(prompt: "\(String(me.prefix(8)))> ")
             terminal.print("-- bookswarm chat \(task); /help for commands, /quit to leave --")
             terminal.start()

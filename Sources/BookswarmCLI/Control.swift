@@ -122,11 +122,13 @@ extension Control {
     /// Opens the vault in this process. If a daemon holds it but its socket did not answer
     /// (it is starting), waits a little for the socket rather than failing at once; another
     /// holder (a chat, a log --follow without a daemon) is said at once.
-    static func openLocal(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false) async throws -> LocalPeer {
+    static func openLocal(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false,
+                          readingIfFull: Bool = false) async throws -> LocalPeer {
         var attempt = 0
         while true {
             do {
-                return try LocalPeer.open(options, role: role, creating: creating, readingIfUnwritable: readingIfUnwritable)
+                return try LocalPeer.open(options, role: role, creating: creating, readingIfUnwritable: readingIfUnwritable,
+                                          readingIfFull: readingIfFull)
             } catch let error as VaultError where error.code == .locked && attempt < 20 && VaultLock.heldByDaemon(options.directory) {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(100))

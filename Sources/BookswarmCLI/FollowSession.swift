@@ -40,7 +40,8 @@ final class FollowSession: @unchecked Sendable {
         if let session = try await viaDaemon(task: task, options: options) { return session }
         let peer: LocalPeer
         do {
-            peer = try await Control.openLocal(options, role: role, creating: false)
+            // A full disk: online all the same, as a daemon is (PROTOCOL.md §10.6).
+            peer = try await Control.openLocal(options, role: role, creating: false, readingIfFull: true)
         } catch is Control.DaemonAppeared {
             guard let session = try await viaDaemon(task: task, options: options) else { throw CLIError("the daemon went away") }
             return session

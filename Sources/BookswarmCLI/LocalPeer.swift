@@ -31,8 +31,9 @@ final class LocalPeer: @unchecked Sendable {
     /// `readingIfUnwritable`: for a command that only reads (`ControlRequest.onlyReads`), a
     /// vault that cannot be written — its disk full, its file system read-only — is opened
     /// for reading only (`Vault.open`), and a note on stderr says so, once per process.
-    /// `readingIfFull`, for the daemon: the same when the disk is full (only), the note
-    /// saying what the daemon does meanwhile (`Messenger+FullDisk.swift`).
+    /// `readingIfFull`, for a process that goes online (a daemon, a chat or `log --follow`
+    /// without one): the same when the disk is full (only), the note
+    /// saying what such a process does meanwhile (`Messenger+FullDisk.swift`).
     static func open(_ options: VaultOptions, role: String, creating: Bool, readingIfUnwritable: Bool = false,
                      readingIfFull: Bool = false) throws -> LocalPeer {
         let directory = options.directory
@@ -55,8 +56,8 @@ final class LocalPeer: @unchecked Sendable {
         }
         if let refusal = peer.vault.store.writeRefusal, noted.claim() {
             let note = readingIfFull
-                ? "bookswarm: note: \(oneLine(refusal)); the daemon runs without writing to the vault: it serves and shows what "
-                    + "it holds, and stores, sends and marks read nothing new until there is space, then goes on by itself\n"
+                ? "bookswarm: note: \(oneLine(refusal)); online without writing to the vault: what it holds is shown and served, "
+                    + "and nothing new is stored, sent or marked read until there is space; then all goes on by itself\n"
                 : "bookswarm: note: \(oneLine(refusal)); reading the vault without writing to it "
                     + "(read markers are not updated; commands that write fail until it can be written)\n"
             FileHandle.standardError.write(Data(note.utf8))

@@ -19,6 +19,9 @@ public enum Control {
                                network: NetworkStatus = NetworkStatus(), fileRoot: String? = nil) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // A vault opened online on a full disk (a daemon, a chat): a request that writes
+        // tries the store for writing first, so that it works as soon as there is space.
+        if !request.onlyReads { await messenger.resumeWriting() }
         switch request.command {
         case .id:
             return try encoder.encode(PeerIdentity(peer: messenger.localPeer.publicKey.hex, name: try await messenger.ownName()))
@@ -196,9 +199,6 @@ public enum Control {
             }
             return
         }
-        // A daemon started on a full disk: a request that writes tries the store for
-        // writing first, so that it works as soon as there is space again.
-        if !request.onlyReads { await messenger.resumeWriting() }
         do {
             let status = request.command == .inspect ? await network() : NetworkStatus()
             let work: @Sendable () async throws -> Data = {

@@ -81,6 +81,8 @@ struct CLIFullDiskTests {
             run log log Roof
             run inspect inspect
             run files files Roof
+            # A chat without a daemon: online all the same (on loopback), writing nothing.
+            printf '/quit\n' | b chat Roof >"$out/chat.out" 2>"$out/chat.err"; echo $? >"$out/chat.rc"
             run backup backup "$out/../copy"
             "$bin" log Roof --dir "$out/../copy" --interface lo --discovery-port "$port" >"$out/copyLog.out" 2>"$out/copyLog.err"
             run send send Roof three
@@ -111,6 +113,9 @@ struct CLIFullDiskTests {
         }
         #expect(out("tasks").contains("Roof  \(texts.count) messages"), "\(out("tasks"))")
         #expect(logShows("log", texts), "\(out("log"))")
+        #expect(ok("chat") && texts.allSatisfy { out("chat").contains(": " + $0) }, "chat: \(out("chat")) \(err("chat"))")
+        #expect(err("chat").hasPrefix("bookswarm: note: the disk is full") && err("chat").contains("online without writing to the vault")
+                || (scenario == .killed && err("chat").isEmpty), "chat stderr: \(err("chat"))")
         #expect(out("inspect").contains("journal of task") && out("inspect").contains("verified"), "\(out("inspect"))")
         // A backup to another disk: a vault of its own, with everything the full one holds.
         #expect(logShows("copyLog", texts) && err("copyLog").isEmpty, "\(out("copyLog"))\(err("copyLog"))")
@@ -269,7 +274,7 @@ struct CLIFullDiskTests {
 
         // Online on a full disk: one line on stderr, naming the store's file.
         let note = err("anaDaemon")
-        #expect(note.hasPrefix("bookswarm: note: the disk is full") && note.contains(store) && note.contains("the daemon runs without writing")
+        #expect(note.hasPrefix("bookswarm: note: the disk is full") && note.contains(store) && note.contains("online without writing to the vault")
                 && note.split(separator: "\n").count == 1, "\(note)")
         #expect(out("anaRunning") == "running\n", "the daemon on the full disk stopped")
         // It serves what it holds: Bob got the message only Ana's vault held.
