@@ -33,16 +33,21 @@ final class MessengerBed: Sendable {
     }
 
     /// An offline peer: store and messenger only.
-    func offline(_ seed: UInt8, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws -> Peer {
+    /// `refusing`: the store opened for reading only, every write failing with it (as on a
+    /// full disk), until `BookStore.resumeWriting`.
+    func offline(_ seed: UInt8, refusing refusal: BooksError? = nil,
+                 clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }) throws -> Peer {
         let directory = root + "/\(seed)"
-        let store = try BookStore.open(directory: directory, masterSecret: SecretBytes(copying: [UInt8](repeating: seed &+ 100, count: 32)))
+        let secret = SecretBytes(copying: [UInt8](repeating: seed &+ 100, count: 32))
+        let store = try refusal.map { try BookStore.openForReading(directory: directory, masterSecret: secret, refusal: $0) }
+            ?? BookStore.open(directory: directory, masterSecret: secret)
         let messenger = try Messenger(identity: Self.identity(seed), store: store, stateFile: directory + "/state.json", wallClock: clock)
         return Peer(seed: seed, store: store, messenger: messenger, swarm: nil)
     }
 
     /// An online peer: the swarm and the messenger run in tasks of their own.
-    func online(_ seed: UInt8) async throws -> Peer {
-        let peer = try offline(seed)
+    func online(_ seed: UInt8, refusing refusal: BooksError? = nil) async throws -> Peer {
+        let peer = try offline(seed, refusing: refusal)
         let identity = Self.identity(seed)
         let transport = network.makeTransport()
         let discovery = hub.makeSource(peer: PeerID(identity.publicKey), endpoint: transport.localEndpoint)
