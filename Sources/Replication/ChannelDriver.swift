@@ -50,6 +50,9 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     /// bounds how long an idle channel sleeps: an idle channel costs one wake-up a second,
     /// not a hundred.
     private var idleSleep: UInt64 { 1_000_000_000 }
+    /// The timer's pauses when a due deadline stays where it was (nanoseconds).
+    static var firstPause: UInt64 { 500_000 }
+    static var longestPause: UInt64 { 20_000_000 }
     /// When the timer task sleeps until (nanoseconds of `clock`; 0: not sleeping) and its
     /// sleep, which `updateDeadline` cancels to wake it for an earlier deadline.
     private let timerSleep = Mutex<(until: UInt64, sleeper: Task<Void, Never>?)>((0, nil))
@@ -101,14 +104,29 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
             }
         }
         let timer = Task { [self] in
+            // After a look that left the deadline where it was: how long to wait before the next.
+            var pause: UInt64 = 0
             while !Task.isCancelled, !isFinished {
                 let now = clock.now().nanoseconds
                 let due = deadline.load(ordering: .relaxed)
                 if due != 0 && due <= now {
-                    // Served, or the machine was busy (then it paused briefly): look again.
                     await serveSideInputs()
+                    // Served: the deadline moved. Or it did not: the machine was busy, or a
+                    // flush already under way (its send waiting for room in the session)
+                    // holds what the look produced and publishes the next deadline when done.
+                    // Then wait — 0.5 ms, doubling to 20 ms, or until an earlier deadline is
+                    // published — rather than look again at once: the look does not suspend,
+                    // so looping on it would hold this pool thread, the one that flush may
+                    // need to go on (two such channels on two cores stalled a daemon).
+                    if deadline.load(ordering: .relaxed) == due {
+                        pause = min(max(pause * 2, Self.firstPause), Self.longestPause)
+                        await sleep(until: now + pause, past: due)
+                    } else {
+                        pause = 0
+                    }
                     continue
                 }
+                pause = 0
                 await sleep(until: due == 0 ? now + idleSleep : min(due, now + idleSleep))
             }
         }
@@ -150,15 +168,16 @@ final class ChannelDriver<Channel: ReplicationChannel>: ChannelDriving {
     }
 
     /// The timer's sleep: until `wake`, or until `updateDeadline` publishes an earlier
-    /// deadline and cancels it.
-    private func sleep(until wake: UInt64) async {
+    /// deadline and cancels it. `past`: a deadline already due, left as it was, that is no
+    /// reason to wake.
+    private func sleep(until wake: UInt64, past: UInt64 = 0) async {
         let clock = self.clock
         let sleeper = Task { _ = try? await clock.sleep(until: Timestamp(nanoseconds: wake)) }
         timerSleep.withLock { $0 = (wake, sleeper) }
         // A deadline published between the look above and the line before saw no sleeper
         // to wake: look again now that it can.
         let due = deadline.load(ordering: .relaxed)
-        if (due != 0 && due < wake) || isFinished { sleeper.cancel() }
+        if (due != 0 && due < wake && due != past) || isFinished { sleeper.cancel() }
         await sleeper.value
         timerSleep.withLock { $0 = (0, nil) }
     }
