@@ -25,7 +25,7 @@ struct Bookswarm: AsyncParsableCommand {
     /// A mistyped command is named as such, with the command meant if one is close
     /// (`CommandWords`), rather than as its first option being unknown.
     static func main() async {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        let arguments = CommandWords.textArguments(Array(CommandLine.arguments.dropFirst()))
         func usageMistake(_ line: String) -> Never {
             FileHandle.standardError.write(Data("bookswarm: \(line)\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)

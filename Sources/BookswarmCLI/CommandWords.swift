@@ -13,6 +13,36 @@ enum CommandWords {
     /// What ArgumentParser answers itself wherever it stands.
     static let helpOptions: Set<String> = ["--help", "-h", "-help", "--version"]
 
+    /// The commands whose positionals end in text a person types: a message, a title, a name.
+    static let textCommands: [[String]] = [["send"], ["task", "new"], ["name"]]
+
+    /// `arguments` with the positionals of a text command put after a `--` when one of them
+    /// begins with "-" (`send Roof "-5 degrees outside"`), so that ArgumentParser takes the
+    /// text as the text it is: it read `-oh no` as the options -o and -h and printed the
+    /// help (exit 0, nothing sent). What stays an option: `--` and a letter (`--dir`), the
+    /// help options, and the value after an option that takes one.
+    static func textArguments(_ arguments: [String]) -> [String] {
+        guard let path = textCommands.first(where: { arguments.starts(with: $0) }) else { return arguments }
+        var options: [String] = [], positionals: [String] = []
+        var dashed = false
+        var index = path.count
+        while index < arguments.count {
+            let word = arguments[index]
+            if word == "--" { return arguments }  // separated already
+            if helpOptions.contains(word) || (word.hasPrefix("--") && word.dropFirst(2).first.map { $0.isASCII && $0.isLetter } == true) {
+                let takesValue = !flags.contains(word) && !helpOptions.contains(word) && !word.contains("=")
+                let end = min(arguments.count, index + (takesValue ? 2 : 1))
+                options += arguments[index..<end]
+                index = end
+                continue
+            }
+            dashed = dashed || word.hasPrefix("-")
+            positionals.append(word)
+            index += 1
+        }
+        return dashed ? path + options + ["--"] + positionals : arguments
+    }
+
     /// What is wrong with the command words of `arguments` (without the program's name), as
     /// one line without the `bookswarm: ` prefix; nil when they name a command (ArgumentParser
     /// then reads the rest), or when nothing here can say better than ArgumentParser.

@@ -118,7 +118,7 @@ struct TaskLeaveCommand: AsyncParsableCommand {
         try await reportingErrors {
             let left = try await Control.call(ControlRequest(command: .taskLeave, task: task, confirm: yes), vault, as: LeaveResult.self)
             if output.json { try printJSON(left); return }
-            printOut("left    \(left.task)  \(Format.title(left.title, or: "")): \(counted(left.messages, "message")) "
+            printOut("left    \(left.task)  \(Format.title(left.title, or: "(title not received)")): \(counted(left.messages, "message")) "
                      + "and \(counted(left.books, "book")) deleted")
         }
     }
@@ -136,10 +136,15 @@ struct TaskRemoveCommand: AsyncParsableCommand {
             stays as it is, with its history; `tasks` shows where it moved on to.
             """)
     @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
-    @Argument(help: "The members to leave out: each a peer id, 8 hex digits of one or more, or a display name as shown.")
+    @Argument(help: "The members to leave out: each a peer id, 8 hex digits of one or more, or a display name (any case, or its beginning).")
     var members: [String] = []
     @OptionGroup var vault: VaultOptions
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        // A mistake on the command line (exit 64), before anything is opened.
+        if members.isEmpty { throw ValidationError("name the members to leave out of the task's successor") }
+    }
 
     func run() async throws {
         try await reportingErrors {
@@ -253,7 +258,9 @@ struct JoinCommand: AsyncParsableCommand {
             if let answer = try await Control.callDaemon(ControlRequest(command: .join, text: code), directory: vault.directory) {
                 summary = try JSONDecoder().decode(TaskSummary.self, from: answer)
                 started = .now
-                while !reached(summary) && ContinuousClock.now < deadline {
+                // One's own invite (the creator joining its own task): nobody to wait for.
+                let own = try await Control.call(ControlRequest(command: .id), vault, as: PeerIdentity.self).peer
+                while own != invite.creator.publicKey.hex && !reached(summary) && ContinuousClock.now < deadline {
                     sayWaiting()
                     try await Task.sleep(for: .milliseconds(100))
                     let all = try await Control.call(ControlRequest(command: .tasks), vault, as: [TaskSummary].self)

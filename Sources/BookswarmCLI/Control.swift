@@ -86,7 +86,9 @@ extension Control {
         if let ok = object["ok"] as? Bool, ok, let result = object["result"] {
             return try JSONSerialization.data(withJSONObject: result, options: [.fragmentsAllowed])
         }
-        throw CLIError(object["error"] as? String ?? "the daemon refused the request")
+        let message = object["error"] as? String ?? "the daemon refused the request"
+        if object["input"] as? Bool == true { throw UsageError(message) }
+        throw CLIError(message)
     }
 
     private static let successPrefix = Array(#"{"ok":true,"result":"#.utf8)

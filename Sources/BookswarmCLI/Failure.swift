@@ -19,6 +19,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let usage as UsageError {
         FileHandle.standardError.write(Data("bookswarm: \(oneLine(usage))\n".utf8))
         throw ExitCode.validationFailure
+    } catch where Control.isInputMistake(error) {
+        FileHandle.standardError.write(Data("bookswarm: \(oneLine(error))\n".utf8))
+        throw ExitCode.validationFailure
     } catch {
         FileHandle.standardError.write(Data("bookswarm: \(oneLine(error))\n".utf8))
         throw ExitCode(1)

@@ -218,7 +218,7 @@ public enum Control {
                 let mend = refusal.code == .diskFull ? "once there is space" : "once the vault can be written"
                 line += "; nothing was changed: the daemon stores and sends again by itself \(mend), without a restart"
             }
-            try? await reply(envelope(error: line))
+            try? await reply(envelope(error: line, inputMistake: isInputMistake(error)))
         }
     }
 
@@ -272,9 +272,17 @@ public enum Control {
         }
     }
 
-    static func envelope(error: String) -> [UInt8] {
+    static func envelope(error: String, inputMistake: Bool = false) -> [UInt8] {
         let quoted = (try? JSONEncoder().encode(error)) ?? Data("\"error\"".utf8)
-        return Array("{\"ok\":false,\"error\":".utf8) + Array(quoted) + Array("}".utf8)
+        return Array("{\"ok\":false,\"error\":".utf8) + Array(quoted) + Array((inputMistake ? ",\"input\":true}" : "}").utf8)
+    }
+
+    /// Whether `error` is a mistake in what the person typed — a name, a title, a message,
+    /// an invite code — which the CLI answers with exit 64, like any mistake on the command
+    /// line (an answer of the daemon says so: `"input": true`, §10.7).
+    public static func isInputMistake(_ error: any Error) -> Bool {
+        guard let error = error as? MessengerError else { return false }
+        return [.invalidName, .invalidMessage, .invalidInvite].contains(error.code)
     }
 }
 

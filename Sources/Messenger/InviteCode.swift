@@ -126,7 +126,7 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(parsing raw: String) throws(ParseError) {
-        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = InviteCode.pasted(raw)
         // "bsw1", then the body; the dash after it is a separator like the others (a code
         // retyped with spaces for dashes, or with none, reads the same).
         let tag = InviteCode.prefix.dropLast()
@@ -161,5 +161,24 @@ public struct InviteCode: Hashable, Sendable, CustomStringConvertible {
         }
         self.creator = creator
         task = TaskID(bytes: Array(payload[33...]))!
+    }
+
+    /// The code in text pasted from a message: `Invite: bsw1-…`, `<bsw1-…>`, `"bsw1-…".`
+    /// — from the first `bsw` followed by a digit (or by `l` or `i`, read as `1` there as in
+    /// the body) up to the first punctuation mark after it (a sentence's, a quote's). The
+    /// checksum still decides: nothing here can turn a wrong code into a valid one.
+    static func pasted(_ raw: String) -> String {
+        var text = Substring(raw.trimmingCharacters(in: .whitespacesAndNewlines))
+        let lower = text.lowercased()
+        if !lower.hasPrefix("bsw"), let found = lower.range(of: #"bsw[0-9li]"#, options: .regularExpression) {
+            text = text.dropFirst(lower.distance(from: lower.startIndex, to: found.lowerBound))
+        }
+        // No code has punctuation: the first mark of it ends the code, and what was pasted after.
+        if let end = text.firstIndex(where: { ".,;:!?()[]{}<>\"'«»“”‘’".contains($0) }) { text = text[..<end] }
+        while let last = text.last, last.isWhitespace { text = text.dropLast() }
+        if text.count > 3, let mark = text.dropFirst(3).first, "lLiI".contains(mark), text.lowercased().hasPrefix("bsw") {
+            text = text.prefix(3) + "1" + text.dropFirst(4)
+        }
+        return String(text)
     }
 }

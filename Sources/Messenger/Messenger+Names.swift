@@ -20,13 +20,30 @@ extension Messenger {
     public static func displayName(_ text: String) -> String? {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty, trimmed.utf8.count <= maxNameBytes else { return nil }
-        let allowed = trimmed.unicodeScalars.allSatisfy { scalar in
+        return trimmed.unicodeScalars.allSatisfy(allowedInName) ? trimmed : nil
+    }
+
+    static func allowedInName(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .unassigned, .privateUse: return false
+        default: return true
+        }
+    }
+
+    /// What is wrong with one line of text refused (a name, a title), `trimmed` of what was
+    /// `typed`: "got nothing but spaces", "got 300 bytes", "got U+202E, a control character".
+    static func problem(of trimmed: String, typed: String, refused: (Unicode.Scalar) -> Bool) -> String {
+        if trimmed.isEmpty { return typed.isEmpty ? "got nothing" : "got nothing but spaces" }
+        if let scalar = trimmed.unicodeScalars.first(where: refused) {
+            let code = String(format: "U+%04X", scalar.value)
             switch scalar.properties.generalCategory {
-            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .unassigned, .privateUse: return false
-            default: return true
+            case .lineSeparator, .paragraphSeparator: return "got a line break, \(code)"
+            case .control where scalar == "\n" || scalar == "\r": return "got a line break"
+            case .control, .format: return "got \(code), an invisible control character"
+            default: return "got \(code), a character that is not text"
             }
         }
-        return allowed ? trimmed : nil
+        return "got \(trimmed.utf8.count) bytes"
     }
 
     /// This peer's display name: the newest `name` page of its profile book; nil if it has
@@ -46,8 +63,10 @@ extension Messenger {
     @discardableResult
     public func setOwnName(_ text: String) throws -> String {
         guard let name = Self.displayName(text) else {
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let problem = Self.problem(of: trimmed, typed: text) { !Self.allowedInName($0) }
             throw MessengerError(.invalidName, "a name is 1…\(Self.maxNameBytes) bytes of text on one line, "
-                                 + "without control characters (got \(text.utf8.count) bytes)")
+                                 + "without control characters (\(problem))")
         }
         guard try ownName() != name else { return name }
         let page = PageSpec(kind: .name, data: Array(name.utf8))

@@ -85,10 +85,18 @@ extension Messenger {
                 }
                 return byID[0]
             }
-            let named = Array(members.filter { names[$0.publicKey.hex] == text })
+            // The name as shown; else as typed in any case (and accents, and width), whole;
+            // else the beginning of one name only, as titles are matched.
+            func folded(_ text: String) -> String {
+                text.trimmingCharacters(in: .whitespaces).folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
+            }
+            let key = folded(text)
+            var named = Array(members.filter { names[$0.publicKey.hex] == text })
+            if named.isEmpty { named = members.filter { names[$0.publicKey.hex].map(folded) == key } }
+            if named.isEmpty, !key.isEmpty { named = members.filter { names[$0.publicKey.hex].map(folded)?.hasPrefix(key) == true } }
             guard named.count == 1 else {
                 throw MessengerError(.unknownMember, named.isEmpty ? "no member of this task is named \"\(text)\" (give a name as shown, or 8 hex digits of an id)"
-                                                                   : "\(named.count) members are named \"\(text)\"; give 8 hex digits of an id instead")
+                                                                   : "\(named.count) members' names match \"\(text)\"; give more of the name, or 8 hex digits of an id")
             }
             return named[0]
         }

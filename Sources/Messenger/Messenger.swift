@@ -110,12 +110,12 @@ public actor Messenger {
         let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
         // One line of text, like a name: a title is shown on one line and typed to name the
         // task; a line break or an escape sequence in it could only be shown escaped.
-        let oneLine = !trimmed.unicodeScalars.contains {
+        let refused: (Unicode.Scalar) -> Bool = {
             TerminalText.acts($0) || $0.properties.generalCategory == .lineSeparator || $0.properties.generalCategory == .paragraphSeparator
         }
-        guard !trimmed.isEmpty, trimmed.utf8.count <= MessengerPage.maxMetaFieldLength, oneLine else {
+        guard !trimmed.isEmpty, trimmed.utf8.count <= MessengerPage.maxMetaFieldLength, !trimmed.unicodeScalars.contains(where: refused) else {
             throw MessengerError(.invalidMessage, "a task title is 1…\(MessengerPage.maxMetaFieldLength) bytes of text on one line, "
-                                 + "without control characters (got \(trimmed.utf8.count) bytes)")
+                                 + "without control characters (\(Self.problem(of: trimmed, typed: title, refused: refused)))")
         }
         let id = TaskID.random()
         try startJournal(task: id, creator: localPeer, title: trimmed)

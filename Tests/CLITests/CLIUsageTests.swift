@@ -126,8 +126,8 @@ struct CLIUsageTests {
         Self.expectUsageError(existing, "no interface lo0 exists here (see: ip link)")
     }
 
-    static func expectError(_ result: CLI.Result, _ line: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status == 1 && result.stderr == "bookswarm: \(line)\n" && result.stdout.isEmpty, "\(result)",
+    static func expectError(_ result: CLI.Result, _ line: String, status: Int32 = 1, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(result.status == status && result.stderr == "bookswarm: \(line)\n" && result.stdout.isEmpty, "\(result)",
                 sourceLocation: sourceLocation)
     }
 
@@ -141,9 +141,9 @@ struct CLIUsageTests {
         // The characters of a code after `bsw1-` (InviteCode.bodyCharacters).
         #expect(task.invite.dropFirst(5).filter { $0 != "-" }.count == 85, "\(task.invite)")
         Self.expectError(try await bob.run(["join", "bsw1-ab"]),
-                         "invalid invite code: it has 2 characters after bsw1- instead of 85: part of it is missing")
+                         "invalid invite code: it has 2 characters after bsw1- instead of 85: part of it is missing", status: 64)
         Self.expectError(try await bob.run(["join", task.invite + "-abcdef"]),
-                         "invalid invite code: it has 91 characters after bsw1- instead of 85: part of it is repeated")
+                         "invalid invite code: it has 91 characters after bsw1- instead of 85: part of it is repeated", status: 64)
         let other = try await ana.newTask("elsewhere")
         Self.expectError(try await bob.run(["log", other.invite]), "unknown task \"\(other.invite)\" (to join it: bookswarm join CODE)")
         Self.expectError(try await bob.run(["send", other.invite, "hi"]), "unknown task \"\(other.invite)\" (to join it: bookswarm join CODE)")
@@ -177,6 +177,57 @@ struct CLIUsageTests {
         Self.expectError(try await bob.run(["log", "Fix the roof"]), line)
         try await bob.ok(["send", ids[0], "by id"])
         await bob.stop()
+    }
+
+    /// `send Roof "-oh no"` printed send's help (`-o -h`), exit 0, and sent nothing; `-5
+    /// degrees outside` was a missing argument. A message, title or name that begins with a
+    /// dash is the text it is; options stay options wherever they stand.
+    @Test func textThatBeginsWithADashIsText() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("-roof-")
+        #expect(try await bob.ok(["name", "-Bob-"]) == "-Bob-\n")
+        try await bob.ok(["send", task.id, "-oh no"])
+        try await bob.ok(["send", "-roof-", "-1 for this idea"])
+        let between = try await CLI.run(["send", task.id, "--dir", bob.directory, "-5 degrees outside", "--json"])
+        #expect(between.ok && between.stdout.contains("-5 degrees outside"), "\(between)")
+        #expect(try await CLI.run(["send", task.id, "--dir", bob.directory, "--", "--> look here"]).ok)
+        let log = try await bob.ok(["log", task.id])
+        #expect(log.split(separator: "\n").map { $0.split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "" }
+                == ["-oh no", "-1 for this idea", "-5 degrees outside", "--> look here"], "\(log)")
+        // The help is still the help.
+        let help = try await bob.run(["send", task.id, "-h"])
+        #expect(help.ok && help.stdout.contains("USAGE: bookswarm send"), "\(help)")
+    }
+
+    /// A name, title, message or invite code that cannot be one exited 1, like a failure,
+    /// and some said only "(got 3 bytes)" of a name of three spaces: each is a mistake on the
+    /// command line (exit 64) that says what is wrong, with a daemon or without.
+    @Test(.timeLimit(.minutes(1)))
+    func aMistakeInWhatWasTypedExits64() async throws {
+        let scratch = Scratch()
+        let bob = Member("bob", scratch: scratch, discoveryPort: testDiscoveryPort())
+        let task = try await bob.newTask("roof")
+        let cases: [([String], String)] = [
+            (["name", ""], "a name is 1…64 bytes of text on one line, without control characters (got nothing)"),
+            (["name", "   "], "a name is 1…64 bytes of text on one line, without control characters (got nothing but spaces)"),
+            (["name", "Ana\u{202E}"], "a name is 1…64 bytes of text on one line, without control characters (got U+202E, an invisible control character)"),
+            (["name", String(repeating: "x", count: 65)], "a name is 1…64 bytes of text on one line, without control characters (got 65 bytes)"),
+            (["task", "new", "a\nb"], "a task title is 1…256 bytes of text on one line, without control characters (got a line break)"),
+            (["send", task.id, " "], "the message is empty (nothing but white space): nothing sent"),
+            (["join", "hello"], "not a Bookswarm invite code: it should start with \"bsw1-\""),
+        ]
+        for daemon in [false, true] {
+            if daemon { try await bob.start() }
+            for (arguments, line) in cases {
+                let run = try await bob.run(arguments)
+                Self.expectError(run, line, status: 64)
+            }
+            let remove = try await bob.run(["task", "remove", task.id])
+            #expect(remove.status == 64 && remove.stderr.hasPrefix("bookswarm: name the members to leave out"), "\(remove)")
+        }
+        if let d = bob.daemon { kill(d.pid, SIGKILL) }
+        #expect(try await bob.texts(task.id).isEmpty)
     }
 
     /// The README's daemon line showed `peer 83b63c43…`: the daemon prints the whole id.

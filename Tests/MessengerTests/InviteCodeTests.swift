@@ -22,6 +22,21 @@ import Swarm
         #expect(try InviteCode(parsing: "bsw1-" + body.replacingOccurrences(of: "0", with: "O").replacingOccurrences(of: "1", with: "l")) == code)
     }
 
+    /// A code pasted with the sentence around it was refused ("should start with bsw1-",
+    /// "it contains \".\""), and so was `bswl-` (l for 1, which the body forgives).
+    @Test func findsTheCodeInWhatWasPastedAroundIt() throws {
+        let code = InviteCode(creator: creator, task: .random())
+        for pasted in ["Invite: \(code.text)", "<\(code.text)>", "\"\(code.text)\".", "\(code.text).", "(\(code.text))",
+                       "join with \(code.text), see you", "bswl-" + code.text.dropFirst(5), "BSWI-" + code.text.dropFirst(5).uppercased()] {
+            #expect(try InviteCode(parsing: pasted) == code, "\(pasted)")
+        }
+        // The checksum still decides, whatever surrounds the code.
+        var chars = Array(code.text)
+        chars[chars.count - 3] = chars[chars.count - 3] == "a" ? "b" : "a"
+        #expect(throws: InviteCode.ParseError.checksumMismatch) { try InviteCode(parsing: "Invite: \(String(chars)).") }
+        #expect(throws: InviteCode.ParseError.missingPrefix) { try InviteCode(parsing: "an invite will follow.") }
+    }
+
     @Test func everySingleSubstitutionIsCaught() {
         let code = InviteCode(creator: creator, task: .random())
         let chars = Array(code.text)

@@ -157,6 +157,10 @@ import Testing
         await #expect(throws: MessengerError(.unknownMember, "")) { try await bob.messenger.resolveMembers(["nobody"], in: task) }
         _ = try await ana.messenger.setOwnName("Ana")
         #expect(try await eventually { (try? await bob.messenger.resolveMembers(["Ana"], in: task)) == [ana.id] })
+        // Typed in another case, or its beginning only, as titles are: one member named so.
+        _ = try await carol.messenger.setOwnName("Carol 🦊")
+        #expect(try await eventually { (try? await bob.messenger.resolveMembers(["carol"], in: task)) == [carol.id] })
+        #expect(try await bob.messenger.resolveMembers(["ANA", "Carol 🦊"], in: task) == [ana.id, carol.id])
         for peer in [bob, ana, carol] { await peer.stop() }
     }
 
