@@ -87,10 +87,8 @@ extension Messenger {
             }
             // The name as shown; else as typed in any case (and accents, and width), whole;
             // else the beginning of one name only, as titles are matched.
-            func folded(_ text: String) -> String {
-                text.trimmingCharacters(in: .whitespaces).folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
-            }
-            let key = folded(text)
+            let folded = Self.folded
+            let key = folded(typed)
             var named = Array(members.filter { names[$0.publicKey.hex] == text })
             if named.isEmpty { named = members.filter { names[$0.publicKey.hex].map(folded) == key } }
             if named.isEmpty, !key.isEmpty { named = members.filter { names[$0.publicKey.hex].map(folded)?.hasPrefix(key) == true } }

@@ -180,9 +180,7 @@ public actor Messenger {
         }
         // Then the title as typed in any case (and width, and accents), whole, or the
         // beginning of one title only: `log roof` for "Fix the roof" is not a match, `log fix` is.
-        func folded(_ text: String) -> String {
-            text.folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
-        }
+        let folded = Self.folded
         let key = folded(typed)
         if !key.isEmpty {
             let whole = titles.filter { folded($0.1) == key }
@@ -198,6 +196,11 @@ public actor Messenger {
         // An invite code (or what looks like one) of a task not joined here.
         let hint = typed.lowercased().hasPrefix("bsw1") ? "to join it: bookswarm join CODE" : "see: bookswarm tasks"
         throw MessengerError(.unknownTask, "unknown task \"\(typed)\" (\(hint))")
+    }
+
+    /// Text as typed names match it: in any case, accents and width.
+    static func folded(_ text: String) -> String {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
     }
 
     /// The tasks that tasks a title matches stand for (§10.3, Successors): after a move, the
