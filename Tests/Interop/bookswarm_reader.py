@@ -875,6 +875,10 @@ def task_log(entries, decoded, me, counts, seed):
             without, with_, _ = successor_of(page, author, rank[1])
             entry["kind"], entry["text"] = "successor", ""
             entry["without"], entry["with"] = [p.hex() for p in without], [p.hex() for p in with_]
+            # §10.7: the display names of the members it names, those known here only.
+            named = {p.hex(): names[p][3] for p in without + with_ if p in names}
+            if named:
+                entry["names"] = named
         elif type_ == FILE:
             file_id, file, caption = file_manifest(page)
             entry["kind"], entry["text"], entry["file"] = "file", caption, file
