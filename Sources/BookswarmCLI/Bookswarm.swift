@@ -16,7 +16,7 @@ struct Bookswarm: AsyncParsableCommand {
         `bookswarm daemon` keeps the peer online in the background.
         """,
         subcommands: [IdCommand.self, NameCommand.self, TaskCommand.self, JoinCommand.self, TasksCommand.self, SendCommand.self,
-                      AttachCommand.self, FilesCommand.self, SaveCommand.self, LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BackupCommand.self,
+                      AttachCommand.self, FilesCommand.self, SaveCommand.self, WithdrawCommand.self, LogCommand.self, ChatCommand.self, DaemonCommand.self, InspectCommand.self, BackupCommand.self,
                       BootstrapCommand.self])
 
     /// ArgumentParser's `main`, except that a mistake on the command line is one line on

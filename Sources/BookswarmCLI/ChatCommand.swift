@@ -12,7 +12,7 @@ struct ChatCommand: AsyncParsableCommand {
         discussion: """
             Type a line and Enter to send it; /quit (or Ctrl-C, or Ctrl-D on an empty line) leaves. \
             /attach PATH [CAPTION] shares a file, /files lists the task's files, /save FILE [DEST] \
-            writes one out, /help lists the commands; a line that begins with // is sent with one /. \
+            writes one out, /withdraw FILE withdraws one of yours, /help lists the commands; a line that begins with // is sent with one /. \
             Without a daemon the network is up while the chat is open.
             """)
     @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
@@ -88,6 +88,10 @@ struct ChatCommand: AsyncParsableCommand {
         case let .save(file, destination):
             await attempt("not saved: ") {
                 terminal.print(Format.saved(try await session.call(.save(task: nil, file: file, destination: destination), as: SaveResult.self)))
+            }
+        case let .withdraw(file):
+            await attempt("not withdrawn: ") {
+                terminal.print(Format.withdrew(try await session.call(ControlRequest(command: .withdraw, name: file), as: WithdrawResult.self)))
             }
         case .help:
             for line in ChatInput.helpLines { terminal.print(line) }

@@ -11,6 +11,8 @@ enum ChatInput: Equatable {
     case files
     /// `/save FILE [DEST]`.
     case save(file: String, destination: String?)
+    /// `/withdraw FILE`: one of this peer's files.
+    case withdraw(file: String)
     case help
     /// A command line that cannot run: the one line to show.
     case mistake(String)
@@ -20,6 +22,8 @@ enum ChatInput: Equatable {
         "/files                  the task's files, and whether each is here whole",
         "/save FILE [DEST]       write a file out: FILE its id (or beginning) or name; DEST a new file",
         "                        or a directory (default: where chat started); never replaces a file",
+        "/withdraw FILE          withdraw a file you attached: the log shows it without name or caption,",
+        "                        nobody can save it any more (a copy saved before stays)",
         "/help                   this list",
         "/quit                   leave (or Ctrl-C, or Ctrl-D on an empty line)",
         "//text                  sends \"/text\": a line that begins with // goes with one /",
@@ -48,6 +52,10 @@ enum ChatInput: Equatable {
                 let words = try Self.words(rest)
                 guard (1...2).contains(words.count) else { self = .mistake("usage: /save FILE [DEST]"); return }
                 self = .save(file: words[0], destination: words.count == 2 ? words[1] : nil)
+            case "withdraw":
+                let words = try Self.words(rest)
+                guard words.count == 1 else { self = .mistake("usage: /withdraw FILE"); return }
+                self = .withdraw(file: words[0])
             case "help":
                 self = .help
             default:

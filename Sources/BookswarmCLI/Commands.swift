@@ -435,13 +435,16 @@ enum Format {
     /// (the `*` of the chat's other events, never a message's `name: ` form), and a move:
     /// `[12:05:00] * Ana (1d0f2a77) moved the task on to a new one without Carol (3fa2b1c0)`; a file:
     /// `[12:04:09] Ana (1d0f2a77) attached roof.jpg (2.3 MB): caption` — not the `name: ` form
-    /// either, so no chat message can pass for a file.
+    /// either, so no chat message can pass for a file —, and once its author withdrew it
+    /// `[12:04:09] Ana (1d0f2a77) withdrew a file`, in the same place, without name or caption.
     static func line(_ entry: LogEntry, me: String) -> String {
         switch entry.kind {
         case .chat:
             return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)): \(shown(entry.text, continuation: "    | "))"
         case .join:
             return "[\(clock(entry.time))] * \(who(entry.author, name: entry.name, me: me)) joined"
+        case .file where entry.withdrawn:
+            return "[\(clock(entry.time))] \(who(entry.author, name: entry.name, me: me)) withdrew a file"
         case .file:
             let file = entry.file.map(named) ?? "a file"
             let caption = entry.text.isEmpty ? "" : ": " + shown(entry.text, continuation: "    | ")
@@ -504,6 +507,10 @@ enum Format {
             guard let entry = item.entry, let file = entry.file else { return nil }
             return "[\(clock(time(of: item, now: now)))] * \(named(file)) "
                 + "from \(who(entry.author, name: entry.name, me: me)) is here"
+        case .withdrawn:
+            guard let entry = item.entry else { return nil }
+            return "[\(clock(time(of: item, now: now)))] * \(who(entry.author, name: entry.name, me: me)) "
+                + "withdrew a file attached at \(clock(entry.time)) (file \(entry.id.prefix(8)))"
         }
     }
 
@@ -524,6 +531,9 @@ enum Format {
     /// One line of `files`: id, date and time, who, name, size, and whether it is here whole.
     static func file(_ report: FileReport, me: String) -> String? {
         let entry = report.entry
+        if entry.withdrawn {
+            return "\(entry.id.prefix(8))  \(date(entry.time))  \(who(entry.author, name: entry.name, me: me))  withdrawn by its author"
+        }
         guard let file = entry.file else { return nil }
         // How far it has come, in whole per cent (99 until it is whole: never 100 % and partial).
         let percent = file.size == 0 ? 0 : min(99, report.held * 100 / file.size)
@@ -534,6 +544,12 @@ enum Format {
 
     /// A file as the log, `attach` and a `whole` event name it: `roof.jpg (2.3 MB)`.
     static func named(_ file: AttachedFile) -> String { "\(shown(file.name, continuation: nil)) (\(size(file.size)))" }
+
+    /// What `withdraw` prints: `withdrew roof.jpg (2.3 MB), file 1a2b3c4d: …`.
+    static func withdrew(_ result: WithdrawResult) -> String {
+        "withdrew \(named(result.file)), file \(result.entry.id.prefix(8)): the task's log shows that you withdrew a file, "
+            + "without its name or caption (a copy saved before stays with whoever saved it)"
+    }
 
     /// What `save` prints: `saved /home/ana/roof.jpg (2.3 MB)`.
     static func saved(_ result: SaveResult) -> String {

@@ -148,7 +148,8 @@ extension ControlRequest.Command {
     var makesAVault: Bool {
         switch self {
         case .id, .name, .taskNew, .join: true
-        case .taskLeave, .taskRemove, .tasks, .send, .log, .inspect, .compile, .check, .follow, .backup, .attach, .files, .save: false
+        case .taskLeave, .taskRemove, .tasks, .send, .log, .inspect, .compile, .check, .follow, .backup, .attach, .files, .save,
+             .withdraw: false
         }
     }
 }

@@ -111,3 +111,28 @@ struct SaveCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct WithdrawCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "withdraw", abstract: "Withdraw a file you attached (offline too: it is replicated when next online).",
+        discussion: """
+            FILE is one of your files of the task: its id (or the beginning of it, 4+ hex \
+            digits) or its name. Every member's log then shows that you withdrew a file, in \
+            its place, without its name or caption, and nobody can save it any more. Books \
+            are append-only: its bytes stay in the members' vaults, and a copy saved before \
+            stays with whoever saved it.
+            """)
+    @Argument(help: "The task: its id (or a prefix), invite code, or title (or its beginning).") var task: String
+    @Argument(help: "Your file: its id (or its beginning), or its name.") var file: String
+    @OptionGroup var vault: VaultOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let request = ControlRequest(command: .withdraw, task: task, name: file)
+            let withdrawn = try await Control.call(request, vault, as: WithdrawResult.self)
+            if output.json { try printJSON(withdrawn); return }
+            printOut(Format.withdrew(withdrawn))
+        }
+    }
+}

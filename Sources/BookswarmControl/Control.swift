@@ -81,6 +81,9 @@ public enum Control {
         case .files:
             let task = try await messenger.resolveTask(request.task ?? "")
             return try encoder.encode(try await messenger.files(of: task))
+        case .withdraw:
+            let task = try await messenger.resolveTask(request.task ?? "")
+            return try encoder.encode(try await messenger.withdraw(request.name ?? "", in: task))
         case .save:
             let task = try await messenger.resolveTask(request.task ?? "")
             let path = try allowed(request.path ?? "", under: fileRoot)
@@ -108,7 +111,8 @@ public enum Control {
     }
 
     /// A task's messages, then live events: what `log --follow` and `chat` show — members
-    /// coming and going, and each file of another member's that becomes whole here.
+    /// coming and going, each file of another member's that becomes whole here, and each
+    /// file shown that its author withdraws.
     /// `events`: a subscription made beforehand (by a process that subscribes before it
     /// goes online, so that no member coming online falls before it); else one is made here.
     public static func follow(_ messenger: Messenger, task: TaskID, events subscribed: AsyncStream<MessengerEvent>? = nil) -> AsyncStream<FollowItem> {
@@ -124,18 +128,28 @@ public enum Control {
                 var cursor: Messenger.LogCursor?
                 // Others' files not whole here yet (keys): each is told once when it is.
                 var arriving: Set<String> = []
+                // Files shown withdrawn, or told so (keys): each withdrawal is told once.
+                var withdrawn: Set<String> = []
                 func catchUp(history: Bool) async {
                     guard let (entries, next) = try? await messenger.logEntries(of: task, after: cursor) else { return }
                     cursor = next
-                    for entry in entries where !seen.contains(entry.key) {
-                        seen.insert(entry.key)
+                    for entry in entries {
+                        guard seen.insert(entry.key).inserted else {
+                            // Shown before, withdrawn since (the log hands it over again).
+                            if entry.withdrawn, withdrawn.insert(entry.key).inserted {
+                                arriving.remove(entry.key)
+                                continuation.yield(FollowItem(event: .withdrawn, entry: entry))
+                            }
+                            continue
+                        }
+                        if entry.withdrawn { withdrawn.insert(entry.key) }
                         continuation.yield(FollowItem(event: .message, entry: entry))
-                        if entry.kind == .file && entry.author != me { arriving.insert(entry.key) }
+                        if entry.kind == .file && entry.author != me && !entry.withdrawn { arriving.insert(entry.key) }
                     }
                     try? await messenger.markRead(task)
                     // Only while some file is arriving: one more read of the log's files.
                     guard !arriving.isEmpty, let files = try? await messenger.files(of: task) else { return }
-                    for report in files where report.whole && arriving.contains(report.entry.key) {
+                    for report in files where report.whole && !report.entry.withdrawn && arriving.contains(report.entry.key) {
                         arriving.remove(report.entry.key)
                         // Whole already in the history: nothing to tell.
                         if !history { continuation.yield(FollowItem(event: .whole, entry: report.entry)) }

@@ -18,6 +18,8 @@ public struct ControlRequest: Codable, Sendable {
         /// `task`, `members` (each a peer id, 8 hex digits of one or more, or a display
         /// name): move the task on to a new one without them.
         case taskRemove = "task-remove"
+        /// `task`, `name` (one of this peer's files: id, name or id prefix): withdraw it.
+        case withdraw
     }
 
     public var command: Command
@@ -57,7 +59,7 @@ extension ControlRequest.Command {
         switch self {
         case .backup, .save: true
         case .id, .name, .taskNew, .taskLeave, .join, .tasks, .send, .log, .inspect, .compile, .check, .follow, .attach, .files,
-             .taskRemove: false
+             .taskRemove, .withdraw: false
         }
     }
 }
@@ -76,7 +78,7 @@ extension ControlRequest {
         case .id, .tasks, .log, .inspect, .check, .files, .save, .backup: true
         case .name: text == nil
         case .taskLeave: confirm != true
-        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .attach: false
+        case .taskNew, .join, .taskRemove, .send, .compile, .follow, .attach, .withdraw: false
         }
     }
 }
@@ -119,6 +121,11 @@ public struct FollowItem: Codable, Sendable {
         /// can be saved. Told once per file, and only for a file that was not whole here when
         /// the history was sent (whether it comes whole at once or part by part).
         case whole
+        /// A file shown before (`entry`, its `file` entry, now `withdrawn`) was withdrawn by
+        /// its author: its name and caption are no longer shown. Told once per file, and only
+        /// for a file shown unwithdrawn before (one withdrawn already comes so in its
+        /// `message`).
+        case withdrawn
     }
 
     public var event: Kind

@@ -92,7 +92,7 @@ enum ControlReaders: FuzzTarget {
     static func mayWrite(_ request: ControlRequest) -> Bool {
         switch request.command {
         // `save` writes into the bed's `files` only (`fileRoot`), which reset() empties again.
-        case .taskNew, .join, .send, .compile, .follow, .attach, .save, .taskRemove: return true
+        case .taskNew, .join, .send, .compile, .follow, .attach, .save, .taskRemove, .withdraw: return true
         case .name: return request.text != nil
         case .taskLeave: return request.confirm == true
         case .log: return request.markRead ?? true
@@ -147,6 +147,7 @@ enum ControlReaders: FuzzTarget {
         case .files: decodes = (try? decoder.decode([FileReport].self, from: data)) != nil
         case .save: decodes = (try? decoder.decode(SaveResult.self, from: data)) != nil
         case .taskRemove: decodes = (try? decoder.decode(MoveResult.self, from: data))?.entry.kind == .successor
+        case .withdraw: decodes = (try? decoder.decode(WithdrawResult.self, from: data))?.entry.withdrawn == true
         case .follow: preconditionFailure("follow streams")
         }
         precondition(decodes, "the result of \(command) does not decode as the client reads it")

@@ -35,6 +35,8 @@ enum Seeds {
             ("file", page(8, kind: .file, data: Array("the leak, from above".utf8),
                           fields: ["hash": Attachments.hash([UInt8](repeating: 0x61, count: 300) + Array("the rest".utf8)),
                                    "id": fileID, "name": "roof.jpg", "parts": "2", "size": "308"])),
+            // Its author withdraws it (§10.2 Withdrawn files).
+            ("withdraw", page(11, kind: .withdraw, data: [], fields: ["id": "8899aabbccddeeff00112233", "ref": fileID])),
         ]
         // A move to a successor (§10.2 Successors), the invite sealed to the book's reader,
         // and the `followed` page a journal records.

@@ -3,7 +3,8 @@ import Sodium
 import Swarm
 
 /// One entry of a task's log: a chat message, a file attached, or a member's join
-/// (PROTOCOL.md §10.3).
+/// (PROTOCOL.md §10.3). A file its author withdrew stays an entry, in its place, without
+/// its name and caption (`withdrawn`).
 public struct LogEntry: Codable, Hashable, Sendable {
     /// What the entry records: the page type it was read from.
     public enum Kind: String, Codable, Hashable, Sendable {
@@ -58,6 +59,10 @@ public struct LogEntry: Codable, Hashable, Sendable {
     /// On a successor entry: the newest display names of the members it names (peer id hex
     /// → name, those with a name only), so that the line can say whom; nil otherwise.
     public var names: [String: String]?
+    /// On a file entry: its author withdrew the file (a `withdraw` page, PROTOCOL.md §10.2,
+    /// Withdrawn files). The entry then has no `file` and an empty `text`: its name and
+    /// caption are not shown, and it cannot be saved. In JSON only when true.
+    public var withdrawn = false
 
     public init(author: String, id: String, time: UInt64, text: String, book: String, index: UInt64, name: String? = nil,
                 kind: Kind = .chat, file: AttachedFile? = nil, without: [String]? = nil, with: [String]? = nil) {
@@ -84,7 +89,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         (a.time, a.author, a.index, a.id, a.kind.pageType) < (b.time, b.author, b.index, b.id, b.kind.pageType)
     }
 
-    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file, without, with, names }
+    private enum CodingKeys: String, CodingKey { case author, id, time, text, book, index, name, kind, file, without, with, names, withdrawn }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -100,6 +105,7 @@ public struct LogEntry: Codable, Hashable, Sendable {
         without = try c.decodeIfPresent([String].self, forKey: .without)
         with = try c.decodeIfPresent([String].self, forKey: .with)
         names = try c.decodeIfPresent([String: String].self, forKey: .names)
+        withdrawn = try c.decodeIfPresent(Bool.self, forKey: .withdrawn) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -116,6 +122,15 @@ public struct LogEntry: Codable, Hashable, Sendable {
         try c.encodeIfPresent(without, forKey: .without)
         try c.encodeIfPresent(with, forKey: .with)
         try c.encodeIfPresent(names, forKey: .names)
+        if withdrawn { try c.encode(true, forKey: .withdrawn) }
+    }
+
+    /// The entry of a file its author withdrew: still in its place, as a file, without its
+    /// name, size, hash and caption (PROTOCOL.md §10.2, Withdrawn files).
+    public mutating func withdraw() {
+        withdrawn = true
+        text = ""
+        file = nil
     }
 
     /// Names the entry as `name` (peer id hex → newest name) says: its author, and on a
@@ -141,7 +156,8 @@ public struct LogEntry: Codable, Hashable, Sendable {
 ///   a mismatch means a buggy or hostile writer, not a message). A `join` must name its
 ///   author in its data (32 bytes), or it is malformed too; so must a `file` or `chunk` page
 ///   break none of §10.2's rules for files. A `chunk` makes no entry: where each part of a
-///   file sits is kept for `parts(of:)`.
+///   file sits is kept for `parts(of:)`. Nor does a `withdraw`: it marks its author's file
+///   of the id it names as withdrawn (`withdrawal(of:)`), whichever of the two is read first.
 /// * A peer's own messages and joins sit in its journal and in each of its pairwise books:
 ///   they are deduplicated by (kind, author, id); the journal's copy wins, so every peer
 ///   orders a given author's entries the same way.
@@ -172,6 +188,27 @@ public struct MessageLog: Sendable {
     /// first by author's time, then author id, then id. Members who moved the task on
     /// without seeing each other's move all follow this one.
     public private(set) var firstMove: Move?
+    /// Every file withdrawn by its author ("author hex/file id", the `ref` of a `withdraw`
+    /// page that author wrote) → its first withdrawal (by time, then id). A withdrawal
+    /// applies to its author's own file only: one that names another member's file names
+    /// no file of its author's, and changes nothing.
+    public private(set) var withdrawals: [String: Withdrawal] = [:]
+
+    /// A `withdraw` page, as the log keeps it: its time and its own id.
+    public struct Withdrawal: Hashable, Sendable, Comparable {
+        public var time: UInt64
+        public var id: String
+        public static func < (a: Withdrawal, b: Withdrawal) -> Bool { (a.time, a.id) < (b.time, b.id) }
+    }
+
+    private mutating func noteWithdrawal(_ key: String, _ withdrawal: Withdrawal) {
+        if withdrawals[key].map({ withdrawal < $0 }) ?? true { withdrawals[key] = withdrawal }
+    }
+
+    /// The withdrawal of a file entry, if its author withdrew it; nil for any other entry.
+    public func withdrawal(of entry: LogEntry) -> Withdrawal? {
+        entry.kind == .file ? withdrawals[entry.author + "/" + entry.id] : nil
+    }
 
     /// A move, as the log orders moves.
     public struct Move: Hashable, Sendable, Comparable {
@@ -307,6 +344,15 @@ public struct MessageLog: Sendable {
             partCopies[source.authorHex + "/" + id, default: [:]][part, default: []]
                 .append(PartCopy(book: source.bookHex, index: index, length: page.data.count))
             return
+        case .withdraw:
+            // §10.2: no data; its own id, and the id of the file its author withdraws.
+            guard page.data.isEmpty, let id = page.meta.fields["id"], Attachments.isHex(id, count: 24),
+                  let file = page.meta.fields["ref"], Attachments.isHex(file, count: 24) else {
+                malformed += 1
+                return
+            }
+            noteWithdrawal(source.authorHex + "/" + file, Withdrawal(time: page.meta.time, id: id))
+            return
         default:
             return
         }
@@ -324,7 +370,7 @@ public struct MessageLog: Sendable {
     /// Whether nothing was read into this log.
     public var isEmpty: Bool {
         entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty && successors.isEmpty && followed.isEmpty
-            && firstMove == nil
+            && firstMove == nil && withdrawals.isEmpty
     }
 
     /// Takes in what another log (of other books of the same task) has read.
@@ -339,6 +385,7 @@ public struct MessageLog: Sendable {
         followed.merge(other.followed) { mine, _ in mine }
         movedOn += other.movedOn
         if let move = other.firstMove { noteMove(move) }
+        for (key, withdrawal) in other.withdrawals { noteWithdrawal(key, withdrawal) }
         absorbNames(other)
     }
 
@@ -414,6 +461,12 @@ struct OrderedLog: Sendable {
         let id: String
 
         init(_ entry: LogEntry) { (kind, author, id) = (entry.kind, entry.author, entry.id) }
+
+        /// The file entry a withdrawal names ("author hex/file id", `MessageLog.withdrawals`).
+        init?(withdrawn key: String) {
+            guard let slash = key.firstIndex(of: "/") else { return nil }
+            (kind, author, id) = (.file, String(key[..<slash]), String(key[key.index(after: slash)...]))
+        }
     }
 
     private(set) var entries: [LogEntry] = []
@@ -453,6 +506,7 @@ struct OrderedLog: Sendable {
         for place in places {
             var entry = log.entries[place]
             entry.takeNames(log.name(of:))
+            if log.withdrawal(of: entry) != nil { entry.withdraw() }
             entries.append(entry)
             kept[Key(entry)] = entry
             if entry.kind.isMessage { messagesByAuthor[entry.author, default: 0] += 1 }
@@ -460,12 +514,15 @@ struct OrderedLog: Sendable {
     }
 
     /// Takes in `added`, entries that `log` read since this order was made (or last
-    /// taken in), its names set (`name(by:)`): the result is what `init` makes of `log`
-    /// with every entry it read.
-    mutating func take(_ added: [LogEntry], of log: MessageLog, preferring preferredBooks: Set<String>) {
+    /// taken in), and `withdrawn`, the keys of the withdrawals it read since
+    /// (`MessageLog.withdrawals`), its names set (`name(by:)`): the result is what `init`
+    /// makes of `log` with every entry and withdrawal it read.
+    mutating func take(_ added: [LogEntry], withdrawn: [String] = [], of log: MessageLog, preferring preferredBooks: Set<String>) {
+        withdraw(withdrawn)
         var fresh: [Key: LogEntry] = [:]
         for var entry in added {
             entry.takeNames(log.name(of:))
+            if log.withdrawal(of: entry) != nil { entry.withdraw() }
             let key = Key(entry)
             let current = fresh[key] ?? kept[key]
             if let current, !log.keeps(entry, over: current, preferring: preferredBooks) { continue }
@@ -493,6 +550,23 @@ struct OrderedLog: Sendable {
             }
         } else {
             entries += sorted
+        }
+    }
+
+    /// Marks the file entries kept that `keys` name ("author hex/file id") as withdrawn, in
+    /// their places (withdrawing hides a file's name and caption, not its entry: the order
+    /// does not change), and hands each to followers among the arrivals once more: what they
+    /// showed of it is out of date.
+    private mutating func withdraw(_ keys: [String]) {
+        for key in keys {
+            guard let key = Key(withdrawn: key), let old = kept[key], !old.withdrawn else { continue }
+            let at = position(of: old)
+            guard at < entries.count, entries[at] == old else { continue }
+            var entry = old
+            entry.withdraw()
+            entries[at] = entry
+            kept[key] = entry
+            arrivals.append(entry)
         }
     }
 

@@ -27,8 +27,9 @@ extension Messenger {
         var specs: [PageSpec] = []
         var skipped = 0
         // Messages only, chats and files (a file's `file` page: its parts stay out, its hash
-        // pins them): a compiled book is the conversation's record (PROTOCOL.md §10.2).
-        for entry in try log(of: task) where entry.kind.isMessage {
+        // pins them): a compiled book is the conversation's record (PROTOCOL.md §10.2). A
+        // file its author withdrew is not copied (a copy made before stays).
+        for entry in try log(of: task) where entry.kind.isMessage && !entry.withdrawn {
             let source = try storage { try store.open(id: try BookID(hex: entry.book)) }
             let key = source.id.bytes + withUnsafeBytes(of: entry.index.littleEndian, Array.init)
             guard !present.contains(key) else { continue }

@@ -104,6 +104,8 @@ extension Messenger {
         let cache = try taskLog(of: task)
         let (log, journals) = (cache.log, cache.journals)
         return cache.order.entries.filter { $0.kind == .file }.map { entry in
+            // Withdrawn: nothing of it is offered, whatever is held (§10.7).
+            guard !entry.withdrawn else { return FileReport(entry: entry, held: 0, whole: false) }
             let parts = log.parts(of: entry, preferring: journals)
             let held = Self.bytes(of: parts)
             return FileReport(entry: entry, held: held, whole: UInt64(parts.count) == entry.file?.parts && held == entry.file?.size)
@@ -122,6 +124,10 @@ extension Messenger {
         let (log, journals) = (cache.log, cache.journals)
         let files = cache.order.entries.filter { $0.kind == .file }
         let entry = try Self.resolveFile(text, among: files)
+        guard !entry.withdrawn else {
+            throw MessengerError(.withdrawn, "file \(entry.id.prefix(8)) was withdrawn by its author (\(entry.author.prefix(8))): "
+                                 + "not written (a copy saved before it was withdrawn stays where it was saved)")
+        }
         guard let file = entry.file else { throw MessengerError(.unknownFile, "no file \(entry.id) in this task") }
         let parts = log.parts(of: entry, preferring: journals)
         let held = Self.bytes(of: parts)
@@ -166,7 +172,9 @@ extension Messenger {
             if begun.count == 1 { return begun[0] }
             if begun.count > 1 { throw MessengerError(.unknownFile, "\"\(text)\" begins the ids of \(begun.count) files; type more of it") }
         }
-        throw MessengerError(.unknownFile, "no file \"\(text)\" in this task (see: bookswarm files TASK)")
+        // A withdrawn file has no name any more (§10.2): known by its id only.
+        let withdrawn = files.contains(where: \.withdrawn) ? "; a withdrawn file is known by its id only" : ""
+        throw MessengerError(.unknownFile, "no file \"\(text)\" in this task (see: bookswarm files TASK\(withdrawn))")
     }
 }
 

@@ -25,6 +25,7 @@ extension Messenger {
         if var cache = taskLogs.removeValue(forKey: task), cache.journals == journals,
            Set(cache.books.keys).isSubset(of: books.map(\.book.id)) {
             var added: [LogEntry] = []
+            var withdrawn: [String] = []
             var consistent = true
             for (name, book) in books {
                 let update = try bookLogUpdate(of: book, name: name)
@@ -37,6 +38,7 @@ extension Messenger {
                 guard !update.delta.isEmpty else { continue }
                 cache.log.absorb(update.delta)
                 added += update.delta.entries
+                withdrawn += update.delta.withdrawals.keys
             }
             if consistent {
                 cache.log.forgetEntries()
@@ -46,7 +48,7 @@ extension Messenger {
                     cache.order.name(by: names)
                     cache.build = newBuild()
                 }
-                cache.order.take(added, of: cache.log, preferring: journals)
+                cache.order.take(added, withdrawn: withdrawn, of: cache.log, preferring: journals)
                 taskLogs[task] = cache
                 return cache
             }

@@ -478,14 +478,14 @@ public actor Messenger {
             var key: String?
             var order: (UInt64, String, UInt64, UInt64)
         }
-        /// The `chat`, `join`, `chunk` and `file` pages of a book of ours (a join only if it
-        /// names us, as every reader requires), and the journal's `successor` pages — where
-        /// they are, not their bytes: a task's files can be far larger than memory.
+        /// The `chat`, `join`, `chunk`, `file` and `withdraw` pages of a book of ours (a join
+        /// only if it names us, as every reader requires), and the journal's `successor`
+        /// pages — where they are, not their bytes: a task's files can be far larger than memory.
         func history(of book: Book, isJournal: Bool = false) throws -> [Source] {
             try (0..<book.contiguousLength).compactMap { index in
                 guard let bytes = try storage({ try book.get(index) }), let page = try? MessengerPage(decoding: bytes) else { return nil }
                 switch page.kind {
-                case .chat, .chunk, .file: break
+                case .chat, .chunk, .file, .withdraw: break
                 case .successor: guard isJournal else { return nil }
                 case .join: guard page.data == localPeer.bytes else { return nil }
                 default: return nil

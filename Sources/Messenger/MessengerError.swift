@@ -35,6 +35,9 @@ public struct MessengerError: CodedError {
         /// The task was moved on already (by this peer, or it followed a member there) to a
         /// successor still in this vault: act on the successor instead.
         case movedOn
+        /// The file was withdrawn by its author: it is not written out (`save`), nor withdrawn
+        /// again; or it is another member's, which only they can withdraw.
+        case withdrawn
     }
 
     public let code: Code

@@ -63,6 +63,9 @@ public struct MessengerPage: Hashable, Sendable {
         /// In a journal only: this peer followed a member's `successor` page (its author's
         /// peer id ‖ the successor's invite); meta `id`, the `successor` page's.
         case followed
+        /// The author withdraws a file it attached (PROTOCOL.md §10.2, Withdrawn files):
+        /// `data` is empty; meta `id` (the page's own) and `ref` (the file's id).
+        case withdraw
         case unknown(UInt64)
 
         var code: UInt64 {
@@ -78,6 +81,7 @@ public struct MessengerPage: Hashable, Sendable {
             case .file: return 9
             case .successor: return 10
             case .followed: return 11
+            case .withdraw: return 12
             case let .unknown(code): return code
             }
         }
@@ -95,6 +99,7 @@ public struct MessengerPage: Hashable, Sendable {
             case 9: self = .file
             case 10: self = .successor
             case 11: self = .followed
+            case 12: self = .withdraw
             default: self = .unknown(code)
             }
         }

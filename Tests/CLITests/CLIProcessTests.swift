@@ -367,6 +367,8 @@ final class Follower: @unchecked Sendable {
     private let process = Process()
     private let lock = NSLock()
     private var arrivals: [(text: String, at: ContinuousClock.Instant)] = []
+    /// Every line, as it came.
+    private var lines: [String] = []
     private var partial = ""
 
     init(_ member: Member, task: String) throws {
@@ -391,6 +393,7 @@ final class Follower: @unchecked Sendable {
             while let newline = partial.firstIndex(of: "\n") {
                 let line = String(partial[..<newline])
                 partial = String(partial[partial.index(after: newline)...])
+                lines.append(line)
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                    let entry = object["entry"] as? [String: Any], let text = entry["text"] as? String {
                     arrivals.append((text, now))
@@ -404,6 +407,16 @@ final class Follower: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             if let hit = lock.withLock({ arrivals.first { $0.text == text }?.at }) { return hit }
             try? await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
+    /// The first line that holds `text`, once there is one (nil after `timeout`).
+    func waitForLine(containing text: String, timeout: Duration) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = lock.withLock({ lines.first { $0.contains(text) } }) { return line }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
     }

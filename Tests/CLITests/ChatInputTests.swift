@@ -34,6 +34,10 @@ import Testing
         #expect(ChatInput(parsing: "/save \"roof photo.jpg\" 'my dir'") == .save(file: "roof photo.jpg", destination: "my dir"))
         #expect(ChatInput(parsing: "/save") == .mistake("usage: /save FILE [DEST]"))
         #expect(ChatInput(parsing: "/save a b c") == .mistake("usage: /save FILE [DEST]"))
+        #expect(ChatInput(parsing: "/withdraw roof.jpg") == .withdraw(file: "roof.jpg"))
+        #expect(ChatInput(parsing: "/withdraw \"roof photo.jpg\" ") == .withdraw(file: "roof photo.jpg"))
+        #expect(ChatInput(parsing: "/withdraw") == .mistake("usage: /withdraw FILE"))
+        #expect(ChatInput(parsing: "/withdraw a b") == .mistake("usage: /withdraw FILE"))
         #expect(ChatInput(parsing: "/help") == .help)
         for line in ["/nope", "/nope with words", "/etc/hosts", "/", "/ x", "/Files"] {
             guard case let .mistake(text) = ChatInput(parsing: line) else {

@@ -79,7 +79,7 @@ struct ChatTerminalTests {
 }
 
 /// Files in `chat` (tmux), through Bob's daemon and with the vault opened by the chat itself:
-/// /attach (relative to the chat's directory, with a caption), /files, /save, /help, an
+/// /attach (relative to the chat's directory, with a caption), /files, /save, /withdraw, /help, an
 /// unknown command, `//`, and errors that leave the chat running. Ana has a daemon and
 /// uses the commands: what Bob attaches in his chat she saves byte-identical with
 /// `bookswarm save`, and a file she attaches shows in his chat once it is here whole.
@@ -163,6 +163,20 @@ struct ChatFilesTests {
         #expect(tmux.screen("bob").contains("exists already"), "\(tmux.screen("bob"))")
         try line("/save nothing.pdf")
         #expect(await tmux.waitFor("bob", "! not saved: no file \"nothing.pdf\""), "\(tmux.screen("bob"))")
+
+        // Withdrawing: Ana's file is hers to withdraw, not Bob's; once she does, his chat says
+        // so. His own he withdraws from the prompt; /files lists both as withdrawn.
+        try line("/withdraw \"roof photo.jpg\"")
+        #expect(await tmux.waitFor("bob", "! not withdrawn: file "), "\(tmux.screen("bob"))")
+        #expect(tmux.screen("bob").contains("only its author can withdraw a file"), "\(tmux.screen("bob"))")
+        try await ana.ok(["withdraw", task.id, "roof photo.jpg"])
+        #expect(await tmux.waitFor("bob", "* \(anaID) withdrew a file attached at ", timeout: .seconds(30)), "\(tmux.screen("bob"))")
+        try line("/withdraw notes.bin")
+        #expect(await tmux.waitFor("bob", "withdrew notes.bin (700 KB), file "), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "* you withdrew a file attached at "), "\(tmux.screen("bob"))")
+        try line("/files")
+        #expect(await tmux.waitFor("bob", "  you  withdrawn by its author"), "\(tmux.screen("bob"))")
+        #expect(await tmux.waitFor("bob", "  \(anaID)  withdrawn by its author"), "\(tmux.screen("bob"))")
 
         try line("still here")
         #expect(await tmux.waitFor("bob", "you: still here"), "\(tmux.screen("bob"))")

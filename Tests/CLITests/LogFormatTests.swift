@@ -95,4 +95,24 @@ import Testing
                 == "[\(Format.clock(1_000_000))] * roof\\u{1b}.jpg (2.3 MB) from Ana (1d0f2a77) is here")
         #expect(Format.line(FollowItem(event: .whole), me: Self.me) == nil)
     }
+
+    @Test("a withdrawn file: `[time] who withdrew a file` in its place, `withdrawn by its author` in `files`, a `*` line when it happens")
+    func withdrawnLines() {
+        let roof = AttachedFile(name: "roof.jpg", size: 2_345_678, parts: 9, hash: "")
+        var entry = LogEntry(author: Self.ana, id: "f00dfeed99", time: 0, text: "above the window", book: "b", index: 9, name: "Ana",
+                             kind: .file, file: roof)
+        entry.withdraw()
+        let clock = Format.clock(0)
+        #expect(Format.line(entry, me: Self.me) == "[\(clock)] Ana (1d0f2a77) withdrew a file")
+        var mine = entry
+        mine.author = Self.me
+        #expect(Format.line(mine, me: Self.me) == "[\(clock)] you withdrew a file")
+        #expect(Format.file(FileReport(entry: entry, held: 0, whole: false), me: Self.me)
+                == "f00dfeed  \(Format.date(0))  Ana (1d0f2a77)  withdrawn by its author")
+        let now = Date(timeIntervalSince1970: 1_000)
+        #expect(Format.line(FollowItem(event: .withdrawn, entry: entry), me: Self.me, now: now)
+                == "[\(Format.clock(1_000_000))] * Ana (1d0f2a77) withdrew a file attached at \(clock) (file f00dfeed)")
+        #expect(Format.line(FollowItem(event: .withdrawn), me: Self.me) == nil)
+        #expect(Format.withdrew(WithdrawResult(entry: entry, file: roof)).hasPrefix("withdrew roof.jpg (2.3 MB), file f00dfeed: "))
+    }
 }

@@ -51,6 +51,12 @@ struct ProtocolInteropTests {
         try Data((0..<600_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }).write(to: URL(fileURLWithPath: files + "/roof.jpg"))
         try await ana.ok(["attach", task.id, files + "/roof.jpg", "--text", "the leak — 屋根"])
         sent += 1
+        // A file attached and withdrawn (§10.2 Withdrawn files): still a message, shown
+        // without name or caption, not compiled.
+        try Data("not for the task".utf8).write(to: URL(fileURLWithPath: files + "/private.txt"))
+        try await ana.ok(["attach", task.id, files + "/private.txt", "--text", "oops"])
+        try await ana.ok(["withdraw", task.id, "private.txt"])
+        sent += 1
         #expect(try await converged([bob, ana, carol], task.id, sent), "before Carol leaves")
 
         // Carol goes offline; Bob writes more than one request's worth (256 KiB, §9.5), so the
@@ -75,7 +81,7 @@ struct ProtocolInteropTests {
             #expect(try await eventually { try await memberNames(m, task.id).contains("Bob the Builder") }, "\(m.name)")
         }
         let compiled = try #require(try await carol.run(["task", "compile", task.id, "minutes", "--json"]).json as? [String: Any])
-        #expect(compiled["copied"] as? Int == sent, "\(compiled)")
+        #expect(compiled["copied"] as? Int == sent - 1, "the withdrawn file is not copied: \(compiled)")
         // Bob moves the task on without Carol (§10.2 Successors): Ana follows by herself.
         let carolID = try await carol.id
         let moved = try #require(try await bob.run(["task", "remove", task.id, String(carolID.prefix(8)), "--json"]).json as? [String: Any])
@@ -94,7 +100,8 @@ struct ProtocolInteropTests {
             // The messages and files, Ana's and Carol's joins (§10.3) and Bob's move, at every member.
             #expect(expected.count == sent + 3, "\(m.name)")
             #expect(expected.filter { $0["kind"] as? String == "successor" }.count == 1, "\(m.name)")
-            #expect(expected.filter { $0["kind"] as? String == "file" }.count == 2, "\(m.name)")
+            #expect(expected.filter { $0["kind"] as? String == "file" }.count == 3, "\(m.name)")
+            #expect(expected.filter { $0["withdrawn"] as? Bool == true }.map { $0["text"] as? String } == [""], "\(m.name)")
             let joins = expected.filter { $0["kind"] as? String == "join" }
             #expect(joins.count == 2 && joins.allSatisfy { $0["text"] as? String == "" }, "\(m.name): \(joins)")
             let reader = try await Python.reader([m.directory, "--task", task.id])
@@ -106,7 +113,7 @@ struct ProtocolInteropTests {
             print("interop: \(m.name)'s vault: \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
             for (k, v) in counts { totals[k, default: 0] += v }
             #expect(counts["malformed pages"] == 0 && counts["wrong previous (shown)"] == 0, "\(m.name): \(counts)")
-            #expect(counts["files"] == 2 && counts["files intact"] == 2, "\(m.name): both files put together and checked: \(counts)")
+            #expect(counts["files"] == 3 && counts["files intact"] == 3, "\(m.name): the files put together and checked: \(counts)")
             // The invite sealed to Ana opens with her key alone, and she followed it.
             #expect(counts["successor invites opened"] == (m === ana ? 1 : 0) && counts["successors followed"] == (m === ana ? 1 : 0),
                     "\(m.name): \(counts)")
@@ -115,7 +122,7 @@ struct ProtocolInteropTests {
             #expect(counts["pages stored once (blob)", default: 0] >= (m === ana ? 9 : 3), "\(m.name): \(counts)")
             #expect(counts["blob rows"] == 3, "\(m.name): \(counts)")
             if m === carol {
-                #expect(counts["copies verified"] == sent, "every copy of the compiled book verified: \(counts)")
+                #expect(counts["copies verified"] == sent - 1, "every copy of the compiled book verified: \(counts)")
                 #expect(counts["node rows", default: 0] > 0, "Carol's catch-up left nodes in the `node` table: \(counts)")
             }
         }

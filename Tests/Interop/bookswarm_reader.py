@@ -221,7 +221,7 @@ def utf8(raw, what):
         raise Malformed(f"{what} is not UTF-8")
 
 
-CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME, CHUNK, FILE, SUCCESSOR, FOLLOWED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+CHAT, ADDRESS, JOIN, COPY, TITLE, TASK, NAME, CHUNK, FILE, SUCCESSOR, FOLLOWED, WITHDRAW = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 SEALED_BOX_OVERHEAD = 48  # libsodium's crypto_box_SEALBYTES
 
 
@@ -383,6 +383,15 @@ def chunk_of(page):
     if not page["data"] or file_id is None or not HEX24.fullmatch(file_id) or part is None:
         return None
     return file_id, part
+
+
+def withdrawn_file_of(page):
+    """A `withdraw` page's `ref` (the id of the file its author withdraws), or None when it is
+    malformed (§10.2 Withdrawn files): data not empty, `id` or `ref` not 24 lower-case hex."""
+    meta = page["meta"]
+    if page["data"] or not HEX24.fullmatch(meta.get("id", "")) or not HEX24.fullmatch(meta.get("ref", "")):
+        return None
+    return meta["ref"]
 
 
 # ---------------------------------------------------------------- §10.3 book names
@@ -780,6 +789,8 @@ def page_problems(book, kind, j, page, me):
         problems.append(("malformed", "a file page that breaks the rules of §10.2 Files"))
     if page["type"] == CHUNK and chunk_of(page) is None:
         problems.append(("malformed", "a chunk page that breaks the rules of §10.2 Files"))
+    if page["type"] == WITHDRAW and withdrawn_file_of(page) is None:
+        problems.append(("malformed", "a withdraw page that breaks the rules of §10.2 Withdrawn files"))
     if page["type"] == SUCCESSOR and (kind[0] != "task" or successor_of(page, kind[1], kind[2]) is None):
         problems.append(("malformed", "a successor page that breaks the rules of §10.2 Successors"))
     if page["type"] == FOLLOWED and (kind[0] != "task" or kind[1] != kind[2] or len(page["data"]) != 80
@@ -827,6 +838,7 @@ def task_log(entries, decoded, me, counts, seed):
     chats = {}  # (type, author, id) → (rank, page, book, index)
     names = {}  # author → (time, generation, index, name)
     parts = {}  # (author, file id) → {part: [(rank, index, book id, data)]}
+    withdrawn = set()  # (author, file id) of the files their authors withdrew (§10.2)
     for book, kind in entries:
         _, author, reader, task, generation = kind
         journal = author == reader
@@ -853,6 +865,9 @@ def task_log(entries, decoded, me, counts, seed):
                 continue
             if page["type"] == FOLLOWED:
                 followed[(page["data"][:32], page["meta"]["id"])] = page["data"][32:]
+                continue
+            if page["type"] == WITHDRAW:  # the author's own file only: the key holds its author
+                withdrawn.add((author, withdrawn_file_of(page)))
                 continue
             if page["type"] == SUCCESSOR and reader == me and author != me:
                 invite = successor_of(page, author, reader)[2]
@@ -886,6 +901,9 @@ def task_log(entries, decoded, me, counts, seed):
             if book.writable and not intact:
                 # The vault's own file, read from the book it wrote (its journal): all there.
                 fail(f"{book.label} page {j}: a file this vault attached is not whole and intact (§10.2 Files)")
+            if (author, file_id) in withdrawn:  # §10.7: no file, no caption
+                entry["withdrawn"], entry["text"] = True, ""
+                del entry["file"]
         else:
             entry["text"] = page["data"].decode("utf-8")
         if author in names:
