@@ -154,7 +154,10 @@ enum ControlReaders: FuzzTarget {
     }
 
     static func checkError(_ object: [String: Any]) {
-        precondition(object.count == 2 && object["ok"] as? Bool == false, "an answer is ok:true or ok:false with an error")
+        // `input`: true or absent (a mistake in what the person typed, §10.7).
+        let input = object["input"].map { $0 as? Bool == true }
+        precondition(object.count == (input == nil ? 2 : 3) && input != false && object["ok"] as? Bool == false,
+                     "an answer is ok:true, or ok:false with an error (and input:true)")
         guard let error = object["error"] as? String else { preconditionFailure("an error answer without its text") }
         precondition(!error.isEmpty, "an empty error")
         precondition(error.unicodeScalars.allSatisfy(isPrintable), "an error is one printable line: \(error.debugDescription)")
