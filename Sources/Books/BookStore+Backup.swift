@@ -22,7 +22,11 @@ extension BookStore {
             throw BooksError(.storage, "\(destination) exists already: a backup is written to a new file", file: destination)
         }
         try locked { _ in }  // a closed store is an error here, not an empty copy
-        let source = try writeRefusal.map { try SQLiteDatabase(readingOnly: file, refusal: $0) }
+        // Read only: counted, so that the store is not opened for writing again meanwhile
+        // (`resumeWriting`): the connection takes no lock to see a writer's checkpoint by.
+        let refusal = beginReadingBackup()
+        defer { if refusal != nil { endReadingBackup() } }
+        let source = try refusal.map { try SQLiteDatabase(readingOnly: file, refusal: $0) }
             ?? SQLiteDatabase(path: file, create: false)
         defer { source.close() }
         let copy = try SQLiteDatabase(path: destination, create: true)

@@ -50,6 +50,10 @@ public final class BookStore: @unchecked Sendable {
     let lock = NSLock()
     private var database: SQLiteDatabase?
     private var refusal: BooksError?
+    /// Backups reading the store through a connection that takes no lock (`backup` of a
+    /// store opened for reading only): `resumeWriting` waits until none runs, since a
+    /// writer's checkpoints would change the file under them.
+    private var readingBackups = 0
     private var checkpointer: Checkpointer?
     private var lockDescriptor: Int32
     var states: [BookID: BookState] = [:]
@@ -217,12 +221,23 @@ public final class BookStore: @unchecked Sendable {
         return checkpointer
     }
 
+    /// For `backup`: the refusal of a store opened for reading only, counted as a backup that
+    /// reads it until `endReadingBackup`; nil for a store that writes (nothing counted).
+    func beginReadingBackup() -> BooksError? {
+        lock.withLock {
+            if refusal != nil { readingBackups += 1 }
+            return refusal
+        }
+    }
+
+    func endReadingBackup() { lock.withLock { readingBackups -= 1 } }
+
     /// For a store opened for reading only because it could not be written (`writeRefusal`:
     /// a full disk, `open(…readingIfUnwritable:)`): opens it for writing again, in place —
     /// the same store, its books and `Book` handles, subscribers and lock — once it can be.
     /// Returns true when the store writes (now, or already did); false when it still
-    /// cannot be written, reading on as before with the new failure as `writeRefusal`.
-    /// Throws a failure of another kind (a damaged file), the store reading on; should
+    /// cannot be written, reading on as before with the new failure as `writeRefusal` — or
+    /// while a backup reads it (`beginReadingBackup`): it is tried again later. Throws a failure of another kind (a damaged file), the store reading on; should
     /// reading it again fail too, the store is closed. Every call on the store waits
     /// meanwhile (an open, a few milliseconds).
     ///
@@ -234,6 +249,7 @@ public final class BookStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let refused = refusal else { return true }
+        guard readingBackups == 0 else { return false }
         guard let reading = database else { throw BooksError(.closed, "the book store is closed", file: file) }
         reading.close()
         database = nil

@@ -72,14 +72,20 @@ struct BackupCommand: AsyncParsableCommand {
             // half-built copy, secret key included, goes with it rather than stay hidden
             // beside the destination. A daemon's backup stops when this process exits (its
             // connection closes, kill -9 too), and the daemon removes its own half-built copy.
-            // The copy is stopped first (at its next step), so that nothing it writes after
-            // the removal lands in a directory made again; the removal is tried until the
-            // directory is gone (a file the copy created meanwhile fails one try).
+            // The copy is asked to stop (at its next step) and, when this process writes it,
+            // waited for (at most 3 s): it removes what it wrote itself, and nothing it writes
+            // after the removal below can land in a directory made again. The removal is
+            // tried until the directory is gone (a file made meanwhile fails one try).
             let staging = Vault.backupStaging(for: absolutePath(destination))
             let vault = vault
-            let work = Task { try await Control.call(request, vault, as: VaultBackup.self) }
+            let ended = DispatchSemaphore(value: 0)
+            let work = Task {
+                defer { ended.signal() }
+                return try await Control.call(request, vault, as: VaultBackup.self)
+            }
             let interrupts = onInterrupt {
                 work.cancel()
+                if !VaultLock.heldByDaemon(vault.directory) { _ = ended.wait(timeout: .now() + 3) }
                 for _ in 0..<100 {
                     try? FileManager.default.removeItem(atPath: staging)
                     if !FileManager.default.fileExists(atPath: staging) { break }

@@ -184,10 +184,22 @@ public struct MessageLog: Sendable {
     /// The successor tasks this peer moved this task on to or followed a member to, in its
     /// journal's order (its `successor` and `followed` pages): the newest last.
     public private(set) var movedOn: [InviteCode] = []
-    /// The task's first move (§10.3, Concurrent moves): of every `successor` page read, the
-    /// first by author's time, then author id, then id. Members who moved the task on
-    /// without seeing each other's move all follow this one.
-    public private(set) var firstMove: Move?
+    /// The task's first move (§10.3, Concurrent moves), as the peer whose journal this log
+    /// read sees it: of every `successor` page read, the first by author's time, then author
+    /// id, then id — leaving out, first, the moves of members that a move this peer made or
+    /// followed left out (none of them can undo that move with one dated earlier), then, of
+    /// those left, the moves of members another of them left out (unless that leaves none).
+    /// Members who moved the task on without seeing each other's move all follow this one.
+    public var firstMove: Move? {
+        let committed = Set(moves.values.filter { ownMoves.contains($0.key) || followed[$0.key] != nil }.flatMap(\.without))
+        let open = moves.values.filter { !committed.contains($0.author) }
+        let leftOut = Set(open.flatMap(\.without))
+        let eligible = open.filter { !leftOut.contains($0.author) }
+        return (eligible.isEmpty ? open : eligible).min()
+    }
+    /// Every move read, by key; the keys of this peer's own (its journal's).
+    private var moves: [String: Move] = [:]
+    private var ownMoves: Set<String> = []
     /// Every file withdrawn by its author ("author hex/file id", the `ref` of a `withdraw`
     /// page that author wrote) → its first withdrawal (by time, then id). A withdrawal
     /// applies to its author's own file only: one that names another member's file names
@@ -210,19 +222,18 @@ public struct MessageLog: Sendable {
         entry.kind == .file ? withdrawals[entry.author + "/" + entry.id] : nil
     }
 
-    /// A move, as the log orders moves.
+    /// A move, as the log orders moves, and the members it left out (peer ids, hex).
     public struct Move: Hashable, Sendable, Comparable {
         public var time: UInt64
         public var author: String
         public var id: String
+        public var without: [String]
         /// "author hex/id", as `followed` and `SuccessorCopy.key` have it.
         public var key: String { author + "/" + id }
         public static func < (a: Move, b: Move) -> Bool { (a.time, a.author, a.id) < (b.time, b.author, b.id) }
     }
 
-    private mutating func noteMove(_ move: Move) {
-        if firstMove.map({ move < $0 }) ?? true { firstMove = move }
-    }
+    private mutating func noteMove(_ move: Move) { moves[move.key] = move }
 
     /// A `successor` page in a member's book for another.
     public struct SuccessorCopy: Sendable {
@@ -315,6 +326,7 @@ public struct MessageLog: Sendable {
                 return
             }
             if name.isJournal {
+                ownMoves.insert(source.authorHex + "/" + id)
                 if let task = TaskID(bytes: Array(successor.invite.suffix(TaskID.length))) {
                     movedOn.append(InviteCode(creator: name.author, task: task))
                 }
@@ -323,7 +335,7 @@ public struct MessageLog: Sendable {
             }
             (kind, text) = (.successor, "")
             moved = successor
-            noteMove(Move(time: page.meta.time, author: source.authorHex, id: id))
+            noteMove(Move(time: page.meta.time, author: source.authorHex, id: id, without: successor.without.map(\.publicKey.hex)))
         case .followed:
             // §10.2: the author of the page followed ‖ the successor's invite; journals only.
             guard name.isJournal, let id = page.meta.fields["id"], Attachments.isHex(id, count: 24), page.data.count == 80,
@@ -370,7 +382,7 @@ public struct MessageLog: Sendable {
     /// Whether nothing was read into this log.
     public var isEmpty: Bool {
         entries.isEmpty && malformed == 0 && newestNames.isEmpty && partCopies.isEmpty && successors.isEmpty && followed.isEmpty
-            && firstMove == nil && withdrawals.isEmpty
+            && moves.isEmpty && withdrawals.isEmpty
     }
 
     /// Takes in what another log (of other books of the same task) has read.
@@ -384,7 +396,8 @@ public struct MessageLog: Sendable {
         successors += other.successors
         followed.merge(other.followed) { mine, _ in mine }
         movedOn += other.movedOn
-        if let move = other.firstMove { noteMove(move) }
+        for move in other.moves.values { noteMove(move) }
+        ownMoves.formUnion(other.ownMoves)
         for (key, withdrawal) in other.withdrawals { noteWithdrawal(key, withdrawal) }
         absorbNames(other)
     }

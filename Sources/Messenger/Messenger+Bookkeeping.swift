@@ -19,8 +19,11 @@ extension Messenger {
         let book: Book
         do {
             book = try store.createOrOpen(name: Self.compiledPrefix + trimmed)
-        } catch let error as BooksError {
+        } catch let error as BooksError where error.code == .invalidName {
             throw MessengerError(.invalidName, "cannot compile into \"\(trimmed)\": \(error.detail)")
+        } catch let error as BooksError {
+            // The store's failure (a full disk, …) as any write's: not a mistake in the name.
+            throw MessengerError(.storage, error.file.map { "\(error.detail) (\($0))" } ?? error.detail)
         }
         var present: Set<[UInt8]> = []
         for check in try copies(in: book) { present.insert(check.ref.book + withUnsafeBytes(of: check.ref.index.littleEndian, Array.init)) }

@@ -107,7 +107,7 @@ extension Messenger {
     /// does not bring it back. A sealed invite that does not open is reported once and left.
     /// A later move, made by a member that had not seen the first (offline), is not
     /// followed; one followed before the first was seen, or made here, is superseded by it
-    /// once the first is followed (`supersedingTask(of:)`).
+    /// once the first is followed (`supersessions()`).
     func followSuccessors(of task: TaskID) async {
         guard tasks[task] != nil, !followingSuccessors.contains(task) else { return }
         followingSuccessors.insert(task)
@@ -137,17 +137,18 @@ extension Messenger {
         }
     }
 
-    /// The task that supersedes `task` (§10.3, Concurrent moves), or nil: `task` is the
-    /// successor of a move of another task that this peer made or followed, and this peer
-    /// has since followed that task's first move to another successor, held here.
-    func supersedingTask(of task: TaskID) -> TaskID? {
-        for other in tasks.keys where other != task {
-            guard let moved = try? taskLog(of: other).log.movedOn, moved.count > 1,
-                  moved.dropLast().contains(where: { $0.task == task }),
-                  let last = moved.last?.task, last != task, tasks[last] != nil else { continue }
-            return last
+    /// Every superseded task held here (§10.3, Concurrent moves) → the task that supersedes
+    /// it: a task this peer moved a task on to or followed a member to, which it has since
+    /// followed that task's first move away from, to a task held here. One look at each
+    /// task's moves.
+    func supersessions() -> [TaskID: TaskID] {
+        var superseding: [TaskID: TaskID] = [:]
+        for task in tasks.keys {
+            guard let moved = try? taskLog(of: task).log.movedOn, moved.count > 1,
+                  let last = moved.last?.task, tasks[last] != nil else { continue }
+            for earlier in moved.dropLast() where earlier.task != last { superseding[earlier.task] = last }
         }
-        return nil
+        return superseding
     }
 
     /// A `successor` page of this peer's journal as its pairwise book for `reader` carries it

@@ -209,10 +209,11 @@ public actor Messenger {
     /// as that goes — even before the new task's own title has arrived. Without repeats.
     private func current(_ matching: [TaskID]) -> [TaskID] {
         var named: [TaskID] = []
+        let superseding = matching.isEmpty ? [:] : supersessions()
         for task in matching {
             var newest = task
             var seen: Set<TaskID> = [task]
-            while let next = (try? taskLog(of: newest).log.movedOn.last(where: { tasks[$0.task] != nil })?.task) ?? supersedingTask(of: newest),
+            while let next = (try? taskLog(of: newest).log.movedOn.last(where: { tasks[$0.task] != nil })?.task) ?? superseding[newest],
                   seen.insert(next).inserted {
                 newest = next
             }
@@ -299,10 +300,14 @@ public actor Messenger {
     }
 
     public func summaries() throws -> [TaskSummary] {
-        try tasks.keys.map { try summary(of: $0) }.sorted { ($0.title ?? "", $0.id) < ($1.title ?? "", $1.id) }
+        let superseding = supersessions()
+        return try tasks.keys.map { try summary(of: $0, superseding: superseding) }.sorted { ($0.title ?? "", $0.id) < ($1.title ?? "", $1.id) }
     }
 
-    public func summary(of task: TaskID) throws -> TaskSummary {
+    /// `superseding`: `supersessions()`, when the caller made it already.
+    public func summary(of task: TaskID) throws -> TaskSummary { try summary(of: task, superseding: nil) }
+
+    private func summary(of task: TaskID, superseding: [TaskID: TaskID]?) throws -> TaskSummary {
         guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
         let online = network.map { n in Set(n.connections.keys) } ?? []
@@ -321,7 +326,7 @@ public actor Messenger {
         return TaskSummary(id: task.hex, title: title(of: task), creator: record.creator.publicKey.hex,
                            invite: record.invite.text, members: members, messages: messages,
                            unread: max(0, fromOthers - markers.seen(task)), successor: log.log.movedOn.last?.task.hex,
-                           supersededBy: supersedingTask(of: task)?.hex)
+                           supersededBy: (superseding ?? supersessions())[task]?.hex)
     }
 
     // MARK: - Chat

@@ -141,6 +141,29 @@ import Testing
         #expect(try reopened.book(named: "author")?.length == 31)
     }
 
+    /// A backup of a store read only (a full disk: the copy goes to another disk) reads it
+    /// through a connection that takes no lock: the store is not opened for writing while it
+    /// runs (a writer's checkpoint would change the file under it), and is once it is done.
+    @Test func writingWaitsForABackupThatReads() throws {
+        let copy = TemporaryDirectory("reading")
+        defer { copy.remove() }
+        // Larger than one step of the backup (256 pages of 16 KiB), so that it asks between steps.
+        let writer = try openStore(copy)
+        let pages = (0..<400).map { [UInt8](repeating: UInt8($0 % 251), count: 16_000) }
+        _ = try writer.createOrOpen(name: "large").append(contentsOf: pages)
+        writer.close()
+        let full = BooksError(.diskFull, "the disk is full (a test)", file: copy.databaseFile)
+        let store = try BookStore.openForReading(directory: copy.path, masterSecret: masterSecret(), refusal: full)
+        defer { store.close() }
+        var during: [Bool] = []
+        try store.backup(to: copy.path + "/backup.sqlite") {
+            during.append((try? store.resumeWriting()) ?? true)
+            return false
+        }
+        #expect(!during.isEmpty && during.allSatisfy { !$0 } && store.writeRefusal != nil, "\(during)")
+        #expect(try store.resumeWriting() && store.writeRefusal == nil)
+    }
+
     /// What `open` would check is checked: a wrong master secret is refused as always.
     @Test func theMasterSecretIsChecked() throws {
         let copy = TemporaryDirectory("reading")

@@ -122,6 +122,34 @@ import Testing
         for peer in [bob, ana, carol, dave] { await peer.stop() }
     }
 
+    @Test("a member left out cannot undo the move with a move of its own dated earlier", .timeLimit(.minutes(1)))
+    func aMemberLeftOutCannotUndoTheMove() async throws {
+        let bed = MessengerBed()
+        defer { bed.cleanUp() }
+        var (bob, ana, carol, task) = try await bed.threeInATask()
+        for peer in [bob, ana, carol] {
+            #expect(try await eventually { try await peer.messenger.summary(of: task).members.count == 2 })
+        }
+        // Bob moves the task on without Carol; Ana follows.
+        let first = try #require(TaskID(hex: try await bob.messenger.moveOn(task, without: [carol.id]).successor.id))
+        #expect(try await eventually { await ana.messenger.taskIDs().contains(first) })
+        // Carol, with her clock set an hour back, moves the task on without Bob.
+        #expect(try await eventually { try await carol.messenger.log(of: task).contains { $0.kind == .successor } })
+        await carol.stop()
+        let hourAgo = UInt64(Date().timeIntervalSince1970 * 1000) - 3_600_000
+        carol = try bed.offline(3, clock: { hourAgo })
+        let undone = try #require(TaskID(hex: try await carol.messenger.moveOn(task, without: [bob.id]).successor.id))
+        await carol.stop()
+        carol = try await bed.online(3)
+        // Ana holds both moves; Bob's stays the first: she follows Carol's nowhere.
+        #expect(try await eventually { try await ana.messenger.log(of: task).filter { $0.kind == .successor }.count == 2 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await !ana.messenger.taskIDs().contains(undone))
+        #expect(try await ana.messenger.resolveTask("t") == first)
+        #expect(try await ana.messenger.summary(of: first).supersededBy == nil)
+        for peer in [bob, ana, carol] { await peer.stop() }
+    }
+
     @Test("a member met only after the move gets the invite in the first pages of its book, if it was taken along")
     func memberMetAfterTheMove() async throws {
         let bed = MessengerBed()
