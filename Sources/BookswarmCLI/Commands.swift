@@ -154,7 +154,6 @@ struct TaskRemoveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard !members.isEmpty else { throw CLIError("name the members to leave out (see: bookswarm tasks)") }
             let moved = try await Control.call(ControlRequest(command: .taskRemove, task: task, members: members), vault, as: MoveResult.self)
             if output.json { try printJSON(moved); return }
             let without = (moved.entry.without ?? []).map { Format.who($0, name: moved.entry.names?[$0], me: "") }.joined(separator: ", ")

@@ -91,8 +91,6 @@ extension Control {
         throw CLIError(message)
     }
 
-    private static let successPrefix = Array(#"{"ok":true,"result":"#.utf8)
-
     /// Runs a request: through the daemon if one runs, else on the vault in this process.
     /// `creating`: whether a new vault may be made where there is none (default: as the
     /// command goes, `makesAVault`; `log`, `files` and `chat` ask for the `id` of a vault

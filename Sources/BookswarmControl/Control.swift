@@ -223,7 +223,7 @@ public enum Control {
             } else {
                 try await work()
             }
-            try? await reply(Array("{\"ok\":true,\"result\":".utf8) + Array(result) + Array("}".utf8))
+            try? await reply(successPrefix + Array(result) + Array("}".utf8))
         } catch {
             var line = oneLine(error)
             // Refused by a store that could not be written since the daemon started: before
@@ -285,6 +285,10 @@ public enum Control {
         default: error is CancellationError
         }
     }
+
+    /// How a success answer begins (`{"ok":true,"result":R}`, §10.7): a client can take `R`
+    /// out as it is, between these bytes and the last.
+    public static let successPrefix = Array(#"{"ok":true,"result":"#.utf8)
 
     static func envelope(error: String, inputMistake: Bool = false) -> [UInt8] {
         let quoted = (try? JSONEncoder().encode(error)) ?? Data("\"error\"".utf8)

@@ -66,8 +66,8 @@ extension ControlRequest.Command {
 
 extension ControlRequest {
     /// Whether the request only reads the vault, so that it can be carried out on a vault
-    /// that cannot be written (a command's `LocalPeer.open`, `readingIfUnwritable`; a daemon
-    /// started on a full disk tries to write again before any other, `Control.serve`): it
+    /// that cannot be written (a command's `LocalPeer.open`, `readingIfUnwritable`; a vault
+    /// online on a full disk tries to write again before any other, `Control.execute`): it
     /// shows what the vault holds, or writes only outside it (`save` writes a file where it
     /// is asked to).
     /// `log` marks the task read, which such a vault keeps in memory only. `backup` writes

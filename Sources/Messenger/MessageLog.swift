@@ -219,7 +219,7 @@ public struct MessageLog: Sendable {
 
     /// The withdrawal of a file entry, if its author withdrew it; nil for any other entry.
     public func withdrawal(of entry: LogEntry) -> Withdrawal? {
-        entry.kind == .file ? withdrawals[entry.author + "/" + entry.id] : nil
+        entry.kind == .file ? withdrawals[Self.key(entry.author, entry.id)] : nil
     }
 
     /// A move, as the log orders moves, and the members it left out (peer ids, hex).
@@ -229,7 +229,7 @@ public struct MessageLog: Sendable {
         public var id: String
         public var without: [String]
         /// "author hex/id", as `followed` and `SuccessorCopy.key` have it.
-        public var key: String { author + "/" + id }
+        public var key: String { MessageLog.key(author, id) }
         public static func < (a: Move, b: Move) -> Bool { (a.time, a.author, a.id) < (b.time, b.author, b.id) }
     }
 
@@ -242,7 +242,7 @@ public struct MessageLog: Sendable {
         public var id: String
         public var successor: Successor
         /// "author hex/id", as `followed` has it.
-        public var key: String { author.publicKey.hex + "/" + id }
+        public var key: String { MessageLog.key(author.publicKey.hex, id) }
     }
 
     /// Where one copy of a part of a file sits (a `chunk` page), and its length.
@@ -253,6 +253,10 @@ public struct MessageLog: Sendable {
     }
 
     public init() {}
+
+    /// What the log keys an author's page by, across its books: "author hex/id" (`followed`,
+    /// moves, withdrawals, a file's parts).
+    static func key(_ author: String, _ id: String) -> String { author + "/" + id }
 
     /// The book pages come from, with the texts every entry of it repeats, made once.
     public struct Source: Sendable {
@@ -326,7 +330,7 @@ public struct MessageLog: Sendable {
                 return
             }
             if name.isJournal {
-                ownMoves.insert(source.authorHex + "/" + id)
+                ownMoves.insert(Self.key(source.authorHex, id))
                 if let task = TaskID(bytes: Array(successor.invite.suffix(TaskID.length))) {
                     movedOn.append(InviteCode(creator: name.author, task: task))
                 }
@@ -344,7 +348,7 @@ public struct MessageLog: Sendable {
                 malformed += 1
                 return
             }
-            followed[author.publicKey.hex + "/" + id] = InviteCode(creator: author, task: task)
+            followed[Self.key(author.publicKey.hex, id)] = InviteCode(creator: author, task: task)
             movedOn.append(InviteCode(creator: author, task: task))
             return
         case .chunk:
@@ -353,7 +357,7 @@ public struct MessageLog: Sendable {
                 return
             }
             bookOrder[source.bookHex] = (source.readerHex, name.generation)
-            partCopies[source.authorHex + "/" + id, default: [:]][part, default: []]
+            partCopies[Self.key(source.authorHex, id), default: [:]][part, default: []]
                 .append(PartCopy(book: source.bookHex, index: index, length: page.data.count))
             return
         case .withdraw:
@@ -363,7 +367,7 @@ public struct MessageLog: Sendable {
                 malformed += 1
                 return
             }
-            noteWithdrawal(source.authorHex + "/" + file, Withdrawal(time: page.meta.time, id: id))
+            noteWithdrawal(Self.key(source.authorHex, file), Withdrawal(time: page.meta.time, id: id))
             return
         default:
             return
@@ -450,7 +454,7 @@ public struct MessageLog: Sendable {
     /// copy in the entry's own book, else the first in the log's order of copies (then the
     /// lower index). Parts numbered beyond the file's are not its. Empty for another entry.
     public func parts(of entry: LogEntry, preferring preferredBooks: Set<String> = []) -> [UInt64: PartCopy] {
-        guard entry.kind == .file, let file = entry.file, let held = partCopies[entry.author + "/" + entry.id] else { return [:] }
+        guard entry.kind == .file, let file = entry.file, let held = partCopies[Self.key(entry.author, entry.id)] else { return [:] }
         var chosen: [UInt64: PartCopy] = [:]
         for (part, copies) in held where part < file.parts {
             chosen[part] = copies.min { a, b in

@@ -31,17 +31,18 @@ extension Messenger {
     public func withdraw(_ text: String, in task: TaskID) throws -> WithdrawResult {
         let me = localPeer.publicKey.hex
         let files = try taskLog(of: task).order.entries.filter { $0.kind == .file }
-        let mine = files.filter { $0.author == me }
-        // Another member's file, named as `save` would find it, and none of this peer's:
-        // said as such rather than as no file at all.
-        let lower = text.lowercased()
-        let prefix = lower.utf8.count >= 4 && lower.allSatisfy(\.isHexDigit)
-        func names(_ entry: LogEntry) -> Bool { entry.id == lower || entry.file?.name == text || (prefix && entry.id.hasPrefix(lower)) }
-        if !mine.contains(where: names), let theirs = files.first(where: names) {
-            throw MessengerError(.withdrawn, "file \(theirs.id.prefix(8)) is \(theirs.author.prefix(8))'s: "
-                                 + "only its author can withdraw a file")
+        let entry: LogEntry
+        do {
+            entry = try Self.resolveFile(text, among: files.filter { $0.author == me })
+        } catch {
+            // Another member's file, named as `save` would find it, and none of this peer's:
+            // said as such rather than as no file at all.
+            if let theirs = try? Self.resolveFile(text, among: files), theirs.author != me {
+                throw MessengerError(.withdrawn, "file \(theirs.id.prefix(8)) is \(theirs.author.prefix(8))'s: "
+                                     + "only its author can withdraw a file")
+            }
+            throw error
         }
-        let entry = try Self.resolveFile(text, among: mine)
         guard !entry.withdrawn, let file = entry.file else {
             throw MessengerError(.withdrawn, "file \(entry.id.prefix(8)) was withdrawn already: nothing written")
         }

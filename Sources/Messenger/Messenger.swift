@@ -304,9 +304,9 @@ public actor Messenger {
         return try tasks.keys.map { try summary(of: $0, superseding: superseding) }.sorted { ($0.title ?? "", $0.id) < ($1.title ?? "", $1.id) }
     }
 
-    /// `superseding`: `supersessions()`, when the caller made it already.
     public func summary(of task: TaskID) throws -> TaskSummary { try summary(of: task, superseding: nil) }
 
+    /// `superseding`: `supersessions()`, when the caller made it already.
     private func summary(of task: TaskID, superseding: [TaskID: TaskID]?) throws -> TaskSummary {
         guard let record = tasks[task] else { throw MessengerError(.unknownTask, "unknown task \(task.hex)") }
         let books = try books(of: task)
