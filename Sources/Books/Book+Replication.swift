@@ -226,19 +226,47 @@ extension Book {
         var byIndex = trusted
         byIndex.reserveCapacity(trusted.count + outcome.nodes.count)
         for node in outcome.nodes { byIndex[node.index] = node.hash }
-        try db.transaction(durable: false) {
+        // Pages bound for the page file (§4.10): their bytes are written, one answer in one
+        // call, before the transaction that names them commits.
+        let pageFile = db.pageFile.flatMap { $0.writable ? $0 : nil }
+        var filed: [UInt8] = []
+        let fileEnd = try db.transaction(durable: false) { () -> UInt64? in
             var tree: [UInt8] = []
+            var offsets: [UInt64?] = []
+            offsets.reserveCapacity(pages.count)
+            let start = pageFile?.end ?? 0
+            for (offset, page) in pages.enumerated() {
+                let index = range.lowerBound + UInt64(offset)
+                guard pageFile != nil, !state.held.contains(index), Book.goesToPageFile(size: page.count) else {
+                    offsets.append(nil)
+                    continue
+                }
+                offsets.append(start + UInt64(filed.count))
+                page.withUnsafeBytes { filed.append(contentsOf: $0) }
+            }
+            if let pageFile, !filed.isEmpty {
+                _ = try filed.withUnsafeBytes { try pageFile.write([$0]) }
+            }
             for (offset, page) in pages.enumerated() {
                 let index = range.lowerBound + UInt64(offset)
                 guard !state.held.contains(index) else { continue }
                 tree.removeAll(keepingCapacity: true)
+                let at = offsets[offset]
                 // A verified page completes the same nodes as at the author's: all of them
-                // lie on its path to a peak, so the walk established every one.
-                for node in FlatTree.completed(byPage: index) where node != FlatTree.leaf(index) || page.count > Book.storedLeafThreshold {
+                // lie on its path to a peak, so the walk established every one. A page in the
+                // page file keeps its leaf, so that its bytes can be checked (§4.10).
+                for node in FlatTree.completed(byPage: index)
+                where node != FlatTree.leaf(index) || page.count > Book.storedLeafThreshold || at != nil {
                     guard let hash = byIndex[node] else {
                         throw BooksError(.invalidProof, "the proof did not establish tree node \(node) of page \(index)", file: store.file)
                     }
                     hash.withUnsafeBytes { tree += $0 }
+                }
+                if let at {
+                    try tree.withUnsafeBytes { t in
+                        try db.insertFilePage(book: state.number, index: index, tree: t, at: at, size: page.count)
+                    }
+                    continue
                 }
                 try tree.withUnsafeBytes { t in
                     try page.withUnsafeBytes { d in
@@ -255,7 +283,10 @@ extension Book {
             if signedRoot.length > state.length {
                 try db.insertRoot(book: state.number, root: signedRoot)
             }
+            try db.recordPageFileSynced()
+            return filed.isEmpty ? nil : start + UInt64(filed.count)
         }
+        if let fileEnd { pageFile?.commit(through: fileEnd) }
         state.held.insert(range)
         if signedRoot.length > state.length {
             state.latest = signedRoot

@@ -40,8 +40,14 @@ extension Book {
             try db.forEachPage(book: state.number, in: 0..<length) { index, stored, data in
                 guard index == expected else { throw corrupt("page \(expected) is missing") }
                 expected += 1
-                let count = Book.extend(&peaks, with: data, at: index, tree: tree).written
-                guard UnsafeRawBufferPointer(rebasing: tree[..<count]).elementsEqual(stored) else {
+                let (count, leaf) = Book.extend(&peaks, with: data, at: index, tree: tree)
+                let computed = UnsafeRawBufferPointer(rebasing: tree[..<count])
+                // A page whose bytes are in the page file keeps its leaf whatever its size (§4.10).
+                let keepsLeaf = stored.count == count + PageHash.length && data.count <= Book.storedLeafThreshold
+                let matches = keepsLeaf
+                    ? leaf.withUnsafeBytes { $0.elementsEqual(stored[..<PageHash.length]) } && computed.elementsEqual(stored[PageHash.length...])
+                    : computed.elementsEqual(stored)
+                guard matches else {
                     throw corrupt("page \(index) or its tree nodes do not match")
                 }
                 return true

@@ -230,7 +230,8 @@ public final class Book: Sendable, CustomStringConvertible {
             guard state.keyPair != nil else {
                 throw BooksError(.readOnly, "book \(id.hex.prefix(16))… is not written by this store: nothing to give up", file: store.file)
             }
-            try db.transaction { try db.dropHistory(book: state.number, name: state.name) }
+            let freed = try db.transaction { try db.dropHistory(book: state.number, name: state.name) }
+            db.pageFile?.free(freed)
             state.keyPair = nil
             state.latest = nil
             state.peaks = []
@@ -256,6 +257,15 @@ public final class Book: Sendable, CustomStringConvertible {
     /// stored once, not once per member. Smaller pages stay in their row, where one
     /// insert is all a page costs.
     public static let sharedPageThreshold = 64 * 1024
+
+    /// A page a reader stores (`apply`) of this size (512 bytes) or more, and below
+    /// `sharedPageThreshold`, has its bytes in the store's page file (PROTOCOL.md §4.10),
+    /// written once, rather than in its row, written twice (the WAL, then the database).
+    /// A smaller page stays in its row: the 32-byte leaf hash and the offset its row keeps
+    /// then, and a read call per page read, cost more than the second write saves.
+    public static let pageFileThreshold = 512
+
+    static func goesToPageFile(size: Int) -> Bool { size >= pageFileThreshold && size < sharedPageThreshold }
 
     /// The tail of a large page that is shared is a multiple of this many bytes, counted
     /// from the page's end (§4.9): heads of different lengths before the same bytes (a page

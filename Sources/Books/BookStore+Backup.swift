@@ -26,6 +26,10 @@ extension BookStore {
         // (`resumeWriting`): the connection takes no lock to see a writer's checkpoint by.
         let refusal = beginReadingBackup()
         defer { if refusal != nil { endReadingBackup() } }
+        // No hole is punched in the page file while the copy may still name its bytes.
+        let pageFile = try locked { $0.pageFile }
+        pageFile?.backupBegins()
+        defer { pageFile?.backupEnds() }
         let source = try refusal.map { try SQLiteDatabase(readingOnly: file, refusal: $0) }
             ?? SQLiteDatabase(path: file, create: false)
         defer { source.close() }
@@ -64,6 +68,7 @@ extension BookStore {
         let finish = sqlite3_backup_finish(backup)
         guard rc == SQLITE_DONE else { throw SQLiteDatabase.error(rc, String(cString: sqlite3_errstr(rc)), path: file) }
         guard finish == SQLITE_OK else { throw copy.failure(finish) }
+        try inlinePages(into: copy, from: pageFile, stopped: stopped)
         // The copy carries the store's header, WAL mode included: leave it whole in one
         // file (checkpointed, the WAL emptied) so that copying or moving it later is safe.
         _ = try copy.pragmaText("wal_checkpoint(TRUNCATE)")
@@ -75,6 +80,43 @@ extension BookStore {
         finished = true
         var info = stat()
         return (stat(destination, &info) == 0 ? UInt64(info.st_size) : 0, books)
+    }
+
+    /// Gives the copy's rows that name bytes of the page file (§4.10) those bytes, each
+    /// checked against the leaf its row keeps: the copy is one file, whole by itself, and
+    /// names no page file.
+    private func inlinePages(into copy: SQLiteDatabase, from pageFile: PageFile?, stopped: () -> Bool) throws {
+        var rows: [(key: Int64, leaf: [UInt8], at: Int64, size: Int64)] = []
+        let select = try copy.statement("SELECT key, tree, at, size FROM page WHERE at IS NOT NULL ORDER BY key")
+        do {
+            defer { select.reset() }
+            while try select.step() {
+                rows.append((select.int64(0), Array(select.blob(1).prefix(PageHash.length)), select.int64(2), select.int64(3)))
+            }
+        }
+        guard !rows.isEmpty else { return }
+        guard let pageFile else {
+            throw BooksError(.corruptDatabase, "\(rows.count) pages are in the page file \(PageFile.fileName), which the store lacks", file: file)
+        }
+        try copy.transaction {
+            let update = try copy.statement("UPDATE page SET data = ?, at = NULL, size = NULL WHERE key = ?")
+            for (n, row) in rows.enumerated() {
+                if n % 1024 == 0, stopped() { throw BooksError(.stopped, "the backup was stopped part-way: its copy is removed", file: file) }
+                let page = PageKey.page(ofKey: row.key)
+                guard row.at >= 0, row.size >= 0, row.size <= Book.maximumPageSize else {
+                    throw BooksError(.corruptDatabase, "page \(page) names \(row.size) bytes at offset \(row.at) of the page file", file: file)
+                }
+                try pageFile.read(at: UInt64(row.at), count: Int(row.size), page: page) { bytes in
+                    guard PageHash.leaf(bytes).withUnsafeBytes({ $0.elementsEqual(row.leaf) }) else {
+                        throw BooksError(.corruptDatabase, "page \(page)'s bytes in the page file do not match its leaf hash", file: pageFile.path)
+                    }
+                    update.bindBorrowed(1, bytes)
+                    update.bind(2, row.key)
+                    try update.run()
+                }
+            }
+            try copy.execute("UPDATE page_file SET synced = 0")
+        }
     }
 
     /// Pages copied per step of `backup` (16 KiB each: 4 MiB), between which it can stop.

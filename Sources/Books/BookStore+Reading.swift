@@ -57,6 +57,7 @@ extension BookStore {
             // Settings of the connection, not of the file (§4.1).
             try database.execute("PRAGMA mmap_size = 1073741824")
             try database.execute("PRAGMA cache_size = \(cacheSize)")
+            database.pageFile = try PageFile.open(directory: (file as NSString).deletingLastPathComponent, writable: false)
             return (database, version)
         } catch {
             database.close()

@@ -190,12 +190,24 @@ public final class BookStore: @unchecked Sendable {
         // so a 16 KiB store would otherwise cache four times as much (≈ 8 MB).
         try database.execute("PRAGMA cache_size = \(Self.cacheSize)")
         try Schema.prepare(database)
-        if loadingBooks { try loadBooks(database) }
+        database.pageFile = try PageFile.open(directory: directory, writable: true)
+        // Rows naming bytes of the page file not known to be on disk are checked (§4.10);
+        // a store read until now (`resumeWriting`) reloads what the check gave up.
+        let givenUp = try database.checkPageFile()
+        if loadingBooks {
+            try loadBooks(database)
+        } else {
+            for number in givenUp.keys {
+                guard let id = states.first(where: { $0.value.number == number })?.key else { continue }
+                states[id]?.held = try database.heldPages(book: number)
+            }
+        }
         // Checkpoints from here on are the checkpointer's, off every caller's path.
         let pageSize = max(512, Int(try database.pragmaInteger("page_size")))
         let threshold = checkpointThreshold ?? Self.checkpointThresholdBytes / pageSize
         let checkpointer = try Checkpointer(path: file, threshold: threshold,
-                                            hardLimit: checkpointHardLimit ?? Self.checkpointHardLimitBytes / pageSize)
+                                            hardLimit: checkpointHardLimit ?? Self.checkpointHardLimitBytes / pageSize,
+                                            pageFile: database.pageFile)
         do {
             try database.execute("PRAGMA wal_autocheckpoint = 0")
             // A checkpoint never shrinks the WAL file: SQLite writes the next frames over it
@@ -339,6 +351,10 @@ public final class BookStore: @unchecked Sendable {
         database?.admitWrite = nil
         checkpointer?.stop()
         checkpointer = nil
+        // The page file on disk and its end recorded: the next open has nothing to check.
+        if let database, refusal == nil, let pageFile = database.pageFile, pageFile.writable, pageFile.end > pageFile.recorded {
+            if (try? pageFile.sync()) != nil { try? database.transaction { try database.recordPageFileSynced() } }
+        }
         database?.close()
         database = nil
         if lockDescriptor >= 0 {
@@ -508,7 +524,8 @@ public final class BookStore: @unchecked Sendable {
         let deleted = try locked { db -> [BookID] in
             let doomed = ids.compactMap { states[$0] }
             guard !doomed.isEmpty else { return [] }
-            try db.transaction { for state in doomed { try db.deleteBook(number: state.number) } }
+            let freed = try db.transaction { try doomed.flatMap { try db.deleteBook(number: $0.number) } }
+            db.pageFile?.free(freed)
             for state in doomed { states[state.id] = nil }
             return doomed.map(\.id)
         }

@@ -57,8 +57,13 @@ extension SQLiteDatabase {
     /// (and the `blob` rows of large pages no other page row names), tree nodes, signed
     /// roots, fork proofs — and marks the row read-only (PROTOCOL.md §4.7).
     /// Called inside one transaction, so a crash leaves the book as it was or given up.
-    func dropHistory(book number: Int64, name: String?) throws {
+    ///
+    /// Returns where its pages' bytes lie in the page file (§4.10), for the caller to give
+    /// back (`PageFile.free`) once the transaction has committed.
+    @discardableResult
+    func dropHistory(book number: Int64, name: String?) throws -> [Range<UInt64>] {
         let blobs = try blobsUsed(book: number)
+        let filed = try pageFileRanges(book: number)
         let pages = try statement("DELETE FROM page WHERE key >= ? AND key < ?")
         pages.bind(1, PageKey.key(book: number, page: 0))
         pages.bind(2, PageKey.key(book: number + 1, page: 0))
@@ -72,16 +77,33 @@ extension SQLiteDatabase {
             try s.run()
         }
         try updateBook(number: number, name: name, writable: false)
+        return filed
+    }
+
+    /// Where the bytes of book `number`'s pages lie in the page file.
+    func pageFileRanges(book number: Int64) throws -> [Range<UInt64>] {
+        let s = try statement("SELECT at, size FROM page WHERE key >= ? AND key < ? AND at IS NOT NULL")
+        defer { s.reset() }
+        s.bind(1, PageKey.key(book: number, page: 0))
+        s.bind(2, PageKey.key(book: number + 1, page: 0))
+        var ranges: [Range<UInt64>] = []
+        while try s.step() {
+            let at = s.int64(0), size = s.int64(1)
+            if at >= 0, size > 0 { ranges.append(UInt64(at)..<(UInt64(at) + UInt64(size))) }
+        }
+        return ranges
     }
 
     /// Deletes book `number` and everything the store holds of it: its history
     /// (`dropHistory`) and its `book` row, so its name and key are gone too (PROTOCOL.md
     /// §4.8). Called inside one transaction.
-    func deleteBook(number: Int64) throws {
-        try dropHistory(book: number, name: nil)
+    @discardableResult
+    func deleteBook(number: Int64) throws -> [Range<UInt64>] {
+        let filed = try dropHistory(book: number, name: nil)
         let s = try statement("DELETE FROM book WHERE id = ?")
         s.bind(1, number)
         try s.run()
+        return filed
     }
 
     /// The book numbers that the page, node, root and fork tables hold rows of. Found with
@@ -151,6 +173,17 @@ extension SQLiteDatabase {
         s.bind(1, PageKey.key(book: book, page: index))
         s.bindBorrowed(2, tree)
         try bindData(s, data: data, dataAt: 3, blobAt: 4) { try s.run() }
+    }
+
+    /// A page row whose bytes are in the page file at `at` (§4.10): `data` empty, the leaf
+    /// hash first in `tree`. A row already held is left as it is.
+    func insertFilePage(book: Int64, index: UInt64, tree: UnsafeRawBufferPointer, at offset: UInt64, size: Int) throws {
+        let s = try statement("INSERT OR IGNORE INTO page (key, tree, data, at, size) VALUES (?, ?, x'', ?, ?)")
+        s.bind(1, PageKey.key(book: book, page: index))
+        s.bindBorrowed(2, tree)
+        s.bind(3, Int64(offset))
+        s.bind(4, Int64(size))
+        try s.run()
     }
 
     func appendPageStatement() throws -> SQLiteStatement {
@@ -251,7 +284,7 @@ extension SQLiteDatabase {
     func node(book: Int64, index: UInt64) throws -> PageHash? {
         let page = FlatTree.rightSpan(index) >> 1
         let depth = FlatTree.depth(index)
-        let s = try statement("SELECT tree, data, blob FROM page WHERE key = ?")
+        let s = try statement("SELECT tree, data, blob, at, size FROM page WHERE key = ?")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: page))
         if try s.step() {
@@ -267,7 +300,7 @@ extension SQLiteDatabase {
             }
             // A small page's leaf is not stored: hashing the page is cheaper than storing it.
             if let found { return found }
-            return try withPageData(s, dataAt: 1, blobAt: 2, index: page) { PageHash.leaf($0) }
+            return try withPageData(s, dataAt: 1, index: page) { PageHash.leaf($0) }
         }
         let n = try statement("SELECT hash FROM node WHERE book = ? AND idx = ?")
         defer { n.reset() }
@@ -283,32 +316,45 @@ extension SQLiteDatabase {
     }
 
     func page(book: Int64, index: UInt64) throws -> [UInt8]? {
-        let s = try statement("SELECT data, blob FROM page WHERE key = ?")
+        let s = try statement("SELECT data, blob, at, size FROM page WHERE key = ?")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: index))
         guard try s.step() else { return nil }
-        return try withPageData(s, dataAt: 0, blobAt: 1, index: index) { Array($0) }
+        return try withPageData(s, dataAt: 0, index: index) { Array($0) }
     }
 
     /// Visits the held pages of `range` in order: index, stored tree nodes, data (views
     /// valid during the call), until `body` returns false.
     func forEachPage(book: Int64, in range: Range<UInt64>,
                      _ body: (UInt64, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
-        let s = try statement("SELECT key, tree, data, blob FROM page WHERE key >= ? AND key < ? ORDER BY key")
+        let s = try statement("SELECT key, tree, data, blob, at, size FROM page WHERE key >= ? AND key < ? ORDER BY key")
         defer { s.reset() }
         s.bind(1, PageKey.key(book: book, page: range.lowerBound))
         s.bind(2, PageKey.key(book: book, page: range.upperBound))
         while try s.step() {
             let index = PageKey.page(ofKey: s.int64(0))
-            guard try s.withBlob(1, { tree in try withPageData(s, dataAt: 2, blobAt: 3, index: index) { try body(index, tree, $0) } }) else { return }
+            guard try s.withBlob(1, { tree in try withPageData(s, dataAt: 2, index: index) { try body(index, tree, $0) } }) else { return }
         }
     }
 
-    /// The bytes of the page in the current row of `s`: its `data` column, followed by the
-    /// `blob` row it names, if any (§4.9), for the duration of `body` (a view of the row,
-    /// or of a copy putting the two together).
-    private func withPageData<R>(_ s: SQLiteStatement, dataAt: Int32, blobAt: Int32, index: UInt64,
+    /// The bytes of the page in the current row of `s`, whose columns from `dataAt` on are
+    /// `data, blob, at, size`: its `data` column, followed by the `blob` row it names, if
+    /// any (§4.9); or its `size` bytes at `at` in the page file (§4.10) — for the duration of
+    /// `body` (a view of the row, or of a copy).
+    private func withPageData<R>(_ s: SQLiteStatement, dataAt: Int32, index: UInt64,
                                  _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let blobAt = dataAt + 1, at = dataAt + 2
+        if !s.isNull(at) {
+            let offset = s.int64(at), size = s.int64(at + 1)
+            guard offset >= 0, size >= 0, size <= Book.maximumPageSize else {
+                throw BooksError(.corruptDatabase, "page \(index) names \(size) bytes at offset \(offset) of the page file", file: path)
+            }
+            guard let pageFile else {
+                throw BooksError(.corruptDatabase, "page \(index)'s bytes are in the page file \(PageFile.fileName), which the store lacks",
+                                 file: path)
+            }
+            return try pageFile.read(at: UInt64(offset), count: Int(size), page: index, body)
+        }
         guard !s.isNull(blobAt) else { return try s.withBlob(dataAt, body) }
         let number = s.int64(blobAt)
         let b = try statement("SELECT data FROM blob WHERE id = ?")

@@ -36,6 +36,9 @@ final class Checkpointer: @unchecked Sendable {
     /// Failed passes in a row, with the WAL at the hard limit, after which writes are refused.
     static let failuresBeforeRefusing = 3
     private let path: String
+    /// The store's page file (§4.10), synced at the start of every pass: then the end it
+    /// had is on disk (`PageFile.durableEnd`) before the database copies rows naming it.
+    private let pageFile: PageFile?
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var connection: SQLiteDatabase?
@@ -61,9 +64,10 @@ final class Checkpointer: @unchecked Sendable {
     private var injected: String?
 
     /// Opens the checkpointing connection to the database at `path` (already in WAL mode).
-    init(path: String, threshold: Int, hardLimit: Int) throws {
+    init(path: String, threshold: Int, hardLimit: Int, pageFile: PageFile? = nil) throws {
         precondition(threshold > 0 && hardLimit > threshold, "the hard limit lies above the threshold")
         self.path = path
+        self.pageFile = pageFile
         self.threshold = threshold
         self.hardLimit = hardLimit
         let connection = try SQLiteDatabase(path: path, create: false)
@@ -98,7 +102,7 @@ final class Checkpointer: @unchecked Sendable {
 
     /// Called by the store's WAL hook after every commit, on the committing thread.
     func committed(walPages: Int) {
-        guard walPages >= threshold else { return }
+        guard walPages >= threshold || (pageFile?.backlog ?? 0) >= PageFile.syncBacklog else { return }
         condition.lock()
         defer { condition.unlock() }
         self.walPages = walPages
@@ -213,6 +217,11 @@ final class Checkpointer: @unchecked Sendable {
 
     private func checkpoint(_ db: SQLiteDatabase) -> Outcome {
         guard let handle = db.rawHandle else { return .failure("the connection is closed") }
+        do {
+            try pageFile?.sync()
+        } catch {
+            return .failure("\(error)")
+        }
         var logFrames: Int32 = 0
         var copied: Int32 = 0
         let rc = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &copied)

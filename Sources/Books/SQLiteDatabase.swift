@@ -7,6 +7,8 @@ import Sodium
 /// Not thread-safe by itself: `BookStore` serialises every call under its lock.
 final class SQLiteDatabase {
     let path: String
+    /// The store's page file (§4.10), where rows with `at` have their bytes.
+    var pageFile: PageFile?
     private var handle: OpaquePointer?
     // Keyed by the address of the static SQL text: cheaper than hashing the text on every
     // call, which shows on the append path.

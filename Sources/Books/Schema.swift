@@ -7,7 +7,7 @@ enum Schema {
     /// 'Book' in ASCII: tells a book store from any other SQLite file.
     static let applicationID: Int64 = 0x426F_6F6B
     /// The version this code writes.
-    static let currentVersion: Int64 = 2
+    static let currentVersion: Int64 = 3
 
     /// Migration `i` moves a database from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -60,6 +60,20 @@ enum Schema {
         ALTER TABLE page ADD COLUMN blob INTEGER;
         CREATE INDEX page_blob ON page (blob) WHERE blob IS NOT NULL;
         """,
+        // 2 → 3: the bytes of pages a reader stores in the page file `books.pages`
+        // (PROTOCOL.md §4.10): such a row keeps an empty `data` and names its bytes by `at`
+        // (offset) and `size`; `page_file.synced` is the end of the file known on disk,
+        // beyond which rows are checked at open. Rows written before stay as they are.
+        """
+        ALTER TABLE page ADD COLUMN at INTEGER;
+        ALTER TABLE page ADD COLUMN size INTEGER;
+        CREATE INDEX page_at ON page (at) WHERE at IS NOT NULL;
+        CREATE TABLE page_file (
+            id     INTEGER PRIMARY KEY CHECK (id = 1),
+            synced INTEGER NOT NULL
+        );
+        INSERT INTO page_file (id, synced) VALUES (1, 0);
+        """,
     ]
 
     /// Checks the file is a book store this code can read — or a new, empty file — by
@@ -98,14 +112,19 @@ enum Schema {
     /// in the current version's shape to the statements of this code, by objects in the
     /// connection's own temporary database, which SQLite searches before the file's: from
     /// version 1, a view `page` that adds the `blob` column (NULL: every page holds its
-    /// bytes) and an empty table `blob`. Nothing is written to the file.
+    /// bytes) and an empty table `blob`; from versions 1 and 2, `page` with the columns `at`
+    /// and `size` (NULL: no page's bytes are in the page file). Nothing is written to the file.
     static func presentAsCurrent(_ db: SQLiteDatabase, version: Int64) throws {
-        guard version == 1 else { return }
+        guard version > 0, version < currentVersion else { return }
+        let blob = version < 2 ? "NULL AS blob" : "blob"
         try db.execute("""
             PRAGMA temp_store = MEMORY;
-            CREATE TEMP VIEW page AS SELECT key, tree, data, root, NULL AS blob FROM main.page;
-            CREATE TEMP TABLE blob (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, data BLOB NOT NULL);
+            CREATE TEMP VIEW page AS SELECT key, tree, data, root, \(blob), NULL AS at, NULL AS size FROM main.page;
+            CREATE TEMP TABLE page_file (id INTEGER PRIMARY KEY, synced INTEGER NOT NULL);
             """)
+        if version < 2 {
+            try db.execute("CREATE TEMP TABLE blob (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, data BLOB NOT NULL)")
+        }
     }
 
     /// Checks the file (`check`) and brings it to the current version: a new, empty file

@@ -215,7 +215,7 @@ import Testing
         #expect(try author.pages(in: 0..<10) == FixtureTests.authorPages && author.get(10) == testPage(10))
         try author.verify()
         store.close()
-        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 2)
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 3)
 
         let empty = TemporaryDirectory("reading")
         defer { empty.remove() }

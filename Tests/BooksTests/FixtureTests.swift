@@ -63,7 +63,7 @@ import Testing
         try author.verify()
         store.close()
         #expect(try BookStoreDiskTests.filePageSize(dir.databaseFile) == 4096)
-        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 2)
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 3)
         #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 1)
         let reopened = try openStore(dir, secret: Self.secret)
         #expect(try reopened.book(named: Self.authorName)?.pages(in: 0..<12) == Self.authorPages + [testPage(10), Self.largePage(head: 100)])
@@ -87,13 +87,60 @@ import Testing
         for range in Self.readHeld { #expect(try read.pages(in: range) == Array(Self.readPages[Int(range.lowerBound)..<Int(range.upperBound)])) }
         try read.verify()
         try author.append(testPage(11))
+        // Migrated to version 3: a copy's pages of 512 bytes and more go to the page file.
+        let otherDir = TemporaryDirectory("fixture-other")
+        defer { otherDir.remove() }
+        let (source, other) = try Self.filedSource(otherDir)
+        defer { other.close() }
+        let filed = try store.open(id: source.id, title: Self.filedName)
+        try filed.apply(signedRoot: #require(source.signedRoot), proof: source.proof(for: 0..<6), pages: source.pages(in: 0..<6))
         store.close()
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 3)
         #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM blob") == 1)
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM page WHERE at IS NOT NULL") == 5)
+        let reopened = try openStore(dir, secret: Self.secret)
+        #expect(try reopened.book(named: Self.filedName)?.pages(in: 0..<6) == Array(Self.filedPages[0..<6]))
+        try reopened.book(named: Self.filedName)?.verify()
+        reopened.close()
+    }
+
+    /// What v3 adds: a copy of a book of pages from 512 bytes to 2 KiB, whose bytes are in
+    /// the page file (§4.10), held sparsely, and one of its pages of 100 bytes in its row.
+    static let filedName = "carl-ana-fixture"
+    static let filedPages: [[UInt8]] = [600, 512, 1024, 2048, 100, 1500, 700, 900].enumerated().map { testPage(UInt64($0.offset + 2000), size: $0.element) }
+    static let filedHeld: [Range<UInt64>] = [0..<5, 6..<7]
+
+    /// The author of `filedName`'s book, in a store of its own in `dir`.
+    static func filedSource(_ dir: TemporaryDirectory) throws -> (Book, BookStore) {
+        let other = try openStore(dir, secret: Self.secret &+ 2)
+        let source = try other.createOrOpen(name: Self.filedName)
+        try source.append(contentsOf: Self.filedPages)
+        return (source, other)
+    }
+
+    @Test func schemaVersion3StoreOpensWithTheCurrentCode() throws {
+        let dir = try copyFixture("store-v3")
+        defer { dir.remove() }
+        #expect(try RawSQLite.integer(dir.databaseFile, "PRAGMA user_version") == 3)
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT count(*) FROM page WHERE at IS NOT NULL") == 5)
+        let store = try openStore(dir, secret: Self.secret)
+        #expect(try store.list().map(\.name) == [Self.authorName, Self.emptyName, Self.sharedName, Self.readName, Self.filedName])
+        let author = try #require(try store.book(named: Self.authorName))
+        #expect(try author.pages(in: 0..<11) == Self.authorPages + [Self.largePage(head: 100)])
+        try author.verify()
+        let filed = try #require(try store.book(named: Self.filedName))
+        #expect(filed.length == 8)
+        #expect(filed.heldRanges().ranges == Self.filedHeld)
+        for range in Self.filedHeld { #expect(try filed.pages(in: range) == Array(Self.filedPages[Int(range.lowerBound)..<Int(range.upperBound)])) }
+        try filed.verify()
+        // A proof of page 6 needs page 7's leaf, which no page held gives: from the node table.
+        _ = try filed.proof(for: 6)
+        store.close()
     }
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment["BOOKSWARM_WRITE_FIXTURES"] == "1"))
-    func writeSchemaVersion2Fixture() throws {
-        let target = Self.fixtures.appendingPathComponent("store-v2").path
+    func writeSchemaVersion3Fixture() throws {
+        let target = Self.fixtures.appendingPathComponent("store-v3").path
         try? FileManager.default.removeItem(atPath: target)
         let otherDir = TemporaryDirectory("fixture-other")
         defer { otherDir.remove() }
@@ -101,6 +148,9 @@ import Testing
         let source = try other.createOrOpen(name: Self.readName)
         try source.append(contentsOf: Array(Self.readPages[0..<5]))
         try source.append(contentsOf: Array(Self.readPages[5...]))
+        let filedDir = TemporaryDirectory("fixture-filed")
+        defer { filedDir.remove() }
+        let (filedSource, filedOther) = try Self.filedSource(filedDir)
 
         let store = try BookStore.open(directory: target, masterSecret: masterSecret(Self.secret))
         let author = try store.createOrOpen(name: Self.authorName)
@@ -114,9 +164,17 @@ import Testing
         for range in Self.readHeld {
             try read.apply(signedRoot: root, proof: source.proof(for: range), pages: source.pages(in: range))
         }
+        let filed = try store.open(id: filedSource.id, title: Self.filedName)
+        let filedRoot = try #require(filedSource.signedRoot)
+        for range in Self.filedHeld {
+            try filed.apply(signedRoot: filedRoot, proof: filedSource.proof(for: range), pages: filedSource.pages(in: range))
+        }
         store.close()
         other.close()
+        filedOther.close()
+        try? FileManager.default.removeItem(atPath: target + "/" + BookStore.lockFileName)
     }
+
 }
 
 extension Ed25519.PublicKey {

@@ -78,7 +78,16 @@ def main():
 
     db = sqlite3.connect(os.path.join(reader_vault, "store", "books.sqlite"))
     (gen0,) = db.execute("SELECT id FROM book WHERE name = ?", (base,)).fetchone()
-    old = [r.decode_page(d) for (d,) in db.execute("SELECT data FROM page WHERE key >> 40 = ? ORDER BY key", (gen0,))]
+    store_pages = os.path.join(reader_vault, "store", "books.pages")
+
+    def page_bytes(data, at, size):  # §4.10: a copy's page of 512 bytes or more is in books.pages
+        if at is None:
+            return data
+        with open(store_pages, "rb") as f:
+            f.seek(at)
+            return f.read(size)
+    old = [r.decode_page(page_bytes(d, at, size))
+           for (d, at, size) in db.execute("SELECT data, at, size FROM page WHERE key >> 40 = ? ORDER BY key", (gen0,))]
     first_chat = next(p for p in old if p["type"] == r.CHAT)
     newest_name_time = max(p["time"] for p in old if p["type"] == r.NAME)
     t = first_chat["time"]

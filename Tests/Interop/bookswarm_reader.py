@@ -510,8 +510,8 @@ def open_store(path):
     if application_id != 0x426F6F6B:
         fail(f"{path}: application_id is {application_id:#x}, not 0x426F6F6B (§4.1)")
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (1, 2):
-        fail(f"{path}: schema version {version}; this reader knows versions 1 and 2 (§4.2, §4.9)")
+    if version not in (1, 2, 3):
+        fail(f"{path}: schema version {version}; this reader knows versions 1 to 3 (§4.2, §4.9, §4.10)")
     return db
 
 
@@ -535,15 +535,29 @@ def load_books(db):
 def check_book(db, book, counts):
     low, high = book.number << 40, (book.number + 1) << 40
     # §4.9 (version 2): a page of 64 KiB or more keeps its head in `data` and its tail in `blob`.
-    shared = db.execute("PRAGMA user_version").fetchone()[0] >= 2
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    shared, filed = version >= 2, version >= 3
     rows = db.execute("SELECT page.key, typeof(page.tree) || typeof(page.data) || typeof(page.root), "
                       "CAST(page.tree AS BLOB), CAST(page.data AS BLOB), CAST(page.root AS BLOB), "
-                      + ("page.blob, CAST(blob.hash AS BLOB), CAST(blob.data AS BLOB) FROM page "
-                         "LEFT JOIN blob ON blob.id = page.blob " if shared else "NULL, NULL, NULL FROM page ")
+                      + ("page.blob, CAST(blob.hash AS BLOB), CAST(blob.data AS BLOB), " if shared else "NULL, NULL, NULL, ")
+                      + ("page.at, page.size FROM page " if filed else "NULL, NULL FROM page ")
+                      + ("LEFT JOIN blob ON blob.id = page.blob " if shared else "")
                       + "WHERE page.key >= ? AND page.key < ? ORDER BY page.key", (low, high)).fetchall()
     page_roots = []
-    for key, types, tree, data, root, blob, blob_hash, blob_data in rows:
+    pages_path = os.path.join(os.path.dirname(db.execute("PRAGMA database_list").fetchone()[2]), "books.pages")
+    pages_file = open(pages_path, "rb") if filed and os.path.exists(pages_path) else None
+    for key, types, tree, data, root, blob, blob_hash, blob_data, at, size in rows:
         j = key & (2**40 - 1)
+        # §4.10 (version 3): a reader's page of 512 bytes to 64 KiB keeps its bytes in books.pages.
+        in_file = at is not None
+        if in_file:
+            if pages_file is None or data != b"" or blob is not None or not 512 <= size < 65536:
+                fail(f"{book.label} page {j}: names {size} bytes at {at} of books.pages, with data of {len(data)} (§4.10)")
+            pages_file.seek(at)
+            data = pages_file.read(size)
+            if len(data) != size:
+                fail(f"{book.label} page {j}: books.pages ends before its {size} bytes at {at} (§4.10)")
+            counts["pages in the page file"] += 1
         if types not in ("blobblobblob", "blobblobnull"):
             fail(f"{book.label} page {j}: tree, data, root are {types}, not blobs (§4.2)")
         if blob is not None:
@@ -559,12 +573,14 @@ def check_book(db, book, counts):
         if len(data) > 4 * 1024 * 1024:
             fail(f"{book.label} page {j}: over the 4 MiB page limit (§3.1)")
         book.pages[j] = data
-        # §4.4: the leaf only for a page longer than 1024 bytes, then the parents it completes.
+        # §4.4: the leaf only for a page longer than 1024 bytes (or in the page file, §4.10),
+        # then the parents it completes.
         completed = nodes_completed_by(j)
-        slots = completed if len(data) > 1024 else completed[1:]
+        leaf = len(data) > 1024 or in_file
+        slots = completed if leaf else completed[1:]
         if len(tree) != 32 * len(slots):
             fail(f"{book.label} page {j} ({len(data)} bytes): tree column of {len(tree)} bytes, "
-                 f"expected {32 * len(slots)} (§4.4: {'leaf + ' if len(data) > 1024 else ''}"
+                 f"expected {32 * len(slots)} (§4.4: {'leaf + ' if leaf else ''}"
                  f"{len(completed) - 1} parents)")
         for slot, k in enumerate(slots):
             book.store_node(k, tree[32 * slot:32 * slot + 32], f"page row {j}")
@@ -577,6 +593,8 @@ def check_book(db, book, counts):
             if not isinstance(root, bytes) or len(root) != 96:
                 fail(f"{book.label} page {j}: root column is not root hash (32) ‖ signature (64) (§4.2)")
             page_roots.append((j + 1, root[:32], root[32:]))
+    if pages_file is not None:
+        pages_file.close()
     for idx, kind, h in db.execute("SELECT idx, typeof(hash), CAST(hash AS BLOB) FROM node WHERE book = ? ORDER BY idx",
                                    (book.number,)):
         if not 0 <= idx < 2**41 or kind != "blob":
@@ -661,7 +679,8 @@ def new_counts():
                            "roots recomputed", "messenger pages", "copies verified", "keys derived",
                            "pages of 1024 bytes", "pages of 1025 bytes", "malformed pages",
                            "wrong previous (shown)", "books given up", "files", "files whole", "files intact",
-                           "pages stored once (blob)", "blob rows", "successor invites opened", "successors followed"]}
+                           "pages stored once (blob)", "blob rows", "successor invites opened", "successors followed",
+                           "pages in the page file"]}
 
 
 def check_store(path, master, counts):
