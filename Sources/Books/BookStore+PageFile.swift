@@ -13,10 +13,10 @@ extension SQLiteDatabase {
     /// Records the end of the page file as of its last sync (`PageFile.durableEnd`) when
     /// it moved since the last record. Inside a write transaction: the row then changes with
     /// the store's next write, at no cost of a transaction of its own.
-    func recordPageFileSynced() throws {
+    func recordPageFileSynced(force: Bool = false) throws {
         guard let pageFile, pageFile.writable else { return }
         let durable = pageFile.durableEnd
-        guard durable > pageFile.recorded else { return }
+        guard durable > pageFile.recorded || (force && durable != pageFile.recorded) else { return }
         let s = try statement("UPDATE page_file SET synced = ? WHERE id = 1")
         s.bind(1, Int64(durable))
         try s.run()
@@ -35,10 +35,14 @@ extension SQLiteDatabase {
         guard let pageFile, pageFile.writable else { return [:] }
         let synced = try pageFileSynced()
         pageFile.recorded = synced
+        // A file shorter than the end recorded as on disk lost bytes it had (cut short or
+        // replaced by hand): every row that may reach past its end is checked too — from one
+        // largest page before it, as no row in the file is longer.
+        let start = pageFile.end >= synced ? synced : pageFile.end - min(pageFile.end, UInt64(Book.sharedPageThreshold))
         var lost: [(key: Int64, tree: [UInt8])] = []
         var checked = 0
         let s = try statement("SELECT key, tree, at, size FROM page WHERE at >= ? ORDER BY at")
-        s.bind(1, Int64(synced))
+        s.bind(1, Int64(start))
         do {
             defer { s.reset() }
             while try s.step() {
@@ -82,9 +86,9 @@ extension SQLiteDatabase {
                 }
             }
         }
-        if checked > 0 || pageFile.end > synced {
+        if checked > 0 || pageFile.end != synced {
             try pageFile.sync()
-            try transaction { try recordPageFileSynced() }
+            if pageFile.durableEnd != synced { try transaction { try recordPageFileSynced(force: true) } }
         }
         return given
     }

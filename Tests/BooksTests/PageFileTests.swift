@@ -113,6 +113,28 @@ import Testing
         try book.verify()
     }
 
+    /// Closed cleanly (every byte known on disk), then the file cut short by something else:
+    /// the pages that reached past the new end are given up, and only they.
+    @Test func aFileCutShortAfterACleanCloseLosesItsTailOnly() throws {
+        let sourceDir = TemporaryDirectory("pagefile-src"), dir = TemporaryDirectory("pagefile")
+        defer { sourceDir.remove(); dir.remove() }
+        let (sourceStore, source) = try Self.source(sourceDir)
+        defer { sourceStore.close() }
+        let store = try openStore(dir)
+        _ = try Self.copy(of: source, in: store, ranges: [0..<40])
+        store.close()
+        let cut = try RawSQLite.integer(dir.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: 35))") + 10
+        let handle = try #require(FileHandle(forUpdatingAtPath: dir.path + "/" + PageFile.fileName))
+        try handle.truncate(atOffset: UInt64(cut))
+        try handle.close()
+        let reopened = try openStore(dir)
+        defer { reopened.close() }
+        let book = try #require(try reopened.book(id: source.id))
+        #expect(book.heldRanges().ranges == [0..<35, 39..<40])
+        try book.verify()
+        #expect(try RawSQLite.integer(dir.databaseFile, "SELECT synced FROM page_file") == cut)
+    }
+
     @Test func aDeletedBookGivesItsBytesBack() throws {
         let sourceDir = TemporaryDirectory("pagefile-src"), otherDir = TemporaryDirectory("pagefile-src2"), dir = TemporaryDirectory("pagefile")
         defer { sourceDir.remove(); otherDir.remove(); dir.remove() }
