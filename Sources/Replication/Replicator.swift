@@ -59,6 +59,12 @@ public final class Replicator: Sendable {
         /// `retry` asked while a channel for the book with the peer was up: one is opened
         /// again when that one ends, unless it ended refused.
         var askAgain: Set<Key> = []
+        /// The channel this side asked for, by peer and book: the connection it was asked on,
+        /// from the ask until the channel ends (or the ask fails). `open` asks once per
+        /// connection: the attach's opener, `replicate`, `retry` and `channelEnded` each look
+        /// for a driver, which exists only once the remote accepted, so two of them in that
+        /// round trip opened two channels, each fetching every page the other did.
+        var opened: [Key: any ReplicationConnection] = [:]
     }
 
     /// - Parameters:
@@ -170,7 +176,7 @@ public final class Replicator: Sendable {
             guard s.banned[key] == nil || s.banned[key] == .forked else { return nil }
             s.banned[key] = nil
             guard s.wanted[book] != nil else { return nil }
-            if s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) {
+            if s.drivers.values.contains(where: { $0.bookID == book && $0.peer == peer }) || s.opened[key] != nil {
                 s.askAgain.insert(key)
                 return nil
             }
@@ -256,10 +262,20 @@ public final class Replicator: Sendable {
     }
 
     private func open(_ bookID: BookID, on connection: any ReplicationConnection) async {
-        let peer = connection.remotePeer
-        let banned = state.withLock { $0.banned[Key(peer: peer, book: bookID)] != nil }
-        guard !banned, let channel = try? await connection.openReplicationChannel(label: ChannelLabel.make(bookID)) else { return }
-        start(bookID, channel: channel, on: connection)
+        let key = Key(peer: connection.remotePeer, book: bookID)
+        let ask = state.withLock { s -> Bool in
+            guard s.banned[key] == nil, s.opened[key] !== connection else { return false }
+            s.opened[key] = connection
+            return true
+        }
+        guard ask else { return }
+        guard let channel = try? await connection.openReplicationChannel(label: ChannelLabel.make(bookID)) else {
+            state.withLock { s in if s.opened[key] === connection { s.opened[key] = nil } }
+            // A `retry` asked meanwhile waited for this channel.
+            channelEnded(bookID, with: key.peer)
+            return
+        }
+        start(bookID, channel: channel, on: connection, opened: true)
     }
 
     private func accept(_ channel: any ReplicationChannel, on connection: any ReplicationConnection) {
@@ -315,14 +331,19 @@ public final class Replicator: Sendable {
         }
     }
 
-    private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection) {
+    /// - Parameter opened: this side asked for the channel (`open`); its end lets `open` ask
+    ///   again on the connection.
+    private func start<Channel: ReplicationChannel>(_ bookID: BookID, channel: Channel, on connection: any ReplicationConnection,
+                                                    opened: Bool = false) {
+        let peer = connection.remotePeer
+        let key = Key(peer: peer, book: bookID)
         // Never `open(id:)` here: a book deleted since the channel was asked for (a task
         // left) would come back as an empty reader's book.
         guard let book = try? store.book(id: bookID) else {
+            if opened { state.withLock { s in if s.opened[key] === connection { s.opened[key] = nil } } }
             Task { await channel.close() }
             return
         }
-        let peer = connection.remotePeer
         let interest: Interest = state.withLock { s in
             guard let entry = s.wanted[bookID], entry.peer == nil || entry.peer == peer else { return .none }
             return entry.interest
@@ -334,6 +355,7 @@ public final class Replicator: Sendable {
             report: { [weak self] driver, actions in self?.perform(actions, of: driver) },
             onFinish: { [weak self] driver in
                 self?.state.withLock { s in
+                    if opened, s.opened[key] === connection { s.opened[key] = nil }
                     guard s.drivers.removeValue(forKey: ObjectIdentifier(driver)) != nil else { return }
                     s.finishedStats[driver.bookID] = (s.finishedStats[driver.bookID] ?? ReplicationStats()) + driver.stats
                 }

@@ -74,14 +74,42 @@ struct ReplicatorRetryTests {
         await bed.stop()
     }
 
+    @Test("asked for again while its channel is being opened, the book gets no second channel")
+    func noSecondChannelWhileOpening() async throws {
+        // The remote accepts only when the test says: until then the replicator has no
+        // driver for the book, only the open it asked for.
+        let bed = try await readerAttached(gated: true)
+        let (reader, remote, book) = (bed.reader, bed.remote, bed.book)
+        #expect(await eventually { remote.asked == 1 })
+        // Asked for again in that round trip: the reader process calls `replicate` as its
+        // session comes up, the messenger at each announcement of the book.
+        let again = Task { try await reader.replicate(book, from: remote.remotePeer) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(remote.asked == 1, "a second channel was asked for while the first was being opened")
+        remote.accept()
+        try await again.value
+        #expect(await eventually { remote.opened >= 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(remote.opened == 1)
+        // Once it ends, the book's channel can be asked for again on this session.
+        await remote.channel(0)?.close()
+        try await Task.sleep(for: .milliseconds(100))
+        let reopen = Task { try await reader.replicate(book, from: remote.remotePeer) }
+        #expect(await eventually { remote.asked == 2 })
+        remote.accept()
+        try await reopen.value
+        #expect(remote.opened == 2)
+        await bed.stop()
+    }
+
     /// A reader's replicator that wants a book from a scripted remote, attached to it.
-    private func readerAttached() async throws -> RetryBed {
+    private func readerAttached(gated: Bool = false) async throws -> RetryBed {
         let directory = TemporaryDirectory("repl-retry")
         let author = try Fixtures.store(directory.sub("author"), seed: 1)
         let book = try Fixtures.authorBook(author, count: 3).id
         author.close()
         let store = try Fixtures.store(directory.sub("reader"), seed: 2)
-        let remote = ScriptedConnection(remotePeer: Fixtures.peer(1))
+        let remote = ScriptedConnection(remotePeer: Fixtures.peer(1), gated: gated)
         let reader = Replicator(store: store, localPeer: Fixtures.peer(2), policy: Fixtures.policy)
         try await reader.replicate(book, from: remote.remotePeer)
         reader.attach(remote)
@@ -104,14 +132,29 @@ struct RetryBed {
 }
 
 /// A session whose remote side the test plays: it records the channels the replicator
-/// opens, never opens one itself, and stays up until detached.
+/// opens, never opens one itself, and stays up until detached. Gated, it accepts a channel
+/// only when the test calls `accept()`.
 final class ScriptedConnection: ReplicationConnection {
     let remotePeer: PeerID
+    let gated: Bool
     private let channels = Mutex<[ScriptedChannel]>([])
+    /// Opens asked for, and those waiting for `accept()`.
+    private let asks = Mutex<(count: Int, waiting: [CheckedContinuation<Void, Never>])>((0, []))
 
-    init(remotePeer: PeerID) { self.remotePeer = remotePeer }
+    init(remotePeer: PeerID, gated: Bool = false) {
+        self.remotePeer = remotePeer
+        self.gated = gated
+    }
 
+    /// Channels the replicator asked for (accepted or waiting).
+    var asked: Int { asks.withLock { $0.count } }
+    /// Channels accepted.
     var opened: Int { channels.withLock { $0.count } }
+
+    /// Accepts every channel asked for so far.
+    func accept() {
+        for waiter in asks.withLock({ s in defer { s.waiting = [] }; return s.waiting }) { waiter.resume() }
+    }
     func channel(_ index: Int) -> ScriptedChannel? { channels.withLock { index < $0.count ? $0[index] : nil } }
 
     func replicationBinding(localPeer: PeerID) -> SessionBinding {
@@ -119,6 +162,13 @@ final class ScriptedConnection: ReplicationConnection {
     }
 
     func openReplicationChannel(label: [UInt8]) async throws -> any ReplicationChannel {
+        if gated {
+            await withCheckedContinuation { continuation in
+                asks.withLock { $0.count += 1; $0.waiting.append(continuation) }
+            }
+        } else {
+            asks.withLock { $0.count += 1 }
+        }
         let channel = ScriptedChannel(label: label)
         channels.withLock { $0.append(channel) }
         return channel
