@@ -246,6 +246,7 @@ extension Book {
             }
             if let pageFile, !filed.isEmpty {
                 _ = try filed.withUnsafeBytes { try pageFile.write([$0]) }
+                try db.recordPageFileWrite(at: start, size: filed.count, book: state.number, pages: range)
             }
             for (offset, page) in pages.enumerated() {
                 let index = range.lowerBound + UInt64(offset)

@@ -20,11 +20,29 @@ extension SQLiteDatabase {
         let s = try statement("UPDATE page_file SET synced = ? WHERE id = 1")
         s.bind(1, Int64(durable))
         try s.run()
+        // Answers whose bytes are all on disk need no check any more.
+        let done = try statement("DELETE FROM page_file_write WHERE at + size <= ?")
+        done.bind(1, Int64(durable))
+        try done.run()
         pageFile.recorded = durable
     }
 
+    /// Records that the bytes of an answer's pages of book `number` in `pages` were written at
+    /// `at` (`size` bytes), in the answer's transaction: until the file is synced past them,
+    /// the check at open reads those pages' rows (`checkPageFile`).
+    func recordPageFileWrite(at: UInt64, size: Int, book number: Int64, pages: Range<UInt64>) throws {
+        let s = try statement("INSERT OR REPLACE INTO page_file_write (at, size, book, first, count) VALUES (?, ?, ?, ?, ?)")
+        s.bind(1, Int64(at))
+        s.bind(2, Int64(size))
+        s.bind(3, number)
+        s.bind(4, pages.lowerBound)
+        s.bind(5, UInt64(pages.count))
+        try s.run()
+    }
+
     /// Checks every page row naming bytes of the page file beyond the end recorded as on
-    /// disk: its bytes must be there and hash to the leaf its row keeps. A row whose bytes
+    /// disk — the rows of the answers `page_file_write` lists — : its bytes must be there and
+    /// hash to the leaf its row keeps. A row whose bytes
     /// were lost (a power loss took them, while its transaction had reached the disk) is
     /// no longer a held page: its tree nodes move to the `node` table — its neighbours'
     /// proofs need them — and the row goes, so the page is fetched again. Then the file is
@@ -35,15 +53,9 @@ extension SQLiteDatabase {
         guard let pageFile, pageFile.writable else { return [:] }
         let synced = try pageFileSynced()
         pageFile.recorded = synced
-        // A file shorter than the end recorded as on disk lost bytes it had (cut short or
-        // replaced by hand): every row that may reach past its end is checked too — from one
-        // largest page before it, as no row in the file is longer.
-        let start = pageFile.end >= synced ? synced : pageFile.end - min(pageFile.end, UInt64(Book.sharedPageThreshold))
         var lost: [(key: Int64, tree: [UInt8])] = []
         var checked = 0
-        let s = try statement("SELECT key, tree, at, size FROM page WHERE at >= ? ORDER BY at")
-        s.bind(1, Int64(start))
-        do {
+        func check(_ s: SQLiteStatement) throws {
             defer { s.reset() }
             while try s.step() {
                 checked += 1
@@ -61,6 +73,39 @@ extension SQLiteDatabase {
                 }
                 if !intact { lost.append((key, tree)) }
             }
+        }
+        let written = try statement("SELECT count(*) FROM page_file_write")
+        let pending = try written.step() && written.int64(0) > 0
+        written.reset()
+        if pageFile.end >= synced {
+            // The answers written beyond the synced end, each a key range of one book.
+            var runs: [(at: Int64, size: Int64, book: Int64, first: Int64, count: Int64)] = []
+            let list = try statement("SELECT at, size, book, first, count FROM page_file_write WHERE at + size > ?")
+            list.bind(1, Int64(synced))
+            do {
+                defer { list.reset() }
+                while try list.step() { runs.append((list.int64(0), list.int64(1), list.int64(2), list.int64(3), list.int64(4))) }
+            }
+            let rows = try statement("SELECT key, tree, at, size FROM page WHERE key >= ? AND key < ? AND at >= ? AND at < ?")
+            for run in runs where (0..<PageKey.maximumBooks).contains(run.book) && run.first >= 0 && run.count >= 0 {
+                let first = min(UInt64(run.first), PageKey.maximumPages)
+                let end = min(first + min(UInt64(run.count), PageKey.maximumPages), PageKey.maximumPages)
+                let base = PageKey.key(book: run.book, page: 0)
+                rows.bind(1, base + Int64(first))
+                rows.bind(2, base + Int64(end))
+                rows.bind(3, run.at)
+                rows.bind(4, run.at &+ run.size)
+                try check(rows)
+            }
+        } else {
+            // A file shorter than the end recorded as on disk lost bytes it had (cut short or
+            // replaced by hand): every row that may reach past its end is checked — from one
+            // largest page before it, as no row in the file is longer. Damage, so rare: the
+            // page table is read whole.
+            let start = pageFile.end - min(pageFile.end, UInt64(Book.sharedPageThreshold))
+            let rows = try statement("SELECT key, tree, at, size FROM page WHERE at >= ?")
+            rows.bind(1, Int64(start))
+            try check(rows)
         }
         var given: [Int64: [UInt64]] = [:]
         if !lost.isEmpty {
@@ -86,9 +131,13 @@ extension SQLiteDatabase {
                 }
             }
         }
-        if checked > 0 || pageFile.end != synced {
+        if checked > 0 || pending || pageFile.end != synced {
+            // Everything checked, and on disk from here: no answer is left to check.
             try pageFile.sync()
-            if pageFile.durableEnd != synced { try transaction { try recordPageFileSynced(force: true) } }
+            try transaction {
+                try execute("DELETE FROM page_file_write")
+                try recordPageFileSynced(force: true)
+            }
         }
         return given
     }

@@ -62,17 +62,24 @@ enum Schema {
         """,
         // 2 → 3: the bytes of pages a reader stores in the page file `books.pages`
         // (PROTOCOL.md §4.10): such a row keeps an empty `data` and names its bytes by `at`
-        // (offset) and `size`; `page_file.synced` is the end of the file known on disk,
-        // beyond which rows are checked at open. Rows written before stay as they are.
+        // (offset) and `size`; `page_file.synced` is the end of the file known on disk, and
+        // `page_file_write` the answers written beyond it, whose rows are checked at open.
+        // Rows written before stay as they are.
         """
         ALTER TABLE page ADD COLUMN at INTEGER;
         ALTER TABLE page ADD COLUMN size INTEGER;
-        CREATE INDEX page_at ON page (at) WHERE at IS NOT NULL;
         CREATE TABLE page_file (
             id     INTEGER PRIMARY KEY CHECK (id = 1),
             synced INTEGER NOT NULL
         );
         INSERT INTO page_file (id, synced) VALUES (1, 0);
+        CREATE TABLE page_file_write (
+            at    INTEGER PRIMARY KEY,
+            size  INTEGER NOT NULL,
+            book  INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            count INTEGER NOT NULL
+        );
         """,
     ]
 
@@ -121,6 +128,8 @@ enum Schema {
             PRAGMA temp_store = MEMORY;
             CREATE TEMP VIEW page AS SELECT key, tree, data, root, \(blob), NULL AS at, NULL AS size FROM main.page;
             CREATE TEMP TABLE page_file (id INTEGER PRIMARY KEY, synced INTEGER NOT NULL);
+            CREATE TEMP TABLE page_file_write (at INTEGER PRIMARY KEY, size INTEGER NOT NULL, book INTEGER NOT NULL,
+                                               first INTEGER NOT NULL, count INTEGER NOT NULL);
             """)
         if version < 2 {
             try db.execute("CREATE TEMP TABLE blob (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, data BLOB NOT NULL)")
