@@ -235,6 +235,9 @@ extension Book {
             var offsets: [UInt64?] = []
             offsets.reserveCapacity(pages.count)
             let start = pageFile?.end ?? 0
+            if pageFile != nil {
+                filed.reserveCapacity(pages.reduce(0) { $0 + (Book.goesToPageFile(size: $1.count) ? $1.count : 0) })
+            }
             for (offset, page) in pages.enumerated() {
                 let index = range.lowerBound + UInt64(offset)
                 guard pageFile != nil, !state.held.contains(index), Book.goesToPageFile(size: page.count) else {
@@ -245,7 +248,7 @@ extension Book {
                 page.withUnsafeBytes { filed.append(contentsOf: $0) }
             }
             if let pageFile, !filed.isEmpty {
-                _ = try filed.withUnsafeBytes { try pageFile.write([$0]) }
+                _ = try filed.withUnsafeBytes { try pageFile.write($0) }
                 try db.recordPageFileWrite(at: start, size: filed.count, book: state.number, pages: range)
             }
             for (offset, page) in pages.enumerated() {

@@ -4,7 +4,7 @@ import Synchronization
 
 /// `<directory>/books.pages`: the bytes of the pages a reader stores (PROTOCOL.md §4.10),
 /// appended one answer at a time, each page's row naming where its bytes are (`at`,
-/// `size`). A verified answer is then written once — by one `pwritev` here, its rows a
+/// `size`). A verified answer is then written once — by one `pwrite` here, its rows a
 /// few dozen bytes each in the database — instead of twice through SQLite (the WAL, then
 /// the checkpoint) with every B-tree page it fills: end-to-end replication of 1 KiB pages
 /// ran about half again as fast (BENCHMARKS.md, session 17).
@@ -17,12 +17,10 @@ import Synchronization
 /// naming bytes beyond it are checked when the store opens — after a power loss, bytes
 /// the database says were written may not be (§4.10).
 ///
-/// The descriptor is used from any thread (`pread`/`pwritev` take their offset); `end`
+/// The descriptor is used from any thread (`pread`/`pwrite` take their offset); `end`
 /// changes only under the store's lock.
 final class PageFile: @unchecked Sendable {
     static let fileName = "books.pages"
-    /// Linux's `IOV_MAX` (`UIO_MAXIOV`): iovecs one `pwritev` takes.
-    static let maxVectors = 1024
     /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE` (linux/falloc.h), which Glibc's module
     /// does not export.
     static let punchHoleKeepSize: Int32 = 0x02 | 0x01
@@ -80,35 +78,20 @@ final class PageFile: @unchecked Sendable {
     /// The end as of the last `sync` that succeeded.
     var durableEnd: UInt64 { durableOffset.load(ordering: .acquiring) }
 
-    /// Writes `pieces` one after the other at `end` and returns where the first begins;
-    /// `end` moves past them only with `commit`, once the rows naming them are committed,
-    /// so that a transaction rolled back leaves its bytes to be written over. A failure
-    /// names the file: `diskFull` when the disk is full, as from SQLite.
-    func write(_ pieces: [UnsafeRawBufferPointer]) throws -> UInt64 {
+    /// Writes `bytes` at `end` and returns where they begin; `end` moves past them only with
+    /// `commit`, once the rows naming them are committed, so that a transaction rolled back
+    /// leaves its bytes to be written over. A failure names the file: `diskFull` when the
+    /// disk is full, as from SQLite.
+    func write(_ bytes: UnsafeRawBufferPointer) throws -> UInt64 {
         let start = end
-        var vectors = pieces.filter { !$0.isEmpty }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
-        var offset = start
-        var first = 0
-        while first < vectors.count {
-            let batch = min(vectors.count - first, PageFile.maxVectors)
-            let written = vectors.withUnsafeMutableBufferPointer { pwritev(descriptor, $0.baseAddress! + first, Int32(batch), off_t(offset)) }
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(start) + off_t(done))
             guard written > 0 else {
                 if written < 0 && errno == EINTR { continue }
                 throw PageFile.failure("cannot write to", written < 0 ? errno : EIO, path: path)
             }
-            offset += UInt64(written)
-            // A short write: on from the first byte not written.
-            var left = written
-            while left > 0 {
-                if left >= vectors[first].iov_len {
-                    left -= vectors[first].iov_len
-                    first += 1
-                } else {
-                    vectors[first].iov_base = vectors[first].iov_base! + left
-                    vectors[first].iov_len -= left
-                    left = 0
-                }
-            }
+            done += written
         }
         return start
     }
