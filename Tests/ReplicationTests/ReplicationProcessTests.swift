@@ -53,6 +53,35 @@ struct ReplicationProcessTests {
         try await Self.scenario(pages: 30_000, hosts: nil, authorAddress: "127.0.0.1", readerAddress: "127.0.0.1")
     }
 
+    /// The reader killed (SIGKILL) once it holds a third and restarted on its store: what it
+    /// stored before is there (its page file checked at open, PROTOCOL.md §4.10) and is not
+    /// fetched again; the rest comes, identical and verified.
+    @Test("over UDP loopback, reader killed mid-way and restarted", .enabled(if: PeerProcess.replicationPeer != nil, "replication-peer is not built"))
+    func loopbackReaderKill() async throws {
+        let pages = 30_000
+        let dir = TemporaryDirectory("repl-proc")
+        let author = try Self.author(dir.sub("a"), bind: "127.0.0.1", pages: pages, host: nil)
+        defer { author.kill() }
+        let ready = try #require(await author.waitFor(.seconds(60)) { $0.event == "ready" })
+        let peer = try #require(ready.fields["peer"]), book = try #require(ready.fields["book"])
+        var reader = try Self.reader(dir.sub("b"), bind: "127.0.0.1", author: (peer, "127.0.0.1"), book: book, pages: pages, host: nil)
+        defer { reader.kill() }
+        let third = await reader.waitFor(.seconds(60)) { $0.event == "progress" && $0.int("held") >= pages / 3 }
+        #expect(third != nil, "the reader got a third of the book")
+        reader.kill()
+        try await Task.sleep(for: .milliseconds(200))
+        reader = try Self.reader(dir.sub("b"), bind: "127.0.0.1", author: (peer, "127.0.0.1"), book: book, pages: pages, host: nil)
+        let again = try #require(await reader.waitFor(.seconds(60)) { $0.event == "ready" })
+        let heldAtRestart = again.int("held")
+        #expect(heldAtRestart >= pages / 3 && heldAtRestart < pages, "held \(heldAtRestart) after the restart")
+        let complete = await reader.waitFor(.seconds(90)) { $0.event == "complete" }
+        let line = try #require(complete, "the reader completed")
+        #expect(line.int("held") == pages)
+        #expect(line.int("identical") == 1)
+        #expect(line.int("verified") == 1)
+        #expect(line.int("stored") == pages - heldAtRestart, "no page held before the kill fetched again")
+    }
+
     @Test("namespace bed, 20 % loss, author killed mid-way and restarted",
           .enabled(if: TestBed.available, "\(TestBed.unavailableReason ?? "replication-peer is not built")"))
     func namespaceLossKill() async throws {
