@@ -83,39 +83,46 @@ extension BookStore {
     }
 
     /// Gives the copy's rows that name bytes of the page file (§4.10) those bytes, each
-    /// checked against the leaf its row keeps: the copy is one file, whole by itself, and
-    /// names no page file.
+    /// checked against the leaf its row keeps, in the shape of a version-2 row (§4.4: a page
+    /// of 1024 bytes or fewer keeps no leaf); the copy names no page file (`synced` 0, no
+    /// `page_file_write` row) and is one file, whole by itself. A row whose bytes are not
+    /// there or do not match — a store read only after a power loss, which no check at open
+    /// went over, or a disk that damaged them — is given up in the copy as at open
+    /// (`giveUpPage`): the page is fetched again by whoever uses the copy.
     private func inlinePages(into copy: SQLiteDatabase, from pageFile: PageFile?, stopped: () -> Bool) throws {
-        var rows: [(key: Int64, leaf: [UInt8], at: Int64, size: Int64)] = []
+        // A store of version 1 or 2 read as it is (not migrated, §4.1) has none.
+        guard try copy.pragmaInteger("user_version") >= 3 else { return }
+        var rows: [(key: Int64, tree: [UInt8], at: Int64, size: Int64)] = []
         let select = try copy.statement("SELECT key, tree, at, size FROM page WHERE at IS NOT NULL ORDER BY key")
         do {
             defer { select.reset() }
-            while try select.step() {
-                rows.append((select.int64(0), Array(select.blob(1).prefix(PageHash.length)), select.int64(2), select.int64(3)))
-            }
-        }
-        guard !rows.isEmpty else { return }
-        guard let pageFile else {
-            throw BooksError(.corruptDatabase, "\(rows.count) pages are in the page file \(PageFile.fileName), which the store lacks", file: file)
+            while try select.step() { rows.append((select.int64(0), select.blob(1), select.int64(2), select.int64(3))) }
         }
         try copy.transaction {
-            let update = try copy.statement("UPDATE page SET data = ?, at = NULL, size = NULL WHERE key = ?")
+            let update = try copy.statement("""
+                UPDATE page SET data = ?1, tree = CASE WHEN length(?1) <= 1024 THEN substr(tree, 33) ELSE tree END,
+                                at = NULL, size = NULL WHERE key = ?2
+                """)
             for (n, row) in rows.enumerated() {
                 if n % 1024 == 0, stopped() { throw BooksError(.stopped, "the backup was stopped part-way: its copy is removed", file: file) }
                 let page = PageKey.page(ofKey: row.key)
-                guard row.at >= 0, row.size >= 0, row.size <= Book.maximumPageSize else {
-                    throw BooksError(.corruptDatabase, "page \(page) names \(row.size) bytes at offset \(row.at) of the page file", file: file)
-                }
-                try pageFile.read(at: UInt64(row.at), count: Int(row.size), page: page) { bytes in
-                    guard PageHash.leaf(bytes).withUnsafeBytes({ $0.elementsEqual(row.leaf) }) else {
-                        throw BooksError(.corruptDatabase, "page \(page)'s bytes in the page file do not match its leaf hash", file: pageFile.path)
+                // The bytes, when they are there and are the page's (a read that fails is a
+                // page lost, like one that does not match); the copy's own writes throw.
+                var bytes: [UInt8]?
+                if row.tree.count >= PageHash.length, row.at >= 0, row.size >= 0, row.size <= Book.maximumPageSize {
+                    bytes = try? pageFile?.read(at: UInt64(row.at), count: Int(row.size), page: page) { bytes in
+                        PageHash.leaf(bytes).withUnsafeBytes { $0.elementsEqual(row.tree[..<PageHash.length]) } ? Array(bytes) : nil
                     }
-                    update.bindBorrowed(1, bytes)
+                }
+                if let bytes {
+                    update.bind(1, bytes)
                     update.bind(2, row.key)
                     try update.run()
+                } else {
+                    try copy.giveUpPage(key: row.key, tree: row.tree)
                 }
             }
-            try copy.execute("UPDATE page_file SET synced = 0")
+            try copy.execute("UPDATE page_file SET synced = 0; DELETE FROM page_file_write;")
         }
     }
 

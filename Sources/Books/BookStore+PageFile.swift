@@ -110,24 +110,9 @@ extension SQLiteDatabase {
         var given: [Int64: [UInt64]] = [:]
         if !lost.isEmpty {
             try transaction {
-                let delete = try statement("DELETE FROM page WHERE key = ?")
                 for (key, tree) in lost {
-                    let book = key >> Int64(PageKey.indexBits)
-                    let page = PageKey.page(ofKey: key)
-                    let nodes = FlatTree.completed(byPage: page)
-                    // The nodes the row kept: its leaf, then the parents it completes (a row
-                    // of another shape is damaged: none of its hashes is kept).
-                    if tree.count == nodes.count * PageHash.length {
-                        for (depth, node) in nodes.enumerated() {
-                            let hash = tree.withUnsafeBytes {
-                                PageHash(copying: UnsafeRawBufferPointer(rebasing: $0[(depth * PageHash.length)..<((depth + 1) * PageHash.length)]))
-                            }
-                            try insertNode(book: book, node: TreeNode(index: node, hash: hash))
-                        }
-                    }
-                    delete.bind(1, key)
-                    try delete.run()
-                    given[book, default: []].append(page)
+                    try giveUpPage(key: key, tree: tree)
+                    given[key >> Int64(PageKey.indexBits), default: []].append(PageKey.page(ofKey: key))
                 }
             }
         }
@@ -140,6 +125,29 @@ extension SQLiteDatabase {
             }
         }
         return given
+    }
+}
+
+extension SQLiteDatabase {
+    /// Gives up the page row `key`, whose `tree` column is given, when its bytes in the page
+    /// file are lost (§4.10): its tree nodes — its leaf, then the parents it completes — go
+    /// to the `node` table, which its neighbours' proofs need, and the row is deleted: the
+    /// page is no longer held and is fetched again. A `tree` of another shape is damaged:
+    /// none of its hashes is kept. Inside a write transaction.
+    func giveUpPage(key: Int64, tree: [UInt8]) throws {
+        let book = key >> Int64(PageKey.indexBits)
+        let nodes = FlatTree.completed(byPage: PageKey.page(ofKey: key))
+        if tree.count == nodes.count * PageHash.length {
+            for (depth, node) in nodes.enumerated() {
+                let hash = tree.withUnsafeBytes {
+                    PageHash(copying: UnsafeRawBufferPointer(rebasing: $0[(depth * PageHash.length)..<((depth + 1) * PageHash.length)]))
+                }
+                try insertNode(book: book, node: TreeNode(index: node, hash: hash))
+            }
+        }
+        let delete = try statement("DELETE FROM page WHERE key = ?")
+        delete.bind(1, key)
+        try delete.run()
     }
 }
 

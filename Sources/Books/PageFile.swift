@@ -32,6 +32,8 @@ final class PageFile: @unchecked Sendable {
     private let endOffset: Atomic<UInt64>
     /// The end as of the last `sync` that succeeded: every byte before it is on disk.
     private let durableOffset = Atomic<UInt64>(0)
+    /// A sync failed: `durableOffset` no longer moves (`sync`).
+    private let syncFailed = Atomic<Bool>(false)
     /// The end last recorded in the database as on disk (`page_file.synced`); under the
     /// store's lock.
     var recorded: UInt64 = 0
@@ -122,11 +124,20 @@ final class PageFile: @unchecked Sendable {
     }
 
     /// Puts everything written so far on disk (`fdatasync`) and returns the end it covers.
+    ///
+    /// Once a sync has failed, `durableEnd` stays where it was for as long as the file is
+    /// open: Linux reports a failed write-back once, to the next sync, and a later sync
+    /// succeeds although the bytes it failed to write are lost. Only the check at the next
+    /// open can tell them (§4.10).
     @discardableResult
     func sync() throws -> UInt64 {
         let covered = end
-        guard fdatasync(descriptor) == 0 else { throw PageFile.failure("cannot sync", errno, path: path) }
-        if covered > durableEnd { durableOffset.store(covered, ordering: .releasing) }
+        guard fdatasync(descriptor) == 0 else {
+            let reason = errno
+            syncFailed.store(true, ordering: .releasing)
+            throw PageFile.failure("cannot sync", reason, path: path)
+        }
+        if covered > durableEnd, !syncFailed.load(ordering: .acquiring) { durableOffset.store(covered, ordering: .releasing) }
         return covered
     }
 
