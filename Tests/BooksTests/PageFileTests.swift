@@ -36,6 +36,32 @@ import Testing
         return stat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
     }
 
+    /// What a power loss may leave of a store that is open: its files copied now (every
+    /// commit in the WAL, the page file as written).
+    static func crashImage(of dir: TemporaryDirectory, into image: TemporaryDirectory) throws {
+        for name in [BookStore.fileName, BookStore.fileName + "-wal", PageFile.fileName] {
+            try FileManager.default.copyItem(atPath: dir.path + "/" + name, toPath: image.path + "/" + name)
+        }
+    }
+
+    /// Where page `index` of the store's first book lies in its page file.
+    static func offset(of index: UInt64, in dir: TemporaryDirectory) throws -> Int64 {
+        try RawSQLite.integer(dir.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: index))")
+    }
+
+    /// Changes a byte at each of `offsets` in the page file; cuts it at `cut`.
+    static func damagePageFile(in dir: TemporaryDirectory, at offsets: [Int64], cut: Int64? = nil) throws {
+        let handle = try #require(FileHandle(forUpdatingAtPath: dir.path + "/" + PageFile.fileName))
+        for offset in offsets {
+            try handle.seek(toOffset: UInt64(offset))
+            let old = try handle.read(upToCount: 1)?.first ?? 0
+            try handle.seek(toOffset: UInt64(offset))
+            try handle.write(contentsOf: Data([old ^ 0xFF]))
+        }
+        if let cut { try handle.truncate(atOffset: UInt64(cut)) }
+        try handle.close()
+    }
+
     static let filedCount = pages.filter { Book.goesToPageFile(size: $0.count) }.count
     static let filedBytes = pages.filter { Book.goesToPageFile(size: $0.count) }.reduce(0) { $0 + $1.count }
 
@@ -80,21 +106,13 @@ import Testing
         let store = try openStore(dir)
         let copy = try Self.copy(of: source, in: store, ranges: [0..<40])
         _ = copy
-        for name in [BookStore.fileName, BookStore.fileName + "-wal", PageFile.fileName] {
-            try FileManager.default.copyItem(atPath: dir.path + "/" + name, toPath: image.path + "/" + name)
-        }
+        try Self.crashImage(of: dir, into: image)
         store.close()
         #expect(try RawSQLite.integer(image.databaseFile, "SELECT synced FROM page_file") == 0)
 
         // Page 5's bytes damaged, pages 37 and 38 cut off (39 is small: in its row).
-        let offsets = try Dictionary(uniqueKeysWithValues: [5, 37, 38].map { index in
-            (index, try RawSQLite.integer(image.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: UInt64(index)))"))
-        })
-        let handle = try #require(FileHandle(forUpdatingAtPath: image.path + "/" + PageFile.fileName))
-        try handle.seek(toOffset: UInt64(offsets[5]!) + 100)
-        try handle.write(contentsOf: Data([0xFF]))
-        try handle.truncate(atOffset: UInt64(offsets[37]!))
-        try handle.close()
+        let cut = try Self.offset(of: 37, in: image)
+        try Self.damagePageFile(in: image, at: [Self.offset(of: 5, in: image) + 100], cut: cut)
 
         let recovered = try openStore(image)
         defer { recovered.close() }
@@ -104,7 +122,7 @@ import Testing
         try book.verify()
         _ = try book.proof(for: 4)
         _ = try book.proof(for: 36)
-        #expect(try RawSQLite.integer(image.databaseFile, "SELECT synced FROM page_file") == Int64(offsets[37]!))
+        #expect(try RawSQLite.integer(image.databaseFile, "SELECT synced FROM page_file") == cut)
         let root = try #require(source.signedRoot)
         for range in [5..<6, 37..<39] as [Range<UInt64>] {
             try book.apply(signedRoot: root, proof: source.proof(for: range), pages: source.pages(in: range))
@@ -123,10 +141,8 @@ import Testing
         let store = try openStore(dir)
         _ = try Self.copy(of: source, in: store, ranges: [0..<40])
         store.close()
-        let cut = try RawSQLite.integer(dir.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: 35))") + 10
-        let handle = try #require(FileHandle(forUpdatingAtPath: dir.path + "/" + PageFile.fileName))
-        try handle.truncate(atOffset: UInt64(cut))
-        try handle.close()
+        let cut = try Self.offset(of: 35, in: dir) + 10
+        try Self.damagePageFile(in: dir, at: [], cut: cut)
         let reopened = try openStore(dir)
         defer { reopened.close() }
         let book = try #require(try reopened.book(id: source.id))
@@ -194,11 +210,7 @@ import Testing
         let store = try openStore(dir)
         _ = try Self.copy(of: source, in: store, ranges: [0..<40])
         store.close()
-        let at = try RawSQLite.integer(dir.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: 12))")
-        let handle = try #require(FileHandle(forUpdatingAtPath: dir.path + "/" + PageFile.fileName))
-        try handle.seek(toOffset: UInt64(at) + 7)
-        try handle.write(contentsOf: Data([0xEE]))
-        try handle.close()
+        try Self.damagePageFile(in: dir, at: [Self.offset(of: 12, in: dir) + 7])
         let reopened = try openStore(dir)
         defer { reopened.close() }
         try reopened.backup(to: restored.databaseFile)
@@ -242,21 +254,13 @@ import Testing
         try store.checkpoint()  // syncs the page file; the next answer records its end
         let root = try #require(source.signedRoot)
         try copy.apply(signedRoot: root, proof: source.proof(for: 20..<40), pages: source.pages(in: 20..<40))
-        for name in [BookStore.fileName, BookStore.fileName + "-wal", PageFile.fileName] {
-            try FileManager.default.copyItem(atPath: dir.path + "/" + name, toPath: image.path + "/" + name)
-        }
+        try Self.crashImage(of: dir, into: image)
         store.close()
         let synced = try RawSQLite.integer(image.databaseFile, "SELECT synced FROM page_file")
-        let before = try RawSQLite.integer(image.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: 5))")
-        let after = try RawSQLite.integer(image.databaseFile, "SELECT at FROM page WHERE key = \(PageKey.key(book: 1, page: 25))")
+        let before = try Self.offset(of: 5, in: image), after = try Self.offset(of: 25, in: image)
         #expect(synced > before && after >= synced, "synced \(synced), page 5 at \(before), page 25 at \(after)")
         #expect(try RawSQLite.integer(image.databaseFile, "SELECT count(*) FROM page_file_write") == 1)
-        let handle = try #require(FileHandle(forUpdatingAtPath: image.path + "/" + PageFile.fileName))
-        for offset in [before, after] {
-            try handle.seek(toOffset: UInt64(offset) + 3)
-            try handle.write(contentsOf: Data([0xAB]))
-        }
-        try handle.close()
+        try Self.damagePageFile(in: image, at: [before + 3, after + 3])
         let recovered = try openStore(image)
         defer { recovered.close() }
         let book = try #require(try recovered.book(id: source.id))
