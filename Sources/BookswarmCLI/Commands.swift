@@ -68,32 +68,14 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let request = ControlRequest(command: .backup, path: absolutePath(destination))
-            // Ctrl-C or SIGTERM while this process writes the copy itself (no daemon): the
-            // half-built copy, secret key included, goes with it rather than stay hidden
-            // beside the destination. A daemon's backup stops when this process exits (its
-            // connection closes, kill -9 too), and the daemon removes its own half-built copy.
-            // The copy is asked to stop (at its next step) and, when this process writes it,
-            // waited for (at most 3 s): it removes what it wrote itself, and nothing it writes
-            // after the removal below can land in a directory made again. The removal is
-            // tried until the directory is gone (a file made meanwhile fails one try).
+            // Ctrl-C or SIGTERM (`interruptibly`): the half-built copy, secret key included,
+            // goes with it rather than stay hidden beside the destination.
             let staging = Vault.backupStaging(for: absolutePath(destination))
             let vault = vault
-            let ended = DispatchSemaphore(value: 0)
-            let work = Task {
-                defer { ended.signal() }
-                return try await Control.call(request, vault, as: VaultBackup.self)
+            let result = try await interruptibly(vault, { try await Control.call(request, vault, as: VaultBackup.self) }) {
+                try? FileManager.default.removeItem(atPath: staging)
+                return !FileManager.default.fileExists(atPath: staging)
             }
-            let interrupts = onInterrupt {
-                work.cancel()
-                if !VaultLock.heldByDaemon(vault.directory) { _ = ended.wait(timeout: .now() + 3) }
-                for _ in 0..<100 {
-                    try? FileManager.default.removeItem(atPath: staging)
-                    if !FileManager.default.fileExists(atPath: staging) { break }
-                    usleep(10_000)
-                }
-            }
-            defer { for source in interrupts { source.cancel() } }
-            let result = try await work.value
             if output.json { try printJSON(result); return }
             let size = ByteCountFormatter.string(fromByteCount: Int64(clamping: result.bytes), countStyle: .file)
             printOut("backed up to \(result.path): \(counted(result.books, "book")), \(size)")
@@ -421,6 +403,32 @@ struct LogCommand: AsyncParsableCommand {
 /// For the commands that write a file of their own beside their result (`backup`, `save`
 /// without a daemon): what they leave half-written goes. With a daemon, the exit closes the
 /// control connection, and the daemon stops the request and removes what it wrote (§10.7).
+/// Runs `call`, a request that may write a file or a copy beside its destination, so that
+/// Ctrl-C or SIGTERM leaves nothing of it: the work is cancelled — it stops at its next step
+/// and removes what it wrote — and, when this process does it itself (no daemon holds the
+/// vault), waited for (at most 3 s); then `removeLeftovers` runs until it says nothing is
+/// left (a file made meanwhile fails one try; at most 1 s), and the process exits. A
+/// daemon's work stops when this process exits (its connection closes, kill -9 too), and
+/// the daemon removes its own.
+func interruptibly<T: Sendable>(_ vault: VaultOptions, _ call: @escaping @Sendable () async throws -> T,
+                                removeLeftovers: @escaping @Sendable () -> Bool) async throws -> T {
+    let ended = DispatchSemaphore(value: 0)
+    let work = Task {
+        defer { ended.signal() }
+        return try await call()
+    }
+    let interrupts = onInterrupt {
+        work.cancel()
+        if !VaultLock.heldByDaemon(vault.directory) { _ = ended.wait(timeout: .now() + 3) }
+        for _ in 0..<100 {
+            if removeLeftovers() { break }
+            usleep(10_000)
+        }
+    }
+    defer { for source in interrupts { source.cancel() } }
+    return try await work.value
+}
+
 func onInterrupt(_ cleanUp: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { signalNumber in
         signal(signalNumber, SIG_IGN)

@@ -69,15 +69,17 @@ struct FilesCommand: AsyncParsableCommand {
 }
 
 /// Removes the hidden files this process was writing a saved file to: `.ID.partial-PID-N`
-/// in `destination` if it is a directory, else beside it.
-func removeOwnPartialFiles(near destination: String) {
+/// in `destination` if it is a directory, else beside it. True when none is left.
+func removeOwnPartialFiles(near destination: String) -> Bool {
     var isDirectory: ObjCBool = false
     let exists = FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory)
     let directory = exists && isDirectory.boolValue ? destination : (destination as NSString).deletingLastPathComponent
     let mark = ".partial-\(getpid())-"
+    var left = false
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where entry.hasPrefix(".") && entry.contains(mark) {
-        try? FileManager.default.removeItem(atPath: directory + "/" + entry)
+        do { try FileManager.default.removeItem(atPath: directory + "/" + entry) } catch { left = true }
     }
+    return !left
 }
 
 struct SaveCommand: AsyncParsableCommand {
@@ -99,13 +101,12 @@ struct SaveCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let request = ControlRequest.save(task: task, file: file, destination: destination)
-            // Ctrl-C or SIGTERM while this process writes the file (no daemon): the hidden
-            // file it was writing (`.ID.partial-PID-N`, PROTOCOL.md §10.7), up to 64 MiB, goes
-            // too. A daemon's save stops when this process exits (its connection closes,
-            // kill -9 too), and the daemon removes its own hidden file.
-            let interrupts = onInterrupt { removeOwnPartialFiles(near: request.path ?? "") }
-            defer { for source in interrupts { source.cancel() } }
-            let saved = try await Control.call(request, vault, as: SaveResult.self)
+            // Ctrl-C or SIGTERM (`interruptibly`): the hidden file it was writing
+            // (`.ID.partial-PID-N`, PROTOCOL.md §10.7), up to 64 MiB, goes too.
+            let vault = vault
+            let saved = try await interruptibly(vault, { try await Control.call(request, vault, as: SaveResult.self) }) {
+                removeOwnPartialFiles(near: request.path ?? "")
+            }
             if output.json { try printJSON(saved); return }
             printOut(Format.saved(saved))
         }
