@@ -10,12 +10,14 @@ import Synchronization
 /// ran about half again as fast (BENCHMARKS.md, session 17).
 ///
 /// Ordering, which is all the crash safety there is to it: an answer's bytes are written
-/// before the transaction naming them commits, so a killed process leaves at worst bytes
-/// no row names (at the file's end, written over by the next answer). The file is synced
-/// before each checkpoint pass and when the store closes; the end that was synced then is
-/// recorded in the database (`page_file.synced`) by the next transaction, and the rows
-/// naming bytes beyond it are checked when the store opens — after a power loss, bytes
-/// the database says were written may not be (§4.10).
+/// before the transaction naming them commits, so a killed process leaves at worst one
+/// answer's bytes that no row names at the file's end (never read; the next open appends
+/// after them), and a transaction rolled back leaves its bytes to the next answer. The file
+/// is synced before each checkpoint pass and when the store closes; the end that was synced
+/// then is recorded in the database (`page_file.synced`) by the next verified answer's
+/// transaction, and the rows of the answers written beyond it (`page_file_write`) are
+/// checked when the store opens — after a power loss, bytes the database says were written
+/// may not be (§4.10).
 ///
 /// The descriptor is used from any thread (`pread`/`pwrite` take their offset); `end`
 /// changes only under the store's lock.
