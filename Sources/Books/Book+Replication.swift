@@ -226,36 +226,21 @@ extension Book {
         var byIndex = trusted
         byIndex.reserveCapacity(trusted.count + outcome.nodes.count)
         for node in outcome.nodes { byIndex[node.index] = node.hash }
-        // Pages bound for the page file (§4.10): their bytes are written, one answer in one
-        // call, before the transaction that names them commits.
+        // Pages bound for the page file (§4.10): their bytes are gathered as their rows are
+        // inserted, and written in one call before the transaction that names them commits.
         let pageFile = db.pageFile.flatMap { $0.writable ? $0 : nil }
-        var filed: [UInt8] = []
         let fileEnd = try db.transaction(durable: false) { () -> UInt64? in
             var tree: [UInt8] = []
-            var offsets: [UInt64?] = []
-            offsets.reserveCapacity(pages.count)
+            var filed: [UInt8] = []
             let start = pageFile?.end ?? 0
             if pageFile != nil {
                 filed.reserveCapacity(pages.reduce(0) { $0 + (Book.goesToPageFile(size: $1.count) ? $1.count : 0) })
             }
             for (offset, page) in pages.enumerated() {
                 let index = range.lowerBound + UInt64(offset)
-                guard pageFile != nil, !state.held.contains(index), Book.goesToPageFile(size: page.count) else {
-                    offsets.append(nil)
-                    continue
-                }
-                offsets.append(start + UInt64(filed.count))
-                page.withUnsafeBytes { filed.append(contentsOf: $0) }
-            }
-            if let pageFile, !filed.isEmpty {
-                _ = try filed.withUnsafeBytes { try pageFile.write($0) }
-                try db.recordPageFileWrite(at: start, size: filed.count, book: state.number, pages: range)
-            }
-            for (offset, page) in pages.enumerated() {
-                let index = range.lowerBound + UInt64(offset)
                 guard !state.held.contains(index) else { continue }
                 tree.removeAll(keepingCapacity: true)
-                let at = offsets[offset]
+                let at = pageFile != nil && Book.goesToPageFile(size: page.count) ? start + UInt64(filed.count) : nil
                 // A verified page completes the same nodes as at the author's: all of them
                 // lie on its path to a peak, so the walk established every one. A page in the
                 // page file keeps its leaf, so that its bytes can be checked (§4.10).
@@ -267,6 +252,7 @@ extension Book {
                     hash.withUnsafeBytes { tree += $0 }
                 }
                 if let at {
+                    page.withUnsafeBytes { filed.append(contentsOf: $0) }
                     try tree.withUnsafeBytes { t in
                         try db.insertFilePage(book: state.number, index: index, tree: t, at: at, size: page.count)
                     }
@@ -277,6 +263,10 @@ extension Book {
                         try db.insertPage(book: state.number, index: index, tree: t, data: d, ignoreExisting: true)
                     }
                 }
+            }
+            if let pageFile, !filed.isEmpty {
+                _ = try filed.withUnsafeBytes { try pageFile.write($0) }
+                try db.recordPageFileWrite(at: start, size: filed.count, book: state.number, pages: range)
             }
             for node in outcome.nodes {
                 let owner = FlatTree.rightSpan(node.index) >> 1

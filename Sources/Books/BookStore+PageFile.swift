@@ -150,11 +150,3 @@ extension SQLiteDatabase {
         try delete.run()
     }
 }
-
-extension BookStore {
-    /// Opens the page file beside the database and hands it to `database`: for writing
-    /// when the store writes, else for reading (none where the store has none).
-    static func attachPageFile(to database: SQLiteDatabase, directory: String, writable: Bool) throws {
-        database.pageFile = try PageFile.open(directory: directory, writable: writable)
-    }
-}
