@@ -74,12 +74,9 @@ extension SQLiteDatabase {
                 if !intact { lost.append((key, tree)) }
             }
         }
-        let written = try statement("SELECT count(*) FROM page_file_write")
-        let pending = try written.step() && written.int64(0) > 0
-        written.reset()
+        // The answers written beyond the synced end, each a key range of one book.
+        var runs: [(at: Int64, size: Int64, book: Int64, first: Int64, count: Int64)] = []
         if pageFile.end >= synced {
-            // The answers written beyond the synced end, each a key range of one book.
-            var runs: [(at: Int64, size: Int64, book: Int64, first: Int64, count: Int64)] = []
             let list = try statement("SELECT at, size, book, first, count FROM page_file_write WHERE at + size > ?")
             list.bind(1, Int64(synced))
             do {
@@ -116,7 +113,7 @@ extension SQLiteDatabase {
                 }
             }
         }
-        if checked > 0 || pending || pageFile.end != synced {
+        if checked > 0 || !runs.isEmpty || pageFile.end != synced {
             // Everything checked, and on disk from here: no answer is left to check.
             try pageFile.sync()
             try transaction {
